@@ -1,0 +1,227 @@
+//! Workload files: parse strictly, validate, and report every problem as `file:line:col: message`.
+
+mod model;
+pub mod units;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use model::*;
+use units::Rate;
+
+/// Smallest message that still holds the envelope (see `load::envelope`).
+pub const MIN_MESSAGE_SIZE: u64 = crate::load::envelope::ENVELOPE_LEN as u64;
+/// SQS caps a message body at 256 KiB and we send the envelope base64-encoded (4/3 larger).
+const SQS_MAX_MESSAGE_SIZE: u64 = 256 * 1024 * 3 / 4;
+const MAX_MESSAGE_SIZE: u64 = 1024 * 1024;
+
+/// Metrics an `expect:` block may bound. The checkers compute each of these per broker.
+pub const KNOWN_METRICS: &[&str] = &[
+    "sent",
+    "acked",
+    "failed",
+    "indeterminate",
+    "delivered",
+    "lost",
+    "unexpected",
+    "recovered",
+    "redeliveries",
+    "duplicate_rate",
+    "duplicates_stored",
+    "per_key_order_violations",
+    "per_key_order_violations_redelivered",
+    "skips",
+    "effective_duplicates",
+    "throughput",
+    "p50_publish",
+    "p99_publish",
+    "p999_publish",
+    "max_publish",
+    "p50_end_to_end",
+    "p99_end_to_end",
+    "p999_end_to_end",
+    "max_end_to_end",
+    "availability",
+    "consumer_availability",
+    "recovery_time",
+];
+
+/// A problem in a workload file, located at a line and column (1-based).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkloadError {
+    pub file: PathBuf,
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+impl fmt::Display for WorkloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+    }
+}
+
+impl std::error::Error for WorkloadError {}
+
+/// Read, parse and validate a workload file.
+pub fn load(path: &Path) -> Result<Workload, WorkloadError> {
+    let src = std::fs::read_to_string(path).map_err(|e| WorkloadError {
+        file: path.to_owned(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read workload: {e}"),
+    })?;
+    parse(path, &src)
+}
+
+/// Parse and validate workload text; `path` is only used in error messages.
+pub fn parse(path: &Path, src: &str) -> Result<Workload, WorkloadError> {
+    let workload: Workload = serde_saphyr::from_str(src).map_err(|e| {
+        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+        WorkloadError { file: path.to_owned(), line, column, message: first_line(&e.without_snippet().to_string()) }
+    })?;
+    validate(&workload).map_err(|(at, message)| {
+        let (line, column) = match at {
+            At::Span(l) => (l.line(), l.column()),
+            At::Path(p) => locate(src, &p),
+        };
+        WorkloadError { file: path.to_owned(), line, column, message }
+    })?;
+    Ok(workload)
+}
+
+/// serde-saphyr appends its own "at line X column Y" and a snippet; we print the position first,
+/// compiler style, so keep only the message.
+fn first_line(msg: &str) -> String {
+    let line = msg.lines().next().unwrap_or(msg);
+    match line.find(" at line ") {
+        Some(i) => line[..i].to_string(),
+        None => line.to_string(),
+    }
+}
+
+enum At {
+    Span(serde_saphyr::Location),
+    Path(Vec<&'static str>),
+}
+
+fn err<T>(path: &[&'static str], msg: impl Into<String>) -> Result<T, (At, String)> {
+    Err((At::Path(path.to_vec()), msg.into()))
+}
+
+fn validate(w: &Workload) -> Result<(), (At, String)> {
+    if w.name.trim().is_empty() {
+        return err(&["name"], "name must not be empty");
+    }
+    if w.brokers.is_empty() {
+        return err(&["brokers"], "brokers must name at least one of kafka, rabbitmq, sqs");
+    }
+    let mut seen = w.brokers.clone();
+    seen.sort();
+    seen.dedup();
+    if seen.len() != w.brokers.len() {
+        return err(&["brokers"], "brokers lists the same broker twice");
+    }
+    if !(1..=1000).contains(&w.topology.partitions) {
+        return err(&["topology", "partitions"], "partitions must be between 1 and 1000");
+    }
+    let sqs = &w.topology.sqs;
+    if !(1..=10).contains(&sqs.batch) {
+        return err(&["topology", "sqs", "batch"], "sqs batch must be between 1 and 10 (the SQS limit)");
+    }
+    if sqs.wait_time.0.as_secs() > 20 {
+        return err(&["topology", "sqs", "wait_time"], "sqs wait_time must be at most 20s (the SQS limit)");
+    }
+    if sqs.visibility_timeout.0.as_secs() > 12 * 3600 {
+        return err(&["topology", "sqs", "visibility_timeout"], "sqs visibility_timeout must be at most 12h");
+    }
+    let load = &w.load;
+    if load.producers == 0 || load.producers > 64 {
+        return err(&["load", "producers"], "producers must be between 1 and 64");
+    }
+    if load.keys.count == 0 {
+        return err(&["load", "keys", "count"], "keys.count must be at least 1");
+    }
+    if load.max_in_flight == 0 {
+        return err(&["load", "max_in_flight"], "max_in_flight must be at least 1");
+    }
+    if let Rate::PerSecond(r) = load.rate {
+        if r > 10_000_000.0 {
+            return err(&["load", "rate"], "rate above 10M/s is not supported; use `max`");
+        }
+    }
+    if load.duration.0.is_zero() {
+        return err(&["load", "duration"], "duration must be positive");
+    }
+    if load.warmup >= load.duration {
+        return err(&["load", "warmup"], format!("warmup ({}) must be shorter than duration ({})", load.warmup, load.duration));
+    }
+    let size = load.message_size.0;
+    if size < MIN_MESSAGE_SIZE {
+        return err(&["load", "message_size"], format!("message_size must be at least {MIN_MESSAGE_SIZE}B (the envelope)"));
+    }
+    if size > MAX_MESSAGE_SIZE {
+        return err(&["load", "message_size"], format!("message_size must be at most {MAX_MESSAGE_SIZE}B"));
+    }
+    if w.brokers.contains(&BrokerKind::Sqs) && size > SQS_MAX_MESSAGE_SIZE {
+        return err(&["load", "message_size"], format!("message_size must be at most {SQS_MAX_MESSAGE_SIZE}B for sqs (256 KiB after base64)"));
+    }
+    if w.consumers.count == 0 || w.consumers.count > 64 {
+        return err(&["consumers", "count"], "consumers.count must be between 1 and 64");
+    }
+    for f in &w.faults {
+        validate_fault(&f.value, load.duration).map_err(|m| (At::Span(f.referenced), m))?;
+    }
+    for (name, bound) in &w.expect {
+        if !KNOWN_METRICS.contains(&name.as_str()) {
+            return Err((At::Span(bound.referenced), format!("unknown metric `{name}` in expect; known metrics: {}", KNOWN_METRICS.join(", "))));
+        }
+    }
+    Ok(())
+}
+
+fn validate_fault(f: &Fault, duration: units::Dur) -> Result<(), String> {
+    if f.at >= duration {
+        return Err(format!("fault {:?} starts at {} but the load lasts only {}", f.kind, f.at, duration));
+    }
+    if f.every.is_some() != f.count.is_some() {
+        return Err("`every` and `count` go together: repeat every PERIOD, COUNT times".into());
+    }
+    if let Some(t) = &f.target {
+        crate::chaos::schedule::parse_target(t)?;
+    }
+    Ok(())
+}
+
+/// Best-effort position of a key path (e.g. load.warmup) in block- or flow-style YAML: each key is
+/// searched for after its parent's position. Falls back to the parent, then to 1:1.
+fn locate(src: &str, path: &[&str]) -> (u64, u64) {
+    let mut from = 0usize;
+    let mut found = None;
+    for key in path {
+        let needle = format!("{key}:");
+        let hit = src[from..].match_indices(&needle).map(|(i, _)| from + i).find(|&i| {
+            let before = src[..i].chars().next_back();
+            matches!(before, None | Some(' ' | '\n' | '{' | ',' | '\t'))
+        });
+        match hit {
+            Some(i) => {
+                from = i + needle.len();
+                found = Some(i);
+            }
+            None => break,
+        }
+    }
+    let Some(pos) = found else { return (1, 1) };
+    let line = src[..pos].matches('\n').count() as u64 + 1;
+    let column = (pos - src[..pos].rfind('\n').map_or(0, |n| n + 1)) as u64 + 1;
+    (line, column)
+}
+
+/// The JSON Schema of the workload format, for editors.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Workload)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

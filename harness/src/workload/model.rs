@@ -1,0 +1,358 @@
+//! The workload as written in YAML. Every struct rejects unknown fields so that a typo is an error
+//! at its line and column rather than a silently ignored setting.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use super::units::{Bound, Dur, Rate, Size};
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Short name; used in run ids and report titles.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Brokers to run against, one run each; the report compares them.
+    pub brokers: Vec<BrokerKind>,
+    #[serde(default)]
+    pub topology: Topology,
+    pub load: Load,
+    #[serde(default)]
+    pub consumers: Consumers,
+    /// Fault schedule; see DESIGN.md §5.
+    #[serde(default)]
+    #[schemars(with = "Vec<Fault>")]
+    pub faults: Vec<Spanned<Fault>>,
+    /// Expectations that decide pass/fail: metric name → bound, e.g. `lost: 0`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Bound>")]
+    pub expect: BTreeMap<String, Spanned<Bound>>,
+    #[serde(default)]
+    pub run: RunOptions,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BrokerKind {
+    Kafka,
+    Rabbitmq,
+    Sqs,
+}
+
+impl BrokerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BrokerKind::Kafka => "kafka",
+            BrokerKind::Rabbitmq => "rabbitmq",
+            BrokerKind::Sqs => "sqs",
+        }
+    }
+}
+
+impl fmt::Display for BrokerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Topology {
+    /// Kafka partitions; RabbitMQ queues behind a consistent-hash exchange. SQS ignores it
+    /// (a FIFO queue orders per message group, and the group is the key).
+    pub partitions: u32,
+    pub kafka: KafkaTopology,
+    pub rabbitmq: RabbitTopology,
+    pub sqs: SqsTopology,
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Topology { partitions: 1, kafka: Default::default(), rabbitmq: Default::default(), sqs: Default::default() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaTopology {
+    pub replication_factor: u16,
+    /// enable.idempotence on the producer (no producer-side duplicates on retry).
+    pub idempotence: bool,
+    /// Consumer session timeout: how long a crashed member keeps its partitions.
+    pub session_timeout: Dur,
+}
+
+impl Default for KafkaTopology {
+    fn default() -> Self {
+        KafkaTopology { replication_factor: 1, idempotence: true, session_timeout: Dur::secs(6) }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueType {
+    Classic,
+    Quorum,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sharding {
+    /// One queue per partition behind a consistent-hash exchange keyed by the message key.
+    ConsistentHash,
+    /// A single queue regardless of `partitions`.
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RabbitTopology {
+    pub queue_type: QueueType,
+    pub sharding: Sharding,
+    /// Only one consumer receives from each queue at a time (keeps per-queue order).
+    pub single_active_consumer: bool,
+    /// basic.qos prefetch per consumer.
+    pub prefetch: u16,
+}
+
+impl Default for RabbitTopology {
+    fn default() -> Self {
+        RabbitTopology {
+            queue_type: QueueType::Classic,
+            sharding: Sharding::ConsistentHash,
+            single_active_consumer: true,
+            prefetch: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SqsTopology {
+    /// FIFO queue with MessageGroupId = key (per-key order) instead of a standard queue.
+    pub fifo: bool,
+    pub visibility_timeout: Dur,
+    /// Long-polling wait per ReceiveMessage call.
+    pub wait_time: Dur,
+    /// Messages per ReceiveMessage call (1..=10).
+    pub batch: u8,
+}
+
+impl Default for SqsTopology {
+    fn default() -> Self {
+        SqsTopology { fifo: false, visibility_timeout: Dur::secs(30), wait_time: Dur::secs(1), batch: 10 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    #[serde(default = "one")]
+    pub producers: u32,
+    /// Open-loop offered rate across all producers, or `max`.
+    pub rate: Rate,
+    #[serde(default)]
+    pub keys: Keys,
+    #[serde(default = "default_message_size")]
+    pub message_size: Size,
+    pub duration: Dur,
+    /// Leading time excluded from throughput and latency figures (still checked for loss).
+    #[serde(default)]
+    pub warmup: Dur,
+    /// Most unacknowledged sends per producer; bounds memory and defines `rate: max`.
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+fn default_message_size() -> Size {
+    Size(256)
+}
+fn default_in_flight() -> u32 {
+    1000
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Keys {
+    pub count: u32,
+    /// `uniform` or `zipf(S)` with exponent S > 0.
+    pub distribution: KeyDistribution,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Keys { count: 100, distribution: KeyDistribution::Uniform }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum KeyDistribution {
+    Uniform,
+    Zipf(f64),
+}
+
+impl std::str::FromStr for KeyDistribution {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if t == "uniform" {
+            return Ok(KeyDistribution::Uniform);
+        }
+        let exp = t
+            .strip_prefix("zipf(")
+            .and_then(|r| r.strip_suffix(')'))
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .filter(|e| e.is_finite() && *e > 0.0);
+        exp.map(KeyDistribution::Zipf)
+            .ok_or_else(|| format!("invalid key distribution {s:?}; expected `uniform` or `zipf(S)` with S > 0, e.g. zipf(1.1)"))
+    }
+}
+
+impl fmt::Display for KeyDistribution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyDistribution::Uniform => f.write_str("uniform"),
+            KeyDistribution::Zipf(s) => write!(f, "zipf({s})"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyDistribution {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for KeyDistribution {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl JsonSchema for KeyDistribution {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "KeyDistribution".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "pattern": r"^(uniform|zipf\(\s*[0-9.]+\s*\))$" })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AckMode {
+    /// Process, then acknowledge/commit: at-least-once; a crash causes redelivery.
+    AfterProcess,
+    /// Acknowledge/commit, then process: at-most-once; a crash loses the message.
+    BeforeProcess,
+    /// The client acknowledges on receipt (Kafka auto-commit, RabbitMQ no-ack; SQS deletes on receipt).
+    Auto,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dedupe {
+    None,
+    /// The idempotent-consumer pattern: skip ids already recorded as processed.
+    ProcessedIds,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Consumers {
+    pub count: u32,
+    pub ack: AckMode,
+    /// Simulated work per message.
+    pub processing_time: Dur,
+    pub dedupe: Dedupe,
+}
+
+impl Default for Consumers {
+    fn default() -> Self {
+        Consumers { count: 1, ack: AckMode::AfterProcess, processing_time: Dur::default(), dedupe: Dedupe::None }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    ConsumerCrash,
+    ProducerCrash,
+    Pause,
+    Partition,
+    Latency,
+    Bandwidth,
+    Slicer,
+    LimitData,
+    SlowClose,
+    ResetPeer,
+    Blackhole,
+    Down,
+    BrokerKill,
+    BrokerPause,
+    BrokerRestart,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    pub kind: FaultKind,
+    /// First start, measured from the start of the load.
+    pub at: Dur,
+    /// Repeat with this period (needs `count`).
+    #[serde(default)]
+    pub every: Option<Dur>,
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// How long the fault lasts (pause, partition, toxics).
+    #[serde(default)]
+    pub duration: Option<Dur>,
+    /// For crashes: start a fresh replacement after this delay.
+    #[serde(default)]
+    pub restart_after: Option<Dur>,
+    /// Which workers: `one`, `all`, a number, or a percentage such as `50%`.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// For network faults: the two sides, e.g. [consumers, broker].
+    #[serde(default)]
+    pub between: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunOptions {
+    /// Keep the topics/queues the run created (default: delete them).
+    pub keep: bool,
+    /// After the load, stop draining once nothing new arrived for this long.
+    pub drain_quiet: Dur,
+    /// Upper bound on the drain, however busy the consumers still are.
+    pub drain_timeout: Dur,
+    /// Bound on connecting to a broker and creating the run's topics or queues.
+    pub connect_timeout: Dur,
+    /// A send that has not been acknowledged after this long is recorded as indeterminate.
+    pub send_timeout: Dur,
+    /// Seed for key choice (and, later, random fault schedules); random if absent.
+    pub seed: Option<u64>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            keep: false,
+            drain_quiet: Dur::secs(3),
+            drain_timeout: Dur::secs(60),
+            connect_timeout: Dur::secs(10),
+            send_timeout: Dur::secs(30),
+            seed: None,
+        }
+    }
+}
