@@ -9,7 +9,7 @@ const MAGIC: [u8; 4] = *b"BBv1";
 pub const ENVELOPE_LEN: usize = 4 + 8 + 4 + 4 + 8 + 8 + 8;
 
 /// Identifies one value: (producer, key, per-key sequence number).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct MsgId {
     pub producer: u32,
     pub key: u32,

@@ -36,7 +36,7 @@ pub struct Workload {
     pub run: RunOptions,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum BrokerKind {
     Kafka,
@@ -334,6 +334,8 @@ pub struct RunOptions {
     pub keep: bool,
     /// After the load, stop draining once nothing new arrived for this long.
     pub drain_quiet: Dur,
+    /// While acknowledged messages are still missing, stop draining after this long without news.
+    pub drain_missing: Dur,
     /// Upper bound on the drain, however busy the consumers still are.
     pub drain_timeout: Dur,
     /// Bound on connecting to a broker and creating the run's topics or queues.
@@ -349,6 +351,7 @@ impl Default for RunOptions {
         RunOptions {
             keep: false,
             drain_quiet: Dur::secs(3),
+            drain_missing: Dur::secs(20),
             drain_timeout: Dur::secs(60),
             connect_timeout: Dur::secs(10),
             send_timeout: Dur::secs(30),

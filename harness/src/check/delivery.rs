@@ -1,0 +1,210 @@
+//! Loss, duplicates and per-key order, in Jepsen's vocabulary (DESIGN.md §4).
+//!
+//! State is dense: sequence numbers are gapless per (producer, key), so each key holds a byte of
+//! flags per message plus a position hash (only for brokers with storage positions). That is
+//! 9 bytes per tracked message, one pass, no sorting.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use super::{Anomaly, Checker, Metrics};
+use crate::history::{Event, Position};
+use crate::load::envelope::MsgId;
+
+const INVOKED: u8 = 1;
+const OK: u8 = 2;
+const FAILED: u8 = 4;
+const INDETERMINATE: u8 = 8;
+const DELIVERED: u8 = 16;
+const PROCESSED: u8 = 32;
+
+#[derive(Default)]
+struct KeyState {
+    flags: Vec<u8>,
+    /// Hash of the first delivery's storage position (0 = none recorded).
+    first_pos: Vec<u64>,
+    /// Highest seq delivered so far and the consumer that delivered it.
+    max_seq: Option<u64>,
+    last_consumer: u32,
+}
+
+impl KeyState {
+    fn slot(&mut self, seq: u64) -> usize {
+        let i = seq as usize;
+        if self.flags.len() <= i {
+            self.flags.resize(i + 1, 0);
+        }
+        i
+    }
+}
+
+#[derive(Default)]
+pub struct DeliveryChecker {
+    keys: HashMap<(u32, u32), KeyState>,
+    redeliveries: u64,
+    stored_dupes: u64,
+    order_first: u64,
+    order_redelivered: u64,
+    skips: u64,
+    effective_dupes: u64,
+    dedupe_skips: u64,
+    foreign: u64,
+    examples: Vec<Anomaly>,
+}
+
+/// A few examples of each anomaly are kept so a reader can see what happened.
+const EXAMPLES_PER_KIND: usize = 5;
+
+fn pos_hash(pos: &Position) -> u64 {
+    match pos {
+        Position::Kafka { .. } | Position::Sqs { .. } => {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            pos.hash(&mut h);
+            h.finish() | 1
+        }
+        // RabbitMQ delivery tags are per channel, not storage positions.
+        Position::Rabbit { .. } | Position::Unknown => 0,
+    }
+}
+
+impl DeliveryChecker {
+    fn example(&mut self, kind: &'static str, t: u64, id: Option<MsgId>, detail: String) {
+        if self.examples.iter().filter(|e| e.kind == kind).count() < EXAMPLES_PER_KIND {
+            self.examples.push(Anomaly { kind: kind.into(), t, id: id.map(|i| i.dedupe_id()), key: id.map(|i| i.key), detail });
+        }
+    }
+
+    fn mark(&mut self, id: MsgId, bit: u8) {
+        let k = self.keys.entry((id.producer, id.key)).or_default();
+        let i = k.slot(id.seq);
+        k.flags[i] |= bit;
+    }
+
+    fn deliver(&mut self, t: u64, consumer: u32, id: MsgId, pos: &Position) {
+        let ph = pos_hash(pos);
+        let k = self.keys.entry((id.producer, id.key)).or_default();
+        let i = k.slot(id.seq);
+        let first = k.flags[i] & DELIVERED == 0;
+        k.flags[i] |= DELIVERED;
+        let mut found: Vec<(&'static str, String)> = Vec::new();
+        if first {
+            if ph != 0 {
+                if k.first_pos.len() <= i {
+                    k.first_pos.resize(i + 1, 0);
+                }
+                k.first_pos[i] = ph;
+            }
+            match k.max_seq {
+                Some(max) if id.seq < max => {
+                    self.order_first += 1;
+                    found.push(("order-violation", format!("seq {} delivered after seq {max} (consumer {consumer}, {pos:?})", id.seq)));
+                }
+                Some(max) if id.seq > max + 1 && consumer == k.last_consumer => {
+                    // A gap is only a skip if the missing values were really sent.
+                    let gap_sent = (max + 1..id.seq).any(|s| k.flags.get(s as usize).is_some_and(|f| f & (OK | INDETERMINATE) != 0));
+                    if gap_sent {
+                        self.skips += 1;
+                        found.push(("skip", format!("consumer {consumer} went from seq {max} to {} ({pos:?})", id.seq)));
+                    }
+                }
+                _ => {}
+            }
+            if k.max_seq.is_none_or(|m| id.seq > m) {
+                k.max_seq = Some(id.seq);
+            }
+            k.last_consumer = consumer;
+        } else {
+            self.redeliveries += 1;
+            if k.max_seq.is_some_and(|m| id.seq < m) {
+                self.order_redelivered += 1;
+            }
+            let stored_elsewhere = ph != 0 && k.first_pos.get(i).is_some_and(|&p| p != 0 && p != ph);
+            if stored_elsewhere {
+                self.stored_dupes += 1;
+                found.push(("duplicate-stored", format!("delivered again from another position {pos:?}")));
+            } else {
+                found.push(("redelivery", format!("consumer {consumer} received it again ({pos:?})")));
+            }
+        }
+        for (kind, detail) in found {
+            self.example(kind, t, Some(id), detail);
+        }
+    }
+}
+
+impl Checker for DeliveryChecker {
+    fn observe(&mut self, ev: &Event) {
+        match ev {
+            Event::SendInvoke { id, .. } => self.mark(*id, INVOKED),
+            Event::SendOk { id, .. } => self.mark(*id, OK),
+            Event::SendFail { id, .. } => self.mark(*id, FAILED),
+            Event::SendInfo { id, .. } => self.mark(*id, INDETERMINATE),
+            Event::Deliver { t, consumer, id, pos, .. } => self.deliver(*t, *consumer, *id, pos),
+            Event::Processed { t, id, consumer } => {
+                let k = self.keys.entry((id.producer, id.key)).or_default();
+                let i = k.slot(id.seq);
+                let again = k.flags[i] & PROCESSED != 0;
+                k.flags[i] |= PROCESSED;
+                if again {
+                    self.effective_dupes += 1;
+                    let d = format!("processed twice (second time by consumer {consumer})");
+                    self.example("effective-duplicate", *t, Some(*id), d);
+                }
+            }
+            Event::DedupeSkip { .. } => self.dedupe_skips += 1,
+            Event::Foreign { t, consumer, detail, pos } => {
+                self.foreign += 1;
+                self.example("unexpected", *t, None, format!("consumer {consumer}: {detail} ({pos:?})"));
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(mut self: Box<Self>, m: &mut Metrics) {
+        let (mut lost, mut unexpected, mut recovered, mut distinct, mut received_only) = (0u64, 0u64, 0u64, 0u64, 0u64);
+        let mut lost_examples = Vec::new();
+        let mut keys: Vec<_> = self.keys.iter().collect();
+        keys.sort_by_key(|(k, _)| **k);
+        for ((producer, key), st) in keys {
+            for (seq, &f) in st.flags.iter().enumerate() {
+                let processed = f & PROCESSED != 0;
+                if processed {
+                    distinct += 1;
+                }
+                if f & DELIVERED != 0 && !processed {
+                    received_only += 1;
+                }
+                if f & (DELIVERED | PROCESSED) != 0 && f & INVOKED == 0 {
+                    unexpected += 1;
+                }
+                if f & INDETERMINATE != 0 && processed {
+                    recovered += 1;
+                }
+                // Lost: acknowledged (or indeterminate and seen) yet never processed.
+                if f & OK != 0 && !processed {
+                    lost += 1;
+                    if lost_examples.len() < EXAMPLES_PER_KIND {
+                        let id = MsgId { producer: *producer, key: *key, seq: seq as u64 };
+                        let why = if f & DELIVERED != 0 { "received but never processed (acknowledged before processing?)" } else { "acknowledged by the broker, never delivered" };
+                        lost_examples.push(Anomaly { kind: "lost".into(), t: 0, id: Some(id.dedupe_id()), key: Some(*key), detail: why.into() });
+                    }
+                }
+            }
+        }
+        self.examples.extend(lost_examples);
+        m.delivered = distinct;
+        m.lost = lost;
+        m.unexpected = unexpected + self.foreign;
+        m.recovered = recovered;
+        m.received_not_processed = received_only;
+        m.redeliveries = self.redeliveries;
+        m.duplicate_rate = if distinct > 0 { self.redeliveries as f64 / distinct as f64 } else { 0.0 };
+        m.duplicates_stored = self.stored_dupes;
+        m.per_key_order_violations = self.order_first;
+        m.per_key_order_violations_redelivered = self.order_redelivered;
+        m.skips = self.skips;
+        m.effective_duplicates = self.effective_dupes;
+        m.dedupe_skips = self.dedupe_skips;
+        m.examples.append(&mut self.examples);
+    }
+}

@@ -1,0 +1,229 @@
+//! Checkers turn a history into metrics and examples. Each is a small streaming unit behind the
+//! `Checker` trait; `check_history` feeds every event to each of them once.
+
+mod delivery;
+pub mod expect;
+mod timing;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Result;
+use base64::Engine as _;
+use hdrhistogram::serialization::{Serializer as _, V2Serializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+pub use timing::{FaultWindow, Window};
+
+use crate::history::{self, Event, Stop};
+use crate::load::envelope::MsgId;
+
+/// One checker: sees every event once, in history order, then writes its metrics.
+pub trait Checker {
+    fn observe(&mut self, ev: &Event);
+    fn finish(self: Box<Self>, metrics: &mut Metrics);
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LatencySummary {
+    pub count: u64,
+    /// Seconds.
+    pub p50: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl LatencySummary {
+    fn of(h: &Histogram<u64>) -> LatencySummary {
+        if h.is_empty() {
+            return LatencySummary::default();
+        }
+        let s = |us: u64| us as f64 / 1e6;
+        LatencySummary { count: h.len(), p50: s(h.value_at_quantile(0.5)), p99: s(h.value_at_quantile(0.99)), p999: s(h.value_at_quantile(0.999)), max: s(h.max()) }
+    }
+}
+
+/// A concrete instance of an anomaly, for the report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Anomaly {
+    pub kind: String,
+    /// ns since the Unix epoch (0 when the anomaly is an absence, like a loss).
+    pub t: u64,
+    /// producer-key-seq
+    pub id: Option<String>,
+    pub key: Option<u32>,
+    pub detail: String,
+}
+
+/// Everything measured about one broker's run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Metrics {
+    pub sent: u64,
+    pub acked: u64,
+    pub failed: u64,
+    pub indeterminate: u64,
+    /// Distinct values processed by a consumer.
+    pub delivered: u64,
+    pub lost: u64,
+    pub unexpected: u64,
+    pub recovered: u64,
+    /// Received by a consumer that never finished processing them (e.g. crashed after acking).
+    pub received_not_processed: u64,
+    pub redeliveries: u64,
+    pub duplicate_rate: f64,
+    pub duplicates_stored: u64,
+    pub per_key_order_violations: u64,
+    pub per_key_order_violations_redelivered: u64,
+    pub skips: u64,
+    pub effective_duplicates: u64,
+    pub dedupe_skips: u64,
+    /// Acknowledged sends per second after warmup.
+    pub throughput: f64,
+    pub duration_s: f64,
+    pub publish_latency: LatencySummary,
+    pub end_to_end_latency: LatencySummary,
+    /// HdrHistogram V2 serialization (base64), microseconds.
+    pub publish_histogram: String,
+    pub end_to_end_histogram: String,
+    pub availability: f64,
+    pub consumer_availability: f64,
+    pub recovery_time: Option<f64>,
+    pub faults: Vec<FaultWindow>,
+    pub timeline: Vec<Window>,
+    pub examples: Vec<Anomaly>,
+    /// What the reader skipped at the end of a damaged history.
+    pub history_warning: Option<String>,
+}
+
+impl Metrics {
+    /// The value an `expect:` entry compares against (base units: counts, fractions, seconds).
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let v = match name {
+            "sent" => self.sent as f64,
+            "acked" => self.acked as f64,
+            "failed" => self.failed as f64,
+            "indeterminate" => self.indeterminate as f64,
+            "delivered" => self.delivered as f64,
+            "lost" => self.lost as f64,
+            "unexpected" => self.unexpected as f64,
+            "recovered" => self.recovered as f64,
+            "redeliveries" => self.redeliveries as f64,
+            "duplicate_rate" => self.duplicate_rate,
+            "duplicates_stored" => self.duplicates_stored as f64,
+            "per_key_order_violations" => self.per_key_order_violations as f64,
+            "per_key_order_violations_redelivered" => self.per_key_order_violations_redelivered as f64,
+            "skips" => self.skips as f64,
+            "effective_duplicates" => self.effective_duplicates as f64,
+            "throughput" => self.throughput,
+            "p50_publish" => self.publish_latency.p50,
+            "p99_publish" => self.publish_latency.p99,
+            "p999_publish" => self.publish_latency.p999,
+            "max_publish" => self.publish_latency.max,
+            "p50_end_to_end" => self.end_to_end_latency.p50,
+            "p99_end_to_end" => self.end_to_end_latency.p99,
+            "p999_end_to_end" => self.end_to_end_latency.p999,
+            "max_end_to_end" => self.end_to_end_latency.max,
+            "availability" => self.availability,
+            "consumer_availability" => self.consumer_availability,
+            "recovery_time" => self.recovery_time.unwrap_or(0.0),
+            _ => return None,
+        };
+        Some(v)
+    }
+}
+
+/// One bit per (producer, key, seq), dense because sequences are gapless per key.
+#[derive(Default)]
+pub struct SeqBits {
+    keys: HashMap<(u32, u32), Vec<u64>>,
+}
+
+impl SeqBits {
+    /// Set the bit; true if it was not set before.
+    pub fn insert(&mut self, id: &MsgId) -> bool {
+        let words = self.keys.entry((id.producer, id.key)).or_default();
+        let (w, b) = ((id.seq / 64) as usize, id.seq % 64);
+        if words.len() <= w {
+            words.resize(w + 1, 0);
+        }
+        let fresh = words[w] & (1 << b) == 0;
+        words[w] |= 1 << b;
+        fresh
+    }
+}
+
+/// Counts that need no per-message state.
+#[derive(Default)]
+struct Counts {
+    sent: u64,
+    acked: u64,
+    failed: u64,
+    indeterminate: u64,
+}
+
+impl Checker for Counts {
+    fn observe(&mut self, ev: &Event) {
+        match ev {
+            Event::SendInvoke { .. } => self.sent += 1,
+            Event::SendOk { .. } => self.acked += 1,
+            Event::SendFail { .. } => self.failed += 1,
+            Event::SendInfo { .. } => self.indeterminate += 1,
+            _ => {}
+        }
+    }
+    fn finish(self: Box<Self>, m: &mut Metrics) {
+        m.sent = self.sent;
+        m.acked = self.acked;
+        m.failed = self.failed;
+        m.indeterminate = self.indeterminate;
+    }
+}
+
+fn checkers() -> Vec<Box<dyn Checker>> {
+    vec![Box::new(Counts::default()), Box::<delivery::DeliveryChecker>::default(), Box::<timing::TimingChecker>::default()]
+}
+
+/// Check a sequence of events (a history read from disk, or a synthetic one in tests).
+pub fn check_events(events: impl IntoIterator<Item = Event>) -> Metrics {
+    let mut cs = checkers();
+    for ev in events {
+        for c in cs.iter_mut() {
+            c.observe(&ev);
+        }
+    }
+    let mut m = Metrics::default();
+    for c in cs {
+        c.finish(&mut m);
+    }
+    m
+}
+
+/// Stream a history file through every checker. A damaged tail is skipped with a warning.
+pub fn check_history(path: &Path) -> Result<Metrics> {
+    let mut reader = history::read(path)?;
+    let mut io_error = None;
+    let events = reader.by_ref().map_while(|r| r.map_err(|e| io_error = Some(e)).ok());
+    let mut m = check_events(events);
+    if let Some(e) = io_error {
+        return Err(anyhow::Error::new(e).context(format!("reading history {}", path.display())));
+    }
+    m.history_warning = match reader.stop() {
+        Some(Stop::Truncated { skipped_bytes }) => Some(format!("history ends mid-record: checked up to byte {}, skipped {skipped_bytes} bytes", reader.offset())),
+        Some(Stop::Corrupt { skipped_bytes, reason }) => Some(format!("history is damaged ({reason}): checked up to byte {}, skipped {skipped_bytes} bytes", reader.offset())),
+        _ => None,
+    };
+    Ok(m)
+}
+
+fn serialize_hist(h: &Histogram<u64>) -> String {
+    let mut buf = Vec::new();
+    match V2Serializer::new().serialize(h, &mut buf) {
+        Ok(_) => base64::engine::general_purpose::STANDARD.encode(buf),
+        Err(_) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

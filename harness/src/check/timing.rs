@@ -1,0 +1,262 @@
+//! Latency histograms, per-second timelines, availability and recovery after faults.
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use super::{Checker, LatencySummary, Metrics, SeqBits};
+use crate::history::{Event, FaultPhase, Phase};
+
+const NS_PER_S: u64 = 1_000_000_000;
+
+/// One second of the run, counted from the start of the load.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Window {
+    pub second: u64,
+    pub sent: u64,
+    pub acked: u64,
+    pub failed: u64,
+    pub delivered: u64,
+    pub redelivered: u64,
+    pub order_violations: u64,
+    pub consumer_errors: u64,
+    /// Acknowledged so far minus processed so far: messages the consumers have not seen yet.
+    pub unseen: i64,
+    pub publish_p50_ms: Option<f64>,
+    pub publish_p99_ms: Option<f64>,
+    pub e2e_p50_ms: Option<f64>,
+    pub e2e_p99_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FaultWindow {
+    pub index: u32,
+    pub kind: String,
+    pub start_s: f64,
+    pub end_s: Option<f64>,
+    pub failed: bool,
+    pub detail: String,
+    /// Seconds from the fault's end until sends and deliveries both succeeded again.
+    pub recovery_s: Option<f64>,
+}
+
+pub struct TimingChecker {
+    start: Option<u64>,
+    warmup_end: Option<u64>,
+    load_end: Option<u64>,
+    publish: Histogram<u64>,
+    e2e: Histogram<u64>,
+    windows: Vec<Window>,
+    win_publish: Vec<Histogram<u64>>,
+    win_e2e: Vec<Histogram<u64>>,
+    /// First deliveries seen (for end-to-end latency of first delivery only).
+    seen: SeqBits,
+    faults: Vec<FaultWindow>,
+    /// Per fault index: first successful send and first processing after it ended.
+    first_ok_after: Vec<(Option<u64>, Option<u64>)>,
+    fault_stop_ns: Vec<u64>,
+    acked_in_measure: u64,
+    last_ack_ns: u64,
+    pending: Vec<Event>,
+}
+
+fn hist() -> Histogram<u64> {
+    // 1 µs .. 1 h at 3 significant digits: plenty for broker latencies.
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).unwrap_or_else(|_| unreachable!("static bounds are valid"))
+}
+
+impl Default for TimingChecker {
+    fn default() -> Self {
+        TimingChecker {
+            start: None,
+            warmup_end: None,
+            load_end: None,
+            publish: hist(),
+            e2e: hist(),
+            windows: Vec::new(),
+            win_publish: Vec::new(),
+            win_e2e: Vec::new(),
+            seen: SeqBits::default(),
+            faults: Vec::new(),
+            first_ok_after: Vec::new(),
+            fault_stop_ns: Vec::new(),
+            acked_in_measure: 0,
+            last_ack_ns: 0,
+            pending: Vec::new(),
+        }
+    }
+}
+
+impl TimingChecker {
+    fn window(&mut self, t: u64) -> Option<usize> {
+        let start = self.start?;
+        let s = (t.saturating_sub(start) / NS_PER_S) as usize;
+        while self.windows.len() <= s {
+            let second = self.windows.len() as u64;
+            self.windows.push(Window { second, ..Default::default() });
+            self.win_publish.push(hist());
+            self.win_e2e.push(hist());
+        }
+        Some(s)
+    }
+
+    fn measured(&self, intended: u64) -> bool {
+        intended >= self.warmup_end.or(self.start).unwrap_or(0)
+    }
+
+    fn secs(&self, t: u64) -> f64 {
+        t.saturating_sub(self.start.unwrap_or(t)) as f64 / 1e9
+    }
+
+    fn apply(&mut self, ev: &Event) {
+        match ev {
+            Event::SendInvoke { t, .. } => {
+                if let Some(w) = self.window(*t) {
+                    self.windows[w].sent += 1;
+                }
+            }
+            Event::SendOk { t, intended, .. } => {
+                let us = t.saturating_sub(*intended) / 1000;
+                if let Some(w) = self.window(*intended) {
+                    self.windows[w].acked += 1;
+                    let _ = self.win_publish[w].record(us.max(1));
+                }
+                if self.measured(*intended) {
+                    let _ = self.publish.record(us.max(1));
+                    self.acked_in_measure += 1;
+                    self.last_ack_ns = self.last_ack_ns.max(*t);
+                }
+                for (i, stop) in self.fault_stop_ns.iter().enumerate() {
+                    if *intended >= *stop && self.first_ok_after[i].0.is_none() {
+                        self.first_ok_after[i].0 = Some(*t);
+                    }
+                }
+            }
+            Event::SendFail { t, .. } | Event::SendInfo { t, .. } => {
+                if let Some(w) = self.window(*t) {
+                    self.windows[w].failed += 1;
+                }
+            }
+            Event::Deliver { t, id, intended, .. } => {
+                let Some(w) = self.window(*t) else { return };
+                if self.seen.insert(id) {
+                    let us = t.saturating_sub(*intended) / 1000;
+                    let _ = self.win_e2e[w].record(us.max(1));
+                    if self.measured(*intended) {
+                        let _ = self.e2e.record(us.max(1));
+                    }
+                } else {
+                    self.windows[w].redelivered += 1;
+                }
+            }
+            Event::Processed { t, .. } => {
+                if let Some(w) = self.window(*t) {
+                    self.windows[w].delivered += 1;
+                }
+                for (i, stop) in self.fault_stop_ns.iter().enumerate() {
+                    if *t >= *stop && self.first_ok_after[i].1.is_none() {
+                        self.first_ok_after[i].1 = Some(*t);
+                    }
+                }
+            }
+            Event::ConsumerError { t, .. } => {
+                if let Some(w) = self.window(*t) {
+                    self.windows[w].consumer_errors += 1;
+                }
+            }
+            Event::Fault { t, index, kind, phase, detail } => {
+                let i = *index as usize;
+                let start_s = self.secs(*t);
+                while self.faults.len() <= i {
+                    let index = self.faults.len() as u32;
+                    self.faults.push(FaultWindow { index, kind: kind.clone(), start_s, end_s: None, failed: false, detail: String::new(), recovery_s: None });
+                }
+                let f = &mut self.faults[i];
+                match phase {
+                    FaultPhase::Start => f.start_s = start_s,
+                    FaultPhase::Stop => {
+                        f.end_s = Some(start_s);
+                        self.fault_stop_ns.push(*t);
+                        self.first_ok_after.push((None, None));
+                    }
+                    FaultPhase::Failed => {
+                        f.failed = true;
+                        f.detail = detail.clone();
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Checker for TimingChecker {
+    fn observe(&mut self, ev: &Event) {
+        match ev {
+            Event::Phase { t, phase } => {
+                match phase {
+                    Phase::LoadStart => {
+                        self.start = Some(*t);
+                        // Worker events that arrived before the load started are replayed now.
+                        for e in std::mem::take(&mut self.pending) {
+                            self.apply(&e);
+                        }
+                    }
+                    Phase::WarmupEnd => self.warmup_end = Some(*t),
+                    Phase::LoadEnd => self.load_end = Some(*t),
+                    _ => {}
+                }
+            }
+            _ if self.start.is_none() => {
+                if self.pending.len() < 10_000 {
+                    self.pending.push(ev.clone());
+                }
+            }
+            _ => self.apply(ev),
+        }
+    }
+
+    fn finish(mut self: Box<Self>, m: &mut Metrics) {
+        m.publish_latency = LatencySummary::of(&self.publish);
+        m.end_to_end_latency = LatencySummary::of(&self.e2e);
+        m.publish_histogram = super::serialize_hist(&self.publish);
+        m.end_to_end_histogram = super::serialize_hist(&self.e2e);
+        let from = self.warmup_end.or(self.start).unwrap_or(0);
+        let to = self.load_end.unwrap_or(self.last_ack_ns).max(self.last_ack_ns);
+        m.throughput = if to > from { self.acked_in_measure as f64 / ((to - from) as f64 / 1e9) } else { 0.0 };
+
+        // Unseen: cumulative acknowledged minus cumulative processed.
+        let mut cum = 0i64;
+        for (i, w) in self.windows.iter_mut().enumerate() {
+            cum += w.acked as i64 - w.delivered as i64;
+            w.unseen = cum;
+            let ms = |h: &Histogram<u64>, q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0);
+            w.publish_p50_ms = ms(&self.win_publish[i], 0.5);
+            w.publish_p99_ms = ms(&self.win_publish[i], 0.99);
+            w.e2e_p50_ms = ms(&self.win_e2e[i], 0.5);
+            w.e2e_p99_ms = ms(&self.win_e2e[i], 0.99);
+        }
+        // Availability: fraction of send attempts (by the second they were made) that succeeded;
+        // consumers: fraction of seconds with a backlog in which something was processed.
+        let (ok, attempts): (u64, u64) = self.windows.iter().fold((0, 0), |(o, a), w| (o + w.acked, a + w.acked + w.failed));
+        m.availability = if attempts > 0 { ok as f64 / attempts as f64 } else { 1.0 };
+        let backlog: Vec<&Window> = self.windows.iter().filter(|w| w.unseen > 0 || w.delivered > 0).collect();
+        let progressed = backlog.iter().filter(|w| w.delivered > 0).count();
+        m.consumer_availability = if backlog.is_empty() { 1.0 } else { progressed as f64 / backlog.len() as f64 };
+
+        let start = self.start.unwrap_or(0);
+        let mut stop_i = 0;
+        for f in self.faults.iter_mut() {
+            if f.end_s.is_some() {
+                if let Some((Some(s), Some(d))) = self.first_ok_after.get(stop_i) {
+                    let stop = self.fault_stop_ns[stop_i];
+                    f.recovery_s = Some((*s.max(d)).saturating_sub(stop) as f64 / 1e9);
+                }
+                stop_i += 1;
+            }
+        }
+        m.recovery_time = self.faults.iter().filter_map(|f| f.recovery_s).fold(None, |acc: Option<f64>, r| Some(acc.map_or(r, |a| a.max(r))));
+        m.faults = self.faults;
+        m.timeline = self.windows;
+        m.duration_s = self.load_end.map(|e| e.saturating_sub(start) as f64 / 1e9).unwrap_or(0.0);
+    }
+}

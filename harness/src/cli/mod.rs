@@ -1,0 +1,105 @@
+//! Command line: run, validate, report, schema, and the hidden worker.
+//!
+//! Exit codes: 0 every expectation held; 1 an expectation failed; 2 invalid input or a broker that
+//! could not be reached (nothing was measured).
+
+mod run;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub const EXIT_PASS: i32 = 0;
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_INVALID: i32 = 2;
+
+#[derive(Parser)]
+#[command(name = "brokerbench", version, about = "Benchmark and chaos-test message brokers against a YAML workload")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run workloads against every broker they name; writes reports/<run-id>/.
+    Run {
+        #[arg(required = true)]
+        workloads: Vec<PathBuf>,
+        /// Target profile: where the brokers are and how to control them.
+        #[arg(long, short, default_value = "targets/local.yaml", env = "BROKERBENCH_TARGET")]
+        target: PathBuf,
+        /// Directory that receives one folder per run.
+        #[arg(long, short, default_value = "reports")]
+        out: PathBuf,
+        /// Only run against these brokers (default: all the workload names).
+        #[arg(long = "broker", short = 'b')]
+        brokers: Vec<crate::workload::BrokerKind>,
+        /// Hide the progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Check workload files without running anything.
+    Validate {
+        #[arg(required = true)]
+        workloads: Vec<PathBuf>,
+    },
+    /// Re-check a run directory from its history and rewrite result.json and junit.xml.
+    Report { run_dir: PathBuf },
+    /// Print the workload JSON Schema (for editor completion).
+    Schema,
+    /// A consumer worker process (started by `run`).
+    #[command(hide = true)]
+    Worker {
+        #[arg(long)]
+        plan: PathBuf,
+        #[arg(long)]
+        consumer: u32,
+    },
+}
+
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { workloads } => validate(&workloads),
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&crate::workload::json_schema()).unwrap_or_default());
+            EXIT_PASS
+        }
+        Command::Run { workloads, target, out, brokers, quiet } => with_runtime(run::run(workloads, target, out, brokers, quiet)),
+        Command::Report { run_dir } => with_runtime(async move { run::report(&run_dir) }),
+        Command::Worker { plan, consumer } => with_runtime(async move {
+            match crate::load::worker::run(&plan, consumer).await {
+                Ok(()) => EXIT_PASS,
+                Err(e) => {
+                    eprintln!("consumer {consumer}: {e:#}");
+                    EXIT_INVALID
+                }
+            }
+        }),
+    }
+}
+
+fn with_runtime(f: impl std::future::Future<Output = i32>) -> i32 {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            EXIT_INVALID
+        }
+    }
+}
+
+fn validate(files: &[PathBuf]) -> i32 {
+    let mut code = EXIT_PASS;
+    for f in files {
+        match crate::workload::load(f) {
+            Ok(w) => println!("{}: ok ({}; brokers: {})", f.display(), w.name, w.brokers.iter().map(|b| b.as_str()).collect::<Vec<_>>().join(", ")),
+            Err(e) => {
+                eprintln!("{e}");
+                code = EXIT_INVALID;
+            }
+        }
+    }
+    code
+}

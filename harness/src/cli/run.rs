@@ -1,0 +1,209 @@
+//! `brokerbench run` and `brokerbench report`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::sync::watch;
+
+use super::{EXIT_FAILED, EXIT_INVALID, EXIT_PASS};
+use crate::check::{self, expect};
+use crate::driver::Plan;
+use crate::load::runner::{run_broker, StopSignal};
+use crate::report::{summary, BrokerResult, RunResult, SCHEMA_VERSION};
+use crate::target::TargetProfile;
+use crate::workload::{self, BrokerKind, FaultKind, Workload};
+
+/// Fault kinds the runner can apply today; others are refused up front, never silently skipped.
+const SUPPORTED_FAULTS: &[FaultKind] = &[];
+
+pub async fn run(files: Vec<PathBuf>, target: PathBuf, out: PathBuf, only: Vec<BrokerKind>, quiet: bool) -> i32 {
+    // Validate everything before touching any broker.
+    let mut workloads = Vec::new();
+    for f in &files {
+        match workload::load(f) {
+            Ok(w) => workloads.push((f.clone(), w)),
+            Err(e) => {
+                eprintln!("{e}");
+                return EXIT_INVALID;
+            }
+        }
+    }
+    for (f, w) in &workloads {
+        if let Err(msg) = supported(w) {
+            eprintln!("{}: {msg}", f.display());
+            return EXIT_INVALID;
+        }
+    }
+    let profile = match TargetProfile::load(&target) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return EXIT_INVALID;
+        }
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: stopping producers, draining briefly, keeping the history");
+            let _ = stop_tx.send(true);
+        }
+    });
+    let stop = StopSignal(stop_rx);
+
+    let mut code = EXIT_PASS;
+    for (file, w) in workloads {
+        let brokers: Vec<BrokerKind> = w.brokers.iter().copied().filter(|b| only.is_empty() || only.contains(b)).collect();
+        match run_workload(&file, &w, &profile, &out, &brokers, stop.clone(), !quiet).await {
+            Ok(result) => {
+                print!("{}", summary::render(&result));
+                let errored = result.brokers.iter().any(|b| b.error.is_some() && b.metrics.is_none());
+                let c = if errored {
+                    EXIT_INVALID
+                } else if result.passed() {
+                    EXIT_PASS
+                } else {
+                    EXIT_FAILED
+                };
+                code = code.max(c);
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                code = EXIT_INVALID;
+            }
+        }
+        if stop.requested() {
+            break;
+        }
+    }
+    code
+}
+
+fn supported(w: &Workload) -> Result<(), String> {
+    for f in &w.faults {
+        if !SUPPORTED_FAULTS.contains(&f.value.kind) {
+            return Err(format!(
+                "{}:{}: fault kind {:?} is not supported yet by this version of brokerbench; remove it from `faults:` to run",
+                f.referenced.line(),
+                f.referenced.column(),
+                f.value.kind
+            ));
+        }
+    }
+    if w.consumers.dedupe != workload::Dedupe::None {
+        return Err("consumers.dedupe: processed-ids is not supported yet by this version of brokerbench".into());
+    }
+    Ok(())
+}
+
+fn new_run_id(name: &str) -> String {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let stamp: String = stamp.chars().filter(|c| c.is_ascii_digit()).take(14).collect();
+    let slug: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).take(30).collect();
+    format!("{}-{}-{}-{:04x}", &stamp[..8.min(stamp.len())], &stamp[8.min(stamp.len())..], slug, rand::random::<u16>())
+}
+
+async fn run_workload(file: &Path, w: &Workload, profile: &TargetProfile, out: &Path, brokers: &[BrokerKind], stop: StopSignal, progress: bool) -> Result<RunResult> {
+    let run_id = new_run_id(&w.name);
+    let dir = out.join(&run_id);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating run directory {}", dir.display()))?;
+    std::fs::copy(file, dir.join("workload.yaml")).context("copying the workload into the run directory")?;
+    std::fs::write(dir.join("target.json"), serde_json::to_vec_pretty(profile)?)?;
+    let seed = w.run.seed.unwrap_or_else(rand::random);
+    eprintln!("run {run_id}: {} against {} (seed {seed}); output in {}", w.name, brokers.iter().map(|b| b.as_str()).collect::<Vec<_>>().join(", "), dir.display());
+
+    let mut result = RunResult {
+        schema_version: SCHEMA_VERSION,
+        run_id: run_id.clone(),
+        workload: w.name.clone(),
+        description: w.description.clone(),
+        harness_version: env!("CARGO_PKG_VERSION").into(),
+        started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        seed,
+        target: profile.name.clone(),
+        interrupted: false,
+        brokers: Vec::new(),
+    };
+    for &broker in brokers {
+        if stop.requested() {
+            break;
+        }
+        let plan = Arc::new(Plan::new(&run_id, broker, w, profile));
+        let bdir = dir.join(broker.as_str());
+        let broker_result = match run_broker(plan, &bdir, seed, stop.clone(), progress).await {
+            Ok(run) => {
+                result.interrupted |= run.interrupted;
+                checked(broker, run.product, &run.history, w)
+            }
+            Err(e) => {
+                let history = bdir.join("history.bin");
+                // A run that broke off mid-way still has a history worth checking.
+                let mut r = if history.exists() { checked(broker, String::new(), &history, w) } else { BrokerResult { broker, product: String::new(), error: None, metrics: None, verdicts: Vec::new() } };
+                r.error = Some(format!("{e:#}"));
+                r
+            }
+        };
+        result.brokers.push(broker_result);
+        result.write(&dir)?;
+    }
+    result.write(&dir)?;
+    Ok(result)
+}
+
+fn checked(broker: BrokerKind, product: String, history: &Path, w: &Workload) -> BrokerResult {
+    match check::check_history(history) {
+        Ok(m) => BrokerResult { broker, product, error: None, verdicts: expect::verdicts(&w.expect, &m), metrics: Some(m) },
+        Err(e) => BrokerResult { broker, product, error: Some(format!("checking {}: {e:#}", history.display())), metrics: None, verdicts: Vec::new() },
+    }
+}
+
+/// Rebuild result.json and junit.xml from a run directory alone (workload + histories).
+pub fn report(dir: &Path) -> i32 {
+    match rebuild(dir) {
+        Ok(result) => {
+            print!("{}", summary::render(&result));
+            if result.passed() {
+                EXIT_PASS
+            } else {
+                EXIT_FAILED
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            EXIT_INVALID
+        }
+    }
+}
+
+fn rebuild(dir: &Path) -> Result<RunResult> {
+    let w = workload::load(&dir.join("workload.yaml")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let previous = RunResult::read(&dir.join("result.json")).ok();
+    let run_id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut result = RunResult {
+        schema_version: SCHEMA_VERSION,
+        run_id: run_id.clone(),
+        workload: w.name.clone(),
+        description: w.description.clone(),
+        harness_version: env!("CARGO_PKG_VERSION").into(),
+        started_at: previous.as_ref().map(|p| p.started_at.clone()).unwrap_or_default(),
+        seed: previous.as_ref().map(|p| p.seed).unwrap_or_default(),
+        target: previous.as_ref().map(|p| p.target.clone()).unwrap_or_default(),
+        interrupted: previous.as_ref().is_some_and(|p| p.interrupted),
+        brokers: Vec::new(),
+    };
+    for &broker in &w.brokers {
+        let history = dir.join(broker.as_str()).join("history.bin");
+        if !history.exists() {
+            continue;
+        }
+        let product = previous
+            .as_ref()
+            .and_then(|p| p.brokers.iter().find(|b| b.broker == broker).map(|b| b.product.clone()))
+            .unwrap_or_default();
+        result.brokers.push(checked(broker, product, &history, &w));
+    }
+    anyhow::ensure!(!result.brokers.is_empty(), "{} holds no broker history (expected <broker>/history.bin)", dir.display());
+    result.write(dir)?;
+    Ok(result)
+}

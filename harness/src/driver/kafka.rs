@@ -1,0 +1,218 @@
+//! Kafka protocol driver (rdkafka): keyed produce with acks=all, consumer groups with explicit
+//! commits after or before processing, or auto-commit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use async_trait::async_trait;
+use futures::FutureExt;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use super::{AckFuture, AckHandle, Consumer, Driver, Plan, Publisher, Received, SendError};
+use crate::history::Position;
+use crate::load::envelope::MsgId;
+use crate::workload::AckMode;
+
+pub struct KafkaDriver {
+    plan: Arc<Plan>,
+    bootstrap: String,
+    topic: String,
+}
+
+impl KafkaDriver {
+    pub fn new(plan: Arc<Plan>) -> Result<Self> {
+        let bootstrap = plan.target.kafka.as_ref().map(|k| k.bootstrap.clone()).context("no kafka target")?;
+        let topic = format!("{}-events", plan.resource_prefix);
+        Ok(KafkaDriver { plan, bootstrap, topic })
+    }
+
+    fn base_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap)
+            .set("socket.connection.setup.timeout.ms", "5000")
+            .set("log_level", "3");
+        c
+    }
+
+    fn timeout(&self) -> Duration {
+        self.plan.workload.run.connect_timeout.0
+    }
+
+    fn admin(&self) -> Result<AdminClient<DefaultClientContext>> {
+        self.base_config().create().context("creating Kafka admin client")
+    }
+
+    /// librdkafka retries unreachable brokers forever; ask for metadata with a deadline so an
+    /// unreachable broker is a clear error instead of a hang.
+    async fn check_reachable(&self) -> Result<()> {
+        let admin = self.admin()?;
+        let timeout = self.timeout();
+        let bootstrap = self.bootstrap.clone();
+        tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, timeout))
+            .await?
+            .map(|_| ())
+            .map_err(|e| anyhow!("kafka: cannot reach broker at {bootstrap} within {timeout:?}: {e}"))
+    }
+}
+
+fn send_error(e: KafkaError) -> SendError {
+    match e.rdkafka_error_code() {
+        // Timed out or lost the connection with the send in flight: it may have been stored.
+        Some(
+            RDKafkaErrorCode::MessageTimedOut
+            | RDKafkaErrorCode::RequestTimedOut
+            | RDKafkaErrorCode::BrokerTransportFailure
+            | RDKafkaErrorCode::AllBrokersDown
+            | RDKafkaErrorCode::NotEnoughReplicasAfterAppend,
+        ) => SendError::Indeterminate(e.to_string()),
+        _ => SendError::Failed(e.to_string()),
+    }
+}
+
+#[async_trait]
+impl Driver for KafkaDriver {
+    async fn setup(&self) -> Result<()> {
+        self.check_reachable().await?;
+        let t = &self.plan.workload.topology;
+        let topic = NewTopic::new(&self.topic, t.partitions as i32, TopicReplication::Fixed(t.kafka.replication_factor as i32));
+        let opts = AdminOptions::new().request_timeout(Some(self.timeout())).operation_timeout(Some(self.timeout()));
+        let results = self.admin()?.create_topics([&topic], &opts).await.with_context(|| format!("kafka: creating topic {} at {}", self.topic, self.bootstrap))?;
+        for r in results {
+            r.map_err(|(name, code)| anyhow!("kafka: creating topic {name} at {}: {code}", self.bootstrap))?;
+        }
+        Ok(())
+    }
+
+    async fn publisher(&self, _producer: u32) -> Result<Box<dyn Publisher>> {
+        let k = &self.plan.workload.topology.kafka;
+        let timeout_ms = self.plan.workload.run.send_timeout.0.as_millis().to_string();
+        let producer: FutureProducer = self
+            .base_config()
+            .set("acks", "all")
+            .set("enable.idempotence", k.idempotence.to_string())
+            .set("message.timeout.ms", &timeout_ms)
+            .set("linger.ms", "1")
+            .set("queue.buffering.max.messages", "1000000")
+            .create()
+            .with_context(|| format!("kafka: creating producer for {}", self.bootstrap))?;
+        Ok(Box::new(KafkaPublisher { producer, topic: self.topic.clone() }))
+    }
+
+    async fn consumer(&self, _consumer: u32) -> Result<Box<dyn Consumer>> {
+        let w = &self.plan.workload;
+        let auto = w.consumers.ack == AckMode::Auto;
+        let session = w.topology.kafka.session_timeout.0.as_millis().max(1000);
+        let consumer: StreamConsumer = self
+            .base_config()
+            // A fresh group per run: a group reused after crashes may never reassign (DESIGN §7).
+            .set("group.id", format!("{}-group", self.plan.resource_prefix))
+            .set("enable.auto.commit", auto.to_string())
+            .set("auto.commit.interval.ms", "1000")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", session.to_string())
+            .set("heartbeat.interval.ms", (session / 3).to_string())
+            // With the default 300 s the first JoinGroup can block for minutes (DESIGN §7).
+            .set("max.poll.interval.ms", (session * 2).max(10_000).to_string())
+            .create()
+            .with_context(|| format!("kafka: creating consumer for {}", self.bootstrap))?;
+        consumer.subscribe(&[&self.topic]).with_context(|| format!("kafka: subscribing to {}", self.topic))?;
+        Ok(Box::new(KafkaConsumer { consumer, topic: self.topic.clone(), auto }))
+    }
+
+    async fn teardown(&self) -> Result<()> {
+        let opts = AdminOptions::new().request_timeout(Some(self.timeout()));
+        let results = self.admin()?.delete_topics(&[&self.topic], &opts).await.context("kafka: deleting topic")?;
+        for r in results {
+            r.map_err(|(name, code)| anyhow!("kafka: deleting topic {name}: {code}"))?;
+        }
+        Ok(())
+    }
+
+    async fn product(&self) -> String {
+        self.plan.target.kafka.as_ref().map(|k| k.product.clone()).unwrap_or_default()
+    }
+}
+
+struct KafkaPublisher {
+    producer: FutureProducer,
+    topic: String,
+}
+
+#[async_trait]
+impl Publisher for KafkaPublisher {
+    async fn submit(&mut self, id: MsgId, body: Vec<u8>) -> Result<AckFuture, SendError> {
+        let key = id.key_string();
+        let mut record = FutureRecord::to(&self.topic).key(key.as_bytes()).payload(body.as_slice());
+        loop {
+            match self.producer.send_result(record) {
+                Ok(delivery) => {
+                    return Ok(delivery
+                        .map(|r| match r {
+                            Ok(Ok(d)) => Ok(Position::Kafka { partition: d.partition, offset: d.offset }),
+                            Ok(Err((e, _))) => Err(send_error(e)),
+                            Err(_) => Err(SendError::Indeterminate("producer dropped before delivery report".into())),
+                        })
+                        .boxed())
+                }
+                // The client's local queue is full: back off briefly, as a real application would.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((e, _)) => return Err(SendError::Failed(e.to_string())),
+            }
+        }
+    }
+
+    async fn close(&mut self) {
+        let p = self.producer.clone();
+        let _ = tokio::task::spawn_blocking(move || p.flush(Duration::from_secs(10))).await;
+    }
+}
+
+struct KafkaConsumer {
+    consumer: StreamConsumer,
+    topic: String,
+    auto: bool,
+}
+
+#[async_trait]
+impl Consumer for KafkaConsumer {
+    async fn poll(&mut self, wait: Duration) -> Result<Vec<Received>> {
+        let msg = match tokio::time::timeout(wait, self.consumer.recv()).await {
+            Err(_) => return Ok(Vec::new()),
+            Ok(m) => m.context("kafka: receiving")?,
+        };
+        let (partition, offset) = (msg.partition(), msg.offset());
+        Ok(vec![Received {
+            body: msg.payload().unwrap_or_default().to_vec(),
+            pos: Position::Kafka { partition, offset },
+            redelivered: false,
+            receive_count: 0,
+            handle: if self.auto { AckHandle::None } else { AckHandle::Kafka { partition, offset } },
+        }])
+    }
+
+    async fn ack(&mut self, handle: AckHandle) -> Result<()> {
+        if let AckHandle::Kafka { partition, offset } = handle {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&self.topic, partition, Offset::Offset(offset + 1)).context("kafka: building commit")?;
+            self.consumer.commit(&tpl, CommitMode::Async).context("kafka: committing")?;
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self) {
+        if !self.auto {
+            let _ = self.consumer.commit_consumer_state(CommitMode::Sync);
+        }
+        self.consumer.unsubscribe();
+    }
+}

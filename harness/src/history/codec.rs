@@ -1,0 +1,144 @@
+//! Framing shared by the history file and the worker → coordinator pipe:
+//! `[u32 LE payload length][u32 LE crc32 of payload][postcard payload]`.
+//! A reader stops at the first incomplete or corrupt frame, so a history cut short by a crash is
+//! still readable up to its last complete record.
+
+use std::io::{self, Read, Write};
+
+use super::event::Event;
+
+const HEADER: usize = 8;
+/// No single record is anywhere near this; a larger length means corruption.
+const MAX_FRAME: usize = 1 << 20;
+
+pub fn encode_frame(event: &Event, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; HEADER]);
+    *out = postcard::to_extend(event, std::mem::take(out)).expect("serializing into a Vec cannot fail");
+    let payload = &out[start + HEADER..];
+    let (len, crc) = (payload.len() as u32, crc32fast::hash(payload));
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + HEADER].copy_from_slice(&crc.to_le_bytes());
+}
+
+pub fn write_frame(w: &mut impl Write, event: &Event, scratch: &mut Vec<u8>) -> io::Result<()> {
+    scratch.clear();
+    encode_frame(event, scratch);
+    w.write_all(scratch)
+}
+
+/// What made a reader stop before the end of its input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// Clean end of input.
+    End,
+    /// The input ended inside a frame (the writer was killed mid-write).
+    Truncated { skipped_bytes: u64 },
+    /// A frame failed its checksum or did not decode.
+    Corrupt { skipped_bytes: u64, reason: String },
+}
+
+/// Reads frames until the end or the first bad frame.
+pub struct FrameReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    offset: u64,
+    stop: Option<Stop>,
+}
+
+impl<R: Read> FrameReader<R> {
+    pub fn new(inner: R) -> Self {
+        FrameReader { inner, buf: Vec::with_capacity(256), offset: 0, stop: None }
+    }
+
+    /// Why reading stopped (None while frames are still coming).
+    pub fn stop(&self) -> Option<&Stop> {
+        self.stop.as_ref()
+    }
+
+    /// Bytes of complete frames read so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    fn read_up_to(&mut self, n: usize) -> io::Result<usize> {
+        self.buf.resize(n, 0);
+        let mut got = 0;
+        while got < n {
+            match self.inner.read(&mut self.buf[got..n]) {
+                Ok(0) => break,
+                Ok(k) => got += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(got)
+    }
+
+    fn finish(&mut self, stop: Stop) -> Option<io::Result<Event>> {
+        self.stop = Some(stop);
+        None
+    }
+
+    /// Count the rest of the input so the warning can say how much was skipped.
+    fn drain_rest(&mut self, already: usize) -> u64 {
+        let mut sink = [0u8; 8192];
+        let mut n = already as u64;
+        while let Ok(k) = self.inner.read(&mut sink) {
+            if k == 0 {
+                break;
+            }
+            n += k as u64;
+        }
+        n
+    }
+}
+
+impl<R: Read> Iterator for FrameReader<R> {
+    type Item = io::Result<Event>;
+
+    fn next(&mut self) -> Option<io::Result<Event>> {
+        if self.stop.is_some() {
+            return None;
+        }
+        let got = match self.read_up_to(HEADER) {
+            Ok(g) => g,
+            Err(e) => return Some(Err(e)),
+        };
+        if got == 0 {
+            return self.finish(Stop::End);
+        }
+        if got < HEADER {
+            let skipped_bytes = self.drain_rest(got);
+            return self.finish(Stop::Truncated { skipped_bytes });
+        }
+        let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        let crc = u32::from_le_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]);
+        if len > MAX_FRAME {
+            let skipped_bytes = self.drain_rest(HEADER);
+            return self.finish(Stop::Corrupt { skipped_bytes, reason: format!("frame length {len} is implausible") });
+        }
+        let got = match self.read_up_to(len) {
+            Ok(g) => g,
+            Err(e) => return Some(Err(e)),
+        };
+        if got < len {
+            let skipped_bytes = self.drain_rest(HEADER + got);
+            return self.finish(Stop::Truncated { skipped_bytes });
+        }
+        if crc32fast::hash(&self.buf[..len]) != crc {
+            let skipped_bytes = self.drain_rest(HEADER + len);
+            return self.finish(Stop::Corrupt { skipped_bytes, reason: "checksum mismatch".into() });
+        }
+        match postcard::from_bytes::<Event>(&self.buf[..len]) {
+            Ok(ev) => {
+                self.offset += (HEADER + len) as u64;
+                Some(Ok(ev))
+            }
+            Err(e) => {
+                let skipped_bytes = self.drain_rest(HEADER + len);
+                self.finish(Stop::Corrupt { skipped_bytes, reason: format!("undecodable record: {e}") })
+            }
+        }
+    }
+}

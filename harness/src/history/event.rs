@@ -1,0 +1,103 @@
+//! One record per operation of a run. Times are nanoseconds since the Unix epoch, taken from the
+//! same wall clock in the coordinator and in the worker processes (one machine, one clock).
+
+use serde::{Deserialize, Serialize};
+
+use crate::load::envelope::MsgId;
+
+/// Where the broker put a message: enough to tell two stored copies apart.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Position {
+    Unknown,
+    Kafka { partition: i32, offset: i64 },
+    /// RabbitMQ: queue index (shard) and delivery tag (per channel, so not a storage position).
+    Rabbit { queue: u32, tag: u64 },
+    Sqs { message_id: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Producers start; t=0 of every time axis.
+    LoadStart,
+    /// Figures (throughput, latency) count from here.
+    WarmupEnd,
+    /// Producers stopped; consumers drain.
+    LoadEnd,
+    /// Draining finished; the run is over.
+    DrainEnd,
+    /// The run was interrupted (Ctrl-C); what follows is partial.
+    Interrupted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkerEvent {
+    /// The worker is connected and subscribed.
+    Ready { pid: u32 },
+    /// The worker exited by itself (or failed to start); `detail` says how.
+    Exited { detail: String },
+    /// The harness killed the worker (a crash fault or the end of the run).
+    Killed { signal: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FaultPhase {
+    Start,
+    Stop,
+    /// Could not be applied; `detail` says why.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    /// First record: which run and broker this history belongs to.
+    Header { run_id: String, broker: String, t: u64 },
+    Phase { t: u64, phase: Phase },
+    /// A producer handed a message to its client library.
+    SendInvoke { t: u64, id: MsgId, intended: u64 },
+    /// The broker acknowledged the send.
+    SendOk { t: u64, id: MsgId, intended: u64, pos: Position },
+    /// The send definitely failed (the broker or client said it was not stored).
+    SendFail { t: u64, id: MsgId, error: String },
+    /// Outcome unknown (timeout, connection lost with the send in flight).
+    SendInfo { t: u64, id: MsgId, error: String },
+    /// A consumer received a message carrying our envelope.
+    Deliver { t: u64, consumer: u32, id: MsgId, intended: u64, pos: Position, redelivered: bool, receive_count: u32 },
+    /// A consumer received something that is not one of this run's messages.
+    Foreign { t: u64, consumer: u32, pos: Position, detail: String },
+    /// The consumer finished processing a delivery (its effect happened).
+    Processed { t: u64, consumer: u32, id: MsgId },
+    /// The consumer skipped a delivery its processed-ids store had already seen.
+    DedupeSkip { t: u64, consumer: u32, id: MsgId },
+    /// The consumer acknowledged / committed / deleted the delivery.
+    Ack { t: u64, consumer: u32, id: MsgId },
+    /// An operation of a consumer failed (poll, ack); availability counts these.
+    ConsumerError { t: u64, consumer: u32, error: String },
+    Worker { t: u64, consumer: u32, event: WorkerEvent },
+    Fault { t: u64, index: u32, kind: String, phase: FaultPhase, detail: String },
+}
+
+impl Event {
+    pub fn time(&self) -> u64 {
+        match self {
+            Event::Header { t, .. }
+            | Event::Phase { t, .. }
+            | Event::SendInvoke { t, .. }
+            | Event::SendOk { t, .. }
+            | Event::SendFail { t, .. }
+            | Event::SendInfo { t, .. }
+            | Event::Deliver { t, .. }
+            | Event::Foreign { t, .. }
+            | Event::Processed { t, .. }
+            | Event::DedupeSkip { t, .. }
+            | Event::Ack { t, .. }
+            | Event::ConsumerError { t, .. }
+            | Event::Worker { t, .. }
+            | Event::Fault { t, .. } => *t,
+        }
+    }
+}
+
+/// Wall-clock time in ns since the Unix epoch.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}

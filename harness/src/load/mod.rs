@@ -1,0 +1,23 @@
+//! Load generation: open-loop producers in the coordinator, consumers as worker processes.
+
+pub mod envelope;
+pub mod producer;
+pub mod runner;
+pub mod schedule;
+pub mod worker;
+pub mod workers;
+
+use std::sync::atomic::AtomicU64;
+
+/// Live counts for the progress bar; the history is the record, these are only for display.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub sent: AtomicU64,
+    pub acked: AtomicU64,
+    pub failed: AtomicU64,
+    pub indeterminate: AtomicU64,
+    pub delivered: AtomicU64,
+    /// ns timestamp of the latest delivery, for the drain's quiet period.
+    pub last_delivery_ns: AtomicU64,
+    pub ready_workers: AtomicU64,
+}

@@ -1,0 +1,191 @@
+//! Runs one workload against one broker: set up, start consumers, run the producers for the
+//! load's duration, drain, stop, tear down — recording everything in the history.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::watch;
+
+use super::envelope::run_tag;
+use super::producer::ProducerTask;
+use super::workers::WorkerProc;
+use super::Counters;
+use crate::driver::{self, Plan};
+use crate::history::{self, now_ns, Event, Phase, Recorder};
+
+/// What a finished (or interrupted) run of one broker left behind.
+#[derive(Debug, Clone)]
+pub struct BrokerRun {
+    pub dir: PathBuf,
+    pub history: PathBuf,
+    pub product: String,
+    pub interrupted: bool,
+    pub events: u64,
+}
+
+/// Why the run should wind down early.
+#[derive(Clone)]
+pub struct StopSignal(pub watch::Receiver<bool>);
+
+impl StopSignal {
+    pub fn requested(&self) -> bool {
+        *self.0.borrow()
+    }
+}
+
+pub async fn run_broker(plan: Arc<Plan>, dir: &Path, seed: u64, stop: StopSignal, show_progress: bool) -> Result<BrokerRun> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let driver = driver::driver(plan.clone())?;
+    // Nothing is created on the broker before this succeeds; an unreachable broker fails here.
+    driver.setup().await?;
+    let product = driver.product().await;
+
+    let history_path = dir.join("history.bin");
+    let (recorder, writer) = history::create(&history_path)?;
+    recorder.record(Event::Header { run_id: plan.run_id.clone(), broker: plan.broker.to_string(), t: now_ns() });
+
+    let result = drive(&plan, &*driver, dir, seed, &recorder, stop.clone(), show_progress).await;
+    if !plan.workload.run.keep {
+        if let Err(e) = driver.teardown().await {
+            eprintln!("warning: {}: could not delete the run's resources: {e:#}", plan.broker);
+        }
+    }
+    drop(recorder);
+    let events = writer.finish()?;
+    result?;
+    Ok(BrokerRun { dir: dir.to_owned(), history: history_path, product, interrupted: stop.requested(), events })
+}
+
+async fn drive(plan: &Arc<Plan>, driver: &dyn driver::Driver, dir: &Path, seed: u64, recorder: &Recorder, stop: StopSignal, show_progress: bool) -> Result<()> {
+    let w = &plan.workload;
+    let counters = Arc::new(Counters::default());
+    let spec = dir.join("plan.json");
+    std::fs::write(&spec, serde_json::to_vec_pretty(&**plan)?).context("writing the worker plan")?;
+
+    let mut workers = Vec::new();
+    for i in 0..w.consumers.count {
+        workers.push(WorkerProc::spawn(i, &spec, dir, recorder.clone(), counters.clone())?);
+    }
+    let ready_deadline = Instant::now() + w.run.connect_timeout.0 + Duration::from_secs(5);
+    while counters.ready_workers.load(Ordering::Relaxed) < w.consumers.count as u64 {
+        if Instant::now() > ready_deadline || stop.requested() {
+            let logs: Vec<String> = workers.iter().map(|p| p.log.display().to_string()).collect();
+            for p in workers {
+                p.stop(Duration::from_secs(2), recorder);
+            }
+            bail!("{}: consumers did not become ready within {:?}; see {}", plan.broker, w.run.connect_timeout.0, logs.join(", "));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut publishers = Vec::new();
+    for p in 0..w.load.producers {
+        publishers.push(driver.publisher(p).await?);
+    }
+
+    let (stop_producers_tx, stop_producers) = watch::channel(false);
+    let start_ns = now_ns();
+    recorder.record(Event::Phase { t: start_ns, phase: Phase::LoadStart });
+    // Recorded up front (its time lies ahead) so checkers know the cut-off before any send result.
+    recorder.record(Event::Phase { t: start_ns + w.load.warmup.as_nanos(), phase: Phase::WarmupEnd });
+    let tag = run_tag(&plan.run_id);
+    let mut tasks = Vec::new();
+    for (i, publisher) in publishers.into_iter().enumerate() {
+        let task = ProducerTask {
+            index: i as u32,
+            run_tag: tag,
+            seed,
+            start_ns,
+            recorder: recorder.clone(),
+            counters: counters.clone(),
+            stop: stop_producers.clone(),
+        };
+        let workload = w.clone();
+        tasks.push(tokio::spawn(async move { task.run(&workload, publisher).await }));
+    }
+
+    let bar = progress_bar(show_progress, plan, w.load.duration.0);
+    let load_end = start_ns + w.load.duration.as_nanos();
+    let mut interrupted = false;
+    // Load phase: until the schedule ends (plus the in-flight tail) or Ctrl-C.
+    while !tasks.iter().all(|t| t.is_finished()) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = now_ns();
+        update_bar(&bar, &counters, now.saturating_sub(start_ns).min(load_end - start_ns), "load");
+        if stop.requested() && !interrupted {
+            interrupted = true;
+            recorder.record(Event::Phase { t: now, phase: Phase::Interrupted });
+            let _ = stop_producers_tx.send(true);
+        }
+    }
+    for t in tasks {
+        t.await.context("a producer task panicked")?;
+    }
+    recorder.record(Event::Phase { t: now_ns(), phase: Phase::LoadEnd });
+
+    // Drain: once everything acknowledged has been processed, stop after `drain_quiet` without
+    // news (late duplicates still count); while some are missing, wait up to `drain_missing`
+    // without news (a rebalance can stall delivery for a while). Always bounded by `drain_timeout`.
+    let drain_start = Instant::now();
+    loop {
+        let now = now_ns();
+        let silent = Duration::from_nanos(now.saturating_sub(counters.last_delivery_ns.load(Ordering::Relaxed).max(start_ns)));
+        let all_in = counters.delivered.load(Ordering::Relaxed) >= counters.acked.load(Ordering::Relaxed);
+        let patience = if interrupted {
+            Duration::from_secs(1)
+        } else if all_in {
+            w.run.drain_quiet.0
+        } else {
+            w.run.drain_missing.0
+        };
+        if silent >= patience {
+            break;
+        }
+        if drain_start.elapsed() >= w.run.drain_timeout.0 {
+            eprintln!("warning: {}: drain stopped after drain_timeout ({})", plan.broker, w.run.drain_timeout);
+            break;
+        }
+        if stop.requested() && !interrupted {
+            interrupted = true;
+            recorder.record(Event::Phase { t: now, phase: Phase::Interrupted });
+        }
+        update_bar(&bar, &counters, load_end - start_ns, "drain");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rec = recorder.clone();
+    tokio::task::spawn_blocking(move || {
+        for p in workers {
+            p.stop(Duration::from_secs(10), &rec);
+        }
+    })
+    .await?;
+    recorder.record(Event::Phase { t: now_ns(), phase: Phase::DrainEnd });
+    bar.finish_and_clear();
+    Ok(())
+}
+
+fn progress_bar(show: bool, plan: &Plan, duration: Duration) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(duration.as_millis() as u64);
+    let style = ProgressStyle::with_template("{prefix:>9} [{bar:30}] {elapsed:>4} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style.progress_chars("=> "));
+    bar.set_prefix(plan.broker.to_string());
+    bar
+}
+
+fn update_bar(bar: &ProgressBar, c: &Counters, elapsed_ns: u64, phase: &str) {
+    bar.set_position(elapsed_ns / 1_000_000);
+    bar.set_message(format!(
+        "{phase}: sent {} acked {} failed {} delivered {}",
+        c.sent.load(Ordering::Relaxed),
+        c.acked.load(Ordering::Relaxed),
+        c.failed.load(Ordering::Relaxed) + c.indeterminate.load(Ordering::Relaxed),
+        c.delivered.load(Ordering::Relaxed)
+    ));
+}

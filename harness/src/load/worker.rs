@@ -1,0 +1,106 @@
+//! The consumer worker: a separate OS process (`brokerbench worker`) so that crash faults can
+//! SIGKILL it for real. It streams history events to the coordinator over stdout and stops when
+//! its stdin closes (which also happens if the coordinator dies).
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::envelope::{run_tag, Envelope};
+use crate::driver::{self, AckHandle, Plan};
+use crate::history::codec::write_frame;
+use crate::history::{now_ns, Event, WorkerEvent};
+use crate::workload::AckMode;
+
+const POLL_WAIT: Duration = Duration::from_millis(250);
+
+pub async fn run(spec: &Path, index: u32) -> Result<()> {
+    let text = std::fs::read_to_string(spec).with_context(|| format!("reading worker plan {}", spec.display()))?;
+    let plan: Plan = serde_json::from_str(&text).context("parsing worker plan")?;
+    let plan = Arc::new(plan);
+    let tag = run_tag(&plan.run_id);
+    let w = &plan.workload;
+    let mut consumer = driver::driver(plan.clone())?.consumer(index).await?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_flag = stop.clone();
+    std::thread::spawn(move || {
+        // Any read result (EOF or error) means the coordinator wants us gone.
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+        stop_flag.store(true, Ordering::Relaxed);
+    });
+
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut scratch = Vec::with_capacity(256);
+    let mut emit = |out: &mut BufWriter<_>, ev: Event| write_frame(out, &ev, &mut scratch);
+    emit(&mut out, Event::Worker { t: now_ns(), consumer: index, event: WorkerEvent::Ready { pid: std::process::id() } })?;
+    out.flush()?;
+
+    while !stop.load(Ordering::Relaxed) {
+        let batch = match consumer.poll(POLL_WAIT).await {
+            Ok(b) => b,
+            Err(e) => {
+                emit(&mut out, Event::ConsumerError { t: now_ns(), consumer: index, error: format!("{e:#}") })?;
+                out.flush()?;
+                tokio::time::sleep(POLL_WAIT).await;
+                continue;
+            }
+        };
+        for r in batch {
+            let t = now_ns();
+            let env = match Envelope::decode(&r.body) {
+                Ok(env) if env.run_tag == tag => env,
+                Ok(_) => {
+                    emit(&mut out, Event::Foreign { t, consumer: index, pos: r.pos, detail: "message from another run".into() })?;
+                    consumer.ack(r.handle).await?;
+                    continue;
+                }
+                Err(e) => {
+                    emit(&mut out, Event::Foreign { t, consumer: index, pos: r.pos, detail: e.to_string() })?;
+                    consumer.ack(r.handle).await?;
+                    continue;
+                }
+            };
+            let id = env.id;
+            emit(&mut out, Event::Deliver { t, consumer: index, id, intended: env.intended_ns, pos: r.pos, redelivered: r.redelivered, receive_count: r.receive_count })?;
+            let process = w.consumers.processing_time.0;
+            let ack_first = w.consumers.ack == AckMode::BeforeProcess;
+            let explicit_ack = !matches!(r.handle, AckHandle::None);
+            if ack_first && explicit_ack {
+                ack(&mut *consumer, r.handle.clone(), index, id, &mut out, &mut emit).await?;
+            }
+            if !process.is_zero() {
+                // Flush first: if we are killed while "processing", the delivery is on record.
+                out.flush()?;
+                tokio::time::sleep(process).await;
+            }
+            emit(&mut out, Event::Processed { t: now_ns(), consumer: index, id })?;
+            if !ack_first && explicit_ack {
+                ack(&mut *consumer, r.handle, index, id, &mut out, &mut emit).await?;
+            }
+        }
+        out.flush()?;
+    }
+    consumer.close().await;
+    out.flush()?;
+    Ok(())
+}
+
+async fn ack<W: Write>(
+    consumer: &mut dyn driver::Consumer,
+    handle: AckHandle,
+    index: u32,
+    id: super::envelope::MsgId,
+    out: &mut W,
+    emit: &mut impl FnMut(&mut W, Event) -> std::io::Result<()>,
+) -> Result<()> {
+    match consumer.ack(handle).await {
+        Ok(()) => emit(out, Event::Ack { t: now_ns(), consumer: index, id })?,
+        Err(e) => emit(out, Event::ConsumerError { t: now_ns(), consumer: index, error: format!("ack {}: {e:#}", id.dedupe_id()) })?,
+    }
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! Starting, stopping and killing consumer worker processes, and forwarding what they stream.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::Counters;
+use crate::history::{now_ns, Event, FrameReader, Recorder, Stop, WorkerEvent};
+
+pub struct WorkerProc {
+    pub index: u32,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    reader: Option<JoinHandle<()>>,
+    pub log: PathBuf,
+}
+
+impl WorkerProc {
+    pub fn spawn(index: u32, spec: &Path, dir: &Path, recorder: Recorder, counters: Arc<Counters>) -> Result<WorkerProc> {
+        let exe = std::env::current_exe().context("locating the brokerbench executable")?;
+        let log = dir.join(format!("consumer-{index}.log"));
+        let stderr = File::options().create(true).append(true).open(&log).with_context(|| format!("creating {}", log.display()))?;
+        let mut child = Command::new(exe)
+            .arg("worker")
+            .arg("--plan")
+            .arg(spec)
+            .arg("--consumer")
+            .arg(index.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .context("starting a consumer worker process")?;
+        let stdout = child.stdout.take().context("worker stdout")?;
+        let stdin = child.stdin.take();
+        let reader = std::thread::Builder::new()
+            .name(format!("consumer-{index}"))
+            .spawn(move || forward(index, stdout, recorder, counters))
+            .context("starting a worker reader thread")?;
+        Ok(WorkerProc { index, child, stdin, reader: Some(reader), log })
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    pub fn signal(&self, sig: Signal) -> Result<()> {
+        kill(self.pid(), sig).with_context(|| format!("sending {sig} to consumer {}", self.index))
+    }
+
+    /// Ask the worker to finish (close its stdin), wait up to `grace`, then SIGKILL.
+    pub fn stop(mut self, grace: Duration, recorder: &Recorder) {
+        let _ = self.signal(Signal::SIGCONT);
+        drop(self.stdin.take());
+        let deadline = Instant::now() + grace;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    recorder.record(Event::Worker { t: now_ns(), consumer: self.index, event: WorkerEvent::Killed { signal: "SIGKILL (did not stop in time)".into() } });
+                    break;
+                }
+            }
+        }
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+
+    /// SIGKILL now: no graceful close, no final commit or ack. Returns once the process is gone.
+    pub fn crash(mut self, recorder: &Recorder) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        recorder.record(Event::Worker { t: now_ns(), consumer: self.index, event: WorkerEvent::Killed { signal: "SIGKILL".into() } });
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+/// Copy the worker's events into the history until its stdout closes.
+fn forward(index: u32, stdout: std::process::ChildStdout, recorder: Recorder, counters: Arc<Counters>) {
+    let mut frames = FrameReader::new(BufReader::with_capacity(1 << 16, stdout));
+    for ev in frames.by_ref() {
+        let Ok(ev) = ev else { break };
+        match &ev {
+            Event::Processed { t, .. } => {
+                counters.delivered.fetch_add(1, Ordering::Relaxed);
+                counters.last_delivery_ns.fetch_max(*t, Ordering::Relaxed);
+            }
+            Event::Deliver { t, .. } => {
+                counters.last_delivery_ns.fetch_max(*t, Ordering::Relaxed);
+            }
+            Event::Worker { event: WorkerEvent::Ready { .. }, .. } => {
+                counters.ready_workers.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        recorder.record(ev);
+    }
+    let detail = match frames.stop() {
+        Some(Stop::Truncated { skipped_bytes }) => format!("output ended mid-record ({skipped_bytes} bytes dropped)"),
+        Some(Stop::Corrupt { reason, .. }) => format!("corrupt output: {reason}"),
+        _ => "exited".into(),
+    };
+    recorder.record(Event::Worker { t: now_ns(), consumer: index, event: WorkerEvent::Exited { detail } });
+}

@@ -1,0 +1,64 @@
+//! The table printed at the end of a run.
+
+use std::fmt::Write as _;
+
+use super::RunResult;
+
+fn ms(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.2}s")
+    } else {
+        format!("{:.1}ms", s * 1e3)
+    }
+}
+
+pub fn render(r: &RunResult) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "\n{} — run {}", r.workload, r.run_id);
+    let _ = writeln!(
+        out,
+        "{:<9} {:>8} {:>8} {:>7} {:>9} {:>6} {:>7} {:>9}  {:<33}  {:<33}",
+        "broker", "sent", "acked", "failed", "delivered", "lost", "dup%", "msg/s", "publish p50/p99/p999/max", "end-to-end p50/p99/p999/max"
+    );
+    for b in &r.brokers {
+        match (&b.metrics, &b.error) {
+            (Some(m), _) => {
+                let p = &m.publish_latency;
+                let e = &m.end_to_end_latency;
+                let _ = writeln!(
+                    out,
+                    "{:<9} {:>8} {:>8} {:>7} {:>9} {:>6} {:>6.2}% {:>9.0}  {:<33}  {:<33}",
+                    b.broker.as_str(),
+                    m.sent,
+                    m.acked,
+                    m.failed + m.indeterminate,
+                    m.delivered,
+                    m.lost,
+                    m.duplicate_rate * 100.0,
+                    m.throughput,
+                    format!("{}/{}/{}/{}", ms(p.p50), ms(p.p99), ms(p.p999), ms(p.max)),
+                    format!("{}/{}/{}/{}", ms(e.p50), ms(e.p99), ms(e.p999), ms(e.max)),
+                );
+                if let Some(w) = &m.history_warning {
+                    let _ = writeln!(out, "          warning: {w}");
+                }
+            }
+            (None, Some(err)) => {
+                let _ = writeln!(out, "{:<9} error: {err}", b.broker.as_str());
+            }
+            (None, None) => {}
+        }
+        if let (Some(_), Some(err)) = (&b.metrics, &b.error) {
+            let _ = writeln!(out, "          error: {err}");
+        }
+    }
+    let verdicts: Vec<_> = r.brokers.iter().flat_map(|b| b.verdicts.iter().map(move |v| (b.broker, v))).collect();
+    if !verdicts.is_empty() {
+        let _ = writeln!(out, "\nexpectations:");
+        for (broker, v) in verdicts {
+            let measured = v.measured.map_or("n/a".to_string(), |m| format!("{m:.6}").trim_end_matches('0').trim_end_matches('.').to_string());
+            let _ = writeln!(out, "  {} {:<9} {:<28} measured {measured:<12} expected {}", if v.passed { "PASS" } else { "FAIL" }, broker.as_str(), v.metric, v.bound);
+        }
+    }
+    out
+}

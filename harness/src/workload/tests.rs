@@ -1,0 +1,133 @@
+use std::path::Path;
+
+use super::*;
+
+const VALID: &str = "\
+name: smoke
+brokers: [kafka, rabbitmq, sqs]
+topology:
+  partitions: 3
+  rabbitmq: { queue_type: quorum, sharding: consistent-hash, single_active_consumer: true }
+  sqs: { fifo: true, visibility_timeout: 5s }
+load:
+  producers: 2
+  rate: 500/s
+  keys: { count: 20, distribution: zipf(1.1) }
+  message_size: 1KiB
+  duration: 10s
+  warmup: 1s
+consumers:
+  count: 2
+  ack: after-process
+  processing_time: 1ms
+expect:
+  lost: 0
+  duplicate_rate: \"< 1%\"
+  p99_end_to_end: \"< 250ms\"
+";
+
+fn parse_err(src: &str) -> WorkloadError {
+    parse(Path::new("w.yaml"), src).expect_err("should be rejected")
+}
+
+#[test]
+fn parses_a_full_workload_with_units() {
+    let w = parse(Path::new("w.yaml"), VALID).unwrap();
+    assert_eq!(w.brokers, vec![BrokerKind::Kafka, BrokerKind::Rabbitmq, BrokerKind::Sqs]);
+    assert_eq!(w.load.rate, Rate::PerSecond(500.0));
+    assert_eq!(w.load.message_size.0, 1024);
+    assert_eq!(w.load.duration, units::Dur::secs(10));
+    assert_eq!(w.load.keys.distribution, KeyDistribution::Zipf(1.1));
+    assert_eq!(w.topology.rabbitmq.queue_type, QueueType::Quorum);
+    assert!(w.topology.sqs.fifo);
+    assert_eq!(w.consumers.processing_time, units::Dur::millis(1));
+    assert_eq!(w.expect["duplicate_rate"].value, "< 1%".parse().unwrap());
+    assert_eq!(w.expect["lost"].referenced.line(), 19);
+}
+
+#[test]
+fn every_shipped_workload_is_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workloads");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            load(&path).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 3, "expected the shipped workloads in {}", dir.display());
+}
+
+#[test]
+fn unknown_field_is_reported_at_its_position() {
+    let src = VALID.replace("  warmup: 1s", "  warmpu: 1s");
+    let e = parse_err(&src);
+    assert_eq!((e.line, e.column), (13, 3), "{e}");
+    assert!(e.message.contains("warmpu"), "{e}");
+    assert!(e.to_string().starts_with("w.yaml:13:3: "), "{e}");
+}
+
+#[test]
+fn bad_unit_is_reported_at_the_value() {
+    let e = parse_err(&VALID.replace("duration: 10s", "duration: 10 parsecs"));
+    assert_eq!(e.line, 12, "{e}");
+    assert!(e.message.contains("invalid duration"), "{e}");
+    let e = parse_err(&VALID.replace("rate: 500/s", "rate: 500"));
+    assert_eq!(e.line, 9, "{e}");
+    assert!(e.message.contains("invalid rate"), "{e}");
+}
+
+#[test]
+fn unknown_enum_value_names_the_choices() {
+    let e = parse_err(&VALID.replace("ack: after-process", "ack: sometimes"));
+    assert_eq!(e.line, 16, "{e}");
+    assert!(e.message.contains("after-process"), "{e}");
+}
+
+#[test]
+fn semantic_errors_point_at_the_field() {
+    let e = parse_err(&VALID.replace("warmup: 1s", "warmup: 20s"));
+    assert_eq!((e.line, e.column), (13, 3), "{e}");
+    assert!(e.message.contains("shorter than duration"), "{e}");
+    let e = parse_err(&VALID.replace("partitions: 3", "partitions: 0"));
+    assert_eq!((e.line, e.column), (4, 3), "{e}");
+    let e = parse_err(&VALID.replace("message_size: 1KiB", "message_size: 8B"));
+    assert_eq!(e.line, 11, "{e}");
+}
+
+#[test]
+fn unknown_metric_in_expect_lists_known_ones() {
+    let e = parse_err(&VALID.replace("  lost: 0", "  lozt: 0"));
+    assert_eq!(e.line, 19, "{e}");
+    assert!(e.message.contains("unknown metric `lozt`") && e.message.contains("per_key_order_violations"), "{e}");
+}
+
+#[test]
+fn faults_parse_and_are_checked_against_the_load() {
+    let with_fault = format!("{VALID}faults:\n  - {{ at: 3s, kind: consumer-crash, target: one, restart_after: 2s }}\n");
+    let w = parse(Path::new("w.yaml"), &with_fault).unwrap();
+    assert_eq!(w.faults[0].value.kind, FaultKind::ConsumerCrash);
+    let late = format!("{VALID}faults:\n  - {{ at: 30s, kind: consumer-crash }}\n");
+    let e = parse_err(&late);
+    assert_eq!(e.line, 23, "{e}");
+    assert!(e.message.contains("lasts only"), "{e}");
+    let bad_target = format!("{VALID}faults:\n  - {{ at: 3s, kind: pause, target: some }}\n");
+    assert!(parse_err(&bad_target).message.contains("invalid target"));
+}
+
+#[test]
+fn missing_required_field_is_an_error() {
+    let e = parse_err("name: x\nbrokers: [kafka]\n");
+    assert!(e.message.contains("load"), "{e}");
+}
+
+#[test]
+fn schema_describes_the_top_level_fields() {
+    let s = json_schema();
+    let props = s["properties"].as_object().unwrap();
+    for f in ["name", "brokers", "topology", "load", "consumers", "faults", "expect"] {
+        assert!(props.contains_key(f), "schema lacks {f}");
+    }
+    assert_eq!(s["additionalProperties"], serde_json::json!(false));
+}
