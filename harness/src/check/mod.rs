@@ -3,6 +3,7 @@
 
 mod delivery;
 pub mod expect;
+mod order;
 mod timing;
 
 use std::collections::HashMap;
@@ -188,7 +189,7 @@ fn checkers() -> Vec<Box<dyn Checker>> {
 /// Check a sequence of events (a history read from disk, or a synthetic one in tests).
 pub fn check_events(events: impl IntoIterator<Item = Event>) -> Metrics {
     let mut cs = checkers();
-    for ev in events {
+    for ev in order::TimeOrdered::new(events.into_iter(), order::WINDOW_NS) {
         for c in cs.iter_mut() {
             c.observe(&ev);
         }

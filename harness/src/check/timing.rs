@@ -194,14 +194,14 @@ impl Checker for TimingChecker {
         match ev {
             Event::Phase { t, phase } => {
                 match phase {
-                    Phase::LoadStart => {
+                    Phase::LoadStart { warmup_ns, .. } => {
                         self.start = Some(*t);
+                        self.warmup_end = Some(t + warmup_ns);
                         // Worker events that arrived before the load started are replayed now.
                         for e in std::mem::take(&mut self.pending) {
                             self.apply(&e);
                         }
                     }
-                    Phase::WarmupEnd => self.warmup_end = Some(*t),
                     Phase::LoadEnd => self.load_end = Some(*t),
                     _ => {}
                 }

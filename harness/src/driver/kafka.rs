@@ -1,8 +1,9 @@
 //! Kafka protocol driver (rdkafka): keyed produce with acks=all, consumer groups with explicit
 //! commits after or before processing, or auto-commit.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use async_trait::async_trait;
@@ -123,7 +124,7 @@ impl Driver for KafkaDriver {
             .create()
             .with_context(|| format!("kafka: creating consumer for {}", self.bootstrap))?;
         consumer.subscribe(&[&self.topic]).with_context(|| format!("kafka: subscribing to {}", self.topic))?;
-        Ok(Box::new(KafkaConsumer { consumer, topic: self.topic.clone(), auto }))
+        Ok(Box::new(KafkaConsumer { consumer, topic: self.topic.clone(), auto, stash: VecDeque::new() }))
     }
 
     async fn teardown(&self) -> Result<()> {
@@ -181,23 +182,47 @@ struct KafkaConsumer {
     consumer: StreamConsumer,
     topic: String,
     auto: bool,
+    /// Messages received while waiting for the assignment, handed out by the next poll.
+    stash: VecDeque<Received>,
 }
 
-#[async_trait]
-impl Consumer for KafkaConsumer {
-    async fn poll(&mut self, wait: Duration) -> Result<Vec<Received>> {
-        let msg = match tokio::time::timeout(wait, self.consumer.recv()).await {
-            Err(_) => return Ok(Vec::new()),
-            Ok(m) => m.context("kafka: receiving")?,
-        };
+impl KafkaConsumer {
+    fn received(&self, msg: &rdkafka::message::BorrowedMessage<'_>) -> Received {
         let (partition, offset) = (msg.partition(), msg.offset());
-        Ok(vec![Received {
+        Received {
             body: msg.payload().unwrap_or_default().to_vec(),
             pos: Position::Kafka { partition, offset },
             redelivered: false,
             receive_count: 0,
             handle: if self.auto { AckHandle::None } else { AckHandle::Kafka { partition, offset } },
-        }])
+        }
+    }
+}
+
+#[async_trait]
+impl Consumer for KafkaConsumer {
+    async fn ready(&mut self, timeout: Duration) -> Result<()> {
+        // The group is joined from inside recv(); drive it until this member owns partitions.
+        let deadline = Instant::now() + timeout;
+        while self.consumer.assignment().map(|a| a.count()).unwrap_or(0) == 0 {
+            anyhow::ensure!(Instant::now() < deadline, "kafka: no partitions assigned within {timeout:?} (consumer group did not form)");
+            if let Ok(m) = tokio::time::timeout(Duration::from_millis(100), self.consumer.recv()).await {
+                let r = self.received(&m.context("kafka: receiving")?);
+                self.stash.push_back(r);
+            }
+        }
+        Ok(())
+    }
+
+    async fn poll(&mut self, wait: Duration) -> Result<Vec<Received>> {
+        if !self.stash.is_empty() {
+            return Ok(self.stash.drain(..).collect());
+        }
+        let msg = match tokio::time::timeout(wait, self.consumer.recv()).await {
+            Err(_) => return Ok(Vec::new()),
+            Ok(m) => m.context("kafka: receiving")?,
+        };
+        Ok(vec![self.received(&msg)])
     }
 
     async fn ack(&mut self, handle: AckHandle) -> Result<()> {

@@ -80,6 +80,11 @@ pub struct Received {
 
 #[async_trait]
 pub trait Consumer: Send {
+    /// Wait until the consumer really receives (e.g. Kafka partitions assigned), so the load does
+    /// not start while the group is still forming. Deliveries seen meanwhile are kept for `poll`.
+    async fn ready(&mut self, _timeout: Duration) -> Result<()> {
+        Ok(())
+    }
     /// Deliveries available now, waiting at most `wait` for the first one.
     async fn poll(&mut self, wait: Duration) -> Result<Vec<Received>>;
     async fn ack(&mut self, handle: AckHandle) -> Result<()>;

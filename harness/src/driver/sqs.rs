@@ -2,6 +2,7 @@
 //! (MessageGroupId = key, deduplication id = message id), visibility timeout, long polling, batch
 //! receive, delete after processing.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use aws_sdk_sqs::Client;
 use base64::Engine as _;
 use futures::FutureExt;
+use tokio::sync::oneshot;
 
 use super::{AckFuture, AckHandle, Consumer, Driver, Plan, Publisher, Received, SendError};
 use crate::history::Position;
@@ -107,7 +109,12 @@ impl Driver for SqsDriver {
     }
 
     async fn publisher(&self, _producer: u32) -> Result<Box<dyn Publisher>> {
-        Ok(Box::new(SqsPublisher { client: self.client.clone(), url: self.queue_url().await?, fifo: self.plan.workload.topology.sqs.fifo }))
+        Ok(Box::new(SqsPublisher {
+            client: self.client.clone(),
+            url: self.queue_url().await?,
+            fifo: self.plan.workload.topology.sqs.fifo,
+            previous: HashMap::new(),
+        }))
     }
 
     async fn consumer(&self, _consumer: u32) -> Result<Box<dyn Consumer>> {
@@ -135,6 +142,8 @@ struct SqsPublisher {
     client: Client,
     url: String,
     fifo: bool,
+    /// FIFO: per key, a signal that the previous send of that key has finished.
+    previous: HashMap<u32, oneshot::Receiver<()>>,
 }
 
 #[async_trait]
@@ -144,18 +153,26 @@ impl Publisher for SqsPublisher {
         if self.fifo {
             req = req.message_group_id(id.key_string()).message_deduplication_id(id.dedupe_id());
         }
-        let send = async move {
-            let out = req.send().await.map_err(send_error)?;
-            Ok(Position::Sqs { message_id: out.message_id.unwrap_or_default() })
-        };
-        if self.fifo {
-            // A FIFO group is ordered by arrival; concurrent sends could overtake each other, so a
-            // FIFO producer waits for each send, as a real ordered publisher must.
-            let result = send.await;
-            Ok(async move { result }.boxed())
-        } else {
-            Ok(send.boxed())
+        if !self.fifo {
+            return Ok(async move {
+                let out = req.send().await.map_err(send_error)?;
+                Ok(Position::Sqs { message_id: out.message_id.unwrap_or_default() })
+            }
+            .boxed());
         }
+        // A FIFO group is ordered by arrival, so a send may only start once the previous send of
+        // the same key has finished; different keys still go out concurrently.
+        let (done_tx, done_rx) = oneshot::channel();
+        let previous = self.previous.insert(id.key, done_rx);
+        Ok(async move {
+            if let Some(p) = previous {
+                let _ = p.await;
+            }
+            let out = req.send().await.map_err(send_error);
+            let _ = done_tx.send(());
+            Ok(Position::Sqs { message_id: out?.message_id.unwrap_or_default() })
+        }
+        .boxed())
     }
 }
 

@@ -17,10 +17,9 @@ pub enum Position {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Phase {
-    /// Producers start; t=0 of every time axis.
-    LoadStart,
-    /// Figures (throughput, latency) count from here.
-    WarmupEnd,
+    /// Producers start; t=0 of every time axis. Figures (throughput, latency) count from
+    /// `warmup_ns` later; the schedule lasts `duration_ns`.
+    LoadStart { warmup_ns: u64, duration_ns: u64 },
     /// Producers stopped; consumers drain.
     LoadEnd,
     /// Draining finished; the run is over.

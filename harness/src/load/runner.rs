@@ -89,9 +89,8 @@ async fn drive(plan: &Arc<Plan>, driver: &dyn driver::Driver, dir: &Path, seed: 
 
     let (stop_producers_tx, stop_producers) = watch::channel(false);
     let start_ns = now_ns();
-    recorder.record(Event::Phase { t: start_ns, phase: Phase::LoadStart });
-    // Recorded up front (its time lies ahead) so checkers know the cut-off before any send result.
-    recorder.record(Event::Phase { t: start_ns + w.load.warmup.as_nanos(), phase: Phase::WarmupEnd });
+    let phase = Phase::LoadStart { warmup_ns: w.load.warmup.as_nanos(), duration_ns: w.load.duration.as_nanos() };
+    recorder.record(Event::Phase { t: start_ns, phase });
     let tag = run_tag(&plan.run_id);
     let mut tasks = Vec::new();
     for (i, publisher) in publishers.into_iter().enumerate() {

@@ -25,6 +25,7 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
     let tag = run_tag(&plan.run_id);
     let w = &plan.workload;
     let mut consumer = driver::driver(plan.clone())?.consumer(index).await?;
+    consumer.ready(w.run.connect_timeout.0 + w.topology.kafka.session_timeout.0).await?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let stop_flag = stop.clone();
@@ -98,6 +99,9 @@ async fn ack<W: Write>(
     out: &mut W,
     emit: &mut impl FnMut(&mut W, Event) -> std::io::Result<()>,
 ) -> Result<()> {
+    // The delivery must be on record before the broker can hand the next message of this key to
+    // another consumer, or the history could show them out of order.
+    out.flush()?;
     match consumer.ack(handle).await {
         Ok(()) => emit(out, Event::Ack { t: now_ns(), consumer: index, id })?,
         Err(e) => emit(out, Event::ConsumerError { t: now_ns(), consumer: index, error: format!("ack {}: {e:#}", id.dedupe_id()) })?,

@@ -1,0 +1,268 @@
+//! Synthetic histories with known anomalies; every count is asserted exactly.
+
+use super::*;
+use crate::history::{Event, FaultPhase, Phase, Position};
+use crate::load::envelope::MsgId;
+
+const MS: u64 = 1_000_000;
+
+/// Builds a history one operation at a time, 1 ms apart.
+struct H {
+    ev: Vec<Event>,
+    t: u64,
+}
+
+fn id(p: u32, k: u32, s: u64) -> MsgId {
+    MsgId { producer: p, key: k, seq: s }
+}
+
+impl H {
+    fn new() -> H {
+        H { ev: vec![Event::Phase { t: 0, phase: Phase::LoadStart { warmup_ns: 0, duration_ns: 10_000 * MS } }], t: 0 }
+    }
+    fn tick(&mut self) -> u64 {
+        self.t += MS;
+        self.t
+    }
+    fn invoke(&mut self, i: MsgId) {
+        let t = self.tick();
+        self.ev.push(Event::SendInvoke { t, id: i, intended: t });
+    }
+    fn ok(&mut self, i: MsgId) {
+        self.invoke(i);
+        let t = self.tick();
+        self.ev.push(Event::SendOk { t, id: i, intended: t - MS, pos: Position::Unknown });
+    }
+    fn fail(&mut self, i: MsgId) {
+        self.invoke(i);
+        let t = self.tick();
+        self.ev.push(Event::SendFail { t, id: i, error: "nack".into() });
+    }
+    fn info(&mut self, i: MsgId) {
+        self.invoke(i);
+        let t = self.tick();
+        self.ev.push(Event::SendInfo { t, id: i, error: "timeout".into() });
+    }
+    fn receive(&mut self, c: u32, i: MsgId, pos: Position) {
+        let t = self.tick();
+        self.ev.push(Event::Deliver { t, consumer: c, id: i, intended: 0, pos, redelivered: false, receive_count: 1 });
+    }
+    fn deliver_at(&mut self, c: u32, i: MsgId, pos: Position) {
+        self.receive(c, i, pos);
+        let t = self.tick();
+        self.ev.push(Event::Processed { t, consumer: c, id: i });
+    }
+    fn deliver(&mut self, c: u32, i: MsgId) {
+        self.deliver_at(c, i, Position::Unknown);
+    }
+    fn check(self) -> Metrics {
+        check_events(self.ev)
+    }
+}
+
+fn kafka(partition: i32, offset: i64) -> Position {
+    Position::Kafka { partition, offset }
+}
+
+#[test]
+fn clean_history_has_no_anomalies() {
+    let mut h = H::new();
+    for s in 0..50 {
+        h.ok(id(0, (s % 5) as u32, s / 5));
+    }
+    for s in 0..50 {
+        h.deliver(0, id(0, (s % 5) as u32, s / 5));
+    }
+    let m = h.check();
+    assert_eq!((m.sent, m.acked, m.delivered), (50, 50, 50));
+    assert_eq!((m.lost, m.unexpected, m.recovered, m.redeliveries, m.duplicates_stored), (0, 0, 0, 0, 0));
+    assert_eq!((m.per_key_order_violations, m.skips, m.effective_duplicates), (0, 0, 0));
+    assert_eq!(m.availability, 1.0);
+    assert!(m.examples.is_empty());
+}
+
+#[test]
+fn loss_counts_acknowledged_values_never_processed() {
+    let mut h = H::new();
+    for s in 0..10 {
+        h.ok(id(0, 0, s));
+    }
+    for s in 0..6 {
+        h.deliver(0, id(0, 0, s));
+    }
+    // seq 6 reached a consumer that acked before processing and died: received, never processed.
+    h.receive(0, id(0, 0, 6), Position::Unknown);
+    let m = h.check();
+    assert_eq!(m.lost, 4);
+    assert_eq!(m.received_not_processed, 1);
+    assert_eq!(m.delivered, 6);
+    assert_eq!(m.examples.iter().filter(|e| e.kind == "lost").count(), 4);
+}
+
+#[test]
+fn failed_sends_are_not_lost_and_indeterminate_seen_are_recovered() {
+    let mut h = H::new();
+    h.ok(id(0, 0, 0));
+    h.fail(id(0, 0, 1));
+    h.info(id(0, 0, 2));
+    h.info(id(0, 0, 3));
+    h.deliver(0, id(0, 0, 0));
+    h.deliver(0, id(0, 0, 2));
+    let m = h.check();
+    assert_eq!((m.acked, m.failed, m.indeterminate), (1, 1, 2));
+    assert_eq!((m.lost, m.recovered), (0, 1));
+    // The gap at seq 1 is a failed send, not a skip.
+    assert_eq!(m.skips, 0);
+    assert_eq!(m.availability, 0.25);
+}
+
+#[test]
+fn redeliveries_and_stored_duplicates_are_told_apart() {
+    let mut h = H::new();
+    for s in 0..4 {
+        h.ok(id(0, 0, s));
+        h.deliver_at(0, id(0, 0, s), kafka(0, s as i64));
+    }
+    // Redelivered from the same offset (consumer restarted before committing).
+    h.deliver_at(1, id(0, 0, 2), kafka(0, 2));
+    h.deliver_at(1, id(0, 0, 3), kafka(0, 3));
+    // The producer's retry stored seq 3 a second time, at offset 4.
+    h.deliver_at(1, id(0, 0, 3), kafka(0, 4));
+    let m = h.check();
+    assert_eq!(m.redeliveries, 3);
+    assert_eq!(m.duplicates_stored, 1);
+    assert_eq!(m.duplicate_rate, 3.0 / 4.0);
+    assert_eq!(m.effective_duplicates, 3);
+    // Replaying seq 2 after seq 3 is a reorder among redeliveries, not among first deliveries.
+    assert_eq!((m.per_key_order_violations, m.per_key_order_violations_redelivered), (0, 1));
+}
+
+#[test]
+fn reorders_and_skips_are_counted_per_key() {
+    let mut h = H::new();
+    for s in 0..4 {
+        h.ok(id(0, 7, s));
+        h.ok(id(1, 7, s));
+    }
+    // Producer 0's key 7 arrives 0, 2, 1, 3: one skip (0→2) and one reorder (1 after 2).
+    for s in [0, 2, 1, 3] {
+        h.deliver(0, id(0, 7, s));
+    }
+    // Producer 1's key 7 (a different sequence) is in order.
+    for s in 0..4 {
+        h.deliver(1, id(1, 7, s));
+    }
+    let m = h.check();
+    assert_eq!(m.per_key_order_violations, 1);
+    assert_eq!(m.skips, 1);
+    assert_eq!(m.lost, 0);
+    let ex: Vec<&Anomaly> = m.examples.iter().filter(|e| e.kind == "order-violation").collect();
+    assert_eq!(ex.len(), 1);
+    assert_eq!(ex[0].id.as_deref(), Some("0-7-1"));
+}
+
+#[test]
+fn a_jump_after_a_consumer_change_is_not_a_skip() {
+    let mut h = H::new();
+    for s in 0..3 {
+        h.ok(id(0, 0, s));
+    }
+    h.deliver(0, id(0, 0, 0));
+    h.deliver(1, id(0, 0, 2));
+    h.deliver(0, id(0, 0, 1));
+    let m = h.check();
+    assert_eq!(m.skips, 0);
+    assert_eq!(m.per_key_order_violations, 1);
+}
+
+#[test]
+fn unexpected_counts_unsent_values_and_foreign_messages() {
+    let mut h = H::new();
+    h.ok(id(0, 0, 0));
+    h.deliver(0, id(0, 0, 0));
+    h.deliver(0, id(3, 0, 0));
+    let t = h.tick();
+    h.ev.push(Event::Foreign { t, consumer: 0, pos: Position::Unknown, detail: "no envelope".into() });
+    let m = h.check();
+    assert_eq!(m.unexpected, 2);
+}
+
+#[test]
+fn rebalance_redeliveries_are_redeliveries_not_loss() {
+    let mut h = H::new();
+    for s in 0..10 {
+        h.ok(id(0, 0, s));
+    }
+    // Consumer 0 processes 0..=5 but committed only up to 2, then crashes.
+    for s in 0..=5 {
+        h.deliver_at(0, id(0, 0, s), kafka(0, s as i64));
+    }
+    // Consumer 1 takes over from the committed offset 3.
+    for s in 3..10 {
+        h.deliver_at(1, id(0, 0, s), kafka(0, s as i64));
+    }
+    let m = h.check();
+    assert_eq!(m.lost, 0);
+    assert_eq!(m.redeliveries, 3);
+    assert_eq!(m.duplicates_stored, 0);
+    assert_eq!(m.per_key_order_violations, 0);
+    assert_eq!(m.per_key_order_violations_redelivered, 2); // 3 and 4 replayed after 5
+    assert_eq!(m.skips, 0);
+}
+
+#[test]
+fn dedupe_skips_hide_redeliveries_from_processing() {
+    let mut h = H::new();
+    h.ok(id(0, 0, 0));
+    h.deliver(0, id(0, 0, 0));
+    h.receive(1, id(0, 0, 0), Position::Unknown);
+    let t = h.tick();
+    h.ev.push(Event::DedupeSkip { t, consumer: 1, id: id(0, 0, 0) });
+    let m = h.check();
+    assert_eq!((m.redeliveries, m.effective_duplicates, m.dedupe_skips), (1, 0, 1));
+}
+
+#[test]
+fn events_out_of_arrival_order_are_checked_in_time_order() {
+    // Two workers' events reach the history in the wrong order; time order shows no reorder.
+    let mut h = H::new();
+    h.ok(id(0, 0, 0));
+    h.ok(id(0, 0, 1));
+    let (a, b) = (h.tick(), h.tick());
+    h.ev.push(Event::Deliver { t: b, consumer: 1, id: id(0, 0, 1), intended: 0, pos: Position::Unknown, redelivered: false, receive_count: 1 });
+    h.ev.push(Event::Deliver { t: a, consumer: 0, id: id(0, 0, 0), intended: 0, pos: Position::Unknown, redelivered: false, receive_count: 1 });
+    let m = h.check();
+    assert_eq!(m.per_key_order_violations, 0);
+}
+
+#[test]
+fn latency_is_measured_from_the_intended_time_after_warmup() {
+    let mut ev = vec![Event::Phase { t: 0, phase: Phase::LoadStart { warmup_ns: 1_000 * MS, duration_ns: 3_000 * MS } }];
+    // During warmup: slow, excluded.
+    ev.push(Event::SendOk { t: 900 * MS, id: id(0, 0, 0), intended: 100 * MS, pos: Position::Unknown });
+    // After warmup: sent late (coordinated omission would hide this), acked 30 ms after intended.
+    for s in 1..=100u64 {
+        let intended = 1_000 * MS + s * 10 * MS;
+        ev.push(Event::SendOk { t: intended + 30 * MS, id: id(0, 0, s), intended, pos: Position::Unknown });
+        ev.push(Event::Deliver { t: intended + 50 * MS, consumer: 0, id: id(0, 0, s), intended, pos: Position::Unknown, redelivered: false, receive_count: 1 });
+    }
+    let m = check_events(ev);
+    assert_eq!(m.publish_latency.count, 100);
+    assert!((m.publish_latency.p99 - 0.030).abs() < 0.0001, "{:?}", m.publish_latency);
+    assert!((m.end_to_end_latency.p50 - 0.050).abs() < 0.0001, "{:?}", m.end_to_end_latency);
+    assert!(!m.publish_histogram.is_empty());
+}
+
+#[test]
+fn recovery_time_runs_from_fault_end_to_first_success_on_both_sides() {
+    let mut ev = vec![Event::Phase { t: 0, phase: Phase::LoadStart { warmup_ns: 0, duration_ns: 10_000 * MS } }];
+    ev.push(Event::Fault { t: 1_000 * MS, index: 0, kind: "partition".into(), phase: FaultPhase::Start, detail: String::new() });
+    ev.push(Event::Fault { t: 2_000 * MS, index: 0, kind: "partition".into(), phase: FaultPhase::Stop, detail: String::new() });
+    ev.push(Event::SendOk { t: 2_300 * MS, id: id(0, 0, 0), intended: 2_100 * MS, pos: Position::Unknown });
+    ev.push(Event::Processed { t: 2_700 * MS, consumer: 0, id: id(0, 0, 0) });
+    let m = check_events(ev);
+    assert_eq!(m.faults.len(), 1);
+    assert_eq!((m.faults[0].start_s, m.faults[0].end_s), (1.0, Some(2.0)));
+    let r = m.recovery_time.unwrap();
+    assert!((r - 0.7).abs() < 1e-9, "{r}");
+}
