@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::BufReader;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::Ordering;
@@ -38,6 +39,9 @@ impl WorkerProc {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr)
+            // Own process group: a terminal's Ctrl-C goes to the coordinator only, which then
+            // stops the workers in order (closing stdin) instead of losing their last events.
+            .process_group(0)
             .spawn()
             .context("starting a consumer worker process")?;
         let stdout = child.stdout.take().context("worker stdout")?;

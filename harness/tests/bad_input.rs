@@ -1,0 +1,85 @@
+//! Invalid workloads and unreachable brokers: clear errors, exit code 2, nothing run.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn invalid_workload_exits_2_with_position_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = workload(dir.path(), "bad", "name: bad\nbrokers: [kafka]\nload:\n  rate: 10/s\n  duration: 1s\n  colour: blue\n");
+    let out_dir = dir.path().join("reports");
+    let out = brokerbench(&["run", "--out", out_dir.to_str().unwrap(), w.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("bad.yaml:6:3:") && err.contains("colour"), "{err}");
+    assert!(!out_dir.exists(), "an invalid workload must not create a run directory");
+
+    let out = brokerbench(&["validate", w.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn unreachable_brokers_fail_fast_naming_broker_and_address() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1 of loopback.
+    let target = dir.path().join("nowhere.yaml");
+    std::fs::write(
+        &target,
+        "name: nowhere
+kafka: { bootstrap: 127.0.0.1:1, product: test }
+rabbitmq: { url: amqp://guest:guest@127.0.0.1:1/%2f, product: test }
+sqs: { endpoint: http://127.0.0.1:1, region: us-east-1, access_key_id: a, secret_access_key: b, product: test }
+",
+    )
+    .unwrap();
+    let w = workload(dir.path(), "w", "name: w\nbrokers: [kafka, rabbitmq, sqs]\nload: { rate: 10/s, duration: 1s }\nrun: { connect_timeout: 3s }\n");
+    let started = Instant::now();
+    let out = brokerbench(&["run", "--quiet", "--target", target.to_str().unwrap(), "--out", dir.path().join("r").to_str().unwrap(), w.to_str().unwrap()]);
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(all.contains("kafka") && all.contains("127.0.0.1:1"), "{all}");
+    assert!(all.contains("rabbitmq: cannot connect to amqp://guest:***@127.0.0.1:1"), "{all}");
+    assert!(all.contains("sqs") && all.contains("http://127.0.0.1:1"), "{all}");
+}
+
+#[test]
+fn schema_command_prints_json_schema() {
+    let out = brokerbench(&["schema"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["properties"]["load"].is_object());
+}
+
+#[test]
+fn report_rebuilds_from_a_run_directory_with_a_truncated_history() {
+    // A recorded run directory whose coordinator "died": history cut mid-record, no result.json.
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("20260101-000000-crashed-0000");
+    std::fs::create_dir_all(run.join("rabbitmq")).unwrap();
+    std::fs::write(run.join("workload.yaml"), "name: crashed\nbrokers: [rabbitmq]\nload: { rate: 10/s, duration: 1s }\nexpect: { lost: 0 }\n").unwrap();
+    let mut bytes = Vec::new();
+    use brokerbench::history::{codec::encode_frame, Event, Phase, Position};
+    use brokerbench::load::envelope::MsgId;
+    encode_frame(&Event::Phase { t: 0, phase: Phase::LoadStart { warmup_ns: 0, duration_ns: 1_000_000_000 } }, &mut bytes);
+    for s in 0..5u64 {
+        let id = MsgId { producer: 0, key: 0, seq: s };
+        encode_frame(&Event::SendInvoke { t: s * 10, id, intended: s * 10 }, &mut bytes);
+        encode_frame(&Event::SendOk { t: s * 10 + 1, id, intended: s * 10, pos: Position::Unknown }, &mut bytes);
+        encode_frame(&Event::Deliver { t: s * 10 + 2, consumer: 0, id, intended: s * 10, pos: Position::Unknown, redelivered: false, receive_count: 1 }, &mut bytes);
+        encode_frame(&Event::Processed { t: s * 10 + 3, consumer: 0, id }, &mut bytes);
+    }
+    bytes.truncate(bytes.len() - 4);
+    std::fs::write(run.join("rabbitmq/history.bin"), &bytes).unwrap();
+    let out = brokerbench(&["report", run.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The last Processed record was cut: seq 4 is acked but not processed, so lost = 1.
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", stderr(&out));
+    assert!(stdout.contains("history ends mid-record"), "{stdout}");
+    let result = brokerbench::report::RunResult::read(&run.join("result.json")).unwrap();
+    let m = result.brokers[0].metrics.as_ref().unwrap();
+    assert_eq!((m.acked, m.delivered, m.lost), (5, 4, 1));
+}

@@ -1,0 +1,49 @@
+//! Helpers for tests that run the real `brokerbench` binary against the local brokers
+//! (start them with `bin/brokers up`).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use brokerbench::report::RunResult;
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn local_target() -> PathBuf {
+    repo().join("targets/local.yaml")
+}
+
+/// Write a workload into `dir` and return its path.
+pub fn workload(dir: &Path, name: &str, yaml: &str) -> PathBuf {
+    let p = dir.join(format!("{name}.yaml"));
+    std::fs::write(&p, yaml).unwrap();
+    p
+}
+
+pub fn brokerbench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_brokerbench")).args(args).current_dir(repo()).output().expect("running brokerbench")
+}
+
+/// Run a workload with the local target, returning the process output and the parsed result.
+pub fn run(dir: &Path, workload: &Path, extra: &[&str]) -> (Output, RunResult) {
+    let out_dir = dir.join("reports");
+    let target = local_target();
+    let mut args = vec!["run", "--quiet", "--target", target.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), workload.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = brokerbench(&args);
+    let run_dir = std::fs::read_dir(&out_dir)
+        .unwrap_or_else(|e| panic!("no run directory ({e}); stderr: {}", String::from_utf8_lossy(&out.stderr)))
+        .next()
+        .expect("one run directory")
+        .unwrap()
+        .path();
+    let result = RunResult::read(&run_dir.join("result.json")).unwrap();
+    (out, result)
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
