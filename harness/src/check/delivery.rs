@@ -50,6 +50,9 @@ pub struct DeliveryChecker {
     dedupe_skips: u64,
     foreign: u64,
     examples: Vec<Anomaly>,
+    start: Option<u64>,
+    /// Order violations per second since the load started, for the report's timeline.
+    violations_per_second: Vec<u64>,
 }
 
 /// A few examples of each anomaly are kept so a reader can see what happened.
@@ -97,6 +100,13 @@ impl DeliveryChecker {
             match k.max_seq {
                 Some(max) if id.seq < max => {
                     self.order_first += 1;
+                    if let Some(start) = self.start {
+                        let sec = (t.saturating_sub(start) / 1_000_000_000) as usize;
+                        if self.violations_per_second.len() <= sec {
+                            self.violations_per_second.resize(sec + 1, 0);
+                        }
+                        self.violations_per_second[sec] += 1;
+                    }
                     found.push(("order-violation", format!("seq {} delivered after seq {max} (consumer {consumer}, {pos:?})", id.seq)));
                 }
                 Some(max) if id.seq > max + 1 && consumer == k.last_consumer => {
@@ -135,6 +145,7 @@ impl DeliveryChecker {
 impl Checker for DeliveryChecker {
     fn observe(&mut self, ev: &Event) {
         match ev {
+            Event::Phase { t, phase: crate::history::Phase::LoadStart { .. } } => self.start = Some(*t),
             Event::SendInvoke { id, .. } => self.mark(*id, INVOKED),
             Event::SendOk { id, .. } => self.mark(*id, OK),
             Event::SendFail { id, .. } => self.mark(*id, FAILED),
@@ -206,5 +217,10 @@ impl Checker for DeliveryChecker {
         m.effective_duplicates = self.effective_dupes;
         m.dedupe_skips = self.dedupe_skips;
         m.examples.append(&mut self.examples);
+        for (sec, n) in self.violations_per_second.iter().enumerate() {
+            if let Some(w) = m.timeline.get_mut(sec) {
+                w.order_violations = *n;
+            }
+        }
     }
 }

@@ -82,6 +82,8 @@ pub struct Metrics {
     pub dedupe_skips: u64,
     /// Acknowledged sends per second after warmup.
     pub throughput: f64,
+    /// When the load started (ns since the Unix epoch); every `*_s` figure counts from here.
+    pub load_start_ns: u64,
     pub duration_s: f64,
     pub publish_latency: LatencySummary,
     pub end_to_end_latency: LatencySummary,
@@ -183,7 +185,8 @@ impl Checker for Counts {
 }
 
 fn checkers() -> Vec<Box<dyn Checker>> {
-    vec![Box::new(Counts::default()), Box::<delivery::DeliveryChecker>::default(), Box::<timing::TimingChecker>::default()]
+    // The timing checker builds the timeline that the delivery checker then annotates.
+    vec![Box::new(Counts::default()), Box::<timing::TimingChecker>::default(), Box::<delivery::DeliveryChecker>::default()]
 }
 
 /// Check a sequence of events (a history read from disk, or a synthetic one in tests).

@@ -257,6 +257,7 @@ impl Checker for TimingChecker {
         m.recovery_time = self.faults.iter().filter_map(|f| f.recovery_s).fold(None, |acc: Option<f64>, r| Some(acc.map_or(r, |a| a.max(r))));
         m.faults = self.faults;
         m.timeline = self.windows;
+        m.load_start_ns = start;
         m.duration_s = self.load_end.map(|e| e.saturating_sub(start) as f64 / 1e9).unwrap_or(0.0);
     }
 }

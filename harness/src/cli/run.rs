@@ -123,6 +123,7 @@ async fn run_workload(file: &Path, w: &Workload, profile: &TargetProfile, out: &
         seed,
         target: profile.name.clone(),
         interrupted: false,
+        environment: crate::report::Environment::detect(),
         brokers: Vec::new(),
     };
     for &broker in brokers {
@@ -190,6 +191,7 @@ fn rebuild(dir: &Path) -> Result<RunResult> {
         seed: previous.as_ref().map(|p| p.seed).unwrap_or_default(),
         target: previous.as_ref().map(|p| p.target.clone()).unwrap_or_default(),
         interrupted: previous.as_ref().is_some_and(|p| p.interrupted),
+        environment: previous.as_ref().map(|p| p.environment.clone()).unwrap_or_else(crate::report::Environment::detect),
         brokers: Vec::new(),
     };
     for &broker in &w.brokers {

@@ -1,6 +1,8 @@
 //! Outputs of a run: result.json (versioned), the terminal summary, and JUnit XML.
 
+pub mod html;
 pub mod junit;
+pub mod plots;
 pub mod summary;
 
 use std::path::Path;
@@ -26,7 +28,31 @@ pub struct RunResult {
     pub seed: u64,
     pub target: String,
     pub interrupted: bool,
+    #[serde(default)]
+    pub environment: Environment,
     pub brokers: Vec<BrokerResult>,
+}
+
+/// The machine the harness ran on (brokers may run elsewhere: see each broker's `product`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Environment {
+    pub host: String,
+    pub os: String,
+    pub cpus: usize,
+    pub cpu_model: String,
+}
+
+impl Environment {
+    pub fn detect() -> Environment {
+        let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
+        let cpu_model = read("/proc/cpuinfo").lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()).unwrap_or_default();
+        Environment {
+            host: read("/proc/sys/kernel/hostname"),
+            os: format!("{} {}", std::env::consts::OS, read("/proc/sys/kernel/osrelease")),
+            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            cpu_model,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,7 +80,8 @@ impl RunResult {
         let path = dir.join("result.json");
         let text = serde_json::to_string_pretty(self)?;
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-        junit::write(self, &dir.join("junit.xml"))
+        junit::write(self, &dir.join("junit.xml"))?;
+        html::write_run(self, dir)
     }
 
     pub fn read(path: &Path) -> Result<RunResult> {

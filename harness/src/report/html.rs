@@ -1,0 +1,274 @@
+//! The self-contained HTML report of one run: verdicts first, then plots, anomaly examples, and
+//! the exact workload, target and environment. Every string is escaped by the template engine
+//! (auto-escaping for .html templates); only our own SVG is inserted raw.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use base64::Engine as _;
+use hdrhistogram::serialization::Deserializer;
+use hdrhistogram::Histogram;
+use minijinja::{context, Environment};
+use serde::Serialize;
+
+use super::plots::{self, Series, PALETTE};
+use super::{BrokerResult, RunResult};
+use crate::check::Metrics;
+
+pub const CSS: &str = include_str!("templates/base.css");
+const RUN_TEMPLATE: &str = include_str!("templates/run.html");
+
+#[derive(Serialize)]
+struct Plot {
+    title: String,
+    note: String,
+    svg: String,
+}
+
+#[derive(Serialize)]
+struct VerdictRow {
+    broker: String,
+    metric: String,
+    measured: String,
+    bound: String,
+    passed: bool,
+}
+
+#[derive(Serialize)]
+pub struct Row {
+    pub label: String,
+    pub cells: Vec<String>,
+}
+
+/// Decode a serialized HdrHistogram from result.json.
+pub fn histogram(b64: &str) -> Option<Histogram<u64>> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    Deserializer::new().deserialize(&mut &bytes[..]).ok()
+}
+
+pub fn fmt_num(v: f64) -> String {
+    if v == v.trunc() && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.4}").trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+pub fn fmt_secs(s: f64) -> String {
+    if s.is_nan() {
+        "—".into()
+    } else if s >= 1.0 {
+        format!("{s:.2} s")
+    } else {
+        format!("{:.2} ms", s * 1e3)
+    }
+}
+
+pub fn fmt_pct(f: f64) -> String {
+    format!("{:.3}%", f * 100.0)
+}
+
+/// The metrics table: (label, how to read it from Metrics, formatter, whether lower is better).
+pub type MetricRow = (&'static str, fn(&Metrics) -> f64, fn(f64) -> String, bool);
+
+pub const SUMMARY_ROWS: &[MetricRow] = &[
+    ("sent", |m| m.sent as f64, fmt_num, false),
+    ("acked", |m| m.acked as f64, fmt_num, false),
+    ("failed sends", |m| m.failed as f64, fmt_num, true),
+    ("indeterminate sends", |m| m.indeterminate as f64, fmt_num, true),
+    ("delivered (distinct)", |m| m.delivered as f64, fmt_num, false),
+    ("lost", |m| m.lost as f64, fmt_num, true),
+    ("unexpected", |m| m.unexpected as f64, fmt_num, true),
+    ("recovered", |m| m.recovered as f64, fmt_num, false),
+    ("redeliveries", |m| m.redeliveries as f64, fmt_num, true),
+    ("duplicate rate", |m| m.duplicate_rate, fmt_pct, true),
+    ("duplicates stored", |m| m.duplicates_stored as f64, fmt_num, true),
+    ("per-key order violations (first deliveries)", |m| m.per_key_order_violations as f64, fmt_num, true),
+    ("per-key order violations (redeliveries)", |m| m.per_key_order_violations_redelivered as f64, fmt_num, true),
+    ("skips", |m| m.skips as f64, fmt_num, true),
+    ("effective duplicates (after dedupe)", |m| m.effective_duplicates as f64, fmt_num, true),
+    ("throughput (acked msg/s)", |m| m.throughput, fmt_num, false),
+    ("publish p50", |m| m.publish_latency.p50, fmt_secs, true),
+    ("publish p99", |m| m.publish_latency.p99, fmt_secs, true),
+    ("publish p99.9", |m| m.publish_latency.p999, fmt_secs, true),
+    ("publish max", |m| m.publish_latency.max, fmt_secs, true),
+    ("end-to-end p50", |m| m.end_to_end_latency.p50, fmt_secs, true),
+    ("end-to-end p99", |m| m.end_to_end_latency.p99, fmt_secs, true),
+    ("end-to-end p99.9", |m| m.end_to_end_latency.p999, fmt_secs, true),
+    ("end-to-end max", |m| m.end_to_end_latency.max, fmt_secs, true),
+    ("producer availability", |m| m.availability, fmt_pct, false),
+    ("consumer availability", |m| m.consumer_availability, fmt_pct, false),
+    ("worst recovery time", |m| m.recovery_time.unwrap_or(f64::NAN), fmt_secs, true),
+];
+
+fn summary_rows(brokers: &[&BrokerResult]) -> Vec<Row> {
+    SUMMARY_ROWS
+        .iter()
+        .map(|(label, get, fmt, _)| Row {
+            label: label.to_string(),
+            cells: brokers.iter().map(|b| b.metrics.as_ref().map_or("—".into(), |m| fmt(get(m)))).collect(),
+        })
+        .collect()
+}
+
+fn series(name: &str, color: usize, m: &Metrics, f: impl Fn(&crate::check::Window) -> Option<f64>) -> Series {
+    let pts = m.timeline.iter().filter_map(|w| f(w).map(|v| (w.second as f64 + 0.5, v))).collect();
+    Series::new(name, PALETTE[color % PALETTE.len()], pts)
+}
+
+fn broker_plots(m: &Metrics) -> Vec<Plot> {
+    let faults = &m.faults;
+    let mut plots = vec![
+        Plot {
+            title: "Throughput".into(),
+            note: "Messages per second: sends attempted, acknowledged by the broker, processed by consumers. Shaded: fault windows.".into(),
+            svg: plots::time_plot(
+                "throughput",
+                "messages / s",
+                &[
+                    series("sent", 0, m, |w| Some(w.sent as f64)),
+                    series("acked", 1, m, |w| Some(w.acked as f64)),
+                    series("delivered", 2, m, |w| Some(w.delivered as f64)),
+                ],
+                faults,
+                1.0,
+            ),
+        },
+        Plot {
+            title: "Latency over time".into(),
+            note: "Per second, measured from each message's intended send time (no coordinated omission).".into(),
+            svg: plots::time_plot(
+                "latency percentiles",
+                "ms",
+                &[
+                    series("publish p50", 0, m, |w| w.publish_p50_ms),
+                    series("publish p99", 1, m, |w| w.publish_p99_ms),
+                    series("end-to-end p50", 2, m, |w| w.e2e_p50_ms),
+                    series("end-to-end p99", 3, m, |w| w.e2e_p99_ms),
+                ],
+                faults,
+                1.0,
+            ),
+        },
+    ];
+    let mut curves = Vec::new();
+    if let Some(h) = histogram(&m.publish_histogram) {
+        curves.push(Series::new("publish", PALETTE[0], plots::quantile_curve(&h)));
+    }
+    if let Some(h) = histogram(&m.end_to_end_histogram) {
+        curves.push(Series::new("end-to-end", PALETTE[2], plots::quantile_curve(&h)));
+    }
+    plots.push(Plot {
+        title: "Latency by percentile".into(),
+        note: "The whole distribution after warmup; read the tail on the right (99% → 99.99%).".into(),
+        svg: plots::quantile_plot("latency quantiles", &curves),
+    });
+    plots.push(Plot {
+        title: "Availability".into(),
+        note: "Per second: share of send attempts that succeeded, and whether consumers processed anything while messages were waiting.".into(),
+        svg: plots::time_plot(
+            "availability",
+            "% of sends ok",
+            &[series("producers", 1, m, |w| (w.acked + w.failed > 0).then(|| 100.0 * w.acked as f64 / (w.acked + w.failed) as f64))],
+            faults,
+            100.0,
+        ),
+    });
+    plots.push(Plot {
+        title: "Unseen (lag)".into(),
+        note: "Acknowledged by the broker but not yet processed by any consumer.".into(),
+        svg: plots::time_plot("unseen messages", "messages", &[series("unseen", 4, m, |w| Some(w.unseen.max(0) as f64))], faults, 1.0),
+    });
+    plots.push(Plot {
+        title: "Duplicates, reorders and failures over time".into(),
+        note: "Redeliveries, per-key order violations among first deliveries, failed or indeterminate sends.".into(),
+        svg: plots::time_plot(
+            "anomalies",
+            "per second",
+            &[
+                series("redelivered", 1, m, |w| Some(w.redelivered as f64)),
+                series("order violations", 3, m, |w| Some(w.order_violations as f64)),
+                series("failed sends", 5, m, |w| Some(w.failed as f64)),
+            ],
+            faults,
+            1.0,
+        ),
+    });
+    plots
+}
+
+pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Result<String> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    env.add_template("run.html", RUN_TEMPLATE).context("loading the report template")?;
+    let verdicts: Vec<VerdictRow> = r
+        .brokers
+        .iter()
+        .flat_map(|b| {
+            b.verdicts.iter().map(move |v| VerdictRow {
+                broker: b.broker.to_string(),
+                metric: v.metric.clone(),
+                measured: v.measured.map_or("n/a".into(), fmt_num),
+                bound: v.bound.clone(),
+                passed: v.passed,
+            })
+        })
+        .collect();
+    let brokers: Vec<_> = r
+        .brokers
+        .iter()
+        .map(|b| {
+            let m = b.metrics.as_ref();
+            let examples: Vec<_> = m
+                .map(|m| {
+                    m.examples
+                        .iter()
+                        .map(|e| {
+                            context! { kind => e.kind, id => e.id.clone().unwrap_or_default(), t => if e.t == 0 { "—".to_string() } else { format!("{:.3}", e.t.saturating_sub(m.load_start_ns) as f64 / 1e9) }, detail => e.detail }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let faults: Vec<_> = m
+                .map(|m| {
+                    m.faults
+                        .iter()
+                        .map(|f| context! { index => f.index, kind => f.kind, start => format!("{:.1}", f.start_s), end => f.end_s.map_or("—".into(), |e| format!("{e:.1}")), recovery => f.recovery_s.map_or("—".into(), |x| format!("{x:.2}")), detail => f.detail })
+                        .collect()
+                })
+                .unwrap_or_default();
+            context! {
+                name => b.broker.to_string(),
+                product => b.product,
+                error => b.error,
+                warning => m.and_then(|m| m.history_warning.clone()),
+                plots => m.map(broker_plots).unwrap_or_default(),
+                examples => examples,
+                faults => faults,
+            }
+        })
+        .collect();
+    let refs: Vec<&BrokerResult> = r.brokers.iter().collect();
+    let tmpl = env.get_template("run.html")?;
+    Ok(tmpl.render(context! {
+        css => CSS,
+        run => r,
+        passed => r.passed(),
+        verdicts => verdicts,
+        summary => summary_rows(&refs),
+        brokers => brokers,
+        workload_yaml => workload_yaml,
+        target_json => target_json,
+    })?)
+}
+
+/// Write index.html next to result.json, from the run directory's own files.
+pub fn write_run(r: &RunResult, dir: &Path) -> Result<()> {
+    let workload = std::fs::read_to_string(dir.join("workload.yaml")).unwrap_or_default();
+    let target = std::fs::read_to_string(dir.join("target.json")).unwrap_or_default();
+    let html = render_run(r, &workload, &target)?;
+    let path = dir.join("index.html");
+    std::fs::write(&path, html).with_context(|| format!("writing {}", path.display()))
+}

@@ -1,0 +1,233 @@
+//! SVG plots (plotters, SVG backend, no system fonts): time series with fault windows shaded, and
+//! HdrHistogram-style latency quantile curves.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::check::FaultWindow;
+
+pub const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+pub struct Series {
+    pub name: String,
+    pub color: RGBColor,
+    pub points: Vec<(f64, f64)>,
+}
+
+impl Series {
+    pub fn new(name: impl Into<String>, color: RGBColor, points: Vec<(f64, f64)>) -> Series {
+        Series { name: name.into(), color, points: downsample(points, MAX_POINTS) }
+    }
+}
+
+/// More points than pixels only makes the file bigger.
+const MAX_POINTS: usize = 600;
+const SIZE: (u32, u32) = (860, 280);
+
+/// Average consecutive points into at most `max` buckets (keeps the shape, bounds the size).
+pub fn downsample(points: Vec<(f64, f64)>, max: usize) -> Vec<(f64, f64)> {
+    if points.len() <= max {
+        return points;
+    }
+    let per = points.len().div_ceil(max);
+    points
+        .chunks(per)
+        .map(|c| {
+            let n = c.len() as f64;
+            (c.iter().map(|p| p.0).sum::<f64>() / n, c.iter().map(|p| p.1).sum::<f64>() / n)
+        })
+        .collect()
+}
+
+fn shade_faults<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+    faults: &[FaultWindow],
+    x_max: f64,
+    y: (f64, f64),
+) -> Result<(), String> {
+    for f in faults {
+        let end = f.end_s.unwrap_or(x_max).max(f.start_s + 0.05);
+        let color = if f.failed { RGBColor(120, 120, 120).mix(0.15) } else { RGBColor(214, 39, 40).mix(0.12) };
+        chart.draw_series(std::iter::once(Rectangle::new([(f.start_s, y.0), (end, y.1)], color.filled()))).map_err(|e| e.to_string())?;
+        let label = format!("{}{}", f.kind, if f.failed { " (failed)" } else { "" });
+        chart
+            .draw_series(std::iter::once(Text::new(label, (f.start_s, y.1), ("sans-serif", 11).into_font().color(&RGBColor(150, 30, 30)))))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn legend<'a, DB: DrawingBackend + 'a>(chart: &mut ChartContext<'a, DB, impl CoordTranslate>) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(200, 200, 200))
+        .label_font(("sans-serif", 11))
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
+fn area(buf: &mut String) -> DrawingArea<SVGBackend<'_>, Shift> {
+    let root = SVGBackend::with_string(buf, SIZE).into_drawing_area();
+    let _ = root.fill(&WHITE);
+    root
+}
+
+/// A time plot: x = seconds since the load started.
+pub fn time_plot(title: &str, y_desc: &str, series: &[Series], faults: &[FaultWindow], y_floor_max: f64) -> String {
+    let mut buf = String::new();
+    let result = (|| -> Result<(), String> {
+        let root = area(&mut buf);
+        let x_max = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).fold(1.0, f64::max).max(faults.iter().filter_map(|f| f.end_s).fold(0.0, f64::max));
+        let y_max = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(y_floor_max, f64::max) * 1.1;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 15))
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(62)
+            .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds since load start")
+            .y_desc(y_desc)
+            .light_line_style(RGBColor(240, 240, 240))
+            .label_style(("sans-serif", 11))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        shade_faults(&mut chart, faults, x_max, (0.0, y_max))?;
+        for s in series {
+            let c = s.color;
+            chart
+                .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(s.name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+        }
+        legend(&mut chart)?;
+        root.present().map_err(|e| e.to_string())
+    })();
+    match result {
+        Ok(()) => buf,
+        Err(e) => format!("<p class=\"plot-error\">plot unavailable: {}</p>", super::junit::escape(&e)),
+    }
+}
+
+/// Latency by percentile, x on a log scale of 1/(1-q) as HdrHistogram plots do:
+/// 0 → 0%, 1 → 90%, 2 → 99%, 3 → 99.9% ...
+pub fn quantile_plot(title: &str, series: &[Series]) -> String {
+    let mut buf = String::new();
+    let result = (|| -> Result<(), String> {
+        let root = area(&mut buf);
+        let x_max = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).fold(2.0, f64::max).ceil();
+        let y_max = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(0.01, f64::max) * 1.5;
+        let y_min = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(f64::INFINITY, f64::min).clamp(0.001, y_max / 10.0) * 0.7;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 15))
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(62)
+            .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("percentile")
+            .y_desc("latency (ms, log)")
+            .x_labels(x_max as usize + 1)
+            .x_label_formatter(&|x| percentile_label(*x))
+            .light_line_style(RGBColor(240, 240, 240))
+            .label_style(("sans-serif", 11))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for s in series {
+            let c = s.color;
+            chart
+                .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(s.name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+        }
+        legend(&mut chart)?;
+        root.present().map_err(|e| e.to_string())
+    })();
+    match result {
+        Ok(()) => buf,
+        Err(e) => format!("<p class=\"plot-error\">plot unavailable: {}</p>", super::junit::escape(&e)),
+    }
+}
+
+/// 0 → "0%", 1 → "90%", 2 → "99%", 3 → "99.9%".
+pub fn percentile_label(x: f64) -> String {
+    let q = 100.0 * (1.0 - 10f64.powf(-x));
+    let s = format!("{q:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s}%")
+}
+
+/// The quantile → value curve of a histogram, as (x = -log10(1 - q), milliseconds).
+pub fn quantile_curve(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, f64)> {
+    let mut pts = Vec::new();
+    if h.is_empty() {
+        return pts;
+    }
+    for i in 0..=200 {
+        // Evenly spaced on the log axis, from 0% to 99.999%.
+        let x = i as f64 * 5.0 / 200.0;
+        let q = 1.0 - 10f64.powf(-x);
+        pts.push((x, h.value_at_quantile(q) as f64 / 1000.0));
+    }
+    pts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_labels_follow_the_log_axis() {
+        assert_eq!(percentile_label(0.0), "0%");
+        assert_eq!(percentile_label(1.0), "90%");
+        assert_eq!(percentile_label(2.0), "99%");
+        assert_eq!(percentile_label(3.0), "99.9%");
+    }
+
+    #[test]
+    fn downsampling_bounds_points_and_keeps_averages() {
+        let pts: Vec<(f64, f64)> = (0..3000).map(|i| (i as f64, 2.0)).collect();
+        let d = downsample(pts, 600);
+        assert_eq!(d.len(), 600);
+        assert!(d.iter().all(|p| p.1 == 2.0));
+        assert_eq!(d[0].0, 2.0); // mean of 0..5
+    }
+
+    #[test]
+    fn time_plot_is_svg_with_fault_shading_and_legend() {
+        let s = Series::new("acked", PALETTE[0], (0..60).map(|i| (i as f64, 100.0)).collect());
+        let f = FaultWindow { index: 0, kind: "consumer-crash".into(), start_s: 10.0, end_s: Some(15.0), failed: false, detail: String::new(), recovery_s: None };
+        let svg = time_plot("throughput", "msg/s", &[s], &[f], 1.0);
+        assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
+        assert!(svg.contains("consumer-crash") && svg.contains("acked"));
+        assert!(svg.contains("<rect"));
+    }
+
+    #[test]
+    fn quantile_curve_is_monotonic() {
+        let mut h = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+        for v in 1..=10_000u64 {
+            h.record(v).unwrap();
+        }
+        let c = quantile_curve(&h);
+        assert!(c.windows(2).all(|w| w[1].1 >= w[0].1));
+        assert!((c[0].1 - 0.001).abs() < 1e-9);
+        let svg = quantile_plot("latency", &[Series::new("e2e", PALETTE[1], c)]);
+        assert!(svg.contains("99.9%"), "axis labels missing");
+    }
+}
