@@ -1,3 +1,156 @@
-//! Fault injection. The schedule turns the workload's `faults:` into concrete windows.
+//! Fault injection: the schedule turns the workload's `faults:` into windows; each window's fault
+//! is applied behind one small trait and its start, stop or failure goes into the history.
 
+pub mod process;
 pub mod schedule;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use async_trait::async_trait;
+
+use crate::history::{now_ns, Event, FaultPhase, Recorder};
+use crate::load::workers::Fleet;
+use crate::target::Control;
+use crate::workload::FaultKind;
+use schedule::Window;
+
+/// A fault that can be applied and undone. `start` and `stop` return what they did, for the history.
+#[async_trait]
+pub trait Fault: Send {
+    async fn start(&mut self) -> Result<String>;
+    async fn stop(&mut self) -> Result<String>;
+}
+
+/// What faults act on.
+#[derive(Clone)]
+pub struct Scope {
+    pub fleet: Arc<Mutex<Fleet>>,
+    pub control: Control,
+    /// Directory the target's control commands run in.
+    pub control_dir: PathBuf,
+    pub seed: u64,
+}
+
+/// Fault kinds this version applies; the rest are refused before a run starts.
+pub const SUPPORTED: &[FaultKind] = &[FaultKind::ConsumerCrash, FaultKind::Pause, FaultKind::BrokerKill, FaultKind::BrokerPause, FaultKind::BrokerRestart];
+
+fn build(w: &Window, scope: &Scope) -> Result<Box<dyn Fault>> {
+    let seed = scope.seed ^ (w.index as u64).wrapping_mul(0x9e37_79b9);
+    Ok(match w.kind {
+        FaultKind::ConsumerCrash => Box::new(process::Crash::new(scope.fleet.clone(), w.targets, seed)),
+        FaultKind::Pause => Box::new(process::Pause::new(scope.fleet.clone(), w.targets, seed)),
+        FaultKind::BrokerKill | FaultKind::BrokerPause | FaultKind::BrokerRestart => Box::new(BrokerCommand::new(w.kind, &scope.control, scope.control_dir.clone())?),
+        other => bail!("fault kind {other:?} is not supported yet"),
+    })
+}
+
+/// The control commands a broker fault needs, for validation before the run.
+pub fn required_commands(kind: FaultKind, restarts: bool) -> &'static [&'static str] {
+    match kind {
+        FaultKind::BrokerKill if restarts => &["kill", "start"],
+        FaultKind::BrokerKill => &["kill"],
+        FaultKind::BrokerPause => &["pause", "resume"],
+        FaultKind::BrokerRestart => &["kill", "start"],
+        _ => &[],
+    }
+}
+
+pub fn command<'a>(c: &'a Control, name: &str) -> Option<&'a str> {
+    match name {
+        "kill" => c.kill.as_deref(),
+        "pause" => c.pause.as_deref(),
+        "resume" => c.resume.as_deref(),
+        "start" => c.start.as_deref(),
+        _ => None,
+    }
+}
+
+/// Run every window's fault at its time (relative to `load_start`); returns when all are done.
+pub async fn run(windows: Vec<Window>, scope: Scope, recorder: Recorder, load_start: Instant) {
+    let tasks: Vec<_> = windows
+        .into_iter()
+        .map(|w| {
+            let (scope, rec) = (scope.clone(), recorder.clone());
+            tokio::spawn(async move { run_window(w, scope, rec, load_start).await })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+async fn run_window(w: Window, scope: Scope, rec: Recorder, load_start: Instant) {
+    let kind = kind_name(w.kind);
+    let record = |phase, detail: String| rec.record(Event::Fault { t: now_ns(), index: w.index, kind: kind.clone(), phase, detail });
+    tokio::time::sleep_until((load_start + w.start).into()).await;
+    let mut fault = match build(&w, &scope) {
+        Ok(f) => f,
+        Err(e) => return record(FaultPhase::Failed, format!("{e:#}")),
+    };
+    match fault.start().await {
+        Ok(detail) => record(FaultPhase::Start, detail),
+        Err(e) => return record(FaultPhase::Failed, format!("{e:#}")),
+    }
+    if let Some(stop) = w.stop {
+        tokio::time::sleep_until((load_start + stop).into()).await;
+        match fault.stop().await {
+            Ok(detail) => record(FaultPhase::Stop, detail),
+            Err(e) => record(FaultPhase::Failed, format!("undoing: {e:#}")),
+        }
+    }
+}
+
+pub fn kind_name(k: FaultKind) -> String {
+    serde_json::to_value(k).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| format!("{k:?}"))
+}
+
+/// Broker faults through the target's control commands (shell commands that return when done).
+struct BrokerCommand {
+    kind: FaultKind,
+    control: Control,
+    dir: PathBuf,
+}
+
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
+
+impl BrokerCommand {
+    fn new(kind: FaultKind, control: &Control, dir: PathBuf) -> Result<Self> {
+        Ok(BrokerCommand { kind, control: control.clone(), dir })
+    }
+
+    async fn exec(&self, name: &str) -> Result<String> {
+        let cmd = command(&self.control, name).with_context(|| format!("the target profile has no `{name}` control command"))?;
+        let started = Instant::now();
+        let child = tokio::process::Command::new("sh").arg("-c").arg(cmd).current_dir(&self.dir).kill_on_drop(true).output();
+        let out = tokio::time::timeout(COMMAND_TIMEOUT, child).await.with_context(|| format!("`{cmd}` did not finish within {COMMAND_TIMEOUT:?}"))??;
+        if !out.status.success() {
+            bail!("`{cmd}` failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(format!("`{cmd}` took {:.1}s", started.elapsed().as_secs_f64()))
+    }
+}
+
+#[async_trait]
+impl Fault for BrokerCommand {
+    async fn start(&mut self) -> Result<String> {
+        match self.kind {
+            FaultKind::BrokerPause => self.exec("pause").await,
+            FaultKind::BrokerRestart => {
+                let killed = self.exec("kill").await?;
+                let started = self.exec("start").await?;
+                Ok(format!("{killed}; broker answered again: {started}"))
+            }
+            _ => self.exec("kill").await,
+        }
+    }
+
+    async fn stop(&mut self) -> Result<String> {
+        match self.kind {
+            FaultKind::BrokerPause => self.exec("resume").await,
+            _ => self.exec("start").await.map(|d| format!("broker answered again: {d}")),
+        }
+    }
+}

@@ -1,7 +1,16 @@
-//! Fault schedules: which workers a fault hits and when.
+//! Fault schedules: which workers a fault hits and when, expanded from the workload's `faults:`
+//! into concrete windows before the run starts (so the schedule is known, printed and stored).
+
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::workload::{Fault, FaultKind};
 
 /// Which workers a fault hits.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Targets {
     One,
     All,
@@ -46,9 +55,54 @@ pub fn parse_target(s: &str) -> Result<Targets, String> {
     }
 }
 
+/// One concrete fault occurrence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    /// Position in the expanded schedule; the history's fault records use it.
+    pub index: u32,
+    pub kind: FaultKind,
+    /// Offset from the start of the load.
+    pub start: Duration,
+    /// When the fault is undone (pause ends, crashed worker restarts); None: never.
+    pub stop: Option<Duration>,
+    pub targets: Targets,
+}
+
+/// Expand fault specs into windows sorted by start. `random` windows come from `seed`.
+pub fn expand(faults: &[Fault], load_duration: Duration, seed: u64) -> Vec<Window> {
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed_fa17);
+    let mut out = Vec::new();
+    for f in faults {
+        let targets = f.target.as_deref().and_then(|t| parse_target(t).ok()).unwrap_or(Targets::One);
+        let undo = f.restart_after.or(f.duration).map(|d| d.0);
+        let starts: Vec<Duration> = if let Some(n) = f.random {
+            let latest = load_duration.saturating_sub(undo.unwrap_or_default()).max(f.at.0);
+            let mut v: Vec<Duration> = (0..n).map(|_| rng.random_range(f.at.0..=latest)).collect();
+            v.sort();
+            v
+        } else {
+            let (every, count) = (f.every.map(|e| e.0).unwrap_or_default(), f.count.unwrap_or(1));
+            (0..count).map(|i| f.at.0 + every * i).collect()
+        };
+        for start in starts {
+            out.push(Window { index: 0, kind: f.kind, start, stop: undo.map(|u| start + u), targets });
+        }
+    }
+    out.sort_by_key(|w| w.start);
+    for (i, w) in out.iter_mut().enumerate() {
+        w.index = i as u32;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::units::Dur;
+
+    fn fault(kind: FaultKind, at: u64) -> Fault {
+        Fault { kind, at: Dur::secs(at), random: None, every: None, count: None, duration: None, restart_after: None, target: None, between: None }
+    }
 
     #[test]
     fn targets_parse_and_count() {
@@ -61,5 +115,36 @@ mod tests {
         assert!(parse_target("0").is_err());
         assert!(parse_target("some").is_err());
         assert!(parse_target("150%").is_err());
+    }
+
+    #[test]
+    fn fixed_and_repeated_windows_in_start_order() {
+        let mut crash = fault(FaultKind::ConsumerCrash, 20);
+        crash.restart_after = Some(Dur::secs(5));
+        let mut pause = fault(FaultKind::Pause, 5);
+        pause.duration = Some(Dur::secs(2));
+        pause.every = Some(Dur::secs(10));
+        pause.count = Some(3);
+        let w = expand(&[crash, pause], Duration::from_secs(60), 1);
+        let starts: Vec<u64> = w.iter().map(|w| w.start.as_secs()).collect();
+        assert_eq!(starts, vec![5, 15, 20, 25]);
+        assert_eq!(w[2].kind, FaultKind::ConsumerCrash);
+        assert_eq!(w[2].stop, Some(Duration::from_secs(25)));
+        assert_eq!(w[0].stop, Some(Duration::from_secs(7)));
+        assert_eq!(w.iter().map(|w| w.index).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn random_windows_are_reproducible_from_the_seed_and_fit_the_load() {
+        let mut f = fault(FaultKind::Pause, 10);
+        f.duration = Some(Dur::secs(5));
+        f.random = Some(4);
+        let a = expand(std::slice::from_ref(&f), Duration::from_secs(60), 42);
+        let b = expand(std::slice::from_ref(&f), Duration::from_secs(60), 42);
+        let c = expand(std::slice::from_ref(&f), Duration::from_secs(60), 43);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.len(), 4);
+        assert!(a.iter().all(|w| w.start >= Duration::from_secs(10) && w.stop.unwrap() <= Duration::from_secs(60)));
     }
 }

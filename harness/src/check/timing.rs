@@ -172,15 +172,21 @@ impl TimingChecker {
                 }
                 let f = &mut self.faults[i];
                 match phase {
-                    FaultPhase::Start => f.start_s = start_s,
+                    FaultPhase::Start => {
+                        f.start_s = start_s;
+                        f.detail = detail.clone();
+                    }
                     FaultPhase::Stop => {
                         f.end_s = Some(start_s);
+                        if !detail.is_empty() {
+                            f.detail = format!("{}; then {detail}", f.detail);
+                        }
                         self.fault_stop_ns.push(*t);
                         self.first_ok_after.push((None, None));
                     }
                     FaultPhase::Failed => {
                         f.failed = true;
-                        f.detail = detail.clone();
+                        f.detail = if f.detail.is_empty() { detail.clone() } else { format!("{}; failed: {detail}", f.detail) };
                     }
                 }
             }

@@ -12,10 +12,8 @@ use crate::driver::Plan;
 use crate::load::runner::{run_broker, StopSignal};
 use crate::report::{summary, BrokerResult, RunResult, SCHEMA_VERSION};
 use crate::target::TargetProfile;
-use crate::workload::{self, BrokerKind, FaultKind, Workload};
+use crate::workload::{self, BrokerKind, Workload};
 
-/// Fault kinds the runner can apply today; others are refused up front, never silently skipped.
-const SUPPORTED_FAULTS: &[FaultKind] = &[];
 
 pub async fn run(files: Vec<PathBuf>, target: PathBuf, out: PathBuf, only: Vec<BrokerKind>, quiet: bool) -> i32 {
     // Validate everything before touching any broker.
@@ -42,6 +40,13 @@ pub async fn run(files: Vec<PathBuf>, target: PathBuf, out: PathBuf, only: Vec<B
             return EXIT_INVALID;
         }
     };
+
+    for (f, w) in &workloads {
+        if let Err(msg) = controls_present(w, &profile) {
+            eprintln!("{}: {msg}", f.display());
+            return EXIT_INVALID;
+        }
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -82,7 +87,7 @@ pub async fn run(files: Vec<PathBuf>, target: PathBuf, out: PathBuf, only: Vec<B
 
 fn supported(w: &Workload) -> Result<(), String> {
     for f in &w.faults {
-        if !SUPPORTED_FAULTS.contains(&f.value.kind) {
+        if !crate::chaos::SUPPORTED.contains(&f.value.kind) {
             return Err(format!(
                 "{}:{}: fault kind {:?} is not supported yet by this version of brokerbench; remove it from `faults:` to run",
                 f.referenced.line(),
@@ -91,8 +96,28 @@ fn supported(w: &Workload) -> Result<(), String> {
             ));
         }
     }
-    if w.consumers.dedupe != workload::Dedupe::None {
-        return Err("consumers.dedupe: processed-ids is not supported yet by this version of brokerbench".into());
+    Ok(())
+}
+
+/// Broker faults call the target's control commands; a missing one is an input error, found
+/// before anything runs.
+fn controls_present(w: &Workload, profile: &TargetProfile) -> Result<(), String> {
+    for f in &w.faults {
+        let needed = crate::chaos::required_commands(f.value.kind, f.value.restart_after.is_some());
+        for &broker in &w.brokers {
+            let control = profile.control(broker).cloned().unwrap_or_default();
+            for name in needed {
+                if crate::chaos::command(&control, name).is_none() {
+                    return Err(format!(
+                        "{}:{}: fault {} needs the `{name}` control command, but target profile `{}` has none for {broker} (add {broker}.control.{name})",
+                        f.referenced.line(),
+                        f.referenced.column(),
+                        crate::chaos::kind_name(f.value.kind),
+                        profile.name
+                    ));
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -132,7 +157,8 @@ async fn run_workload(file: &Path, w: &Workload, profile: &TargetProfile, out: &
         }
         let plan = Arc::new(Plan::new(&run_id, broker, w, profile));
         let bdir = dir.join(broker.as_str());
-        let broker_result = match run_broker(plan, &bdir, seed, stop.clone(), progress).await {
+        let windows = crate::chaos::schedule::expand(&w.faults.iter().map(|f| f.value.clone()).collect::<Vec<_>>(), w.load.duration.0, seed);
+        let broker_result = match run_broker(plan, &bdir, seed, windows, stop.clone(), progress).await {
             Ok(run) => {
                 result.interrupted |= run.interrupted;
                 checked(broker, run.product, &run.history, w)

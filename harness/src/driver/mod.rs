@@ -55,6 +55,10 @@ pub trait Publisher: Send {
     /// Hand one message to the client, in order. The returned future resolves with the broker's
     /// acknowledgement; callers keep many in flight (open loop).
     async fn submit(&mut self, id: MsgId, body: Vec<u8>) -> Result<AckFuture, SendError>;
+    /// True when the client cannot recover by itself; the producer then asks for a new one.
+    fn is_broken(&self) -> bool {
+        false
+    }
     /// Wait for in-flight sends and close cleanly.
     async fn close(&mut self) {}
 }
@@ -88,6 +92,11 @@ pub trait Consumer: Send {
     /// Deliveries available now, waiting at most `wait` for the first one.
     async fn poll(&mut self, wait: Duration) -> Result<Vec<Received>>;
     async fn ack(&mut self, handle: AckHandle) -> Result<()>;
+    /// True when the client cannot recover by itself (e.g. its AMQP connection died); the worker
+    /// then replaces it with a fresh consumer, as an application's reconnect logic would.
+    fn is_broken(&self) -> bool {
+        false
+    }
     /// Leave cleanly (commit, close); not called when a crash fault kills the process.
     async fn close(&mut self) {}
 }

@@ -172,6 +172,10 @@ impl Publisher for RabbitPublisher {
         }
         .boxed())
     }
+
+    fn is_broken(&self) -> bool {
+        !self._conn.status().connected() || !self.channel.status().connected()
+    }
 }
 
 type DeliveryStream = futures::stream::BoxStream<'static, (u32, lapin::Result<lapin::message::Delivery>)>;
@@ -220,6 +224,10 @@ impl Consumer for RabbitConsumer {
             self.channel.basic_ack(tag, BasicAckOptions::default()).await.context("rabbitmq: ack")?;
         }
         Ok(())
+    }
+
+    fn is_broken(&self) -> bool {
+        !self._conn.status().connected() || !self.channel.status().connected()
     }
 
     async fn close(&mut self) {

@@ -1,5 +1,6 @@
 //! Load generation: open-loop producers in the coordinator, consumers as worker processes.
 
+pub mod dedupe;
 pub mod envelope;
 pub mod producer;
 pub mod runner;

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::envelope::{Envelope, MsgId};
 use super::schedule::{KeyChooser, Schedule};
 use super::Counters;
-use crate::driver::{Publisher, SendError};
+use crate::driver::{Driver, Publisher, SendError};
 use crate::history::{now_ns, Event, Position, Recorder};
 use crate::workload::Workload;
 
@@ -23,7 +23,12 @@ pub struct ProducerTask {
     pub recorder: Recorder,
     pub counters: Arc<Counters>,
     pub stop: watch::Receiver<bool>,
+    /// To replace a publisher whose connection died (see `Publisher::is_broken`).
+    pub driver: Arc<dyn Driver>,
 }
+
+/// How often a producer with a dead connection tries to reconnect.
+const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 
 type Outcome = (MsgId, u64, Result<Result<Position, SendError>, tokio::time::error::Elapsed>);
 
@@ -36,6 +41,7 @@ impl ProducerTask {
         let max_in_flight = load.max_in_flight as usize;
         let send_timeout = w.run.send_timeout.0;
         let mut in_flight = FuturesUnordered::new();
+        let mut last_reconnect = std::time::Instant::now();
 
         'send: loop {
             while in_flight.len() >= max_in_flight {
@@ -70,6 +76,16 @@ impl ProducerTask {
             let body = Envelope { run_tag: self.run_tag, id, intended_ns: intended, sent_ns: t }.encode(size);
             self.recorder.record(Event::SendInvoke { t, id, intended });
             self.counters.sent.fetch_add(1, Ordering::Relaxed);
+            if publisher.is_broken() && last_reconnect.elapsed() >= RECONNECT_EVERY {
+                last_reconnect = std::time::Instant::now();
+                if let Ok(p) = self.driver.publisher(self.index).await {
+                    publisher = p;
+                }
+            }
+            if publisher.is_broken() {
+                self.complete((id, intended, Ok(Err(SendError::Failed("not connected to the broker".into())))));
+                continue;
+            }
             match publisher.submit(id, body).await {
                 Ok(ack) => in_flight.push(async move { (id, intended, tokio::time::timeout(send_timeout, ack).await) }),
                 Err(e) => self.complete((id, intended, Ok(Err(e)))),

@@ -12,7 +12,8 @@ use tokio::sync::watch;
 
 use super::envelope::run_tag;
 use super::producer::ProducerTask;
-use super::workers::WorkerProc;
+use super::workers::Fleet;
+use crate::chaos::{self, schedule::Window};
 use super::Counters;
 use crate::driver::{self, Plan};
 use crate::history::{self, now_ns, Event, Phase, Recorder};
@@ -37,9 +38,9 @@ impl StopSignal {
     }
 }
 
-pub async fn run_broker(plan: Arc<Plan>, dir: &Path, seed: u64, stop: StopSignal, show_progress: bool) -> Result<BrokerRun> {
+pub async fn run_broker(plan: Arc<Plan>, dir: &Path, seed: u64, faults: Vec<Window>, stop: StopSignal, show_progress: bool) -> Result<BrokerRun> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let driver = driver::driver(plan.clone())?;
+    let driver: Arc<dyn driver::Driver> = Arc::from(driver::driver(plan.clone())?);
     // Nothing is created on the broker before this succeeds; an unreachable broker fails here.
     driver.setup().await?;
     let product = driver.product().await;
@@ -48,7 +49,7 @@ pub async fn run_broker(plan: Arc<Plan>, dir: &Path, seed: u64, stop: StopSignal
     let (recorder, writer) = history::create(&history_path)?;
     recorder.record(Event::Header { run_id: plan.run_id.clone(), broker: plan.broker.to_string(), t: now_ns() });
 
-    let result = drive(&plan, &*driver, dir, seed, &recorder, stop.clone(), show_progress).await;
+    let result = drive(&plan, driver.clone(), dir, seed, faults, &recorder, stop.clone(), show_progress).await;
     if !plan.workload.run.keep {
         if let Err(e) = driver.teardown().await {
             eprintln!("warning: {}: could not delete the run's resources: {e:#}", plan.broker);
@@ -60,24 +61,32 @@ pub async fn run_broker(plan: Arc<Plan>, dir: &Path, seed: u64, stop: StopSignal
     Ok(BrokerRun { dir: dir.to_owned(), history: history_path, product, interrupted: stop.requested(), events })
 }
 
-async fn drive(plan: &Arc<Plan>, driver: &dyn driver::Driver, dir: &Path, seed: u64, recorder: &Recorder, stop: StopSignal, show_progress: bool) -> Result<()> {
+#[allow(clippy::too_many_arguments)]
+async fn drive(plan: &Arc<Plan>, driver: Arc<dyn driver::Driver>, dir: &Path, seed: u64, faults: Vec<Window>, recorder: &Recorder, stop: StopSignal, show_progress: bool) -> Result<()> {
     let w = &plan.workload;
     let counters = Arc::new(Counters::default());
     let spec = dir.join("plan.json");
     std::fs::write(&spec, serde_json::to_vec_pretty(&**plan)?).context("writing the worker plan")?;
 
-    let mut workers = Vec::new();
-    for i in 0..w.consumers.count {
-        workers.push(WorkerProc::spawn(i, &spec, dir, recorder.clone(), counters.clone())?);
+    let fleet = Arc::new(std::sync::Mutex::new(Fleet::new(spec, dir.to_owned(), recorder.clone(), counters.clone())));
+    {
+        let mut f = fleet.lock().map_err(|_| anyhow::anyhow!("fleet lock poisoned"))?;
+        for _ in 0..w.consumers.count {
+            f.spawn()?;
+        }
     }
-    let ready_deadline = Instant::now() + w.run.connect_timeout.0 + Duration::from_secs(5);
+    let ready_deadline = Instant::now() + w.run.connect_timeout.0 + w.topology.kafka.session_timeout.0 + Duration::from_secs(5);
     while counters.ready_workers.load(Ordering::Relaxed) < w.consumers.count as u64 {
         if Instant::now() > ready_deadline || stop.requested() {
-            let logs: Vec<String> = workers.iter().map(|p| p.log.display().to_string()).collect();
-            for p in workers {
-                p.stop(Duration::from_secs(2), recorder);
-            }
-            bail!("{}: consumers did not become ready within {:?}; see {}", plan.broker, w.run.connect_timeout.0, logs.join(", "));
+            let fleet = fleet.clone();
+            let logs = tokio::task::spawn_blocking(move || {
+                let mut f = fleet.lock().map_err(|_| anyhow::anyhow!("fleet lock poisoned"))?;
+                let logs = f.logs();
+                f.stop_all(Duration::from_secs(2));
+                anyhow::Ok(logs)
+            })
+            .await??;
+            bail!("{}: consumers did not become ready in time; see {}", plan.broker, logs.join(", "));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -89,6 +98,7 @@ async fn drive(plan: &Arc<Plan>, driver: &dyn driver::Driver, dir: &Path, seed: 
 
     let (stop_producers_tx, stop_producers) = watch::channel(false);
     let start_ns = now_ns();
+    let load_start = Instant::now();
     let phase = Phase::LoadStart { warmup_ns: w.load.warmup.as_nanos(), duration_ns: w.load.duration.as_nanos() };
     recorder.record(Event::Phase { t: start_ns, phase });
     let tag = run_tag(&plan.run_id);
@@ -102,11 +112,19 @@ async fn drive(plan: &Arc<Plan>, driver: &dyn driver::Driver, dir: &Path, seed: 
             recorder: recorder.clone(),
             counters: counters.clone(),
             stop: stop_producers.clone(),
+            driver: driver.clone(),
         };
         let workload = w.clone();
         tasks.push(tokio::spawn(async move { task.run(&workload, publisher).await }));
     }
 
+    let scope = chaos::Scope {
+        fleet: fleet.clone(),
+        control: plan.target.control(plan.broker).cloned().unwrap_or_default(),
+        control_dir: plan.target.dir.clone(),
+        seed,
+    };
+    let chaos_task = tokio::spawn(chaos::run(faults, scope, recorder.clone(), load_start));
     let bar = progress_bar(show_progress, plan, w.load.duration.0);
     let load_end = start_ns + w.load.duration.as_nanos();
     let mut interrupted = false;
@@ -155,10 +173,16 @@ async fn drive(plan: &Arc<Plan>, driver: &dyn driver::Driver, dir: &Path, seed: 
         update_bar(&bar, &counters, load_end - start_ns, "drain");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let rec = recorder.clone();
+    // Faults whose undo lies beyond the drain still get undone (a paused worker resumed, a killed
+    // broker restarted), unless the run was interrupted.
+    if interrupted {
+        chaos_task.abort();
+    } else if tokio::time::timeout(w.run.drain_timeout.0, chaos_task).await.is_err() {
+        eprintln!("warning: {}: fault schedule still running after drain_timeout; abandoning it", plan.broker);
+    }
     tokio::task::spawn_blocking(move || {
-        for p in workers {
-            p.stop(Duration::from_secs(10), &rec);
+        if let Ok(mut f) = fleet.lock() {
+            f.stop_all(Duration::from_secs(10));
         }
     })
     .await?;

@@ -14,7 +14,8 @@ use super::envelope::{run_tag, Envelope};
 use crate::driver::{self, AckHandle, Plan};
 use crate::history::codec::write_frame;
 use crate::history::{now_ns, Event, WorkerEvent};
-use crate::workload::AckMode;
+use super::dedupe::{Outcome, ProcessedIds};
+use crate::workload::{AckMode, Dedupe};
 
 const POLL_WAIT: Duration = Duration::from_millis(250);
 
@@ -24,8 +25,16 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
     let plan = Arc::new(plan);
     let tag = run_tag(&plan.run_id);
     let w = &plan.workload;
-    let mut consumer = driver::driver(plan.clone())?.consumer(index).await?;
+    let driver = driver::driver(plan.clone())?;
+    let mut consumer = driver.consumer(index).await?;
     consumer.ready(w.run.connect_timeout.0 + w.topology.kafka.session_timeout.0).await?;
+    let mut store = match w.consumers.dedupe {
+        Dedupe::ProcessedIds => {
+            let dir = spec.parent().unwrap_or(Path::new("."));
+            Some(ProcessedIds::open(&dir.join("processed-ids.sqlite"))?)
+        }
+        Dedupe::None => None,
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     let stop_flag = stop.clone();
@@ -42,6 +51,19 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
     out.flush()?;
 
     while !stop.load(Ordering::Relaxed) {
+        if consumer.is_broken() {
+            // Reconnect like an application would; while the broker is away this keeps failing
+            // and each failure is on record for the availability figures.
+            match driver.consumer(index).await {
+                Ok(c) => consumer = c,
+                Err(e) => {
+                    emit(&mut out, Event::ConsumerError { t: now_ns(), consumer: index, error: format!("reconnecting: {e:#}") })?;
+                    out.flush()?;
+                    tokio::time::sleep(POLL_WAIT).await;
+                    continue;
+                }
+            }
+        }
         let batch = match consumer.poll(POLL_WAIT).await {
             Ok(b) => b,
             Err(e) => {
@@ -79,7 +101,14 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
                 out.flush()?;
                 tokio::time::sleep(process).await;
             }
-            emit(&mut out, Event::Processed { t: now_ns(), consumer: index, id })?;
+            let applied = match store.as_mut() {
+                // SQLite is synchronous; a short block of this worker thread is what a real
+                // consumer's database call costs too.
+                Some(db) => matches!(tokio::task::block_in_place(|| db.process(id, index))?, Outcome::Applied),
+                None => true,
+            };
+            let t = now_ns();
+            emit(&mut out, if applied { Event::Processed { t, consumer: index, id } } else { Event::DedupeSkip { t, consumer: index, id } })?;
             if !ack_first && explicit_ack {
                 ack(&mut *consumer, r.handle, index, id, &mut out, &mut emit).await?;
             }

@@ -121,3 +121,57 @@ fn forward(index: u32, stdout: std::process::ChildStdout, recorder: Recorder, co
     };
     recorder.record(Event::Worker { t: now_ns(), consumer: index, event: WorkerEvent::Exited { detail } });
 }
+
+/// The consumer processes of one run. Crashed workers leave; replacements get fresh indexes so
+/// the history tells a restarted consumer from the one it replaced.
+pub struct Fleet {
+    spec: PathBuf,
+    dir: PathBuf,
+    recorder: Recorder,
+    counters: Arc<Counters>,
+    procs: Vec<WorkerProc>,
+    next_index: u32,
+}
+
+impl Fleet {
+    pub fn new(spec: PathBuf, dir: PathBuf, recorder: Recorder, counters: Arc<Counters>) -> Fleet {
+        Fleet { spec, dir, recorder, counters, procs: Vec::new(), next_index: 0 }
+    }
+
+    pub fn spawn(&mut self) -> Result<u32> {
+        let index = self.next_index;
+        self.procs.push(WorkerProc::spawn(index, &self.spec, &self.dir, self.recorder.clone(), self.counters.clone())?);
+        self.next_index += 1;
+        Ok(index)
+    }
+
+    pub fn alive(&self) -> Vec<u32> {
+        self.procs.iter().map(|p| p.index).collect()
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.procs.iter().map(|p| p.log.display().to_string()).collect()
+    }
+
+    /// SIGKILL one worker; returns its pid.
+    pub fn crash(&mut self, index: u32) -> Result<i32> {
+        let at = self.procs.iter().position(|p| p.index == index).with_context(|| format!("consumer {index} is not running"))?;
+        let p = self.procs.remove(at);
+        let pid = p.pid().as_raw();
+        p.crash(&self.recorder);
+        Ok(pid)
+    }
+
+    pub fn signal(&self, index: u32, sig: Signal) -> Result<i32> {
+        let p = self.procs.iter().find(|p| p.index == index).with_context(|| format!("consumer {index} is not running"))?;
+        p.signal(sig)?;
+        Ok(p.pid().as_raw())
+    }
+
+    /// Stop every worker in order (they finish their current batch and close cleanly).
+    pub fn stop_all(&mut self, grace: Duration) {
+        for p in self.procs.drain(..) {
+            p.stop(grace, &self.recorder);
+        }
+    }
+}

@@ -187,6 +187,27 @@ fn validate_fault(f: &Fault, duration: units::Dur) -> Result<(), String> {
     if f.every.is_some() != f.count.is_some() {
         return Err("`every` and `count` go together: repeat every PERIOD, COUNT times".into());
     }
+    if f.random.is_some() && f.every.is_some() {
+        return Err("use either `random` or `every`/`count`, not both".into());
+    }
+    if let (Some(every), Some(count)) = (f.every, f.count) {
+        let last = f.at.0 + every.0 * count.saturating_sub(1);
+        if last >= duration.0 {
+            return Err(format!("the last repetition starts at {} but the load lasts only {duration}", units::Dur(last)));
+        }
+    }
+    if let (Some(d), Some(r)) = (f.duration, f.restart_after) {
+        if r.0 < d.0 {
+            return Err(format!("restart_after ({r}) is shorter than duration ({d})"));
+        }
+    }
+    let needs_duration = matches!(f.kind, FaultKind::Pause | FaultKind::BrokerPause);
+    if needs_duration && f.duration.is_none() {
+        return Err(format!("{:?} needs a `duration`", f.kind));
+    }
+    if f.restart_after.is_some() && !matches!(f.kind, FaultKind::ConsumerCrash | FaultKind::ProducerCrash | FaultKind::BrokerKill) {
+        return Err(format!("`restart_after` applies to crashes and broker-kill, not {:?}", f.kind));
+    }
     if let Some(t) = &f.target {
         crate::chaos::schedule::parse_target(t)?;
     }

@@ -306,8 +306,12 @@ pub enum FaultKind {
 #[serde(deny_unknown_fields)]
 pub struct Fault {
     pub kind: FaultKind,
-    /// First start, measured from the start of the load.
+    /// First start, measured from the start of the load (with `random`: the earliest start).
     pub at: Dur,
+    /// Instead of fixed times: this many windows at random times between `at` and the end of the
+    /// load, drawn from the run's seed (same seed, same schedule).
+    #[serde(default)]
+    pub random: Option<u32>,
     /// Repeat with this period (needs `count`).
     #[serde(default)]
     pub every: Option<Dur>,

@@ -1,0 +1,95 @@
+//! Faults on the harness's own worker processes: SIGKILL (no graceful close, no leave-group, no
+//! final commit or ack) with an optional fresh replacement, and SIGSTOP/SIGCONT pauses.
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, Result};
+use async_trait::async_trait;
+use nix::sys::signal::Signal;
+use rand::rngs::SmallRng;
+use rand::seq::IndexedRandom;
+use rand::SeedableRng;
+
+use super::schedule::Targets;
+use super::Fault;
+use crate::load::workers::Fleet;
+
+fn lock(f: &Mutex<Fleet>) -> Result<std::sync::MutexGuard<'_, Fleet>> {
+    f.lock().map_err(|_| anyhow!("worker fleet lock poisoned"))
+}
+
+/// Pick the victims among the running consumers, reproducibly from the seed.
+fn choose(fleet: &Mutex<Fleet>, targets: Targets, seed: u64) -> Result<Vec<u32>> {
+    let alive = lock(fleet)?.alive();
+    anyhow::ensure!(!alive.is_empty(), "no consumer is running");
+    let n = targets.how_many(alive.len() as u32) as usize;
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut v: Vec<u32> = alive.choose_multiple(&mut rng, n).copied().collect();
+    v.sort();
+    Ok(v)
+}
+
+pub struct Crash {
+    fleet: Arc<Mutex<Fleet>>,
+    targets: Targets,
+    seed: u64,
+    killed: usize,
+}
+
+impl Crash {
+    pub fn new(fleet: Arc<Mutex<Fleet>>, targets: Targets, seed: u64) -> Self {
+        Crash { fleet, targets, seed, killed: 0 }
+    }
+}
+
+#[async_trait]
+impl Fault for Crash {
+    async fn start(&mut self) -> Result<String> {
+        let (fleet, targets, seed) = (self.fleet.clone(), self.targets, self.seed);
+        let done = tokio::task::spawn_blocking(move || -> Result<Vec<String>> {
+            let victims = choose(&fleet, targets, seed)?;
+            let mut f = lock(&fleet)?;
+            victims.iter().map(|&i| f.crash(i).map(|pid| format!("consumer {i} (pid {pid})"))).collect()
+        })
+        .await??;
+        self.killed = done.len();
+        Ok(format!("SIGKILL {}", done.join(", ")))
+    }
+
+    /// Start as many fresh consumers as were killed; they join like new instances.
+    async fn stop(&mut self) -> Result<String> {
+        let mut f = lock(&self.fleet)?;
+        let started: Result<Vec<String>> = (0..self.killed).map(|_| f.spawn().map(|i| format!("consumer {i}"))).collect();
+        Ok(format!("started {}", started?.join(", ")))
+    }
+}
+
+pub struct Pause {
+    fleet: Arc<Mutex<Fleet>>,
+    targets: Targets,
+    seed: u64,
+    paused: Vec<u32>,
+}
+
+impl Pause {
+    pub fn new(fleet: Arc<Mutex<Fleet>>, targets: Targets, seed: u64) -> Self {
+        Pause { fleet, targets, seed, paused: Vec::new() }
+    }
+}
+
+#[async_trait]
+impl Fault for Pause {
+    async fn start(&mut self) -> Result<String> {
+        self.paused = choose(&self.fleet, self.targets, self.seed)?;
+        let f = lock(&self.fleet)?;
+        let pids: Result<Vec<String>> = self.paused.iter().map(|&i| f.signal(i, Signal::SIGSTOP).map(|pid| format!("consumer {i} (pid {pid})"))).collect();
+        Ok(format!("SIGSTOP {}", pids?.join(", ")))
+    }
+
+    async fn stop(&mut self) -> Result<String> {
+        let f = lock(&self.fleet)?;
+        // A paused consumer may have been crashed by an overlapping fault meanwhile; skip it.
+        let resumed: Vec<String> = self.paused.iter().filter_map(|&i| f.signal(i, Signal::SIGCONT).ok().map(|_| format!("consumer {i}"))).collect();
+        Ok(format!("SIGCONT {}", resumed.join(", ")))
+    }
+}
