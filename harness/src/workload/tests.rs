@@ -112,8 +112,16 @@ fn faults_parse_and_are_checked_against_the_load() {
     let e = parse_err(&late);
     assert_eq!(e.line, 23, "{e}");
     assert!(e.message.contains("lasts only"), "{e}");
-    let bad_target = format!("{VALID}faults:\n  - {{ at: 3s, kind: pause, target: some }}\n");
+    let bad_target = format!("{VALID}faults:\n  - {{ at: 3s, kind: pause, duration: 1s, target: some }}\n");
     assert!(parse_err(&bad_target).message.contains("invalid target"));
+    let no_duration = format!("{VALID}faults:\n  - {{ at: 3s, kind: pause }}\n");
+    assert!(parse_err(&no_duration).message.contains("needs a `duration`"));
+    let restart_first = format!("{VALID}faults:\n  - {{ at: 3s, kind: consumer-crash, duration: 4s, restart_after: 1s }}\n");
+    assert!(parse_err(&restart_first).message.contains("restart_after (1s) is shorter than duration (4s)"));
+    let repeats_past_end = format!("{VALID}faults:\n  - {{ at: 3s, kind: consumer-crash, every: 4s, count: 3 }}\n");
+    assert!(parse_err(&repeats_past_end).message.contains("last repetition starts at 11s"));
+    let restart_on_pause = format!("{VALID}faults:\n  - {{ at: 3s, kind: pause, duration: 1s, restart_after: 2s }}\n");
+    assert!(parse_err(&restart_on_pause).message.contains("applies to crashes"));
 }
 
 #[test]
