@@ -9,13 +9,28 @@ use common::*;
 #[test]
 fn invalid_workload_exits_2_with_position_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let w = workload(dir.path(), "bad", "name: bad\nbrokers: [kafka]\nload:\n  rate: 10/s\n  duration: 1s\n  colour: blue\n");
+    let w = workload(
+        dir.path(),
+        "bad",
+        "name: bad\nbrokers: [kafka]\nload:\n  rate: 10/s\n  duration: 1s\n  colour: blue\n",
+    );
     let out_dir = dir.path().join("reports");
-    let out = brokerbench(&["run", "--out", out_dir.to_str().unwrap(), w.to_str().unwrap()]);
+    let out = brokerbench(&[
+        "run",
+        "--out",
+        out_dir.to_str().unwrap(),
+        w.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("bad.yaml:6:3:") && err.contains("colour"), "{err}");
-    assert!(!out_dir.exists(), "an invalid workload must not create a run directory");
+    assert!(
+        err.contains("bad.yaml:6:3:") && err.contains("colour"),
+        "{err}"
+    );
+    assert!(
+        !out_dir.exists(),
+        "an invalid workload must not create a run directory"
+    );
 
     let out = brokerbench(&["validate", w.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
@@ -37,13 +52,34 @@ sqs: { endpoint: http://127.0.0.1:1, region: us-east-1, access_key_id: a, secret
     .unwrap();
     let w = workload(dir.path(), "w", "name: w\nbrokers: [kafka, rabbitmq, sqs]\nload: { rate: 10/s, duration: 1s }\nrun: { connect_timeout: 3s }\n");
     let started = Instant::now();
-    let out = brokerbench(&["run", "--quiet", "--target", target.to_str().unwrap(), "--out", dir.path().join("r").to_str().unwrap(), w.to_str().unwrap()]);
-    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+    let out = brokerbench(&[
+        "run",
+        "--quiet",
+        "--target",
+        target.to_str().unwrap(),
+        "--out",
+        dir.path().join("r").to_str().unwrap(),
+        w.to_str().unwrap(),
+    ]);
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
-    assert!(all.contains("kafka") && all.contains("127.0.0.1:1"), "{all}");
-    assert!(all.contains("rabbitmq: cannot connect to amqp://guest:***@127.0.0.1:1"), "{all}");
-    assert!(all.contains("sqs") && all.contains("http://127.0.0.1:1"), "{all}");
+    assert!(
+        all.contains("kafka") && all.contains("127.0.0.1:1"),
+        "{all}"
+    );
+    assert!(
+        all.contains("rabbitmq: cannot connect to amqp://guest:***@127.0.0.1:1"),
+        "{all}"
+    );
+    assert!(
+        all.contains("sqs") && all.contains("http://127.0.0.1:1"),
+        "{all}"
+    );
 }
 
 #[test]
@@ -64,13 +100,59 @@ fn report_rebuilds_from_a_run_directory_with_a_truncated_history() {
     let mut bytes = Vec::new();
     use brokerbench::history::{codec::encode_frame, Event, Phase, Position};
     use brokerbench::load::envelope::MsgId;
-    encode_frame(&Event::Phase { t: 0, phase: Phase::LoadStart { warmup_ns: 0, duration_ns: 1_000_000_000 } }, &mut bytes);
+    encode_frame(
+        &Event::Phase {
+            t: 0,
+            phase: Phase::LoadStart {
+                warmup_ns: 0,
+                duration_ns: 1_000_000_000,
+            },
+        },
+        &mut bytes,
+    );
     for s in 0..5u64 {
-        let id = MsgId { producer: 0, key: 0, seq: s };
-        encode_frame(&Event::SendInvoke { t: s * 10, id, intended: s * 10 }, &mut bytes);
-        encode_frame(&Event::SendOk { t: s * 10 + 1, id, intended: s * 10, pos: Position::Unknown }, &mut bytes);
-        encode_frame(&Event::Deliver { t: s * 10 + 2, consumer: 0, id, intended: s * 10, pos: Position::Unknown, redelivered: false, receive_count: 1 }, &mut bytes);
-        encode_frame(&Event::Processed { t: s * 10 + 3, consumer: 0, id }, &mut bytes);
+        let id = MsgId {
+            producer: 0,
+            key: 0,
+            seq: s,
+        };
+        encode_frame(
+            &Event::SendInvoke {
+                t: s * 10,
+                id,
+                intended: s * 10,
+            },
+            &mut bytes,
+        );
+        encode_frame(
+            &Event::SendOk {
+                t: s * 10 + 1,
+                id,
+                intended: s * 10,
+                pos: Position::Unknown,
+            },
+            &mut bytes,
+        );
+        encode_frame(
+            &Event::Deliver {
+                t: s * 10 + 2,
+                consumer: 0,
+                id,
+                intended: s * 10,
+                pos: Position::Unknown,
+                redelivered: false,
+                receive_count: 1,
+            },
+            &mut bytes,
+        );
+        encode_frame(
+            &Event::Processed {
+                t: s * 10 + 3,
+                consumer: 0,
+                id,
+            },
+            &mut bytes,
+        );
     }
     bytes.truncate(bytes.len() - 4);
     std::fs::write(run.join("rabbitmq/history.bin"), &bytes).unwrap();
@@ -82,4 +164,15 @@ fn report_rebuilds_from_a_run_directory_with_a_truncated_history() {
     let result = brokerbench::report::RunResult::read(&run.join("result.json")).unwrap();
     let m = result.brokers[0].metrics.as_ref().unwrap();
     assert_eq!((m.acked, m.delivered, m.lost), (5, 4, 1));
+}
+
+#[test]
+fn result_schema_in_docs_matches_the_code() {
+    let out = brokerbench(&["schema", "--result"]);
+    assert!(out.status.success());
+    let generated: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let path = repo().join("docs/result.schema.json");
+    let documented: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(generated, documented, "docs/result.schema.json is stale: regenerate with `brokerbench schema --result > docs/result.schema.json` and bump SCHEMA_VERSION if a field changed meaning");
 }

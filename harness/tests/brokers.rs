@@ -33,19 +33,34 @@ fn assert_all_delivered(broker: &str, topology: &str) {
     let dir = tempfile::tempdir().unwrap();
     let w = workload(dir.path(), broker, &steady(broker, topology));
     let (out, result) = run(dir.path(), &w, &[]);
-    assert!(out.status.success(), "exit {:?}\n{}", out.status.code(), stderr(&out));
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{}",
+        out.status.code(),
+        stderr(&out)
+    );
     let b = &result.brokers[0];
     let m = b.metrics.as_ref().unwrap();
     assert!(m.acked >= 800, "only {} acked", m.acked);
     assert_eq!(m.sent, m.acked, "no send may fail on an idle broker");
     assert_eq!(m.lost, 0);
-    assert!(m.delivered >= m.acked, "{} delivered of {} acked", m.delivered, m.acked);
+    assert!(
+        m.delivered >= m.acked,
+        "{} delivered of {} acked",
+        m.delivered,
+        m.acked
+    );
     assert!(m.end_to_end_latency.count > 0 && m.publish_latency.p50 > 0.0);
     assert!(b.verdicts.iter().all(|v| v.passed), "{:?}", b.verdicts);
     assert!(!b.product.is_empty());
     // The run directory holds the workload copy, the history and JUnit XML.
     let run_dir = dir.path().join("reports").join(&result.run_id);
-    for f in ["workload.yaml", "result.json", "junit.xml", &format!("{broker}/history.bin")] {
+    for f in [
+        "workload.yaml",
+        "result.json",
+        "junit.xml",
+        &format!("{broker}/history.bin"),
+    ] {
         assert!(run_dir.join(f).exists(), "missing {f}");
     }
 }
@@ -62,7 +77,10 @@ fn rabbitmq_quorum_sharded_delivers_every_acknowledged_message() {
 
 #[test]
 fn rabbitmq_classic_single_queue_delivers_every_acknowledged_message() {
-    assert_all_delivered("rabbitmq", "  rabbitmq: { queue_type: classic, sharding: none, single_active_consumer: false }");
+    assert_all_delivered(
+        "rabbitmq",
+        "  rabbitmq: { queue_type: classic, sharding: none, single_active_consumer: false }",
+    );
 }
 
 #[test]
@@ -74,7 +92,8 @@ fn sqs_fifo_delivers_every_acknowledged_message() {
 fn sqs_standard_delivers_every_acknowledged_message() {
     // A standard queue does not promise order; check delivery only.
     let dir = tempfile::tempdir().unwrap();
-    let yaml = steady("sqs", "  sqs: { fifo: false }").replace("  per_key_order_violations: 0\n", "");
+    let yaml =
+        steady("sqs", "  sqs: { fifo: false }").replace("  per_key_order_violations: 0\n", "");
     let w = workload(dir.path(), "sqs-standard", &yaml);
     let (out, result) = run(dir.path(), &w, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -86,16 +105,27 @@ fn sqs_standard_delivers_every_acknowledged_message() {
 #[test]
 fn failed_expectation_exits_1_and_says_which() {
     let dir = tempfile::tempdir().unwrap();
-    let yaml = steady("rabbitmq", "").replace("  lost: 0\n", "  lost: 0\n  delivered: \"> 1000000\"\n");
+    let yaml =
+        steady("rabbitmq", "").replace("  lost: 0\n", "  lost: 0\n  delivered: \"> 1000000\"\n");
     let w = workload(dir.path(), "fail", &yaml);
     let (out, result) = run(dir.path(), &w, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let failed: Vec<_> = result.brokers[0].verdicts.iter().filter(|v| !v.passed).collect();
+    let failed: Vec<_> = result.brokers[0]
+        .verdicts
+        .iter()
+        .filter(|v| !v.passed)
+        .collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].metric, "delivered");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("FAIL rabbitmq  delivered"), "{stdout}");
-    let junit = std::fs::read_to_string(dir.path().join("reports").join(&result.run_id).join("junit.xml")).unwrap();
+    let junit = std::fs::read_to_string(
+        dir.path()
+            .join("reports")
+            .join(&result.run_id)
+            .join("junit.xml"),
+    )
+    .unwrap();
     assert!(junit.contains("<failure message=\"delivered = "), "{junit}");
 }
 
@@ -103,16 +133,39 @@ fn failed_expectation_exits_1_and_says_which() {
 fn run_resources_are_deleted_afterwards() {
     // After a run, the queue created for it is gone (RabbitMQ answers 404 on a passive declare).
     let dir = tempfile::tempdir().unwrap();
-    let w = workload(dir.path(), "cleanup", &steady("rabbitmq", "  rabbitmq: { sharding: none }"));
+    let w = workload(
+        dir.path(),
+        "cleanup",
+        &steady("rabbitmq", "  rabbitmq: { sharding: none }"),
+    );
     let (out, result) = run(dir.path(), &w, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let plan: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("reports").join(&result.run_id).join("rabbitmq/plan.json")).unwrap()).unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            dir.path()
+                .join("reports")
+                .join(&result.run_id)
+                .join("rabbitmq/plan.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
     let queue = format!("{}-q0", plan["resource_prefix"].as_str().unwrap());
     let exists = tokio_test::block_on(async {
-        let conn = lapin::Connection::connect("amqp://guest:guest@127.0.0.1:5672/%2f", lapin::ConnectionProperties::default()).await.unwrap();
+        let conn = lapin::Connection::connect(
+            "amqp://guest:guest@127.0.0.1:5672/%2f",
+            lapin::ConnectionProperties::default(),
+        )
+        .await
+        .unwrap();
         let ch = conn.create_channel().await.unwrap();
-        let opts = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
-        ch.queue_declare(queue.as_str().into(), opts, Default::default()).await.is_ok()
+        let opts = lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        ch.queue_declare(queue.as_str().into(), opts, Default::default())
+            .await
+            .is_ok()
     });
     assert!(!exists, "queue {queue} should have been deleted");
 }
@@ -125,20 +178,45 @@ fn ctrl_c_stops_cleanly_keeping_history_and_printing_the_summary() {
     let w = workload(dir.path(), "long", &yaml);
     let out_dir = dir.path().join("reports");
     let child = Command::new(env!("CARGO_BIN_EXE_brokerbench"))
-        .args(["run", "--quiet", "--target", local_target().to_str().unwrap(), "--out", out_dir.to_str().unwrap(), w.to_str().unwrap()])
+        .args([
+            "run",
+            "--quiet",
+            "--target",
+            local_target().to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            w.to_str().unwrap(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     // Let the load run for a while, then interrupt like a terminal would.
     std::thread::sleep(std::time::Duration::from_secs(6));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
     let started = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
-    assert!(started.elapsed() < std::time::Duration::from_secs(30), "took {:?} to stop", started.elapsed());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "took {:?} to stop",
+        started.elapsed()
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("sent") && stdout.contains("rabbitmq"), "summary missing: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let run_dir = std::fs::read_dir(&out_dir).unwrap().next().unwrap().unwrap().path();
+    assert!(
+        stdout.contains("sent") && stdout.contains("rabbitmq"),
+        "summary missing: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_dir = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let result = brokerbench::report::RunResult::read(&run_dir.join("result.json")).unwrap();
     assert!(result.interrupted);
     let m = result.brokers[0].metrics.as_ref().unwrap();

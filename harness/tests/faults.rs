@@ -34,7 +34,11 @@ run: {{ drain_quiet: 2s, drain_missing: 12s, drain_timeout: 90s }}
 }
 
 fn history_of(dir: &std::path::Path, r: &RunResult, broker: &str) -> Vec<Event> {
-    let path = dir.join("reports").join(&r.run_id).join(broker).join("history.bin");
+    let path = dir
+        .join("reports")
+        .join(&r.run_id)
+        .join(broker)
+        .join("history.bin");
     history::read(&path).unwrap().map(|e| e.unwrap()).collect()
 }
 
@@ -45,31 +49,83 @@ fn kills(events: &[Event]) -> usize {
 #[test]
 fn rabbitmq_ack_before_process_loses_messages_when_a_consumer_crashes() {
     let dir = tempfile::tempdir().unwrap();
-    let w = workload(dir.path(), "w", &crash_workload("rabbitmq", "before-process", "", ""));
+    let w = workload(
+        dir.path(),
+        "w",
+        &crash_workload("rabbitmq", "before-process", "", ""),
+    );
     let (out, r) = run(dir.path(), &w, &[]);
     assert!(out.status.code() == Some(0), "{}", stderr(&out));
     let m = r.brokers[0].metrics.as_ref().unwrap();
     let ev = history_of(dir.path(), &r, "rabbitmq");
     assert_eq!(kills(&ev), 3, "one, then both consumers were SIGKILLed");
-    assert!(m.lost > 0, "acked-then-crashed messages must be lost, got {m:?}");
-    assert_eq!(m.lost, m.received_not_processed, "every loss is a message received, acked, never processed");
-    assert!(m.faults.iter().all(|f| !f.failed && f.end_s.is_some()), "{:?}", m.faults);
+    assert!(
+        m.lost > 0,
+        "acked-then-crashed messages must be lost, got {m:?}"
+    );
+    assert_eq!(
+        m.lost, m.received_not_processed,
+        "every loss is a message received, acked, never processed"
+    );
+    assert!(
+        m.faults.iter().all(|f| !f.failed && f.end_s.is_some()),
+        "{:?}",
+        m.faults
+    );
 }
 
 #[test]
 fn rabbitmq_ack_after_process_redelivers_with_the_flag_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let w = workload(dir.path(), "w", &crash_workload("rabbitmq", "after-process", "", ""));
+    let w = workload(
+        dir.path(),
+        "w",
+        &crash_workload("rabbitmq", "after-process", "", ""),
+    );
     let (out, r) = run(dir.path(), &w, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let m = r.brokers[0].metrics.as_ref().unwrap();
     assert_eq!(m.lost, 0);
-    assert!(m.redeliveries > 0, "unacked messages of the killed consumers come back");
+    assert!(
+        m.redeliveries > 0,
+        "unacked messages of the killed consumers come back"
+    );
     let ev = history_of(dir.path(), &r, "rabbitmq");
-    assert!(ev.iter().any(|e| matches!(e, Event::Deliver { redelivered: true, .. })), "RabbitMQ marks them redelivered");
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            Event::Deliver {
+                redelivered: true,
+                ..
+            }
+        )),
+        "RabbitMQ marks them redelivered"
+    );
     // A fault's window is on record: start at the kill, stop at the replacement.
-    let starts = ev.iter().filter(|e| matches!(e, Event::Fault { phase: FaultPhase::Start, .. })).count();
-    let stops = ev.iter().filter(|e| matches!(e, Event::Fault { phase: FaultPhase::Stop, .. })).count();
+    let starts = ev
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Fault {
+                    phase: FaultPhase::Start,
+                    ..
+                }
+            )
+        })
+        .count();
+    let stops = ev
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Fault {
+                    phase: FaultPhase::Stop,
+                    ..
+                }
+            )
+        })
+        .count();
     assert_eq!((starts, stops), (2, 2));
 }
 
@@ -77,20 +133,36 @@ fn rabbitmq_ack_after_process_redelivers_with_the_flag_and_loses_nothing() {
 /// the consumer had already processed: duplicates of effect, unless the consumer dedupes.
 fn auto_commit_crash(dedupe: &str) -> (u64, u64, u64, u64) {
     let dir = tempfile::tempdir().unwrap();
-    let yaml = crash_workload("kafka", "auto", "  kafka: { session_timeout: 3s }", &format!("  dedupe: {dedupe}"));
+    let yaml = crash_workload(
+        "kafka",
+        "auto",
+        "  kafka: { session_timeout: 3s }",
+        &format!("  dedupe: {dedupe}"),
+    );
     let w = workload(dir.path(), "w", &yaml);
     let (out, r) = run(dir.path(), &w, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let m = r.brokers[0].metrics.as_ref().unwrap();
-    (m.redeliveries, m.effective_duplicates, m.dedupe_skips, m.delivered)
+    (
+        m.redeliveries,
+        m.effective_duplicates,
+        m.dedupe_skips,
+        m.delivered,
+    )
 }
 
 #[test]
 fn without_dedupe_replayed_messages_are_processed_twice() {
     let (redeliveries, effective, skips, _) = auto_commit_crash("none");
-    assert!(redeliveries > 0, "auto-commit replays processed messages after a crash");
+    assert!(
+        redeliveries > 0,
+        "auto-commit replays processed messages after a crash"
+    );
     // The message being processed at the kill comes back too, but it was never processed.
-    assert!(effective > 0 && effective <= redeliveries, "{effective} of {redeliveries} redeliveries processed again");
+    assert!(
+        effective > 0 && effective <= redeliveries,
+        "{effective} of {redeliveries} redeliveries processed again"
+    );
     assert_eq!(skips, 0);
 }
 
@@ -99,20 +171,38 @@ fn idempotent_consumer_turns_redeliveries_into_skips() {
     let (redeliveries, effective, skips, delivered) = auto_commit_crash("processed-ids");
     assert!(redeliveries > 0, "the broker still redelivers");
     assert!(skips > 0, "redeliveries of processed messages are skipped");
-    assert_eq!(effective, 0, "nothing is processed twice behind the processed-ids table");
+    assert_eq!(
+        effective, 0,
+        "nothing is processed twice behind the processed-ids table"
+    );
     assert!(delivered > 500);
 }
 
 #[test]
 fn kafka_consumer_crash_before_commit_duplicates_but_does_not_lose() {
     let dir = tempfile::tempdir().unwrap();
-    let w = workload(dir.path(), "w", &crash_workload("kafka", "after-process", "  kafka: { session_timeout: 3s }", ""));
+    let w = workload(
+        dir.path(),
+        "w",
+        &crash_workload(
+            "kafka",
+            "after-process",
+            "  kafka: { session_timeout: 3s }",
+            "",
+        ),
+    );
     let (out, r) = run(dir.path(), &w, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let m = r.brokers[0].metrics.as_ref().unwrap();
     assert_eq!(m.lost, 0);
-    assert!(m.redeliveries > 0, "uncommitted messages are delivered again after the rebalance: {m:?}");
-    assert_eq!(m.duplicates_stored, 0, "redeliveries come from the same offsets");
+    assert!(
+        m.redeliveries > 0,
+        "uncommitted messages are delivered again after the rebalance: {m:?}"
+    );
+    assert_eq!(
+        m.duplicates_stored, 0,
+        "redeliveries come from the same offsets"
+    );
     // The dead member keeps its partitions until the session timeout: a latency spike, not loss.
     assert!(m.end_to_end_latency.max > 2.0, "{:?}", m.end_to_end_latency);
 }
@@ -120,14 +210,35 @@ fn kafka_consumer_crash_before_commit_duplicates_but_does_not_lose() {
 #[test]
 fn sqs_consumer_crash_redelivers_after_the_visibility_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let w = workload(dir.path(), "w", &crash_workload("sqs", "after-process", "  sqs: { fifo: false, visibility_timeout: 2s, wait_time: 1s }", ""));
+    let w = workload(
+        dir.path(),
+        "w",
+        &crash_workload(
+            "sqs",
+            "after-process",
+            "  sqs: { fifo: false, visibility_timeout: 2s, wait_time: 1s }",
+            "",
+        ),
+    );
     let (out, r) = run(dir.path(), &w, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let m = r.brokers[0].metrics.as_ref().unwrap();
     assert_eq!(m.lost, 0);
     let ev = history_of(dir.path(), &r, "sqs");
-    let again: Vec<u32> = ev.iter().filter_map(|e| if let Event::Deliver { receive_count, .. } = e { (*receive_count > 1).then_some(*receive_count) } else { None }).collect();
-    assert!(!again.is_empty(), "messages received by the killed consumers come back with a higher receive count");
+    let again: Vec<u32> = ev
+        .iter()
+        .filter_map(|e| {
+            if let Event::Deliver { receive_count, .. } = e {
+                (*receive_count > 1).then_some(*receive_count)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert!(
+        !again.is_empty(),
+        "messages received by the killed consumers come back with a higher receive count"
+    );
     assert!(m.redeliveries as usize >= again.len().min(1));
 }
 
@@ -148,8 +259,15 @@ run: { drain_quiet: 1s }
     assert!(out.status.success(), "{}", stderr(&out));
     let m = r.brokers[0].metrics.as_ref().unwrap();
     assert_eq!(m.lost, 0);
-    assert!(m.end_to_end_latency.max >= 2.5, "messages waited out the SIGSTOP: {:?}", m.end_to_end_latency);
-    assert!(m.consumer_availability < 1.0, "seconds with a backlog and no progress are counted");
+    assert!(
+        m.end_to_end_latency.max >= 2.5,
+        "messages waited out the SIGSTOP: {:?}",
+        m.end_to_end_latency
+    );
+    assert!(
+        m.consumer_availability < 1.0,
+        "seconds with a backlog and no progress are counted"
+    );
     assert_eq!(m.faults.len(), 1);
     let f = &m.faults[0];
     assert!((f.end_s.unwrap() - f.start_s - 3.0).abs() < 0.5, "{f:?}");
@@ -174,12 +292,27 @@ run: { drain_quiet: 2s, send_timeout: 5s }
     let m = r.brokers[0].metrics.as_ref().unwrap();
     let f = &m.faults[0];
     assert!(!f.failed, "{f:?}");
-    assert!(f.detail.contains("answered again"), "the broker's return is on record: {f:?}");
-    assert!(m.failed + m.indeterminate > 0, "sends during the outage must fail: {m:?}");
+    assert!(
+        f.detail.contains("answered again"),
+        "the broker's return is on record: {f:?}"
+    );
+    assert!(
+        m.failed + m.indeterminate > 0,
+        "sends during the outage must fail: {m:?}"
+    );
     assert!(m.availability < 1.0);
     // After the restart, sends succeed again and are delivered.
-    let last = m.timeline.iter().rev().find(|w| w.acked > 0).map(|w| w.second).unwrap_or(0);
-    assert!(last as f64 > f.end_s.unwrap() + 2.0, "sends succeeded after the broker came back (last ok second {last})");
+    let last = m
+        .timeline
+        .iter()
+        .rev()
+        .find(|w| w.acked > 0)
+        .map(|w| w.second)
+        .unwrap_or(0);
+    assert!(
+        last as f64 > f.end_s.unwrap() + 2.0,
+        "sends succeeded after the broker came back (last ok second {last})"
+    );
     assert!(m.recovery_time.is_some());
 }
 
@@ -187,11 +320,25 @@ run: { drain_quiet: 2s, send_timeout: 5s }
 fn missing_control_command_is_refused_before_running() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("t.yaml");
-    std::fs::write(&target, "name: bare\nrabbitmq: { url: amqp://guest:guest@127.0.0.1:5672/%2f, product: x }\n").unwrap();
+    std::fs::write(
+        &target,
+        "name: bare\nrabbitmq: { url: amqp://guest:guest@127.0.0.1:5672/%2f, product: x }\n",
+    )
+    .unwrap();
     let w = workload(dir.path(), "w", "name: w\nbrokers: [rabbitmq]\nload: { rate: 10/s, duration: 5s }\nfaults:\n  - { at: 1s, kind: broker-pause, duration: 1s }\n");
-    let out = brokerbench(&["run", "--target", target.to_str().unwrap(), "--out", dir.path().join("r").to_str().unwrap(), w.to_str().unwrap()]);
+    let out = brokerbench(&[
+        "run",
+        "--target",
+        target.to_str().unwrap(),
+        "--out",
+        dir.path().join("r").to_str().unwrap(),
+        w.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("needs the `pause` control command") && err.contains("rabbitmq.control.pause"), "{err}");
+    assert!(
+        err.contains("needs the `pause` control command") && err.contains("rabbitmq.control.pause"),
+        "{err}"
+    );
     assert!(!dir.path().join("r").exists());
 }

@@ -35,14 +35,24 @@ pub struct Scope {
 }
 
 /// Fault kinds this version applies; the rest are refused before a run starts.
-pub const SUPPORTED: &[FaultKind] = &[FaultKind::ConsumerCrash, FaultKind::Pause, FaultKind::BrokerKill, FaultKind::BrokerPause, FaultKind::BrokerRestart];
+pub const SUPPORTED: &[FaultKind] = &[
+    FaultKind::ConsumerCrash,
+    FaultKind::Pause,
+    FaultKind::BrokerKill,
+    FaultKind::BrokerPause,
+    FaultKind::BrokerRestart,
+];
 
 fn build(w: &Window, scope: &Scope) -> Result<Box<dyn Fault>> {
     let seed = scope.seed ^ (w.index as u64).wrapping_mul(0x9e37_79b9);
     Ok(match w.kind {
-        FaultKind::ConsumerCrash => Box::new(process::Crash::new(scope.fleet.clone(), w.targets, seed)),
+        FaultKind::ConsumerCrash => {
+            Box::new(process::Crash::new(scope.fleet.clone(), w.targets, seed))
+        }
         FaultKind::Pause => Box::new(process::Pause::new(scope.fleet.clone(), w.targets, seed)),
-        FaultKind::BrokerKill | FaultKind::BrokerPause | FaultKind::BrokerRestart => Box::new(BrokerCommand::new(w.kind, &scope.control, scope.control_dir.clone())?),
+        FaultKind::BrokerKill | FaultKind::BrokerPause | FaultKind::BrokerRestart => Box::new(
+            BrokerCommand::new(w.kind, &scope.control, scope.control_dir.clone())?,
+        ),
         other => bail!("fault kind {other:?} is not supported yet"),
     })
 }
@@ -84,7 +94,15 @@ pub async fn run(windows: Vec<Window>, scope: Scope, recorder: Recorder, load_st
 
 async fn run_window(w: Window, scope: Scope, rec: Recorder, load_start: Instant) {
     let kind = kind_name(w.kind);
-    let record = |phase, detail: String| rec.record(Event::Fault { t: now_ns(), index: w.index, kind: kind.clone(), phase, detail });
+    let record = |phase, detail: String| {
+        rec.record(Event::Fault {
+            t: now_ns(),
+            index: w.index,
+            kind: kind.clone(),
+            phase,
+            detail,
+        })
+    };
     tokio::time::sleep_until((load_start + w.start).into()).await;
     let mut fault = match build(&w, &scope) {
         Ok(f) => f,
@@ -104,7 +122,10 @@ async fn run_window(w: Window, scope: Scope, rec: Recorder, load_start: Instant)
 }
 
 pub fn kind_name(k: FaultKind) -> String {
-    serde_json::to_value(k).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| format!("{k:?}"))
+    serde_json::to_value(k)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_else(|| format!("{k:?}"))
 }
 
 /// Broker faults through the target's control commands (shell commands that return when done).
@@ -118,18 +139,37 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
 
 impl BrokerCommand {
     fn new(kind: FaultKind, control: &Control, dir: PathBuf) -> Result<Self> {
-        Ok(BrokerCommand { kind, control: control.clone(), dir })
+        Ok(BrokerCommand {
+            kind,
+            control: control.clone(),
+            dir,
+        })
     }
 
     async fn exec(&self, name: &str) -> Result<String> {
-        let cmd = command(&self.control, name).with_context(|| format!("the target profile has no `{name}` control command"))?;
+        let cmd = command(&self.control, name)
+            .with_context(|| format!("the target profile has no `{name}` control command"))?;
         let started = Instant::now();
-        let child = tokio::process::Command::new("sh").arg("-c").arg(cmd).current_dir(&self.dir).kill_on_drop(true).output();
-        let out = tokio::time::timeout(COMMAND_TIMEOUT, child).await.with_context(|| format!("`{cmd}` did not finish within {COMMAND_TIMEOUT:?}"))??;
+        let child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(&self.dir)
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(COMMAND_TIMEOUT, child)
+            .await
+            .with_context(|| format!("`{cmd}` did not finish within {COMMAND_TIMEOUT:?}"))??;
         if !out.status.success() {
-            bail!("`{cmd}` failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "`{cmd}` failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
-        Ok(format!("`{cmd}` took {:.1}s", started.elapsed().as_secs_f64()))
+        Ok(format!(
+            "`{cmd}` took {:.1}s",
+            started.elapsed().as_secs_f64()
+        ))
     }
 }
 
@@ -150,7 +190,10 @@ impl Fault for BrokerCommand {
     async fn stop(&mut self) -> Result<String> {
         match self.kind {
             FaultKind::BrokerPause => self.exec("resume").await,
-            _ => self.exec("start").await.map(|d| format!("broker answered again: {d}")),
+            _ => self
+                .exec("start")
+                .await
+                .map(|d| format!("broker answered again: {d}")),
         }
     }
 }

@@ -38,7 +38,12 @@ pub struct Crash {
 
 impl Crash {
     pub fn new(fleet: Arc<Mutex<Fleet>>, targets: Targets, seed: u64) -> Self {
-        Crash { fleet, targets, seed, killed: 0 }
+        Crash {
+            fleet,
+            targets,
+            seed,
+            killed: 0,
+        }
     }
 }
 
@@ -49,7 +54,10 @@ impl Fault for Crash {
         let done = tokio::task::spawn_blocking(move || -> Result<Vec<String>> {
             let victims = choose(&fleet, targets, seed)?;
             let mut f = lock(&fleet)?;
-            victims.iter().map(|&i| f.crash(i).map(|pid| format!("consumer {i} (pid {pid})"))).collect()
+            victims
+                .iter()
+                .map(|&i| f.crash(i).map(|pid| format!("consumer {i} (pid {pid})")))
+                .collect()
         })
         .await??;
         self.killed = done.len();
@@ -59,7 +67,9 @@ impl Fault for Crash {
     /// Start as many fresh consumers as were killed; they join like new instances.
     async fn stop(&mut self) -> Result<String> {
         let mut f = lock(&self.fleet)?;
-        let started: Result<Vec<String>> = (0..self.killed).map(|_| f.spawn().map(|i| format!("consumer {i}"))).collect();
+        let started: Result<Vec<String>> = (0..self.killed)
+            .map(|_| f.spawn().map(|i| format!("consumer {i}")))
+            .collect();
         Ok(format!("started {}", started?.join(", ")))
     }
 }
@@ -73,7 +83,12 @@ pub struct Pause {
 
 impl Pause {
     pub fn new(fleet: Arc<Mutex<Fleet>>, targets: Targets, seed: u64) -> Self {
-        Pause { fleet, targets, seed, paused: Vec::new() }
+        Pause {
+            fleet,
+            targets,
+            seed,
+            paused: Vec::new(),
+        }
     }
 }
 
@@ -82,14 +97,29 @@ impl Fault for Pause {
     async fn start(&mut self) -> Result<String> {
         self.paused = choose(&self.fleet, self.targets, self.seed)?;
         let f = lock(&self.fleet)?;
-        let pids: Result<Vec<String>> = self.paused.iter().map(|&i| f.signal(i, Signal::SIGSTOP).map(|pid| format!("consumer {i} (pid {pid})"))).collect();
+        let pids: Result<Vec<String>> = self
+            .paused
+            .iter()
+            .map(|&i| {
+                f.signal(i, Signal::SIGSTOP)
+                    .map(|pid| format!("consumer {i} (pid {pid})"))
+            })
+            .collect();
         Ok(format!("SIGSTOP {}", pids?.join(", ")))
     }
 
     async fn stop(&mut self) -> Result<String> {
         let f = lock(&self.fleet)?;
         // A paused consumer may have been crashed by an overlapping fault meanwhile; skip it.
-        let resumed: Vec<String> = self.paused.iter().filter_map(|&i| f.signal(i, Signal::SIGCONT).ok().map(|_| format!("consumer {i}"))).collect();
+        let resumed: Vec<String> = self
+            .paused
+            .iter()
+            .filter_map(|&i| {
+                f.signal(i, Signal::SIGCONT)
+                    .ok()
+                    .map(|_| format!("consumer {i}"))
+            })
+            .collect();
         Ok(format!("SIGCONT {}", resumed.join(", ")))
     }
 }

@@ -33,7 +33,11 @@ impl Targets {
 
 pub fn parse_target(s: &str) -> Result<Targets, String> {
     let t = s.trim();
-    let bad = || format!("invalid target {s:?}; expected `one`, `all`, a number, or a percentage such as 50%");
+    let bad = || {
+        format!(
+            "invalid target {s:?}; expected `one`, `all`, a number, or a percentage such as 50%"
+        )
+    };
     match t {
         "one" => Ok(Targets::One),
         "all" => Ok(Targets::All),
@@ -73,19 +77,34 @@ pub fn expand(faults: &[Fault], load_duration: Duration, seed: u64) -> Vec<Windo
     let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed_fa17);
     let mut out = Vec::new();
     for f in faults {
-        let targets = f.target.as_deref().and_then(|t| parse_target(t).ok()).unwrap_or(Targets::One);
+        let targets = f
+            .target
+            .as_deref()
+            .and_then(|t| parse_target(t).ok())
+            .unwrap_or(Targets::One);
         let undo = f.restart_after.or(f.duration).map(|d| d.0);
         let starts: Vec<Duration> = if let Some(n) = f.random {
-            let latest = load_duration.saturating_sub(undo.unwrap_or_default()).max(f.at.0);
+            let latest = load_duration
+                .saturating_sub(undo.unwrap_or_default())
+                .max(f.at.0);
             let mut v: Vec<Duration> = (0..n).map(|_| rng.random_range(f.at.0..=latest)).collect();
             v.sort();
             v
         } else {
-            let (every, count) = (f.every.map(|e| e.0).unwrap_or_default(), f.count.unwrap_or(1));
+            let (every, count) = (
+                f.every.map(|e| e.0).unwrap_or_default(),
+                f.count.unwrap_or(1),
+            );
             (0..count).map(|i| f.at.0 + every * i).collect()
         };
         for start in starts {
-            out.push(Window { index: 0, kind: f.kind, start, stop: undo.map(|u| start + u), targets });
+            out.push(Window {
+                index: 0,
+                kind: f.kind,
+                start,
+                stop: undo.map(|u| start + u),
+                targets,
+            });
         }
     }
     out.sort_by_key(|w| w.start);
@@ -101,7 +120,17 @@ mod tests {
     use crate::workload::units::Dur;
 
     fn fault(kind: FaultKind, at: u64) -> Fault {
-        Fault { kind, at: Dur::secs(at), random: None, every: None, count: None, duration: None, restart_after: None, target: None, between: None }
+        Fault {
+            kind,
+            at: Dur::secs(at),
+            random: None,
+            every: None,
+            count: None,
+            duration: None,
+            restart_after: None,
+            target: None,
+            between: None,
+        }
     }
 
     #[test]
@@ -131,7 +160,10 @@ mod tests {
         assert_eq!(w[2].kind, FaultKind::ConsumerCrash);
         assert_eq!(w[2].stop, Some(Duration::from_secs(25)));
         assert_eq!(w[0].stop, Some(Duration::from_secs(7)));
-        assert_eq!(w.iter().map(|w| w.index).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        assert_eq!(
+            w.iter().map(|w| w.index).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3]
+        );
     }
 
     #[test]
@@ -145,6 +177,9 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!(a.len(), 4);
-        assert!(a.iter().all(|w| w.start >= Duration::from_secs(10) && w.stop.unwrap() <= Duration::from_secs(60)));
+        assert!(a
+            .iter()
+            .all(|w| w.start >= Duration::from_secs(10)
+                && w.stop.unwrap() <= Duration::from_secs(60)));
     }
 }

@@ -73,7 +73,13 @@ fn pos_hash(pos: &Position) -> u64 {
 impl DeliveryChecker {
     fn example(&mut self, kind: &'static str, t: u64, id: Option<MsgId>, detail: String) {
         if self.examples.iter().filter(|e| e.kind == kind).count() < EXAMPLES_PER_KIND {
-            self.examples.push(Anomaly { kind: kind.into(), t, id: id.map(|i| i.dedupe_id()), key: id.map(|i| i.key), detail });
+            self.examples.push(Anomaly {
+                kind: kind.into(),
+                t,
+                id: id.map(|i| i.dedupe_id()),
+                key: id.map(|i| i.key),
+                detail,
+            });
         }
     }
 
@@ -107,14 +113,30 @@ impl DeliveryChecker {
                         }
                         self.violations_per_second[sec] += 1;
                     }
-                    found.push(("order-violation", format!("seq {} delivered after seq {max} (consumer {consumer}, {pos:?})", id.seq)));
+                    found.push((
+                        "order-violation",
+                        format!(
+                            "seq {} delivered after seq {max} (consumer {consumer}, {pos:?})",
+                            id.seq
+                        ),
+                    ));
                 }
                 Some(max) if id.seq > max + 1 && consumer == k.last_consumer => {
                     // A gap is only a skip if the missing values were really sent.
-                    let gap_sent = (max + 1..id.seq).any(|s| k.flags.get(s as usize).is_some_and(|f| f & (OK | INDETERMINATE) != 0));
+                    let gap_sent = (max + 1..id.seq).any(|s| {
+                        k.flags
+                            .get(s as usize)
+                            .is_some_and(|f| f & (OK | INDETERMINATE) != 0)
+                    });
                     if gap_sent {
                         self.skips += 1;
-                        found.push(("skip", format!("consumer {consumer} went from seq {max} to {} ({pos:?})", id.seq)));
+                        found.push((
+                            "skip",
+                            format!(
+                                "consumer {consumer} went from seq {max} to {} ({pos:?})",
+                                id.seq
+                            ),
+                        ));
                     }
                 }
                 _ => {}
@@ -128,12 +150,19 @@ impl DeliveryChecker {
             if k.max_seq.is_some_and(|m| id.seq < m) {
                 self.order_redelivered += 1;
             }
-            let stored_elsewhere = ph != 0 && k.first_pos.get(i).is_some_and(|&p| p != 0 && p != ph);
+            let stored_elsewhere =
+                ph != 0 && k.first_pos.get(i).is_some_and(|&p| p != 0 && p != ph);
             if stored_elsewhere {
                 self.stored_dupes += 1;
-                found.push(("duplicate-stored", format!("delivered again from another position {pos:?}")));
+                found.push((
+                    "duplicate-stored",
+                    format!("delivered again from another position {pos:?}"),
+                ));
             } else {
-                found.push(("redelivery", format!("consumer {consumer} received it again ({pos:?})")));
+                found.push((
+                    "redelivery",
+                    format!("consumer {consumer} received it again ({pos:?})"),
+                ));
             }
         }
         for (kind, detail) in found {
@@ -145,12 +174,21 @@ impl DeliveryChecker {
 impl Checker for DeliveryChecker {
     fn observe(&mut self, ev: &Event) {
         match ev {
-            Event::Phase { t, phase: crate::history::Phase::LoadStart { .. } } => self.start = Some(*t),
+            Event::Phase {
+                t,
+                phase: crate::history::Phase::LoadStart { .. },
+            } => self.start = Some(*t),
             Event::SendInvoke { id, .. } => self.mark(*id, INVOKED),
             Event::SendOk { id, .. } => self.mark(*id, OK),
             Event::SendFail { id, .. } => self.mark(*id, FAILED),
             Event::SendInfo { id, .. } => self.mark(*id, INDETERMINATE),
-            Event::Deliver { t, consumer, id, pos, .. } => self.deliver(*t, *consumer, *id, pos),
+            Event::Deliver {
+                t,
+                consumer,
+                id,
+                pos,
+                ..
+            } => self.deliver(*t, *consumer, *id, pos),
             Event::Processed { t, id, consumer } => {
                 let k = self.keys.entry((id.producer, id.key)).or_default();
                 let i = k.slot(id.seq);
@@ -163,16 +201,27 @@ impl Checker for DeliveryChecker {
                 }
             }
             Event::DedupeSkip { .. } => self.dedupe_skips += 1,
-            Event::Foreign { t, consumer, detail, pos } => {
+            Event::Foreign {
+                t,
+                consumer,
+                detail,
+                pos,
+            } => {
                 self.foreign += 1;
-                self.example("unexpected", *t, None, format!("consumer {consumer}: {detail} ({pos:?})"));
+                self.example(
+                    "unexpected",
+                    *t,
+                    None,
+                    format!("consumer {consumer}: {detail} ({pos:?})"),
+                );
             }
             _ => {}
         }
     }
 
     fn finish(mut self: Box<Self>, m: &mut Metrics) {
-        let (mut lost, mut unexpected, mut recovered, mut distinct, mut received_only) = (0u64, 0u64, 0u64, 0u64, 0u64);
+        let (mut lost, mut unexpected, mut recovered, mut distinct, mut received_only) =
+            (0u64, 0u64, 0u64, 0u64, 0u64);
         let mut lost_examples = Vec::new();
         let mut keys: Vec<_> = self.keys.iter().collect();
         keys.sort_by_key(|(k, _)| **k);
@@ -195,9 +244,23 @@ impl Checker for DeliveryChecker {
                 if f & OK != 0 && !processed {
                     lost += 1;
                     if lost_examples.len() < EXAMPLES_PER_KIND {
-                        let id = MsgId { producer: *producer, key: *key, seq: seq as u64 };
-                        let why = if f & DELIVERED != 0 { "received but never processed (acknowledged before processing?)" } else { "acknowledged by the broker, never delivered" };
-                        lost_examples.push(Anomaly { kind: "lost".into(), t: 0, id: Some(id.dedupe_id()), key: Some(*key), detail: why.into() });
+                        let id = MsgId {
+                            producer: *producer,
+                            key: *key,
+                            seq: seq as u64,
+                        };
+                        let why = if f & DELIVERED != 0 {
+                            "received but never processed (acknowledged before processing?)"
+                        } else {
+                            "acknowledged by the broker, never delivered"
+                        };
+                        lost_examples.push(Anomaly {
+                            kind: "lost".into(),
+                            t: 0,
+                            id: Some(id.dedupe_id()),
+                            key: Some(*key),
+                            detail: why.into(),
+                        });
                     }
                 }
             }
@@ -209,7 +272,11 @@ impl Checker for DeliveryChecker {
         m.recovered = recovered;
         m.received_not_processed = received_only;
         m.redeliveries = self.redeliveries;
-        m.duplicate_rate = if distinct > 0 { self.redeliveries as f64 / distinct as f64 } else { 0.0 };
+        m.duplicate_rate = if distinct > 0 {
+            self.redeliveries as f64 / distinct as f64
+        } else {
+            0.0
+        };
         m.duplicates_stored = self.stored_dupes;
         m.per_key_order_violations = self.order_first;
         m.per_key_order_violations_redelivered = self.order_redelivered;

@@ -8,7 +8,7 @@ use serde_saphyr::Spanned;
 use super::Metrics;
 use crate::workload::units::Bound;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Verdict {
     pub metric: String,
     pub bound: String,
@@ -21,7 +21,12 @@ pub fn verdicts(expect: &BTreeMap<String, Spanned<Bound>>, m: &Metrics) -> Vec<V
         .iter()
         .map(|(name, bound)| {
             let measured = m.metric(name);
-            Verdict { metric: name.clone(), bound: bound.value.to_string(), measured, passed: measured.is_some_and(|v| bound.value.holds(v)) }
+            Verdict {
+                metric: name.clone(),
+                bound: bound.value.to_string(),
+                measured,
+                passed: measured.is_some_and(|v| bound.value.holds(v)),
+            }
         })
         .collect()
 }

@@ -26,7 +26,7 @@ pub trait Checker {
     fn finish(self: Box<Self>, metrics: &mut Metrics);
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct LatencySummary {
     pub count: u64,
     /// Seconds.
@@ -42,12 +42,18 @@ impl LatencySummary {
             return LatencySummary::default();
         }
         let s = |us: u64| us as f64 / 1e6;
-        LatencySummary { count: h.len(), p50: s(h.value_at_quantile(0.5)), p99: s(h.value_at_quantile(0.99)), p999: s(h.value_at_quantile(0.999)), max: s(h.max()) }
+        LatencySummary {
+            count: h.len(),
+            p50: s(h.value_at_quantile(0.5)),
+            p99: s(h.value_at_quantile(0.99)),
+            p999: s(h.value_at_quantile(0.999)),
+            max: s(h.max()),
+        }
     }
 }
 
 /// A concrete instance of an anomaly, for the report.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Anomaly {
     pub kind: String,
     /// ns since the Unix epoch (0 when the anomaly is an absence, like a loss).
@@ -59,7 +65,7 @@ pub struct Anomaly {
 }
 
 /// Everything measured about one broker's run.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Metrics {
     pub sent: u64,
     pub acked: u64,
@@ -116,7 +122,9 @@ impl Metrics {
             "duplicate_rate" => self.duplicate_rate,
             "duplicates_stored" => self.duplicates_stored as f64,
             "per_key_order_violations" => self.per_key_order_violations as f64,
-            "per_key_order_violations_redelivered" => self.per_key_order_violations_redelivered as f64,
+            "per_key_order_violations_redelivered" => {
+                self.per_key_order_violations_redelivered as f64
+            }
             "skips" => self.skips as f64,
             "effective_duplicates" => self.effective_duplicates as f64,
             "throughput" => self.throughput,
@@ -186,7 +194,11 @@ impl Checker for Counts {
 
 fn checkers() -> Vec<Box<dyn Checker>> {
     // The timing checker builds the timeline that the delivery checker then annotates.
-    vec![Box::new(Counts::default()), Box::<timing::TimingChecker>::default(), Box::<delivery::DeliveryChecker>::default()]
+    vec![
+        Box::new(Counts::default()),
+        Box::<timing::TimingChecker>::default(),
+        Box::<delivery::DeliveryChecker>::default(),
+    ]
 }
 
 /// Check a sequence of events (a history read from disk, or a synthetic one in tests).
@@ -208,14 +220,25 @@ pub fn check_events(events: impl IntoIterator<Item = Event>) -> Metrics {
 pub fn check_history(path: &Path) -> Result<Metrics> {
     let mut reader = history::read(path)?;
     let mut io_error = None;
-    let events = reader.by_ref().map_while(|r| r.map_err(|e| io_error = Some(e)).ok());
+    let events = reader
+        .by_ref()
+        .map_while(|r| r.map_err(|e| io_error = Some(e)).ok());
     let mut m = check_events(events);
     if let Some(e) = io_error {
         return Err(anyhow::Error::new(e).context(format!("reading history {}", path.display())));
     }
     m.history_warning = match reader.stop() {
-        Some(Stop::Truncated { skipped_bytes }) => Some(format!("history ends mid-record: checked up to byte {}, skipped {skipped_bytes} bytes", reader.offset())),
-        Some(Stop::Corrupt { skipped_bytes, reason }) => Some(format!("history is damaged ({reason}): checked up to byte {}, skipped {skipped_bytes} bytes", reader.offset())),
+        Some(Stop::Truncated { skipped_bytes }) => Some(format!(
+            "history ends mid-record: checked up to byte {}, skipped {skipped_bytes} bytes",
+            reader.offset()
+        )),
+        Some(Stop::Corrupt {
+            skipped_bytes,
+            reason,
+        }) => Some(format!(
+            "history is damaged ({reason}): checked up to byte {}, skipped {skipped_bytes} bytes",
+            reader.offset()
+        )),
         _ => None,
     };
     Ok(m)

@@ -48,7 +48,14 @@ pub struct TimeOrdered<I> {
 
 impl<I: Iterator<Item = Event>> TimeOrdered<I> {
     pub fn new(inner: I, window: u64) -> Self {
-        TimeOrdered { inner, heap: BinaryHeap::new(), newest: 0, n: 0, window, done: false }
+        TimeOrdered {
+            inner,
+            heap: BinaryHeap::new(),
+            newest: 0,
+            n: 0,
+            window,
+            done: false,
+        }
     }
 }
 
@@ -84,24 +91,35 @@ mod tests {
     use crate::history::Phase;
 
     fn at(t: u64) -> Event {
-        Event::Phase { t, phase: Phase::LoadEnd }
+        Event::Phase {
+            t,
+            phase: Phase::LoadEnd,
+        }
     }
 
     fn err(t: u64) -> Event {
-        Event::ConsumerError { t, consumer: 0, error: String::new() }
+        Event::ConsumerError {
+            t,
+            consumer: 0,
+            error: String::new(),
+        }
     }
 
     #[test]
     fn restores_order_within_the_window() {
         let input = vec![err(10), err(30), err(20), err(25), err(100), err(5_000)];
-        let out: Vec<u64> = TimeOrdered::new(input.into_iter(), 50).map(|e| e.time()).collect();
+        let out: Vec<u64> = TimeOrdered::new(input.into_iter(), 50)
+            .map(|e| e.time())
+            .collect();
         assert_eq!(out, vec![10, 20, 25, 30, 100, 5_000]);
     }
 
     #[test]
     fn late_arrivals_beyond_the_window_pass_through_in_arrival_order() {
         let input = vec![at(1_000), err(2_000), err(10)];
-        let out: Vec<u64> = TimeOrdered::new(input.into_iter(), 100).map(|e| e.time()).collect();
+        let out: Vec<u64> = TimeOrdered::new(input.into_iter(), 100)
+            .map(|e| e.time())
+            .collect();
         assert_eq!(out, vec![1_000, 10, 2_000]);
     }
 }

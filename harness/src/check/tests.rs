@@ -13,12 +13,25 @@ struct H {
 }
 
 fn id(p: u32, k: u32, s: u64) -> MsgId {
-    MsgId { producer: p, key: k, seq: s }
+    MsgId {
+        producer: p,
+        key: k,
+        seq: s,
+    }
 }
 
 impl H {
     fn new() -> H {
-        H { ev: vec![Event::Phase { t: 0, phase: Phase::LoadStart { warmup_ns: 0, duration_ns: 10_000 * MS } }], t: 0 }
+        H {
+            ev: vec![Event::Phase {
+                t: 0,
+                phase: Phase::LoadStart {
+                    warmup_ns: 0,
+                    duration_ns: 10_000 * MS,
+                },
+            }],
+            t: 0,
+        }
     }
     fn tick(&mut self) -> u64 {
         self.t += MS;
@@ -26,31 +39,60 @@ impl H {
     }
     fn invoke(&mut self, i: MsgId) {
         let t = self.tick();
-        self.ev.push(Event::SendInvoke { t, id: i, intended: t });
+        self.ev.push(Event::SendInvoke {
+            t,
+            id: i,
+            intended: t,
+        });
     }
     fn ok(&mut self, i: MsgId) {
         self.invoke(i);
         let t = self.tick();
-        self.ev.push(Event::SendOk { t, id: i, intended: t - MS, pos: Position::Unknown });
+        self.ev.push(Event::SendOk {
+            t,
+            id: i,
+            intended: t - MS,
+            pos: Position::Unknown,
+        });
     }
     fn fail(&mut self, i: MsgId) {
         self.invoke(i);
         let t = self.tick();
-        self.ev.push(Event::SendFail { t, id: i, error: "nack".into() });
+        self.ev.push(Event::SendFail {
+            t,
+            id: i,
+            error: "nack".into(),
+        });
     }
     fn info(&mut self, i: MsgId) {
         self.invoke(i);
         let t = self.tick();
-        self.ev.push(Event::SendInfo { t, id: i, error: "timeout".into() });
+        self.ev.push(Event::SendInfo {
+            t,
+            id: i,
+            error: "timeout".into(),
+        });
     }
     fn receive(&mut self, c: u32, i: MsgId, pos: Position) {
         let t = self.tick();
-        self.ev.push(Event::Deliver { t, consumer: c, id: i, intended: 0, pos, redelivered: false, receive_count: 1 });
+        self.ev.push(Event::Deliver {
+            t,
+            consumer: c,
+            id: i,
+            intended: 0,
+            pos,
+            redelivered: false,
+            receive_count: 1,
+        });
     }
     fn deliver_at(&mut self, c: u32, i: MsgId, pos: Position) {
         self.receive(c, i, pos);
         let t = self.tick();
-        self.ev.push(Event::Processed { t, consumer: c, id: i });
+        self.ev.push(Event::Processed {
+            t,
+            consumer: c,
+            id: i,
+        });
     }
     fn deliver(&mut self, c: u32, i: MsgId) {
         self.deliver_at(c, i, Position::Unknown);
@@ -75,8 +117,20 @@ fn clean_history_has_no_anomalies() {
     }
     let m = h.check();
     assert_eq!((m.sent, m.acked, m.delivered), (50, 50, 50));
-    assert_eq!((m.lost, m.unexpected, m.recovered, m.redeliveries, m.duplicates_stored), (0, 0, 0, 0, 0));
-    assert_eq!((m.per_key_order_violations, m.skips, m.effective_duplicates), (0, 0, 0));
+    assert_eq!(
+        (
+            m.lost,
+            m.unexpected,
+            m.recovered,
+            m.redeliveries,
+            m.duplicates_stored
+        ),
+        (0, 0, 0, 0, 0)
+    );
+    assert_eq!(
+        (m.per_key_order_violations, m.skips, m.effective_duplicates),
+        (0, 0, 0)
+    );
     assert_eq!(m.availability, 1.0);
     assert!(m.examples.is_empty());
 }
@@ -134,7 +188,13 @@ fn redeliveries_and_stored_duplicates_are_told_apart() {
     assert_eq!(m.duplicate_rate, 3.0 / 4.0);
     assert_eq!(m.effective_duplicates, 3);
     // Replaying seq 2 after seq 3 is a reorder among redeliveries, not among first deliveries.
-    assert_eq!((m.per_key_order_violations, m.per_key_order_violations_redelivered), (0, 1));
+    assert_eq!(
+        (
+            m.per_key_order_violations,
+            m.per_key_order_violations_redelivered
+        ),
+        (0, 1)
+    );
 }
 
 #[test]
@@ -156,7 +216,11 @@ fn reorders_and_skips_are_counted_per_key() {
     assert_eq!(m.per_key_order_violations, 1);
     assert_eq!(m.skips, 1);
     assert_eq!(m.lost, 0);
-    let ex: Vec<&Anomaly> = m.examples.iter().filter(|e| e.kind == "order-violation").collect();
+    let ex: Vec<&Anomaly> = m
+        .examples
+        .iter()
+        .filter(|e| e.kind == "order-violation")
+        .collect();
     assert_eq!(ex.len(), 1);
     assert_eq!(ex[0].id.as_deref(), Some("0-7-1"));
 }
@@ -182,7 +246,12 @@ fn unexpected_counts_unsent_values_and_foreign_messages() {
     h.deliver(0, id(0, 0, 0));
     h.deliver(0, id(3, 0, 0));
     let t = h.tick();
-    h.ev.push(Event::Foreign { t, consumer: 0, pos: Position::Unknown, detail: "no envelope".into() });
+    h.ev.push(Event::Foreign {
+        t,
+        consumer: 0,
+        pos: Position::Unknown,
+        detail: "no envelope".into(),
+    });
     let m = h.check();
     assert_eq!(m.unexpected, 2);
 }
@@ -217,9 +286,16 @@ fn dedupe_skips_hide_redeliveries_from_processing() {
     h.deliver(0, id(0, 0, 0));
     h.receive(1, id(0, 0, 0), Position::Unknown);
     let t = h.tick();
-    h.ev.push(Event::DedupeSkip { t, consumer: 1, id: id(0, 0, 0) });
+    h.ev.push(Event::DedupeSkip {
+        t,
+        consumer: 1,
+        id: id(0, 0, 0),
+    });
     let m = h.check();
-    assert_eq!((m.redeliveries, m.effective_duplicates, m.dedupe_skips), (1, 0, 1));
+    assert_eq!(
+        (m.redeliveries, m.effective_duplicates, m.dedupe_skips),
+        (1, 0, 1)
+    );
 }
 
 #[test]
@@ -229,40 +305,208 @@ fn events_out_of_arrival_order_are_checked_in_time_order() {
     h.ok(id(0, 0, 0));
     h.ok(id(0, 0, 1));
     let (a, b) = (h.tick(), h.tick());
-    h.ev.push(Event::Deliver { t: b, consumer: 1, id: id(0, 0, 1), intended: 0, pos: Position::Unknown, redelivered: false, receive_count: 1 });
-    h.ev.push(Event::Deliver { t: a, consumer: 0, id: id(0, 0, 0), intended: 0, pos: Position::Unknown, redelivered: false, receive_count: 1 });
+    h.ev.push(Event::Deliver {
+        t: b,
+        consumer: 1,
+        id: id(0, 0, 1),
+        intended: 0,
+        pos: Position::Unknown,
+        redelivered: false,
+        receive_count: 1,
+    });
+    h.ev.push(Event::Deliver {
+        t: a,
+        consumer: 0,
+        id: id(0, 0, 0),
+        intended: 0,
+        pos: Position::Unknown,
+        redelivered: false,
+        receive_count: 1,
+    });
     let m = h.check();
     assert_eq!(m.per_key_order_violations, 0);
 }
 
 #[test]
 fn latency_is_measured_from_the_intended_time_after_warmup() {
-    let mut ev = vec![Event::Phase { t: 0, phase: Phase::LoadStart { warmup_ns: 1_000 * MS, duration_ns: 3_000 * MS } }];
+    let mut ev = vec![Event::Phase {
+        t: 0,
+        phase: Phase::LoadStart {
+            warmup_ns: 1_000 * MS,
+            duration_ns: 3_000 * MS,
+        },
+    }];
     // During warmup: slow, excluded.
-    ev.push(Event::SendOk { t: 900 * MS, id: id(0, 0, 0), intended: 100 * MS, pos: Position::Unknown });
+    ev.push(Event::SendOk {
+        t: 900 * MS,
+        id: id(0, 0, 0),
+        intended: 100 * MS,
+        pos: Position::Unknown,
+    });
     // After warmup: sent late (coordinated omission would hide this), acked 30 ms after intended.
     for s in 1..=100u64 {
         let intended = 1_000 * MS + s * 10 * MS;
-        ev.push(Event::SendOk { t: intended + 30 * MS, id: id(0, 0, s), intended, pos: Position::Unknown });
-        ev.push(Event::Deliver { t: intended + 50 * MS, consumer: 0, id: id(0, 0, s), intended, pos: Position::Unknown, redelivered: false, receive_count: 1 });
+        ev.push(Event::SendOk {
+            t: intended + 30 * MS,
+            id: id(0, 0, s),
+            intended,
+            pos: Position::Unknown,
+        });
+        ev.push(Event::Deliver {
+            t: intended + 50 * MS,
+            consumer: 0,
+            id: id(0, 0, s),
+            intended,
+            pos: Position::Unknown,
+            redelivered: false,
+            receive_count: 1,
+        });
     }
     let m = check_events(ev);
     assert_eq!(m.publish_latency.count, 100);
-    assert!((m.publish_latency.p99 - 0.030).abs() < 0.0001, "{:?}", m.publish_latency);
-    assert!((m.end_to_end_latency.p50 - 0.050).abs() < 0.0001, "{:?}", m.end_to_end_latency);
+    assert!(
+        (m.publish_latency.p99 - 0.030).abs() < 0.0001,
+        "{:?}",
+        m.publish_latency
+    );
+    assert!(
+        (m.end_to_end_latency.p50 - 0.050).abs() < 0.0001,
+        "{:?}",
+        m.end_to_end_latency
+    );
     assert!(!m.publish_histogram.is_empty());
 }
 
 #[test]
 fn recovery_time_runs_from_fault_end_to_first_success_on_both_sides() {
-    let mut ev = vec![Event::Phase { t: 0, phase: Phase::LoadStart { warmup_ns: 0, duration_ns: 10_000 * MS } }];
-    ev.push(Event::Fault { t: 1_000 * MS, index: 0, kind: "partition".into(), phase: FaultPhase::Start, detail: String::new() });
-    ev.push(Event::Fault { t: 2_000 * MS, index: 0, kind: "partition".into(), phase: FaultPhase::Stop, detail: String::new() });
-    ev.push(Event::SendOk { t: 2_300 * MS, id: id(0, 0, 0), intended: 2_100 * MS, pos: Position::Unknown });
-    ev.push(Event::Processed { t: 2_700 * MS, consumer: 0, id: id(0, 0, 0) });
+    let mut ev = vec![Event::Phase {
+        t: 0,
+        phase: Phase::LoadStart {
+            warmup_ns: 0,
+            duration_ns: 10_000 * MS,
+        },
+    }];
+    ev.push(Event::Fault {
+        t: 1_000 * MS,
+        index: 0,
+        kind: "partition".into(),
+        phase: FaultPhase::Start,
+        detail: String::new(),
+    });
+    ev.push(Event::Fault {
+        t: 2_000 * MS,
+        index: 0,
+        kind: "partition".into(),
+        phase: FaultPhase::Stop,
+        detail: String::new(),
+    });
+    ev.push(Event::SendOk {
+        t: 2_300 * MS,
+        id: id(0, 0, 0),
+        intended: 2_100 * MS,
+        pos: Position::Unknown,
+    });
+    ev.push(Event::Processed {
+        t: 2_700 * MS,
+        consumer: 0,
+        id: id(0, 0, 0),
+    });
     let m = check_events(ev);
     assert_eq!(m.faults.len(), 1);
     assert_eq!((m.faults[0].start_s, m.faults[0].end_s), (1.0, Some(2.0)));
     let r = m.recovery_time.unwrap();
     assert!((r - 0.7).abs() < 1e-9, "{r}");
+}
+
+mod reference {
+    //! A deliberately naive model of the definitions (quadratic, obviously right) compared with
+    //! the streaming checker on random histories.
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{HashMap, HashSet};
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Send {
+            key: u32,
+            outcome: u8,
+        },
+        Deliver {
+            key: u32,
+            nth: u8,
+            consumer: u32,
+            processed: bool,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..3u32, 0..3u8).prop_map(|(key, outcome)| Op::Send { key, outcome }),
+            (0..3u32, 0..6u8, 0..2u32, proptest::bool::weighted(0.9)).prop_map(
+                |(key, nth, consumer, processed)| Op::Deliver {
+                    key,
+                    nth,
+                    consumer,
+                    processed
+                }
+            ),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn streaming_checker_agrees_with_the_naive_model(ops in proptest::collection::vec(op(), 1..120)) {
+            let mut h = H::new();
+            let mut next_seq: HashMap<u32, u64> = HashMap::new();
+            let mut outcome: HashMap<(u32, u64), u8> = HashMap::new();
+            let mut deliveries: Vec<(u32, u64, bool)> = Vec::new();
+            for o in &ops {
+                match *o {
+                    Op::Send { key, outcome: out } => {
+                        let seq = *next_seq.entry(key).or_default();
+                        next_seq.insert(key, seq + 1);
+                        match out {
+                            0 => h.ok(id(0, key, seq)),
+                            1 => h.fail(id(0, key, seq)),
+                            _ => h.info(id(0, key, seq)),
+                        }
+                        outcome.insert((key, seq), out);
+                    }
+                    Op::Deliver { key, nth, consumer, processed } => {
+                        // Deliver one of the values sent so far (or one never sent: unexpected).
+                        let seq = nth as u64;
+                        if processed {
+                            h.deliver(consumer, id(0, key, seq));
+                        } else {
+                            h.receive(consumer, id(0, key, seq), Position::Unknown);
+                        }
+                        deliveries.push((key, seq, processed));
+                    }
+                }
+            }
+            let m = h.check();
+
+            let processed: HashSet<(u32, u64)> = deliveries.iter().filter(|d| d.2).map(|d| (d.0, d.1)).collect();
+            let lost = outcome.iter().filter(|(v, o)| **o == 0 && !processed.contains(v)).count() as u64;
+            let recovered = outcome.iter().filter(|(v, o)| **o == 2 && processed.contains(v)).count() as u64;
+            let unexpected = deliveries.iter().map(|d| (d.0, d.1)).collect::<HashSet<_>>().iter().filter(|v| !outcome.contains_key(v)).count() as u64;
+            let distinct = deliveries.iter().map(|d| (d.0, d.1)).collect::<HashSet<_>>().len() as u64;
+            let redeliveries = deliveries.len() as u64 - distinct;
+            // First deliveries whose seq is below a seq of the same key delivered earlier.
+            let mut violations = 0;
+            for (i, d) in deliveries.iter().enumerate() {
+                let earlier = &deliveries[..i];
+                let first = !earlier.iter().any(|e| (e.0, e.1) == (d.0, d.1));
+                if first && earlier.iter().any(|e| e.0 == d.0 && e.1 > d.1) {
+                    violations += 1;
+                }
+            }
+            prop_assert_eq!(m.lost, lost);
+            prop_assert_eq!(m.recovered, recovered);
+            prop_assert_eq!(m.unexpected, unexpected);
+            prop_assert_eq!(m.redeliveries, redeliveries);
+            prop_assert_eq!(m.delivered, processed.len() as u64);
+            prop_assert_eq!(m.per_key_order_violations, violations);
+        }
+    }
 }

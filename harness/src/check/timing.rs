@@ -9,7 +9,7 @@ use crate::history::{Event, FaultPhase, Phase};
 const NS_PER_S: u64 = 1_000_000_000;
 
 /// One second of the run, counted from the start of the load.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Window {
     pub second: u64,
     pub sent: u64,
@@ -27,7 +27,7 @@ pub struct Window {
     pub e2e_p99_ms: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct FaultWindow {
     pub index: u32,
     pub kind: String,
@@ -61,7 +61,8 @@ pub struct TimingChecker {
 
 fn hist() -> Histogram<u64> {
     // 1 µs .. 1 h at 3 significant digits: plenty for broker latencies.
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).unwrap_or_else(|_| unreachable!("static bounds are valid"))
+    Histogram::new_with_bounds(1, 3_600_000_000, 3)
+        .unwrap_or_else(|_| unreachable!("static bounds are valid"))
 }
 
 impl Default for TimingChecker {
@@ -92,7 +93,10 @@ impl TimingChecker {
         let s = (t.saturating_sub(start) / NS_PER_S) as usize;
         while self.windows.len() <= s {
             let second = self.windows.len() as u64;
-            self.windows.push(Window { second, ..Default::default() });
+            self.windows.push(Window {
+                second,
+                ..Default::default()
+            });
             self.win_publish.push(hist());
             self.win_e2e.push(hist());
         }
@@ -116,7 +120,8 @@ impl TimingChecker {
             }
             Event::SendOk { t, intended, .. } => {
                 let us = t.saturating_sub(*intended) / 1000;
-                if let Some(w) = self.window(*intended) {
+                // Counted when the broker acknowledged: that is the throughput it delivered.
+                if let Some(w) = self.window(*t) {
                     self.windows[w].acked += 1;
                     let _ = self.win_publish[w].record(us.max(1));
                 }
@@ -136,7 +141,9 @@ impl TimingChecker {
                     self.windows[w].failed += 1;
                 }
             }
-            Event::Deliver { t, id, intended, .. } => {
+            Event::Deliver {
+                t, id, intended, ..
+            } => {
                 let Some(w) = self.window(*t) else { return };
                 if self.seen.insert(id) {
                     let us = t.saturating_sub(*intended) / 1000;
@@ -163,12 +170,26 @@ impl TimingChecker {
                     self.windows[w].consumer_errors += 1;
                 }
             }
-            Event::Fault { t, index, kind, phase, detail } => {
+            Event::Fault {
+                t,
+                index,
+                kind,
+                phase,
+                detail,
+            } => {
                 let i = *index as usize;
                 let start_s = self.secs(*t);
                 while self.faults.len() <= i {
                     let index = self.faults.len() as u32;
-                    self.faults.push(FaultWindow { index, kind: kind.clone(), start_s, end_s: None, failed: false, detail: String::new(), recovery_s: None });
+                    self.faults.push(FaultWindow {
+                        index,
+                        kind: kind.clone(),
+                        start_s,
+                        end_s: None,
+                        failed: false,
+                        detail: String::new(),
+                        recovery_s: None,
+                    });
                 }
                 let f = &mut self.faults[i];
                 match phase {
@@ -186,7 +207,11 @@ impl TimingChecker {
                     }
                     FaultPhase::Failed => {
                         f.failed = true;
-                        f.detail = if f.detail.is_empty() { detail.clone() } else { format!("{}; failed: {detail}", f.detail) };
+                        f.detail = if f.detail.is_empty() {
+                            detail.clone()
+                        } else {
+                            format!("{}; failed: {detail}", f.detail)
+                        };
                     }
                 }
             }
@@ -227,27 +252,51 @@ impl Checker for TimingChecker {
         m.publish_histogram = super::serialize_hist(&self.publish);
         m.end_to_end_histogram = super::serialize_hist(&self.e2e);
         let from = self.warmup_end.or(self.start).unwrap_or(0);
-        let to = self.load_end.unwrap_or(self.last_ack_ns).max(self.last_ack_ns);
-        m.throughput = if to > from { self.acked_in_measure as f64 / ((to - from) as f64 / 1e9) } else { 0.0 };
+        let to = self
+            .load_end
+            .unwrap_or(self.last_ack_ns)
+            .max(self.last_ack_ns);
+        m.throughput = if to > from {
+            self.acked_in_measure as f64 / ((to - from) as f64 / 1e9)
+        } else {
+            0.0
+        };
 
         // Unseen: cumulative acknowledged minus cumulative processed.
         let mut cum = 0i64;
         for (i, w) in self.windows.iter_mut().enumerate() {
             cum += w.acked as i64 - w.delivered as i64;
             w.unseen = cum;
-            let ms = |h: &Histogram<u64>, q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0);
+            let ms = |h: &Histogram<u64>, q: f64| {
+                (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0)
+            };
             w.publish_p50_ms = ms(&self.win_publish[i], 0.5);
             w.publish_p99_ms = ms(&self.win_publish[i], 0.99);
             w.e2e_p50_ms = ms(&self.win_e2e[i], 0.5);
             w.e2e_p99_ms = ms(&self.win_e2e[i], 0.99);
         }
-        // Availability: fraction of send attempts (by the second they were made) that succeeded;
+        // Availability: fraction of completed send attempts (by the second they completed) that succeeded;
         // consumers: fraction of seconds with a backlog in which something was processed.
-        let (ok, attempts): (u64, u64) = self.windows.iter().fold((0, 0), |(o, a), w| (o + w.acked, a + w.acked + w.failed));
-        m.availability = if attempts > 0 { ok as f64 / attempts as f64 } else { 1.0 };
-        let backlog: Vec<&Window> = self.windows.iter().filter(|w| w.unseen > 0 || w.delivered > 0).collect();
+        let (ok, attempts): (u64, u64) = self
+            .windows
+            .iter()
+            .fold((0, 0), |(o, a), w| (o + w.acked, a + w.acked + w.failed));
+        m.availability = if attempts > 0 {
+            ok as f64 / attempts as f64
+        } else {
+            1.0
+        };
+        let backlog: Vec<&Window> = self
+            .windows
+            .iter()
+            .filter(|w| w.unseen > 0 || w.delivered > 0)
+            .collect();
         let progressed = backlog.iter().filter(|w| w.delivered > 0).count();
-        m.consumer_availability = if backlog.is_empty() { 1.0 } else { progressed as f64 / backlog.len() as f64 };
+        m.consumer_availability = if backlog.is_empty() {
+            1.0
+        } else {
+            progressed as f64 / backlog.len() as f64
+        };
 
         let start = self.start.unwrap_or(0);
         let mut stop_i = 0;
@@ -260,10 +309,19 @@ impl Checker for TimingChecker {
                 stop_i += 1;
             }
         }
-        m.recovery_time = self.faults.iter().filter_map(|f| f.recovery_s).fold(None, |acc: Option<f64>, r| Some(acc.map_or(r, |a| a.max(r))));
+        m.recovery_time = self
+            .faults
+            .iter()
+            .filter_map(|f| f.recovery_s)
+            .fold(None, |acc: Option<f64>, r| {
+                Some(acc.map_or(r, |a| a.max(r)))
+            });
         m.faults = self.faults;
         m.timeline = self.windows;
         m.load_start_ns = start;
-        m.duration_s = self.load_end.map(|e| e.saturating_sub(start) as f64 / 1e9).unwrap_or(0.0);
+        m.duration_s = self
+            .load_end
+            .map(|e| e.saturating_sub(start) as f64 / 1e9)
+            .unwrap_or(0.0);
     }
 }

@@ -14,7 +14,11 @@ pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_INVALID: i32 = 2;
 
 #[derive(Parser)]
-#[command(name = "brokerbench", version, about = "Benchmark and chaos-test message brokers against a YAML workload")]
+#[command(
+    name = "brokerbench",
+    version,
+    about = "Benchmark and chaos-test message brokers against a YAML workload"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,7 +31,12 @@ enum Command {
         #[arg(required = true)]
         workloads: Vec<PathBuf>,
         /// Target profile: where the brokers are and how to control them.
-        #[arg(long, short, default_value = "targets/local.yaml", env = "BROKERBENCH_TARGET")]
+        #[arg(
+            long,
+            short,
+            default_value = "targets/local.yaml",
+            env = "BROKERBENCH_TARGET"
+        )]
         target: PathBuf,
         /// Directory that receives one folder per run.
         #[arg(long, short, default_value = "reports")]
@@ -46,8 +55,26 @@ enum Command {
     },
     /// Re-check a run directory from its history and rewrite result.json and junit.xml.
     Report { run_dir: PathBuf },
-    /// Print the workload JSON Schema (for editor completion).
-    Schema,
+    /// Put runs (or the brokers of one run) side by side; with --baseline, flag regressions (exit 1).
+    Compare {
+        /// Run directories or result.json files.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// A previous run to compare against, e.g. last night's.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// A metric regresses when it is worse than the baseline by more than this.
+        #[arg(long, default_value = "10%", value_parser = parse_percent)]
+        threshold: f64,
+        /// Output directory for index.html.
+        #[arg(long, short, default_value = "reports/compare")]
+        out: PathBuf,
+    },
+    /// Print the workload JSON Schema (for editor completion), or with --result that of result.json.
+    Schema {
+        #[arg(long)]
+        result: bool,
+    },
     /// A consumer worker process (started by `run`).
     #[command(hide = true)]
     Worker {
@@ -62,11 +89,50 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { workloads } => validate(&workloads),
-        Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&crate::workload::json_schema()).unwrap_or_default());
+        Command::Schema { result } => {
+            let schema = if result {
+                crate::report::json_schema()
+            } else {
+                crate::workload::json_schema()
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
+            );
             EXIT_PASS
         }
-        Command::Run { workloads, target, out, brokers, quiet } => with_runtime(run::run(workloads, target, out, brokers, quiet)),
+        Command::Compare {
+            runs,
+            baseline,
+            threshold,
+            out,
+        } => match crate::report::compare::compare(&runs, baseline.as_deref(), threshold, &out) {
+            Ok(regs) => {
+                println!("comparison: {}", out.join("index.html").display());
+                for r in &regs {
+                    println!(
+                        "REGRESSION {:<24} {:<44} {} -> {} ({})",
+                        r.column, r.metric, r.baseline, r.now, r.change
+                    );
+                }
+                if regs.is_empty() {
+                    EXIT_PASS
+                } else {
+                    EXIT_FAILED
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                EXIT_INVALID
+            }
+        },
+        Command::Run {
+            workloads,
+            target,
+            out,
+            brokers,
+            quiet,
+        } => with_runtime(run::run(workloads, target, out, brokers, quiet)),
         Command::Report { run_dir } => with_runtime(async move { run::report(&run_dir) }),
         Command::Worker { plan, consumer } => with_runtime(async move {
             match crate::load::worker::run(&plan, consumer).await {
@@ -81,7 +147,10 @@ pub fn main() -> i32 {
 }
 
 fn with_runtime(f: impl std::future::Future<Output = i32>) -> i32 {
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt.block_on(f),
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");
@@ -90,11 +159,31 @@ fn with_runtime(f: impl std::future::Future<Output = i32>) -> i32 {
     }
 }
 
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v: f64 = t
+        .strip_suffix('%')
+        .unwrap_or(t)
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a percentage such as 10%, got {s:?}"))?;
+    Ok(v / 100.0)
+}
+
 fn validate(files: &[PathBuf]) -> i32 {
     let mut code = EXIT_PASS;
     for f in files {
         match crate::workload::load(f) {
-            Ok(w) => println!("{}: ok ({}; brokers: {})", f.display(), w.name, w.brokers.iter().map(|b| b.as_str()).collect::<Vec<_>>().join(", ")),
+            Ok(w) => println!(
+                "{}: ok ({}; brokers: {})",
+                f.display(),
+                w.name,
+                w.brokers
+                    .iter()
+                    .map(|b| b.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Err(e) => {
                 eprintln!("{e}");
                 code = EXIT_INVALID;

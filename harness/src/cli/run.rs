@@ -14,8 +14,13 @@ use crate::report::{summary, BrokerResult, RunResult, SCHEMA_VERSION};
 use crate::target::TargetProfile;
 use crate::workload::{self, BrokerKind, Workload};
 
-
-pub async fn run(files: Vec<PathBuf>, target: PathBuf, out: PathBuf, only: Vec<BrokerKind>, quiet: bool) -> i32 {
+pub async fn run(
+    files: Vec<PathBuf>,
+    target: PathBuf,
+    out: PathBuf,
+    only: Vec<BrokerKind>,
+    quiet: bool,
+) -> i32 {
     // Validate everything before touching any broker.
     let mut workloads = Vec::new();
     for f in &files {
@@ -59,11 +64,19 @@ pub async fn run(files: Vec<PathBuf>, target: PathBuf, out: PathBuf, only: Vec<B
 
     let mut code = EXIT_PASS;
     for (file, w) in workloads {
-        let brokers: Vec<BrokerKind> = w.brokers.iter().copied().filter(|b| only.is_empty() || only.contains(b)).collect();
+        let brokers: Vec<BrokerKind> = w
+            .brokers
+            .iter()
+            .copied()
+            .filter(|b| only.is_empty() || only.contains(b))
+            .collect();
         match run_workload(&file, &w, &profile, &out, &brokers, stop.clone(), !quiet).await {
             Ok(result) => {
                 print!("{}", summary::render(&result));
-                let errored = result.brokers.iter().any(|b| b.error.is_some() && b.metrics.is_none());
+                let errored = result
+                    .brokers
+                    .iter()
+                    .any(|b| b.error.is_some() && b.metrics.is_none());
                 let c = if errored {
                     EXIT_INVALID
                 } else if result.passed() {
@@ -124,19 +137,58 @@ fn controls_present(w: &Workload, profile: &TargetProfile) -> Result<(), String>
 
 fn new_run_id(name: &str) -> String {
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let stamp: String = stamp.chars().filter(|c| c.is_ascii_digit()).take(14).collect();
-    let slug: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).take(30).collect();
-    format!("{}-{}-{}-{:04x}", &stamp[..8.min(stamp.len())], &stamp[8.min(stamp.len())..], slug, rand::random::<u16>())
+    let stamp: String = stamp
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .take(14)
+        .collect();
+    let slug: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .take(30)
+        .collect();
+    format!(
+        "{}-{}-{}-{:04x}",
+        &stamp[..8.min(stamp.len())],
+        &stamp[8.min(stamp.len())..],
+        slug,
+        rand::random::<u16>()
+    )
 }
 
-async fn run_workload(file: &Path, w: &Workload, profile: &TargetProfile, out: &Path, brokers: &[BrokerKind], stop: StopSignal, progress: bool) -> Result<RunResult> {
+async fn run_workload(
+    file: &Path,
+    w: &Workload,
+    profile: &TargetProfile,
+    out: &Path,
+    brokers: &[BrokerKind],
+    stop: StopSignal,
+    progress: bool,
+) -> Result<RunResult> {
     let run_id = new_run_id(&w.name);
     let dir = out.join(&run_id);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating run directory {}", dir.display()))?;
-    std::fs::copy(file, dir.join("workload.yaml")).context("copying the workload into the run directory")?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating run directory {}", dir.display()))?;
+    std::fs::copy(file, dir.join("workload.yaml"))
+        .context("copying the workload into the run directory")?;
     std::fs::write(dir.join("target.json"), serde_json::to_vec_pretty(profile)?)?;
     let seed = w.run.seed.unwrap_or_else(rand::random);
-    eprintln!("run {run_id}: {} against {} (seed {seed}); output in {}", w.name, brokers.iter().map(|b| b.as_str()).collect::<Vec<_>>().join(", "), dir.display());
+    eprintln!(
+        "run {run_id}: {} against {} (seed {seed}); output in {}",
+        w.name,
+        brokers
+            .iter()
+            .map(|b| b.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        dir.display()
+    );
 
     let mut result = RunResult {
         schema_version: SCHEMA_VERSION,
@@ -157,20 +209,35 @@ async fn run_workload(file: &Path, w: &Workload, profile: &TargetProfile, out: &
         }
         let plan = Arc::new(Plan::new(&run_id, broker, w, profile));
         let bdir = dir.join(broker.as_str());
-        let windows = crate::chaos::schedule::expand(&w.faults.iter().map(|f| f.value.clone()).collect::<Vec<_>>(), w.load.duration.0, seed);
-        let broker_result = match run_broker(plan, &bdir, seed, windows, stop.clone(), progress).await {
-            Ok(run) => {
-                result.interrupted |= run.interrupted;
-                checked(broker, run.product, &run.history, w)
-            }
-            Err(e) => {
-                let history = bdir.join("history.bin");
-                // A run that broke off mid-way still has a history worth checking.
-                let mut r = if history.exists() { checked(broker, String::new(), &history, w) } else { BrokerResult { broker, product: String::new(), error: None, metrics: None, verdicts: Vec::new() } };
-                r.error = Some(format!("{e:#}"));
-                r
-            }
-        };
+        let windows = crate::chaos::schedule::expand(
+            &w.faults.iter().map(|f| f.value.clone()).collect::<Vec<_>>(),
+            w.load.duration.0,
+            seed,
+        );
+        let broker_result =
+            match run_broker(plan, &bdir, seed, windows, stop.clone(), progress).await {
+                Ok(run) => {
+                    result.interrupted |= run.interrupted;
+                    checked(broker, run.product, &run.history, w)
+                }
+                Err(e) => {
+                    let history = bdir.join("history.bin");
+                    // A run that broke off mid-way still has a history worth checking.
+                    let mut r = if history.exists() {
+                        checked(broker, String::new(), &history, w)
+                    } else {
+                        BrokerResult {
+                            broker,
+                            product: String::new(),
+                            error: None,
+                            metrics: None,
+                            verdicts: Vec::new(),
+                        }
+                    };
+                    r.error = Some(format!("{e:#}"));
+                    r
+                }
+            };
         result.brokers.push(broker_result);
         result.write(&dir)?;
     }
@@ -180,8 +247,20 @@ async fn run_workload(file: &Path, w: &Workload, profile: &TargetProfile, out: &
 
 fn checked(broker: BrokerKind, product: String, history: &Path, w: &Workload) -> BrokerResult {
     match check::check_history(history) {
-        Ok(m) => BrokerResult { broker, product, error: None, verdicts: expect::verdicts(&w.expect, &m), metrics: Some(m) },
-        Err(e) => BrokerResult { broker, product, error: Some(format!("checking {}: {e:#}", history.display())), metrics: None, verdicts: Vec::new() },
+        Ok(m) => BrokerResult {
+            broker,
+            product,
+            error: None,
+            verdicts: expect::verdicts(&w.expect, &m),
+            metrics: Some(m),
+        },
+        Err(e) => BrokerResult {
+            broker,
+            product,
+            error: Some(format!("checking {}: {e:#}", history.display())),
+            metrics: None,
+            verdicts: Vec::new(),
+        },
     }
 }
 
@@ -206,18 +285,30 @@ pub fn report(dir: &Path) -> i32 {
 fn rebuild(dir: &Path) -> Result<RunResult> {
     let w = workload::load(&dir.join("workload.yaml")).map_err(|e| anyhow::anyhow!("{e}"))?;
     let previous = RunResult::read(&dir.join("result.json")).ok();
-    let run_id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let run_id = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut result = RunResult {
         schema_version: SCHEMA_VERSION,
         run_id: run_id.clone(),
         workload: w.name.clone(),
         description: w.description.clone(),
         harness_version: env!("CARGO_PKG_VERSION").into(),
-        started_at: previous.as_ref().map(|p| p.started_at.clone()).unwrap_or_default(),
+        started_at: previous
+            .as_ref()
+            .map(|p| p.started_at.clone())
+            .unwrap_or_default(),
         seed: previous.as_ref().map(|p| p.seed).unwrap_or_default(),
-        target: previous.as_ref().map(|p| p.target.clone()).unwrap_or_default(),
+        target: previous
+            .as_ref()
+            .map(|p| p.target.clone())
+            .unwrap_or_default(),
         interrupted: previous.as_ref().is_some_and(|p| p.interrupted),
-        environment: previous.as_ref().map(|p| p.environment.clone()).unwrap_or_else(crate::report::Environment::detect),
+        environment: previous
+            .as_ref()
+            .map(|p| p.environment.clone())
+            .unwrap_or_else(crate::report::Environment::detect),
         brokers: Vec::new(),
     };
     for &broker in &w.brokers {
@@ -227,11 +318,20 @@ fn rebuild(dir: &Path) -> Result<RunResult> {
         }
         let product = previous
             .as_ref()
-            .and_then(|p| p.brokers.iter().find(|b| b.broker == broker).map(|b| b.product.clone()))
+            .and_then(|p| {
+                p.brokers
+                    .iter()
+                    .find(|b| b.broker == broker)
+                    .map(|b| b.product.clone())
+            })
             .unwrap_or_default();
         result.brokers.push(checked(broker, product, &history, &w));
     }
-    anyhow::ensure!(!result.brokers.is_empty(), "{} holds no broker history (expected <broker>/history.bin)", dir.display());
+    anyhow::ensure!(
+        !result.brokers.is_empty(),
+        "{} holds no broker history (expected <broker>/history.bin)",
+        dir.display()
+    );
     result.write(dir)?;
     Ok(result)
 }

@@ -29,9 +29,18 @@ pub struct KafkaDriver {
 
 impl KafkaDriver {
     pub fn new(plan: Arc<Plan>) -> Result<Self> {
-        let bootstrap = plan.target.kafka.as_ref().map(|k| k.bootstrap.clone()).context("no kafka target")?;
+        let bootstrap = plan
+            .target
+            .kafka
+            .as_ref()
+            .map(|k| k.bootstrap.clone())
+            .context("no kafka target")?;
         let topic = format!("{}-events", plan.resource_prefix);
-        Ok(KafkaDriver { plan, bootstrap, topic })
+        Ok(KafkaDriver {
+            plan,
+            bootstrap,
+            topic,
+        })
     }
 
     fn base_config(&self) -> ClientConfig {
@@ -47,7 +56,9 @@ impl KafkaDriver {
     }
 
     fn admin(&self) -> Result<AdminClient<DefaultClientContext>> {
-        self.base_config().create().context("creating Kafka admin client")
+        self.base_config()
+            .create()
+            .context("creating Kafka admin client")
     }
 
     /// librdkafka retries unreachable brokers forever; ask for metadata with a deadline so an
@@ -59,7 +70,9 @@ impl KafkaDriver {
         tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, timeout))
             .await?
             .map(|_| ())
-            .map_err(|e| anyhow!("kafka: cannot reach broker at {bootstrap} within {timeout:?}: {e}"))
+            .map_err(|e| {
+                anyhow!("kafka: cannot reach broker at {bootstrap} within {timeout:?}: {e}")
+            })
     }
 }
 
@@ -82,18 +95,39 @@ impl Driver for KafkaDriver {
     async fn setup(&self) -> Result<()> {
         self.check_reachable().await?;
         let t = &self.plan.workload.topology;
-        let topic = NewTopic::new(&self.topic, t.partitions as i32, TopicReplication::Fixed(t.kafka.replication_factor as i32));
-        let opts = AdminOptions::new().request_timeout(Some(self.timeout())).operation_timeout(Some(self.timeout()));
-        let results = self.admin()?.create_topics([&topic], &opts).await.with_context(|| format!("kafka: creating topic {} at {}", self.topic, self.bootstrap))?;
+        let topic = NewTopic::new(
+            &self.topic,
+            t.partitions as i32,
+            TopicReplication::Fixed(t.kafka.replication_factor as i32),
+        );
+        let opts = AdminOptions::new()
+            .request_timeout(Some(self.timeout()))
+            .operation_timeout(Some(self.timeout()));
+        let results = self
+            .admin()?
+            .create_topics([&topic], &opts)
+            .await
+            .with_context(|| {
+                format!("kafka: creating topic {} at {}", self.topic, self.bootstrap)
+            })?;
         for r in results {
-            r.map_err(|(name, code)| anyhow!("kafka: creating topic {name} at {}: {code}", self.bootstrap))?;
+            r.map_err(|(name, code)| {
+                anyhow!("kafka: creating topic {name} at {}: {code}", self.bootstrap)
+            })?;
         }
         Ok(())
     }
 
     async fn publisher(&self, _producer: u32) -> Result<Box<dyn Publisher>> {
         let k = &self.plan.workload.topology.kafka;
-        let timeout_ms = self.plan.workload.run.send_timeout.0.as_millis().to_string();
+        let timeout_ms = self
+            .plan
+            .workload
+            .run
+            .send_timeout
+            .0
+            .as_millis()
+            .to_string();
         let producer: FutureProducer = self
             .base_config()
             .set("acks", "all")
@@ -103,7 +137,10 @@ impl Driver for KafkaDriver {
             .set("queue.buffering.max.messages", "1000000")
             .create()
             .with_context(|| format!("kafka: creating producer for {}", self.bootstrap))?;
-        Ok(Box::new(KafkaPublisher { producer, topic: self.topic.clone() }))
+        Ok(Box::new(KafkaPublisher {
+            producer,
+            topic: self.topic.clone(),
+        }))
     }
 
     async fn consumer(&self, _consumer: u32) -> Result<Box<dyn Consumer>> {
@@ -120,16 +157,30 @@ impl Driver for KafkaDriver {
             .set("session.timeout.ms", session.to_string())
             .set("heartbeat.interval.ms", (session / 3).to_string())
             // With the default 300 s the first JoinGroup can block for minutes (DESIGN §7).
-            .set("max.poll.interval.ms", (session * 2).max(10_000).to_string())
+            .set(
+                "max.poll.interval.ms",
+                (session * 2).max(10_000).to_string(),
+            )
             .create()
             .with_context(|| format!("kafka: creating consumer for {}", self.bootstrap))?;
-        consumer.subscribe(&[&self.topic]).with_context(|| format!("kafka: subscribing to {}", self.topic))?;
-        Ok(Box::new(KafkaConsumer { consumer, topic: self.topic.clone(), auto, stash: VecDeque::new() }))
+        consumer
+            .subscribe(&[&self.topic])
+            .with_context(|| format!("kafka: subscribing to {}", self.topic))?;
+        Ok(Box::new(KafkaConsumer {
+            consumer,
+            topic: self.topic.clone(),
+            auto,
+            stash: VecDeque::new(),
+        }))
     }
 
     async fn teardown(&self) -> Result<()> {
         let opts = AdminOptions::new().request_timeout(Some(self.timeout()));
-        let results = self.admin()?.delete_topics(&[&self.topic], &opts).await.context("kafka: deleting topic")?;
+        let results = self
+            .admin()?
+            .delete_topics(&[&self.topic], &opts)
+            .await
+            .context("kafka: deleting topic")?;
         for r in results {
             r.map_err(|(name, code)| anyhow!("kafka: deleting topic {name}: {code}"))?;
         }
@@ -137,7 +188,12 @@ impl Driver for KafkaDriver {
     }
 
     async fn product(&self) -> String {
-        self.plan.target.kafka.as_ref().map(|k| k.product.clone()).unwrap_or_default()
+        self.plan
+            .target
+            .kafka
+            .as_ref()
+            .map(|k| k.product.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -150,15 +206,22 @@ struct KafkaPublisher {
 impl Publisher for KafkaPublisher {
     async fn submit(&mut self, id: MsgId, body: Vec<u8>) -> Result<AckFuture, SendError> {
         let key = id.key_string();
-        let mut record = FutureRecord::to(&self.topic).key(key.as_bytes()).payload(body.as_slice());
+        let mut record = FutureRecord::to(&self.topic)
+            .key(key.as_bytes())
+            .payload(body.as_slice());
         loop {
             match self.producer.send_result(record) {
                 Ok(delivery) => {
                     return Ok(delivery
                         .map(|r| match r {
-                            Ok(Ok(d)) => Ok(Position::Kafka { partition: d.partition, offset: d.offset }),
+                            Ok(Ok(d)) => Ok(Position::Kafka {
+                                partition: d.partition,
+                                offset: d.offset,
+                            }),
                             Ok(Err((e, _))) => Err(send_error(e)),
-                            Err(_) => Err(SendError::Indeterminate("producer dropped before delivery report".into())),
+                            Err(_) => Err(SendError::Indeterminate(
+                                "producer dropped before delivery report".into(),
+                            )),
                         })
                         .boxed())
                 }
@@ -194,7 +257,11 @@ impl KafkaConsumer {
             pos: Position::Kafka { partition, offset },
             redelivered: false,
             receive_count: 0,
-            handle: if self.auto { AckHandle::None } else { AckHandle::Kafka { partition, offset } },
+            handle: if self.auto {
+                AckHandle::None
+            } else {
+                AckHandle::Kafka { partition, offset }
+            },
         }
     }
 }
@@ -205,8 +272,13 @@ impl Consumer for KafkaConsumer {
         // The group is joined from inside recv(); drive it until this member owns partitions.
         let deadline = Instant::now() + timeout;
         while self.consumer.assignment().map(|a| a.count()).unwrap_or(0) == 0 {
-            anyhow::ensure!(Instant::now() < deadline, "kafka: no partitions assigned within {timeout:?} (consumer group did not form)");
-            if let Ok(m) = tokio::time::timeout(Duration::from_millis(100), self.consumer.recv()).await {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "kafka: no partitions assigned within {timeout:?} (consumer group did not form)"
+            );
+            if let Ok(m) =
+                tokio::time::timeout(Duration::from_millis(100), self.consumer.recv()).await
+            {
                 let r = self.received(&m.context("kafka: receiving")?);
                 self.stash.push_back(r);
             }
@@ -228,8 +300,11 @@ impl Consumer for KafkaConsumer {
     async fn ack(&mut self, handle: AckHandle) -> Result<()> {
         if let AckHandle::Kafka { partition, offset } = handle {
             let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&self.topic, partition, Offset::Offset(offset + 1)).context("kafka: building commit")?;
-            self.consumer.commit(&tpl, CommitMode::Async).context("kafka: committing")?;
+            tpl.add_partition_offset(&self.topic, partition, Offset::Offset(offset + 1))
+                .context("kafka: building commit")?;
+            self.consumer
+                .commit(&tpl, CommitMode::Async)
+                .context("kafka: committing")?;
         }
         Ok(())
     }

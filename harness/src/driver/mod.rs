@@ -30,11 +30,31 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn new(run_id: &str, broker: BrokerKind, workload: &Workload, target: &TargetProfile) -> Plan {
+    pub fn new(
+        run_id: &str,
+        broker: BrokerKind,
+        workload: &Workload,
+        target: &TargetProfile,
+    ) -> Plan {
         // Names must be valid everywhere: SQS allows [A-Za-z0-9_-] up to 80 chars.
-        let clean: String = run_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
+        let clean: String = run_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
         let prefix: String = format!("bb-{clean}").chars().take(60).collect();
-        Plan { run_id: run_id.to_string(), broker, workload: workload.clone(), target: target.clone(), resource_prefix: prefix }
+        Plan {
+            run_id: run_id.to_string(),
+            broker,
+            workload: workload.clone(),
+            target: target.clone(),
+            resource_prefix: prefix,
+        }
     }
 }
 
@@ -66,9 +86,17 @@ pub trait Publisher: Send {
 /// What a consumer needs to acknowledge one delivery later.
 #[derive(Debug, Clone)]
 pub enum AckHandle {
-    Kafka { partition: i32, offset: i64 },
-    Rabbit { queue: u32, tag: u64 },
-    Sqs { receipt: String },
+    Kafka {
+        partition: i32,
+        offset: i64,
+    },
+    Rabbit {
+        queue: u32,
+        tag: u64,
+    },
+    Sqs {
+        receipt: String,
+    },
     /// Nothing to acknowledge (auto-ack mode).
     None,
 }

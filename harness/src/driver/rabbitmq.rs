@@ -10,8 +10,9 @@ use async_trait::async_trait;
 use futures::stream::{SelectAll, StreamExt};
 use futures::FutureExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -29,7 +30,12 @@ pub struct RabbitDriver {
 
 impl RabbitDriver {
     pub fn new(plan: Arc<Plan>) -> Result<Self> {
-        let url = plan.target.rabbitmq.as_ref().map(|r| r.url.clone()).context("no rabbitmq target")?;
+        let url = plan
+            .target
+            .rabbitmq
+            .as_ref()
+            .map(|r| r.url.clone())
+            .context("no rabbitmq target")?;
         Ok(RabbitDriver { plan, url })
     }
 
@@ -56,7 +62,8 @@ impl RabbitDriver {
     async fn connect(&self, role: &str) -> Result<Connection> {
         let timeout = self.plan.workload.run.connect_timeout.0;
         let shown = redact_url(&self.url);
-        let props = ConnectionProperties::default().with_connection_name(format!("brokerbench {role}").into());
+        let props = ConnectionProperties::default()
+            .with_connection_name(format!("brokerbench {role}").into());
         tokio::time::timeout(timeout, Connection::connect(&self.url, props))
             .await
             .map_err(|_| anyhow!("rabbitmq: no answer from {shown} within {timeout:?}"))?
@@ -68,7 +75,10 @@ impl RabbitDriver {
 impl Driver for RabbitDriver {
     async fn setup(&self) -> Result<()> {
         let conn = self.connect("setup").await?;
-        let ch = conn.create_channel().await.context("rabbitmq: opening channel")?;
+        let ch = conn
+            .create_channel()
+            .await
+            .context("rabbitmq: opening channel")?;
         let t = &self.plan.workload.topology.rabbitmq;
         let mut args = FieldTable::default();
         let qtype = match t.queue_type {
@@ -80,20 +90,33 @@ impl Driver for RabbitDriver {
             args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
         }
         if self.sharded() {
-            let opts = ExchangeDeclareOptions { durable: true, ..Default::default() };
+            let opts = ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            };
             ch.exchange_declare(self.exchange().into(), ExchangeKind::Custom("x-consistent-hash".into()), opts, FieldTable::default())
                 .await
                 .context("rabbitmq: declaring the consistent-hash exchange (is rabbitmq_consistent_hash_exchange enabled?)")?;
         }
         for i in 0..self.queue_count() {
-            ch.queue_declare(self.queue(i).into(), QueueDeclareOptions::durable(), args.clone())
-                .await
-                .with_context(|| format!("rabbitmq: declaring queue {}", self.queue(i)))?;
+            ch.queue_declare(
+                self.queue(i).into(),
+                QueueDeclareOptions::durable(),
+                args.clone(),
+            )
+            .await
+            .with_context(|| format!("rabbitmq: declaring queue {}", self.queue(i)))?;
             if self.sharded() {
                 // The binding key of a consistent-hash exchange is the queue's weight.
-                ch.queue_bind(self.queue(i).into(), self.exchange().into(), "1".into(), QueueBindOptions::default(), FieldTable::default())
-                    .await
-                    .context("rabbitmq: binding queue")?;
+                ch.queue_bind(
+                    self.queue(i).into(),
+                    self.exchange().into(),
+                    "1".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .context("rabbitmq: binding queue")?;
             }
         }
         let _ = conn.close(200, "setup done".into()).await;
@@ -102,45 +125,88 @@ impl Driver for RabbitDriver {
 
     async fn publisher(&self, producer: u32) -> Result<Box<dyn Publisher>> {
         let conn = self.connect(&format!("producer {producer}")).await?;
-        let channel = conn.create_channel().await.context("rabbitmq: opening channel")?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await.context("rabbitmq: enabling publisher confirms")?;
-        let (exchange, single_queue) = if self.sharded() { (self.exchange(), None) } else { (String::new(), Some(self.queue(0))) };
-        Ok(Box::new(RabbitPublisher { _conn: conn, channel, exchange, single_queue }))
+        let channel = conn
+            .create_channel()
+            .await
+            .context("rabbitmq: opening channel")?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .context("rabbitmq: enabling publisher confirms")?;
+        let (exchange, single_queue) = if self.sharded() {
+            (self.exchange(), None)
+        } else {
+            (String::new(), Some(self.queue(0)))
+        };
+        Ok(Box::new(RabbitPublisher {
+            _conn: conn,
+            channel,
+            exchange,
+            single_queue,
+        }))
     }
 
     async fn consumer(&self, consumer: u32) -> Result<Box<dyn Consumer>> {
         let conn = self.connect(&format!("consumer {consumer}")).await?;
-        let channel = conn.create_channel().await.context("rabbitmq: opening channel")?;
+        let channel = conn
+            .create_channel()
+            .await
+            .context("rabbitmq: opening channel")?;
         let w = &self.plan.workload;
-        channel.basic_qos(w.topology.rabbitmq.prefetch, BasicQosOptions::default()).await.context("rabbitmq: setting prefetch")?;
+        channel
+            .basic_qos(w.topology.rabbitmq.prefetch, BasicQosOptions::default())
+            .await
+            .context("rabbitmq: setting prefetch")?;
         let no_ack = w.consumers.ack == AckMode::Auto;
         let mut streams = SelectAll::new();
         for i in 0..self.queue_count() {
             let tag = format!("{}-c{consumer}-q{i}", self.plan.resource_prefix);
             let c = channel
-                .basic_consume(self.queue(i).into(), tag.into(), BasicConsumeOptions { no_ack, ..Default::default() }, FieldTable::default())
+                .basic_consume(
+                    self.queue(i).into(),
+                    tag.into(),
+                    BasicConsumeOptions {
+                        no_ack,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
                 .await
                 .with_context(|| format!("rabbitmq: consuming from {}", self.queue(i)))?;
             streams.push(c.map(move |d| (i, d)).boxed());
         }
-        Ok(Box::new(RabbitConsumer { _conn: conn, channel, streams, no_ack }))
+        Ok(Box::new(RabbitConsumer {
+            _conn: conn,
+            channel,
+            streams,
+            no_ack,
+        }))
     }
 
     async fn teardown(&self) -> Result<()> {
         let conn = self.connect("teardown").await?;
         let ch = conn.create_channel().await?;
         for i in 0..self.queue_count() {
-            ch.queue_delete(self.queue(i).into(), QueueDeleteOptions::default()).await.with_context(|| format!("rabbitmq: deleting {}", self.queue(i)))?;
+            ch.queue_delete(self.queue(i).into(), QueueDeleteOptions::default())
+                .await
+                .with_context(|| format!("rabbitmq: deleting {}", self.queue(i)))?;
         }
         if self.sharded() {
-            ch.exchange_delete(self.exchange().into(), ExchangeDeleteOptions::default()).await.context("rabbitmq: deleting exchange")?;
+            ch.exchange_delete(self.exchange().into(), ExchangeDeleteOptions::default())
+                .await
+                .context("rabbitmq: deleting exchange")?;
         }
         let _ = conn.close(200, "teardown done".into()).await;
         Ok(())
     }
 
     async fn product(&self) -> String {
-        self.plan.target.rabbitmq.as_ref().map(|r| r.product.clone()).unwrap_or_default()
+        self.plan
+            .target
+            .rabbitmq
+            .as_ref()
+            .map(|r| r.product.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -159,7 +225,13 @@ impl Publisher for RabbitPublisher {
         let props = BasicProperties::default().with_delivery_mode(2);
         let confirm = self
             .channel
-            .basic_publish(self.exchange.as_str().into(), routing_key.into(), BasicPublishOptions::default(), &body, props)
+            .basic_publish(
+                self.exchange.as_str().into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                &body,
+                props,
+            )
             .await
             .map_err(|e| SendError::Failed(format!("publish: {e}")))?;
         Ok(async move {
@@ -178,7 +250,8 @@ impl Publisher for RabbitPublisher {
     }
 }
 
-type DeliveryStream = futures::stream::BoxStream<'static, (u32, lapin::Result<lapin::message::Delivery>)>;
+type DeliveryStream =
+    futures::stream::BoxStream<'static, (u32, lapin::Result<lapin::message::Delivery>)>;
 
 struct RabbitConsumer {
     _conn: Connection,
@@ -194,7 +267,11 @@ impl RabbitConsumer {
             pos: Position::Rabbit { queue, tag },
             redelivered: d.redelivered,
             receive_count: if d.redelivered { 2 } else { 1 },
-            handle: if self.no_ack { AckHandle::None } else { AckHandle::Rabbit { queue, tag } },
+            handle: if self.no_ack {
+                AckHandle::None
+            } else {
+                AckHandle::Rabbit { queue, tag }
+            },
             body: d.data,
         }
     }
@@ -221,7 +298,10 @@ impl Consumer for RabbitConsumer {
 
     async fn ack(&mut self, handle: AckHandle) -> Result<()> {
         if let AckHandle::Rabbit { tag, .. } = handle {
-            self.channel.basic_ack(tag, BasicAckOptions::default()).await.context("rabbitmq: ack")?;
+            self.channel
+                .basic_ack(tag, BasicAckOptions::default())
+                .await
+                .context("rabbitmq: ack")?;
         }
         Ok(())
     }

@@ -37,8 +37,11 @@ impl SqsDriver {
         let (ak, sk) = match (&t.access_key_id, &t.secret_access_key) {
             (Some(a), Some(s)) => (a.clone(), s.clone()),
             _ => (
-                std::env::var("AWS_ACCESS_KEY_ID").context("sqs: target has no access_key_id and AWS_ACCESS_KEY_ID is unset")?,
-                std::env::var("AWS_SECRET_ACCESS_KEY").context("sqs: target has no secret_access_key and AWS_SECRET_ACCESS_KEY is unset")?,
+                std::env::var("AWS_ACCESS_KEY_ID")
+                    .context("sqs: target has no access_key_id and AWS_ACCESS_KEY_ID is unset")?,
+                std::env::var("AWS_SECRET_ACCESS_KEY").context(
+                    "sqs: target has no secret_access_key and AWS_SECRET_ACCESS_KEY is unset",
+                )?,
             ),
         };
         let run = &plan.workload.run;
@@ -57,18 +60,37 @@ impl SqsDriver {
             conf = conf.endpoint_url(ep);
         }
         let fifo = plan.workload.topology.sqs.fifo;
-        let name = format!("{}{}", plan.resource_prefix, if fifo { ".fifo" } else { "" });
+        let name = format!(
+            "{}{}",
+            plan.resource_prefix,
+            if fifo { ".fifo" } else { "" }
+        );
         let address = plan.target.address(crate::workload::BrokerKind::Sqs);
-        Ok(SqsDriver { client: Client::from_conf(conf.build()), plan, name, address })
+        Ok(SqsDriver {
+            client: Client::from_conf(conf.build()),
+            plan,
+            name,
+            address,
+        })
     }
 
     async fn queue_url(&self) -> Result<String> {
-        let out = self.client.get_queue_url().queue_name(&self.name).send().await.map_err(|e| sdk_err(&self.address, "looking up queue", e))?;
+        let out = self
+            .client
+            .get_queue_url()
+            .queue_name(&self.name)
+            .send()
+            .await
+            .map_err(|e| sdk_err(&self.address, "looking up queue", e))?;
         out.queue_url.context("sqs: GetQueueUrl returned no URL")
     }
 }
 
-fn sdk_err<E: std::error::Error + Send + Sync + 'static>(addr: &str, what: &str, e: SdkError<E>) -> anyhow::Error {
+fn sdk_err<E: std::error::Error + Send + Sync + 'static>(
+    addr: &str,
+    what: &str,
+    e: SdkError<E>,
+) -> anyhow::Error {
     let detail = match &e {
         SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => "unreachable".to_string(),
         SdkError::TimeoutError(_) => "timed out".to_string(),
@@ -82,7 +104,9 @@ fn send_error<E: std::error::Error + Send + Sync + 'static>(e: SdkError<E>) -> S
     match &e {
         // Never left the client: definitely not stored.
         SdkError::ConstructionFailure(_) => SendError::Failed(text),
-        SdkError::DispatchFailure(d) if d.is_io() && text.contains("onnect") => SendError::Failed(text),
+        SdkError::DispatchFailure(d) if d.is_io() && text.contains("onnect") => {
+            SendError::Failed(text)
+        }
         SdkError::ServiceError(_) => SendError::Failed(text),
         _ => SendError::Indeterminate(text),
     }
@@ -96,7 +120,10 @@ impl Driver for SqsDriver {
             .client
             .create_queue()
             .queue_name(&self.name)
-            .attributes(QueueAttributeName::VisibilityTimeout, t.visibility_timeout.0.as_secs().to_string());
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                t.visibility_timeout.0.as_secs().to_string(),
+            );
         if t.fifo {
             req = req.attributes(QueueAttributeName::FifoQueue, "true");
         }
@@ -129,12 +156,22 @@ impl Driver for SqsDriver {
 
     async fn teardown(&self) -> Result<()> {
         let url = self.queue_url().await?;
-        self.client.delete_queue().queue_url(url).send().await.map_err(|e| sdk_err(&self.address, "deleting queue", e))?;
+        self.client
+            .delete_queue()
+            .queue_url(url)
+            .send()
+            .await
+            .map_err(|e| sdk_err(&self.address, "deleting queue", e))?;
         Ok(())
     }
 
     async fn product(&self) -> String {
-        self.plan.target.sqs.as_ref().map(|s| s.product.clone()).unwrap_or_default()
+        self.plan
+            .target
+            .sqs
+            .as_ref()
+            .map(|s| s.product.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -149,14 +186,22 @@ struct SqsPublisher {
 #[async_trait]
 impl Publisher for SqsPublisher {
     async fn submit(&mut self, id: MsgId, body: Vec<u8>) -> Result<AckFuture, SendError> {
-        let mut req = self.client.send_message().queue_url(&self.url).message_body(B64.encode(&body));
+        let mut req = self
+            .client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(B64.encode(&body));
         if self.fifo {
-            req = req.message_group_id(id.key_string()).message_deduplication_id(id.dedupe_id());
+            req = req
+                .message_group_id(id.key_string())
+                .message_deduplication_id(id.dedupe_id());
         }
         if !self.fifo {
             return Ok(async move {
                 let out = req.send().await.map_err(send_error)?;
-                Ok(Position::Sqs { message_id: out.message_id.unwrap_or_default() })
+                Ok(Position::Sqs {
+                    message_id: out.message_id.unwrap_or_default(),
+                })
             }
             .boxed());
         }
@@ -170,7 +215,9 @@ impl Publisher for SqsPublisher {
             }
             let out = req.send().await.map_err(send_error);
             let _ = done_tx.send(());
-            Ok(Position::Sqs { message_id: out?.message_id.unwrap_or_default() })
+            Ok(Position::Sqs {
+                message_id: out?.message_id.unwrap_or_default(),
+            })
         }
         .boxed())
     }
@@ -195,7 +242,12 @@ impl Consumer for SqsConsumer {
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
-            .map_err(|e| anyhow!("sqs: receiving: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+            .map_err(|e| {
+                anyhow!(
+                    "sqs: receiving: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(&e)
+                )
+            })?;
         let mut received = Vec::new();
         for m in out.messages.unwrap_or_default() {
             let receive_count = m
@@ -204,12 +256,18 @@ impl Consumer for SqsConsumer {
                 .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(1);
-            let body = m.body.as_deref().and_then(|b| B64.decode(b).ok()).unwrap_or_else(|| m.body.clone().unwrap_or_default().into_bytes());
+            let body = m
+                .body
+                .as_deref()
+                .and_then(|b| B64.decode(b).ok())
+                .unwrap_or_else(|| m.body.clone().unwrap_or_default().into_bytes());
             let receipt = m.receipt_handle.unwrap_or_default();
             let handle = AckHandle::Sqs { receipt };
             received.push(Received {
                 body,
-                pos: Position::Sqs { message_id: m.message_id.unwrap_or_default() },
+                pos: Position::Sqs {
+                    message_id: m.message_id.unwrap_or_default(),
+                },
                 redelivered: receive_count > 1,
                 receive_count,
                 handle,
@@ -233,7 +291,12 @@ impl Consumer for SqsConsumer {
                 .receipt_handle(receipt)
                 .send()
                 .await
-                .map_err(|e| anyhow!("sqs: deleting message: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+                .map_err(|e| {
+                    anyhow!(
+                        "sqs: deleting message: {}",
+                        aws_sdk_sqs::error::DisplayErrorContext(&e)
+                    )
+                })?;
         }
         Ok(())
     }

@@ -14,7 +14,8 @@ const MAX_FRAME: usize = 1 << 20;
 pub fn encode_frame(event: &Event, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0u8; HEADER]);
-    *out = postcard::to_extend(event, std::mem::take(out)).expect("serializing into a Vec cannot fail");
+    *out = postcard::to_extend(event, std::mem::take(out))
+        .expect("serializing into a Vec cannot fail");
     let payload = &out[start + HEADER..];
     let (len, crc) = (payload.len() as u32, crc32fast::hash(payload));
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
@@ -48,7 +49,12 @@ pub struct FrameReader<R> {
 
 impl<R: Read> FrameReader<R> {
     pub fn new(inner: R) -> Self {
-        FrameReader { inner, buf: Vec::with_capacity(256), offset: 0, stop: None }
+        FrameReader {
+            inner,
+            buf: Vec::with_capacity(256),
+            offset: 0,
+            stop: None,
+        }
     }
 
     /// Why reading stopped (None while frames are still coming).
@@ -116,7 +122,10 @@ impl<R: Read> Iterator for FrameReader<R> {
         let crc = u32::from_le_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]);
         if len > MAX_FRAME {
             let skipped_bytes = self.drain_rest(HEADER);
-            return self.finish(Stop::Corrupt { skipped_bytes, reason: format!("frame length {len} is implausible") });
+            return self.finish(Stop::Corrupt {
+                skipped_bytes,
+                reason: format!("frame length {len} is implausible"),
+            });
         }
         let got = match self.read_up_to(len) {
             Ok(g) => g,
@@ -128,7 +137,10 @@ impl<R: Read> Iterator for FrameReader<R> {
         }
         if crc32fast::hash(&self.buf[..len]) != crc {
             let skipped_bytes = self.drain_rest(HEADER + len);
-            return self.finish(Stop::Corrupt { skipped_bytes, reason: "checksum mismatch".into() });
+            return self.finish(Stop::Corrupt {
+                skipped_bytes,
+                reason: "checksum mismatch".into(),
+            });
         }
         match postcard::from_bytes::<Event>(&self.buf[..len]) {
             Ok(ev) => {
@@ -137,7 +149,10 @@ impl<R: Read> Iterator for FrameReader<R> {
             }
             Err(e) => {
                 let skipped_bytes = self.drain_rest(HEADER + len);
-                self.finish(Stop::Corrupt { skipped_bytes, reason: format!("undecodable record: {e}") })
+                self.finish(Stop::Corrupt {
+                    skipped_bytes,
+                    reason: format!("undecodable record: {e}"),
+                })
             }
         }
     }

@@ -9,10 +9,18 @@ use crate::load::envelope::MsgId;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Position {
     Unknown,
-    Kafka { partition: i32, offset: i64 },
+    Kafka {
+        partition: i32,
+        offset: i64,
+    },
     /// RabbitMQ: queue index (shard) and delivery tag (per channel, so not a storage position).
-    Rabbit { queue: u32, tag: u64 },
-    Sqs { message_id: String },
+    Rabbit {
+        queue: u32,
+        tag: u64,
+    },
+    Sqs {
+        message_id: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,30 +57,93 @@ pub enum FaultPhase {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Event {
     /// First record: which run and broker this history belongs to.
-    Header { run_id: String, broker: String, t: u64 },
-    Phase { t: u64, phase: Phase },
+    Header {
+        run_id: String,
+        broker: String,
+        t: u64,
+    },
+    Phase {
+        t: u64,
+        phase: Phase,
+    },
     /// A producer handed a message to its client library.
-    SendInvoke { t: u64, id: MsgId, intended: u64 },
+    SendInvoke {
+        t: u64,
+        id: MsgId,
+        intended: u64,
+    },
     /// The broker acknowledged the send.
-    SendOk { t: u64, id: MsgId, intended: u64, pos: Position },
+    SendOk {
+        t: u64,
+        id: MsgId,
+        intended: u64,
+        pos: Position,
+    },
     /// The send definitely failed (the broker or client said it was not stored).
-    SendFail { t: u64, id: MsgId, error: String },
+    SendFail {
+        t: u64,
+        id: MsgId,
+        error: String,
+    },
     /// Outcome unknown (timeout, connection lost with the send in flight).
-    SendInfo { t: u64, id: MsgId, error: String },
+    SendInfo {
+        t: u64,
+        id: MsgId,
+        error: String,
+    },
     /// A consumer received a message carrying our envelope.
-    Deliver { t: u64, consumer: u32, id: MsgId, intended: u64, pos: Position, redelivered: bool, receive_count: u32 },
+    Deliver {
+        t: u64,
+        consumer: u32,
+        id: MsgId,
+        intended: u64,
+        pos: Position,
+        redelivered: bool,
+        receive_count: u32,
+    },
     /// A consumer received something that is not one of this run's messages.
-    Foreign { t: u64, consumer: u32, pos: Position, detail: String },
+    Foreign {
+        t: u64,
+        consumer: u32,
+        pos: Position,
+        detail: String,
+    },
     /// The consumer finished processing a delivery (its effect happened).
-    Processed { t: u64, consumer: u32, id: MsgId },
+    Processed {
+        t: u64,
+        consumer: u32,
+        id: MsgId,
+    },
     /// The consumer skipped a delivery its processed-ids store had already seen.
-    DedupeSkip { t: u64, consumer: u32, id: MsgId },
+    DedupeSkip {
+        t: u64,
+        consumer: u32,
+        id: MsgId,
+    },
     /// The consumer acknowledged / committed / deleted the delivery.
-    Ack { t: u64, consumer: u32, id: MsgId },
+    Ack {
+        t: u64,
+        consumer: u32,
+        id: MsgId,
+    },
     /// An operation of a consumer failed (poll, ack); availability counts these.
-    ConsumerError { t: u64, consumer: u32, error: String },
-    Worker { t: u64, consumer: u32, event: WorkerEvent },
-    Fault { t: u64, index: u32, kind: String, phase: FaultPhase, detail: String },
+    ConsumerError {
+        t: u64,
+        consumer: u32,
+        error: String,
+    },
+    Worker {
+        t: u64,
+        consumer: u32,
+        event: WorkerEvent,
+    },
+    Fault {
+        t: u64,
+        index: u32,
+        kind: String,
+        phase: FaultPhase,
+        detail: String,
+    },
 }
 
 impl Event {
@@ -98,5 +169,8 @@ impl Event {
 
 /// Wall-clock time in ns since the Unix epoch.
 pub fn now_ns() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }

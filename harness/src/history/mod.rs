@@ -38,14 +38,21 @@ pub struct HistoryWriter {
 }
 
 pub fn create(path: &Path) -> Result<(Recorder, HistoryWriter)> {
-    let file = File::create(path).with_context(|| format!("creating history {}", path.display()))?;
+    let file =
+        File::create(path).with_context(|| format!("creating history {}", path.display()))?;
     let (tx, rx) = mpsc::channel::<Event>();
     let shown = path.display().to_string();
     let handle = std::thread::Builder::new()
         .name("history-writer".into())
         .spawn(move || write_loop(file, rx).with_context(|| format!("writing history {shown}")))
         .context("starting the history writer thread")?;
-    Ok((Recorder { tx }, HistoryWriter { path: path.to_owned(), handle }))
+    Ok((
+        Recorder { tx },
+        HistoryWriter {
+            path: path.to_owned(),
+            handle,
+        },
+    ))
 }
 
 fn write_loop(file: File, rx: mpsc::Receiver<Event>) -> Result<u64> {
@@ -93,7 +100,15 @@ mod tests {
     use crate::load::envelope::MsgId;
 
     fn send(seq: u64) -> Event {
-        Event::SendInvoke { t: 1_000 + seq, id: MsgId { producer: 0, key: 1, seq }, intended: 999 }
+        Event::SendInvoke {
+            t: 1_000 + seq,
+            id: MsgId {
+                producer: 0,
+                key: 1,
+                seq,
+            },
+            intended: 999,
+        }
     }
 
     #[test]
@@ -104,7 +119,18 @@ mod tests {
         for s in 0..1000 {
             rec.record(send(s));
         }
-        rec.record(Event::SendOk { t: 5, id: MsgId { producer: 0, key: 1, seq: 0 }, intended: 4, pos: Position::Sqs { message_id: "m-1".into() } });
+        rec.record(Event::SendOk {
+            t: 5,
+            id: MsgId {
+                producer: 0,
+                key: 1,
+                seq: 0,
+            },
+            intended: 4,
+            pos: Position::Sqs {
+                message_id: "m-1".into(),
+            },
+        });
         drop(rec);
         assert_eq!(writer.finish().unwrap(), 1001);
         let mut r = read(&path).unwrap();
@@ -125,7 +151,12 @@ mod tests {
         let mut r = FrameReader::new(&bytes[..]);
         assert_eq!(r.by_ref().count(), 9);
         let last_frame = full - r.offset() as usize;
-        assert_eq!(r.stop(), Some(&Stop::Truncated { skipped_bytes: (last_frame - 3) as u64 }));
+        assert_eq!(
+            r.stop(),
+            Some(&Stop::Truncated {
+                skipped_bytes: (last_frame - 3) as u64
+            })
+        );
     }
 
     #[test]
@@ -139,7 +170,10 @@ mod tests {
         let mut r = FrameReader::new(&bytes[..]);
         assert_eq!(r.by_ref().count(), 1);
         match r.stop() {
-            Some(Stop::Corrupt { reason, skipped_bytes }) => {
+            Some(Stop::Corrupt {
+                reason,
+                skipped_bytes,
+            }) => {
                 assert_eq!(reason, "checksum mismatch");
                 assert_eq!(*skipped_bytes, (bytes.len() - r.offset() as usize) as u64);
             }

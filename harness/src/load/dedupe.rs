@@ -24,7 +24,8 @@ pub enum Outcome {
 
 impl ProcessedIds {
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Connection::open(path).with_context(|| format!("opening processed-ids store {}", path.display()))?;
+        let db = Connection::open(path)
+            .with_context(|| format!("opening processed-ids store {}", path.display()))?;
         db.busy_timeout(Duration::from_secs(30))?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "NORMAL")?;
@@ -38,8 +39,13 @@ impl ProcessedIds {
     /// Record the id and apply the effect (a per-key counter) in one transaction, unless the id
     /// was processed before.
     pub fn process(&mut self, id: MsgId, consumer: u32) -> Result<Outcome> {
-        let tx = self.db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let inserted = tx.execute("INSERT OR IGNORE INTO processed_messages (id, consumer) VALUES (?1, ?2)", params![id.dedupe_id(), consumer])?;
+        let tx = self
+            .db
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO processed_messages (id, consumer) VALUES (?1, ?2)",
+            params![id.dedupe_id(), consumer],
+        )?;
         if inserted == 0 {
             return Ok(Outcome::Duplicate);
         }
@@ -59,11 +65,22 @@ mod tests {
         let path = dir.path().join("p.sqlite");
         let mut a = ProcessedIds::open(&path).unwrap();
         let mut b = ProcessedIds::open(&path).unwrap();
-        let id = MsgId { producer: 0, key: 3, seq: 9 };
+        let id = MsgId {
+            producer: 0,
+            key: 3,
+            seq: 9,
+        };
         assert!(matches!(a.process(id, 0).unwrap(), Outcome::Applied));
         assert!(matches!(b.process(id, 1).unwrap(), Outcome::Duplicate));
-        assert!(matches!(b.process(MsgId { seq: 10, ..id }, 1).unwrap(), Outcome::Applied));
-        let applied: i64 = a.db.query_row("SELECT applied FROM key_effects WHERE key = 3", [], |r| r.get(0)).unwrap();
+        assert!(matches!(
+            b.process(MsgId { seq: 10, ..id }, 1).unwrap(),
+            Outcome::Applied
+        ));
+        let applied: i64 =
+            a.db.query_row("SELECT applied FROM key_effects WHERE key = 3", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
         assert_eq!(applied, 2, "the effect happened once per distinct id");
     }
 }

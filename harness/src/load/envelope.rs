@@ -9,7 +9,9 @@ const MAGIC: [u8; 4] = *b"BBv1";
 pub const ENVELOPE_LEN: usize = 4 + 8 + 4 + 4 + 8 + 8 + 8;
 
 /// Identifies one value: (producer, key, per-key sequence number).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct MsgId {
     pub producer: u32,
     pub key: u32,
@@ -76,11 +78,17 @@ impl Envelope {
         if body[..4] != MAGIC {
             return Err(DecodeError::BadMagic);
         }
-        let u64_at = |i: usize| u64::from_le_bytes(body[i..i + 8].try_into().expect("8-byte slice"));
-        let u32_at = |i: usize| u32::from_le_bytes(body[i..i + 4].try_into().expect("4-byte slice"));
+        let u64_at =
+            |i: usize| u64::from_le_bytes(body[i..i + 8].try_into().expect("8-byte slice"));
+        let u32_at =
+            |i: usize| u32::from_le_bytes(body[i..i + 4].try_into().expect("4-byte slice"));
         Ok(Envelope {
             run_tag: u64_at(4),
-            id: MsgId { producer: u32_at(12), key: u32_at(16), seq: u64_at(20) },
+            id: MsgId {
+                producer: u32_at(12),
+                key: u32_at(16),
+                seq: u64_at(20),
+            },
             intended_ns: u64_at(28),
             sent_ns: u64_at(36),
         })
@@ -89,7 +97,9 @@ impl Envelope {
 
 /// A stable 64-bit tag for a run id (FNV-1a; stable across processes and builds).
 pub fn run_tag(run_id: &str) -> u64 {
-    run_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    run_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -99,7 +109,11 @@ mod tests {
     fn sample() -> Envelope {
         Envelope {
             run_tag: run_tag("20261126-smoke"),
-            id: MsgId { producer: 3, key: 77, seq: 123_456_789_012 },
+            id: MsgId {
+                producer: 3,
+                key: 77,
+                seq: 123_456_789_012,
+            },
             intended_ns: 1_764_190_000_000_000_000,
             sent_ns: 1_764_190_000_000_050_000,
         }

@@ -30,13 +30,27 @@ pub struct ProducerTask {
 /// How often a producer with a dead connection tries to reconnect.
 const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 
-type Outcome = (MsgId, u64, Result<Result<Position, SendError>, tokio::time::error::Elapsed>);
+type Outcome = (
+    MsgId,
+    u64,
+    Result<Result<Position, SendError>, tokio::time::error::Elapsed>,
+);
 
 impl ProducerTask {
     pub async fn run(mut self, w: &Workload, mut publisher: Box<dyn Publisher>) {
         let load = &w.load;
-        let mut schedule = Schedule::new(load.rate, load.producers, self.index, self.start_ns, load.duration.as_nanos());
-        let mut keys = KeyChooser::new(load.keys.count, load.keys.distribution, self.seed ^ (self.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut schedule = Schedule::new(
+            load.rate,
+            load.producers,
+            self.index,
+            self.start_ns,
+            load.duration.as_nanos(),
+        );
+        let mut keys = KeyChooser::new(
+            load.keys.count,
+            load.keys.distribution,
+            self.seed ^ (self.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        );
         let size = load.message_size.0 as usize;
         let max_in_flight = load.max_in_flight as usize;
         let send_timeout = w.run.send_timeout.0;
@@ -49,7 +63,9 @@ impl ProducerTask {
                     self.complete(done);
                 }
             }
-            let Some(intended) = schedule.next(now_ns()) else { break };
+            let Some(intended) = schedule.next(now_ns()) else {
+                break;
+            };
             // Wait for the intended time, finishing acknowledgements meanwhile. Sub-millisecond
             // gaps are not slept: the timer is coarser than that, and the intended time is what
             // latency is measured from anyway.
@@ -71,9 +87,19 @@ impl ProducerTask {
                 break;
             }
             let (key, seq) = keys.next();
-            let id = MsgId { producer: self.index, key, seq };
+            let id = MsgId {
+                producer: self.index,
+                key,
+                seq,
+            };
             let t = now_ns();
-            let body = Envelope { run_tag: self.run_tag, id, intended_ns: intended, sent_ns: t }.encode(size);
+            let body = Envelope {
+                run_tag: self.run_tag,
+                id,
+                intended_ns: intended,
+                sent_ns: t,
+            }
+            .encode(size);
             self.recorder.record(Event::SendInvoke { t, id, intended });
             self.counters.sent.fetch_add(1, Ordering::Relaxed);
             if publisher.is_broken() && last_reconnect.elapsed() >= RECONNECT_EVERY {
@@ -83,11 +109,17 @@ impl ProducerTask {
                 }
             }
             if publisher.is_broken() {
-                self.complete((id, intended, Ok(Err(SendError::Failed("not connected to the broker".into())))));
+                self.complete((
+                    id,
+                    intended,
+                    Ok(Err(SendError::Failed("not connected to the broker".into()))),
+                ));
                 continue;
             }
             match publisher.submit(id, body).await {
-                Ok(ack) => in_flight.push(async move { (id, intended, tokio::time::timeout(send_timeout, ack).await) }),
+                Ok(ack) => in_flight.push(async move {
+                    (id, intended, tokio::time::timeout(send_timeout, ack).await)
+                }),
                 Err(e) => self.complete((id, intended, Ok(Err(e)))),
             }
         }
@@ -103,7 +135,12 @@ impl ProducerTask {
         let event = match outcome {
             Ok(Ok(pos)) => {
                 c.acked.fetch_add(1, Ordering::Relaxed);
-                Event::SendOk { t, id, intended, pos }
+                Event::SendOk {
+                    t,
+                    id,
+                    intended,
+                    pos,
+                }
             }
             Ok(Err(SendError::Failed(error))) => {
                 c.failed.fetch_add(1, Ordering::Relaxed);
@@ -115,7 +152,11 @@ impl ProducerTask {
             }
             Err(_) => {
                 c.indeterminate.fetch_add(1, Ordering::Relaxed);
-                Event::SendInfo { t, id, error: "no acknowledgement within send_timeout".into() }
+                Event::SendInfo {
+                    t,
+                    id,
+                    error: "no acknowledgement within send_timeout".into(),
+                }
             }
         };
         self.recorder.record(event);

@@ -13,8 +13,8 @@ use tokio::sync::watch;
 use super::envelope::run_tag;
 use super::producer::ProducerTask;
 use super::workers::Fleet;
-use crate::chaos::{self, schedule::Window};
 use super::Counters;
+use crate::chaos::{self, schedule::Window};
 use crate::driver::{self, Plan};
 use crate::history::{self, now_ns, Event, Phase, Recorder};
 
@@ -38,7 +38,14 @@ impl StopSignal {
     }
 }
 
-pub async fn run_broker(plan: Arc<Plan>, dir: &Path, seed: u64, faults: Vec<Window>, stop: StopSignal, show_progress: bool) -> Result<BrokerRun> {
+pub async fn run_broker(
+    plan: Arc<Plan>,
+    dir: &Path,
+    seed: u64,
+    faults: Vec<Window>,
+    stop: StopSignal,
+    show_progress: bool,
+) -> Result<BrokerRun> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let driver: Arc<dyn driver::Driver> = Arc::from(driver::driver(plan.clone())?);
     // Nothing is created on the broker before this succeeds; an unreachable broker fails here.
@@ -47,46 +54,95 @@ pub async fn run_broker(plan: Arc<Plan>, dir: &Path, seed: u64, faults: Vec<Wind
 
     let history_path = dir.join("history.bin");
     let (recorder, writer) = history::create(&history_path)?;
-    recorder.record(Event::Header { run_id: plan.run_id.clone(), broker: plan.broker.to_string(), t: now_ns() });
+    recorder.record(Event::Header {
+        run_id: plan.run_id.clone(),
+        broker: plan.broker.to_string(),
+        t: now_ns(),
+    });
 
-    let result = drive(&plan, driver.clone(), dir, seed, faults, &recorder, stop.clone(), show_progress).await;
+    let result = drive(
+        &plan,
+        driver.clone(),
+        dir,
+        seed,
+        faults,
+        &recorder,
+        stop.clone(),
+        show_progress,
+    )
+    .await;
     if !plan.workload.run.keep {
         if let Err(e) = driver.teardown().await {
-            eprintln!("warning: {}: could not delete the run's resources: {e:#}", plan.broker);
+            eprintln!(
+                "warning: {}: could not delete the run's resources: {e:#}",
+                plan.broker
+            );
         }
     }
     drop(recorder);
     let events = writer.finish()?;
     result?;
-    Ok(BrokerRun { dir: dir.to_owned(), history: history_path, product, interrupted: stop.requested(), events })
+    Ok(BrokerRun {
+        dir: dir.to_owned(),
+        history: history_path,
+        product,
+        interrupted: stop.requested(),
+        events,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn drive(plan: &Arc<Plan>, driver: Arc<dyn driver::Driver>, dir: &Path, seed: u64, faults: Vec<Window>, recorder: &Recorder, stop: StopSignal, show_progress: bool) -> Result<()> {
+async fn drive(
+    plan: &Arc<Plan>,
+    driver: Arc<dyn driver::Driver>,
+    dir: &Path,
+    seed: u64,
+    faults: Vec<Window>,
+    recorder: &Recorder,
+    stop: StopSignal,
+    show_progress: bool,
+) -> Result<()> {
     let w = &plan.workload;
     let counters = Arc::new(Counters::default());
     let spec = dir.join("plan.json");
-    std::fs::write(&spec, serde_json::to_vec_pretty(&**plan)?).context("writing the worker plan")?;
+    std::fs::write(&spec, serde_json::to_vec_pretty(&**plan)?)
+        .context("writing the worker plan")?;
 
-    let fleet = Arc::new(std::sync::Mutex::new(Fleet::new(spec, dir.to_owned(), recorder.clone(), counters.clone())));
+    let fleet = Arc::new(std::sync::Mutex::new(Fleet::new(
+        spec,
+        dir.to_owned(),
+        recorder.clone(),
+        counters.clone(),
+    )));
     {
-        let mut f = fleet.lock().map_err(|_| anyhow::anyhow!("fleet lock poisoned"))?;
+        let mut f = fleet
+            .lock()
+            .map_err(|_| anyhow::anyhow!("fleet lock poisoned"))?;
         for _ in 0..w.consumers.count {
             f.spawn()?;
         }
     }
-    let ready_deadline = Instant::now() + w.run.connect_timeout.0 + w.topology.kafka.session_timeout.0 + Duration::from_secs(5);
+    let ready_deadline = Instant::now()
+        + w.run.connect_timeout.0
+        + w.topology.kafka.session_timeout.0
+        + Duration::from_secs(5);
     while counters.ready_workers.load(Ordering::Relaxed) < w.consumers.count as u64 {
         if Instant::now() > ready_deadline || stop.requested() {
             let fleet = fleet.clone();
             let logs = tokio::task::spawn_blocking(move || {
-                let mut f = fleet.lock().map_err(|_| anyhow::anyhow!("fleet lock poisoned"))?;
+                let mut f = fleet
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("fleet lock poisoned"))?;
                 let logs = f.logs();
                 f.stop_all(Duration::from_secs(2));
                 anyhow::Ok(logs)
             })
             .await??;
-            bail!("{}: consumers did not become ready in time; see {}", plan.broker, logs.join(", "));
+            bail!(
+                "{}: consumers did not become ready in time; see {}",
+                plan.broker,
+                logs.join(", ")
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -99,7 +155,10 @@ async fn drive(plan: &Arc<Plan>, driver: Arc<dyn driver::Driver>, dir: &Path, se
     let (stop_producers_tx, stop_producers) = watch::channel(false);
     let start_ns = now_ns();
     let load_start = Instant::now();
-    let phase = Phase::LoadStart { warmup_ns: w.load.warmup.as_nanos(), duration_ns: w.load.duration.as_nanos() };
+    let phase = Phase::LoadStart {
+        warmup_ns: w.load.warmup.as_nanos(),
+        duration_ns: w.load.duration.as_nanos(),
+    };
     recorder.record(Event::Phase { t: start_ns, phase });
     let tag = run_tag(&plan.run_id);
     let mut tasks = Vec::new();
@@ -115,12 +174,18 @@ async fn drive(plan: &Arc<Plan>, driver: Arc<dyn driver::Driver>, dir: &Path, se
             driver: driver.clone(),
         };
         let workload = w.clone();
-        tasks.push(tokio::spawn(async move { task.run(&workload, publisher).await }));
+        tasks.push(tokio::spawn(
+            async move { task.run(&workload, publisher).await },
+        ));
     }
 
     let scope = chaos::Scope {
         fleet: fleet.clone(),
-        control: plan.target.control(plan.broker).cloned().unwrap_or_default(),
+        control: plan
+            .target
+            .control(plan.broker)
+            .cloned()
+            .unwrap_or_default(),
         control_dir: plan.target.dir.clone(),
         seed,
     };
@@ -132,17 +197,28 @@ async fn drive(plan: &Arc<Plan>, driver: Arc<dyn driver::Driver>, dir: &Path, se
     while !tasks.iter().all(|t| t.is_finished()) {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let now = now_ns();
-        update_bar(&bar, &counters, now.saturating_sub(start_ns).min(load_end - start_ns), "load");
+        update_bar(
+            &bar,
+            &counters,
+            now.saturating_sub(start_ns).min(load_end - start_ns),
+            "load",
+        );
         if stop.requested() && !interrupted {
             interrupted = true;
-            recorder.record(Event::Phase { t: now, phase: Phase::Interrupted });
+            recorder.record(Event::Phase {
+                t: now,
+                phase: Phase::Interrupted,
+            });
             let _ = stop_producers_tx.send(true);
         }
     }
     for t in tasks {
         t.await.context("a producer task panicked")?;
     }
-    recorder.record(Event::Phase { t: now_ns(), phase: Phase::LoadEnd });
+    recorder.record(Event::Phase {
+        t: now_ns(),
+        phase: Phase::LoadEnd,
+    });
 
     // Drain: once everything acknowledged has been processed, stop after `drain_quiet` without
     // news (late duplicates still count); while some are missing, wait up to `drain_missing`
@@ -150,8 +226,16 @@ async fn drive(plan: &Arc<Plan>, driver: Arc<dyn driver::Driver>, dir: &Path, se
     let drain_start = Instant::now();
     loop {
         let now = now_ns();
-        let silent = Duration::from_nanos(now.saturating_sub(counters.last_delivery_ns.load(Ordering::Relaxed).max(start_ns)));
-        let all_in = counters.delivered.load(Ordering::Relaxed) >= counters.acked.load(Ordering::Relaxed);
+        let silent = Duration::from_nanos(
+            now.saturating_sub(
+                counters
+                    .last_delivery_ns
+                    .load(Ordering::Relaxed)
+                    .max(start_ns),
+            ),
+        );
+        let all_in =
+            counters.delivered.load(Ordering::Relaxed) >= counters.acked.load(Ordering::Relaxed);
         let patience = if interrupted {
             Duration::from_secs(1)
         } else if all_in {
@@ -163,12 +247,18 @@ async fn drive(plan: &Arc<Plan>, driver: Arc<dyn driver::Driver>, dir: &Path, se
             break;
         }
         if drain_start.elapsed() >= w.run.drain_timeout.0 {
-            eprintln!("warning: {}: drain stopped after drain_timeout ({})", plan.broker, w.run.drain_timeout);
+            eprintln!(
+                "warning: {}: drain stopped after drain_timeout ({})",
+                plan.broker, w.run.drain_timeout
+            );
             break;
         }
         if stop.requested() && !interrupted {
             interrupted = true;
-            recorder.record(Event::Phase { t: now, phase: Phase::Interrupted });
+            recorder.record(Event::Phase {
+                t: now,
+                phase: Phase::Interrupted,
+            });
         }
         update_bar(&bar, &counters, load_end - start_ns, "drain");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -177,8 +267,14 @@ async fn drive(plan: &Arc<Plan>, driver: Arc<dyn driver::Driver>, dir: &Path, se
     // broker restarted), unless the run was interrupted.
     if interrupted {
         chaos_task.abort();
-    } else if tokio::time::timeout(w.run.drain_timeout.0, chaos_task).await.is_err() {
-        eprintln!("warning: {}: fault schedule still running after drain_timeout; abandoning it", plan.broker);
+    } else if tokio::time::timeout(w.run.drain_timeout.0, chaos_task)
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "warning: {}: fault schedule still running after drain_timeout; abandoning it",
+            plan.broker
+        );
     }
     tokio::task::spawn_blocking(move || {
         if let Ok(mut f) = fleet.lock() {
@@ -186,7 +282,10 @@ async fn drive(plan: &Arc<Plan>, driver: Arc<dyn driver::Driver>, dir: &Path, se
         }
     })
     .await?;
-    recorder.record(Event::Phase { t: now_ns(), phase: Phase::DrainEnd });
+    recorder.record(Event::Phase {
+        t: now_ns(),
+        phase: Phase::DrainEnd,
+    });
     bar.finish_and_clear();
     Ok(())
 }
@@ -196,7 +295,8 @@ fn progress_bar(show: bool, plan: &Plan, duration: Duration) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(duration.as_millis() as u64);
-    let style = ProgressStyle::with_template("{prefix:>9} [{bar:30}] {elapsed:>4} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style = ProgressStyle::with_template("{prefix:>9} [{bar:30}] {elapsed:>4} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style.progress_chars("=> "));
     bar.set_prefix(plan.broker.to_string());
     bar

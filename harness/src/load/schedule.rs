@@ -23,7 +23,13 @@ pub struct Schedule {
 impl Schedule {
     /// Producer `index` of `producers` sharing `rate`; producers are staggered evenly so the
     /// combined stream is evenly spaced too.
-    pub fn new(rate: Rate, producers: u32, index: u32, start_ns: u64, duration_ns: u64) -> Schedule {
+    pub fn new(
+        rate: Rate,
+        producers: u32,
+        index: u32,
+        start_ns: u64,
+        duration_ns: u64,
+    ) -> Schedule {
         let (interval_ns, offset_ns) = match rate {
             Rate::Max => (None, 0.0),
             Rate::PerSecond(r) => {
@@ -31,7 +37,13 @@ impl Schedule {
                 (Some(1e9 / per_producer), index as f64 * 1e9 / r)
             }
         };
-        Schedule { start_ns, end_ns: start_ns + duration_ns, interval_ns, offset_ns, n: 0 }
+        Schedule {
+            start_ns,
+            end_ns: start_ns + duration_ns,
+            interval_ns,
+            offset_ns,
+            n: 0,
+        }
     }
 
     /// The next intended send time, or None once the schedule has run out. For `rate: max`
@@ -52,7 +64,11 @@ impl Schedule {
     pub fn planned(&self) -> Option<u64> {
         let iv = self.interval_ns?;
         let span = (self.end_ns - self.start_ns) as f64 - self.offset_ns;
-        Some(if span <= 0.0 { 0 } else { (span / iv).ceil() as u64 })
+        Some(if span <= 0.0 {
+            0
+        } else {
+            (span / iv).ceil() as u64
+        })
     }
 }
 
@@ -71,7 +87,12 @@ impl KeyChooser {
             // Validation guarantees count >= 1 and s > 0, for which Zipf::new cannot fail.
             KeyDistribution::Zipf(s) => Zipf::new(count as f64, s).ok(),
         };
-        KeyChooser { rng: SmallRng::seed_from_u64(seed), zipf, count, next_seq: vec![0; count as usize] }
+        KeyChooser {
+            rng: SmallRng::seed_from_u64(seed),
+            zipf,
+            count,
+            next_seq: vec![0; count as usize],
+        }
     }
 
     /// Next (key, seq).
@@ -116,7 +137,11 @@ mod tests {
         assert_eq!(all.len(), 400);
         all.sort();
         // The merged stream is evenly spaced at 1/400 s.
-        assert!(all.windows(2).all(|w| w[1] - w[0] == 2_500_000), "{:?}", &all[..8]);
+        assert!(
+            all.windows(2).all(|w| w[1] - w[0] == 2_500_000),
+            "{:?}",
+            &all[..8]
+        );
     }
 
     #[test]
@@ -144,7 +169,11 @@ mod tests {
         let ys: Vec<(u32, u64)> = (0..1000).map(|_| b.next()).collect();
         assert_eq!(xs, ys);
         for k in 0..10 {
-            let seqs: Vec<u64> = xs.iter().filter(|(key, _)| *key == k).map(|(_, s)| *s).collect();
+            let seqs: Vec<u64> = xs
+                .iter()
+                .filter(|(key, _)| *key == k)
+                .map(|(_, s)| *s)
+                .collect();
             assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
         }
     }

@@ -10,24 +10,27 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use super::dedupe::{Outcome, ProcessedIds};
 use super::envelope::{run_tag, Envelope};
 use crate::driver::{self, AckHandle, Plan};
 use crate::history::codec::write_frame;
 use crate::history::{now_ns, Event, WorkerEvent};
-use super::dedupe::{Outcome, ProcessedIds};
 use crate::workload::{AckMode, Dedupe};
 
 const POLL_WAIT: Duration = Duration::from_millis(250);
 
 pub async fn run(spec: &Path, index: u32) -> Result<()> {
-    let text = std::fs::read_to_string(spec).with_context(|| format!("reading worker plan {}", spec.display()))?;
+    let text = std::fs::read_to_string(spec)
+        .with_context(|| format!("reading worker plan {}", spec.display()))?;
     let plan: Plan = serde_json::from_str(&text).context("parsing worker plan")?;
     let plan = Arc::new(plan);
     let tag = run_tag(&plan.run_id);
     let w = &plan.workload;
     let driver = driver::driver(plan.clone())?;
     let mut consumer = driver.consumer(index).await?;
-    consumer.ready(w.run.connect_timeout.0 + w.topology.kafka.session_timeout.0).await?;
+    consumer
+        .ready(w.run.connect_timeout.0 + w.topology.kafka.session_timeout.0)
+        .await?;
     let mut store = match w.consumers.dedupe {
         Dedupe::ProcessedIds => {
             let dir = spec.parent().unwrap_or(Path::new("."));
@@ -47,7 +50,16 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut scratch = Vec::with_capacity(256);
     let mut emit = |out: &mut BufWriter<_>, ev: Event| write_frame(out, &ev, &mut scratch);
-    emit(&mut out, Event::Worker { t: now_ns(), consumer: index, event: WorkerEvent::Ready { pid: std::process::id() } })?;
+    emit(
+        &mut out,
+        Event::Worker {
+            t: now_ns(),
+            consumer: index,
+            event: WorkerEvent::Ready {
+                pid: std::process::id(),
+            },
+        },
+    )?;
     out.flush()?;
 
     while !stop.load(Ordering::Relaxed) {
@@ -57,7 +69,14 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
             match driver.consumer(index).await {
                 Ok(c) => consumer = c,
                 Err(e) => {
-                    emit(&mut out, Event::ConsumerError { t: now_ns(), consumer: index, error: format!("reconnecting: {e:#}") })?;
+                    emit(
+                        &mut out,
+                        Event::ConsumerError {
+                            t: now_ns(),
+                            consumer: index,
+                            error: format!("reconnecting: {e:#}"),
+                        },
+                    )?;
                     out.flush()?;
                     tokio::time::sleep(POLL_WAIT).await;
                     continue;
@@ -67,7 +86,14 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
         let batch = match consumer.poll(POLL_WAIT).await {
             Ok(b) => b,
             Err(e) => {
-                emit(&mut out, Event::ConsumerError { t: now_ns(), consumer: index, error: format!("{e:#}") })?;
+                emit(
+                    &mut out,
+                    Event::ConsumerError {
+                        t: now_ns(),
+                        consumer: index,
+                        error: format!("{e:#}"),
+                    },
+                )?;
                 out.flush()?;
                 tokio::time::sleep(POLL_WAIT).await;
                 continue;
@@ -78,23 +104,58 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
             let env = match Envelope::decode(&r.body) {
                 Ok(env) if env.run_tag == tag => env,
                 Ok(_) => {
-                    emit(&mut out, Event::Foreign { t, consumer: index, pos: r.pos, detail: "message from another run".into() })?;
+                    emit(
+                        &mut out,
+                        Event::Foreign {
+                            t,
+                            consumer: index,
+                            pos: r.pos,
+                            detail: "message from another run".into(),
+                        },
+                    )?;
                     consumer.ack(r.handle).await?;
                     continue;
                 }
                 Err(e) => {
-                    emit(&mut out, Event::Foreign { t, consumer: index, pos: r.pos, detail: e.to_string() })?;
+                    emit(
+                        &mut out,
+                        Event::Foreign {
+                            t,
+                            consumer: index,
+                            pos: r.pos,
+                            detail: e.to_string(),
+                        },
+                    )?;
                     consumer.ack(r.handle).await?;
                     continue;
                 }
             };
             let id = env.id;
-            emit(&mut out, Event::Deliver { t, consumer: index, id, intended: env.intended_ns, pos: r.pos, redelivered: r.redelivered, receive_count: r.receive_count })?;
+            emit(
+                &mut out,
+                Event::Deliver {
+                    t,
+                    consumer: index,
+                    id,
+                    intended: env.intended_ns,
+                    pos: r.pos,
+                    redelivered: r.redelivered,
+                    receive_count: r.receive_count,
+                },
+            )?;
             let process = w.consumers.processing_time.0;
             let ack_first = w.consumers.ack == AckMode::BeforeProcess;
             let explicit_ack = !matches!(r.handle, AckHandle::None);
             if ack_first && explicit_ack {
-                ack(&mut *consumer, r.handle.clone(), index, id, &mut out, &mut emit).await?;
+                ack(
+                    &mut *consumer,
+                    r.handle.clone(),
+                    index,
+                    id,
+                    &mut out,
+                    &mut emit,
+                )
+                .await?;
             }
             if !process.is_zero() {
                 // Flush first: if we are killed while "processing", the delivery is on record.
@@ -104,11 +165,29 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
             let applied = match store.as_mut() {
                 // SQLite is synchronous; a short block of this worker thread is what a real
                 // consumer's database call costs too.
-                Some(db) => matches!(tokio::task::block_in_place(|| db.process(id, index))?, Outcome::Applied),
+                Some(db) => matches!(
+                    tokio::task::block_in_place(|| db.process(id, index))?,
+                    Outcome::Applied
+                ),
                 None => true,
             };
             let t = now_ns();
-            emit(&mut out, if applied { Event::Processed { t, consumer: index, id } } else { Event::DedupeSkip { t, consumer: index, id } })?;
+            emit(
+                &mut out,
+                if applied {
+                    Event::Processed {
+                        t,
+                        consumer: index,
+                        id,
+                    }
+                } else {
+                    Event::DedupeSkip {
+                        t,
+                        consumer: index,
+                        id,
+                    }
+                },
+            )?;
             if !ack_first && explicit_ack {
                 ack(&mut *consumer, r.handle, index, id, &mut out, &mut emit).await?;
             }
@@ -132,8 +211,22 @@ async fn ack<W: Write>(
     // another consumer, or the history could show them out of order.
     out.flush()?;
     match consumer.ack(handle).await {
-        Ok(()) => emit(out, Event::Ack { t: now_ns(), consumer: index, id })?,
-        Err(e) => emit(out, Event::ConsumerError { t: now_ns(), consumer: index, error: format!("ack {}: {e:#}", id.dedupe_id()) })?,
+        Ok(()) => emit(
+            out,
+            Event::Ack {
+                t: now_ns(),
+                consumer: index,
+                id,
+            },
+        )?,
+        Err(e) => emit(
+            out,
+            Event::ConsumerError {
+                t: now_ns(),
+                consumer: index,
+                error: format!("ack {}: {e:#}", id.dedupe_id()),
+            },
+        )?,
     }
     Ok(())
 }

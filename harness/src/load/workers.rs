@@ -26,10 +26,20 @@ pub struct WorkerProc {
 }
 
 impl WorkerProc {
-    pub fn spawn(index: u32, spec: &Path, dir: &Path, recorder: Recorder, counters: Arc<Counters>) -> Result<WorkerProc> {
+    pub fn spawn(
+        index: u32,
+        spec: &Path,
+        dir: &Path,
+        recorder: Recorder,
+        counters: Arc<Counters>,
+    ) -> Result<WorkerProc> {
         let exe = std::env::current_exe().context("locating the brokerbench executable")?;
         let log = dir.join(format!("consumer-{index}.log"));
-        let stderr = File::options().create(true).append(true).open(&log).with_context(|| format!("creating {}", log.display()))?;
+        let stderr = File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("creating {}", log.display()))?;
         let mut child = Command::new(exe)
             .arg("worker")
             .arg("--plan")
@@ -50,7 +60,13 @@ impl WorkerProc {
             .name(format!("consumer-{index}"))
             .spawn(move || forward(index, stdout, recorder, counters))
             .context("starting a worker reader thread")?;
-        Ok(WorkerProc { index, child, stdin, reader: Some(reader), log })
+        Ok(WorkerProc {
+            index,
+            child,
+            stdin,
+            reader: Some(reader),
+            log,
+        })
     }
 
     pub fn pid(&self) -> Pid {
@@ -69,11 +85,19 @@ impl WorkerProc {
         loop {
             match self.child.try_wait() {
                 Ok(Some(_)) => break,
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 _ => {
                     let _ = self.child.kill();
                     let _ = self.child.wait();
-                    recorder.record(Event::Worker { t: now_ns(), consumer: self.index, event: WorkerEvent::Killed { signal: "SIGKILL (did not stop in time)".into() } });
+                    recorder.record(Event::Worker {
+                        t: now_ns(),
+                        consumer: self.index,
+                        event: WorkerEvent::Killed {
+                            signal: "SIGKILL (did not stop in time)".into(),
+                        },
+                    });
                     break;
                 }
             }
@@ -87,7 +111,13 @@ impl WorkerProc {
     pub fn crash(mut self, recorder: &Recorder) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        recorder.record(Event::Worker { t: now_ns(), consumer: self.index, event: WorkerEvent::Killed { signal: "SIGKILL".into() } });
+        recorder.record(Event::Worker {
+            t: now_ns(),
+            consumer: self.index,
+            event: WorkerEvent::Killed {
+                signal: "SIGKILL".into(),
+            },
+        });
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }
@@ -95,7 +125,12 @@ impl WorkerProc {
 }
 
 /// Copy the worker's events into the history until its stdout closes.
-fn forward(index: u32, stdout: std::process::ChildStdout, recorder: Recorder, counters: Arc<Counters>) {
+fn forward(
+    index: u32,
+    stdout: std::process::ChildStdout,
+    recorder: Recorder,
+    counters: Arc<Counters>,
+) {
     let mut frames = FrameReader::new(BufReader::with_capacity(1 << 16, stdout));
     for ev in frames.by_ref() {
         let Ok(ev) = ev else { break };
@@ -107,7 +142,10 @@ fn forward(index: u32, stdout: std::process::ChildStdout, recorder: Recorder, co
             Event::Deliver { t, .. } => {
                 counters.last_delivery_ns.fetch_max(*t, Ordering::Relaxed);
             }
-            Event::Worker { event: WorkerEvent::Ready { .. }, .. } => {
+            Event::Worker {
+                event: WorkerEvent::Ready { .. },
+                ..
+            } => {
                 counters.ready_workers.fetch_add(1, Ordering::Relaxed);
             }
             _ => {}
@@ -115,11 +153,17 @@ fn forward(index: u32, stdout: std::process::ChildStdout, recorder: Recorder, co
         recorder.record(ev);
     }
     let detail = match frames.stop() {
-        Some(Stop::Truncated { skipped_bytes }) => format!("output ended mid-record ({skipped_bytes} bytes dropped)"),
+        Some(Stop::Truncated { skipped_bytes }) => {
+            format!("output ended mid-record ({skipped_bytes} bytes dropped)")
+        }
         Some(Stop::Corrupt { reason, .. }) => format!("corrupt output: {reason}"),
         _ => "exited".into(),
     };
-    recorder.record(Event::Worker { t: now_ns(), consumer: index, event: WorkerEvent::Exited { detail } });
+    recorder.record(Event::Worker {
+        t: now_ns(),
+        consumer: index,
+        event: WorkerEvent::Exited { detail },
+    });
 }
 
 /// The consumer processes of one run. Crashed workers leave; replacements get fresh indexes so
@@ -135,12 +179,25 @@ pub struct Fleet {
 
 impl Fleet {
     pub fn new(spec: PathBuf, dir: PathBuf, recorder: Recorder, counters: Arc<Counters>) -> Fleet {
-        Fleet { spec, dir, recorder, counters, procs: Vec::new(), next_index: 0 }
+        Fleet {
+            spec,
+            dir,
+            recorder,
+            counters,
+            procs: Vec::new(),
+            next_index: 0,
+        }
     }
 
     pub fn spawn(&mut self) -> Result<u32> {
         let index = self.next_index;
-        self.procs.push(WorkerProc::spawn(index, &self.spec, &self.dir, self.recorder.clone(), self.counters.clone())?);
+        self.procs.push(WorkerProc::spawn(
+            index,
+            &self.spec,
+            &self.dir,
+            self.recorder.clone(),
+            self.counters.clone(),
+        )?);
         self.next_index += 1;
         Ok(index)
     }
@@ -150,12 +207,19 @@ impl Fleet {
     }
 
     pub fn logs(&self) -> Vec<String> {
-        self.procs.iter().map(|p| p.log.display().to_string()).collect()
+        self.procs
+            .iter()
+            .map(|p| p.log.display().to_string())
+            .collect()
     }
 
     /// SIGKILL one worker; returns its pid.
     pub fn crash(&mut self, index: u32) -> Result<i32> {
-        let at = self.procs.iter().position(|p| p.index == index).with_context(|| format!("consumer {index} is not running"))?;
+        let at = self
+            .procs
+            .iter()
+            .position(|p| p.index == index)
+            .with_context(|| format!("consumer {index} is not running"))?;
         let p = self.procs.remove(at);
         let pid = p.pid().as_raw();
         p.crash(&self.recorder);
@@ -163,7 +227,11 @@ impl Fleet {
     }
 
     pub fn signal(&self, index: u32, sig: Signal) -> Result<i32> {
-        let p = self.procs.iter().find(|p| p.index == index).with_context(|| format!("consumer {index} is not running"))?;
+        let p = self
+            .procs
+            .iter()
+            .find(|p| p.index == index)
+            .with_context(|| format!("consumer {index} is not running"))?;
         p.signal(sig)?;
         Ok(p.pid().as_raw())
     }

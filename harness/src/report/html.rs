@@ -52,7 +52,10 @@ pub fn fmt_num(v: f64) -> String {
     } else if v.abs() >= 100.0 {
         format!("{v:.0}")
     } else {
-        format!("{v:.4}").trim_end_matches('0').trim_end_matches('.').to_string()
+        format!("{v:.4}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
     }
 }
 
@@ -77,30 +80,90 @@ pub const SUMMARY_ROWS: &[MetricRow] = &[
     ("sent", |m| m.sent as f64, fmt_num, false),
     ("acked", |m| m.acked as f64, fmt_num, false),
     ("failed sends", |m| m.failed as f64, fmt_num, true),
-    ("indeterminate sends", |m| m.indeterminate as f64, fmt_num, true),
-    ("delivered (distinct)", |m| m.delivered as f64, fmt_num, false),
+    (
+        "indeterminate sends",
+        |m| m.indeterminate as f64,
+        fmt_num,
+        true,
+    ),
+    (
+        "delivered (distinct)",
+        |m| m.delivered as f64,
+        fmt_num,
+        false,
+    ),
     ("lost", |m| m.lost as f64, fmt_num, true),
     ("unexpected", |m| m.unexpected as f64, fmt_num, true),
     ("recovered", |m| m.recovered as f64, fmt_num, false),
     ("redeliveries", |m| m.redeliveries as f64, fmt_num, true),
     ("duplicate rate", |m| m.duplicate_rate, fmt_pct, true),
-    ("duplicates stored", |m| m.duplicates_stored as f64, fmt_num, true),
-    ("per-key order violations (first deliveries)", |m| m.per_key_order_violations as f64, fmt_num, true),
-    ("per-key order violations (redeliveries)", |m| m.per_key_order_violations_redelivered as f64, fmt_num, true),
+    (
+        "duplicates stored",
+        |m| m.duplicates_stored as f64,
+        fmt_num,
+        true,
+    ),
+    (
+        "per-key order violations (first deliveries)",
+        |m| m.per_key_order_violations as f64,
+        fmt_num,
+        true,
+    ),
+    (
+        "per-key order violations (redeliveries)",
+        |m| m.per_key_order_violations_redelivered as f64,
+        fmt_num,
+        true,
+    ),
     ("skips", |m| m.skips as f64, fmt_num, true),
-    ("effective duplicates (after dedupe)", |m| m.effective_duplicates as f64, fmt_num, true),
+    (
+        "effective duplicates (after dedupe)",
+        |m| m.effective_duplicates as f64,
+        fmt_num,
+        true,
+    ),
     ("throughput (acked msg/s)", |m| m.throughput, fmt_num, false),
     ("publish p50", |m| m.publish_latency.p50, fmt_secs, true),
     ("publish p99", |m| m.publish_latency.p99, fmt_secs, true),
     ("publish p99.9", |m| m.publish_latency.p999, fmt_secs, true),
     ("publish max", |m| m.publish_latency.max, fmt_secs, true),
-    ("end-to-end p50", |m| m.end_to_end_latency.p50, fmt_secs, true),
-    ("end-to-end p99", |m| m.end_to_end_latency.p99, fmt_secs, true),
-    ("end-to-end p99.9", |m| m.end_to_end_latency.p999, fmt_secs, true),
-    ("end-to-end max", |m| m.end_to_end_latency.max, fmt_secs, true),
+    (
+        "end-to-end p50",
+        |m| m.end_to_end_latency.p50,
+        fmt_secs,
+        true,
+    ),
+    (
+        "end-to-end p99",
+        |m| m.end_to_end_latency.p99,
+        fmt_secs,
+        true,
+    ),
+    (
+        "end-to-end p99.9",
+        |m| m.end_to_end_latency.p999,
+        fmt_secs,
+        true,
+    ),
+    (
+        "end-to-end max",
+        |m| m.end_to_end_latency.max,
+        fmt_secs,
+        true,
+    ),
     ("producer availability", |m| m.availability, fmt_pct, false),
-    ("consumer availability", |m| m.consumer_availability, fmt_pct, false),
-    ("worst recovery time", |m| m.recovery_time.unwrap_or(f64::NAN), fmt_secs, true),
+    (
+        "consumer availability",
+        |m| m.consumer_availability,
+        fmt_pct,
+        false,
+    ),
+    (
+        "worst recovery time",
+        |m| m.recovery_time.unwrap_or(f64::NAN),
+        fmt_secs,
+        true,
+    ),
 ];
 
 fn summary_rows(brokers: &[&BrokerResult]) -> Vec<Row> {
@@ -108,13 +171,25 @@ fn summary_rows(brokers: &[&BrokerResult]) -> Vec<Row> {
         .iter()
         .map(|(label, get, fmt, _)| Row {
             label: label.to_string(),
-            cells: brokers.iter().map(|b| b.metrics.as_ref().map_or("—".into(), |m| fmt(get(m)))).collect(),
+            cells: brokers
+                .iter()
+                .map(|b| b.metrics.as_ref().map_or("—".into(), |m| fmt(get(m))))
+                .collect(),
         })
         .collect()
 }
 
-fn series(name: &str, color: usize, m: &Metrics, f: impl Fn(&crate::check::Window) -> Option<f64>) -> Series {
-    let pts = m.timeline.iter().filter_map(|w| f(w).map(|v| (w.second as f64 + 0.5, v))).collect();
+fn series(
+    name: &str,
+    color: usize,
+    m: &Metrics,
+    f: impl Fn(&crate::check::Window) -> Option<f64>,
+) -> Series {
+    let pts = m
+        .timeline
+        .iter()
+        .filter_map(|w| f(w).map(|v| (w.second as f64 + 0.5, v)))
+        .collect();
     Series::new(name, PALETTE[color % PALETTE.len()], pts)
 }
 
@@ -155,14 +230,23 @@ fn broker_plots(m: &Metrics) -> Vec<Plot> {
     ];
     let mut curves = Vec::new();
     if let Some(h) = histogram(&m.publish_histogram) {
-        curves.push(Series::new("publish", PALETTE[0], plots::quantile_curve(&h)));
+        curves.push(Series::new(
+            "publish",
+            PALETTE[0],
+            plots::quantile_curve(&h),
+        ));
     }
     if let Some(h) = histogram(&m.end_to_end_histogram) {
-        curves.push(Series::new("end-to-end", PALETTE[2], plots::quantile_curve(&h)));
+        curves.push(Series::new(
+            "end-to-end",
+            PALETTE[2],
+            plots::quantile_curve(&h),
+        ));
     }
     plots.push(Plot {
         title: "Latency by percentile".into(),
-        note: "The whole distribution after warmup; read the tail on the right (99% → 99.99%).".into(),
+        note: "The whole distribution after warmup; read the tail on the right (99% → 99.99%)."
+            .into(),
         svg: plots::quantile_plot("latency quantiles", &curves),
     });
     plots.push(Plot {
@@ -179,7 +263,13 @@ fn broker_plots(m: &Metrics) -> Vec<Plot> {
     plots.push(Plot {
         title: "Unseen (lag)".into(),
         note: "Acknowledged by the broker but not yet processed by any consumer.".into(),
-        svg: plots::time_plot("unseen messages", "messages", &[series("unseen", 4, m, |w| Some(w.unseen.max(0) as f64))], faults, 1.0),
+        svg: plots::time_plot(
+            "unseen messages",
+            "messages",
+            &[series("unseen", 4, m, |w| Some(w.unseen.max(0) as f64))],
+            faults,
+            1.0,
+        ),
     });
     plots.push(Plot {
         title: "Duplicates, reorders and failures over time".into(),
@@ -202,7 +292,8 @@ fn broker_plots(m: &Metrics) -> Vec<Plot> {
 pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Result<String> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
-    env.add_template("run.html", RUN_TEMPLATE).context("loading the report template")?;
+    env.add_template("run.html", RUN_TEMPLATE)
+        .context("loading the report template")?;
     let verdicts: Vec<VerdictRow> = r
         .brokers
         .iter()

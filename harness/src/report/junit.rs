@@ -26,22 +26,58 @@ pub fn escape(s: &str) -> String {
 pub fn render(r: &RunResult) -> String {
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let tests: usize = r.brokers.iter().map(|b| b.verdicts.len().max(1)).sum();
-    let failures: usize = r.brokers.iter().map(|b| if b.error.is_some() { 1 } else { b.verdicts.iter().filter(|v| !v.passed).count() }).sum();
-    let _ = writeln!(x, "<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\">", escape(&r.workload));
+    let failures: usize = r
+        .brokers
+        .iter()
+        .map(|b| {
+            if b.error.is_some() {
+                1
+            } else {
+                b.verdicts.iter().filter(|v| !v.passed).count()
+            }
+        })
+        .sum();
+    let _ = writeln!(
+        x,
+        "<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\">",
+        escape(&r.workload)
+    );
     for b in &r.brokers {
         let name = format!("{}.{}", r.workload, b.broker);
         let cases = b.verdicts.len().max(1);
-        let fails = if b.error.is_some() { 1 } else { b.verdicts.iter().filter(|v| !v.passed).count() };
-        let _ = writeln!(x, "  <testsuite name=\"{}\" tests=\"{cases}\" failures=\"{fails}\">", escape(&name));
+        let fails = if b.error.is_some() {
+            1
+        } else {
+            b.verdicts.iter().filter(|v| !v.passed).count()
+        };
+        let _ = writeln!(
+            x,
+            "  <testsuite name=\"{}\" tests=\"{cases}\" failures=\"{fails}\">",
+            escape(&name)
+        );
         if let Some(err) = &b.error {
-            let _ = writeln!(x, "    <testcase classname=\"{}\" name=\"run\"><failure message=\"{}\"/></testcase>", escape(&name), escape(err));
+            let _ = writeln!(
+                x,
+                "    <testcase classname=\"{}\" name=\"run\"><failure message=\"{}\"/></testcase>",
+                escape(&name),
+                escape(err)
+            );
         } else if b.verdicts.is_empty() {
-            let _ = writeln!(x, "    <testcase classname=\"{}\" name=\"run\"/>", escape(&name));
+            let _ = writeln!(
+                x,
+                "    <testcase classname=\"{}\" name=\"run\"/>",
+                escape(&name)
+            );
         }
         for v in &b.verdicts {
             let measured = v.measured.map_or("n/a".to_string(), |m| format!("{m}"));
             if v.passed {
-                let _ = writeln!(x, "    <testcase classname=\"{}\" name=\"{}\"/>", escape(&name), escape(&v.metric));
+                let _ = writeln!(
+                    x,
+                    "    <testcase classname=\"{}\" name=\"{}\"/>",
+                    escape(&name),
+                    escape(&v.metric)
+                );
             } else {
                 let msg = format!("{} = {measured}, expected {}", v.metric, v.bound);
                 let _ = writeln!(x, "    <testcase classname=\"{}\" name=\"{}\"><failure message=\"{}\"/></testcase>", escape(&name), escape(&v.metric), escape(&msg));

@@ -1,5 +1,6 @@
 //! Outputs of a run: result.json (versioned), the terminal summary, and JUnit XML.
 
+pub mod compare;
 pub mod html;
 pub mod junit;
 pub mod plots;
@@ -17,7 +18,7 @@ use crate::workload::BrokerKind;
 /// Bumped whenever a field changes meaning or disappears (adding fields keeps the version).
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunResult {
     pub schema_version: u32,
     pub run_id: String,
@@ -34,7 +35,7 @@ pub struct RunResult {
 }
 
 /// The machine the harness ran on (brokers may run elsewhere: see each broker's `product`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Environment {
     pub host: String,
     pub os: String,
@@ -44,18 +45,33 @@ pub struct Environment {
 
 impl Environment {
     pub fn detect() -> Environment {
-        let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
-        let cpu_model = read("/proc/cpuinfo").lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()).unwrap_or_default();
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        let cpu_model = read("/proc/cpuinfo")
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
         Environment {
             host: read("/proc/sys/kernel/hostname"),
-            os: format!("{} {}", std::env::consts::OS, read("/proc/sys/kernel/osrelease")),
-            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            os: format!(
+                "{} {}",
+                std::env::consts::OS,
+                read("/proc/sys/kernel/osrelease")
+            ),
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             cpu_model,
         }
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BrokerResult {
     pub broker: BrokerKind,
     pub product: String,
@@ -69,6 +85,11 @@ impl BrokerResult {
     pub fn passed(&self) -> bool {
         self.error.is_none() && self.verdicts.iter().all(|v| v.passed)
     }
+}
+
+/// The JSON Schema of result.json (kept in docs/result.schema.json).
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(RunResult)).unwrap_or_default()
 }
 
 impl RunResult {
@@ -85,9 +106,16 @@ impl RunResult {
     }
 
     pub fn read(path: &Path) -> Result<RunResult> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let r: RunResult = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        anyhow::ensure!(r.schema_version == SCHEMA_VERSION, "{} has schema version {}, this brokerbench reads {SCHEMA_VERSION}", path.display(), r.schema_version);
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let r: RunResult =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        anyhow::ensure!(
+            r.schema_version == SCHEMA_VERSION,
+            "{} has schema version {}, this brokerbench reads {SCHEMA_VERSION}",
+            path.display(),
+            r.schema_version
+        );
         Ok(r)
     }
 }

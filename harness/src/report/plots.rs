@@ -23,7 +23,11 @@ pub struct Series {
 
 impl Series {
     pub fn new(name: impl Into<String>, color: RGBColor, points: Vec<(f64, f64)>) -> Series {
-        Series { name: name.into(), color, points: downsample(points, MAX_POINTS) }
+        Series {
+            name: name.into(),
+            color,
+            points: downsample(points, MAX_POINTS),
+        }
     }
 }
 
@@ -41,30 +45,52 @@ pub fn downsample(points: Vec<(f64, f64)>, max: usize) -> Vec<(f64, f64)> {
         .chunks(per)
         .map(|c| {
             let n = c.len() as f64;
-            (c.iter().map(|p| p.0).sum::<f64>() / n, c.iter().map(|p| p.1).sum::<f64>() / n)
+            (
+                c.iter().map(|p| p.0).sum::<f64>() / n,
+                c.iter().map(|p| p.1).sum::<f64>() / n,
+            )
         })
         .collect()
 }
 
 fn shade_faults<'a, DB: DrawingBackend + 'a>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+    chart: &mut ChartContext<
+        'a,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
     faults: &[FaultWindow],
     x_max: f64,
     y: (f64, f64),
 ) -> Result<(), String> {
     for f in faults {
         let end = f.end_s.unwrap_or(x_max).max(f.start_s + 0.05);
-        let color = if f.failed { RGBColor(120, 120, 120).mix(0.15) } else { RGBColor(214, 39, 40).mix(0.12) };
-        chart.draw_series(std::iter::once(Rectangle::new([(f.start_s, y.0), (end, y.1)], color.filled()))).map_err(|e| e.to_string())?;
+        let color = if f.failed {
+            RGBColor(120, 120, 120).mix(0.15)
+        } else {
+            RGBColor(214, 39, 40).mix(0.12)
+        };
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(f.start_s, y.0), (end, y.1)],
+                color.filled(),
+            )))
+            .map_err(|e| e.to_string())?;
         let label = format!("{}{}", f.kind, if f.failed { " (failed)" } else { "" });
         chart
-            .draw_series(std::iter::once(Text::new(label, (f.start_s, y.1), ("sans-serif", 11).into_font().color(&RGBColor(150, 30, 30)))))
+            .draw_series(std::iter::once(Text::new(
+                label,
+                (f.start_s, y.1),
+                ("sans-serif", 11).into_font().color(&RGBColor(150, 30, 30)),
+            )))
             .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
 
-fn legend<'a, DB: DrawingBackend + 'a>(chart: &mut ChartContext<'a, DB, impl CoordTranslate>) -> Result<(), String> {
+fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, impl CoordTranslate>,
+) -> Result<(), String> {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
@@ -82,12 +108,26 @@ fn area(buf: &mut String) -> DrawingArea<SVGBackend<'_>, Shift> {
 }
 
 /// A time plot: x = seconds since the load started.
-pub fn time_plot(title: &str, y_desc: &str, series: &[Series], faults: &[FaultWindow], y_floor_max: f64) -> String {
+pub fn time_plot(
+    title: &str,
+    y_desc: &str,
+    series: &[Series],
+    faults: &[FaultWindow],
+    y_floor_max: f64,
+) -> String {
     let mut buf = String::new();
     let result = (|| -> Result<(), String> {
         let root = area(&mut buf);
-        let x_max = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).fold(1.0, f64::max).max(faults.iter().filter_map(|f| f.end_s).fold(0.0, f64::max));
-        let y_max = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(y_floor_max, f64::max) * 1.1;
+        let x_max = series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0))
+            .fold(1.0, f64::max)
+            .max(faults.iter().filter_map(|f| f.end_s).fold(0.0, f64::max));
+        let y_max = series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .fold(y_floor_max, f64::max)
+            * 1.1;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 15))
             .margin(8)
@@ -110,14 +150,19 @@ pub fn time_plot(title: &str, y_desc: &str, series: &[Series], faults: &[FaultWi
                 .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
                 .map_err(|e| e.to_string())?
                 .label(s.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
         }
         legend(&mut chart)?;
         root.present().map_err(|e| e.to_string())
     })();
     match result {
         Ok(()) => buf,
-        Err(e) => format!("<p class=\"plot-error\">plot unavailable: {}</p>", super::junit::escape(&e)),
+        Err(e) => format!(
+            "<p class=\"plot-error\">plot unavailable: {}</p>",
+            super::junit::escape(&e)
+        ),
     }
 }
 
@@ -127,9 +172,22 @@ pub fn quantile_plot(title: &str, series: &[Series]) -> String {
     let mut buf = String::new();
     let result = (|| -> Result<(), String> {
         let root = area(&mut buf);
-        let x_max = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).fold(2.0, f64::max).ceil();
-        let y_max = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(0.01, f64::max) * 1.5;
-        let y_min = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(f64::INFINITY, f64::min).clamp(0.001, y_max / 10.0) * 0.7;
+        let x_max = series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0))
+            .fold(2.0, f64::max)
+            .ceil();
+        let y_max = series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .fold(0.01, f64::max)
+            * 1.5;
+        let y_min = series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .fold(f64::INFINITY, f64::min)
+            .clamp(0.001, y_max / 10.0)
+            * 0.7;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 15))
             .margin(8)
@@ -153,14 +211,19 @@ pub fn quantile_plot(title: &str, series: &[Series]) -> String {
                 .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
                 .map_err(|e| e.to_string())?
                 .label(s.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
         }
         legend(&mut chart)?;
         root.present().map_err(|e| e.to_string())
     })();
     match result {
         Ok(()) => buf,
-        Err(e) => format!("<p class=\"plot-error\">plot unavailable: {}</p>", super::junit::escape(&e)),
+        Err(e) => format!(
+            "<p class=\"plot-error\">plot unavailable: {}</p>",
+            super::junit::escape(&e)
+        ),
     }
 }
 
@@ -210,8 +273,20 @@ mod tests {
 
     #[test]
     fn time_plot_is_svg_with_fault_shading_and_legend() {
-        let s = Series::new("acked", PALETTE[0], (0..60).map(|i| (i as f64, 100.0)).collect());
-        let f = FaultWindow { index: 0, kind: "consumer-crash".into(), start_s: 10.0, end_s: Some(15.0), failed: false, detail: String::new(), recovery_s: None };
+        let s = Series::new(
+            "acked",
+            PALETTE[0],
+            (0..60).map(|i| (i as f64, 100.0)).collect(),
+        );
+        let f = FaultWindow {
+            index: 0,
+            kind: "consumer-crash".into(),
+            start_s: 10.0,
+            end_s: Some(15.0),
+            failed: false,
+            detail: String::new(),
+            recovery_s: None,
+        };
         let svg = time_plot("throughput", "msg/s", &[s], &[f], 1.0);
         assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
         assert!(svg.contains("consumer-crash") && svg.contains("acked"));

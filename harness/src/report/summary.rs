@@ -18,7 +18,16 @@ pub fn render(r: &RunResult) -> String {
     let _ = writeln!(
         out,
         "{:<9} {:>8} {:>8} {:>7} {:>9} {:>6} {:>7} {:>9}  {:<33}  {:<33}",
-        "broker", "sent", "acked", "failed", "delivered", "lost", "dup%", "msg/s", "publish p50/p99/p999/max", "end-to-end p50/p99/p999/max"
+        "broker",
+        "sent",
+        "acked",
+        "failed",
+        "delivered",
+        "lost",
+        "dup%",
+        "msg/s",
+        "publish p50/p99/p999/max",
+        "end-to-end p50/p99/p999/max"
     );
     for b in &r.brokers {
         match (&b.metrics, &b.error) {
@@ -52,12 +61,28 @@ pub fn render(r: &RunResult) -> String {
             let _ = writeln!(out, "          error: {err}");
         }
     }
-    let verdicts: Vec<_> = r.brokers.iter().flat_map(|b| b.verdicts.iter().map(move |v| (b.broker, v))).collect();
+    let verdicts: Vec<_> = r
+        .brokers
+        .iter()
+        .flat_map(|b| b.verdicts.iter().map(move |v| (b.broker, v)))
+        .collect();
     if !verdicts.is_empty() {
         let _ = writeln!(out, "\nexpectations:");
         for (broker, v) in verdicts {
-            let measured = v.measured.map_or("n/a".to_string(), |m| format!("{m:.6}").trim_end_matches('0').trim_end_matches('.').to_string());
-            let _ = writeln!(out, "  {} {:<9} {:<28} measured {measured:<12} expected {}", if v.passed { "PASS" } else { "FAIL" }, broker.as_str(), v.metric, v.bound);
+            let measured = v.measured.map_or("n/a".to_string(), |m| {
+                format!("{m:.6}")
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+                    .to_string()
+            });
+            let _ = writeln!(
+                out,
+                "  {} {:<9} {:<28} measured {measured:<12} expected {}",
+                if v.passed { "PASS" } else { "FAIL" },
+                broker.as_str(),
+                v.metric,
+                v.bound
+            );
         }
     }
     out

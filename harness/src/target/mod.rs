@@ -66,9 +66,13 @@ pub struct SqsTarget {
 
 impl TargetProfile {
     pub fn load(path: &Path) -> Result<TargetProfile> {
-        let src = std::fs::read_to_string(path).with_context(|| format!("reading target profile {}", path.display()))?;
+        let src = std::fs::read_to_string(path)
+            .with_context(|| format!("reading target profile {}", path.display()))?;
         let mut t: TargetProfile = serde_saphyr::from_str(&src).map_err(|e| {
-            let (l, c) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+            let (l, c) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((1, 1));
             anyhow::anyhow!("{}:{l}:{c}: {}", path.display(), e.without_snippet())
         })?;
         t.dir = path.parent().map(Path::to_owned).unwrap_or_default();
@@ -82,7 +86,11 @@ impl TargetProfile {
             BrokerKind::Rabbitmq => self.rabbitmq.is_some(),
             BrokerKind::Sqs => self.sqs.is_some(),
         };
-        anyhow::ensure!(present, "target profile `{}` has no `{broker}` section", self.name);
+        anyhow::ensure!(
+            present,
+            "target profile `{}` has no `{broker}` section",
+            self.name
+        );
         Ok(())
     }
 
@@ -99,7 +107,11 @@ impl TargetProfile {
         match broker {
             BrokerKind::Kafka => self.kafka.as_ref().map(|k| k.bootstrap.clone()),
             BrokerKind::Rabbitmq => self.rabbitmq.as_ref().map(|r| redact_url(&r.url)),
-            BrokerKind::Sqs => self.sqs.as_ref().map(|s| s.endpoint.clone().unwrap_or_else(|| format!("AWS {}", s.region))),
+            BrokerKind::Sqs => self.sqs.as_ref().map(|s| {
+                s.endpoint
+                    .clone()
+                    .unwrap_or_else(|| format!("AWS {}", s.region))
+            }),
         }
         .unwrap_or_else(|| "(not configured)".into())
     }
@@ -123,7 +135,10 @@ mod tests {
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(redact_url("amqp://guest:secret@host:5672/%2f"), "amqp://guest:***@host:5672/%2f");
+        assert_eq!(
+            redact_url("amqp://guest:secret@host:5672/%2f"),
+            "amqp://guest:***@host:5672/%2f"
+        );
         assert_eq!(redact_url("amqp://host:5672"), "amqp://host:5672");
     }
 
@@ -139,7 +154,14 @@ mod tests {
             assert_eq!(local.address(b), docker.address(b), "{b}");
             for p in [&local, &docker] {
                 let c = p.control(b).unwrap();
-                assert!(c.kill.is_some() && c.pause.is_some() && c.resume.is_some() && c.start.is_some(), "{} {b}", p.name);
+                assert!(
+                    c.kill.is_some()
+                        && c.pause.is_some()
+                        && c.resume.is_some()
+                        && c.start.is_some(),
+                    "{} {b}",
+                    p.name
+                );
             }
         }
     }

@@ -57,7 +57,14 @@ pub struct WorkloadError {
 
 impl fmt::Display for WorkloadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
     }
 }
 
@@ -77,15 +84,28 @@ pub fn load(path: &Path) -> Result<Workload, WorkloadError> {
 /// Parse and validate workload text; `path` is only used in error messages.
 pub fn parse(path: &Path, src: &str) -> Result<Workload, WorkloadError> {
     let workload: Workload = serde_saphyr::from_str(src).map_err(|e| {
-        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
-        WorkloadError { file: path.to_owned(), line, column, message: first_line(&e.without_snippet().to_string()) }
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((1, 1));
+        WorkloadError {
+            file: path.to_owned(),
+            line,
+            column,
+            message: first_line(&e.without_snippet().to_string()),
+        }
     })?;
     validate(&workload).map_err(|(at, message)| {
         let (line, column) = match at {
             At::Span(l) => (l.line(), l.column()),
             At::Path(p) => locate(src, &p),
         };
-        WorkloadError { file: path.to_owned(), line, column, message }
+        WorkloadError {
+            file: path.to_owned(),
+            line,
+            column,
+            message,
+        }
     })?;
     Ok(workload)
 }
@@ -114,7 +134,10 @@ fn validate(w: &Workload) -> Result<(), (At, String)> {
         return err(&["name"], "name must not be empty");
     }
     if w.brokers.is_empty() {
-        return err(&["brokers"], "brokers must name at least one of kafka, rabbitmq, sqs");
+        return err(
+            &["brokers"],
+            "brokers must name at least one of kafka, rabbitmq, sqs",
+        );
     }
     let mut seen = w.brokers.clone();
     seen.sort();
@@ -123,17 +146,29 @@ fn validate(w: &Workload) -> Result<(), (At, String)> {
         return err(&["brokers"], "brokers lists the same broker twice");
     }
     if !(1..=1000).contains(&w.topology.partitions) {
-        return err(&["topology", "partitions"], "partitions must be between 1 and 1000");
+        return err(
+            &["topology", "partitions"],
+            "partitions must be between 1 and 1000",
+        );
     }
     let sqs = &w.topology.sqs;
     if !(1..=10).contains(&sqs.batch) {
-        return err(&["topology", "sqs", "batch"], "sqs batch must be between 1 and 10 (the SQS limit)");
+        return err(
+            &["topology", "sqs", "batch"],
+            "sqs batch must be between 1 and 10 (the SQS limit)",
+        );
     }
     if sqs.wait_time.0.as_secs() > 20 {
-        return err(&["topology", "sqs", "wait_time"], "sqs wait_time must be at most 20s (the SQS limit)");
+        return err(
+            &["topology", "sqs", "wait_time"],
+            "sqs wait_time must be at most 20s (the SQS limit)",
+        );
     }
     if sqs.visibility_timeout.0.as_secs() > 12 * 3600 {
-        return err(&["topology", "sqs", "visibility_timeout"], "sqs visibility_timeout must be at most 12h");
+        return err(
+            &["topology", "sqs", "visibility_timeout"],
+            "sqs visibility_timeout must be at most 12h",
+        );
     }
     let load = &w.load;
     if load.producers == 0 || load.producers > 64 {
@@ -143,38 +178,65 @@ fn validate(w: &Workload) -> Result<(), (At, String)> {
         return err(&["load", "keys", "count"], "keys.count must be at least 1");
     }
     if load.max_in_flight == 0 {
-        return err(&["load", "max_in_flight"], "max_in_flight must be at least 1");
+        return err(
+            &["load", "max_in_flight"],
+            "max_in_flight must be at least 1",
+        );
     }
     if let Rate::PerSecond(r) = load.rate {
         if r > 10_000_000.0 {
-            return err(&["load", "rate"], "rate above 10M/s is not supported; use `max`");
+            return err(
+                &["load", "rate"],
+                "rate above 10M/s is not supported; use `max`",
+            );
         }
     }
     if load.duration.0.is_zero() {
         return err(&["load", "duration"], "duration must be positive");
     }
     if load.warmup >= load.duration {
-        return err(&["load", "warmup"], format!("warmup ({}) must be shorter than duration ({})", load.warmup, load.duration));
+        return err(
+            &["load", "warmup"],
+            format!(
+                "warmup ({}) must be shorter than duration ({})",
+                load.warmup, load.duration
+            ),
+        );
     }
     let size = load.message_size.0;
     if size < MIN_MESSAGE_SIZE {
-        return err(&["load", "message_size"], format!("message_size must be at least {MIN_MESSAGE_SIZE}B (the envelope)"));
+        return err(
+            &["load", "message_size"],
+            format!("message_size must be at least {MIN_MESSAGE_SIZE}B (the envelope)"),
+        );
     }
     if size > MAX_MESSAGE_SIZE {
-        return err(&["load", "message_size"], format!("message_size must be at most {MAX_MESSAGE_SIZE}B"));
+        return err(
+            &["load", "message_size"],
+            format!("message_size must be at most {MAX_MESSAGE_SIZE}B"),
+        );
     }
     if w.brokers.contains(&BrokerKind::Sqs) && size > SQS_MAX_MESSAGE_SIZE {
         return err(&["load", "message_size"], format!("message_size must be at most {SQS_MAX_MESSAGE_SIZE}B for sqs (256 KiB after base64)"));
     }
     if w.consumers.count == 0 || w.consumers.count > 64 {
-        return err(&["consumers", "count"], "consumers.count must be between 1 and 64");
+        return err(
+            &["consumers", "count"],
+            "consumers.count must be between 1 and 64",
+        );
     }
     for f in &w.faults {
         validate_fault(&f.value, load.duration).map_err(|m| (At::Span(f.referenced), m))?;
     }
     for (name, bound) in &w.expect {
         if !KNOWN_METRICS.contains(&name.as_str()) {
-            return Err((At::Span(bound.referenced), format!("unknown metric `{name}` in expect; known metrics: {}", KNOWN_METRICS.join(", "))));
+            return Err((
+                At::Span(bound.referenced),
+                format!(
+                    "unknown metric `{name}` in expect; known metrics: {}",
+                    KNOWN_METRICS.join(", ")
+                ),
+            ));
         }
     }
     Ok(())
@@ -182,7 +244,10 @@ fn validate(w: &Workload) -> Result<(), (At, String)> {
 
 fn validate_fault(f: &Fault, duration: units::Dur) -> Result<(), String> {
     if f.at >= duration {
-        return Err(format!("fault {:?} starts at {} but the load lasts only {}", f.kind, f.at, duration));
+        return Err(format!(
+            "fault {:?} starts at {} but the load lasts only {}",
+            f.kind, f.at, duration
+        ));
     }
     if f.every.is_some() != f.count.is_some() {
         return Err("`every` and `count` go together: repeat every PERIOD, COUNT times".into());
@@ -193,20 +258,33 @@ fn validate_fault(f: &Fault, duration: units::Dur) -> Result<(), String> {
     if let (Some(every), Some(count)) = (f.every, f.count) {
         let last = f.at.0 + every.0 * count.saturating_sub(1);
         if last >= duration.0 {
-            return Err(format!("the last repetition starts at {} but the load lasts only {duration}", units::Dur(last)));
+            return Err(format!(
+                "the last repetition starts at {} but the load lasts only {duration}",
+                units::Dur(last)
+            ));
         }
     }
     if let (Some(d), Some(r)) = (f.duration, f.restart_after) {
         if r.0 < d.0 {
-            return Err(format!("restart_after ({r}) is shorter than duration ({d})"));
+            return Err(format!(
+                "restart_after ({r}) is shorter than duration ({d})"
+            ));
         }
     }
     let needs_duration = matches!(f.kind, FaultKind::Pause | FaultKind::BrokerPause);
     if needs_duration && f.duration.is_none() {
         return Err(format!("{:?} needs a `duration`", f.kind));
     }
-    if f.restart_after.is_some() && !matches!(f.kind, FaultKind::ConsumerCrash | FaultKind::ProducerCrash | FaultKind::BrokerKill) {
-        return Err(format!("`restart_after` applies to crashes and broker-kill, not {:?}", f.kind));
+    if f.restart_after.is_some()
+        && !matches!(
+            f.kind,
+            FaultKind::ConsumerCrash | FaultKind::ProducerCrash | FaultKind::BrokerKill
+        )
+    {
+        return Err(format!(
+            "`restart_after` applies to crashes and broker-kill, not {:?}",
+            f.kind
+        ));
     }
     if let Some(t) = &f.target {
         crate::chaos::schedule::parse_target(t)?;
@@ -221,10 +299,13 @@ fn locate(src: &str, path: &[&str]) -> (u64, u64) {
     let mut found = None;
     for key in path {
         let needle = format!("{key}:");
-        let hit = src[from..].match_indices(&needle).map(|(i, _)| from + i).find(|&i| {
-            let before = src[..i].chars().next_back();
-            matches!(before, None | Some(' ' | '\n' | '{' | ',' | '\t'))
-        });
+        let hit = src[from..]
+            .match_indices(&needle)
+            .map(|(i, _)| from + i)
+            .find(|&i| {
+                let before = src[..i].chars().next_back();
+                matches!(before, None | Some(' ' | '\n' | '{' | ',' | '\t'))
+            });
         match hit {
             Some(i) => {
                 from = i + needle.len();

@@ -36,7 +36,20 @@ pub struct Workload {
     pub run: RunOptions,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Deserialize,
+    Serialize,
+    JsonSchema,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BrokerKind {
     Kafka,
@@ -73,7 +86,12 @@ pub struct Topology {
 
 impl Default for Topology {
     fn default() -> Self {
-        Topology { partitions: 1, kafka: Default::default(), rabbitmq: Default::default(), sqs: Default::default() }
+        Topology {
+            partitions: 1,
+            kafka: Default::default(),
+            rabbitmq: Default::default(),
+            sqs: Default::default(),
+        }
     }
 }
 
@@ -89,7 +107,11 @@ pub struct KafkaTopology {
 
 impl Default for KafkaTopology {
     fn default() -> Self {
-        KafkaTopology { replication_factor: 1, idempotence: true, session_timeout: Dur::secs(6) }
+        KafkaTopology {
+            replication_factor: 1,
+            idempotence: true,
+            session_timeout: Dur::secs(6),
+        }
     }
 }
 
@@ -145,7 +167,12 @@ pub struct SqsTopology {
 
 impl Default for SqsTopology {
     fn default() -> Self {
-        SqsTopology { fifo: false, visibility_timeout: Dur::secs(30), wait_time: Dur::secs(1), batch: 10 }
+        SqsTopology {
+            fifo: false,
+            visibility_timeout: Dur::secs(30),
+            wait_time: Dur::secs(1),
+            batch: 10,
+        }
     }
 }
 
@@ -189,7 +216,10 @@ pub struct Keys {
 
 impl Default for Keys {
     fn default() -> Self {
-        Keys { count: 100, distribution: KeyDistribution::Uniform }
+        Keys {
+            count: 100,
+            distribution: KeyDistribution::Uniform,
+        }
     }
 }
 
@@ -278,7 +308,12 @@ pub struct Consumers {
 
 impl Default for Consumers {
     fn default() -> Self {
-        Consumers { count: 1, ack: AckMode::AfterProcess, processing_time: Dur::default(), dedupe: Dedupe::None }
+        Consumers {
+            count: 1,
+            ack: AckMode::AfterProcess,
+            processing_time: Dur::default(),
+            dedupe: Dedupe::None,
+        }
     }
 }
 

@@ -33,7 +33,10 @@ fn parse_err(src: &str) -> WorkloadError {
 #[test]
 fn parses_a_full_workload_with_units() {
     let w = parse(Path::new("w.yaml"), VALID).unwrap();
-    assert_eq!(w.brokers, vec![BrokerKind::Kafka, BrokerKind::Rabbitmq, BrokerKind::Sqs]);
+    assert_eq!(
+        w.brokers,
+        vec![BrokerKind::Kafka, BrokerKind::Rabbitmq, BrokerKind::Sqs]
+    );
     assert_eq!(w.load.rate, Rate::PerSecond(500.0));
     assert_eq!(w.load.message_size.0, 1024);
     assert_eq!(w.load.duration, units::Dur::secs(10));
@@ -56,7 +59,11 @@ fn every_shipped_workload_is_valid() {
             n += 1;
         }
     }
-    assert!(n >= 3, "expected the shipped workloads in {}", dir.display());
+    assert!(
+        n >= 3,
+        "expected the shipped workloads in {}",
+        dir.display()
+    );
 }
 
 #[test]
@@ -100,28 +107,47 @@ fn semantic_errors_point_at_the_field() {
 fn unknown_metric_in_expect_lists_known_ones() {
     let e = parse_err(&VALID.replace("  lost: 0", "  lozt: 0"));
     assert_eq!(e.line, 19, "{e}");
-    assert!(e.message.contains("unknown metric `lozt`") && e.message.contains("per_key_order_violations"), "{e}");
+    assert!(
+        e.message.contains("unknown metric `lozt`")
+            && e.message.contains("per_key_order_violations"),
+        "{e}"
+    );
 }
 
 #[test]
 fn faults_parse_and_are_checked_against_the_load() {
-    let with_fault = format!("{VALID}faults:\n  - {{ at: 3s, kind: consumer-crash, target: one, restart_after: 2s }}\n");
+    let with_fault = format!(
+        "{VALID}faults:\n  - {{ at: 3s, kind: consumer-crash, target: one, restart_after: 2s }}\n"
+    );
     let w = parse(Path::new("w.yaml"), &with_fault).unwrap();
     assert_eq!(w.faults[0].value.kind, FaultKind::ConsumerCrash);
     let late = format!("{VALID}faults:\n  - {{ at: 30s, kind: consumer-crash }}\n");
     let e = parse_err(&late);
     assert_eq!(e.line, 23, "{e}");
     assert!(e.message.contains("lasts only"), "{e}");
-    let bad_target = format!("{VALID}faults:\n  - {{ at: 3s, kind: pause, duration: 1s, target: some }}\n");
+    let bad_target =
+        format!("{VALID}faults:\n  - {{ at: 3s, kind: pause, duration: 1s, target: some }}\n");
     assert!(parse_err(&bad_target).message.contains("invalid target"));
     let no_duration = format!("{VALID}faults:\n  - {{ at: 3s, kind: pause }}\n");
-    assert!(parse_err(&no_duration).message.contains("needs a `duration`"));
-    let restart_first = format!("{VALID}faults:\n  - {{ at: 3s, kind: consumer-crash, duration: 4s, restart_after: 1s }}\n");
-    assert!(parse_err(&restart_first).message.contains("restart_after (1s) is shorter than duration (4s)"));
-    let repeats_past_end = format!("{VALID}faults:\n  - {{ at: 3s, kind: consumer-crash, every: 4s, count: 3 }}\n");
-    assert!(parse_err(&repeats_past_end).message.contains("last repetition starts at 11s"));
-    let restart_on_pause = format!("{VALID}faults:\n  - {{ at: 3s, kind: pause, duration: 1s, restart_after: 2s }}\n");
-    assert!(parse_err(&restart_on_pause).message.contains("applies to crashes"));
+    assert!(parse_err(&no_duration)
+        .message
+        .contains("needs a `duration`"));
+    let restart_first = format!(
+        "{VALID}faults:\n  - {{ at: 3s, kind: consumer-crash, duration: 4s, restart_after: 1s }}\n"
+    );
+    assert!(parse_err(&restart_first)
+        .message
+        .contains("restart_after (1s) is shorter than duration (4s)"));
+    let repeats_past_end =
+        format!("{VALID}faults:\n  - {{ at: 3s, kind: consumer-crash, every: 4s, count: 3 }}\n");
+    assert!(parse_err(&repeats_past_end)
+        .message
+        .contains("last repetition starts at 11s"));
+    let restart_on_pause =
+        format!("{VALID}faults:\n  - {{ at: 3s, kind: pause, duration: 1s, restart_after: 2s }}\n");
+    assert!(parse_err(&restart_on_pause)
+        .message
+        .contains("applies to crashes"));
 }
 
 #[test]
@@ -134,7 +160,15 @@ fn missing_required_field_is_an_error() {
 fn schema_describes_the_top_level_fields() {
     let s = json_schema();
     let props = s["properties"].as_object().unwrap();
-    for f in ["name", "brokers", "topology", "load", "consumers", "faults", "expect"] {
+    for f in [
+        "name",
+        "brokers",
+        "topology",
+        "load",
+        "consumers",
+        "faults",
+        "expect",
+    ] {
         assert!(props.contains_key(f), "schema lacks {f}");
     }
     assert_eq!(s["additionalProperties"], serde_json::json!(false));

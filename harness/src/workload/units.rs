@@ -31,9 +31,11 @@ impl std::str::FromStr for Dur {
         if t == "0" {
             return Ok(Dur(Duration::ZERO));
         }
-        humantime::parse_duration(t)
-            .map(Dur)
-            .map_err(|e| format!("invalid duration {s:?} ({e}); expected a number with a unit such as 500ms, 5s, 2m"))
+        humantime::parse_duration(t).map(Dur).map_err(|e| {
+            format!(
+                "invalid duration {s:?} ({e}); expected a number with a unit such as 500ms, 5s, 2m"
+            )
+        })
     }
 }
 
@@ -78,7 +80,9 @@ impl std::str::FromStr for Rate {
         if t == "max" {
             return Ok(Rate::Max);
         }
-        let bad = || format!("invalid rate {s:?}; expected `max` or a count per unit such as 2000/s, 50/ms, 600/m");
+        let bad = || {
+            format!("invalid rate {s:?}; expected `max` or a count per unit such as 2000/s, 50/ms, 600/m")
+        };
         let (n, unit) = t.split_once('/').ok_or_else(bad)?;
         let n: f64 = n.trim().parse().map_err(|_| bad())?;
         let per = match unit.trim() {
@@ -141,10 +145,17 @@ impl std::str::FromStr for Bound {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let t = s.trim();
-        let (op, rest) = [("<=", Op::Le), (">=", Op::Ge), ("==", Op::Eq), ("<", Op::Lt), (">", Op::Gt), ("=", Op::Eq)]
-            .iter()
-            .find_map(|(p, op)| t.strip_prefix(p).map(|r| (*op, r.trim())))
-            .unwrap_or((Op::Eq, t));
+        let (op, rest) = [
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("==", Op::Eq),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+            ("=", Op::Eq),
+        ]
+        .iter()
+        .find_map(|(p, op)| t.strip_prefix(p).map(|r| (*op, r.trim())))
+        .unwrap_or((Op::Eq, t));
         let value = if let Some(pct) = rest.strip_suffix('%') {
             pct.trim().parse::<f64>().map(|v| v / 100.0).ok()
         } else if let Ok(v) = rest.parse::<f64>() {
@@ -219,10 +230,26 @@ macro_rules! string_quantity {
     };
 }
 
-string_quantity!(Dur, "a duration with a unit, e.g. 250ms, 5s, 2m", r"^\s*\d+(\.\d+)?\s*[a-zµ]+(\s*\d+\s*[a-zµ]+)*\s*$|^0$");
-string_quantity!(Size, "a size with a unit, e.g. 512B, 1KiB, 4KB", r"^\s*\d+(\.\d+)?\s*[A-Za-z]*\s*$");
-string_quantity!(Rate, "messages per unit of time, e.g. 2000/s, or `max`", r"^\s*(max|\d+(\.\d+)?\s*/\s*(s|ms|m|min))\s*$");
-string_quantity!(Bound, "a comparison, e.g. \"< 1%\", \"<= 250ms\", 0", r"^\s*(<=|>=|==|<|>|=)?\s*[0-9.]+\s*(%|[a-zµ]+)?\s*$");
+string_quantity!(
+    Dur,
+    "a duration with a unit, e.g. 250ms, 5s, 2m",
+    r"^\s*\d+(\.\d+)?\s*[a-zµ]+(\s*\d+\s*[a-zµ]+)*\s*$|^0$"
+);
+string_quantity!(
+    Size,
+    "a size with a unit, e.g. 512B, 1KiB, 4KB",
+    r"^\s*\d+(\.\d+)?\s*[A-Za-z]*\s*$"
+);
+string_quantity!(
+    Rate,
+    "messages per unit of time, e.g. 2000/s, or `max`",
+    r"^\s*(max|\d+(\.\d+)?\s*/\s*(s|ms|m|min))\s*$"
+);
+string_quantity!(
+    Bound,
+    "a comparison, e.g. \"< 1%\", \"<= 250ms\", 0",
+    r"^\s*(<=|>=|==|<|>|=)?\s*[0-9.]+\s*(%|[a-zµ]+)?\s*$"
+);
 
 #[cfg(test)]
 mod tests {
@@ -261,7 +288,13 @@ mod tests {
     #[test]
     fn bounds_compare_numbers_percentages_and_durations() {
         let b: Bound = "< 1%".parse().unwrap();
-        assert_eq!(b, Bound { op: Op::Lt, value: 0.01 });
+        assert_eq!(
+            b,
+            Bound {
+                op: Op::Lt,
+                value: 0.01
+            }
+        );
         assert!(b.holds(0.009) && !b.holds(0.01));
         let b: Bound = "<= 250ms".parse().unwrap();
         assert!(b.holds(0.25) && !b.holds(0.2501));

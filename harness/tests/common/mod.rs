@@ -24,18 +24,35 @@ pub fn workload(dir: &Path, name: &str, yaml: &str) -> PathBuf {
 }
 
 pub fn brokerbench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_brokerbench")).args(args).current_dir(repo()).output().expect("running brokerbench")
+    Command::new(env!("CARGO_BIN_EXE_brokerbench"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("running brokerbench")
 }
 
 /// Run a workload with the local target, returning the process output and the parsed result.
 pub fn run(dir: &Path, workload: &Path, extra: &[&str]) -> (Output, RunResult) {
     let out_dir = dir.join("reports");
     let target = local_target();
-    let mut args = vec!["run", "--quiet", "--target", target.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), workload.to_str().unwrap()];
+    let mut args = vec![
+        "run",
+        "--quiet",
+        "--target",
+        target.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        workload.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     let out = brokerbench(&args);
     let run_dir = std::fs::read_dir(&out_dir)
-        .unwrap_or_else(|e| panic!("no run directory ({e}); stderr: {}", String::from_utf8_lossy(&out.stderr)))
+        .unwrap_or_else(|e| {
+            panic!(
+                "no run directory ({e}); stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
         .next()
         .expect("one run directory")
         .unwrap()

@@ -1,0 +1,154 @@
+//! The baseline for "the harness must not be the bottleneck": a plain client loop doing what a
+//! `rate: max` workload does — keyed sends, a bounded window of unacknowledged sends, acks=all /
+//! publisher confirms, a consumer reading concurrently — with none of the harness around it.
+//!
+//!   cargo run --release --example plain_clients -- kafka 20 512 1000
+//!   cargo run --release --example plain_clients -- rabbitmq 20 512 1000
+//! (broker, seconds, message bytes, max in flight). Prints acknowledged messages per second.
+
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
+
+async fn kafka(secs: u64, size: usize, window: usize) -> anyhow::Result<u64> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let topic = format!("plain-{}", std::process::id());
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", "127.0.0.1:9092");
+    let admin: AdminClient<_> = cfg.create()?;
+    admin
+        .create_topics(
+            [&NewTopic::new(&topic, 6, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await?;
+    let consumer: StreamConsumer = cfg
+        .clone()
+        .set("group.id", &topic)
+        .set("auto.offset.reset", "earliest")
+        .set("max.poll.interval.ms", "12000")
+        .create()?;
+    consumer.subscribe(&[&topic])?;
+    let reader = tokio::spawn(async move {
+        loop {
+            let _ = consumer.recv().await;
+        }
+    });
+    let producer: FutureProducer = cfg
+        .clone()
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "1")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?;
+    let body = vec![b'x'; size];
+    let (mut acked, mut in_flight, mut i) = (0u64, FuturesUnordered::new(), 0u64);
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        while in_flight.len() >= window {
+            if let Some(Ok(Ok(_))) = in_flight.next().await {
+                acked += 1;
+            }
+        }
+        let key = format!("k{}", i % 1000);
+        i += 1;
+        match producer.send_result(FutureRecord::to(&topic).key(&key).payload(&body)) {
+            Ok(f) => in_flight.push(f),
+            Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+        }
+    }
+    while let Some(r) = in_flight.next().await {
+        if let Ok(Ok(_)) = r {
+            acked += 1;
+        }
+    }
+    reader.abort();
+    let _ = admin.delete_topics(&[&topic], &AdminOptions::new()).await;
+    Ok(acked)
+}
+
+async fn rabbitmq(secs: u64, size: usize, window: usize) -> anyhow::Result<u64> {
+    use lapin::options::*;
+    use lapin::types::FieldTable;
+    use lapin::{BasicProperties, Connection, ConnectionProperties};
+    let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
+    let queue = format!("plain-{}", std::process::id());
+    let conn = Connection::connect(url, ConnectionProperties::default()).await?;
+    let ch = conn.create_channel().await?;
+    ch.queue_declare(
+        queue.as_str().into(),
+        QueueDeclareOptions::durable(),
+        FieldTable::default(),
+    )
+    .await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    let cconn = Connection::connect(url, ConnectionProperties::default()).await?;
+    let cch = cconn.create_channel().await?;
+    let mut consumer = cch
+        .basic_consume(
+            queue.as_str().into(),
+            "plain".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let reader = tokio::spawn(async move { while consumer.next().await.is_some() {} });
+    let body = vec![b'x'; size];
+    let (mut acked, mut in_flight) = (0u64, FuturesUnordered::new());
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        while in_flight.len() >= window {
+            if let Some(Ok(c)) = in_flight.next().await {
+                acked += lapin::Confirmation::is_ack(&c) as u64;
+            }
+        }
+        let props = BasicProperties::default().with_delivery_mode(2);
+        let confirm = ch
+            .basic_publish(
+                "".into(),
+                queue.as_str().into(),
+                BasicPublishOptions::default(),
+                &body,
+                props,
+            )
+            .await?;
+        in_flight.push(confirm.boxed());
+    }
+    while let Some(r) = in_flight.next().await {
+        if let Ok(c) = r {
+            acked += c.is_ack() as u64;
+        }
+    }
+    reader.abort();
+    ch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await?;
+    Ok(acked)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let broker = args.get(1).map(String::as_str).unwrap_or("kafka");
+    let secs: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(20);
+    let size: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(512);
+    let window: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let started = Instant::now();
+    let acked = match broker {
+        "kafka" => kafka(secs, size, window).await?,
+        "rabbitmq" => rabbitmq(secs, size, window).await?,
+        other => anyhow::bail!("unknown broker {other} (kafka or rabbitmq)"),
+    };
+    let elapsed = started.elapsed().as_secs_f64().min(secs as f64 + 5.0);
+    println!(
+        "plain {broker}: acked={acked} msg/s={:.0}",
+        acked as f64 / elapsed
+    );
+    Ok(())
+}
