@@ -30,6 +30,8 @@ async fn kafka(secs: u64, size: usize, window: usize) -> anyhow::Result<u64> {
         .clone()
         .set("group.id", &topic)
         .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "2000")
         .set("max.poll.interval.ms", "12000")
         .create()?;
     consumer.subscribe(&[&topic])?;

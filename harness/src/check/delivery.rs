@@ -4,8 +4,7 @@
 //! flags per message plus a position hash (only for brokers with storage positions). That is
 //! 9 bytes per tracked message, one pass, no sorting.
 
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use rustc_hash::FxHashMap as HashMap;
 
 use super::{Anomaly, Checker, Metrics};
 use crate::history::{Event, Position};
@@ -59,15 +58,17 @@ pub struct DeliveryChecker {
 const EXAMPLES_PER_KIND: usize = 5;
 
 fn pos_hash(pos: &Position) -> u64 {
-    match pos {
-        Position::Kafka { .. } | Position::Sqs { .. } => {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            pos.hash(&mut h);
-            h.finish() | 1
+    use std::hash::BuildHasher;
+    let h = match pos {
+        Position::Kafka { partition, offset } => {
+            (*partition as u64).rotate_left(48)
+                ^ (*offset as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
         }
+        Position::Sqs { message_id } => rustc_hash::FxBuildHasher.hash_one(message_id),
         // RabbitMQ delivery tags are per channel, not storage positions.
-        Position::Rabbit { .. } | Position::Unknown => 0,
-    }
+        Position::Rabbit { .. } | Position::Unknown => return 0,
+    };
+    h | 1
 }
 
 impl DeliveryChecker {

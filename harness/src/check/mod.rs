@@ -4,9 +4,10 @@
 mod delivery;
 pub mod expect;
 mod order;
+pub mod synthetic;
 mod timing;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::path::Path;
 
 use anyhow::Result;
@@ -244,7 +245,7 @@ pub fn check_history(path: &Path) -> Result<Metrics> {
     Ok(m)
 }
 
-fn serialize_hist(h: &Histogram<u64>) -> String {
+pub(crate) fn serialize_hist(h: &Histogram<u64>) -> String {
     let mut buf = Vec::new();
     match V2Serializer::new().serialize(h, &mut buf) {
         Ok(_) => base64::engine::general_purpose::STANDARD.encode(buf),

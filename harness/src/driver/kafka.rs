@@ -294,7 +294,16 @@ impl Consumer for KafkaConsumer {
             Err(_) => return Ok(Vec::new()),
             Ok(m) => m.context("kafka: receiving")?,
         };
-        Ok(vec![self.received(&msg)])
+        let mut out = vec![self.received(&msg)];
+        drop(msg);
+        // Take what librdkafka has already fetched, without waiting, up to a small batch.
+        while out.len() < 256 {
+            match self.consumer.recv().now_or_never() {
+                Some(Ok(m)) => out.push(self.received(&m)),
+                _ => break,
+            }
+        }
+        Ok(out)
     }
 
     async fn ack(&mut self, handle: AckHandle) -> Result<()> {

@@ -86,7 +86,7 @@ impl ProducerTask {
             if *self.stop.borrow() {
                 break;
             }
-            let (key, seq) = keys.next();
+            let (key, seq) = keys.next_id();
             let id = MsgId {
                 producer: self.index,
                 key,

@@ -96,7 +96,7 @@ impl KeyChooser {
     }
 
     /// Next (key, seq).
-    pub fn next(&mut self) -> (u32, u64) {
+    pub fn next_id(&mut self) -> (u32, u64) {
         let key = match &self.zipf {
             // Zipf yields 1..=count; rank 1 (the hottest) is key 0.
             Some(z) => (z.sample(&mut self.rng) as u32).clamp(1, self.count) - 1,
@@ -165,8 +165,8 @@ mod tests {
     fn sequences_are_gapless_per_key_and_seeded() {
         let mut a = KeyChooser::new(10, KeyDistribution::Uniform, 7);
         let mut b = KeyChooser::new(10, KeyDistribution::Uniform, 7);
-        let xs: Vec<(u32, u64)> = (0..1000).map(|_| a.next()).collect();
-        let ys: Vec<(u32, u64)> = (0..1000).map(|_| b.next()).collect();
+        let xs: Vec<(u32, u64)> = (0..1000).map(|_| a.next_id()).collect();
+        let ys: Vec<(u32, u64)> = (0..1000).map(|_| b.next_id()).collect();
         assert_eq!(xs, ys);
         for k in 0..10 {
             let seqs: Vec<u64> = xs
@@ -183,13 +183,13 @@ mod tests {
         let mut c = KeyChooser::new(100, KeyDistribution::Zipf(1.1), 1);
         let mut hist = [0u32; 100];
         for _ in 0..20_000 {
-            hist[c.next().0 as usize] += 1;
+            hist[c.next_id().0 as usize] += 1;
         }
         assert!(hist[0] > hist[1] && hist[1] > hist[10] && hist[10] > hist[99]);
         let mut u = KeyChooser::new(100, KeyDistribution::Uniform, 1);
         let mut flat = [0u32; 100];
         for _ in 0..20_000 {
-            flat[u.next().0 as usize] += 1;
+            flat[u.next_id().0 as usize] += 1;
         }
         assert!(flat.iter().all(|&n| (120..=280).contains(&n)), "{flat:?}");
     }

@@ -363,3 +363,84 @@ pub fn write_run(r: &RunResult, dir: &Path) -> Result<()> {
     let path = dir.join("index.html");
     std::fs::write(&path, html).with_context(|| format!("writing {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{FaultWindow, Window};
+    use crate::report::{BrokerResult, Environment};
+    use crate::workload::BrokerKind;
+
+    /// A ten-minute run on three brokers with a fault every minute must stay under 2 MB.
+    #[test]
+    fn ten_minute_report_stays_small() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+        for v in 1..100_000u64 {
+            h.record(v * 7 % 90_000 + 1).unwrap();
+        }
+        let hist = crate::check::serialize_hist(&h);
+        let timeline: Vec<Window> = (0..600u64)
+            .map(|s| Window {
+                second: s,
+                sent: 1000 + s % 7,
+                acked: 1000,
+                delivered: 990 + s % 20,
+                unseen: (s % 50) as i64,
+                publish_p50_ms: Some(2.0 + (s % 5) as f64),
+                publish_p99_ms: Some(9.5),
+                e2e_p50_ms: Some(3.1),
+                e2e_p99_ms: Some(40.0 + (s % 13) as f64),
+                ..Default::default()
+            })
+            .collect();
+        let faults: Vec<FaultWindow> = (0..10)
+            .map(|i| FaultWindow {
+                index: i,
+                kind: "consumer-crash".into(),
+                start_s: 60.0 * i as f64 + 5.0,
+                end_s: Some(60.0 * i as f64 + 10.0),
+                failed: false,
+                detail: "SIGKILL consumer 1".into(),
+                recovery_s: Some(0.5),
+            })
+            .collect();
+        let metrics = Metrics {
+            timeline,
+            faults,
+            publish_histogram: hist.clone(),
+            end_to_end_histogram: hist,
+            acked: 600_000,
+            ..Default::default()
+        };
+        let brokers = [BrokerKind::Kafka, BrokerKind::Rabbitmq, BrokerKind::Sqs]
+            .into_iter()
+            .map(|broker| BrokerResult {
+                broker,
+                product: "x".into(),
+                error: None,
+                metrics: Some(metrics.clone()),
+                verdicts: Vec::new(),
+            })
+            .collect();
+        let r = RunResult {
+            schema_version: 1,
+            run_id: "r".into(),
+            workload: "ten-minutes".into(),
+            description: String::new(),
+            harness_version: "0".into(),
+            started_at: String::new(),
+            seed: 1,
+            target: "local".into(),
+            interrupted: false,
+            environment: Environment::default(),
+            brokers,
+        };
+        let html = render_run(&r, "name: ten-minutes\n", "{}").unwrap();
+        assert!(html.matches("<svg").count() >= 18);
+        assert!(
+            html.len() < 2 * 1024 * 1024,
+            "report is {} bytes",
+            html.len()
+        );
+    }
+}
