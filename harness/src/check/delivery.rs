@@ -4,9 +4,7 @@
 //! flags per message plus a position hash (only for brokers with storage positions). That is
 //! 9 bytes per tracked message, one pass, no sorting.
 
-use rustc_hash::FxHashMap as HashMap;
-
-use super::{Anomaly, Checker, Metrics};
+use super::{Anomaly, Checker, Metrics, PerKey};
 use crate::history::{Event, Position};
 use crate::load::envelope::MsgId;
 
@@ -39,7 +37,7 @@ impl KeyState {
 
 #[derive(Default)]
 pub struct DeliveryChecker {
-    keys: HashMap<(u32, u32), KeyState>,
+    keys: PerKey<KeyState>,
     redeliveries: u64,
     stored_dupes: u64,
     order_first: u64,
@@ -85,14 +83,14 @@ impl DeliveryChecker {
     }
 
     fn mark(&mut self, id: MsgId, bit: u8) {
-        let k = self.keys.entry((id.producer, id.key)).or_default();
+        let k = self.keys.get(id.producer, id.key);
         let i = k.slot(id.seq);
         k.flags[i] |= bit;
     }
 
     fn deliver(&mut self, t: u64, consumer: u32, id: MsgId, pos: &Position) {
         let ph = pos_hash(pos);
-        let k = self.keys.entry((id.producer, id.key)).or_default();
+        let k = self.keys.get(id.producer, id.key);
         let i = k.slot(id.seq);
         let first = k.flags[i] & DELIVERED == 0;
         k.flags[i] |= DELIVERED;
@@ -191,7 +189,7 @@ impl Checker for DeliveryChecker {
                 ..
             } => self.deliver(*t, *consumer, *id, pos),
             Event::Processed { t, id, consumer } => {
-                let k = self.keys.entry((id.producer, id.key)).or_default();
+                let k = self.keys.get(id.producer, id.key);
                 let i = k.slot(id.seq);
                 let again = k.flags[i] & PROCESSED != 0;
                 k.flags[i] |= PROCESSED;
@@ -224,9 +222,7 @@ impl Checker for DeliveryChecker {
         let (mut lost, mut unexpected, mut recovered, mut distinct, mut received_only) =
             (0u64, 0u64, 0u64, 0u64, 0u64);
         let mut lost_examples = Vec::new();
-        let mut keys: Vec<_> = self.keys.iter().collect();
-        keys.sort_by_key(|(k, _)| **k);
-        for ((producer, key), st) in keys {
+        for ((producer, key), st) in self.keys.iter() {
             for (seq, &f) in st.flags.iter().enumerate() {
                 let processed = f & PROCESSED != 0;
                 if processed {
@@ -246,8 +242,8 @@ impl Checker for DeliveryChecker {
                     lost += 1;
                     if lost_examples.len() < EXAMPLES_PER_KIND {
                         let id = MsgId {
-                            producer: *producer,
-                            key: *key,
+                            producer,
+                            key,
                             seq: seq as u64,
                         };
                         let why = if f & DELIVERED != 0 {
@@ -259,7 +255,7 @@ impl Checker for DeliveryChecker {
                             kind: "lost".into(),
                             t: 0,
                             id: Some(id.dedupe_id()),
-                            key: Some(*key),
+                            key: Some(key),
                             detail: why.into(),
                         });
                     }

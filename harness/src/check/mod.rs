@@ -146,16 +146,64 @@ impl Metrics {
     }
 }
 
+/// Per-(producer, key) state, indexed directly: producers and keys are small dense numbers, so
+/// no hashing on the hot path. Out-of-range ids (from a foreign or corrupt message) go to a map.
+pub struct PerKey<T> {
+    dense: Vec<Vec<T>>,
+    sparse: HashMap<(u32, u32), T>,
+}
+
+const DENSE_PRODUCERS: u32 = 1024;
+const DENSE_KEYS: u32 = 1 << 20;
+
+impl<T: Default> Default for PerKey<T> {
+    fn default() -> Self {
+        PerKey {
+            dense: Vec::new(),
+            sparse: HashMap::default(),
+        }
+    }
+}
+
+impl<T: Default> PerKey<T> {
+    pub fn get(&mut self, producer: u32, key: u32) -> &mut T {
+        if producer >= DENSE_PRODUCERS || key >= DENSE_KEYS {
+            return self.sparse.entry((producer, key)).or_default();
+        }
+        let (p, k) = (producer as usize, key as usize);
+        if self.dense.len() <= p {
+            self.dense.resize_with(p + 1, Vec::new);
+        }
+        let keys = &mut self.dense[p];
+        if keys.len() <= k {
+            keys.resize_with(k + 1, T::default);
+        }
+        &mut keys[k]
+    }
+
+    /// Every (producer, key) with state, in order.
+    pub fn iter(&self) -> impl Iterator<Item = ((u32, u32), &T)> {
+        let dense = self.dense.iter().enumerate().flat_map(|(p, keys)| {
+            keys.iter()
+                .enumerate()
+                .map(move |(k, v)| ((p as u32, k as u32), v))
+        });
+        let mut sparse: Vec<_> = self.sparse.iter().map(|(k, v)| (*k, v)).collect();
+        sparse.sort_by_key(|(k, _)| *k);
+        dense.chain(sparse)
+    }
+}
+
 /// One bit per (producer, key, seq), dense because sequences are gapless per key.
 #[derive(Default)]
 pub struct SeqBits {
-    keys: HashMap<(u32, u32), Vec<u64>>,
+    keys: PerKey<Vec<u64>>,
 }
 
 impl SeqBits {
     /// Set the bit; true if it was not set before.
     pub fn insert(&mut self, id: &MsgId) -> bool {
-        let words = self.keys.entry((id.producer, id.key)).or_default();
+        let words = self.keys.get(id.producer, id.key);
         let (w, b) = ((id.seq / 64) as usize, id.seq % 64);
         if words.len() <= w {
             words.resize(w + 1, 0);

@@ -62,6 +62,10 @@ impl<I: Iterator<Item = Event>> Iterator for TimeOrdered<I> {
                 return None;
             }
             match self.inner.next() {
+                // The coordinator's own records (sends, acks, phases, faults) are appended in
+                // order and no checker depends on their order relative to the workers' records:
+                // they skip the buffer, which halves its traffic.
+                Some(ev) if !from_worker(&ev) => return Some(ev),
                 Some(ev) => {
                     let t = ev.time();
                     self.newest = self.newest.max(t);
@@ -71,6 +75,20 @@ impl<I: Iterator<Item = Event>> Iterator for TimeOrdered<I> {
             }
         }
     }
+}
+
+/// Records streamed by consumer processes through their own pipes.
+fn from_worker(ev: &Event) -> bool {
+    matches!(
+        ev,
+        Event::Deliver { .. }
+            | Event::Processed { .. }
+            | Event::DedupeSkip { .. }
+            | Event::Ack { .. }
+            | Event::Foreign { .. }
+            | Event::ConsumerError { .. }
+            | Event::Worker { .. }
+    )
 }
 
 #[cfg(test)]
