@@ -10,7 +10,7 @@ use super::{EXIT_FAILED, EXIT_INVALID, EXIT_PASS};
 use crate::check::{self, expect};
 use crate::driver::Plan;
 use crate::load::runner::{run_broker, StopSignal};
-use crate::report::{summary, BrokerResult, RunResult, SCHEMA_VERSION};
+use crate::report::{summary, BrokerResult, RunResult};
 use crate::target::TargetProfile;
 use crate::workload::{self, BrokerKind, Workload};
 
@@ -190,19 +190,7 @@ async fn run_workload(
         dir.display()
     );
 
-    let mut result = RunResult {
-        schema_version: SCHEMA_VERSION,
-        run_id: run_id.clone(),
-        workload: w.name.clone(),
-        description: w.description.clone(),
-        harness_version: env!("CARGO_PKG_VERSION").into(),
-        started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        seed,
-        target: profile.name.clone(),
-        interrupted: false,
-        environment: crate::report::Environment::detect(),
-        brokers: Vec::new(),
-    };
+    let mut result = RunResult::new(&run_id, w, seed, &profile.name);
     for &broker in brokers {
         if stop.requested() {
             break;
@@ -289,28 +277,15 @@ fn rebuild(dir: &Path) -> Result<RunResult> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut result = RunResult {
-        schema_version: SCHEMA_VERSION,
-        run_id: run_id.clone(),
-        workload: w.name.clone(),
-        description: w.description.clone(),
-        harness_version: env!("CARGO_PKG_VERSION").into(),
-        started_at: previous
-            .as_ref()
-            .map(|p| p.started_at.clone())
-            .unwrap_or_default(),
-        seed: previous.as_ref().map(|p| p.seed).unwrap_or_default(),
-        target: previous
-            .as_ref()
-            .map(|p| p.target.clone())
-            .unwrap_or_default(),
-        interrupted: previous.as_ref().is_some_and(|p| p.interrupted),
-        environment: previous
-            .as_ref()
-            .map(|p| p.environment.clone())
-            .unwrap_or_else(crate::report::Environment::detect),
-        brokers: Vec::new(),
-    };
+    // Keep what only the original run knew (when, seed, target, machine); recompute the rest.
+    let mut result = RunResult::new(&run_id, &w, 0, "");
+    if let Some(p) = previous.as_ref() {
+        result.started_at = p.started_at.clone();
+        result.seed = p.seed;
+        result.target = p.target.clone();
+        result.interrupted = p.interrupted;
+        result.environment = p.environment.clone();
+    }
     for &broker in &w.brokers {
         let history = dir.join(broker.as_str()).join("history.bin");
         if !history.exists() {

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use super::dedupe::{Outcome, ProcessedIds};
 use super::envelope::{run_tag, Envelope};
-use crate::driver::{self, AckHandle, Plan};
+use crate::driver::{self, AckHandle, Driver, Plan, Received};
 use crate::history::codec::write_frame;
 use crate::history::{now_ns, Event, WorkerEvent};
 use crate::workload::{AckMode, Dedupe};
@@ -63,35 +63,17 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
     out.flush()?;
 
     while !stop.load(Ordering::Relaxed) {
-        if consumer.is_broken() {
-            // Reconnect like an application would; while the broker is away this keeps failing
-            // and each failure is on record for the availability figures.
-            match driver.consumer(index).await {
-                Ok(c) => consumer = c,
-                Err(e) => {
-                    emit(
-                        &mut out,
-                        Event::ConsumerError {
-                            t: now_ns(),
-                            consumer: index,
-                            error: format!("reconnecting: {e:#}"),
-                        },
-                    )?;
-                    out.flush()?;
-                    tokio::time::sleep(POLL_WAIT).await;
-                    continue;
-                }
-            }
-        }
-        let batch = match consumer.poll(POLL_WAIT).await {
+        let batch = match next_batch(&*driver, &mut consumer, index).await {
             Ok(b) => b,
             Err(e) => {
+                // Each failure is on record for the availability figures.
+                let error = format!("{e:#}");
                 emit(
                     &mut out,
                     Event::ConsumerError {
                         t: now_ns(),
                         consumer: index,
-                        error: format!("{e:#}"),
+                        error,
                     },
                 )?;
                 out.flush()?;
@@ -197,6 +179,19 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
     consumer.close().await;
     out.flush()?;
     Ok(())
+}
+
+/// The next deliveries, first replacing a consumer whose connection died (as an application's
+/// reconnect logic would; while the broker is away this keeps failing).
+async fn next_batch(
+    driver: &dyn Driver,
+    consumer: &mut Box<dyn driver::Consumer>,
+    index: u32,
+) -> Result<Vec<Received>> {
+    if consumer.is_broken() {
+        *consumer = driver.consumer(index).await.context("reconnecting")?;
+    }
+    consumer.poll(POLL_WAIT).await
 }
 
 async fn ack<W: Write>(

@@ -84,40 +84,35 @@ impl WorkerProc {
         let deadline = Instant::now() + grace;
         loop {
             match self.child.try_wait() {
-                Ok(Some(_)) => break,
+                Ok(Some(_)) => break self.join_reader(),
                 Ok(None) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20))
                 }
-                _ => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    recorder.record(Event::Worker {
-                        t: now_ns(),
-                        consumer: self.index,
-                        event: WorkerEvent::Killed {
-                            signal: "SIGKILL (did not stop in time)".into(),
-                        },
-                    });
-                    break;
-                }
+                _ => break self.kill(recorder, "SIGKILL (did not stop in time)"),
             }
-        }
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
         }
     }
 
     /// SIGKILL now: no graceful close, no final commit or ack. Returns once the process is gone.
     pub fn crash(mut self, recorder: &Recorder) {
+        self.kill(recorder, "SIGKILL");
+    }
+
+    fn kill(&mut self, recorder: &Recorder, signal: &str) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         recorder.record(Event::Worker {
             t: now_ns(),
             consumer: self.index,
             event: WorkerEvent::Killed {
-                signal: "SIGKILL".into(),
+                signal: signal.into(),
             },
         });
+        self.join_reader();
+    }
+
+    /// The reader thread ends once the dead worker's pipe is drained: nothing it wrote is lost.
+    fn join_reader(&mut self) {
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }

@@ -93,6 +93,23 @@ pub fn json_schema() -> serde_json::Value {
 }
 
 impl RunResult {
+    /// A result for a run of `w` that starts now, with no broker results yet.
+    pub fn new(run_id: &str, w: &crate::workload::Workload, seed: u64, target: &str) -> RunResult {
+        RunResult {
+            schema_version: SCHEMA_VERSION,
+            run_id: run_id.to_string(),
+            workload: w.name.clone(),
+            description: w.description.clone(),
+            harness_version: env!("CARGO_PKG_VERSION").into(),
+            started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            seed,
+            target: target.to_string(),
+            interrupted: false,
+            environment: Environment::detect(),
+            brokers: Vec::new(),
+        }
+    }
+
     pub fn passed(&self) -> bool {
         self.brokers.iter().all(BrokerResult::passed)
     }

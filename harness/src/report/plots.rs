@@ -101,10 +101,43 @@ fn legend<'a, DB: DrawingBackend + 'a>(
         .map_err(|e| e.to_string())
 }
 
-fn area(buf: &mut String) -> DrawingArea<SVGBackend<'_>, Shift> {
-    let root = SVGBackend::with_string(buf, SIZE).into_drawing_area();
-    let _ = root.fill(&WHITE);
-    root
+/// Draw into a fresh SVG string; a plotting error becomes a visible note instead of a failure.
+fn svg(draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>) -> String {
+    let mut buf = String::new();
+    let result = {
+        let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
+        root.fill(&WHITE)
+            .map_err(|e| e.to_string())
+            .and_then(|_| draw(&root))
+            .and_then(|_| root.present().map_err(|e| e.to_string()))
+    };
+    match result {
+        Ok(()) => buf,
+        Err(e) => format!(
+            "<p class=\"plot-error\">plot unavailable: {}</p>",
+            super::junit::escape(&e)
+        ),
+    }
+}
+
+/// Draw each series as a line with a legend entry, then the legend.
+fn lines<'a, DB: DrawingBackend + 'a, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    series: &[Series],
+) -> Result<(), String>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    for s in series {
+        let c = s.color;
+        chart
+            .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(s.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+    }
+    legend(chart)
 }
 
 /// A time plot: x = seconds since the load started.
@@ -115,9 +148,7 @@ pub fn time_plot(
     faults: &[FaultWindow],
     y_floor_max: f64,
 ) -> String {
-    let mut buf = String::new();
-    let result = (|| -> Result<(), String> {
-        let root = area(&mut buf);
+    svg(|root| {
         let x_max = series
             .iter()
             .flat_map(|s| s.points.iter().map(|p| p.0))
@@ -128,7 +159,7 @@ pub fn time_plot(
             .flat_map(|s| s.points.iter().map(|p| p.1))
             .fold(y_floor_max, f64::max)
             * 1.1;
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 15))
             .margin(8)
             .x_label_area_size(32)
@@ -144,34 +175,14 @@ pub fn time_plot(
             .draw()
             .map_err(|e| e.to_string())?;
         shade_faults(&mut chart, faults, x_max, (0.0, y_max))?;
-        for s in series {
-            let c = s.color;
-            chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
-                .map_err(|e| e.to_string())?
-                .label(s.name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
-        }
-        legend(&mut chart)?;
-        root.present().map_err(|e| e.to_string())
-    })();
-    match result {
-        Ok(()) => buf,
-        Err(e) => format!(
-            "<p class=\"plot-error\">plot unavailable: {}</p>",
-            super::junit::escape(&e)
-        ),
-    }
+        lines(&mut chart, series)
+    })
 }
 
 /// Latency by percentile, x on a log scale of 1/(1-q) as HdrHistogram plots do:
 /// 0 → 0%, 1 → 90%, 2 → 99%, 3 → 99.9% ...
 pub fn quantile_plot(title: &str, series: &[Series]) -> String {
-    let mut buf = String::new();
-    let result = (|| -> Result<(), String> {
-        let root = area(&mut buf);
+    svg(|root| {
         let x_max = series
             .iter()
             .flat_map(|s| s.points.iter().map(|p| p.0))
@@ -188,7 +199,7 @@ pub fn quantile_plot(title: &str, series: &[Series]) -> String {
             .fold(f64::INFINITY, f64::min)
             .clamp(0.001, y_max / 10.0)
             * 0.7;
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 15))
             .margin(8)
             .x_label_area_size(32)
@@ -205,26 +216,8 @@ pub fn quantile_plot(title: &str, series: &[Series]) -> String {
             .label_style(("sans-serif", 11))
             .draw()
             .map_err(|e| e.to_string())?;
-        for s in series {
-            let c = s.color;
-            chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
-                .map_err(|e| e.to_string())?
-                .label(s.name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
-        }
-        legend(&mut chart)?;
-        root.present().map_err(|e| e.to_string())
-    })();
-    match result {
-        Ok(()) => buf,
-        Err(e) => format!(
-            "<p class=\"plot-error\">plot unavailable: {}</p>",
-            super::junit::escape(&e)
-        ),
-    }
+        lines(&mut chart, series)
+    })
 }
 
 /// 0 → "0%", 1 → "90%", 2 → "99%", 3 → "99.9%".
