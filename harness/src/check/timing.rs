@@ -46,8 +46,11 @@ pub struct TimingChecker {
     publish: Histogram<u64>,
     e2e: Histogram<u64>,
     windows: Vec<Window>,
-    win_publish: Vec<Histogram<u64>>,
-    win_e2e: Vec<Histogram<u64>>,
+    /// Latency of the newest second only: windows complete in time order, so each is summarised
+    /// (p50, p99) when the next one begins and memory stays constant however long the run.
+    current: usize,
+    win_publish: Histogram<u64>,
+    win_e2e: Histogram<u64>,
     /// First deliveries seen (for end-to-end latency of first delivery only).
     seen: SeqBits,
     faults: Vec<FaultWindow>,
@@ -57,6 +60,12 @@ pub struct TimingChecker {
     acked_in_measure: u64,
     last_ack_ns: u64,
     pending: Vec<Event>,
+}
+
+/// Two significant digits are plenty for a per-second plot, and keep the histogram in cache.
+fn window_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 2)
+        .unwrap_or_else(|_| unreachable!("static bounds are valid"))
 }
 
 fn hist() -> Histogram<u64> {
@@ -74,8 +83,9 @@ impl Default for TimingChecker {
             publish: hist(),
             e2e: hist(),
             windows: Vec::new(),
-            win_publish: Vec::new(),
-            win_e2e: Vec::new(),
+            current: 0,
+            win_publish: window_hist(),
+            win_e2e: window_hist(),
             seen: SeqBits::default(),
             faults: Vec::new(),
             first_ok_after: Vec::new(),
@@ -97,10 +107,30 @@ impl TimingChecker {
                 second,
                 ..Default::default()
             });
-            self.win_publish.push(hist());
-            self.win_e2e.push(hist());
         }
         Some(s)
+    }
+
+    /// Move the latency summary on to window `w` (a late event stays in the newest window).
+    fn roll(&mut self, w: usize) {
+        if w > self.current {
+            self.summarise();
+            self.current = w;
+        }
+    }
+
+    fn summarise(&mut self) {
+        let ms = |h: &Histogram<u64>, q: f64| {
+            (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0)
+        };
+        if let Some(win) = self.windows.get_mut(self.current) {
+            win.publish_p50_ms = ms(&self.win_publish, 0.5);
+            win.publish_p99_ms = ms(&self.win_publish, 0.99);
+            win.e2e_p50_ms = ms(&self.win_e2e, 0.5);
+            win.e2e_p99_ms = ms(&self.win_e2e, 0.99);
+        }
+        self.win_publish.reset();
+        self.win_e2e.reset();
     }
 
     fn measured(&self, intended: u64) -> bool {
@@ -123,7 +153,8 @@ impl TimingChecker {
                 // Counted when the broker acknowledged: that is the throughput it delivered.
                 if let Some(w) = self.window(*t) {
                     self.windows[w].acked += 1;
-                    let _ = self.win_publish[w].record(us.max(1));
+                    self.roll(w);
+                    let _ = self.win_publish.record(us.max(1));
                 }
                 if self.measured(*intended) {
                     let _ = self.publish.record(us.max(1));
@@ -147,7 +178,8 @@ impl TimingChecker {
                 let Some(w) = self.window(*t) else { return };
                 if self.seen.insert(id) {
                     let us = t.saturating_sub(*intended) / 1000;
-                    let _ = self.win_e2e[w].record(us.max(1));
+                    self.roll(w);
+                    let _ = self.win_e2e.record(us.max(1));
                     if self.measured(*intended) {
                         let _ = self.e2e.record(us.max(1));
                     }
@@ -262,18 +294,12 @@ impl Checker for TimingChecker {
             0.0
         };
 
+        self.summarise();
         // Unseen: cumulative acknowledged minus cumulative processed.
         let mut cum = 0i64;
-        for (i, w) in self.windows.iter_mut().enumerate() {
+        for w in self.windows.iter_mut() {
             cum += w.acked as i64 - w.delivered as i64;
             w.unseen = cum;
-            let ms = |h: &Histogram<u64>, q: f64| {
-                (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0)
-            };
-            w.publish_p50_ms = ms(&self.win_publish[i], 0.5);
-            w.publish_p99_ms = ms(&self.win_publish[i], 0.99);
-            w.e2e_p50_ms = ms(&self.win_e2e[i], 0.5);
-            w.e2e_p99_ms = ms(&self.win_e2e[i], 0.99);
         }
         // Availability: fraction of completed send attempts (by the second they completed) that succeeded;
         // consumers: fraction of seconds with a backlog in which something was processed.
