@@ -153,6 +153,9 @@ impl Driver for KafkaDriver {
             .set("group.id", format!("{}-group", self.plan.resource_prefix))
             .set("enable.auto.commit", auto.to_string())
             .set("auto.commit.interval.ms", "1000")
+            // Auto-commit only what was processed (stored in `ack`), as a poll loop's auto-commit
+            // does; librdkafka's default would also commit fetched-but-unprocessed messages.
+            .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", session.to_string())
             .set("heartbeat.interval.ms", (session / 3).to_string())
@@ -308,12 +311,19 @@ impl Consumer for KafkaConsumer {
 
     async fn ack(&mut self, handle: AckHandle) -> Result<()> {
         if let AckHandle::Kafka { partition, offset } = handle {
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&self.topic, partition, Offset::Offset(offset + 1))
-                .context("kafka: building commit")?;
-            self.consumer
-                .commit(&tpl, CommitMode::Async)
-                .context("kafka: committing")?;
+            if self.auto {
+                // Auto-commit picks stored offsets up on its timer.
+                self.consumer
+                    .store_offset(&self.topic, partition, offset)
+                    .context("kafka: storing offset")?;
+            } else {
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition_offset(&self.topic, partition, Offset::Offset(offset + 1))
+                    .context("kafka: building commit")?;
+                self.consumer
+                    .commit(&tpl, CommitMode::Async)
+                    .context("kafka: committing")?;
+            }
         }
         Ok(())
     }

@@ -284,7 +284,9 @@ pub enum AckMode {
     AfterProcess,
     /// Acknowledge/commit, then process: at-most-once; a crash loses the message.
     BeforeProcess,
-    /// The client acknowledges on receipt (Kafka auto-commit, RabbitMQ no-ack; SQS deletes on receipt).
+    /// The client acknowledges by itself: Kafka auto-commits processed offsets on a timer
+    /// (at-least-once, replaying up to a second after a crash); RabbitMQ no-ack and SQS
+    /// delete-on-receipt acknowledge on receipt (at-most-once).
     Auto,
 }
 
