@@ -106,26 +106,20 @@ pub fn main() -> i32 {
             baseline,
             threshold,
             out,
-        } => match crate::report::compare::compare(&runs, baseline.as_deref(), threshold, &out) {
-            Ok(regs) => {
-                println!("comparison: {}", out.join("index.html").display());
-                for r in &regs {
-                    println!(
-                        "REGRESSION {:<24} {:<44} {} -> {} ({})",
-                        r.column, r.metric, r.baseline, r.now, r.change
-                    );
-                }
-                if regs.is_empty() {
-                    EXIT_PASS
-                } else {
-                    EXIT_FAILED
-                }
-            }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                EXIT_INVALID
-            }
-        },
+        } => exit_code(
+            crate::report::compare::compare(&runs, baseline.as_deref(), threshold, &out).map(
+                |regs| {
+                    println!("comparison: {}", out.join("index.html").display());
+                    for r in &regs {
+                        println!(
+                            "REGRESSION {:<24} {:<44} {} -> {} ({})",
+                            r.column, r.metric, r.baseline, r.now, r.change
+                        );
+                    }
+                    regs.is_empty()
+                },
+            ),
+        ),
         Command::Run {
             workloads,
             target,
@@ -154,6 +148,19 @@ fn with_runtime(f: impl std::future::Future<Output = i32>) -> i32 {
         Ok(rt) => rt.block_on(f),
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");
+            EXIT_INVALID
+        }
+    }
+}
+
+/// 0 when everything held, 1 when something failed, 2 (with the error printed) when nothing
+/// could be judged.
+pub fn exit_code(outcome: anyhow::Result<bool>) -> i32 {
+    match outcome {
+        Ok(true) => EXIT_PASS,
+        Ok(false) => EXIT_FAILED,
+        Err(e) => {
+            eprintln!("error: {e:#}");
             EXIT_INVALID
         }
     }

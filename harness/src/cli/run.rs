@@ -254,20 +254,10 @@ fn checked(broker: BrokerKind, product: String, history: &Path, w: &Workload) ->
 
 /// Rebuild result.json and junit.xml from a run directory alone (workload + histories).
 pub fn report(dir: &Path) -> i32 {
-    match rebuild(dir) {
-        Ok(result) => {
-            print!("{}", summary::render(&result));
-            if result.passed() {
-                EXIT_PASS
-            } else {
-                EXIT_FAILED
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            EXIT_INVALID
-        }
-    }
+    super::exit_code(rebuild(dir).map(|result| {
+        print!("{}", summary::render(&result));
+        result.passed()
+    }))
 }
 
 fn rebuild(dir: &Path) -> Result<RunResult> {
