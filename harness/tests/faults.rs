@@ -3,8 +3,7 @@
 
 mod common;
 
-use brokerbench::history::{self, Event, FaultPhase, WorkerEvent};
-use brokerbench::report::RunResult;
+use brokerbench::history::{Event, FaultPhase, WorkerEvent};
 use common::*;
 
 /// Consumers slower than the offered load, so a crash always lands mid-processing.
@@ -31,15 +30,6 @@ faults:
 run: {{ drain_quiet: 2s, drain_missing: 12s, drain_timeout: 90s }}
 "
     )
-}
-
-fn history_of(dir: &std::path::Path, r: &RunResult, broker: &str) -> Vec<Event> {
-    let path = dir
-        .join("reports")
-        .join(&r.run_id)
-        .join(broker)
-        .join("history.bin");
-    history::read(&path).unwrap().map(|e| e.unwrap()).collect()
 }
 
 fn kills(events: &[Event]) -> usize {

@@ -1,7 +1,9 @@
 //! Fault injection: the schedule turns the workload's `faults:` into windows; each window's fault
 //! is applied behind one small trait and its start, stop or failure goes into the history.
 
+pub mod network;
 pub mod process;
+pub mod proxy;
 pub mod schedule;
 
 use std::path::PathBuf;
@@ -32,6 +34,8 @@ pub struct Scope {
     /// Directory the target's control commands run in.
     pub control_dir: PathBuf,
     pub seed: u64,
+    /// The fault proxy in front of the broker, when the schedule has network faults.
+    pub proxy: Option<Arc<proxy::Proxy>>,
 }
 
 /// Fault kinds this version applies; the rest are refused before a run starts.
@@ -41,6 +45,15 @@ pub const SUPPORTED: &[FaultKind] = &[
     FaultKind::BrokerKill,
     FaultKind::BrokerPause,
     FaultKind::BrokerRestart,
+    FaultKind::Partition,
+    FaultKind::Down,
+    FaultKind::ResetPeer,
+    FaultKind::Blackhole,
+    FaultKind::Latency,
+    FaultKind::Bandwidth,
+    FaultKind::Slicer,
+    FaultKind::LimitData,
+    FaultKind::SlowClose,
 ];
 
 fn build(w: &Window, scope: &Scope) -> Result<Box<dyn Fault>> {
@@ -53,7 +66,15 @@ fn build(w: &Window, scope: &Scope) -> Result<Box<dyn Fault>> {
         FaultKind::BrokerKill | FaultKind::BrokerPause | FaultKind::BrokerRestart => Box::new(
             BrokerCommand::new(w.kind, &scope.control, scope.control_dir.clone())?,
         ),
-        other => bail!("fault kind {other:?} is not supported yet"),
+        _ => match (&w.toxic, &scope.proxy) {
+            (Some(toxic), Some(proxy)) => Box::new(network::NetworkFault::new(
+                proxy.clone(),
+                w.groups.clone(),
+                toxic.clone(),
+            )),
+            (Some(_), None) => bail!("no fault proxy runs for this broker"),
+            (None, _) => bail!("fault kind {} is not supported yet", kind_name(w.kind)),
+        },
     })
 }
 

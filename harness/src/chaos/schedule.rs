@@ -7,6 +7,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use super::proxy::toxic::{self, Group, Toxic};
 use crate::workload::{Fault, FaultKind};
 
 /// Which workers a fault hits.
@@ -70,6 +71,11 @@ pub struct Window {
     /// When the fault is undone (pause ends, crashed worker restarts); None: never.
     pub stop: Option<Duration>,
     pub targets: Targets,
+    /// Network faults: what the proxy does, and to which client groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toxic: Option<Toxic>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Group>,
 }
 
 /// Expand fault specs into windows sorted by start. `random` windows come from `seed`.
@@ -83,6 +89,13 @@ pub fn expand(faults: &[Fault], load_duration: Duration, seed: u64) -> Vec<Windo
             .and_then(|t| parse_target(t).ok())
             .unwrap_or(Targets::One);
         let undo = f.restart_after.or(f.duration).map(|d| d.0);
+        // Validated before the run; a bad spec here yields no toxic and the window fails loudly.
+        let toxic = Toxic::from_fault(f).ok().flatten();
+        let groups = if toxic.is_some() {
+            toxic::groups(f).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let starts: Vec<Duration> = if let Some(n) = f.random {
             let latest = load_duration
                 .saturating_sub(undo.unwrap_or_default())
@@ -104,6 +117,8 @@ pub fn expand(faults: &[Fault], load_duration: Duration, seed: u64) -> Vec<Windo
                 start,
                 stop: undo.map(|u| start + u),
                 targets,
+                toxic: toxic.clone(),
+                groups: groups.clone(),
             });
         }
     }
@@ -130,6 +145,14 @@ mod tests {
             restart_after: None,
             target: None,
             between: None,
+            direction: None,
+            latency: None,
+            jitter: None,
+            rate: None,
+            slice_size: None,
+            slice_delay: None,
+            bytes: None,
+            delay: None,
         }
     }
 

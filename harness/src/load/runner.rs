@@ -14,9 +14,11 @@ use super::envelope::run_tag;
 use super::producer::ProducerTask;
 use super::workers::Fleet;
 use super::Counters;
+use crate::chaos::proxy::{Group, Protocol, Proxy};
 use crate::chaos::{self, schedule::Window};
 use crate::driver::{self, Plan};
 use crate::history::{self, now_ns, Event, Phase, Recorder};
+use crate::workload::BrokerKind;
 
 /// What a finished (or interrupted) run of one broker left behind.
 #[derive(Debug, Clone)]
@@ -60,17 +62,22 @@ pub async fn run_broker(
         t: now_ns(),
     });
 
-    let result = drive(
-        &plan,
-        driver.clone(),
-        dir,
-        seed,
-        faults,
-        &recorder,
-        stop.clone(),
-        show_progress,
-    )
-    .await;
+    let result = match Clients::new(&plan, &driver, &faults, seed) {
+        Ok(clients) => {
+            drive(
+                &plan,
+                clients,
+                dir,
+                seed,
+                faults,
+                &recorder,
+                stop.clone(),
+                show_progress,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
     if !plan.workload.run.keep {
         if let Err(e) = driver.teardown().await {
             eprintln!(
@@ -91,10 +98,53 @@ pub async fn run_broker(
     })
 }
 
+/// How producers and consumers reach the broker: directly, or through the fault proxy (one
+/// listener per group) when the schedule has network faults. Setup and teardown stay direct.
+struct Clients {
+    producers: Arc<dyn driver::Driver>,
+    consumers: Arc<Plan>,
+    proxy: Option<Arc<Proxy>>,
+}
+
+impl Clients {
+    fn new(
+        plan: &Arc<Plan>,
+        direct: &Arc<dyn driver::Driver>,
+        faults: &[Window],
+        seed: u64,
+    ) -> Result<Clients> {
+        if !faults.iter().any(|w| w.toxic.is_some()) {
+            return Ok(Clients {
+                producers: direct.clone(),
+                consumers: plan.clone(),
+                proxy: None,
+            });
+        }
+        let upstream = plan.target.upstream(plan.broker)?;
+        let protocol = match plan.broker {
+            BrokerKind::Kafka => Protocol::Kafka,
+            _ => Protocol::Tcp,
+        };
+        let proxy = Proxy::start(&upstream, protocol, plan.workload.run.proxy_port, seed)?;
+        let via = |g: Group| -> Result<Arc<Plan>> {
+            let mut p = (**plan).clone();
+            p.target = plan.target.through_proxy(plan.broker, proxy.address(g))?;
+            Ok(Arc::new(p))
+        };
+        let producers = Arc::from(driver::driver(via(Group::Producers)?)?);
+        let consumers = via(Group::Consumers)?;
+        Ok(Clients {
+            producers,
+            consumers,
+            proxy: Some(Arc::new(proxy)),
+        })
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn drive(
     plan: &Arc<Plan>,
-    driver: Arc<dyn driver::Driver>,
+    clients: Clients,
     dir: &Path,
     seed: u64,
     faults: Vec<Window>,
@@ -105,7 +155,7 @@ async fn drive(
     let w = &plan.workload;
     let counters = Arc::new(Counters::default());
     let spec = dir.join("plan.json");
-    std::fs::write(&spec, serde_json::to_vec_pretty(&**plan)?)
+    std::fs::write(&spec, serde_json::to_vec_pretty(&*clients.consumers)?)
         .context("writing the worker plan")?;
 
     let fleet = Arc::new(std::sync::Mutex::new(Fleet::new(
@@ -149,7 +199,7 @@ async fn drive(
 
     let mut publishers = Vec::new();
     for p in 0..w.load.producers {
-        publishers.push(driver.publisher(p).await?);
+        publishers.push(clients.producers.publisher(p).await?);
     }
 
     let (stop_producers_tx, stop_producers) = watch::channel(false);
@@ -171,7 +221,7 @@ async fn drive(
             recorder: recorder.clone(),
             counters: counters.clone(),
             stop: stop_producers.clone(),
-            driver: driver.clone(),
+            driver: clients.producers.clone(),
         };
         let workload = w.clone();
         tasks.push(tokio::spawn(
@@ -188,6 +238,7 @@ async fn drive(
             .unwrap_or_default(),
         control_dir: plan.target.dir.clone(),
         seed,
+        proxy: clients.proxy.clone(),
     };
     let chaos_task = tokio::spawn(chaos::run(faults, scope, recorder.clone(), load_start));
     let bar = progress_bar(show_progress, plan, w.load.duration.0);

@@ -117,6 +117,84 @@ impl TargetProfile {
     }
 }
 
+impl TargetProfile {
+    /// host:port the fault proxy forwards to.
+    pub fn upstream(&self, broker: BrokerKind) -> Result<String> {
+        let none = || anyhow::anyhow!("the target profile has no {broker} entry");
+        match broker {
+            BrokerKind::Kafka => {
+                let k = self.kafka.as_ref().ok_or_else(none)?;
+                let first = k.bootstrap.split(',').next().unwrap_or_default().trim();
+                Ok(first.to_string())
+            }
+            BrokerKind::Rabbitmq => {
+                let r = self.rabbitmq.as_ref().ok_or_else(none)?;
+                plain_url_authority(&r.url, "amqp", 5672)
+            }
+            BrokerKind::Sqs => {
+                let s = self.sqs.as_ref().ok_or_else(none)?;
+                let ep = s.endpoint.as_deref().context(
+                    "network faults need the sqs target's `endpoint` (the proxy cannot stand in for AWS's TLS endpoint)",
+                )?;
+                plain_url_authority(ep, "http", 80)
+            }
+        }
+    }
+
+    /// The same profile with `broker`'s clients sent to `proxy` instead.
+    pub fn through_proxy(&self, broker: BrokerKind, proxy: std::net::SocketAddr) -> Result<Self> {
+        let mut t = self.clone();
+        let set = |u: &str| -> Result<String> {
+            let mut url =
+                url::Url::parse(u).with_context(|| format!("parsing {}", redact_url(u)))?;
+            url.set_ip_host(proxy.ip())
+                .map_err(|_| anyhow::anyhow!("cannot set the host of {}", redact_url(u)))?;
+            url.set_port(Some(proxy.port()))
+                .map_err(|_| anyhow::anyhow!("cannot set the port of {}", redact_url(u)))?;
+            let out = url.to_string();
+            // Url adds a root path; keep the address as the user wrote it.
+            Ok(if u.ends_with('/') {
+                out
+            } else {
+                out.trim_end_matches('/').to_string()
+            })
+        };
+        match broker {
+            BrokerKind::Kafka => {
+                if let Some(k) = t.kafka.as_mut() {
+                    k.bootstrap = proxy.to_string();
+                }
+            }
+            BrokerKind::Rabbitmq => {
+                if let Some(r) = t.rabbitmq.as_mut() {
+                    r.url = set(&r.url)?;
+                }
+            }
+            BrokerKind::Sqs => {
+                if let Some(s) = t.sqs.as_mut() {
+                    s.endpoint = s.endpoint.as_deref().map(set).transpose()?;
+                }
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// host:port of a URL that must use the plain (not TLS) `scheme`, for the fault proxy.
+fn plain_url_authority(u: &str, scheme: &str, default_port: u16) -> Result<String> {
+    let url = url::Url::parse(u).with_context(|| format!("parsing {}", redact_url(u)))?;
+    if url.scheme() != scheme {
+        anyhow::bail!(
+            "network faults need a plain {scheme}:// address, not {}: the proxy does not terminate TLS",
+            redact_url(u)
+        );
+    }
+    let host = url
+        .host_str()
+        .with_context(|| format!("{} has no host", redact_url(u)))?;
+    Ok(format!("{host}:{}", url.port().unwrap_or(default_port)))
+}
+
 /// Hide the password in an AMQP URL before it goes into a message or a report.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.find('@')) {

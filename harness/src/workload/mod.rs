@@ -289,6 +289,37 @@ fn validate_fault(f: &Fault, duration: units::Dur) -> Result<(), String> {
     if let Some(t) = &f.target {
         crate::chaos::schedule::parse_target(t)?;
     }
+    let kind = crate::chaos::kind_name(f.kind);
+    if crate::chaos::proxy::toxic::is_network(f.kind) {
+        crate::chaos::proxy::Toxic::from_fault(f)?;
+        crate::chaos::proxy::toxic::groups(f)?;
+        if f.target.is_some() {
+            return Err(format!(
+                "`target` picks worker processes; {kind} acts on a client group: use `between`, \
+                 e.g. [consumers, broker]"
+            ));
+        }
+        if f.duration.is_none() {
+            return Err(format!(
+                "{kind} needs a `duration`: network faults heal when their window ends"
+            ));
+        }
+    } else {
+        let network_only = [
+            ("between", f.between.is_some()),
+            ("direction", f.direction.is_some()),
+            ("latency", f.latency.is_some()),
+            ("jitter", f.jitter.is_some()),
+            ("rate", f.rate.is_some()),
+            ("slice_size", f.slice_size.is_some()),
+            ("slice_delay", f.slice_delay.is_some()),
+            ("bytes", f.bytes.is_some()),
+            ("delay", f.delay.is_some()),
+        ];
+        if let Some((name, _)) = network_only.iter().find(|(_, set)| *set) {
+            return Err(format!("`{name}` applies to network faults, not {kind}"));
+        }
+    }
     Ok(())
 }
 

@@ -363,9 +363,45 @@ pub struct Fault {
     /// Which workers: `one`, `all`, a number, or a percentage such as `50%`.
     #[serde(default)]
     pub target: Option<String>,
-    /// For network faults: the two sides, e.g. [consumers, broker].
+    /// For network faults: the two sides, e.g. [consumers, broker]. The client side is
+    /// `producers`, `consumers` or `clients` (both); default: clients.
     #[serde(default)]
     pub between: Option<Vec<String>>,
+    /// For toxics that act on one direction: `upstream` (client to broker), `downstream`
+    /// (broker to client) or `both` (the default).
+    #[serde(default)]
+    pub direction: Option<Direction>,
+    /// latency: delay added to every chunk of data.
+    #[serde(default)]
+    pub latency: Option<Dur>,
+    /// latency: the delay varies uniformly by up to this much either way.
+    #[serde(default)]
+    pub jitter: Option<Dur>,
+    /// bandwidth: bytes per second, e.g. 100KiB.
+    #[serde(default)]
+    pub rate: Option<Size>,
+    /// slicer: data is cut into slices of about this size...
+    #[serde(default)]
+    pub slice_size: Option<Size>,
+    /// slicer: ...sent this far apart.
+    #[serde(default)]
+    pub slice_delay: Option<Dur>,
+    /// limit_data: each connection is closed once this many bytes have passed.
+    #[serde(default)]
+    pub bytes: Option<Size>,
+    /// slow_close: closing a connection is delayed by this much.
+    #[serde(default)]
+    pub delay: Option<Dur>,
+}
+
+/// Which way a network toxic acts, seen from the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    Upstream,
+    Downstream,
+    #[default]
+    Both,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -383,8 +419,11 @@ pub struct RunOptions {
     pub connect_timeout: Dur,
     /// A send that has not been acknowledged after this long is recorded as indeterminate.
     pub send_timeout: Dur,
-    /// Seed for key choice (and, later, random fault schedules); random if absent.
+    /// Seed for key choice and random fault schedules; random if absent.
     pub seed: Option<u64>,
+    /// First port of the fault proxy's listeners on 127.0.0.1 (one per client group, plus one
+    /// per Kafka broker node); default: any free port. Only used when there are network faults.
+    pub proxy_port: Option<u16>,
 }
 
 impl Default for RunOptions {
@@ -397,6 +436,7 @@ impl Default for RunOptions {
             connect_timeout: Dur::secs(10),
             send_timeout: Dur::secs(30),
             seed: None,
+            proxy_port: None,
         }
     }
 }

@@ -151,6 +151,49 @@ fn faults_parse_and_are_checked_against_the_load() {
 }
 
 #[test]
+fn network_faults_are_checked_for_their_parameters() {
+    let fault = |f: &str| format!("{VALID}faults:\n  - {{ at: 2s, duration: 3s, {f} }}\n");
+    let ok = parse(
+        Path::new("w.yaml"),
+        &fault("kind: latency, latency: 200ms, jitter: 50ms, between: [producers, broker], direction: upstream"),
+    )
+    .unwrap();
+    assert_eq!(ok.faults[0].value.kind, FaultKind::Latency);
+    let cases = [
+        ("kind: latency", "latency needs `latency`"),
+        ("kind: bandwidth", "bandwidth needs `rate"),
+        (
+            "kind: slicer, slice_delay: 1ms",
+            "slicer needs `slice_size`",
+        ),
+        (
+            "kind: partition, latency: 1s",
+            "`latency` does not apply to partition",
+        ),
+        (
+            "kind: partition, direction: upstream",
+            "`direction` does not apply to partition",
+        ),
+        (
+            "kind: down, between: [consumers, producers]",
+            "between must name a client group and the broker",
+        ),
+        ("kind: partition, target: one", "use `between`"),
+        (
+            "kind: pause, latency: 1s",
+            "`latency` applies to network faults, not pause",
+        ),
+    ];
+    for (f, expected) in cases {
+        let e = parse_err(&fault(f));
+        assert!(e.message.contains(expected), "{f}: {e}");
+        assert_eq!(e.line, 23, "{f}: {e}");
+    }
+    let forever = format!("{VALID}faults:\n  - {{ at: 2s, kind: down }}\n");
+    assert!(parse_err(&forever).message.contains("needs a `duration`"));
+}
+
+#[test]
 fn missing_required_field_is_an_error() {
     let e = parse_err("name: x\nbrokers: [kafka]\n");
     assert!(e.message.contains("load"), "{e}");

@@ -61,6 +61,19 @@ pub fn run(dir: &Path, workload: &Path, extra: &[&str]) -> (Output, RunResult) {
     (out, result)
 }
 
+/// Every event of one broker's history in a run made by [`run`].
+pub fn history_of(dir: &Path, r: &RunResult, broker: &str) -> Vec<brokerbench::history::Event> {
+    let path = dir
+        .join("reports")
+        .join(&r.run_id)
+        .join(broker)
+        .join("history.bin");
+    brokerbench::history::read(&path)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect()
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

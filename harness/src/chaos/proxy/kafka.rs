@@ -1,0 +1,246 @@
+//! Kafka-aware proxying: a Kafka client learns broker addresses from Metadata, FindCoordinator
+//! and DescribeCluster responses and then connects to them directly. To keep every connection
+//! inside the proxy without touching the broker's advertised listeners, those responses are
+//! rewritten to point at the proxy's own listeners. Everything else streams through untouched;
+//! only the frames that are rewritten are buffered whole.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context, Result};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, DescribeClusterResponse, FindCoordinatorResponse, MetadataResponse, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+/// Maps a broker address the cluster advertises to the proxy listener that stands for it.
+pub trait Router: Send + Sync {
+    fn route(&self, host: &str, port: i32) -> Result<(String, i32)>;
+}
+
+/// Requests sent on one connection and not yet answered: correlation id to (api key, version).
+/// The request side fills it, the response side reads it.
+#[derive(Clone, Default)]
+pub struct Inflight(Arc<Mutex<HashMap<i32, (i16, i16)>>>);
+
+impl Inflight {
+    fn insert(&self, correlation: i32, key: i16, version: i16) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(correlation, (key, version));
+        }
+    }
+    fn take(&self, correlation: i32) -> Option<(i16, i16)> {
+        self.0.lock().ok().and_then(|mut m| m.remove(&correlation))
+    }
+}
+
+/// Where a stream of length-prefixed frames stands.
+#[derive(Default)]
+struct Cursor {
+    /// Bytes of the current frame's start, collected until the header can be read.
+    head: Vec<u8>,
+    /// Bytes of the current frame still to pass through unchanged.
+    pass: usize,
+    /// A frame being collected whole, to rewrite: (api key, version, bytes so far, total).
+    whole: Option<(i16, i16, BytesMut, usize)>,
+}
+
+fn frame_len(head: &[u8]) -> Result<usize> {
+    let len = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+    if len < 0 {
+        bail!("negative Kafka frame length {len}");
+    }
+    Ok(len as usize)
+}
+
+/// Client-to-broker side: notes each request's api key and version, passes every byte on.
+#[derive(Default)]
+pub struct RequestTap {
+    cursor: Cursor,
+    inflight: Inflight,
+}
+
+/// Length (4), api key (2), api version (2), correlation id (4).
+const REQUEST_HEAD: usize = 12;
+
+impl RequestTap {
+    pub fn new(inflight: Inflight) -> Self {
+        RequestTap {
+            cursor: Cursor::default(),
+            inflight,
+        }
+    }
+
+    pub fn feed(&mut self, mut input: &[u8], out: &mut BytesMut) -> Result<()> {
+        let c = &mut self.cursor;
+        while !input.is_empty() {
+            if c.pass > 0 {
+                let n = c.pass.min(input.len());
+                out.put_slice(&input[..n]);
+                input = &input[n..];
+                c.pass -= n;
+                continue;
+            }
+            let need = REQUEST_HEAD - c.head.len();
+            let n = need.min(input.len());
+            c.head.extend_from_slice(&input[..n]);
+            input = &input[n..];
+            if c.head.len() < REQUEST_HEAD {
+                continue;
+            }
+            let h = &c.head;
+            let len = frame_len(h)?;
+            if len < REQUEST_HEAD - 4 {
+                bail!("Kafka request frame of {len} bytes is too short for a header");
+            }
+            let key = i16::from_be_bytes([h[4], h[5]]);
+            let version = i16::from_be_bytes([h[6], h[7]]);
+            let correlation = i32::from_be_bytes([h[8], h[9], h[10], h[11]]);
+            self.inflight.insert(correlation, key, version);
+            out.put_slice(h);
+            c.pass = len - (REQUEST_HEAD - 4);
+            c.head.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Broker-to-client side: rewrites broker addresses in the responses that carry them.
+pub struct ResponseRewriter {
+    cursor: Cursor,
+    inflight: Inflight,
+    router: Arc<dyn Router>,
+}
+
+/// Length (4), correlation id (4).
+const RESPONSE_HEAD: usize = 8;
+
+impl ResponseRewriter {
+    pub fn new(inflight: Inflight, router: Arc<dyn Router>) -> Self {
+        ResponseRewriter {
+            cursor: Cursor::default(),
+            inflight,
+            router,
+        }
+    }
+
+    pub fn feed(&mut self, mut input: &[u8], out: &mut BytesMut) -> Result<()> {
+        while !input.is_empty() {
+            let c = &mut self.cursor;
+            if let Some((key, version, buf, total)) = &mut c.whole {
+                let n = (*total - buf.len()).min(input.len());
+                buf.put_slice(&input[..n]);
+                input = &input[n..];
+                if buf.len() == *total {
+                    let (key, version) = (*key, *version);
+                    let frame = std::mem::take(buf).freeze();
+                    c.whole = None;
+                    let body = rewrite(key, version, frame, &*self.router)?;
+                    out.put_u32(body.len() as u32);
+                    out.put_slice(&body);
+                }
+                continue;
+            }
+            if c.pass > 0 {
+                let n = c.pass.min(input.len());
+                out.put_slice(&input[..n]);
+                input = &input[n..];
+                c.pass -= n;
+                continue;
+            }
+            let need = RESPONSE_HEAD - c.head.len();
+            let n = need.min(input.len());
+            c.head.extend_from_slice(&input[..n]);
+            input = &input[n..];
+            if c.head.len() < RESPONSE_HEAD {
+                continue;
+            }
+            let len = frame_len(&c.head)?;
+            if len < RESPONSE_HEAD - 4 {
+                bail!("Kafka response frame of {len} bytes is too short for a header");
+            }
+            let h = &c.head;
+            let correlation = i32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+            match self.inflight.take(correlation) {
+                // A frame with a body: collect it whole (the correlation id is already in).
+                Some((key, version)) if carries_addresses(key) && len > RESPONSE_HEAD - 4 => {
+                    let mut buf = BytesMut::with_capacity(len);
+                    buf.put_slice(&h[4..]);
+                    c.whole = Some((key, version, buf, len));
+                }
+                _ => {
+                    out.put_slice(h);
+                    c.pass = len - (RESPONSE_HEAD - 4);
+                }
+            }
+            c.head.clear();
+        }
+        Ok(())
+    }
+}
+
+fn carries_addresses(key: i16) -> bool {
+    key == ApiKey::Metadata as i16
+        || key == ApiKey::FindCoordinator as i16
+        || key == ApiKey::DescribeCluster as i16
+}
+
+/// Rewrite the broker addresses in one response frame (without its length prefix).
+pub fn rewrite(key: i16, version: i16, mut frame: Bytes, router: &dyn Router) -> Result<Bytes> {
+    let api = ApiKey::try_from(key).map_err(|_| anyhow::anyhow!("unknown api key {key}"))?;
+    let header_version = api.response_header_version(version);
+    let header = ResponseHeader::decode(&mut frame, header_version)
+        .context("decoding a Kafka response header")?;
+    let mut out = BytesMut::new();
+    header.encode(&mut out, header_version)?;
+    let swap = |host: &mut StrBytes, port: &mut i32| -> Result<()> {
+        if host.is_empty() || *port < 0 {
+            return Ok(()); // e.g. "no coordinator" answers
+        }
+        let (h, p) = router.route(host.as_str(), *port)?;
+        *host = StrBytes::from_string(h);
+        *port = p;
+        Ok(())
+    };
+    let what = || format!("{api:?} v{version} response");
+    match api {
+        ApiKey::Metadata => {
+            let mut r = MetadataResponse::decode(&mut frame, version)
+                .with_context(|| format!("decoding {}", what()))?;
+            for b in &mut r.brokers {
+                swap(&mut b.host, &mut b.port)?;
+            }
+            r.encode(&mut out, version)?;
+        }
+        ApiKey::FindCoordinator => {
+            let mut r = FindCoordinatorResponse::decode(&mut frame, version)
+                .with_context(|| format!("decoding {}", what()))?;
+            swap(&mut r.host, &mut r.port)?;
+            for c in &mut r.coordinators {
+                swap(&mut c.host, &mut c.port)?;
+            }
+            r.encode(&mut out, version)?;
+        }
+        ApiKey::DescribeCluster => {
+            let mut r = DescribeClusterResponse::decode(&mut frame, version)
+                .with_context(|| format!("decoding {}", what()))?;
+            for b in &mut r.brokers {
+                swap(&mut b.host, &mut b.port)?;
+            }
+            r.encode(&mut out, version)?;
+        }
+        _ => return Ok(frame),
+    }
+    if frame.has_remaining() {
+        bail!(
+            "{} has {} unexpected trailing bytes",
+            what(),
+            frame.remaining()
+        );
+    }
+    Ok(out.freeze())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,300 @@
+//! One proxied connection: two directions, each a reader and a writer joined by a short queue,
+//! so that delay toxics hold data back the way a slow network does (reading goes on while a
+//! chunk waits out its latency) and the link behaves like a plain copy when no toxic is active.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::kafka::{Inflight, RequestTap, ResponseRewriter};
+use super::toxic::{ConnectionState, ToxicSet};
+use super::{GroupProxy, Protocol};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Chunks read ahead of the writer; bounds what a slow direction buffers.
+const QUEUE_CHUNKS: usize = 64;
+const READ_SIZE: usize = 64 * 1024;
+
+type Toxics = watch::Receiver<Arc<ToxicSet>>;
+
+enum Chunk {
+    Data {
+        data: Bytes,
+        read_at: Instant,
+    },
+    /// The sender closed its side cleanly.
+    Eof,
+    /// The sender's side failed (e.g. reset): pass the failure on as a reset.
+    Failed,
+}
+
+/// What rewrites the stream on its way through (Kafka only).
+enum Filter {
+    Requests(RequestTap),
+    Responses(ResponseRewriter),
+}
+
+impl Filter {
+    fn apply(&mut self, input: &[u8]) -> anyhow::Result<Bytes> {
+        let mut out = BytesMut::with_capacity(input.len() + 64);
+        match self {
+            Filter::Requests(t) => t.feed(input, &mut out)?,
+            Filter::Responses(r) => r.feed(input, &mut out)?,
+        }
+        Ok(out.freeze())
+    }
+}
+
+fn reset(stream: &TcpStream) {
+    let _ = stream.set_zero_linger();
+}
+
+/// Reset the connection `to` writes to. Dropping a write half would send a FIN first.
+fn reset_half(to: OwnedWriteHalf) {
+    reset(to.as_ref());
+    to.forget();
+}
+
+/// End a direction the way the toxics say: reset (reset_peer) or close (down, shutdown).
+async fn close(mut to: OwnedWriteHalf, toxics: &Toxics) {
+    let state = toxics.borrow().connection();
+    if state == ConnectionState::Reset {
+        reset_half(to);
+    } else {
+        let _ = to.shutdown().await;
+    }
+}
+
+/// Wait while the connection is stalled; false once it must close.
+async fn wait_open(toxics: &mut Toxics) -> bool {
+    loop {
+        let state = toxics.borrow_and_update().connection();
+        match state {
+            ConnectionState::Open => return true,
+            ConnectionState::Stalled => {
+                if toxics.changed().await.is_err() {
+                    return false;
+                }
+            }
+            ConnectionState::Closed | ConnectionState::Reset => return false,
+        }
+    }
+}
+
+/// Forward one accepted client connection to `upstream` until either side is done.
+pub(super) async fn serve(proxy: &Arc<GroupProxy>, client: TcpStream, upstream: &str, seed: u64) {
+    let mut toxics = proxy.toxics.subscribe();
+    // A new connection during a partition hangs (as a SYN would go unanswered); when down or
+    // resetting it is refused with a reset.
+    if !wait_open(&mut toxics).await {
+        reset(&client);
+        return;
+    }
+    let server = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(upstream)).await {
+        Ok(Ok(s)) => s,
+        _ => {
+            // The broker is unreachable: tell the client the same way.
+            reset(&client);
+            return;
+        }
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (filter_up, filter_down) = match proxy.protocol {
+        Protocol::Tcp => (None, None),
+        Protocol::Kafka => {
+            let inflight = Inflight::default();
+            let router: Arc<dyn super::kafka::Router> = proxy.clone();
+            (
+                Some(Filter::Requests(RequestTap::new(inflight.clone()))),
+                Some(Filter::Responses(ResponseRewriter::new(inflight, router))),
+            )
+        }
+    };
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    tokio::join!(
+        direction(
+            client_read,
+            server_write,
+            true,
+            toxics.clone(),
+            filter_up,
+            seed
+        ),
+        direction(
+            server_read,
+            client_write,
+            false,
+            toxics,
+            filter_down,
+            seed ^ 1
+        ),
+    );
+}
+
+async fn direction(
+    from: OwnedReadHalf,
+    to: OwnedWriteHalf,
+    upstream: bool,
+    toxics: Toxics,
+    filter: Option<Filter>,
+    seed: u64,
+) {
+    let (tx, rx) = mpsc::channel(QUEUE_CHUNKS);
+    tokio::join!(
+        read_side(from, tx, toxics.clone(), filter),
+        write_side(to, rx, upstream, toxics, seed),
+    );
+}
+
+async fn read_side(
+    mut from: OwnedReadHalf,
+    tx: mpsc::Sender<Chunk>,
+    mut toxics: Toxics,
+    mut filter: Option<Filter>,
+) {
+    let mut buf = BytesMut::with_capacity(READ_SIZE);
+    loop {
+        if !wait_open(&mut toxics).await {
+            return;
+        }
+        buf.reserve(READ_SIZE);
+        let read = tokio::select! {
+            biased;
+            changed = toxics.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                continue;
+            }
+            r = from.read_buf(&mut buf) => r,
+        };
+        let chunk = match read {
+            Ok(0) => Chunk::Eof,
+            Ok(_) => {
+                let raw = buf.split().freeze();
+                let data = match &mut filter {
+                    None => raw,
+                    Some(f) => match f.apply(&raw) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            // A stream we cannot follow would let clients bypass the proxy.
+                            eprintln!("warning: fault proxy: closing a Kafka connection: {e:#}");
+                            let _ = tx.send(Chunk::Failed).await;
+                            return;
+                        }
+                    },
+                };
+                if data.is_empty() {
+                    continue;
+                }
+                Chunk::Data {
+                    data,
+                    read_at: Instant::now(),
+                }
+            }
+            Err(_) => Chunk::Failed,
+        };
+        let last = !matches!(chunk, Chunk::Data { .. });
+        if tx.send(chunk).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+async fn write_side(
+    mut to: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Chunk>,
+    upstream: bool,
+    mut toxics: Toxics,
+    seed: u64,
+) {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    // Bytes passed since each limit_data toxic started.
+    let mut passed: HashMap<u64, u64> = HashMap::new();
+    let mut line_free = Instant::now();
+    loop {
+        let chunk = tokio::select! {
+            c = rx.recv() => c,
+            changed = toxics.changed() => {
+                let state = toxics.borrow_and_update().connection();
+                match (changed, state) {
+                    (Err(_), _) => return,
+                    (_, ConnectionState::Reset | ConnectionState::Closed) => {
+                        return close(to, &toxics).await
+                    }
+                    _ => continue,
+                }
+            }
+        };
+        let (data, read_at) = match chunk {
+            // The reader stopped because of a toxic.
+            None => return close(to, &toxics).await,
+            Some(Chunk::Failed) => return reset_half(to),
+            Some(Chunk::Eof) => {
+                let delay = toxics.borrow().close_delay();
+                tokio::time::sleep(delay).await;
+                let _ = to.shutdown().await;
+                return;
+            }
+            Some(Chunk::Data { data, read_at }) => (data, read_at),
+        };
+        // Data read before a partition waits for it to heal.
+        if !wait_open(&mut toxics).await {
+            return close(to, &toxics).await;
+        }
+        let shaping = toxics.borrow().direction(upstream);
+        if shaping.blackhole {
+            continue;
+        }
+        let delay = shaping.release_delay(&mut rng);
+        if !delay.is_zero() {
+            tokio::time::sleep_until(read_at + delay).await;
+        }
+        // limit_data: pass what the tightest limit still allows, then close.
+        let mut allowed = data.len();
+        for (id, limit) in &shaping.limits {
+            let seen = passed.entry(*id).or_insert(0);
+            allowed = allowed.min(limit.saturating_sub(*seen) as usize);
+        }
+        let data = data.slice(..allowed);
+        let mut at = 0;
+        for size in shaping.slices(data.len(), &mut rng) {
+            if shaping.rate.is_some() {
+                // A slice arrives once the line has carried it.
+                line_free = line_free.max(Instant::now()) + shaping.transmit_time(size);
+                tokio::time::sleep_until(line_free).await;
+            }
+            if to.write_all(&data[at..at + size]).await.is_err() {
+                return;
+            }
+            at += size;
+            if let Some((_, gap)) = shaping.slice {
+                if at < data.len() {
+                    tokio::time::sleep(gap).await;
+                }
+            }
+        }
+        for (id, _) in &shaping.limits {
+            *passed.entry(*id).or_insert(0) += allowed as u64;
+        }
+        if shaping
+            .limits
+            .iter()
+            .any(|(id, limit)| passed.get(id).copied().unwrap_or(0) >= *limit)
+        {
+            let _ = to.shutdown().await;
+            return;
+        }
+    }
+}

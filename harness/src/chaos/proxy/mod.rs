@@ -1,0 +1,229 @@
+//! The fault proxy: an in-process TCP proxy on loopback between the harness's clients and one
+//! broker, with one listener per client group so that producers and consumers can be cut off or
+//! slowed down separately. Network faults add and remove toxics on a group; every connection of
+//! that group sees the change at once.
+
+pub mod kafka;
+mod link;
+pub mod toxic;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use anyhow::{anyhow, Context, Result};
+use tokio::sync::watch;
+
+pub use toxic::{Group, Toxic, ToxicSet};
+
+/// How the proxy reads the byte stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Bytes pass through as they are (AMQP, HTTP).
+    Tcp,
+    /// Broker addresses in Kafka responses are rewritten to the proxy's own listeners.
+    Kafka,
+}
+
+/// The proxy in front of one broker.
+pub struct Proxy {
+    upstream: String,
+    groups: Vec<Arc<GroupProxy>>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Ports handed out to listeners: from a base the user chose, or any free one.
+struct Ports(Mutex<Option<u16>>);
+
+impl Ports {
+    fn next(&self) -> u16 {
+        match self.0.lock() {
+            Ok(mut g) => match *g {
+                Some(p) => {
+                    *g = Some(p.wrapping_add(1));
+                    p
+                }
+                None => 0,
+            },
+            Err(_) => 0,
+        }
+    }
+}
+
+/// One client group's side of the proxy: its toxics and its listeners (for Kafka, one per broker
+/// node the cluster names, made when it first names it).
+pub struct GroupProxy {
+    group: Group,
+    protocol: Protocol,
+    toxics: watch::Sender<Arc<ToxicSet>>,
+    next_toxic: AtomicU64,
+    /// Upstream address to the local listener that stands for it.
+    listeners: Mutex<HashMap<String, SocketAddr>>,
+    ports: Arc<Ports>,
+    shutdown: watch::Receiver<bool>,
+    connections: AtomicU64,
+    open: AtomicUsize,
+    seed: u64,
+    this: Weak<GroupProxy>,
+}
+
+impl Proxy {
+    /// Listen for each client group on 127.0.0.1, starting at `first_port` (None: any free port).
+    pub fn start(
+        upstream: &str,
+        protocol: Protocol,
+        first_port: Option<u16>,
+        seed: u64,
+    ) -> Result<Proxy> {
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let ports = Arc::new(Ports(Mutex::new(first_port)));
+        let mut groups = Vec::new();
+        for (i, group) in Group::ALL.into_iter().enumerate() {
+            let g = Arc::new_cyclic(|this| GroupProxy {
+                group,
+                protocol,
+                toxics: watch::channel(Arc::new(ToxicSet::default())).0,
+                next_toxic: AtomicU64::new(1),
+                listeners: Mutex::new(HashMap::new()),
+                ports: ports.clone(),
+                shutdown: shutdown_rx.clone(),
+                connections: AtomicU64::new(0),
+                open: AtomicUsize::new(0),
+                seed: seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                this: this.clone(),
+            });
+            g.listen(upstream)?;
+            groups.push(g);
+        }
+        Ok(Proxy {
+            upstream: upstream.to_string(),
+            groups,
+            shutdown,
+        })
+    }
+
+    pub fn upstream(&self) -> &str {
+        &self.upstream
+    }
+
+    pub fn group(&self, g: Group) -> &Arc<GroupProxy> {
+        let i = Group::ALL.iter().position(|x| *x == g).unwrap_or(0);
+        &self.groups[i]
+    }
+
+    /// Where clients of `g` connect instead of the broker.
+    pub fn address(&self, g: Group) -> SocketAddr {
+        let group = self.group(g);
+        group
+            .listener_for(&self.upstream)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        for g in &self.groups {
+            g.toxics.send_replace(Arc::new(ToxicSet::default()));
+        }
+        let _ = self.shutdown.send(true);
+    }
+}
+
+impl GroupProxy {
+    pub fn group(&self) -> Group {
+        self.group
+    }
+
+    /// Start a toxic on every connection of this group, open or new; returns its id.
+    pub fn add(&self, toxic: Toxic) -> u64 {
+        let id = self.next_toxic.fetch_add(1, Ordering::Relaxed);
+        self.toxics.send_modify(|set| {
+            let mut s = (**set).clone();
+            s.active.push((id, toxic));
+            *set = Arc::new(s);
+        });
+        id
+    }
+
+    pub fn remove(&self, id: u64) {
+        self.toxics.send_modify(|set| {
+            let mut s = (**set).clone();
+            s.active.retain(|(i, _)| *i != id);
+            *set = Arc::new(s);
+        });
+    }
+
+    /// Connections open now, and accepted so far.
+    pub fn connections(&self) -> (usize, u64) {
+        (
+            self.open.load(Ordering::Relaxed),
+            self.connections.load(Ordering::Relaxed),
+        )
+    }
+
+    fn listener_for(&self, upstream: &str) -> Option<SocketAddr> {
+        self.listeners.lock().ok()?.get(upstream).copied()
+    }
+
+    /// The loopback listener that forwards to `upstream`, made on first use.
+    fn listen(&self, upstream: &str) -> Result<SocketAddr> {
+        let mut table = self
+            .listeners
+            .lock()
+            .map_err(|_| anyhow!("fault proxy: listener table poisoned"))?;
+        if let Some(a) = table.get(upstream) {
+            return Ok(*a);
+        }
+        let bind = SocketAddr::from(([127, 0, 0, 1], self.ports.next()));
+        let what = || {
+            format!(
+                "fault proxy: cannot listen on {bind} for {} → {upstream}",
+                self.group.name()
+            )
+        };
+        let std_listener = std::net::TcpListener::bind(bind).with_context(what)?;
+        std_listener.set_nonblocking(true).with_context(what)?;
+        let listener = tokio::net::TcpListener::from_std(std_listener).with_context(what)?;
+        let local = listener.local_addr().with_context(what)?;
+        let me = self
+            .this
+            .upgrade()
+            .context("fault proxy is shutting down")?;
+        table.insert(upstream.to_string(), local);
+        let upstream = upstream.to_string();
+        tokio::spawn(async move { me.accept_loop(listener, upstream).await });
+        Ok(local)
+    }
+
+    async fn accept_loop(self: Arc<Self>, listener: tokio::net::TcpListener, upstream: String) {
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((client, _)) = accepted else { continue };
+                    let n = self.connections.fetch_add(1, Ordering::Relaxed);
+                    let me = self.clone();
+                    let upstream = upstream.clone();
+                    tokio::spawn(async move {
+                        me.open.fetch_add(1, Ordering::Relaxed);
+                        link::serve(&me, client, &upstream, me.seed.wrapping_add(n)).await;
+                        me.open.fetch_sub(1, Ordering::Relaxed);
+                    });
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Kafka clients connect to whatever the cluster names; each name gets a listener of this group.
+impl kafka::Router for GroupProxy {
+    fn route(&self, host: &str, port: i32) -> Result<(String, i32)> {
+        let local = self.listen(&format!("{host}:{port}"))?;
+        Ok((local.ip().to_string(), local.port() as i32))
+    }
+}
+
+#[cfg(test)]
+mod tests;
