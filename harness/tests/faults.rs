@@ -332,3 +332,46 @@ fn missing_control_command_is_refused_before_running() {
     );
     assert!(!dir.path().join("r").exists());
 }
+
+#[test]
+fn producer_crash_kills_sends_in_flight_and_a_replacement_takes_over() {
+    let dir = tempfile::tempdir().unwrap();
+    // Confirms held back 400 ms by the proxy keep ~20 sends in flight per producer, so the
+    // SIGKILL always cuts some off after they reached the broker.
+    let yaml = "name: producer-crash
+brokers: [rabbitmq]
+topology: { partitions: 1, rabbitmq: { sharding: none } }
+load: { producers: 2, rate: 100/s, keys: { count: 4 }, duration: 8s, warmup: 0s }
+consumers: { count: 1 }
+faults:
+  - { kind: latency, between: [producers, broker], direction: downstream, latency: 400ms, at: 1s, duration: 4s }
+  - { kind: producer-crash, at: 3s, target: one, restart_after: 1s }
+run: { drain_quiet: 2s }
+";
+    let w = workload(dir.path(), "w", yaml);
+    let (out, r) = run(dir.path(), &w, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m = r.brokers[0].metrics.as_ref().unwrap();
+    let events = history_of(dir.path(), &r, "rabbitmq");
+    let killed = events.iter().any(|e| {
+        matches!(e, Event::ProducerWorker { event: WorkerEvent::Killed { signal }, .. } if signal == "SIGKILL")
+    });
+    assert!(killed, "a producer process was SIGKILLed");
+    let replacement_acked = events
+        .iter()
+        .any(|e| matches!(e, Event::SendOk { id, .. } if id.producer == 2));
+    assert!(replacement_acked, "the replacement (producer 2) sends");
+    assert!(
+        m.indeterminate > 0,
+        "sends in flight at the kill have no outcome: {m:?}"
+    );
+    assert!(
+        m.recovered > 0,
+        "some of them reached the broker anyway: {m:?}"
+    );
+    assert_eq!(
+        m.unexpected, 0,
+        "every delivered message's send is on record: {m:?}"
+    );
+    assert_eq!(m.lost, 0, "{m:?}");
+}

@@ -29,7 +29,10 @@ pub trait Fault: Send {
 /// What faults act on.
 #[derive(Clone)]
 pub struct Scope {
+    /// The consumer processes.
     pub fleet: Arc<Mutex<Fleet>>,
+    /// The producer processes, when the schedule crashes producers (otherwise they are tasks).
+    pub producers: Option<Arc<Mutex<Fleet>>>,
     pub control: Control,
     /// Directory the target's control commands run in.
     pub control_dir: PathBuf,
@@ -41,6 +44,7 @@ pub struct Scope {
 /// Fault kinds this version applies; the rest are refused before a run starts.
 pub const SUPPORTED: &[FaultKind] = &[
     FaultKind::ConsumerCrash,
+    FaultKind::ProducerCrash,
     FaultKind::Pause,
     FaultKind::BrokerKill,
     FaultKind::BrokerPause,
@@ -62,6 +66,10 @@ fn build(w: &Window, scope: &Scope) -> Result<Box<dyn Fault>> {
         FaultKind::ConsumerCrash => {
             Box::new(process::Crash::new(scope.fleet.clone(), w.targets, seed))
         }
+        FaultKind::ProducerCrash => match &scope.producers {
+            Some(fleet) => Box::new(process::Crash::new(fleet.clone(), w.targets, seed)),
+            None => bail!("producers are not running as processes"),
+        },
         FaultKind::Pause => Box::new(process::Pause::new(scope.fleet.clone(), w.targets, seed)),
         FaultKind::BrokerKill | FaultKind::BrokerPause | FaultKind::BrokerRestart => Box::new(
             BrokerCommand::new(w.kind, &scope.control, scope.control_dir.clone())?,

@@ -18,10 +18,12 @@ fn lock(f: &Mutex<Fleet>) -> Result<std::sync::MutexGuard<'_, Fleet>> {
     f.lock().map_err(|_| anyhow!("worker fleet lock poisoned"))
 }
 
-/// Pick the victims among the running consumers, reproducibly from the seed.
+/// Pick the victims among the running workers, reproducibly from the seed.
 fn choose(fleet: &Mutex<Fleet>, targets: Targets, seed: u64) -> Result<Vec<u32>> {
-    let alive = lock(fleet)?.alive();
-    anyhow::ensure!(!alive.is_empty(), "no consumer is running");
+    let f = lock(fleet)?;
+    let alive = f.alive();
+    anyhow::ensure!(!alive.is_empty(), "no {} is running", f.role().name());
+    drop(f);
     let n = targets.how_many(alive.len() as u32) as usize;
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut v: Vec<u32> = alive.choose_multiple(&mut rng, n).copied().collect();
@@ -54,9 +56,10 @@ impl Fault for Crash {
         let done = tokio::task::spawn_blocking(move || -> Result<Vec<String>> {
             let victims = choose(&fleet, targets, seed)?;
             let mut f = lock(&fleet)?;
+            let role = f.role().name();
             victims
                 .iter()
-                .map(|&i| f.crash(i).map(|pid| format!("consumer {i} (pid {pid})")))
+                .map(|&i| f.crash(i).map(|pid| format!("{role} {i} (pid {pid})")))
                 .collect()
         })
         .await??;
@@ -64,11 +67,12 @@ impl Fault for Crash {
         Ok(format!("SIGKILL {}", done.join(", ")))
     }
 
-    /// Start as many fresh consumers as were killed; they join like new instances.
+    /// Start as many fresh workers as were killed; they join like new instances.
     async fn stop(&mut self) -> Result<String> {
         let mut f = lock(&self.fleet)?;
+        let role = f.role().name();
         let started: Result<Vec<String>> = (0..self.killed)
-            .map(|_| f.spawn().map(|i| format!("consumer {i}")))
+            .map(|_| f.spawn().map(|i| format!("{role} {i}")))
             .collect();
         Ok(format!("started {}", started?.join(", ")))
     }

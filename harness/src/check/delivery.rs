@@ -226,6 +226,7 @@ impl Checker for DeliveryChecker {
     fn finish(mut self: Box<Self>, m: &mut Metrics) {
         let (mut lost, mut unexpected, mut recovered, mut distinct, mut received_only) =
             (0u64, 0u64, 0u64, 0u64, 0u64);
+        let mut no_outcome = 0u64;
         let mut lost_examples = Vec::new();
         for ((producer, key), st) in self.keys.iter() {
             for (seq, &f) in st.flags.iter().enumerate() {
@@ -239,7 +240,13 @@ impl Checker for DeliveryChecker {
                 if f & (DELIVERED | PROCESSED) != 0 && f & INVOKED == 0 {
                     unexpected += 1;
                 }
-                if f & INDETERMINATE != 0 && processed {
+                // Invoked with no outcome at all (its producer crashed mid-send): as
+                // indeterminate as a send that timed out.
+                let unresolved = f & INVOKED != 0 && f & (OK | FAILED | INDETERMINATE) == 0;
+                if unresolved {
+                    no_outcome += 1;
+                }
+                if (f & INDETERMINATE != 0 || unresolved) && processed {
                     recovered += 1;
                 }
                 // Lost: acknowledged (or indeterminate and seen) yet never processed.
@@ -272,6 +279,7 @@ impl Checker for DeliveryChecker {
         m.lost = lost;
         m.unexpected = unexpected + self.foreign;
         m.recovered = recovered;
+        m.indeterminate += no_outcome;
         m.received_not_processed = received_only;
         m.redeliveries = self.redeliveries;
         m.duplicate_rate = if distinct > 0 {

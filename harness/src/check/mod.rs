@@ -71,6 +71,8 @@ pub struct Metrics {
     pub sent: u64,
     pub acked: u64,
     pub failed: u64,
+    /// Sends whose outcome is unknown: no acknowledgement in time, or their producer crashed
+    /// mid-send. They may or may not have been stored (see `recovered`).
     pub indeterminate: u64,
     /// Distinct values processed by a consumer.
     pub delivered: u64,

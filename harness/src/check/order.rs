@@ -88,6 +88,7 @@ fn from_worker(ev: &Event) -> bool {
             | Event::Foreign { .. }
             | Event::ConsumerError { .. }
             | Event::Worker { .. }
+            | Event::ProducerWorker { .. }
     )
 }
 

@@ -171,6 +171,20 @@ fn failed_sends_are_not_lost_and_indeterminate_seen_are_recovered() {
 }
 
 #[test]
+fn sends_cut_off_by_a_producer_crash_are_indeterminate() {
+    let mut h = H::new();
+    h.ok(id(0, 0, 0));
+    // Invoked, then the producer was killed: no outcome on record.
+    h.invoke(id(0, 0, 1));
+    h.invoke(id(0, 0, 2));
+    h.deliver(0, id(0, 0, 0));
+    h.deliver(0, id(0, 0, 1));
+    let m = h.check();
+    assert_eq!((m.sent, m.acked, m.indeterminate), (3, 1, 2));
+    assert_eq!((m.lost, m.recovered, m.unexpected), (0, 1, 0));
+}
+
+#[test]
 fn redeliveries_and_stored_duplicates_are_told_apart() {
     let mut h = H::new();
     for s in 0..4 {

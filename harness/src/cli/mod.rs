@@ -75,13 +75,19 @@ enum Command {
         #[arg(long)]
         result: bool,
     },
-    /// A consumer worker process (started by `run`).
+    /// A consumer or producer worker process (started by `run`).
     #[command(hide = true)]
     Worker {
         #[arg(long)]
         plan: PathBuf,
+        #[arg(long, required_unless_present = "producer")]
+        consumer: Option<u32>,
+        #[arg(long, conflicts_with = "consumer", requires_all = ["slot", "seed"])]
+        producer: Option<u32>,
         #[arg(long)]
-        consumer: u32,
+        slot: Option<u32>,
+        #[arg(long)]
+        seed: Option<u64>,
     },
 }
 
@@ -128,11 +134,35 @@ pub fn main() -> i32 {
             quiet,
         } => with_runtime(run::run(workloads, target, out, brokers, quiet)),
         Command::Report { run_dir } => with_runtime(async move { run::report(&run_dir) }),
-        Command::Worker { plan, consumer } => with_runtime(async move {
-            match crate::load::worker::run(&plan, consumer).await {
+        Command::Worker {
+            plan,
+            consumer,
+            producer,
+            slot,
+            seed,
+        } => with_runtime(async move {
+            let (who, result) = match (consumer, producer) {
+                (Some(c), _) => (
+                    format!("consumer {c}"),
+                    crate::load::worker::run(&plan, c).await,
+                ),
+                (None, Some(p)) => {
+                    let args = crate::load::producer_worker::Args {
+                        index: p,
+                        slot: slot.unwrap_or(p),
+                        seed: seed.unwrap_or_default(),
+                    };
+                    (
+                        format!("producer {p}"),
+                        crate::load::producer_worker::run(&plan, args).await,
+                    )
+                }
+                (None, None) => ("worker".into(), Err(anyhow::anyhow!("no role given"))),
+            };
+            match result {
                 Ok(()) => EXIT_PASS,
                 Err(e) => {
-                    eprintln!("consumer {consumer}: {e:#}");
+                    eprintln!("{who}: {e:#}");
                     EXIT_INVALID
                 }
             }

@@ -144,6 +144,13 @@ pub enum Event {
         phase: FaultPhase,
         detail: String,
     },
+    /// A producer process's life; producers run as processes only when the schedule crashes
+    /// them. (Appended last: earlier variants keep their encoding, so old histories still read.)
+    ProducerWorker {
+        t: u64,
+        producer: u32,
+        event: WorkerEvent,
+    },
 }
 
 impl Event {
@@ -162,7 +169,8 @@ impl Event {
             | Event::Ack { t, .. }
             | Event::ConsumerError { t, .. }
             | Event::Worker { t, .. }
-            | Event::Fault { t, .. } => *t,
+            | Event::Fault { t, .. }
+            | Event::ProducerWorker { t, .. } => *t,
         }
     }
 }

@@ -7,7 +7,7 @@ pub mod event;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -21,13 +21,47 @@ const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// Cheap, cloneable handle for appending events from any task or thread.
 #[derive(Clone)]
 pub struct Recorder {
-    tx: mpsc::Sender<Event>,
+    sink: Sink,
+}
+
+#[derive(Clone)]
+enum Sink {
+    /// To the writer thread, which batches writes (the coordinator's history file).
+    Thread(mpsc::Sender<Event>),
+    /// Written and flushed at once (a producer process: what it has not yet written when it is
+    /// killed must not include a send that reached the broker).
+    Direct(Arc<Mutex<Direct>>),
+}
+
+struct Direct {
+    out: Box<dyn Write + Send>,
+    scratch: Vec<u8>,
 }
 
 impl Recorder {
     pub fn record(&self, event: Event) {
-        // If the writer is gone the run is ending; nothing useful can be done with the event.
-        let _ = self.tx.send(event);
+        match &self.sink {
+            // If the writer is gone the run is ending; nothing useful can be done with the event.
+            Sink::Thread(tx) => {
+                let _ = tx.send(event);
+            }
+            Sink::Direct(d) => {
+                if let Ok(mut d) = d.lock() {
+                    let Direct { out, scratch } = &mut *d;
+                    let _ = codec::write_frame(out, &event, scratch).and_then(|_| out.flush());
+                }
+            }
+        }
+    }
+
+    /// A recorder that writes every event through to `out` before returning.
+    pub fn direct(out: impl Write + Send + 'static) -> Recorder {
+        Recorder {
+            sink: Sink::Direct(Arc::new(Mutex::new(Direct {
+                out: Box::new(out),
+                scratch: Vec::with_capacity(256),
+            }))),
+        }
     }
 }
 
@@ -40,30 +74,58 @@ pub struct HistoryWriter {
 pub fn create(path: &Path) -> Result<(Recorder, HistoryWriter)> {
     let file =
         File::create(path).with_context(|| format!("creating history {}", path.display()))?;
-    let (tx, rx) = mpsc::channel::<Event>();
     let shown = path.display().to_string();
+    stream(
+        file,
+        move |f: &mut File| {
+            f.sync_all()
+                .with_context(|| format!("syncing history {shown}"))
+        },
+        path.display().to_string(),
+    )
+}
+
+/// Frame events into `out` from a writer thread; `finish` runs once everything is flushed.
+fn stream<W: Write + Send + 'static>(
+    out: W,
+    finish: impl FnOnce(&mut W) -> Result<()> + Send + 'static,
+    name: String,
+) -> Result<(Recorder, HistoryWriter)> {
+    let (tx, rx) = mpsc::channel::<Event>();
+    let shown = name.clone();
     let handle = std::thread::Builder::new()
         .name("history-writer".into())
-        .spawn(move || write_loop(file, rx).with_context(|| format!("writing history {shown}")))
+        .spawn(move || {
+            let mut out = BufWriter::with_capacity(1 << 16, out);
+            let written = write_loop(&mut out, rx)
+                .and_then(|n| {
+                    let inner = out.get_mut();
+                    finish(inner)?;
+                    Ok(n)
+                })
+                .with_context(|| format!("writing history {shown}"))?;
+            Ok(written)
+        })
         .context("starting the history writer thread")?;
     Ok((
-        Recorder { tx },
+        Recorder {
+            sink: Sink::Thread(tx),
+        },
         HistoryWriter {
-            path: path.to_owned(),
+            path: PathBuf::from(name),
             handle,
         },
     ))
 }
 
-fn write_loop(file: File, rx: mpsc::Receiver<Event>) -> Result<u64> {
-    let mut out = BufWriter::with_capacity(1 << 16, file);
+fn write_loop<W: Write>(out: &mut BufWriter<W>, rx: mpsc::Receiver<Event>) -> Result<u64> {
     let mut scratch = Vec::with_capacity(256);
     let mut written = 0u64;
     let mut last_flush = Instant::now();
     loop {
         match rx.recv_timeout(FLUSH_EVERY) {
             Ok(ev) => {
-                codec::write_frame(&mut out, &ev, &mut scratch)?;
+                codec::write_frame(out, &ev, &mut scratch)?;
                 written += 1;
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -75,7 +137,6 @@ fn write_loop(file: File, rx: mpsc::Receiver<Event>) -> Result<u64> {
         }
     }
     out.flush()?;
-    out.get_ref().sync_all()?;
     Ok(written)
 }
 

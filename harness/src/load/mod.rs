@@ -1,8 +1,11 @@
-//! Load generation: open-loop producers in the coordinator, consumers as worker processes.
+//! Load generation: open-loop producers (in the coordinator, or as worker processes when the
+//! schedule crashes them), consumers as worker processes.
 
 pub mod dedupe;
 pub mod envelope;
 pub mod producer;
+pub mod producer_worker;
+pub mod producers;
 pub mod runner;
 pub mod schedule;
 pub mod worker;
@@ -21,4 +24,5 @@ pub struct Counters {
     /// ns timestamp of the latest delivery, for the drain's quiet period.
     pub last_delivery_ns: AtomicU64,
     pub ready_workers: AtomicU64,
+    pub ready_producers: AtomicU64,
 }

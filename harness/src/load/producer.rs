@@ -16,10 +16,15 @@ use crate::history::{now_ns, Event, Position, Recorder};
 use crate::workload::Workload;
 
 pub struct ProducerTask {
+    /// Identity in message ids: never reused, so a replacement's sequences cannot collide.
     pub index: u32,
+    /// Which share of the offered rate this producer sends.
+    pub slot: u32,
     pub run_tag: u64,
     pub seed: u64,
     pub start_ns: u64,
+    /// Intended send times before this are skipped (a replacement starts mid-run).
+    pub resume_ns: u64,
     pub recorder: Recorder,
     pub counters: Arc<Counters>,
     pub stop: watch::Receiver<bool>,
@@ -61,10 +66,11 @@ impl ProducerTask {
         let mut schedule = Schedule::new(
             load.rate,
             load.producers,
-            self.index,
+            self.slot,
             self.start_ns,
             load.duration.as_nanos(),
         );
+        schedule.skip_until(self.resume_ns);
         let mut keys = KeyChooser::new(
             load.keys.count,
             load.keys.distribution,
@@ -248,11 +254,14 @@ mod tests {
         let (recorder, writer) = crate::history::create(&path).unwrap();
         let counters = Arc::new(Counters::default());
         let (_stop_tx, stop) = watch::channel(false);
+        let start_ns = now_ns();
         let task = ProducerTask {
             index: 0,
+            slot: 0,
             run_tag: 1,
             seed: 1,
-            start_ns: now_ns(),
+            start_ns,
+            resume_ns: start_ns,
             recorder,
             counters: counters.clone(),
             stop,

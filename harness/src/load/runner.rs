@@ -10,15 +10,14 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 
-use super::envelope::run_tag;
-use super::producer::ProducerTask;
-use super::workers::Fleet;
+use super::producers;
+use super::workers::{Fleet, Role};
 use super::Counters;
 use crate::chaos::proxy::{Group, Protocol, Proxy};
 use crate::chaos::{self, schedule::Window};
 use crate::driver::{self, Plan};
 use crate::history::{self, now_ns, Event, Phase, Recorder};
-use crate::workload::BrokerKind;
+use crate::workload::{BrokerKind, FaultKind};
 
 /// What a finished (or interrupted) run of one broker left behind.
 #[derive(Debug, Clone)]
@@ -102,6 +101,7 @@ pub async fn run_broker(
 /// listener per group) when the schedule has network faults. Setup and teardown stay direct.
 struct Clients {
     producers: Arc<dyn driver::Driver>,
+    producer_plan: Arc<Plan>,
     consumers: Arc<Plan>,
     proxy: Option<Arc<Proxy>>,
 }
@@ -113,9 +113,10 @@ impl Clients {
         faults: &[Window],
         seed: u64,
     ) -> Result<Clients> {
-        if !faults.iter().any(|w| w.toxic.is_some()) {
+        if !plan.workload.run.proxy && !faults.iter().any(|w| w.toxic.is_some()) {
             return Ok(Clients {
                 producers: direct.clone(),
+                producer_plan: plan.clone(),
                 consumers: plan.clone(),
                 proxy: None,
             });
@@ -131,10 +132,12 @@ impl Clients {
             p.target = plan.target.through_proxy(plan.broker, proxy.address(g))?;
             Ok(Arc::new(p))
         };
-        let producers = Arc::from(driver::driver(via(Group::Producers)?)?);
+        let producer_plan = via(Group::Producers)?;
+        let producers = Arc::from(driver::driver(producer_plan.clone())?);
         let consumers = via(Group::Consumers)?;
         Ok(Clients {
             producers,
+            producer_plan,
             consumers,
             proxy: Some(Arc::new(proxy)),
         })
@@ -159,6 +162,7 @@ async fn drive(
         .context("writing the worker plan")?;
 
     let fleet = Arc::new(std::sync::Mutex::new(Fleet::new(
+        Role::Consumer,
         spec,
         dir.to_owned(),
         recorder.clone(),
@@ -197,12 +201,16 @@ async fn drive(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let mut publishers = Vec::new();
-    for p in 0..w.load.producers {
-        publishers.push(clients.producers.publisher(p).await?);
-    }
-
-    let (stop_producers_tx, stop_producers) = watch::channel(false);
+    let setup = producers::Setup {
+        plan: &clients.producer_plan,
+        driver: &clients.producers,
+        dir,
+        seed,
+        recorder,
+        counters: &counters,
+    };
+    let crashes_producers = faults.iter().any(|f| f.kind == FaultKind::ProducerCrash);
+    let prepared = producers::prepare(&setup, crashes_producers).await?;
     let start_ns = now_ns();
     let load_start = Instant::now();
     let phase = Phase::LoadStart {
@@ -210,27 +218,11 @@ async fn drive(
         duration_ns: w.load.duration.as_nanos(),
     };
     recorder.record(Event::Phase { t: start_ns, phase });
-    let tag = run_tag(&plan.run_id);
-    let mut tasks = Vec::new();
-    for (i, publisher) in publishers.into_iter().enumerate() {
-        let task = ProducerTask {
-            index: i as u32,
-            run_tag: tag,
-            seed,
-            start_ns,
-            recorder: recorder.clone(),
-            counters: counters.clone(),
-            stop: stop_producers.clone(),
-            driver: clients.producers.clone(),
-        };
-        let workload = w.clone();
-        tasks.push(tokio::spawn(
-            async move { task.run(&workload, publisher).await },
-        ));
-    }
+    let producers = prepared.start(&setup, start_ns)?;
 
     let scope = chaos::Scope {
         fleet: fleet.clone(),
+        producers: producers.fleet(),
         control: plan
             .target
             .control(plan.broker)
@@ -245,7 +237,7 @@ async fn drive(
     let load_end = start_ns + w.load.duration.as_nanos();
     let mut interrupted = false;
     // Load phase: until the schedule ends (plus the in-flight tail) or Ctrl-C.
-    while !tasks.iter().all(|t| t.is_finished()) {
+    while !producers.finished() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let now = now_ns();
         update_bar(
@@ -260,12 +252,10 @@ async fn drive(
                 t: now,
                 phase: Phase::Interrupted,
             });
-            let _ = stop_producers_tx.send(true);
+            producers.stop().await;
         }
     }
-    for t in tasks {
-        t.await.context("a producer task panicked")?;
-    }
+    producers.join().await?;
     recorder.record(Event::Phase {
         t: now_ns(),
         phase: Phase::LoadEnd,

@@ -60,6 +60,18 @@ impl Schedule {
         Some(t)
     }
 
+    /// Skip the intended times before `ns` (a replacement producer does not send what its
+    /// crashed predecessor never sent).
+    pub fn skip_until(&mut self, ns: u64) {
+        if let Some(iv) = self.interval_ns {
+            let first = self.start_ns as f64 + self.offset_ns;
+            let behind = ns as f64 - first;
+            if behind > 0.0 {
+                self.n = self.n.max((behind / iv).ceil() as u64);
+            }
+        }
+    }
+
     /// How many sends the schedule will produce in total (None for `rate: max`).
     pub fn planned(&self) -> Option<u64> {
         let iv = self.interval_ns?;
@@ -111,6 +123,17 @@ impl KeyChooser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replacement_resumes_at_its_start_without_catching_up() {
+        let second = 1_000_000_000;
+        let mut s = Schedule::new(Rate::PerSecond(10.0), 1, 0, 0, 10 * second);
+        s.skip_until(3 * second + 1);
+        assert_eq!(s.next(0), Some(3 * second + 100_000_000));
+        let mut max = Schedule::new(Rate::Max, 1, 0, 0, 10 * second);
+        max.skip_until(5 * second);
+        assert_eq!(max.next(6 * second), Some(6 * second));
+    }
 
     const S: u64 = 1_000_000_000;
 

@@ -1,7 +1,8 @@
-//! Starting, stopping and killing consumer worker processes, and forwarding what they stream.
+//! Starting, stopping and killing worker processes (consumers always, producers when the fault
+//! schedule crashes them), and forwarding what they stream into the history.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -17,8 +18,44 @@ use nix::unistd::Pid;
 use super::Counters;
 use crate::history::{now_ns, Event, FrameReader, Recorder, Stop, WorkerEvent};
 
+/// What a worker process does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Consumer,
+    Producer { seed: u64 },
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Consumer => "consumer",
+            Role::Producer { .. } => "producer",
+        }
+    }
+
+    /// The history record of a worker's life event.
+    fn life(self, index: u32, event: WorkerEvent) -> Event {
+        let t = now_ns();
+        match self {
+            Role::Consumer => Event::Worker {
+                t,
+                consumer: index,
+                event,
+            },
+            Role::Producer { .. } => Event::ProducerWorker {
+                t,
+                producer: index,
+                event,
+            },
+        }
+    }
+}
+
 pub struct WorkerProc {
     pub index: u32,
+    role: Role,
+    /// Producers: the share of the schedule this one sends.
+    slot: u32,
     child: Child,
     stdin: Option<ChildStdin>,
     reader: Option<JoinHandle<()>>,
@@ -27,25 +64,35 @@ pub struct WorkerProc {
 
 impl WorkerProc {
     pub fn spawn(
+        role: Role,
         index: u32,
+        slot: u32,
         spec: &Path,
         dir: &Path,
         recorder: Recorder,
         counters: Arc<Counters>,
     ) -> Result<WorkerProc> {
         let exe = std::env::current_exe().context("locating the brokerbench executable")?;
-        let log = dir.join(format!("consumer-{index}.log"));
+        let name = role.name();
+        let log = dir.join(format!("{name}-{index}.log"));
         let stderr = File::options()
             .create(true)
             .append(true)
             .open(&log)
             .with_context(|| format!("creating {}", log.display()))?;
-        let mut child = Command::new(exe)
-            .arg("worker")
-            .arg("--plan")
-            .arg(spec)
-            .arg("--consumer")
-            .arg(index.to_string())
+        let mut cmd = Command::new(exe);
+        cmd.arg("worker").arg("--plan").arg(spec);
+        match role {
+            Role::Consumer => cmd.arg("--consumer").arg(index.to_string()),
+            Role::Producer { seed } => cmd
+                .arg("--producer")
+                .arg(index.to_string())
+                .arg("--slot")
+                .arg(slot.to_string())
+                .arg("--seed")
+                .arg(seed.to_string()),
+        };
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -53,15 +100,17 @@ impl WorkerProc {
             // stops the workers in order (closing stdin) instead of losing their last events.
             .process_group(0)
             .spawn()
-            .context("starting a consumer worker process")?;
+            .with_context(|| format!("starting a {name} worker process"))?;
         let stdout = child.stdout.take().context("worker stdout")?;
         let stdin = child.stdin.take();
         let reader = std::thread::Builder::new()
-            .name(format!("consumer-{index}"))
-            .spawn(move || forward(index, stdout, recorder, counters))
+            .name(format!("{name}-{index}"))
+            .spawn(move || forward(role, index, stdout, recorder, counters))
             .context("starting a worker reader thread")?;
         Ok(WorkerProc {
             index,
+            role,
+            slot,
             child,
             stdin,
             reader: Some(reader),
@@ -74,7 +123,21 @@ impl WorkerProc {
     }
 
     pub fn signal(&self, sig: Signal) -> Result<()> {
-        kill(self.pid(), sig).with_context(|| format!("sending {sig} to consumer {}", self.index))
+        kill(self.pid(), sig)
+            .with_context(|| format!("sending {sig} to {} {}", self.role.name(), self.index))
+    }
+
+    /// Producers: tell the process when the load started and from when it sends (it waits for
+    /// this to begin).
+    fn start(&mut self, start_ns: u64, resume_ns: u64) -> Result<()> {
+        let stdin = self.stdin.as_mut().context("worker stdin is closed")?;
+        writeln!(stdin, "start {start_ns} {resume_ns}")
+            .and_then(|_| stdin.flush())
+            .with_context(|| format!("starting {} {}", self.role.name(), self.index))
+    }
+
+    fn finished(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Ask the worker to finish (close its stdin), wait up to `grace`, then SIGKILL.
@@ -101,13 +164,12 @@ impl WorkerProc {
     fn kill(&mut self, recorder: &Recorder, signal: &str) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        recorder.record(Event::Worker {
-            t: now_ns(),
-            consumer: self.index,
-            event: WorkerEvent::Killed {
+        recorder.record(self.role.life(
+            self.index,
+            WorkerEvent::Killed {
                 signal: signal.into(),
             },
-        });
+        ));
         self.join_reader();
     }
 
@@ -121,6 +183,7 @@ impl WorkerProc {
 
 /// Copy the worker's events into the history until its stdout closes.
 fn forward(
+    role: Role,
     index: u32,
     stdout: std::process::ChildStdout,
     recorder: Recorder,
@@ -130,6 +193,24 @@ fn forward(
     for ev in frames.by_ref() {
         let Ok(ev) = ev else { break };
         match &ev {
+            Event::SendInvoke { .. } => {
+                counters.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Event::SendOk { .. } => {
+                counters.acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Event::SendFail { .. } => {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            Event::SendInfo { .. } => {
+                counters.indeterminate.fetch_add(1, Ordering::Relaxed);
+            }
+            Event::ProducerWorker {
+                event: WorkerEvent::Ready { .. },
+                ..
+            } => {
+                counters.ready_producers.fetch_add(1, Ordering::Relaxed);
+            }
             Event::Processed { t, .. } => {
                 counters.delivered.fetch_add(1, Ordering::Relaxed);
                 counters.last_delivery_ns.fetch_max(*t, Ordering::Relaxed);
@@ -154,16 +235,19 @@ fn forward(
         Some(Stop::Corrupt { reason, .. }) => format!("corrupt output: {reason}"),
         _ => "exited".into(),
     };
-    recorder.record(Event::Worker {
-        t: now_ns(),
-        consumer: index,
-        event: WorkerEvent::Exited { detail },
-    });
+    recorder.record(role.life(index, WorkerEvent::Exited { detail }));
 }
 
-/// The consumer processes of one run. Crashed workers leave; replacements get fresh indexes so
-/// the history tells a restarted consumer from the one it replaced.
+/// The worker processes of one role in a run. Crashed workers leave; replacements get fresh
+/// indexes so the history tells a restarted worker from the one it replaced (and a replacement
+/// producer's message ids cannot collide with its victim's); a replacement producer takes over
+/// its victim's share of the schedule.
 pub struct Fleet {
+    role: Role,
+    /// Producers' schedule shares left by crashed producers.
+    free_slots: Vec<u32>,
+    /// Producers: when the load started, once it has.
+    start_ns: Option<u64>,
     spec: PathBuf,
     dir: PathBuf,
     recorder: Recorder,
@@ -173,8 +257,17 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    pub fn new(spec: PathBuf, dir: PathBuf, recorder: Recorder, counters: Arc<Counters>) -> Fleet {
+    pub fn new(
+        role: Role,
+        spec: PathBuf,
+        dir: PathBuf,
+        recorder: Recorder,
+        counters: Arc<Counters>,
+    ) -> Fleet {
         Fleet {
+            role,
+            free_slots: Vec::new(),
+            start_ns: None,
             spec,
             dir,
             recorder,
@@ -184,17 +277,53 @@ impl Fleet {
         }
     }
 
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Start one more worker (a producer takes a free share of the schedule, if any; once the
+    /// load runs it starts sending at once).
     pub fn spawn(&mut self) -> Result<u32> {
         let index = self.next_index;
-        self.procs.push(WorkerProc::spawn(
+        let slot = self.free_slots.pop().unwrap_or(index);
+        let mut p = WorkerProc::spawn(
+            self.role,
             index,
+            slot,
             &self.spec,
             &self.dir,
             self.recorder.clone(),
             self.counters.clone(),
-        )?);
+        )?;
+        if let Some(start) = self.start_ns {
+            // A replacement sends from now on: its victim's missed sends were never made.
+            p.start(start, now_ns().max(start))?;
+        }
+        self.procs.push(p);
         self.next_index += 1;
         Ok(index)
+    }
+
+    /// Producers: the load starts at `start_ns`; every running producer is told.
+    pub fn start(&mut self, start_ns: u64) -> Result<()> {
+        self.start_ns = Some(start_ns);
+        self.procs
+            .iter_mut()
+            .try_for_each(|p| p.start(start_ns, start_ns))
+    }
+
+    /// How many workers are still running (finished ones are reaped).
+    pub fn running(&mut self) -> usize {
+        let mut still = Vec::new();
+        for mut p in self.procs.drain(..) {
+            if p.finished() {
+                p.join_reader();
+            } else {
+                still.push(p);
+            }
+        }
+        self.procs = still;
+        self.procs.len()
     }
 
     pub fn alive(&self) -> Vec<u32> {
@@ -214,9 +343,10 @@ impl Fleet {
             .procs
             .iter()
             .position(|p| p.index == index)
-            .with_context(|| format!("consumer {index} is not running"))?;
+            .with_context(|| format!("{} {index} is not running", self.role.name()))?;
         let p = self.procs.remove(at);
         let pid = p.pid().as_raw();
+        self.free_slots.push(p.slot);
         p.crash(&self.recorder);
         Ok(pid)
     }
@@ -226,9 +356,16 @@ impl Fleet {
             .procs
             .iter()
             .find(|p| p.index == index)
-            .with_context(|| format!("consumer {index} is not running"))?;
+            .with_context(|| format!("{} {index} is not running", self.role.name()))?;
         p.signal(sig)?;
         Ok(p.pid().as_raw())
+    }
+
+    /// Ask every worker to finish (close its stdin) without waiting.
+    pub fn close_inputs(&mut self) {
+        for p in &mut self.procs {
+            drop(p.stdin.take());
+        }
     }
 
     /// Stop every worker in order (they finish their current batch and close cleanly).

@@ -424,6 +424,9 @@ pub struct RunOptions {
     /// First port of the fault proxy's listeners on 127.0.0.1 (one per client group, plus one
     /// per Kafka broker node); default: any free port. Only used when there are network faults.
     pub proxy_port: Option<u16>,
+    /// Route clients through the fault proxy even without network faults (e.g. to measure what
+    /// the proxy itself costs).
+    pub proxy: bool,
 }
 
 impl Default for RunOptions {
@@ -437,6 +440,7 @@ impl Default for RunOptions {
             send_timeout: Dur::secs(30),
             seed: None,
             proxy_port: None,
+            proxy: false,
         }
     }
 }

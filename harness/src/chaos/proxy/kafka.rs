@@ -72,12 +72,12 @@ impl RequestTap {
         }
     }
 
-    pub fn feed(&mut self, mut input: &[u8], out: &mut BytesMut) -> Result<()> {
+    /// Note the requests that start in `input`; the bytes themselves pass on unchanged.
+    pub fn observe(&mut self, mut input: &[u8]) -> Result<()> {
         let c = &mut self.cursor;
         while !input.is_empty() {
             if c.pass > 0 {
                 let n = c.pass.min(input.len());
-                out.put_slice(&input[..n]);
                 input = &input[n..];
                 c.pass -= n;
                 continue;
@@ -98,7 +98,6 @@ impl RequestTap {
             let version = i16::from_be_bytes([h[6], h[7]]);
             let correlation = i32::from_be_bytes([h[8], h[9], h[10], h[11]]);
             self.inflight.insert(correlation, key, version);
-            out.put_slice(h);
             c.pass = len - (REQUEST_HEAD - 4);
             c.head.clear();
         }
@@ -125,7 +124,20 @@ impl ResponseRewriter {
         }
     }
 
-    pub fn feed(&mut self, mut input: &[u8], out: &mut BytesMut) -> Result<()> {
+    /// The bytes to pass on for `chunk`: the chunk itself while it lies inside a frame that
+    /// passes unchanged (most of the data), otherwise rebuilt with addresses rewritten.
+    pub fn feed(&mut self, chunk: Bytes) -> Result<Bytes> {
+        let c = &mut self.cursor;
+        if c.whole.is_none() && c.pass >= chunk.len() {
+            c.pass -= chunk.len();
+            return Ok(chunk);
+        }
+        let mut out = BytesMut::with_capacity(chunk.len() + 64);
+        self.feed_into(&chunk, &mut out)?;
+        Ok(out.freeze())
+    }
+
+    fn feed_into(&mut self, mut input: &[u8], out: &mut BytesMut) -> Result<()> {
         while !input.is_empty() {
             let c = &mut self.cursor;
             if let Some((key, version, buf, total)) = &mut c.whole {

@@ -44,13 +44,11 @@ enum Filter {
 }
 
 impl Filter {
-    fn apply(&mut self, input: &[u8]) -> anyhow::Result<Bytes> {
-        let mut out = BytesMut::with_capacity(input.len() + 64);
+    fn apply(&mut self, chunk: Bytes) -> anyhow::Result<Bytes> {
         match self {
-            Filter::Requests(t) => t.feed(input, &mut out)?,
-            Filter::Responses(r) => r.feed(input, &mut out)?,
+            Filter::Requests(t) => t.observe(&chunk).map(|_| chunk),
+            Filter::Responses(r) => r.feed(chunk),
         }
-        Ok(out.freeze())
     }
 }
 
@@ -185,7 +183,7 @@ async fn read_side(
                 let raw = buf.split().freeze();
                 let data = match &mut filter {
                     None => raw,
-                    Some(f) => match f.apply(&raw) {
+                    Some(f) => match f.apply(raw) {
                         Ok(d) => d,
                         Err(e) => {
                             // A stream we cannot follow would let clients bypass the proxy.
