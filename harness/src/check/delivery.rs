@@ -4,7 +4,7 @@
 //! flags per message plus a 32-bit position fingerprint (only for brokers with storage positions):
 //! 5 bytes per tracked message, one pass, no sorting.
 
-use super::{Anomaly, Checker, Metrics, PerKey};
+use super::{Anomaly, Checker, Facts, Metrics, PerKey};
 use crate::history::{Event, Position};
 use crate::load::envelope::MsgId;
 
@@ -93,7 +93,8 @@ impl DeliveryChecker {
         k.flags[i] |= bit;
     }
 
-    fn deliver(&mut self, t: u64, consumer: u32, id: MsgId, pos: &Position) {
+    /// Returns whether this is the message's first delivery.
+    fn deliver(&mut self, t: u64, consumer: u32, id: MsgId, pos: &Position) -> bool {
         let ph = pos_hash(pos);
         let k = self.keys.get(id.producer, id.key);
         let i = k.slot(id.seq);
@@ -102,10 +103,14 @@ impl DeliveryChecker {
         let mut found: Vec<(&'static str, String)> = Vec::new();
         if first {
             if ph != 0 {
-                if k.first_pos.len() <= i {
-                    k.first_pos.resize(i + 1, 0);
+                if k.first_pos.len() == i {
+                    k.first_pos.push(ph); // the usual case: the key's next message
+                } else {
+                    if k.first_pos.len() < i {
+                        k.first_pos.resize(i + 1, 0);
+                    }
+                    k.first_pos[i] = ph;
                 }
-                k.first_pos[i] = ph;
             }
             match k.max_seq {
                 Some(max) if id.seq < max => {
@@ -172,11 +177,12 @@ impl DeliveryChecker {
         for (kind, detail) in found {
             self.example(kind, t, Some(id), detail);
         }
+        first
     }
 }
 
 impl Checker for DeliveryChecker {
-    fn observe(&mut self, ev: &Event) {
+    fn observe(&mut self, ev: &Event, facts: &mut Facts) {
         match ev {
             Event::Phase {
                 t,
@@ -192,7 +198,7 @@ impl Checker for DeliveryChecker {
                 id,
                 pos,
                 ..
-            } => self.deliver(*t, *consumer, *id, pos),
+            } => facts.first_delivery = self.deliver(*t, *consumer, *id, pos),
             Event::Processed { t, id, consumer } => {
                 let k = self.keys.get(id.producer, id.key);
                 let i = k.slot(id.seq);

@@ -19,12 +19,19 @@ use serde::{Deserialize, Serialize};
 pub use timing::{FaultWindow, Window};
 
 use crate::history::{self, Event, Stop};
-use crate::load::envelope::MsgId;
 
 /// One checker: sees every event once, in history order, then writes its metrics.
 pub trait Checker {
-    fn observe(&mut self, ev: &Event);
+    fn observe(&mut self, ev: &Event, facts: &mut Facts);
     fn finish(self: Box<Self>, metrics: &mut Metrics);
+}
+
+/// What a checker learned about the current event that checkers after it may use, so that
+/// per-message state is looked up once per event rather than once per checker.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Facts {
+    /// For a delivery: the first of this message (set by the delivery checker).
+    pub first_delivery: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -168,6 +175,7 @@ impl<T: Default> Default for PerKey<T> {
 }
 
 impl<T: Default> PerKey<T> {
+    #[inline]
     pub fn get(&mut self, producer: u32, key: u32) -> &mut T {
         if producer >= DENSE_PRODUCERS || key >= DENSE_KEYS {
             return self.sparse.entry((producer, key)).or_default();
@@ -196,26 +204,6 @@ impl<T: Default> PerKey<T> {
     }
 }
 
-/// One bit per (producer, key, seq), dense because sequences are gapless per key.
-#[derive(Default)]
-pub struct SeqBits {
-    keys: PerKey<Vec<u64>>,
-}
-
-impl SeqBits {
-    /// Set the bit; true if it was not set before.
-    pub fn insert(&mut self, id: &MsgId) -> bool {
-        let words = self.keys.get(id.producer, id.key);
-        let (w, b) = ((id.seq / 64) as usize, id.seq % 64);
-        if words.len() <= w {
-            words.resize(w + 1, 0);
-        }
-        let fresh = words[w] & (1 << b) == 0;
-        words[w] |= 1 << b;
-        fresh
-    }
-}
-
 /// Counts that need no per-message state.
 #[derive(Default)]
 struct Counts {
@@ -226,7 +214,7 @@ struct Counts {
 }
 
 impl Checker for Counts {
-    fn observe(&mut self, ev: &Event) {
+    fn observe(&mut self, ev: &Event, _: &mut Facts) {
         match ev {
             Event::SendInvoke { .. } => self.sent += 1,
             Event::SendOk { .. } => self.acked += 1,
@@ -239,16 +227,17 @@ impl Checker for Counts {
         m.sent = self.sent;
         m.acked = self.acked;
         m.failed = self.failed;
-        m.indeterminate = self.indeterminate;
+        // The delivery checker adds sends that never got an outcome.
+        m.indeterminate += self.indeterminate;
     }
 }
 
 fn checkers() -> Vec<Box<dyn Checker>> {
-    // The timing checker builds the timeline that the delivery checker then annotates.
+    // The delivery checker tells first deliveries from redeliveries for the timing checker.
     vec![
         Box::new(Counts::default()),
-        Box::<timing::TimingChecker>::default(),
         Box::<delivery::DeliveryChecker>::default(),
+        Box::<timing::TimingChecker>::default(),
     ]
 }
 
@@ -256,12 +245,14 @@ fn checkers() -> Vec<Box<dyn Checker>> {
 pub fn check_events(events: impl IntoIterator<Item = Event>) -> Metrics {
     let mut cs = checkers();
     for ev in order::TimeOrdered::new(events.into_iter(), order::WINDOW_NS) {
+        let mut facts = Facts::default();
         for c in cs.iter_mut() {
-            c.observe(&ev);
+            c.observe(&ev, &mut facts);
         }
     }
     let mut m = Metrics::default();
-    for c in cs {
+    // In reverse: the timing checker's timeline exists before the delivery checker annotates it.
+    for c in cs.into_iter().rev() {
         c.finish(&mut m);
     }
     m

@@ -1,9 +1,9 @@
 //! Puts events back into time order within a bounded window before the checkers see them.
 //!
 //! Worker processes stream their events through separate pipes, so the history file interleaves
-//! them in arrival order, which can trail the true order by a flush interval. Checkers that reason
-//! about "before" (per-key order, first delivery vs redelivery) need time order; a short window
-//! restores it with memory bounded by the events of that window.
+//! them in arrival order, which can trail the true order by a flush interval. The checkers that
+//! reason about "before" (per-key order, first delivery vs redelivery) need deliveries in time
+//! order; a short window restores it with memory bounded by the deliveries of that window.
 //!
 //! Histories are nearly sorted, so the buffer is a deque kept in order: an event usually goes on
 //! the back, and a late one is inserted a short distance from it.
@@ -62,10 +62,7 @@ impl<I: Iterator<Item = Event>> Iterator for TimeOrdered<I> {
                 return None;
             }
             match self.inner.next() {
-                // The coordinator's own records (sends, acks, phases, faults) are appended in
-                // order and no checker depends on their order relative to the workers' records:
-                // they skip the buffer, which halves its traffic.
-                Some(ev) if !from_worker(&ev) => return Some(ev),
+                Some(ev) if !needs_order(&ev) => return Some(ev),
                 Some(ev) => {
                     let t = ev.time();
                     self.newest = self.newest.max(t);
@@ -77,19 +74,11 @@ impl<I: Iterator<Item = Event>> Iterator for TimeOrdered<I> {
     }
 }
 
-/// Records streamed by consumer processes through their own pipes.
-fn from_worker(ev: &Event) -> bool {
-    matches!(
-        ev,
-        Event::Deliver { .. }
-            | Event::Processed { .. }
-            | Event::DedupeSkip { .. }
-            | Event::Ack { .. }
-            | Event::Foreign { .. }
-            | Event::ConsumerError { .. }
-            | Event::Worker { .. }
-            | Event::ProducerWorker { .. }
-    )
+/// The records whose relative order a checker depends on: deliveries (per-key order, first
+/// delivery vs redelivery). Everything else is counted by its own timestamp or by identity, so it
+/// skips the buffer, which keeps the buffer small enough to stay in cache.
+fn needs_order(ev: &Event) -> bool {
+    matches!(ev, Event::Deliver { .. })
 }
 
 #[cfg(test)]
@@ -105,10 +94,18 @@ mod tests {
     }
 
     fn err(t: u64) -> Event {
-        Event::ConsumerError {
+        Event::Deliver {
             t,
             consumer: 0,
-            error: String::new(),
+            id: crate::load::envelope::MsgId {
+                producer: 0,
+                key: 0,
+                seq: 0,
+            },
+            intended: 0,
+            pos: crate::history::Position::Unknown,
+            redelivered: false,
+            receive_count: 1,
         }
     }
 

@@ -3,7 +3,7 @@
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use super::{Checker, LatencySummary, Metrics, SeqBits};
+use super::{Checker, Facts, LatencySummary, Metrics};
 use crate::history::{Event, FaultPhase, Phase};
 
 const NS_PER_S: u64 = 1_000_000_000;
@@ -51,15 +51,18 @@ pub struct TimingChecker {
     current: usize,
     win_publish: Histogram<u64>,
     win_e2e: Histogram<u64>,
-    /// First deliveries seen (for end-to-end latency of first delivery only).
-    seen: SeqBits,
     faults: Vec<FaultWindow>,
     /// Per fault index: first successful send and first processing after it ended.
     first_ok_after: Vec<(Option<u64>, Option<u64>)>,
     fault_stop_ns: Vec<u64>,
     acked_in_measure: u64,
     last_ack_ns: u64,
-    pending: Vec<Event>,
+    pending: Vec<(Event, Facts)>,
+}
+
+/// Keep the earliest time seen: events from different pipes may arrive slightly out of order.
+fn earliest(slot: &mut Option<u64>, t: u64) {
+    *slot = Some(slot.map_or(t, |s| s.min(t)));
 }
 
 /// Two significant digits are plenty for a per-second plot, and keep the histogram in cache.
@@ -86,7 +89,6 @@ impl Default for TimingChecker {
             current: 0,
             win_publish: window_hist(),
             win_e2e: window_hist(),
-            seen: SeqBits::default(),
             faults: Vec::new(),
             first_ok_after: Vec::new(),
             fault_stop_ns: Vec::new(),
@@ -141,7 +143,7 @@ impl TimingChecker {
         t.saturating_sub(self.start.unwrap_or(t)) as f64 / 1e9
     }
 
-    fn apply(&mut self, ev: &Event) {
+    fn apply(&mut self, ev: &Event, facts: Facts) {
         match ev {
             Event::SendInvoke { t, .. } => {
                 if let Some(w) = self.window(*t) {
@@ -162,8 +164,8 @@ impl TimingChecker {
                     self.last_ack_ns = self.last_ack_ns.max(*t);
                 }
                 for (i, stop) in self.fault_stop_ns.iter().enumerate() {
-                    if *intended >= *stop && self.first_ok_after[i].0.is_none() {
-                        self.first_ok_after[i].0 = Some(*t);
+                    if *intended >= *stop {
+                        earliest(&mut self.first_ok_after[i].0, *t);
                     }
                 }
             }
@@ -172,11 +174,10 @@ impl TimingChecker {
                     self.windows[w].failed += 1;
                 }
             }
-            Event::Deliver {
-                t, id, intended, ..
-            } => {
+            Event::Deliver { t, intended, .. } => {
                 let Some(w) = self.window(*t) else { return };
-                if self.seen.insert(id) {
+                // End-to-end latency is that of the first delivery; redeliveries are counted.
+                if facts.first_delivery {
                     let us = t.saturating_sub(*intended) / 1000;
                     self.roll(w);
                     let _ = self.win_e2e.record(us.max(1));
@@ -192,8 +193,8 @@ impl TimingChecker {
                     self.windows[w].delivered += 1;
                 }
                 for (i, stop) in self.fault_stop_ns.iter().enumerate() {
-                    if *t >= *stop && self.first_ok_after[i].1.is_none() {
-                        self.first_ok_after[i].1 = Some(*t);
+                    if *t >= *stop {
+                        earliest(&mut self.first_ok_after[i].1, *t);
                     }
                 }
             }
@@ -253,7 +254,7 @@ impl TimingChecker {
 }
 
 impl Checker for TimingChecker {
-    fn observe(&mut self, ev: &Event) {
+    fn observe(&mut self, ev: &Event, facts: &mut Facts) {
         match ev {
             Event::Phase { t, phase } => {
                 match phase {
@@ -261,8 +262,8 @@ impl Checker for TimingChecker {
                         self.start = Some(*t);
                         self.warmup_end = Some(t + warmup_ns);
                         // Worker events that arrived before the load started are replayed now.
-                        for e in std::mem::take(&mut self.pending) {
-                            self.apply(&e);
+                        for (e, f) in std::mem::take(&mut self.pending) {
+                            self.apply(&e, f);
                         }
                     }
                     Phase::LoadEnd => self.load_end = Some(*t),
@@ -271,10 +272,10 @@ impl Checker for TimingChecker {
             }
             _ if self.start.is_none() => {
                 if self.pending.len() < 10_000 {
-                    self.pending.push(ev.clone());
+                    self.pending.push((ev.clone(), *facts));
                 }
             }
-            _ => self.apply(ev),
+            _ => self.apply(ev, *facts),
         }
     }
 
