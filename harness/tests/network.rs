@@ -173,3 +173,103 @@ run: { drain_quiet: 2s }
     // Sends were never cut off: producers have their own path to the broker.
     assert_eq!(m.failed + m.indeterminate, 0, "{m:?}");
 }
+
+#[test]
+fn rabbitmq_slicer_and_bandwidth_slow_the_stream_without_breaking_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Sliced frames must reassemble in the broker's parser; 20 kB/s to consumers is less than the
+    // ~60 kB/s the load needs, so a backlog builds while it lasts.
+    let yaml = "name: rabbit-slow
+brokers: [rabbitmq]
+topology: { partitions: 1, rabbitmq: { sharding: none } }
+load: { rate: 100/s, keys: { count: 4 }, message_size: 512B, duration: 8s, warmup: 0s }
+consumers: { count: 1 }
+faults:
+  - { kind: slicer, between: [producers, broker], slice_size: 7B, slice_delay: 1ms, at: 1s, duration: 5s }
+  - { kind: bandwidth, between: [consumers, broker], direction: downstream, rate: 20KB, at: 2s, duration: 3s }
+run: { drain_quiet: 2s }
+";
+    let w = workload(dir.path(), "w", yaml);
+    let (out, r) = run(dir.path(), &w, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m = r.brokers[0].metrics.as_ref().unwrap();
+    assert_eq!(
+        m.failed + m.indeterminate,
+        0,
+        "sliced sends all succeed: {m:?}"
+    );
+    assert_eq!(m.lost, 0, "{m:?}");
+    assert!(
+        m.end_to_end_latency.max > 1.0,
+        "the bandwidth limit built a backlog: {m:?}"
+    );
+}
+
+#[test]
+fn rabbitmq_blackhole_leaves_sends_unanswered_then_the_client_reconnects() {
+    let dir = tempfile::tempdir().unwrap();
+    // Dropped bytes either corrupt the AMQP stream (the broker closes the connection and the
+    // producer opens a new one) or, when whole frames vanish, leave it parseable: then the broker
+    // numbers confirms without the vanished publishes and the client attributes each later
+    // confirm to an earlier, vanished message. Real TCP never drops bytes mid-stream; a broken
+    // middlebox does, and an application would be just as misled as the checker.
+    let yaml = "name: rabbit-blackhole
+brokers: [rabbitmq]
+topology: { partitions: 1, rabbitmq: { sharding: none } }
+load: { rate: 50/s, keys: { count: 4 }, duration: 10s, warmup: 0s }
+consumers: { count: 1 }
+faults:
+  - { kind: blackhole, between: [producers, broker], direction: upstream, at: 2s, duration: 2s }
+run: { drain_quiet: 2s, send_timeout: 3s }
+";
+    let w = workload(dir.path(), "w", yaml);
+    let (out, r) = run(dir.path(), &w, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m = r.brokers[0].metrics.as_ref().unwrap();
+    let events = history_of(dir.path(), &r, "rabbitmq");
+    let (start, stop) = window(&events, "blackhole");
+    let acked_during = events
+        .iter()
+        .filter(|e| matches!(e, Event::SendOk { t, .. } if *t > start + SEC / 2 && *t < stop))
+        .count();
+    assert_eq!(
+        acked_during, 0,
+        "nothing sent into the blackhole is confirmed"
+    );
+    assert!(m.failed + m.indeterminate > 0, "{m:?}");
+    assert!(
+        acks_after(&events, stop + 2 * SEC) > 0,
+        "sends succeed again"
+    );
+    // Every confirm credited to a vanished message belonged to one that arrived: "lost" and
+    // "recovered" pair up; nothing else is missing.
+    assert!(m.lost <= m.recovered, "{m:?}");
+    assert_eq!(m.unexpected, 0, "{m:?}");
+}
+
+#[test]
+fn rabbitmq_limit_data_keeps_cutting_connections_until_it_heals() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "name: rabbit-limit
+brokers: [rabbitmq]
+topology: { partitions: 1, rabbitmq: { sharding: none } }
+load: { rate: 100/s, keys: { count: 4 }, message_size: 512B, duration: 9s, warmup: 0s }
+consumers: { count: 1 }
+faults:
+  - { kind: limit-data, between: [producers, broker], direction: upstream, bytes: 8KB, at: 2s, duration: 3s }
+  - { kind: slow-close, between: [producers, broker], delay: 200ms, at: 2s, duration: 3s }
+run: { drain_quiet: 2s, send_timeout: 3s }
+";
+    let w = workload(dir.path(), "w", yaml);
+    let (out, r) = run(dir.path(), &w, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m = r.brokers[0].metrics.as_ref().unwrap();
+    let events = history_of(dir.path(), &r, "rabbitmq");
+    let (_, stop) = window(&events, "limit-data");
+    assert!(
+        m.failed + m.indeterminate > 0,
+        "sends fail as connections are cut: {m:?}"
+    );
+    assert!(acks_after(&events, stop + SEC) > 0, "sends succeed again");
+    assert_eq!(m.lost, 0, "{m:?}");
+}
