@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use crate::history::{now_ns, Event, FaultPhase, Recorder};
 use crate::load::workers::Fleet;
 use crate::target::Control;
-use crate::workload::FaultKind;
+use crate::workload::{FaultKind, Workers};
 use schedule::Window;
 
 /// A fault that can be applied and undone. `start` and `stop` return what they did, for the history.
@@ -39,6 +39,14 @@ pub struct Scope {
     pub seed: u64,
     /// The fault proxy in front of the broker, when the schedule has network faults.
     pub proxy: Option<Arc<proxy::Proxy>>,
+}
+
+impl Scope {
+    fn producers(&self) -> Result<Arc<Mutex<Fleet>>> {
+        self.producers
+            .clone()
+            .context("producers are not running as processes")
+    }
 }
 
 /// Fault kinds this version applies; the rest are refused before a run starts.
@@ -66,11 +74,16 @@ fn build(w: &Window, scope: &Scope) -> Result<Box<dyn Fault>> {
         FaultKind::ConsumerCrash => {
             Box::new(process::Crash::new(scope.fleet.clone(), w.targets, seed))
         }
-        FaultKind::ProducerCrash => match &scope.producers {
-            Some(fleet) => Box::new(process::Crash::new(fleet.clone(), w.targets, seed)),
-            None => bail!("producers are not running as processes"),
-        },
-        FaultKind::Pause => Box::new(process::Pause::new(scope.fleet.clone(), w.targets, seed)),
+        FaultKind::ProducerCrash => {
+            Box::new(process::Crash::new(scope.producers()?, w.targets, seed))
+        }
+        FaultKind::Pause => {
+            let fleet = match w.workers {
+                Workers::Consumers => scope.fleet.clone(),
+                Workers::Producers => scope.producers()?,
+            };
+            Box::new(process::Pause::new(fleet, w.targets, seed))
+        }
         FaultKind::BrokerKill | FaultKind::BrokerPause | FaultKind::BrokerRestart => Box::new(
             BrokerCommand::new(w.kind, &scope.control, scope.control_dir.clone())?,
         ),

@@ -101,12 +101,13 @@ impl Fault for Pause {
     async fn start(&mut self) -> Result<String> {
         self.paused = choose(&self.fleet, self.targets, self.seed)?;
         let f = lock(&self.fleet)?;
+        let role = f.role().name();
         let pids: Result<Vec<String>> = self
             .paused
             .iter()
             .map(|&i| {
                 f.signal(i, Signal::SIGSTOP)
-                    .map(|pid| format!("consumer {i} (pid {pid})"))
+                    .map(|pid| format!("{role} {i} (pid {pid})"))
             })
             .collect();
         Ok(format!("SIGSTOP {}", pids?.join(", ")))
@@ -114,14 +115,15 @@ impl Fault for Pause {
 
     async fn stop(&mut self) -> Result<String> {
         let f = lock(&self.fleet)?;
-        // A paused consumer may have been crashed by an overlapping fault meanwhile; skip it.
+        let role = f.role().name();
+        // A paused worker may have been crashed by an overlapping fault meanwhile; skip it.
         let resumed: Vec<String> = self
             .paused
             .iter()
             .filter_map(|&i| {
                 f.signal(i, Signal::SIGCONT)
                     .ok()
-                    .map(|_| format!("consumer {i}"))
+                    .map(|_| format!("{role} {i}"))
             })
             .collect();
         Ok(format!("SIGCONT {}", resumed.join(", ")))

@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::proxy::toxic::{self, Group, Toxic};
-use crate::workload::{Fault, FaultKind};
+use crate::workload::{Fault, FaultKind, Workers};
 
 /// Which workers a fault hits.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -76,6 +76,17 @@ pub struct Window {
     pub toxic: Option<Toxic>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<Group>,
+    /// Process faults: which workers.
+    #[serde(default)]
+    pub workers: Workers,
+}
+
+impl Window {
+    /// Whether this fault needs producers running as processes it can signal.
+    pub fn acts_on_producers(&self) -> bool {
+        self.kind == FaultKind::ProducerCrash
+            || (self.kind == FaultKind::Pause && self.workers == Workers::Producers)
+    }
 }
 
 /// Expand fault specs into windows sorted by start. `random` windows come from `seed`.
@@ -119,6 +130,7 @@ pub fn expand(faults: &[Fault], load_duration: Duration, seed: u64) -> Vec<Windo
                 targets,
                 toxic: toxic.clone(),
                 groups: groups.clone(),
+                workers: f.workers.unwrap_or_default(),
             });
         }
     }
@@ -144,6 +156,7 @@ mod tests {
             duration: None,
             restart_after: None,
             target: None,
+            workers: None,
             between: None,
             direction: None,
             latency: None,

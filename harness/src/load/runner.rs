@@ -17,7 +17,7 @@ use crate::chaos::proxy::{Group, Protocol, Proxy};
 use crate::chaos::{self, schedule::Window};
 use crate::driver::{self, Plan};
 use crate::history::{self, now_ns, Event, Phase, Recorder};
-use crate::workload::{BrokerKind, FaultKind};
+use crate::workload::BrokerKind;
 
 /// What a finished (or interrupted) run of one broker left behind.
 #[derive(Debug, Clone)]
@@ -209,8 +209,8 @@ async fn drive(
         recorder,
         counters: &counters,
     };
-    let crashes_producers = faults.iter().any(|f| f.kind == FaultKind::ProducerCrash);
-    let prepared = producers::prepare(&setup, crashes_producers).await?;
+    let signals_producers = faults.iter().any(Window::acts_on_producers);
+    let prepared = producers::prepare(&setup, signals_producers).await?;
     let start_ns = now_ns();
     let load_start = Instant::now();
     let phase = Phase::LoadStart {

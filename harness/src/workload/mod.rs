@@ -290,6 +290,11 @@ fn validate_fault(f: &Fault, duration: units::Dur) -> Result<(), String> {
         crate::chaos::schedule::parse_target(t)?;
     }
     let kind = crate::chaos::kind_name(f.kind);
+    if f.workers.is_some() && f.kind != FaultKind::Pause {
+        return Err(format!(
+            "`workers` applies to pause, not {kind} (crashes name their workers in the kind)"
+        ));
+    }
     if crate::chaos::proxy::toxic::is_network(f.kind) {
         crate::chaos::proxy::Toxic::from_fault(f)?;
         crate::chaos::proxy::toxic::groups(f)?;

@@ -363,6 +363,9 @@ pub struct Fault {
     /// Which workers: `one`, `all`, a number, or a percentage such as `50%`.
     #[serde(default)]
     pub target: Option<String>,
+    /// For pause: pause `consumers` (the default) or `producers`.
+    #[serde(default)]
+    pub workers: Option<Workers>,
     /// For network faults: the two sides, e.g. [consumers, broker]. The client side is
     /// `producers`, `consumers` or `clients` (both); default: clients.
     #[serde(default)]
@@ -392,6 +395,15 @@ pub struct Fault {
     /// slow_close: closing a connection is delayed by this much.
     #[serde(default)]
     pub delay: Option<Dur>,
+}
+
+/// Which of the harness's worker processes a process fault acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workers {
+    #[default]
+    Consumers,
+    Producers,
 }
 
 /// Which way a network toxic acts, seen from the client.

@@ -183,6 +183,10 @@ fn network_faults_are_checked_for_their_parameters() {
             "kind: pause, latency: 1s",
             "`latency` applies to network faults, not pause",
         ),
+        (
+            "kind: consumer-crash, workers: producers",
+            "`workers` applies to pause",
+        ),
     ];
     for (f, expected) in cases {
         let e = parse_err(&fault(f));
