@@ -335,7 +335,6 @@ fn missing_control_command_is_refused_before_running() {
 
 #[test]
 fn producer_crash_kills_sends_in_flight_and_a_replacement_takes_over() {
-    let dir = tempfile::tempdir().unwrap();
     // Confirms held back 400 ms by the proxy keep ~20 sends in flight per producer, so the
     // SIGKILL always cuts some off after they reached the broker.
     let yaml = "name: producer-crash
@@ -348,11 +347,8 @@ faults:
   - { kind: producer-crash, at: 3s, target: one, restart_after: 1s }
 run: { drain_quiet: 2s }
 ";
-    let w = workload(dir.path(), "w", yaml);
-    let (out, r) = run(dir.path(), &w, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let m = r.brokers[0].metrics.as_ref().unwrap();
-    let events = history_of(dir.path(), &r, "rabbitmq");
+    let ran = run_ok(yaml, "rabbitmq");
+    let (m, events) = (&ran.metrics, &ran.events);
     let killed = events.iter().any(|e| {
         matches!(e, Event::ProducerWorker { event: WorkerEvent::Killed { signal }, .. } if signal == "SIGKILL")
     });
@@ -378,7 +374,6 @@ run: { drain_quiet: 2s }
 
 #[test]
 fn paused_producer_catches_up_and_its_latency_shows_the_pause() {
-    let dir = tempfile::tempdir().unwrap();
     let yaml = "name: producer-pause
 brokers: [rabbitmq]
 topology: { partitions: 1, rabbitmq: { sharding: none } }
@@ -388,13 +383,10 @@ faults:
   - { kind: pause, workers: producers, target: all, at: 2s, duration: 2s }
 run: { drain_quiet: 2s }
 ";
-    let w = workload(dir.path(), "w", yaml);
-    let (out, r) = run(dir.path(), &w, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let m = r.brokers[0].metrics.as_ref().unwrap();
+    let ran = run_ok(yaml, "rabbitmq");
+    let (m, events) = (&ran.metrics, &ran.events);
     let f = &m.faults[0];
     assert!(f.detail.contains("SIGSTOP producer 0"), "{f:?}");
-    let events = history_of(dir.path(), &r, "rabbitmq");
     let stopped_at = |e: &Event| {
         matches!(
             e,

@@ -36,16 +36,19 @@ fn deliveries_between(events: &[Event], from: u64, to: u64) -> usize {
         .count()
 }
 
-fn acks_after(events: &[Event], from: u64) -> usize {
+fn acks_between(events: &[Event], from: u64, to: u64) -> usize {
     events
         .iter()
-        .filter(|e| matches!(e, Event::SendOk { t, .. } if *t > from))
+        .filter(|e| matches!(e, Event::SendOk { t, .. } if *t > from && *t < to))
         .count()
+}
+
+fn acks_after(events: &[Event], from: u64) -> usize {
+    acks_between(events, from, u64::MAX)
 }
 
 #[test]
 fn kafka_every_broker_connection_goes_through_the_proxy() {
-    let dir = tempfile::tempdir().unwrap();
     // Produce requests only slow down if the client's connection to the partition leader (an
     // address it learned from Metadata) goes through the proxy; consumers only stop receiving
     // during the partition if their fetch and coordinator connections do.
@@ -60,15 +63,12 @@ faults:
 run: { drain_quiet: 2s }
 expect: { lost: 0, p50_publish: \"> 250ms\" }
 ";
-    let w = workload(dir.path(), "w", yaml);
-    let (out, r) = run(dir.path(), &w, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let m = r.brokers[0].metrics.as_ref().unwrap();
+    let ran = run_ok(yaml, "kafka");
+    let (m, events) = (&ran.metrics, &ran.events);
     assert!(m.faults.iter().all(|f| !f.failed), "{:?}", m.faults);
-    let events = history_of(dir.path(), &r, "kafka");
-    let (start, stop) = window(&events, "partition");
+    let (start, stop) = window(events, "partition");
     assert_eq!(
-        deliveries_between(&events, start + SEC / 2, stop),
+        deliveries_between(events, start + SEC / 2, stop),
         0,
         "nothing reaches partitioned consumers"
     );
@@ -80,7 +80,6 @@ expect: { lost: 0, p50_publish: \"> 250ms\" }
 
 #[test]
 fn rabbitmq_down_fails_sends_until_it_heals() {
-    let dir = tempfile::tempdir().unwrap();
     let yaml = "name: rabbit-down
 brokers: [rabbitmq]
 topology: { partitions: 1, rabbitmq: { sharding: none } }
@@ -90,23 +89,17 @@ faults:
   - { kind: down, between: [producers, broker], at: 3s, duration: 2s }
 run: { drain_quiet: 2s, send_timeout: 3s }
 ";
-    let w = workload(dir.path(), "w", yaml);
-    let (out, r) = run(dir.path(), &w, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let m = r.brokers[0].metrics.as_ref().unwrap();
+    let ran = run_ok(yaml, "rabbitmq");
+    let (m, events) = (&ran.metrics, &ran.events);
     assert!(
         m.failed + m.indeterminate > 0,
         "sends fail while the proxy is down: {m:?}"
     );
-    let events = history_of(dir.path(), &r, "rabbitmq");
-    let (start, stop) = window(&events, "down");
-    let acked_during = events
-        .iter()
-        .filter(|e| matches!(e, Event::SendOk { t, .. } if *t > start + SEC / 2 && *t < stop))
-        .count();
+    let (start, stop) = window(events, "down");
+    let acked_during = acks_between(events, start + SEC / 2, stop);
     assert_eq!(acked_during, 0, "no send succeeds while down");
     assert!(
-        acks_after(&events, stop + SEC) > 0,
+        acks_after(events, stop + SEC) > 0,
         "sends succeed again after it heals"
     );
     assert_eq!(m.lost, 0, "{m:?}");
@@ -114,7 +107,6 @@ run: { drain_quiet: 2s, send_timeout: 3s }
 
 #[test]
 fn rabbitmq_reset_consumers_reconnect_and_unacked_messages_come_back() {
-    let dir = tempfile::tempdir().unwrap();
     // Slow consumers with a deep prefetch always hold unacknowledged messages.
     let yaml = "name: rabbit-reset
 brokers: [rabbitmq]
@@ -125,12 +117,9 @@ faults:
   - { kind: reset-peer, between: [consumers, broker], at: 3s, duration: 1s }
 run: { drain_quiet: 2s }
 ";
-    let w = workload(dir.path(), "w", yaml);
-    let (out, r) = run(dir.path(), &w, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let m = r.brokers[0].metrics.as_ref().unwrap();
-    let events = history_of(dir.path(), &r, "rabbitmq");
-    let (_, stop) = window(&events, "reset-peer");
+    let ran = run_ok(yaml, "rabbitmq");
+    let (m, events) = (&ran.metrics, &ran.events);
+    let (_, stop) = window(events, "reset-peer");
     assert!(
         events.iter().any(|e| matches!(
             e,
@@ -142,7 +131,7 @@ run: { drain_quiet: 2s }
         "unacked messages come back flagged as redelivered: {m:?}"
     );
     assert!(
-        deliveries_between(&events, stop, u64::MAX) > 0,
+        deliveries_between(events, stop, u64::MAX) > 0,
         "the consumer reconnected"
     );
     assert_eq!(m.lost, 0, "{m:?}");
@@ -151,7 +140,6 @@ run: { drain_quiet: 2s }
 
 #[test]
 fn sqs_partitioned_consumers_receive_nothing_until_it_heals() {
-    let dir = tempfile::tempdir().unwrap();
     let yaml = "name: sqs-partition
 brokers: [sqs]
 topology: { partitions: 1, sqs: { fifo: false, wait_time: 1s } }
@@ -161,14 +149,11 @@ faults:
   - { kind: partition, between: [consumers, broker], at: 3s, duration: 3s }
 run: { drain_quiet: 2s }
 ";
-    let w = workload(dir.path(), "w", yaml);
-    let (out, r) = run(dir.path(), &w, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let m = r.brokers[0].metrics.as_ref().unwrap();
-    let events = history_of(dir.path(), &r, "sqs");
-    let (start, stop) = window(&events, "partition");
-    assert_eq!(deliveries_between(&events, start + SEC / 2, stop), 0);
-    assert!(deliveries_between(&events, stop, u64::MAX) > 0);
+    let ran = run_ok(yaml, "sqs");
+    let (m, events) = (&ran.metrics, &ran.events);
+    let (start, stop) = window(events, "partition");
+    assert_eq!(deliveries_between(events, start + SEC / 2, stop), 0);
+    assert!(deliveries_between(events, stop, u64::MAX) > 0);
     assert_eq!(m.lost, 0, "{m:?}");
     // Sends were never cut off: producers have their own path to the broker.
     assert_eq!(m.failed + m.indeterminate, 0, "{m:?}");
@@ -176,7 +161,6 @@ run: { drain_quiet: 2s }
 
 #[test]
 fn rabbitmq_slicer_and_bandwidth_slow_the_stream_without_breaking_it() {
-    let dir = tempfile::tempdir().unwrap();
     // Sliced frames must reassemble in the broker's parser; 20 kB/s to consumers is less than the
     // ~60 kB/s the load needs, so a backlog builds while it lasts.
     let yaml = "name: rabbit-slow
@@ -189,10 +173,7 @@ faults:
   - { kind: bandwidth, between: [consumers, broker], direction: downstream, rate: 20KB, at: 2s, duration: 3s }
 run: { drain_quiet: 2s }
 ";
-    let w = workload(dir.path(), "w", yaml);
-    let (out, r) = run(dir.path(), &w, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let m = r.brokers[0].metrics.as_ref().unwrap();
+    let m = &run_ok(yaml, "rabbitmq").metrics;
     assert_eq!(
         m.failed + m.indeterminate,
         0,
@@ -207,7 +188,6 @@ run: { drain_quiet: 2s }
 
 #[test]
 fn rabbitmq_blackhole_leaves_sends_unanswered_then_the_client_reconnects() {
-    let dir = tempfile::tempdir().unwrap();
     // Dropped bytes either corrupt the AMQP stream (the broker closes the connection and the
     // producer opens a new one) or, when whole frames vanish, leave it parseable: then the broker
     // numbers confirms without the vanished publishes and the client attributes each later
@@ -222,23 +202,17 @@ faults:
   - { kind: blackhole, between: [producers, broker], direction: upstream, at: 2s, duration: 2s }
 run: { drain_quiet: 2s, send_timeout: 3s }
 ";
-    let w = workload(dir.path(), "w", yaml);
-    let (out, r) = run(dir.path(), &w, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let m = r.brokers[0].metrics.as_ref().unwrap();
-    let events = history_of(dir.path(), &r, "rabbitmq");
-    let (start, stop) = window(&events, "blackhole");
-    let acked_during = events
-        .iter()
-        .filter(|e| matches!(e, Event::SendOk { t, .. } if *t > start + SEC / 2 && *t < stop))
-        .count();
+    let ran = run_ok(yaml, "rabbitmq");
+    let (m, events) = (&ran.metrics, &ran.events);
+    let (start, stop) = window(events, "blackhole");
+    let acked_during = acks_between(events, start + SEC / 2, stop);
     assert_eq!(
         acked_during, 0,
         "nothing sent into the blackhole is confirmed"
     );
     assert!(m.failed + m.indeterminate > 0, "{m:?}");
     assert!(
-        acks_after(&events, stop + 2 * SEC) > 0,
+        acks_after(events, stop + 2 * SEC) > 0,
         "sends succeed again"
     );
     // Every confirm credited to a vanished message belonged to one that arrived: "lost" and
@@ -249,7 +223,6 @@ run: { drain_quiet: 2s, send_timeout: 3s }
 
 #[test]
 fn rabbitmq_limit_data_keeps_cutting_connections_until_it_heals() {
-    let dir = tempfile::tempdir().unwrap();
     let yaml = "name: rabbit-limit
 brokers: [rabbitmq]
 topology: { partitions: 1, rabbitmq: { sharding: none } }
@@ -260,16 +233,13 @@ faults:
   - { kind: slow-close, between: [producers, broker], delay: 200ms, at: 2s, duration: 3s }
 run: { drain_quiet: 2s, send_timeout: 3s }
 ";
-    let w = workload(dir.path(), "w", yaml);
-    let (out, r) = run(dir.path(), &w, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let m = r.brokers[0].metrics.as_ref().unwrap();
-    let events = history_of(dir.path(), &r, "rabbitmq");
-    let (_, stop) = window(&events, "limit-data");
+    let ran = run_ok(yaml, "rabbitmq");
+    let (m, events) = (&ran.metrics, &ran.events);
+    let (_, stop) = window(events, "limit-data");
     assert!(
         m.failed + m.indeterminate > 0,
         "sends fail as connections are cut: {m:?}"
     );
-    assert!(acks_after(&events, stop + SEC) > 0, "sends succeed again");
+    assert!(acks_after(events, stop + SEC) > 0, "sends succeed again");
     assert_eq!(m.lost, 0, "{m:?}");
 }

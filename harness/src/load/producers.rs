@@ -5,13 +5,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::envelope::run_tag;
 use super::producer::ProducerTask;
-use super::workers::{Fleet, Role};
+use super::workers::{self, Fleet, Role};
 use super::Counters;
 use crate::driver::{Driver, Plan, Publisher};
 use crate::history::{now_ns, Recorder};
@@ -79,29 +79,10 @@ pub async fn prepare(s: &Setup<'_>, as_processes: bool) -> Result<Prepared> {
         }
     }
     let deadline = Instant::now() + w.run.connect_timeout.0 + Duration::from_secs(5);
-    while s
-        .counters
-        .ready_producers
-        .load(std::sync::atomic::Ordering::Relaxed)
-        < w.load.producers as u64
-    {
-        if Instant::now() > deadline {
-            let f = fleet.clone();
-            let logs = tokio::task::spawn_blocking(move || {
-                let mut f = lock(&f)?;
-                let logs = f.logs();
-                f.stop_all(Duration::from_secs(2));
-                anyhow::Ok(logs)
-            })
-            .await??;
-            bail!(
-                "{}: producer processes did not connect in time; see {}",
-                s.plan.broker,
-                logs.join(", ")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let ready = &s.counters.ready_producers;
+    workers::wait_ready(&fleet, ready, w.load.producers as u64, deadline, || false)
+        .await
+        .with_context(|| s.plan.broker.to_string())?;
     Ok(Prepared::Processes(fleet))
 }
 

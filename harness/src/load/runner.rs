@@ -6,12 +6,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 
 use super::producers;
-use super::workers::{Fleet, Role};
+use super::workers::{self, Fleet, Role};
 use super::Counters;
 use crate::chaos::proxy::{Group, Protocol, Proxy};
 use crate::chaos::{self, schedule::Window};
@@ -180,26 +180,15 @@ async fn drive(
         + w.run.connect_timeout.0
         + w.topology.kafka.session_timeout.0
         + Duration::from_secs(5);
-    while counters.ready_workers.load(Ordering::Relaxed) < w.consumers.count as u64 {
-        if Instant::now() > ready_deadline || stop.requested() {
-            let fleet = fleet.clone();
-            let logs = tokio::task::spawn_blocking(move || {
-                let mut f = fleet
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("fleet lock poisoned"))?;
-                let logs = f.logs();
-                f.stop_all(Duration::from_secs(2));
-                anyhow::Ok(logs)
-            })
-            .await??;
-            bail!(
-                "{}: consumers did not become ready in time; see {}",
-                plan.broker,
-                logs.join(", ")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    workers::wait_ready(
+        &fleet,
+        &counters.ready_workers,
+        w.consumers.count as u64,
+        ready_deadline,
+        || stop.requested(),
+    )
+    .await
+    .with_context(|| plan.broker.to_string())?;
 
     let setup = producers::Setup {
         plan: &clients.producer_plan,

@@ -375,3 +375,34 @@ impl Fleet {
         }
     }
 }
+
+/// Wait until `n` workers of `fleet` have said they are ready (counted in `ready`). On timeout
+/// or when `give_up` says so, stop them all and fail naming their logs.
+pub async fn wait_ready(
+    fleet: &Arc<std::sync::Mutex<Fleet>>,
+    ready: &std::sync::atomic::AtomicU64,
+    n: u64,
+    deadline: Instant,
+    give_up: impl Fn() -> bool,
+) -> Result<()> {
+    while ready.load(Ordering::Relaxed) < n {
+        if Instant::now() > deadline || give_up() {
+            let fleet = fleet.clone();
+            let (role, logs) = tokio::task::spawn_blocking(move || {
+                let mut f = fleet
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("fleet lock poisoned"))?;
+                let logs = f.logs();
+                f.stop_all(Duration::from_secs(2));
+                anyhow::Ok((f.role().name(), logs))
+            })
+            .await??;
+            anyhow::bail!(
+                "{role}s did not become ready in time; see {}",
+                logs.join(", ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}

@@ -310,17 +310,7 @@ fn validate_fault(f: &Fault, duration: units::Dur) -> Result<(), String> {
             ));
         }
     } else {
-        let network_only = [
-            ("between", f.between.is_some()),
-            ("direction", f.direction.is_some()),
-            ("latency", f.latency.is_some()),
-            ("jitter", f.jitter.is_some()),
-            ("rate", f.rate.is_some()),
-            ("slice_size", f.slice_size.is_some()),
-            ("slice_delay", f.slice_delay.is_some()),
-            ("bytes", f.bytes.is_some()),
-            ("delay", f.delay.is_some()),
-        ];
+        let network_only = crate::chaos::proxy::toxic::parameters(f);
         if let Some((name, _)) = network_only.iter().find(|(_, set)| *set) {
             return Err(format!("`{name}` applies to network faults, not {kind}"));
         }

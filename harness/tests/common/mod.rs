@@ -77,3 +77,25 @@ pub fn history_of(dir: &Path, r: &RunResult, broker: &str) -> Vec<brokerbench::h
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// One finished run of a single-broker workload that must exit 0: its metrics and history.
+pub struct Ran {
+    /// Keeps the run directory alive as long as the result is looked at.
+    pub dir: tempfile::TempDir,
+    pub metrics: brokerbench::check::Metrics,
+    pub events: Vec<brokerbench::history::Event>,
+}
+
+pub fn run_ok(yaml: &str, broker: &str) -> Ran {
+    let dir = tempfile::tempdir().unwrap();
+    let w = workload(dir.path(), "w", yaml);
+    let (out, r) = run(dir.path(), &w, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let metrics = r.brokers[0].metrics.clone().expect("metrics");
+    let events = history_of(dir.path(), &r, broker);
+    Ran {
+        dir,
+        metrics,
+        events,
+    }
+}

@@ -46,6 +46,31 @@ struct Cursor {
     whole: Option<(i16, i16, BytesMut, usize)>,
 }
 
+impl Cursor {
+    /// Pass on (into `out`, when given) what remains of the current frame that `input` holds;
+    /// true if it consumed anything.
+    fn pass_on(&mut self, input: &mut &[u8], out: Option<&mut BytesMut>) -> bool {
+        if self.pass == 0 {
+            return false;
+        }
+        let n = self.pass.min(input.len());
+        if let Some(out) = out {
+            out.put_slice(&input[..n]);
+        }
+        *input = &input[n..];
+        self.pass -= n;
+        true
+    }
+
+    /// Collect the next frame's first `size` bytes; true once they are all in `head`.
+    fn fill_head(&mut self, input: &mut &[u8], size: usize) -> bool {
+        let n = (size - self.head.len()).min(input.len());
+        self.head.extend_from_slice(&input[..n]);
+        *input = &input[n..];
+        self.head.len() == size
+    }
+}
+
 fn frame_len(head: &[u8]) -> Result<usize> {
     let len = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
     if len < 0 {
@@ -76,17 +101,7 @@ impl RequestTap {
     pub fn observe(&mut self, mut input: &[u8]) -> Result<()> {
         let c = &mut self.cursor;
         while !input.is_empty() {
-            if c.pass > 0 {
-                let n = c.pass.min(input.len());
-                input = &input[n..];
-                c.pass -= n;
-                continue;
-            }
-            let need = REQUEST_HEAD - c.head.len();
-            let n = need.min(input.len());
-            c.head.extend_from_slice(&input[..n]);
-            input = &input[n..];
-            if c.head.len() < REQUEST_HEAD {
+            if c.pass_on(&mut input, None) || !c.fill_head(&mut input, REQUEST_HEAD) {
                 continue;
             }
             let h = &c.head;
@@ -154,18 +169,7 @@ impl ResponseRewriter {
                 }
                 continue;
             }
-            if c.pass > 0 {
-                let n = c.pass.min(input.len());
-                out.put_slice(&input[..n]);
-                input = &input[n..];
-                c.pass -= n;
-                continue;
-            }
-            let need = RESPONSE_HEAD - c.head.len();
-            let n = need.min(input.len());
-            c.head.extend_from_slice(&input[..n]);
-            input = &input[n..];
-            if c.head.len() < RESPONSE_HEAD {
+            if c.pass_on(&mut input, Some(out)) || !c.fill_head(&mut input, RESPONSE_HEAD) {
                 continue;
             }
             let len = frame_len(&c.head)?;
@@ -215,41 +219,58 @@ pub fn rewrite(key: i16, version: i16, mut frame: Bytes, router: &dyn Router) ->
         *port = p;
         Ok(())
     };
-    let what = || format!("{api:?} v{version} response");
+    let what = format!("{api:?} v{version} response");
+    // Decode the body as T, let `edit` swap its addresses, encode it after the header.
+    fn redo<T: Decodable + Encodable>(
+        frame: &mut Bytes,
+        version: i16,
+        out: &mut BytesMut,
+        what: &str,
+        edit: impl FnOnce(&mut T) -> Result<()>,
+    ) -> Result<()> {
+        let mut r = T::decode(frame, version).with_context(|| format!("decoding {what}"))?;
+        edit(&mut r)?;
+        r.encode(out, version)
+    }
     match api {
-        ApiKey::Metadata => {
-            let mut r = MetadataResponse::decode(&mut frame, version)
-                .with_context(|| format!("decoding {}", what()))?;
-            for b in &mut r.brokers {
-                swap(&mut b.host, &mut b.port)?;
-            }
-            r.encode(&mut out, version)?;
-        }
-        ApiKey::FindCoordinator => {
-            let mut r = FindCoordinatorResponse::decode(&mut frame, version)
-                .with_context(|| format!("decoding {}", what()))?;
-            swap(&mut r.host, &mut r.port)?;
-            for c in &mut r.coordinators {
-                swap(&mut c.host, &mut c.port)?;
-            }
-            r.encode(&mut out, version)?;
-        }
-        ApiKey::DescribeCluster => {
-            let mut r = DescribeClusterResponse::decode(&mut frame, version)
-                .with_context(|| format!("decoding {}", what()))?;
-            for b in &mut r.brokers {
-                swap(&mut b.host, &mut b.port)?;
-            }
-            r.encode(&mut out, version)?;
-        }
+        ApiKey::Metadata => redo(
+            &mut frame,
+            version,
+            &mut out,
+            &what,
+            |r: &mut MetadataResponse| {
+                r.brokers
+                    .iter_mut()
+                    .try_for_each(|b| swap(&mut b.host, &mut b.port))
+            },
+        )?,
+        ApiKey::FindCoordinator => redo(
+            &mut frame,
+            version,
+            &mut out,
+            &what,
+            |r: &mut FindCoordinatorResponse| {
+                swap(&mut r.host, &mut r.port)?;
+                r.coordinators
+                    .iter_mut()
+                    .try_for_each(|c| swap(&mut c.host, &mut c.port))
+            },
+        )?,
+        ApiKey::DescribeCluster => redo(
+            &mut frame,
+            version,
+            &mut out,
+            &what,
+            |r: &mut DescribeClusterResponse| {
+                r.brokers
+                    .iter_mut()
+                    .try_for_each(|b| swap(&mut b.host, &mut b.port))
+            },
+        )?,
         _ => return Ok(frame),
     }
     if frame.has_remaining() {
-        bail!(
-            "{} has {} unexpected trailing bytes",
-            what(),
-            frame.remaining()
-        );
+        bail!("{what} has {} unexpected trailing bytes", frame.remaining());
     }
     Ok(out.freeze())
 }

@@ -74,6 +74,21 @@ pub fn is_network(kind: FaultKind) -> bool {
     )
 }
 
+/// Which toxic parameters a fault sets, by name.
+pub fn parameters(f: &Fault) -> [(&'static str, bool); 9] {
+    [
+        ("between", f.between.is_some()),
+        ("direction", f.direction.is_some()),
+        ("latency", f.latency.is_some()),
+        ("jitter", f.jitter.is_some()),
+        ("rate", f.rate.is_some()),
+        ("slice_size", f.slice_size.is_some()),
+        ("slice_delay", f.slice_delay.is_some()),
+        ("bytes", f.bytes.is_some()),
+        ("delay", f.delay.is_some()),
+    ]
+}
+
 /// The client groups `between` names; the other side must be the broker.
 pub fn groups(f: &Fault) -> Result<Vec<Group>, String> {
     let Some(sides) = &f.between else {
@@ -158,15 +173,6 @@ impl Toxic {
             }
             _ => return Ok(None),
         };
-        let used: &[(&str, bool)] = &[
-            ("latency", f.latency.is_some()),
-            ("jitter", f.jitter.is_some()),
-            ("rate", f.rate.is_some()),
-            ("slice_size", f.slice_size.is_some()),
-            ("slice_delay", f.slice_delay.is_some()),
-            ("bytes", f.bytes.is_some()),
-            ("delay", f.delay.is_some()),
-        ];
         let allowed: &[&str] = match f.kind {
             K::Latency => &["latency", "jitter"],
             K::Bandwidth => &["rate"],
@@ -175,7 +181,12 @@ impl Toxic {
             K::SlowClose => &["delay"],
             _ => &[],
         };
-        if let Some((name, _)) = used.iter().find(|(n, set)| *set && !allowed.contains(n)) {
+        // `between` applies to every network fault; `direction` is checked below.
+        let general = ["between", "direction"];
+        let misplaced = parameters(f)
+            .into_iter()
+            .find(|(n, set)| *set && !general.contains(n) && !allowed.contains(n));
+        if let Some((name, _)) = misplaced {
             return Err(format!(
                 "`{name}` does not apply to {}",
                 super::super::kind_name(f.kind)
