@@ -418,3 +418,56 @@ run: { drain_quiet: 2s }
     assert!(m.publish_latency.max >= 1.5, "{m:?}");
     assert_eq!(m.lost, 0, "{m:?}");
 }
+
+#[test]
+fn kafka_broker_pause_holds_every_send_until_it_resumes() {
+    let yaml = "name: broker-pause
+brokers: [kafka]
+topology: { partitions: 3 }
+load: { rate: 100/s, keys: { count: 6 }, duration: 7s, warmup: 0s }
+consumers: { count: 1 }
+faults:
+  - { kind: broker-pause, at: 2s, duration: 2s }
+run: { drain_quiet: 2s }
+";
+    let ran = run_ok(yaml, "kafka");
+    let (m, events) = (&ran.metrics, &ran.events);
+    let f = &m.faults[0];
+    assert!(!f.failed, "{f:?}");
+    let start = events
+        .iter()
+        .find(|e| {
+            matches!(
+                e,
+                Event::Fault {
+                    phase: FaultPhase::Start,
+                    ..
+                }
+            )
+        })
+        .unwrap()
+        .time();
+    let stop = events
+        .iter()
+        .find(|e| {
+            matches!(
+                e,
+                Event::Fault {
+                    phase: FaultPhase::Stop,
+                    ..
+                }
+            )
+        })
+        .unwrap()
+        .time();
+    let second = 1_000_000_000;
+    let answered_while_stopped = events.iter().any(|e| {
+        matches!(e, Event::SendOk { t, .. } | Event::Deliver { t, .. }
+            if *t > start + second / 2 && *t + second / 2 < stop)
+    });
+    assert!(!answered_while_stopped, "a stopped broker answers nothing");
+    // Sends wait rather than fail: the broker is slow, not gone.
+    assert_eq!(m.failed + m.indeterminate, 0, "{m:?}");
+    assert!(m.publish_latency.max >= 1.5, "{m:?}");
+    assert_eq!(m.lost, 0, "{m:?}");
+}

@@ -97,8 +97,9 @@ pub async fn run_broker(
     })
 }
 
-/// How producers and consumers reach the broker: directly, or through the fault proxy (one
-/// listener per group) when the schedule has network faults. Setup and teardown stay direct.
+/// How producers and consumers reach the broker: through the fault proxy (one listener per
+/// group) when a network fault names their group, directly otherwise, so the proxy costs nothing
+/// on a path no fault touches. Setup and teardown stay direct.
 struct Clients {
     producers: Arc<dyn driver::Driver>,
     producer_plan: Arc<Plan>,
@@ -113,7 +114,13 @@ impl Clients {
         faults: &[Window],
         seed: u64,
     ) -> Result<Clients> {
-        if !plan.workload.run.proxy && !faults.iter().any(|w| w.toxic.is_some()) {
+        let proxied = |g: Group| {
+            plan.workload.run.proxy
+                || faults
+                    .iter()
+                    .any(|w| w.toxic.is_some() && w.groups.contains(&g))
+        };
+        if !Group::ALL.into_iter().any(proxied) {
             return Ok(Clients {
                 producers: direct.clone(),
                 producer_plan: plan.clone(),
@@ -128,12 +135,19 @@ impl Clients {
         };
         let proxy = Proxy::start(&upstream, protocol, plan.workload.run.proxy_port, seed)?;
         let via = |g: Group| -> Result<Arc<Plan>> {
+            if !proxied(g) {
+                return Ok(plan.clone());
+            }
             let mut p = (**plan).clone();
             p.target = plan.target.through_proxy(plan.broker, proxy.address(g))?;
             Ok(Arc::new(p))
         };
         let producer_plan = via(Group::Producers)?;
-        let producers = Arc::from(driver::driver(producer_plan.clone())?);
+        let producers: Arc<dyn driver::Driver> = if proxied(Group::Producers) {
+            Arc::from(driver::driver(producer_plan.clone())?)
+        } else {
+            direct.clone()
+        };
         let consumers = via(Group::Consumers)?;
         Ok(Clients {
             producers,
