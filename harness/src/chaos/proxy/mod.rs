@@ -131,10 +131,6 @@ impl Drop for Proxy {
 }
 
 impl GroupProxy {
-    pub fn group(&self) -> Group {
-        self.group
-    }
-
     /// Start a toxic on every connection of this group, open or new; returns its id.
     pub fn add(&self, toxic: Toxic) -> u64 {
         let id = self.next_toxic.fetch_add(1, Ordering::Relaxed);

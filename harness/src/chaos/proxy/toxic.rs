@@ -192,17 +192,13 @@ impl Toxic {
                 super::super::kind_name(f.kind)
             ));
         }
-        if f.direction.is_some() && !toxic.has_direction() {
+        if f.direction.is_some() && toxic.direction().is_none() {
             return Err(format!(
                 "`direction` does not apply to {}: it acts on whole connections",
                 super::super::kind_name(f.kind)
             ));
         }
         Ok(Some(toxic))
-    }
-
-    fn has_direction(&self) -> bool {
-        self.direction().is_some()
     }
 
     fn direction(&self) -> Option<Direction> {
@@ -284,10 +280,6 @@ pub enum ConnectionState {
 }
 
 impl ToxicSet {
-    pub fn is_empty(&self) -> bool {
-        self.active.is_empty()
-    }
-
     pub fn connection(&self) -> ConnectionState {
         let has = |t: &Toxic| self.active.iter().any(|(_, a)| a == t);
         if has(&Toxic::ResetPeer) {
