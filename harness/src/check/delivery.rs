@@ -1,9 +1,10 @@
 //! Loss, duplicates and per-key order, in Jepsen's vocabulary (DESIGN.md §4).
 //!
-//! State is dense: sequence numbers are gapless per (producer, key), so each key holds a byte of
-//! flags per message plus a 32-bit position fingerprint (only for brokers with storage positions):
-//! 5 bytes per tracked message, one pass, no sorting.
+//! State is dense: sequence numbers are gapless per (producer, key), so each message has a byte of
+//! flags plus a 32-bit position fingerprint (`slots`): 5 bytes per tracked message, one pass, no
+//! sorting.
 
+use super::slots::{KeySlots, Slots};
 use super::{Anomaly, Checker, Facts, Metrics, PerKey};
 use crate::history::{Event, Position};
 use crate::load::envelope::MsgId;
@@ -17,30 +18,16 @@ const PROCESSED: u8 = 32;
 
 #[derive(Default)]
 struct KeyState {
-    flags: Vec<u8>,
-    /// Hash of the first delivery's storage position (0 = none recorded).
-    first_pos: Vec<u32>,
+    slots: KeySlots,
     /// Highest seq delivered so far and the consumer that delivered it.
     max_seq: Option<u64>,
     last_consumer: u32,
 }
 
-impl KeyState {
-    fn slot(&mut self, seq: u64) -> usize {
-        let i = seq as usize;
-        if self.flags.len() == i {
-            // The usual case: the next sequence number of this key.
-            self.flags.push(0);
-        } else if self.flags.len() < i {
-            self.flags.resize(i + 1, 0);
-        }
-        i
-    }
-}
-
 #[derive(Default)]
 pub struct DeliveryChecker {
     keys: PerKey<KeyState>,
+    slots: Slots,
     redeliveries: u64,
     stored_dupes: u64,
     order_first: u64,
@@ -89,29 +76,21 @@ impl DeliveryChecker {
 
     fn mark(&mut self, id: MsgId, bit: u8) {
         let k = self.keys.get(id.producer, id.key);
-        let i = k.slot(id.seq);
-        k.flags[i] |= bit;
+        let slot = self.slots.slot(&mut k.slots, id.seq);
+        *self.slots.flags(slot) |= bit;
     }
 
     /// Returns whether this is the message's first delivery.
     fn deliver(&mut self, t: u64, consumer: u32, id: MsgId, pos: &Position) -> bool {
         let ph = pos_hash(pos);
         let k = self.keys.get(id.producer, id.key);
-        let i = k.slot(id.seq);
-        let first = k.flags[i] & DELIVERED == 0;
-        k.flags[i] |= DELIVERED;
+        let slot = self.slots.slot(&mut k.slots, id.seq);
+        let flags = self.slots.flags(slot);
+        let first = *flags & DELIVERED == 0;
+        *flags |= DELIVERED;
         let mut found: Vec<(&'static str, String)> = Vec::new();
         if first {
-            if ph != 0 {
-                if k.first_pos.len() == i {
-                    k.first_pos.push(ph); // the usual case: the key's next message
-                } else {
-                    if k.first_pos.len() < i {
-                        k.first_pos.resize(i + 1, 0);
-                    }
-                    k.first_pos[i] = ph;
-                }
-            }
+            *self.slots.pos(slot) = ph;
             match k.max_seq {
                 Some(max) if id.seq < max => {
                     self.order_first += 1;
@@ -132,10 +111,11 @@ impl DeliveryChecker {
                 }
                 Some(max) if id.seq > max + 1 && consumer == k.last_consumer => {
                     // A gap is only a skip if the missing values were really sent.
+                    let slots = &self.slots;
                     let gap_sent = (max + 1..id.seq).any(|s| {
-                        k.flags
-                            .get(s as usize)
-                            .is_some_and(|f| f & (OK | INDETERMINATE) != 0)
+                        slots
+                            .find(&k.slots, s)
+                            .is_some_and(|sl| slots.flags_of(sl) & (OK | INDETERMINATE) != 0)
                     });
                     if gap_sent {
                         self.skips += 1;
@@ -159,8 +139,8 @@ impl DeliveryChecker {
             if k.max_seq.is_some_and(|m| id.seq < m) {
                 self.order_redelivered += 1;
             }
-            let stored_elsewhere =
-                ph != 0 && k.first_pos.get(i).is_some_and(|&p| p != 0 && p != ph);
+            let first_pos = *self.slots.pos(slot);
+            let stored_elsewhere = ph != 0 && first_pos != 0 && first_pos != ph;
             if stored_elsewhere {
                 self.stored_dupes += 1;
                 found.push((
@@ -201,9 +181,10 @@ impl Checker for DeliveryChecker {
             } => facts.first_delivery = self.deliver(*t, *consumer, *id, pos),
             Event::Processed { t, id, consumer } => {
                 let k = self.keys.get(id.producer, id.key);
-                let i = k.slot(id.seq);
-                let again = k.flags[i] & PROCESSED != 0;
-                k.flags[i] |= PROCESSED;
+                let slot = self.slots.slot(&mut k.slots, id.seq);
+                let flags = self.slots.flags(slot);
+                let again = *flags & PROCESSED != 0;
+                *flags |= PROCESSED;
                 if again {
                     self.effective_dupes += 1;
                     let d = format!("processed twice (second time by consumer {consumer})");
@@ -229,13 +210,13 @@ impl Checker for DeliveryChecker {
         }
     }
 
-    fn finish(mut self: Box<Self>, m: &mut Metrics) {
+    fn finish(mut self, m: &mut Metrics) {
         let (mut lost, mut unexpected, mut recovered, mut distinct, mut received_only) =
             (0u64, 0u64, 0u64, 0u64, 0u64);
         let mut no_outcome = 0u64;
         let mut lost_examples = Vec::new();
         for ((producer, key), st) in self.keys.iter() {
-            for (seq, &f) in st.flags.iter().enumerate() {
+            for (seq, f) in self.slots.iter(&st.slots) {
                 let processed = f & PROCESSED != 0;
                 if processed {
                     distinct += 1;
@@ -259,11 +240,7 @@ impl Checker for DeliveryChecker {
                 if f & OK != 0 && !processed {
                     lost += 1;
                     if lost_examples.len() < EXAMPLES_PER_KIND {
-                        let id = MsgId {
-                            producer,
-                            key,
-                            seq: seq as u64,
-                        };
+                        let id = MsgId { producer, key, seq };
                         let why = if f & DELIVERED != 0 {
                             "received but never processed (acknowledged before processing?)"
                         } else {

@@ -51,6 +51,7 @@ impl<I: Iterator<Item = Event>> TimeOrdered<I> {
 impl<I: Iterator<Item = Event>> Iterator for TimeOrdered<I> {
     type Item = Event;
 
+    #[inline]
     fn next(&mut self) -> Option<Event> {
         loop {
             if let Some((front, _)) = self.buf.front() {

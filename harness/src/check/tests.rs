@@ -357,6 +357,13 @@ fn latency_is_measured_from_the_intended_time_after_warmup() {
         intended: 100 * MS,
         pos: Position::Unknown,
     });
+    // Intended during warmup, acknowledged in second 1: on the timeline, not in the figures.
+    ev.push(Event::SendOk {
+        t: 1_100 * MS,
+        id: id(0, 1, 0),
+        intended: 950 * MS,
+        pos: Position::Unknown,
+    });
     // After warmup: sent late (coordinated omission would hide this), acked 30 ms after intended.
     for s in 1..=100u64 {
         let intended = 1_000 * MS + s * 10 * MS;
@@ -389,6 +396,13 @@ fn latency_is_measured_from_the_intended_time_after_warmup() {
         m.end_to_end_latency
     );
     assert!(!m.publish_histogram.is_empty());
+    let near = |ms: Option<f64>, want: f64| ms.is_some_and(|v| (v - want).abs() < want * 0.002);
+    let tl = &m.timeline;
+    assert!(near(tl[0].publish_p50_ms, 800.0), "{:?}", tl[0]);
+    assert!(near(tl[1].publish_p50_ms, 30.0), "{:?}", tl[1]);
+    assert!(near(tl[1].publish_p99_ms, 150.0), "{:?}", tl[1]);
+    assert!(near(tl[1].e2e_p50_ms, 50.0), "{:?}", tl[1]);
+    assert_eq!(tl[0].e2e_p50_ms, None);
 }
 
 #[test]
