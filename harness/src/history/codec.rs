@@ -42,6 +42,7 @@ pub enum Stop {
 /// Reads frames until the end or the first bad frame.
 pub struct FrameReader<R> {
     inner: R,
+    /// The current frame, header included.
     buf: Vec<u8>,
     offset: u64,
     stop: Option<Stop>,
@@ -67,11 +68,18 @@ impl<R: Read> FrameReader<R> {
         self.offset
     }
 
-    fn read_up_to(&mut self, n: usize) -> io::Result<usize> {
-        self.buf.resize(n, 0);
+    /// The last frame returned by `next`, exactly as read (header and checksum included), for
+    /// passing it on without encoding it again.
+    pub fn frame(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Read up to `n` bytes into the buffer after its first `from`; returns how many arrived.
+    fn read_up_to(&mut self, from: usize, n: usize) -> io::Result<usize> {
+        self.buf.resize(from + n, 0);
         let mut got = 0;
         while got < n {
-            match self.inner.read(&mut self.buf[got..n]) {
+            match self.inner.read(&mut self.buf[from + got..from + n]) {
                 Ok(0) => break,
                 Ok(k) => got += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -107,7 +115,7 @@ impl<R: Read> Iterator for FrameReader<R> {
         if self.stop.is_some() {
             return None;
         }
-        let got = match self.read_up_to(HEADER) {
+        let got = match self.read_up_to(0, HEADER) {
             Ok(g) => g,
             Err(e) => return Some(Err(e)),
         };
@@ -127,7 +135,7 @@ impl<R: Read> Iterator for FrameReader<R> {
                 reason: format!("frame length {len} is implausible"),
             });
         }
-        let got = match self.read_up_to(len) {
+        let got = match self.read_up_to(HEADER, len) {
             Ok(g) => g,
             Err(e) => return Some(Err(e)),
         };
@@ -135,14 +143,14 @@ impl<R: Read> Iterator for FrameReader<R> {
             let skipped_bytes = self.drain_rest(HEADER + got);
             return self.finish(Stop::Truncated { skipped_bytes });
         }
-        if crc32fast::hash(&self.buf[..len]) != crc {
+        if crc32fast::hash(&self.buf[HEADER..]) != crc {
             let skipped_bytes = self.drain_rest(HEADER + len);
             return self.finish(Stop::Corrupt {
                 skipped_bytes,
                 reason: "checksum mismatch".into(),
             });
         }
-        match postcard::from_bytes::<Event>(&self.buf[..len]) {
+        match postcard::from_bytes::<Event>(&self.buf[HEADER..]) {
             Ok(ev) => {
                 self.offset += (HEADER + len) as u64;
                 Some(Ok(ev))

@@ -190,8 +190,7 @@ fn forward(
     counters: Arc<Counters>,
 ) {
     let mut frames = FrameReader::new(BufReader::with_capacity(1 << 16, stdout));
-    for ev in frames.by_ref() {
-        let Ok(ev) = ev else { break };
+    while let Some(Ok(ev)) = frames.next() {
         match &ev {
             Event::SendInvoke { .. } => {
                 counters.sent.fetch_add(1, Ordering::Relaxed);
@@ -226,7 +225,7 @@ fn forward(
             }
             _ => {}
         }
-        recorder.record(ev);
+        recorder.record_frame(frames.frame());
     }
     let detail = match frames.stop() {
         Some(Stop::Truncated { skipped_bytes }) => {
