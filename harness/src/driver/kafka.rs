@@ -260,11 +260,8 @@ impl KafkaConsumer {
             pos: Position::Kafka { partition, offset },
             redelivered: false,
             receive_count: 0,
-            handle: if self.auto {
-                AckHandle::None
-            } else {
-                AckHandle::Kafka { partition, offset }
-            },
+            // In auto mode too: `ack` then stores the offset for the timed auto-commit.
+            handle: AckHandle::Kafka { partition, offset },
         }
     }
 }

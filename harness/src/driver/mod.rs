@@ -83,7 +83,8 @@ pub trait Publisher: Send {
     async fn close(&mut self) {}
 }
 
-/// What a consumer needs to acknowledge one delivery later.
+/// What a consumer needs to acknowledge one delivery later. In `ack: auto` mode a handle that is
+/// not `None` marks the delivery as processed for the client's own timed commit (Kafka).
 #[derive(Debug, Clone)]
 pub enum AckHandle {
     Kafka {
@@ -97,7 +98,7 @@ pub enum AckHandle {
     Sqs {
         receipt: String,
     },
-    /// Nothing to acknowledge (auto-ack mode).
+    /// Nothing to acknowledge (the broker counts the delivery as acknowledged once sent).
     None,
 }
 

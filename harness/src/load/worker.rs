@@ -62,6 +62,10 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
     )?;
     out.flush()?;
 
+    let auto_ack = w.consumers.ack == AckMode::Auto;
+    // Auto mode: deliveries processed in this batch, marked for the client's timed commit once
+    // the batch's records are flushed to the coordinator.
+    let mut processed_handles = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let batch = match next_batch(&*driver, &mut consumer, index).await {
             Ok(b) => b,
@@ -127,7 +131,7 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
             )?;
             let process = w.consumers.processing_time.0;
             let ack_first = w.consumers.ack == AckMode::BeforeProcess;
-            let explicit_ack = !matches!(r.handle, AckHandle::None);
+            let explicit_ack = !auto_ack && !matches!(r.handle, AckHandle::None);
             if ack_first && explicit_ack {
                 ack(
                     &mut *consumer,
@@ -172,9 +176,26 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
             )?;
             if !ack_first && explicit_ack {
                 ack(&mut *consumer, r.handle, index, id, &mut out, &mut emit).await?;
+            } else if auto_ack && !matches!(r.handle, AckHandle::None) {
+                processed_handles.push((id, r.handle));
             }
         }
         out.flush()?;
+        // Only now may the client commit them: a kill from here on cannot lose their records.
+        for (id, handle) in processed_handles.drain(..) {
+            if let Err(e) = consumer.ack(handle).await {
+                let error = format!("marking {} processed: {e:#}", id.dedupe_id());
+                let t = now_ns();
+                emit(
+                    &mut out,
+                    Event::ConsumerError {
+                        t,
+                        consumer: index,
+                        error,
+                    },
+                )?;
+            }
+        }
     }
     consumer.close().await;
     out.flush()?;
