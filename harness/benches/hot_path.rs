@@ -56,7 +56,7 @@ fn history(c: &mut Criterion) {
         b.iter(|| write_frame(&mut out, std::hint::black_box(&deliver), &mut scratch).unwrap());
         out.flush().unwrap();
     });
-    // Through the recorder: channel to the writer thread, framing, buffered file write.
+    // Through the recorder: framed into the shared buffer that the writer thread writes out.
     g.bench_function("recorder_to_file", |b| {
         let dir = tempfile::tempdir().unwrap();
         let (rec, writer) = brokerbench::history::create(&dir.path().join("h.bin")).unwrap();

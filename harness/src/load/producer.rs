@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
 use tokio::sync::watch;
 
 use super::envelope::{Envelope, MsgId};
@@ -87,13 +88,24 @@ impl ProducerTask {
             (self.start_ns + load.duration.as_nanos()).saturating_sub(now_ns()),
         );
         let give_up = tokio::time::Instant::now() + schedule_left + send_timeout;
+        // One timer for the whole run rather than one per wait: at `rate: max` the window is
+        // always full and this loop runs for every acknowledgement.
+        let give_up_timer = tokio::time::sleep_until(give_up);
+        tokio::pin!(give_up_timer);
 
         'send: loop {
             while in_flight.len() >= max_in_flight {
                 tokio::select! {
-                    Some(done) = in_flight.next() => self.complete(done),
+                    Some(done) = in_flight.next() => {
+                        self.complete(done);
+                        // Acknowledgements come in batches: take the rest of the batch without
+                        // another round of select (and its wake-up registrations).
+                        while let Some(Some(done)) = in_flight.next().now_or_never() {
+                            self.complete(done);
+                        }
+                    }
                     _ = self.stop.changed() => {}
-                    _ = tokio::time::sleep_until(give_up) => break 'send,
+                    _ = &mut give_up_timer => break 'send,
                 }
                 if *self.stop.borrow() {
                     break 'send;
