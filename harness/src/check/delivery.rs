@@ -85,6 +85,10 @@ impl DeliveryChecker {
         let ph = pos_hash(pos);
         let k = self.keys.get(id.producer, id.key);
         let slot = self.slots.slot(&mut k.slots, id.seq);
+        if slot.is_implausible() {
+            // Counted by `slots`; it must not disturb the key's order state.
+            return false;
+        }
         let flags = self.slots.flags(slot);
         let first = *flags & DELIVERED == 0;
         *flags |= DELIVERED;
@@ -112,7 +116,8 @@ impl DeliveryChecker {
                 Some(max) if id.seq > max + 1 && consumer == k.last_consumer => {
                     // A gap is only a skip if the missing values were really sent.
                     let slots = &self.slots;
-                    let gap_sent = (max + 1..id.seq).any(|s| {
+                    let gap_end = id.seq.min(slots.end(&k.slots));
+                    let gap_sent = (max + 1..gap_end).any(|s| {
                         slots
                             .find(&k.slots, s)
                             .is_some_and(|sl| slots.flags_of(sl) & (OK | INDETERMINATE) != 0)
@@ -258,9 +263,17 @@ impl Checker for DeliveryChecker {
             }
         }
         self.examples.extend(lost_examples);
+        // Records whose sequence number no producer of this run could have reached.
+        if let Some(seq) = self.slots.first_implausible {
+            let detail = format!(
+                "{} record(s) with an implausible sequence number, e.g. {seq} (corrupt?)",
+                self.slots.implausible
+            );
+            self.example("unexpected", 0, None, detail);
+        }
         m.delivered = distinct;
         m.lost = lost;
-        m.unexpected = unexpected + self.foreign;
+        m.unexpected = unexpected + self.foreign + self.slots.implausible;
         m.recovered = recovered;
         m.indeterminate += no_outcome;
         m.received_not_processed = received_only;

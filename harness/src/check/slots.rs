@@ -9,6 +9,11 @@
 
 const CHUNK: usize = 64;
 
+/// How far past a key's newest chunk a sequence number may jump (4M messages). Producers number
+/// each key's messages from 0 without gaps, so a larger jump can only come from a corrupt or
+/// foreign record, and must not make the checker allocate towards it.
+const MAX_JUMP_CHUNKS: usize = 1 << 16;
+
 #[derive(Clone)]
 struct Chunk {
     flags: [u8; CHUNK],
@@ -21,10 +26,23 @@ const EMPTY: Chunk = Chunk {
     pos: [0; CHUNK],
 };
 
-/// The chunks of every key.
-#[derive(Default)]
+/// The chunks of every key. Chunk 0 belongs to no key: records with an implausible sequence
+/// number land there, so the hot path needs no failure case.
 pub struct Slots {
     chunks: Vec<Chunk>,
+    /// How many records landed in chunk 0, and the first such sequence number.
+    pub implausible: u64,
+    pub first_implausible: Option<u64>,
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Slots {
+            chunks: vec![EMPTY],
+            implausible: 0,
+            first_implausible: None,
+        }
+    }
 }
 
 /// Which chunks of `Slots` hold one key's messages, in seq order.
@@ -33,49 +51,79 @@ pub struct KeySlots {
     chunks: Vec<u32>,
 }
 
-/// Where one message's state lives.
+/// Where one message's state lives (small, so `Option<Slot>` travels in registers).
 #[derive(Clone, Copy)]
 pub struct Slot {
-    chunk: usize,
-    at: usize,
+    chunk: u32,
+    at: u32,
+}
+
+impl Slot {
+    /// True for the slot of an implausible record (chunk 0, shared, no key's).
+    #[inline]
+    pub fn is_implausible(self) -> bool {
+        self.chunk == 0
+    }
+
+    fn new(chunk: u32, seq: u64) -> Slot {
+        Slot {
+            chunk,
+            at: (seq % CHUNK as u64) as u32,
+        }
+    }
 }
 
 impl Slots {
     /// The slot of `seq`, allocating chunks up to it (usually none, or the key's next one).
     #[inline]
     pub fn slot(&mut self, key: &mut KeySlots, seq: u64) -> Slot {
+        match key.chunks.get((seq / CHUNK as u64) as usize) {
+            Some(&chunk) => Slot::new(chunk, seq),
+            None => self.grow(key, seq),
+        }
+    }
+
+    /// Once per 64 messages of a key: give it chunks up to `seq`, unless that is an implausible
+    /// jump (see `MAX_JUMP_CHUNKS`), which is counted and sent to chunk 0.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, key: &mut KeySlots, seq: u64) -> Slot {
         let c = (seq / CHUNK as u64) as usize;
+        if c - key.chunks.len() >= MAX_JUMP_CHUNKS {
+            self.implausible += 1;
+            self.first_implausible.get_or_insert(seq);
+            return Slot::new(0, seq);
+        }
         while key.chunks.len() <= c {
             key.chunks.push(self.chunks.len() as u32);
             self.chunks.push(EMPTY);
         }
-        Slot {
-            chunk: key.chunks[c] as usize,
-            at: (seq % CHUNK as u64) as usize,
-        }
+        Slot::new(key.chunks[c], seq)
     }
 
     /// The slot of `seq` if the key has reached it.
     pub fn find(&self, key: &KeySlots, seq: u64) -> Option<Slot> {
         let c = usize::try_from(seq / CHUNK as u64).ok()?;
-        key.chunks.get(c).map(|&chunk| Slot {
-            chunk: chunk as usize,
-            at: (seq % CHUNK as u64) as usize,
-        })
+        key.chunks.get(c).map(|&chunk| Slot::new(chunk, seq))
     }
 
     #[inline]
     pub fn flags(&mut self, s: Slot) -> &mut u8 {
-        &mut self.chunks[s.chunk].flags[s.at]
+        &mut self.chunks[s.chunk as usize].flags[s.at as usize]
     }
 
     pub fn flags_of(&self, s: Slot) -> u8 {
-        self.chunks[s.chunk].flags[s.at]
+        self.chunks[s.chunk as usize].flags[s.at as usize]
     }
 
     #[inline]
     pub fn pos(&mut self, s: Slot) -> &mut u32 {
-        &mut self.chunks[s.chunk].pos[s.at]
+        &mut self.chunks[s.chunk as usize].pos[s.at as usize]
+    }
+
+    /// One past the highest sequence number the key has state for.
+    pub fn end(&self, key: &KeySlots) -> u64 {
+        (key.chunks.len() * CHUNK) as u64
     }
 
     /// Every (seq, flags) of a key up to its last chunk; slots never touched have flags 0.
@@ -125,5 +173,20 @@ mod tests {
         assert_eq!(found, Some(199 + 7));
         assert!(s.find(&a, 10_000).is_none());
         assert!(s.find(&a, u64::MAX).is_none());
+        // A corrupt sequence number far ahead allocates nothing and is counted.
+        let far = s.slot(&mut a, u64::MAX / 2);
+        *s.flags(far) = 1;
+        s.slot(&mut a, 64 * (4 + MAX_JUMP_CHUNKS as u64));
+        assert_eq!(
+            (s.implausible, s.first_implausible),
+            (2, Some(u64::MAX / 2))
+        );
+        assert_eq!(a.chunks.len(), 4);
+        assert!(
+            s.iter(&a).filter(|(_, f)| *f == 1).count() == 200,
+            "chunk 0 is no key's"
+        );
+        s.slot(&mut a, 64 * (3 + MAX_JUMP_CHUNKS as u64));
+        assert_eq!(a.chunks.len(), 4 + MAX_JUMP_CHUNKS);
     }
 }

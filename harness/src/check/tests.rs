@@ -271,6 +271,22 @@ fn unexpected_counts_unsent_values_and_foreign_messages() {
 }
 
 #[test]
+fn a_corrupt_sequence_number_is_unexpected_and_allocates_nothing() {
+    let mut h = H::new();
+    h.ok(id(0, 0, 0));
+    h.deliver(0, id(0, 0, 0));
+    // Would need petabytes of per-message state if the checker allocated up to it.
+    h.deliver(0, id(0, 0, u64::MAX / 3));
+    let m = h.check();
+    // Its delivery and its processing each count once.
+    assert_eq!((m.unexpected, m.delivered, m.lost), (2, 1, 0));
+    assert!(m
+        .examples
+        .iter()
+        .any(|e| e.kind == "unexpected" && e.detail.contains("implausible")));
+}
+
+#[test]
 fn rebalance_redeliveries_are_redeliveries_not_loss() {
     let mut h = H::new();
     for s in 0..10 {
