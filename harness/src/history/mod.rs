@@ -66,11 +66,11 @@ impl Shared {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn append(&self, add: impl FnOnce(&mut Vec<u8>)) {
+    fn append(&self, events: u64, add: impl FnOnce(&mut Vec<u8>)) {
         let mut p = self.lock();
         let before = p.bytes.len();
         add(&mut p.bytes);
-        p.events += 1;
+        p.events += events;
         if before < HIGH_WATER && p.bytes.len() >= HIGH_WATER {
             self.wake.notify_one();
         }
@@ -99,7 +99,7 @@ impl Drop for SharedHandle {
 impl Recorder {
     pub fn record(&self, event: Event) {
         match &self.sink {
-            Sink::Shared(s) => s.0.append(|buf| codec::encode_frame(&event, buf)),
+            Sink::Shared(s) => s.0.append(1, |buf| codec::encode_frame(&event, buf)),
             Sink::Direct(d) => {
                 if let Ok(mut d) = d.lock() {
                     let Direct { out, scratch } = &mut *d;
@@ -109,14 +109,14 @@ impl Recorder {
         }
     }
 
-    /// Append a record that is already framed (read and checked by a `FrameReader`), so a
-    /// worker's events are not decoded and encoded again on their way into the history.
-    pub fn record_frame(&self, frame: &[u8]) {
+    /// Append `count` complete frames (as `FrameReader::frame` returns them, back to back), so
+    /// a worker's events are not decoded and encoded again on their way into the history.
+    pub fn record_frames(&self, frames: &[u8], count: u64) {
         match &self.sink {
-            Sink::Shared(s) => s.0.append(|buf| buf.extend_from_slice(frame)),
+            Sink::Shared(s) => s.0.append(count, |buf| buf.extend_from_slice(frames)),
             Sink::Direct(d) => {
                 if let Ok(mut d) = d.lock() {
-                    let _ = d.out.write_all(frame).and_then(|_| d.out.flush());
+                    let _ = d.out.write_all(frames).and_then(|_| d.out.flush());
                 }
             }
         }
@@ -328,10 +328,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("history.bin");
         let (rec, writer) = create(&path).unwrap();
+        // Passed on in uneven batches, as a worker's output arrives.
         let mut frames = FrameReader::new(&pipe[..]);
+        let (mut batch, mut count) = (Vec::new(), 0);
         while let Some(Ok(_)) = frames.next() {
-            rec.record_frame(frames.frame());
+            batch.extend_from_slice(frames.frame());
+            count += 1;
+            if count == 7 {
+                rec.record_frames(&batch, count);
+                (batch, count) = (Vec::new(), 0);
+            }
         }
+        rec.record_frames(&batch, count);
         rec.record(send(50));
         drop(rec);
         assert_eq!(writer.finish().unwrap(), 51);

@@ -190,6 +190,9 @@ fn forward(
     counters: Arc<Counters>,
 ) {
     let mut frames = FrameReader::new(BufReader::with_capacity(1 << 16, stdout));
+    // Frames are passed on in batches: whatever has arrived by the time the pipe's buffer runs
+    // dry, so nothing waits for input that may not come.
+    let mut batch = Batch::default();
     while let Some(Ok(ev)) = frames.next() {
         match &ev {
             Event::SendInvoke { .. } => {
@@ -211,11 +214,11 @@ fn forward(
                 counters.ready_producers.fetch_add(1, Ordering::Relaxed);
             }
             Event::Processed { t, .. } => {
-                counters.delivered.fetch_add(1, Ordering::Relaxed);
-                counters.last_delivery_ns.fetch_max(*t, Ordering::Relaxed);
+                batch.processed += 1;
+                batch.last_delivery = batch.last_delivery.max(*t);
             }
             Event::Deliver { t, .. } => {
-                counters.last_delivery_ns.fetch_max(*t, Ordering::Relaxed);
+                batch.last_delivery = batch.last_delivery.max(*t);
             }
             Event::Worker {
                 event: WorkerEvent::Ready { .. },
@@ -225,8 +228,13 @@ fn forward(
             }
             _ => {}
         }
-        recorder.record_frame(frames.frame());
+        batch.frames.extend_from_slice(frames.frame());
+        batch.count += 1;
+        if frames.get_ref().buffer().is_empty() || batch.frames.len() >= 1 << 16 {
+            batch.pass_on(&recorder, &counters);
+        }
     }
+    batch.pass_on(&recorder, &counters);
     let detail = match frames.stop() {
         Some(Stop::Truncated { skipped_bytes }) => {
             format!("output ended mid-record ({skipped_bytes} bytes dropped)")
@@ -235,6 +243,32 @@ fn forward(
         _ => "exited".into(),
     };
     recorder.record(role.life(index, WorkerEvent::Exited { detail }));
+}
+
+/// A worker's frames read but not yet in the history, with what they add to the counters.
+#[derive(Default)]
+struct Batch {
+    frames: Vec<u8>,
+    count: u64,
+    processed: u64,
+    last_delivery: u64,
+}
+
+impl Batch {
+    fn pass_on(&mut self, recorder: &Recorder, counters: &Counters) {
+        if self.count == 0 {
+            return;
+        }
+        recorder.record_frames(&self.frames, self.count);
+        counters
+            .delivered
+            .fetch_add(self.processed, Ordering::Relaxed);
+        counters
+            .last_delivery_ns
+            .fetch_max(self.last_delivery, Ordering::Relaxed);
+        self.frames.clear();
+        (self.count, self.processed, self.last_delivery) = (0, 0, 0);
+    }
 }
 
 /// The worker processes of one role in a run. Crashed workers leave; replacements get fresh
