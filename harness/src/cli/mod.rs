@@ -140,7 +140,7 @@ pub fn main() -> i32 {
             producer,
             slot,
             seed,
-        } => with_runtime(async move {
+        } => with_runtime_threads(Some(1), async move {
             let (who, result) = match (consumer, producer) {
                 (Some(c), _) => (
                     format!("consumer {c}"),
@@ -171,10 +171,15 @@ pub fn main() -> i32 {
 }
 
 fn with_runtime(f: impl std::future::Future<Output = i32>) -> i32 {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    with_runtime_threads(None, f)
+}
+
+fn with_runtime_threads(threads: Option<usize>, f: impl std::future::Future<Output = i32>) -> i32 {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        builder.worker_threads(n);
+    }
+    match builder.enable_all().build() {
         Ok(rt) => rt.block_on(f),
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");
