@@ -18,7 +18,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::{AckFuture, AckHandle, Consumer, Driver, Plan, Publisher, Received, SendError};
 use crate::history::Position;
-use crate::load::envelope::MsgId;
+use crate::load::envelope::{write_key_name, MsgId, ENVELOPE_LEN};
 use crate::workload::AckMode;
 
 pub struct KafkaDriver {
@@ -140,6 +140,7 @@ impl Driver for KafkaDriver {
         Ok(Box::new(KafkaPublisher {
             producer,
             topic: self.topic.clone(),
+            key: String::new(),
         }))
     }
 
@@ -203,15 +204,18 @@ impl Driver for KafkaDriver {
 struct KafkaPublisher {
     producer: FutureProducer,
     topic: String,
+    key: String,
 }
 
 #[async_trait]
 impl Publisher for KafkaPublisher {
-    async fn submit(&mut self, id: MsgId, body: Vec<u8>) -> Result<AckFuture, SendError> {
-        let key = id.key_string();
+    async fn submit(&mut self, id: MsgId, body: &[u8]) -> Result<AckFuture, SendError> {
+        // The client copies the key: format it into one reused buffer.
+        self.key.clear();
+        write_key_name(id.key, &mut self.key);
         let mut record = FutureRecord::to(&self.topic)
-            .key(key.as_bytes())
-            .payload(body.as_slice());
+            .key(self.key.as_bytes())
+            .payload(body);
         loop {
             match self.producer.send_result(record) {
                 Ok(delivery) => {
@@ -255,8 +259,10 @@ struct KafkaConsumer {
 impl KafkaConsumer {
     fn received(&self, msg: &rdkafka::message::BorrowedMessage<'_>) -> Received {
         let (partition, offset) = (msg.partition(), msg.offset());
+        let payload = msg.payload().unwrap_or_default();
         Received {
-            body: msg.payload().unwrap_or_default().to_vec(),
+            // Only the envelope is read from a body: the filler is not copied.
+            body: payload[..payload.len().min(ENVELOPE_LEN)].to_vec(),
             pos: Position::Kafka { partition, offset },
             redelivered: false,
             receive_count: 0,
@@ -323,6 +329,30 @@ impl Consumer for KafkaConsumer {
             }
         }
         Ok(())
+    }
+
+    async fn mark_processed(&mut self, handles: Vec<AckHandle>) -> Result<()> {
+        // A partition's deliveries are processed in offset order, so its highest offset covers
+        // the batch: one store per batch instead of one per message (each looks the topic up).
+        let mut highest = std::collections::BTreeMap::new();
+        for h in handles {
+            if let AckHandle::Kafka { partition, offset } = h {
+                let e = highest.entry(partition).or_insert(offset);
+                *e = (*e).max(offset);
+            }
+        }
+        if highest.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (partition, offset) in highest {
+            // Unlike `store_offset`, this stores the given offset: the next one to read.
+            tpl.add_partition_offset(&self.topic, partition, Offset::Offset(offset + 1))
+                .context("kafka: building offsets to store")?;
+        }
+        self.consumer
+            .store_offsets(&tpl)
+            .context("kafka: storing offsets")
     }
 
     async fn close(&mut self) {

@@ -73,8 +73,8 @@ pub type AckFuture = BoxFuture<'static, Result<Position, SendError>>;
 #[async_trait]
 pub trait Publisher: Send {
     /// Hand one message to the client, in order. The returned future resolves with the broker's
-    /// acknowledgement; callers keep many in flight (open loop).
-    async fn submit(&mut self, id: MsgId, body: Vec<u8>) -> Result<AckFuture, SendError>;
+    /// acknowledgement; callers keep many in flight (open loop). Clients copy `body`.
+    async fn submit(&mut self, id: MsgId, body: &[u8]) -> Result<AckFuture, SendError>;
     /// True when the client cannot recover by itself; the producer then asks for a new one.
     fn is_broken(&self) -> bool {
         false
@@ -104,6 +104,7 @@ pub enum AckHandle {
 
 #[derive(Debug)]
 pub struct Received {
+    /// The message body, or at least its first `ENVELOPE_LEN` bytes (all that is read of it).
     pub body: Vec<u8>,
     pub pos: Position,
     pub redelivered: bool,
@@ -121,6 +122,13 @@ pub trait Consumer: Send {
     /// Deliveries available now, waiting at most `wait` for the first one.
     async fn poll(&mut self, wait: Duration) -> Result<Vec<Received>>;
     async fn ack(&mut self, handle: AckHandle) -> Result<()>;
+    /// `ack: auto`: mark a batch of processed deliveries for the client's own timed commit.
+    async fn mark_processed(&mut self, handles: Vec<AckHandle>) -> Result<()> {
+        for h in handles {
+            self.ack(h).await?;
+        }
+        Ok(())
+    }
     /// True when the client cannot recover by itself (e.g. its AMQP connection died); the worker
     /// then replaces it with a fresh consumer, as an application's reconnect logic would.
     fn is_broken(&self) -> bool {

@@ -219,7 +219,7 @@ struct RabbitPublisher {
 
 #[async_trait]
 impl Publisher for RabbitPublisher {
-    async fn submit(&mut self, id: MsgId, body: Vec<u8>) -> Result<AckFuture, SendError> {
+    async fn submit(&mut self, id: MsgId, body: &[u8]) -> Result<AckFuture, SendError> {
         // Sharded: the exchange hashes the routing key (our message key) to a queue.
         let routing_key = self.single_queue.clone().unwrap_or_else(|| id.key_string());
         let props = BasicProperties::default().with_delivery_mode(2);
@@ -229,7 +229,7 @@ impl Publisher for RabbitPublisher {
                 self.exchange.as_str().into(),
                 routing_key.into(),
                 BasicPublishOptions::default(),
-                &body,
+                body,
                 props,
             )
             .await

@@ -185,12 +185,12 @@ struct SqsPublisher {
 
 #[async_trait]
 impl Publisher for SqsPublisher {
-    async fn submit(&mut self, id: MsgId, body: Vec<u8>) -> Result<AckFuture, SendError> {
+    async fn submit(&mut self, id: MsgId, body: &[u8]) -> Result<AckFuture, SendError> {
         let mut req = self
             .client
             .send_message()
             .queue_url(&self.url)
-            .message_body(B64.encode(&body));
+            .message_body(B64.encode(body));
         if self.fifo {
             req = req
                 .message_group_id(id.key_string())

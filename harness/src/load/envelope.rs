@@ -23,6 +23,7 @@ impl MsgId {
     pub fn key_string(&self) -> String {
         key_name(self.key)
     }
+
     /// A string id unique within the run (SQS deduplication id).
     pub fn dedupe_id(&self) -> String {
         format!("{}-{}-{}", self.producer, self.key, self.seq)
@@ -30,7 +31,15 @@ impl MsgId {
 }
 
 pub fn key_name(key: u32) -> String {
-    format!("k{key}")
+    let mut name = String::new();
+    write_key_name(key, &mut name);
+    name
+}
+
+/// `key_name`, appended to `out` (no allocation on a hot path that reuses `out`).
+pub fn write_key_name(key: u32, out: &mut String) {
+    use std::fmt::Write;
+    let _ = write!(out, "k{key}");
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,9 +65,15 @@ impl Envelope {
     /// Encode into a body of `size` bytes (at least ENVELOPE_LEN), filler after the envelope.
     pub fn encode(&self, size: usize) -> Vec<u8> {
         let mut buf = Vec::with_capacity(size.max(ENVELOPE_LEN));
-        self.encode_into(&mut buf);
-        buf.resize(size.max(ENVELOPE_LEN), b'.');
+        self.encode_body(&mut buf, size);
         buf
+    }
+
+    /// `encode`, reusing `buf` (a producer sends from one buffer: clients copy the body).
+    pub fn encode_body(&self, buf: &mut Vec<u8>, size: usize) {
+        buf.clear();
+        self.encode_into(buf);
+        buf.resize(size.max(ENVELOPE_LEN), b'.');
     }
 
     pub fn encode_into(&self, buf: &mut Vec<u8>) {
@@ -127,6 +142,12 @@ mod tests {
         assert_eq!(Envelope::decode(&body), Ok(e));
         // A size below the envelope still yields a decodable message.
         assert_eq!(Envelope::decode(&e.encode(1)), Ok(e));
+        // A reused buffer holds exactly the new body.
+        let mut buf = vec![b'x'; 1000];
+        e.encode_body(&mut buf, 100);
+        assert_eq!(buf.len(), 100);
+        assert_eq!(buf[ENVELOPE_LEN..], [b'.'; 100 - ENVELOPE_LEN]);
+        assert_eq!(Envelope::decode(&buf), Ok(e));
     }
 
     #[test]

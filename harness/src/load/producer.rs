@@ -1,8 +1,11 @@
 //! One open-loop producer: sends on the schedule, keeps up to `max_in_flight` sends outstanding,
 //! and records invoke / ok / fail / info for every message.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -12,7 +15,7 @@ use tokio::sync::watch;
 use super::envelope::{Envelope, MsgId};
 use super::schedule::{KeyChooser, Schedule};
 use super::Counters;
-use crate::driver::{Driver, Publisher, SendError};
+use crate::driver::{AckFuture, Driver, Publisher, SendError};
 use crate::history::{now_ns, Event, Position, Recorder};
 use crate::workload::Workload;
 
@@ -38,26 +41,20 @@ const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 
 type Outcome = (MsgId, u64, Result<Position, SendError>);
 
-/// Rides along with an in-flight send; if the send is abandoned unresolved (the producer gave up
-/// waiting at the end of the run), its drop records the outcome as indeterminate.
-struct Pending {
+/// One send awaiting its acknowledgement. It names its message, so that sends still unresolved
+/// when the producer stops waiting can be recorded as indeterminate.
+struct InFlight {
     id: MsgId,
-    recorder: Recorder,
-    counters: Arc<Counters>,
-    resolved: bool,
+    intended: u64,
+    ack: AckFuture,
 }
 
-impl Drop for Pending {
-    fn drop(&mut self) {
-        if !self.resolved {
-            self.counters.indeterminate.fetch_add(1, Ordering::Relaxed);
-            let error = "no acknowledgement before the producer stopped waiting".into();
-            self.recorder.record(Event::SendInfo {
-                t: now_ns(),
-                id: self.id,
-                error,
-            });
-        }
+impl Future for InFlight {
+    type Output = Outcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let (id, intended) = (self.id, self.intended);
+        self.ack.poll_unpin(cx).map(|r| (id, intended, r))
     }
 }
 
@@ -78,6 +75,7 @@ impl ProducerTask {
             self.seed ^ (self.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
         );
         let size = load.message_size.0 as usize;
+        let mut body = Vec::with_capacity(size);
         let max_in_flight = load.max_in_flight as usize;
         let send_timeout = w.run.send_timeout.0;
         let mut in_flight = FuturesUnordered::new();
@@ -111,17 +109,14 @@ impl ProducerTask {
                     break 'send;
                 }
             }
-            let Some(intended) = schedule.next(now_ns()) else {
+            let mut now = now_ns();
+            let Some(intended) = schedule.next(now) else {
                 break;
             };
             // Wait for the intended time, finishing acknowledgements meanwhile. Sub-millisecond
             // gaps are not slept: the timer is coarser than that, and the intended time is what
             // latency is measured from anyway.
-            loop {
-                let now = now_ns();
-                if intended <= now + 500_000 {
-                    break;
-                }
+            while intended > now + 500_000 {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_nanos(intended - now)) => {}
                     Some(done) = in_flight.next(), if !in_flight.is_empty() => self.complete(done),
@@ -130,6 +125,7 @@ impl ProducerTask {
                 if *self.stop.borrow() {
                     break 'send;
                 }
+                now = now_ns();
             }
             if *self.stop.borrow() {
                 break;
@@ -140,14 +136,14 @@ impl ProducerTask {
                 key,
                 seq,
             };
-            let t = now_ns();
-            let body = Envelope {
+            let t = now;
+            Envelope {
                 run_tag: self.run_tag,
                 id,
                 intended_ns: intended,
                 sent_ns: t,
             }
-            .encode(size);
+            .encode_body(&mut body, size);
             self.recorder.record(Event::SendInvoke { t, id, intended });
             self.counters.sent.fetch_add(1, Ordering::Relaxed);
             if publisher.is_broken() && last_reconnect.elapsed() >= RECONNECT_EVERY {
@@ -164,24 +160,10 @@ impl ProducerTask {
                 ));
                 continue;
             }
-            match publisher.submit(id, body).await {
+            match publisher.submit(id, &body).await {
                 // No timer per send: each client times its sends out itself (configured from
                 // send_timeout); one deadline below bounds the wait at the end.
-                Ok(ack) => {
-                    let pending = Pending {
-                        id,
-                        recorder: self.recorder.clone(),
-                        counters: self.counters.clone(),
-                        resolved: false,
-                    };
-                    in_flight.push(async move {
-                        // Bind the whole guard, not just the field assigned below.
-                        let mut pending = pending;
-                        let outcome = ack.await;
-                        pending.resolved = true;
-                        (id, intended, outcome)
-                    })
-                }
+                Ok(ack) => in_flight.push(InFlight { id, intended, ack }),
                 Err(e) => self.complete((id, intended, Err(e))),
             }
         }
@@ -189,7 +171,16 @@ impl ProducerTask {
         while let Ok(Some(done)) = tokio::time::timeout_at(deadline, in_flight.next()).await {
             self.complete(done);
         }
-        // Whatever is still unresolved is recorded as indeterminate as it is dropped here.
+        // Whatever is still unresolved may or may not have been stored.
+        for send in in_flight.iter() {
+            self.complete((
+                send.id,
+                send.intended,
+                Err(SendError::Indeterminate(
+                    "no acknowledgement before the producer stopped waiting".into(),
+                )),
+            ));
+        }
         drop(in_flight);
         publisher.close().await;
     }
@@ -233,7 +224,7 @@ mod tests {
 
     #[async_trait]
     impl Publisher for Silent {
-        async fn submit(&mut self, _id: MsgId, _body: Vec<u8>) -> Result<AckFuture, SendError> {
+        async fn submit(&mut self, _id: MsgId, _body: &[u8]) -> Result<AckFuture, SendError> {
             Ok(futures::future::pending().boxed())
         }
     }

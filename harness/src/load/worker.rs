@@ -146,6 +146,16 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
             if !process.is_zero() {
                 // Flush first: if we are killed while "processing", the delivery is on record.
                 out.flush()?;
+                // What was processed before is on record too: let the next auto-commit have it,
+                // as a poll loop's would, rather than at the end of a long batch.
+                mark_processed(
+                    &mut *consumer,
+                    &mut processed_handles,
+                    index,
+                    &mut out,
+                    &mut emit,
+                )
+                .await?;
                 tokio::time::sleep(process).await;
             }
             let applied = match store.as_mut() {
@@ -177,25 +187,19 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
             if !ack_first && explicit_ack {
                 ack(&mut *consumer, r.handle, index, id, &mut out, &mut emit).await?;
             } else if auto_ack && !matches!(r.handle, AckHandle::None) {
-                processed_handles.push((id, r.handle));
+                processed_handles.push(r.handle);
             }
         }
         out.flush()?;
         // Only now may the client commit them: a kill from here on cannot lose their records.
-        for (id, handle) in processed_handles.drain(..) {
-            if let Err(e) = consumer.ack(handle).await {
-                let error = format!("marking {} processed: {e:#}", id.dedupe_id());
-                let t = now_ns();
-                emit(
-                    &mut out,
-                    Event::ConsumerError {
-                        t,
-                        consumer: index,
-                        error,
-                    },
-                )?;
-            }
-        }
+        mark_processed(
+            &mut *consumer,
+            &mut processed_handles,
+            index,
+            &mut out,
+            &mut emit,
+        )
+        .await?;
     }
     consumer.close().await;
     out.flush()?;
@@ -213,6 +217,33 @@ async fn next_batch(
         *consumer = driver.consumer(index).await.context("reconnecting")?;
     }
     consumer.poll(POLL_WAIT).await
+}
+
+/// `ack: auto`: hand the client the deliveries processed so far, for its timed commit. Their
+/// records must already be flushed.
+async fn mark_processed<W: Write>(
+    consumer: &mut dyn driver::Consumer,
+    handles: &mut Vec<AckHandle>,
+    index: u32,
+    out: &mut W,
+    emit: &mut impl FnMut(&mut W, Event) -> std::io::Result<()>,
+) -> Result<()> {
+    if handles.is_empty() {
+        return Ok(());
+    }
+    let count = handles.len();
+    if let Err(e) = consumer.mark_processed(std::mem::take(handles)).await {
+        let error = format!("marking {count} deliveries processed: {e:#}");
+        emit(
+            out,
+            Event::ConsumerError {
+                t: now_ns(),
+                consumer: index,
+                error,
+            },
+        )?;
+    }
+    Ok(())
 }
 
 async fn ack<W: Write>(
