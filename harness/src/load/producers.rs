@@ -1,10 +1,5 @@
-//! Where a run's producers live: threads in the coordinator (cheapest, the default), or worker
+//! Where a run's producers live: tasks in the coordinator (cheapest, the default), or worker
 //! processes when the fault schedule crashes producers, so that SIGKILL takes the client with it.
-//!
-//! Each in-process producer gets a thread with its own single-threaded runtime, as a plain client
-//! loop would run: its acknowledgements wake that thread alone, instead of hopping between the
-//! coordinator's shared worker threads (7 % less client CPU per message at `rate: max` against
-//! the local Kafka-protocol broker; docs/benchmarks.md).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -12,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use super::envelope::run_tag;
 use super::producer::ProducerTask;
@@ -27,8 +23,8 @@ pub enum Prepared {
 }
 
 pub enum Producers {
-    Threads {
-        threads: Vec<std::thread::JoinHandle<()>>,
+    Tasks {
+        handles: Vec<JoinHandle<()>>,
         stop: watch::Sender<bool>,
     },
     Processes {
@@ -90,15 +86,6 @@ pub async fn prepare(s: &Setup<'_>, as_processes: bool) -> Result<Prepared> {
     Ok(Prepared::Processes(fleet))
 }
 
-/// Counts a producer thread out when dropped, even by a panic, so the others never wait on it.
-struct Live(Arc<watch::Sender<usize>>);
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        self.0.send_modify(|n| *n -= 1);
-    }
-}
-
 impl Prepared {
     /// Start sending; the load started at `start_ns`.
     pub fn start(self, s: &Setup<'_>, start_ns: u64) -> Result<Producers> {
@@ -106,43 +93,27 @@ impl Prepared {
         match self {
             Prepared::Tasks(publishers) => {
                 let (stop, stop_rx) = watch::channel(false);
-                // Clients may share connections whose I/O runs on whichever producer's runtime
-                // opened them (the SQS SDK's pool does): every runtime runs until all are done.
-                let (live, live_rx) = watch::channel(publishers.len());
-                let live = Arc::new(live);
-                let mut threads = Vec::new();
-                for (i, publisher) in publishers.into_iter().enumerate() {
-                    let task = ProducerTask {
-                        index: i as u32,
-                        slot: i as u32,
-                        run_tag: run_tag(&s.plan.run_id),
-                        seed: s.seed,
-                        start_ns,
-                        resume_ns: start_ns,
-                        recorder: s.recorder.clone(),
-                        counters: s.counters.clone(),
-                        stop: stop_rx.clone(),
-                        driver: s.driver.clone(),
-                    };
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .context("starting a producer's runtime")?;
-                    let workload = w.clone();
-                    let (live, mut live_rx) = (Live(live.clone()), live_rx.clone());
-                    let thread = std::thread::Builder::new()
-                        .name(format!("producer-{i}"))
-                        .spawn(move || {
-                            runtime.block_on(async {
-                                task.run(&workload, publisher).await;
-                                drop(live);
-                                let _ = live_rx.wait_for(|n| *n == 0).await;
-                            })
-                        })
-                        .context("starting a producer thread")?;
-                    threads.push(thread);
-                }
-                Ok(Producers::Threads { threads, stop })
+                let handles = publishers
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, publisher)| {
+                        let task = ProducerTask {
+                            index: i as u32,
+                            slot: i as u32,
+                            run_tag: run_tag(&s.plan.run_id),
+                            seed: s.seed,
+                            start_ns,
+                            resume_ns: start_ns,
+                            recorder: s.recorder.clone(),
+                            counters: s.counters.clone(),
+                            stop: stop_rx.clone(),
+                            driver: s.driver.clone(),
+                        };
+                        let workload = w.clone();
+                        tokio::spawn(async move { task.run(&workload, publisher).await })
+                    })
+                    .collect();
+                Ok(Producers::Tasks { handles, stop })
             }
             Prepared::Processes(fleet) => {
                 lock(&fleet)?.start(start_ns)?;
@@ -162,7 +133,7 @@ impl Producers {
     /// The producer processes, for producer-crash faults.
     pub fn fleet(&self) -> Option<Arc<Mutex<Fleet>>> {
         match self {
-            Producers::Threads { .. } => None,
+            Producers::Tasks { .. } => None,
             Producers::Processes { fleet, .. } => Some(fleet.clone()),
         }
     }
@@ -170,7 +141,7 @@ impl Producers {
     /// True once the schedule has run out and every producer has finished its in-flight sends.
     pub fn finished(&self) -> bool {
         match self {
-            Producers::Threads { threads, .. } => threads.iter().all(|t| t.is_finished()),
+            Producers::Tasks { handles, .. } => handles.iter().all(|h| h.is_finished()),
             // A crashed producer may yet be replaced: only past the end of the schedule does an
             // empty fleet mean the producers are done.
             Producers::Processes {
@@ -189,7 +160,7 @@ impl Producers {
     /// Ctrl-C: stop sending, finish in-flight sends.
     pub async fn stop(&self) {
         match self {
-            Producers::Threads { stop, .. } => {
+            Producers::Tasks { stop, .. } => {
                 let _ = stop.send(true);
             }
             Producers::Processes { fleet, .. } => {
@@ -206,11 +177,9 @@ impl Producers {
 
     pub async fn join(self) -> Result<()> {
         match self {
-            Producers::Threads { threads, .. } => {
-                // Called once `finished()`, so joining does not block for long.
-                for t in threads {
-                    t.join()
-                        .map_err(|_| anyhow!("a producer thread panicked"))?;
+            Producers::Tasks { handles, .. } => {
+                for h in handles {
+                    h.await.context("a producer task panicked")?;
                 }
             }
             Producers::Processes { fleet, .. } => {
