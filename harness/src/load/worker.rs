@@ -65,7 +65,7 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
     let auto_ack = w.consumers.ack == AckMode::Auto;
     // Auto mode: deliveries processed in this batch, marked for the client's timed commit once
     // the batch's records are flushed to the coordinator.
-    let mut processed_handles = Vec::new();
+    let mut processed = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let batch = match next_batch(&*driver, &mut consumer, index).await {
             Ok(b) => b,
@@ -145,17 +145,9 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
             }
             if !process.is_zero() {
                 // Flush first: if we are killed while "processing", the delivery is on record.
-                out.flush()?;
-                // What was processed before is on record too: let the next auto-commit have it,
-                // as a poll loop's would, rather than at the end of a long batch.
-                mark_processed(
-                    &mut *consumer,
-                    &mut processed_handles,
-                    index,
-                    &mut out,
-                    &mut emit,
-                )
-                .await?;
+                // What was processed before is then on record too: the next auto-commit may
+                // have it, as a poll loop's would, rather than at the end of a long batch.
+                flush_and_mark(&mut *consumer, &mut processed, index, &mut out, &mut emit).await?;
                 tokio::time::sleep(process).await;
             }
             let applied = match store.as_mut() {
@@ -187,19 +179,10 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
             if !ack_first && explicit_ack {
                 ack(&mut *consumer, r.handle, index, id, &mut out, &mut emit).await?;
             } else if auto_ack && !matches!(r.handle, AckHandle::None) {
-                processed_handles.push(r.handle);
+                processed.push(r.handle);
             }
         }
-        out.flush()?;
-        // Only now may the client commit them: a kill from here on cannot lose their records.
-        mark_processed(
-            &mut *consumer,
-            &mut processed_handles,
-            index,
-            &mut out,
-            &mut emit,
-        )
-        .await?;
+        flush_and_mark(&mut *consumer, &mut processed, index, &mut out, &mut emit).await?;
     }
     consumer.close().await;
     out.flush()?;
@@ -219,15 +202,16 @@ async fn next_batch(
     consumer.poll(POLL_WAIT).await
 }
 
-/// `ack: auto`: hand the client the deliveries processed so far, for its timed commit. Their
-/// records must already be flushed.
-async fn mark_processed<W: Write>(
+/// Flush the records so far; then (`ack: auto`) hand the client the deliveries processed so far
+/// for its timed commit: a kill from here on cannot leave a committed message off the record.
+async fn flush_and_mark<W: Write>(
     consumer: &mut dyn driver::Consumer,
     handles: &mut Vec<AckHandle>,
     index: u32,
     out: &mut W,
     emit: &mut impl FnMut(&mut W, Event) -> std::io::Result<()>,
 ) -> Result<()> {
+    out.flush()?;
     if handles.is_empty() {
         return Ok(());
     }
