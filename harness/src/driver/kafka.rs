@@ -9,14 +9,20 @@ use anyhow::{anyhow, Context, Result};
 use async_trait::async_trait;
 use futures::FutureExt;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
+};
 use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio::sync::mpsc;
 
-use super::{AckFuture, AckHandle, Consumer, Driver, Plan, Publisher, Received, SendError};
+use super::{
+    AckHandle, Consumer, Driver, Plan, Publisher, Received, SendError, SendOutcome, SendToken,
+};
 use crate::history::Position;
 use crate::load::envelope::{write_key_name, MsgId, ENVELOPE_LEN};
 use crate::workload::AckMode;
@@ -128,17 +134,19 @@ impl Driver for KafkaDriver {
             .0
             .as_millis()
             .to_string();
-        let producer: FutureProducer = self
+        let (reports, acks) = mpsc::unbounded_channel();
+        let producer: ThreadedProducer<AckSender> = self
             .base_config()
             .set("acks", "all")
             .set("enable.idempotence", k.idempotence.to_string())
             .set("message.timeout.ms", &timeout_ms)
             .set("linger.ms", "1")
             .set("queue.buffering.max.messages", "1000000")
-            .create()
+            .create_with_context(AckSender(reports))
             .with_context(|| format!("kafka: creating producer for {}", self.bootstrap))?;
         Ok(Box::new(KafkaPublisher {
-            producer,
+            producer: Arc::new(producer),
+            acks,
             topic: self.topic.clone(),
             key: String::new(),
         }))
@@ -201,37 +209,48 @@ impl Driver for KafkaDriver {
     }
 }
 
+/// Hands each delivery report, with the token the send carried, to the publisher's `acks`.
+/// The reports arrive on the client's polling thread; a channel costs far less there than a
+/// future per send.
+struct AckSender(mpsc::UnboundedSender<SendOutcome>);
+
+impl ClientContext for AckSender {}
+
+impl ProducerContext for AckSender {
+    type DeliveryOpaque = SendToken;
+
+    fn delivery(&self, report: &DeliveryResult<'_>, token: SendToken) {
+        let outcome = match report {
+            Ok(m) => Ok(Position::Kafka {
+                partition: m.partition(),
+                offset: m.offset(),
+            }),
+            Err((e, _)) => Err(send_error(e.clone())),
+        };
+        // Closed only when the publisher is gone, and with it anyone waiting for this.
+        let _ = self.0.send((token, outcome));
+    }
+}
+
 struct KafkaPublisher {
-    producer: FutureProducer,
+    producer: Arc<ThreadedProducer<AckSender>>,
+    acks: mpsc::UnboundedReceiver<SendOutcome>,
     topic: String,
     key: String,
 }
 
 #[async_trait]
 impl Publisher for KafkaPublisher {
-    async fn submit(&mut self, id: MsgId, body: &[u8]) -> Result<AckFuture, SendError> {
+    async fn submit(&mut self, token: SendToken, id: MsgId, body: &[u8]) -> Result<(), SendError> {
         // The client copies the key: format it into one reused buffer.
         self.key.clear();
         write_key_name(id.key, &mut self.key);
-        let mut record = FutureRecord::to(&self.topic)
+        let mut record = BaseRecord::with_opaque_to(&self.topic, token)
             .key(self.key.as_bytes())
             .payload(body);
         loop {
-            match self.producer.send_result(record) {
-                Ok(delivery) => {
-                    return Ok(delivery
-                        .map(|r| match r {
-                            Ok(Ok(d)) => Ok(Position::Kafka {
-                                partition: d.partition,
-                                offset: d.offset,
-                            }),
-                            Ok(Err((e, _))) => Err(send_error(e)),
-                            Err(_) => Err(SendError::Indeterminate(
-                                "producer dropped before delivery report".into(),
-                            )),
-                        })
-                        .boxed())
-                }
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
                 // The client's local queue is full: back off briefly, as a real application would.
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
@@ -239,6 +258,13 @@ impl Publisher for KafkaPublisher {
                 }
                 Err((e, _)) => return Err(SendError::Failed(e.to_string())),
             }
+        }
+    }
+
+    async fn acks(&mut self, out: &mut Vec<SendOutcome>) {
+        // `recv_many` is cancel-safe; 0 means the channel closed, which the producer prevents.
+        if self.acks.recv_many(out, 4096).await == 0 {
+            std::future::pending::<()>().await;
         }
     }
 

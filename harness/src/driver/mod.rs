@@ -11,6 +11,8 @@ use std::time::Duration;
 use anyhow::Result;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::{Future, FutureExt};
 use serde::{Deserialize, Serialize};
 
 use crate::history::Position;
@@ -67,20 +69,54 @@ pub enum SendError {
     Indeterminate(String),
 }
 
-/// Resolves when the broker acknowledged (or refused) one send.
-pub type AckFuture = BoxFuture<'static, Result<Position, SendError>>;
+/// Names one send to its publisher; the send's outcome comes back with it.
+pub type SendToken = usize;
+
+/// The broker's acknowledgement (or refusal) of the send with this token.
+pub type SendOutcome = (SendToken, Result<Position, SendError>);
 
 #[async_trait]
 pub trait Publisher: Send {
-    /// Hand one message to the client, in order. The returned future resolves with the broker's
-    /// acknowledgement; callers keep many in flight (open loop). Clients copy `body`.
-    async fn submit(&mut self, id: MsgId, body: &[u8]) -> Result<AckFuture, SendError>;
+    /// Hand one message to the client, in order; its outcome comes back from `acks` with
+    /// `token`. Callers keep many sends in flight (open loop). Clients copy `body`.
+    async fn submit(&mut self, token: SendToken, id: MsgId, body: &[u8]) -> Result<(), SendError>;
+    /// Wait for outcomes of submitted sends and append them to `out`: at least one, and every
+    /// other one already known. Outcomes come in batches, so this costs one wake-up per batch
+    /// rather than one future per send. Cancel-safe (it is raced against timers); never
+    /// resolves while nothing is in flight.
+    async fn acks(&mut self, out: &mut Vec<SendOutcome>);
     /// True when the client cannot recover by itself; the producer then asks for a new one.
     fn is_broken(&self) -> bool {
         false
     }
     /// Wait for in-flight sends and close cleanly.
     async fn close(&mut self) {}
+}
+
+/// The outcomes of sends for clients that give one future per send (RabbitMQ confirms, SQS
+/// requests): a `Publisher` keeps them here and its `acks` is `next`.
+#[derive(Default)]
+pub struct PendingAcks(FuturesUnordered<BoxFuture<'static, SendOutcome>>);
+
+impl PendingAcks {
+    pub fn push(
+        &mut self,
+        token: SendToken,
+        ack: impl Future<Output = Result<Position, SendError>> + Send + 'static,
+    ) {
+        self.0.push(ack.map(move |r| (token, r)).boxed());
+    }
+
+    pub async fn next(&mut self, out: &mut Vec<SendOutcome>) {
+        match self.0.next().await {
+            Some(outcome) => out.push(outcome),
+            None => std::future::pending().await,
+        }
+        // Nothing is taken before the await above completes, so dropping this loses nothing.
+        while let Some(Some(outcome)) = self.0.next().now_or_never() {
+            out.push(outcome);
+        }
+    }
 }
 
 /// What a consumer needs to acknowledge one delivery later. In `ack: auto` mode a handle that is
@@ -157,4 +193,46 @@ pub fn driver(plan: Arc<Plan>) -> Result<Box<dyn Driver>> {
         BrokerKind::Rabbitmq => Box::new(rabbitmq::RabbitDriver::new(plan)?),
         BrokerKind::Sqs => Box::new(sqs::SqsDriver::new(plan)?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn ok() -> Result<Position, SendError> {
+        Ok(Position::Unknown)
+    }
+
+    #[tokio::test]
+    async fn pending_acks_hand_back_each_outcome_once_with_its_token() {
+        let mut acks = PendingAcks::default();
+        let (late_tx, late_rx) = tokio::sync::oneshot::channel::<()>();
+        acks.push(7, async { ok() });
+        acks.push(3, async move {
+            let _ = late_rx.await;
+            Err(SendError::Failed("refused".into()))
+        });
+        acks.push(9, async { ok() });
+
+        // Everything already known comes in one batch.
+        let mut out = Vec::new();
+        acks.next(&mut out).await;
+        let mut tokens: Vec<_> = out.iter().map(|(t, _)| *t).collect();
+        tokens.sort();
+        assert_eq!(tokens, [7, 9]);
+
+        // Raced against a timer and dropped while waiting: nothing is lost.
+        out.clear();
+        let raced = tokio::time::timeout(Duration::from_millis(20), acks.next(&mut out)).await;
+        assert!(raced.is_err());
+        assert!(out.is_empty());
+        late_tx.send(()).unwrap();
+        acks.next(&mut out).await;
+        assert!(matches!(out.as_slice(), [(3, Err(SendError::Failed(_)))]));
+
+        // Nothing in flight: never resolves (the caller's other branches decide).
+        out.clear();
+        assert!(acks.next(&mut out).now_or_never().is_none());
+    }
 }

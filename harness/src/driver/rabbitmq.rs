@@ -17,7 +17,10 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 
-use super::{AckFuture, AckHandle, Consumer, Driver, Plan, Publisher, Received, SendError};
+use super::{
+    AckHandle, Consumer, Driver, PendingAcks, Plan, Publisher, Received, SendError, SendOutcome,
+    SendToken,
+};
 use crate::history::Position;
 use crate::load::envelope::MsgId;
 use crate::target::redact_url;
@@ -143,6 +146,7 @@ impl Driver for RabbitDriver {
             channel,
             exchange,
             single_queue,
+            confirms: PendingAcks::default(),
         }))
     }
 
@@ -215,11 +219,12 @@ struct RabbitPublisher {
     channel: Channel,
     exchange: String,
     single_queue: Option<String>,
+    confirms: PendingAcks,
 }
 
 #[async_trait]
 impl Publisher for RabbitPublisher {
-    async fn submit(&mut self, id: MsgId, body: &[u8]) -> Result<AckFuture, SendError> {
+    async fn submit(&mut self, token: SendToken, id: MsgId, body: &[u8]) -> Result<(), SendError> {
         // Sharded: the exchange hashes the routing key (our message key) to a queue.
         let routing_key = self.single_queue.clone().unwrap_or_else(|| id.key_string());
         let props = BasicProperties::default().with_delivery_mode(2);
@@ -234,15 +239,19 @@ impl Publisher for RabbitPublisher {
             )
             .await
             .map_err(|e| SendError::Failed(format!("publish: {e}")))?;
-        Ok(async move {
+        self.confirms.push(token, async move {
             match confirm.await {
                 Ok(c) if c.is_ack() => Ok(Position::Unknown),
                 Ok(_) => Err(SendError::Failed("broker nacked the message".into())),
                 // Channel or connection died with the message in flight: it may be stored.
                 Err(e) => Err(SendError::Indeterminate(format!("confirm: {e}"))),
             }
-        }
-        .boxed())
+        });
+        Ok(())
+    }
+
+    async fn acks(&mut self, out: &mut Vec<SendOutcome>) {
+        self.confirms.next(out).await
     }
 
     fn is_broken(&self) -> bool {

@@ -14,10 +14,12 @@ use aws_sdk_sqs::error::SdkError;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use aws_sdk_sqs::Client;
 use base64::Engine as _;
-use futures::FutureExt;
 use tokio::sync::oneshot;
 
-use super::{AckFuture, AckHandle, Consumer, Driver, Plan, Publisher, Received, SendError};
+use super::{
+    AckHandle, Consumer, Driver, PendingAcks, Plan, Publisher, Received, SendError, SendOutcome,
+    SendToken,
+};
 use crate::history::Position;
 use crate::load::envelope::MsgId;
 use crate::workload::AckMode;
@@ -141,6 +143,7 @@ impl Driver for SqsDriver {
             url: self.queue_url().await?,
             fifo: self.plan.workload.topology.sqs.fifo,
             previous: HashMap::new(),
+            requests: PendingAcks::default(),
         }))
     }
 
@@ -181,11 +184,12 @@ struct SqsPublisher {
     fifo: bool,
     /// FIFO: per key, a signal that the previous send of that key has finished.
     previous: HashMap<u32, oneshot::Receiver<()>>,
+    requests: PendingAcks,
 }
 
 #[async_trait]
 impl Publisher for SqsPublisher {
-    async fn submit(&mut self, id: MsgId, body: &[u8]) -> Result<AckFuture, SendError> {
+    async fn submit(&mut self, token: SendToken, id: MsgId, body: &[u8]) -> Result<(), SendError> {
         let mut req = self
             .client
             .send_message()
@@ -197,19 +201,19 @@ impl Publisher for SqsPublisher {
                 .message_deduplication_id(id.dedupe_id());
         }
         if !self.fifo {
-            return Ok(async move {
+            self.requests.push(token, async move {
                 let out = req.send().await.map_err(send_error)?;
                 Ok(Position::Sqs {
                     message_id: out.message_id.unwrap_or_default(),
                 })
-            }
-            .boxed());
+            });
+            return Ok(());
         }
         // A FIFO group is ordered by arrival, so a send may only start once the previous send of
         // the same key has finished; different keys still go out concurrently.
         let (done_tx, done_rx) = oneshot::channel();
         let previous = self.previous.insert(id.key, done_rx);
-        Ok(async move {
+        self.requests.push(token, async move {
             if let Some(p) = previous {
                 let _ = p.await;
             }
@@ -218,8 +222,12 @@ impl Publisher for SqsPublisher {
             Ok(Position::Sqs {
                 message_id: out?.message_id.unwrap_or_default(),
             })
-        }
-        .boxed())
+        });
+        Ok(())
+    }
+
+    async fn acks(&mut self, out: &mut Vec<SendOutcome>) {
+        self.requests.next(out).await
     }
 }
 

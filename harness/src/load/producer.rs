@@ -1,21 +1,18 @@
 //! One open-loop producer: sends on the schedule, keeps up to `max_in_flight` sends outstanding,
 //! and records invoke / ok / fail / info for every message.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
+use slab::Slab;
 use tokio::sync::watch;
 
 use super::envelope::{Envelope, MsgId};
 use super::schedule::{KeyChooser, Schedule};
 use super::Counters;
-use crate::driver::{AckFuture, Driver, Publisher, SendError};
+use crate::driver::{Driver, Publisher, SendError, SendOutcome};
 use crate::history::{now_ns, Event, Position, Recorder};
 use crate::workload::Workload;
 
@@ -41,22 +38,10 @@ const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 
 type Outcome = (MsgId, u64, Result<Position, SendError>);
 
-/// One send awaiting its acknowledgement. It names its message, so that sends still unresolved
-/// when the producer stops waiting can be recorded as indeterminate.
-struct InFlight {
-    id: MsgId,
-    intended: u64,
-    ack: AckFuture,
-}
-
-impl Future for InFlight {
-    type Output = Outcome;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
-        let (id, intended) = (self.id, self.intended);
-        self.ack.poll_unpin(cx).map(|r| (id, intended, r))
-    }
-}
+/// Sends awaiting their acknowledgement, by the token their publisher reports them with. They
+/// are kept here, not in the publisher, so that sends still unresolved when the producer stops
+/// waiting (or replaces a dead client) can be recorded as indeterminate.
+type InFlight = Slab<(MsgId, u64)>;
 
 impl ProducerTask {
     pub async fn run(mut self, w: &Workload, mut publisher: Box<dyn Publisher>) {
@@ -78,7 +63,8 @@ impl ProducerTask {
         let mut body = Vec::with_capacity(size);
         let max_in_flight = load.max_in_flight as usize;
         let send_timeout = w.run.send_timeout.0;
-        let mut in_flight = FuturesUnordered::new();
+        let mut in_flight = InFlight::with_capacity(max_in_flight);
+        let mut outcomes = Vec::with_capacity(max_in_flight);
         let mut last_reconnect = std::time::Instant::now();
         // However the client behaves, stop waiting for room in the window once the schedule is
         // over and a send could have timed out: a run never hangs.
@@ -94,13 +80,8 @@ impl ProducerTask {
         'send: loop {
             while in_flight.len() >= max_in_flight {
                 tokio::select! {
-                    Some(done) = in_flight.next() => {
-                        self.complete(done);
-                        // Acknowledgements come in batches: take the rest of the batch without
-                        // another round of select (and its wake-up registrations).
-                        while let Some(Some(done)) = in_flight.next().now_or_never() {
-                            self.complete(done);
-                        }
+                    _ = publisher.acks(&mut outcomes) => {
+                        self.complete_all(&mut in_flight, &mut outcomes);
                     }
                     _ = self.stop.changed() => {}
                     _ = &mut give_up_timer => break 'send,
@@ -119,7 +100,9 @@ impl ProducerTask {
             while intended > now + 500_000 {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_nanos(intended - now)) => {}
-                    Some(done) = in_flight.next(), if !in_flight.is_empty() => self.complete(done),
+                    _ = publisher.acks(&mut outcomes), if !in_flight.is_empty() => {
+                        self.complete_all(&mut in_flight, &mut outcomes);
+                    }
                     _ = self.stop.changed() => {}
                 }
                 if *self.stop.borrow() {
@@ -149,6 +132,14 @@ impl ProducerTask {
             if publisher.is_broken() && last_reconnect.elapsed() >= RECONNECT_EVERY {
                 last_reconnect = std::time::Instant::now();
                 if let Ok(p) = self.driver.publisher(self.index).await {
+                    // The old client's sends still unresolved go with it.
+                    if publisher.acks(&mut outcomes).now_or_never().is_some() {
+                        self.complete_all(&mut in_flight, &mut outcomes);
+                    }
+                    self.abandon(
+                        &mut in_flight,
+                        "the client was replaced after losing its connection",
+                    );
                     publisher = p;
                 }
             }
@@ -160,29 +151,43 @@ impl ProducerTask {
                 ));
                 continue;
             }
-            match publisher.submit(id, &body).await {
-                // No timer per send: each client times its sends out itself (configured from
-                // send_timeout); one deadline below bounds the wait at the end.
-                Ok(ack) => in_flight.push(InFlight { id, intended, ack }),
-                Err(e) => self.complete((id, intended, Err(e))),
+            let token = in_flight.insert((id, intended));
+            // No timer per send: each client times its sends out itself (configured from
+            // send_timeout); one deadline below bounds the wait at the end.
+            if let Err(e) = publisher.submit(token, id, &body).await {
+                in_flight.remove(token);
+                self.complete((id, intended, Err(e)));
             }
         }
         let deadline = (tokio::time::Instant::now() + send_timeout).max(give_up);
-        while let Ok(Some(done)) = tokio::time::timeout_at(deadline, in_flight.next()).await {
-            self.complete(done);
+        while !in_flight.is_empty() {
+            match tokio::time::timeout_at(deadline, publisher.acks(&mut outcomes)).await {
+                Ok(()) => self.complete_all(&mut in_flight, &mut outcomes),
+                Err(_) => break,
+            }
         }
-        // Whatever is still unresolved may or may not have been stored.
-        for send in in_flight.iter() {
-            self.complete((
-                send.id,
-                send.intended,
-                Err(SendError::Indeterminate(
-                    "no acknowledgement before the producer stopped waiting".into(),
-                )),
-            ));
-        }
-        drop(in_flight);
+        self.abandon(
+            &mut in_flight,
+            "no acknowledgement before the producer stopped waiting",
+        );
         publisher.close().await;
+    }
+
+    /// Record the outcomes the publisher reported, emptying `outcomes` for the next batch.
+    fn complete_all(&self, in_flight: &mut InFlight, outcomes: &mut Vec<SendOutcome>) {
+        for (token, outcome) in outcomes.drain(..) {
+            // A token not in flight belongs to no send of ours: nothing to record.
+            if let Some((id, intended)) = in_flight.try_remove(token) {
+                self.complete((id, intended, outcome));
+            }
+        }
+    }
+
+    /// Sends that will get no acknowledgement from us: they may or may not have been stored.
+    fn abandon(&self, in_flight: &mut InFlight, why: &str) {
+        for (id, intended) in in_flight.drain() {
+            self.complete((id, intended, Err(SendError::Indeterminate(why.into()))));
+        }
     }
 
     fn complete(&self, (id, intended, outcome): Outcome) {
@@ -214,28 +219,67 @@ impl ProducerTask {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::{AckFuture, Consumer};
+    use crate::driver::{Consumer, SendToken};
     use crate::history::FrameReader;
     use async_trait::async_trait;
-    use futures::FutureExt;
 
-    /// A client that accepts sends and never acknowledges them (a broker gone silent).
-    struct Silent;
+    /// A client that acknowledges its first `acknowledges` sends at once and the rest never,
+    /// and loses its connection once it has taken `dies_after` sends.
+    struct Scripted {
+        acknowledges: usize,
+        dies_after: usize,
+        submitted: usize,
+        ready: Vec<SendOutcome>,
+    }
 
-    #[async_trait]
-    impl Publisher for Silent {
-        async fn submit(&mut self, _id: MsgId, _body: &[u8]) -> Result<AckFuture, SendError> {
-            Ok(futures::future::pending().boxed())
+    impl Scripted {
+        fn new(acknowledges: usize, dies_after: usize) -> Box<Scripted> {
+            Box::new(Scripted {
+                acknowledges,
+                dies_after,
+                submitted: 0,
+                ready: Vec::new(),
+            })
+        }
+        /// A broker gone silent.
+        fn silent() -> Box<Scripted> {
+            Scripted::new(0, usize::MAX)
+        }
+        fn healthy() -> Box<Scripted> {
+            Scripted::new(usize::MAX, usize::MAX)
         }
     }
 
     #[async_trait]
-    impl Driver for Silent {
+    impl Publisher for Scripted {
+        async fn submit(&mut self, token: SendToken, _: MsgId, _: &[u8]) -> Result<(), SendError> {
+            self.submitted += 1;
+            if self.submitted <= self.acknowledges {
+                self.ready.push((token, Ok(Position::Unknown)));
+            }
+            Ok(())
+        }
+        async fn acks(&mut self, out: &mut Vec<SendOutcome>) {
+            if self.ready.is_empty() {
+                std::future::pending().await
+            }
+            out.append(&mut self.ready);
+        }
+        fn is_broken(&self) -> bool {
+            self.submitted >= self.dies_after
+        }
+    }
+
+    /// Hands out healthy clients to replace dead ones.
+    struct Replacements;
+
+    #[async_trait]
+    impl Driver for Replacements {
         async fn setup(&self) -> anyhow::Result<()> {
             Ok(())
         }
         async fn publisher(&self, _: u32) -> anyhow::Result<Box<dyn Publisher>> {
-            Ok(Box::new(Silent))
+            Ok(Scripted::healthy())
         }
         async fn consumer(&self, _: u32) -> anyhow::Result<Box<dyn Consumer>> {
             anyhow::bail!("not used")
@@ -248,9 +292,13 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn unacknowledged_sends_end_as_indeterminate_without_hanging() {
-        let yaml = "name: t\nbrokers: [kafka]\nload: { rate: 100/s, duration: 200ms, max_in_flight: 5 }\nrun: { send_timeout: 100ms }\n";
+    /// Runs one producer with `publisher` first and `driver` for replacements; returns its
+    /// history and counters.
+    async fn run_producer(
+        yaml: &str,
+        driver: Arc<dyn Driver>,
+        publisher: Box<dyn Publisher>,
+    ) -> (Vec<Event>, Arc<Counters>) {
         let w = crate::workload::parse(std::path::Path::new("t.yaml"), yaml).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.bin");
@@ -268,15 +316,64 @@ mod tests {
             recorder,
             counters: counters.clone(),
             stop,
-            driver: Arc::new(Silent),
+            driver,
         };
         let started = std::time::Instant::now();
-        task.run(&w, Box::new(Silent)).await;
+        task.run(&w, publisher).await;
         assert!(started.elapsed() < Duration::from_secs(10));
         writer.finish().unwrap();
-        let events: Vec<Event> = FrameReader::new(std::fs::File::open(&path).unwrap())
+        let events = FrameReader::new(std::fs::File::open(&path).unwrap())
             .map(|e| e.unwrap())
             .collect();
+        (events, counters)
+    }
+
+    #[tokio::test]
+    async fn sends_of_a_replaced_client_end_as_indeterminate_and_each_send_has_one_outcome() {
+        let yaml = "name: t\nbrokers: [kafka]\nload: { rate: 100/s, duration: 800ms }\n";
+        let (events, counters) = run_producer(
+            yaml,
+            Arc::new(Replacements),
+            // Acknowledges 3 of its first 5 sends, then dies.
+            Scripted::new(3, 5),
+        )
+        .await;
+        let mut outcomes = std::collections::HashMap::new();
+        let mut invoked = 0;
+        for e in &events {
+            match e {
+                Event::SendInvoke { .. } => invoked += 1,
+                Event::SendOk { id, .. }
+                | Event::SendFail { id, .. }
+                | Event::SendInfo { id, .. } => *outcomes.entry(*id).or_insert(0) += 1,
+                _ => {}
+            }
+        }
+        assert!(invoked > 40, "only {invoked} sends");
+        assert_eq!(outcomes.len(), invoked, "every send has an outcome");
+        assert!(outcomes.values().all(|&n| n == 1), "and only one");
+        // The two sends the dead client never acknowledged, and nothing else, given up on when
+        // the client was replaced (not left to the end, holding places in the window).
+        assert_eq!(counters.indeterminate.load(Ordering::Relaxed), 2);
+        let given_up = events
+            .iter()
+            .position(|e| matches!(e, Event::SendInfo { .. }))
+            .unwrap();
+        let acked_after = events[given_up..]
+            .iter()
+            .filter(|e| matches!(e, Event::SendOk { .. }))
+            .count();
+        assert!(acked_after > 0);
+        // Sends while it was dead, before the reconnect, failed; the replacement took the rest.
+        assert!(counters.failed.load(Ordering::Relaxed) > 0);
+        assert!(counters.acked.load(Ordering::Relaxed) > 3);
+    }
+
+    #[tokio::test]
+    async fn unacknowledged_sends_end_as_indeterminate_without_hanging() {
+        let yaml = "name: t\nbrokers: [kafka]\nload: { rate: 100/s, duration: 200ms, max_in_flight: 5 }\nrun: { send_timeout: 100ms }\n";
+        let (events, counters) =
+            run_producer(yaml, Arc::new(Replacements), Scripted::silent()).await;
         let invoked = events
             .iter()
             .filter(|e| matches!(e, Event::SendInvoke { .. }))
