@@ -9,8 +9,7 @@ use anyhow::{anyhow, Context, Result};
 use async_trait::async_trait;
 use futures::FutureExt;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::ClientContext;
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -211,7 +210,7 @@ impl Driver for KafkaDriver {
 
 /// Hands each delivery report, with the token the send carried, to the publisher's `acks`.
 /// The reports arrive on the client's polling thread; a channel costs far less there than a
-/// future per send.
+/// future per send. Unbounded, yet holding at most one report per send in flight.
 struct AckSender(mpsc::UnboundedSender<SendOutcome>);
 
 impl ClientContext for AckSender {}
