@@ -7,6 +7,7 @@ pub mod proxy;
 pub mod schedule;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,36 @@ pub struct Scope {
     pub seed: u64,
     /// The fault proxy in front of the broker, when the schedule has network faults.
     pub proxy: Option<Arc<proxy::Proxy>>,
+    /// Which faults are in effect now, for the stall watchdog.
+    pub activity: Arc<Activity>,
+}
+
+/// Whether any fault is in effect, and when the last one ended: the stall watchdog only judges
+/// clients once every fault has healed, and counts from that moment.
+#[derive(Debug, Default)]
+pub struct Activity {
+    active: AtomicU32,
+    last_end_ns: AtomicU64,
+}
+
+impl Activity {
+    pub fn any_active(&self) -> bool {
+        self.active.load(Ordering::Relaxed) > 0
+    }
+
+    /// ns since the Unix epoch when the last fault ended (0: none has).
+    pub fn last_end_ns(&self) -> u64 {
+        self.last_end_ns.load(Ordering::Relaxed)
+    }
+
+    fn begin(&self) {
+        self.active.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn end(&self) {
+        self.last_end_ns.fetch_max(now_ns(), Ordering::Relaxed);
+        self.active.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Scope {
@@ -92,6 +123,7 @@ fn build(w: &Window, scope: &Scope) -> Result<Box<dyn Fault>> {
                 proxy.clone(),
                 w.groups.clone(),
                 toxic.clone(),
+                w.reset_after,
             )),
             (Some(_), None) => bail!("no fault proxy runs for this broker"),
             (None, _) => bail!("fault kind {} is not supported yet", kind_name(w.kind)),
@@ -150,10 +182,15 @@ async fn run_window(w: Window, scope: Scope, rec: Recorder, load_start: Instant)
         Ok(f) => f,
         Err(e) => return record(FaultPhase::Failed, format!("{e:#}")),
     };
+    scope.activity.begin();
     match fault.start().await {
         Ok(detail) => record(FaultPhase::Start, detail),
-        Err(e) => return record(FaultPhase::Failed, format!("{e:#}")),
+        Err(e) => {
+            scope.activity.end();
+            return record(FaultPhase::Failed, format!("{e:#}"));
+        }
     }
+    // A fault with no undo (a crash without restart) is over once applied.
     if let Some(stop) = w.stop {
         tokio::time::sleep_until((load_start + stop).into()).await;
         match fault.stop().await {
@@ -161,6 +198,7 @@ async fn run_window(w: Window, scope: Scope, rec: Recorder, load_start: Instant)
             Err(e) => record(FaultPhase::Failed, format!("undoing: {e:#}")),
         }
     }
+    scope.activity.end();
 }
 
 pub fn kind_name(k: FaultKind) -> String {

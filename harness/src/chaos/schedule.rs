@@ -76,6 +76,9 @@ pub struct Window {
     pub toxic: Option<Toxic>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<Group>,
+    /// partition, blackhole: reset the connections open at the start after this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_after: Option<Duration>,
     /// Process faults: which workers.
     #[serde(default)]
     pub workers: Workers,
@@ -130,6 +133,7 @@ pub fn expand(faults: &[Fault], load_duration: Duration, seed: u64) -> Vec<Windo
                 targets,
                 toxic: toxic.clone(),
                 groups: groups.clone(),
+                reset_after: f.reset_after.map(|d| d.0),
                 workers: f.workers.unwrap_or_default(),
             });
         }
@@ -166,6 +170,7 @@ mod tests {
             slice_delay: None,
             bytes: None,
             delay: None,
+            reset_after: None,
         }
     }
 

@@ -1,4 +1,9 @@
-//! Loss, duplicates and per-key order, in Jepsen's vocabulary (DESIGN.md §4).
+//! Loss, duplicates and per-key order, in Jepsen's vocabulary.
+//!
+//! *Lost* needs the final read (see `load::final_read`): a value acknowledged by the broker that
+//! no consumer processed is lost only if the final read, complete, did not find it either. If the
+//! final read found it, it is *unread* (the consumers failed, not the broker); if the final read
+//! did not finish or did not run, it is *unverified*.
 //!
 //! State is dense: sequence numbers are gapless per (producer, key), so each message has a byte of
 //! flags plus a 32-bit position fingerprint (`slots`): 5 bytes per tracked message, one pass, no
@@ -15,6 +20,8 @@ const FAILED: u8 = 4;
 const INDETERMINATE: u8 = 8;
 const DELIVERED: u8 = 16;
 const PROCESSED: u8 = 32;
+/// Found by the final read.
+const STORED: u8 = 64;
 
 #[derive(Default)]
 struct KeyState {
@@ -22,6 +29,8 @@ struct KeyState {
     /// Highest seq delivered so far and the consumer that delivered it.
     max_seq: Option<u64>,
     last_consumer: u32,
+    /// Highest seq the final read found so far: the order of the key as stored.
+    stored_max_seq: Option<u64>,
 }
 
 #[derive(Default)]
@@ -32,6 +41,16 @@ pub struct DeliveryChecker {
     stored_dupes: u64,
     order_first: u64,
     order_redelivered: u64,
+    /// First deliveries to the application that the broker flagged as redelivered.
+    order_flagged: u64,
+    broker_redeliveries: u64,
+    /// Values the final read found twice: one value stored at two positions.
+    stored_twice: u64,
+    stored_order: u64,
+    /// Values found by the final read that no consumer had processed, by the second they were
+    /// meant to be sent.
+    unread_per_second: Vec<u64>,
+    final_read: Option<super::FinalRead>,
     skips: u64,
     effective_dupes: u64,
     dedupe_skips: u64,
@@ -81,8 +100,11 @@ impl DeliveryChecker {
     }
 
     /// Returns whether this is the message's first delivery.
-    fn deliver(&mut self, t: u64, consumer: u32, id: MsgId, pos: &Position) -> bool {
+    fn deliver(&mut self, t: u64, consumer: u32, id: MsgId, pos: &Position, flagged: bool) -> bool {
         let ph = pos_hash(pos);
+        if flagged {
+            self.broker_redeliveries += 1;
+        }
         let k = self.keys.get(id.producer, id.key);
         let slot = self.slots.slot(&mut k.slots, id.seq);
         if slot.is_implausible() {
@@ -96,6 +118,19 @@ impl DeliveryChecker {
         if first {
             *self.slots.pos(slot) = ph;
             match k.max_seq {
+                Some(max) if id.seq < max && flagged => {
+                    // The broker said so: a message returned after its consumer failed, seen by
+                    // the application for the first time. Not a reordering of fresh messages.
+                    self.order_flagged += 1;
+                    found.push((
+                        "order-violation-flagged",
+                        format!(
+                            "seq {} delivered after seq {max}, flagged by the broker as redelivered \
+                             (consumer {consumer}, {pos:?})",
+                            id.seq
+                        ),
+                    ));
+                }
                 Some(max) if id.seq < max => {
                     self.order_first += 1;
                     if let Some(start) = self.start {
@@ -145,6 +180,11 @@ impl DeliveryChecker {
                 self.order_redelivered += 1;
             }
             let first_pos = *self.slots.pos(slot);
+            // The same stored position read again (a Kafka offset re-read after a rebalance):
+            // a redelivery by the broker even where it carries no flag.
+            if !flagged && ph != 0 && ph == first_pos {
+                self.broker_redeliveries += 1;
+            }
             let stored_elsewhere = ph != 0 && first_pos != 0 && first_pos != ph;
             if stored_elsewhere {
                 self.stored_dupes += 1;
@@ -164,6 +204,55 @@ impl DeliveryChecker {
         }
         first
     }
+
+    /// A value the final read found still stored.
+    fn stored(&mut self, t: u64, id: MsgId, intended: u64, pos: &Position) {
+        let k = self.keys.get(id.producer, id.key);
+        let slot = self.slots.slot(&mut k.slots, id.seq);
+        if slot.is_implausible() {
+            return;
+        }
+        let flags = self.slots.flags(slot);
+        let again = *flags & STORED != 0;
+        let processed = *flags & PROCESSED != 0;
+        *flags |= STORED;
+        let mut found = Vec::new();
+        if again {
+            self.stored_twice += 1;
+            found.push((
+                "duplicate-stored",
+                format!("the final read found it twice ({pos:?})"),
+            ));
+        } else {
+            if k.stored_max_seq.is_some_and(|m| id.seq < m) {
+                self.stored_order += 1;
+                let max = k.stored_max_seq.unwrap_or_default();
+                found.push((
+                    "stored-order-violation",
+                    format!("stored after seq {max} of its key ({pos:?})"),
+                ));
+            }
+            if k.stored_max_seq.is_none_or(|m| id.seq > m) {
+                k.stored_max_seq = Some(id.seq);
+            }
+            if !processed {
+                if let Some(start) = self.start {
+                    let sec = (intended.saturating_sub(start) / 1_000_000_000) as usize;
+                    if self.unread_per_second.len() <= sec {
+                        self.unread_per_second.resize(sec + 1, 0);
+                    }
+                    self.unread_per_second[sec] += 1;
+                }
+                found.push((
+                    "unread",
+                    format!("still stored ({pos:?}); no consumer processed it"),
+                ));
+            }
+        }
+        for (kind, detail) in found {
+            self.example(kind, t, Some(id), detail);
+        }
+    }
 }
 
 impl Checker for DeliveryChecker {
@@ -182,8 +271,32 @@ impl Checker for DeliveryChecker {
                 consumer,
                 id,
                 pos,
+                redelivered,
+                receive_count,
                 ..
-            } => facts.first_delivery = self.deliver(*t, *consumer, *id, pos),
+            } => {
+                let flagged = *redelivered || *receive_count > 1;
+                facts.first_delivery = self.deliver(*t, *consumer, *id, pos, flagged)
+            }
+            Event::FinalRead {
+                t,
+                id,
+                intended,
+                pos,
+                ..
+            } => self.stored(*t, *id, *intended, pos),
+            Event::FinalReadDone {
+                outcome,
+                read,
+                detail,
+                ..
+            } => {
+                self.final_read = Some(super::FinalRead {
+                    outcome: super::FinalReadStatus::from(*outcome),
+                    read: *read,
+                    detail: detail.clone(),
+                })
+            }
             Event::Processed { t, id, consumer } => {
                 let k = self.keys.get(id.producer, id.key);
                 let slot = self.slots.slot(&mut k.slots, id.seq);
@@ -216,40 +329,54 @@ impl Checker for DeliveryChecker {
     }
 
     fn finish(mut self, m: &mut Metrics) {
-        let (mut lost, mut unexpected, mut recovered, mut distinct, mut received_only) =
-            (0u64, 0u64, 0u64, 0u64, 0u64);
-        let mut no_outcome = 0u64;
+        let final_read = self
+            .final_read
+            .take()
+            .unwrap_or_else(super::FinalRead::not_run);
+        let verified = final_read.outcome == super::FinalReadStatus::Complete;
+        let mut c = Outcomes::default();
         let mut lost_examples = Vec::new();
         for ((producer, key), st) in self.keys.iter() {
             for (seq, f) in self.slots.iter(&st.slots) {
                 let processed = f & PROCESSED != 0;
+                let stored = f & STORED != 0;
                 if processed {
-                    distinct += 1;
+                    c.distinct += 1;
                 }
                 if f & DELIVERED != 0 && !processed {
-                    received_only += 1;
+                    c.received_only += 1;
                 }
-                if f & (DELIVERED | PROCESSED) != 0 && f & INVOKED == 0 {
-                    unexpected += 1;
+                if f & (DELIVERED | PROCESSED | STORED) != 0 && f & INVOKED == 0 {
+                    c.unexpected += 1;
                 }
                 // Invoked with no outcome at all (its producer crashed mid-send): as
                 // indeterminate as a send that timed out.
                 let unresolved = f & INVOKED != 0 && f & (OK | FAILED | INDETERMINATE) == 0;
                 if unresolved {
-                    no_outcome += 1;
+                    c.no_outcome += 1;
                 }
-                if (f & INDETERMINATE != 0 || unresolved) && processed {
-                    recovered += 1;
+                // An indeterminate send that was stored after all.
+                if (f & INDETERMINATE != 0 || unresolved) && (processed || stored) {
+                    c.recovered += 1;
                 }
-                // Lost: acknowledged (or indeterminate and seen) yet never processed.
-                if f & OK != 0 && !processed {
-                    lost += 1;
+                if f & INVOKED != 0 && stored && !processed {
+                    c.unread += 1;
+                }
+                // Acknowledged, never processed, and not found where it should still be.
+                if f & OK != 0 && !processed && !stored {
+                    if !verified {
+                        c.unverified += 1;
+                        continue;
+                    }
+                    c.lost += 1;
                     if lost_examples.len() < EXAMPLES_PER_KIND {
                         let id = MsgId { producer, key, seq };
                         let why = if f & DELIVERED != 0 {
-                            "received but never processed (acknowledged before processing?)"
+                            "acknowledged by the broker and received, but never processed, and \
+                             gone from the broker (acknowledged before processing?)"
                         } else {
-                            "acknowledged by the broker, never delivered"
+                            "acknowledged by the broker, never delivered, and not found by the \
+                             final read"
                         };
                         lost_examples.push(Anomaly {
                             kind: "lost".into(),
@@ -271,29 +398,56 @@ impl Checker for DeliveryChecker {
             );
             self.example("unexpected", 0, None, detail);
         }
-        m.delivered = distinct;
-        m.lost = lost;
-        m.unexpected = unexpected + self.foreign + self.slots.implausible;
-        m.recovered = recovered;
-        m.indeterminate += no_outcome;
-        m.received_not_processed = received_only;
+        m.delivered = c.distinct;
+        m.lost = c.lost;
+        m.unread = c.unread;
+        m.unverified = c.unverified;
+        m.unexpected = c.unexpected + self.foreign + self.slots.implausible;
+        m.recovered = c.recovered;
+        m.indeterminate += c.no_outcome;
+        m.received_not_processed = c.received_only;
         m.redeliveries = self.redeliveries;
-        m.duplicate_rate = if distinct > 0 {
-            self.redeliveries as f64 / distinct as f64
+        m.broker_redeliveries = self.broker_redeliveries;
+        m.duplicate_rate = if c.distinct > 0 {
+            self.redeliveries as f64 / c.distinct as f64
         } else {
             0.0
         };
-        m.duplicates_stored = self.stored_dupes;
+        // The consumers see a stored duplicate when it is redelivered from its other position;
+        // the final read sees every copy still stored. The larger count, never their sum: both
+        // may have seen the same copy.
+        m.duplicates_stored = self.stored_dupes.max(self.stored_twice);
+        m.final_read_order_violations = self.stored_order;
         m.per_key_order_violations = self.order_first;
         m.per_key_order_violations_redelivered = self.order_redelivered;
+        m.per_key_order_violations_flagged = self.order_flagged;
         m.skips = self.skips;
         m.effective_duplicates = self.effective_dupes;
         m.dedupe_skips = self.dedupe_skips;
+        m.final_read = final_read;
         m.examples.append(&mut self.examples);
         for (sec, n) in self.violations_per_second.iter().enumerate() {
             if let Some(w) = m.timeline.get_mut(sec) {
                 w.order_violations = *n;
             }
         }
+        for (sec, n) in self.unread_per_second.iter().enumerate() {
+            if let Some(w) = m.timeline.get_mut(sec) {
+                w.unread = *n;
+            }
+        }
     }
+}
+
+/// What the per-message pass counts.
+#[derive(Default)]
+struct Outcomes {
+    distinct: u64,
+    lost: u64,
+    unread: u64,
+    unverified: u64,
+    unexpected: u64,
+    recovered: u64,
+    received_only: u64,
+    no_outcome: u64,
 }

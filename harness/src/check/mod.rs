@@ -73,8 +73,10 @@ pub struct Anomaly {
     pub detail: String,
 }
 
-/// Everything measured about one broker's run.
+/// Everything measured about one broker's run. Fields added since version 1 default when an
+/// older result.json is read.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(default)]
 pub struct Metrics {
     pub sent: u64,
     pub acked: u64,
@@ -84,16 +86,35 @@ pub struct Metrics {
     pub indeterminate: u64,
     /// Distinct values processed by a consumer.
     pub delivered: u64,
+    /// Acknowledged, never processed, and not found by a complete final read: gone.
     pub lost: u64,
+    /// Found by the final read but never processed by the workload's consumers: the consumers
+    /// failed to read them (a liveness failure), the broker did not lose them.
+    pub unread: u64,
+    /// Acknowledged and never processed, but the final read did not finish (or did not run), so
+    /// whether the broker still holds them is not known: neither lost nor unread.
+    pub unverified: u64,
+    /// How the final read went; `lost` is verified only when it is complete.
+    pub final_read: FinalRead,
     pub unexpected: u64,
     pub recovered: u64,
     /// Received by a consumer that never finished processing them (e.g. crashed after acking).
     pub received_not_processed: u64,
     pub redeliveries: u64,
+    /// Deliveries the broker itself marked as redelivered (RabbitMQ's redelivered flag, an SQS
+    /// receive count above 1, a Kafka offset read again): counted apart from `redeliveries`, the
+    /// values the application saw more than once.
+    pub broker_redeliveries: u64,
     pub duplicate_rate: f64,
     pub duplicates_stored: u64,
     pub per_key_order_violations: u64,
     pub per_key_order_violations_redelivered: u64,
+    /// First deliveries to the application, out of order, that the broker flagged as
+    /// redelivered (a message returned after its consumer failed).
+    pub per_key_order_violations_flagged: u64,
+    /// Per-key order of what the final read found, as the broker stores it (the whole log for
+    /// Kafka; what was left in the queues for RabbitMQ and SQS).
+    pub final_read_order_violations: u64,
     pub skips: u64,
     pub effective_duplicates: u64,
     pub dedupe_skips: u64,
@@ -110,6 +131,8 @@ pub struct Metrics {
     pub availability: f64,
     pub consumer_availability: f64,
     pub recovery_time: Option<f64>,
+    /// Clients of the harness replaced by fresh ones (dead connection or stall watchdog).
+    pub reconnects: u64,
     pub faults: Vec<FaultWindow>,
     pub timeline: Vec<Window>,
     pub examples: Vec<Anomaly>,
@@ -150,9 +173,69 @@ impl Metrics {
             "availability" => self.availability,
             "consumer_availability" => self.consumer_availability,
             "recovery_time" => self.recovery_time.unwrap_or(0.0),
+            "unread" => self.unread as f64,
+            "unverified" => self.unverified as f64,
+            "broker_redeliveries" => self.broker_redeliveries as f64,
+            "per_key_order_violations_flagged" => self.per_key_order_violations_flagged as f64,
+            "final_read_order_violations" => self.final_read_order_violations as f64,
+            "reconnects" => self.reconnects as f64,
             _ => return None,
         };
         Some(v)
+    }
+}
+
+/// How the final read ended, as result.json gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FinalReadStatus {
+    /// Read everything the broker still held: `lost` is verified.
+    Complete,
+    /// Stopped by `run.final_read_timeout`.
+    TimedOut,
+    /// Could not run (e.g. the broker was unreachable).
+    Failed,
+    /// The history has no final read (an older brokerbench, or a run that ended early).
+    NotRun,
+}
+
+impl From<history::FinalReadOutcome> for FinalReadStatus {
+    fn from(o: history::FinalReadOutcome) -> Self {
+        match o {
+            history::FinalReadOutcome::Complete => FinalReadStatus::Complete,
+            history::FinalReadOutcome::TimedOut => FinalReadStatus::TimedOut,
+            history::FinalReadOutcome::Failed => FinalReadStatus::Failed,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct FinalRead {
+    pub outcome: FinalReadStatus,
+    /// Values of the run it found.
+    pub read: u64,
+    pub detail: String,
+}
+
+impl FinalRead {
+    pub fn not_run() -> FinalRead {
+        FinalRead {
+            outcome: FinalReadStatus::NotRun,
+            read: 0,
+            detail: "not verified by a final read: this history has none (recorded by an older \
+                     brokerbench, or the run ended before it)"
+                .into(),
+        }
+    }
+
+    pub fn verified(&self) -> bool {
+        self.outcome == FinalReadStatus::Complete
+    }
+}
+
+impl Default for FinalRead {
+    fn default() -> Self {
+        FinalRead::not_run()
     }
 }
 

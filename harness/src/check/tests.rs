@@ -1,7 +1,7 @@
 //! Synthetic histories with known anomalies; every count is asserted exactly.
 
 use super::*;
-use crate::history::{Event, FaultPhase, Phase, Position};
+use crate::history::{Event, FaultPhase, FinalReadOutcome, Phase, Position};
 use crate::load::envelope::MsgId;
 
 const MS: u64 = 1_000_000;
@@ -97,6 +97,46 @@ impl H {
     fn deliver(&mut self, c: u32, i: MsgId) {
         self.deliver_at(c, i, Position::Unknown);
     }
+    /// The final read found this value still stored.
+    fn stored(&mut self, i: MsgId, pos: Position) {
+        let t = self.tick();
+        self.ev.push(Event::FinalRead {
+            t,
+            id: i,
+            intended: i.seq * MS,
+            pos,
+            redelivered: false,
+            receive_count: 1,
+        });
+    }
+    fn final_read_done(&mut self, outcome: FinalReadOutcome) {
+        let t = self.tick();
+        self.ev.push(Event::FinalReadDone {
+            t,
+            outcome,
+            read: 0,
+            detail: String::new(),
+        });
+    }
+    /// A delivery the broker flagged as redelivered (RabbitMQ's flag, an SQS receive count).
+    fn deliver_flagged(&mut self, c: u32, i: MsgId) {
+        let t = self.tick();
+        self.ev.push(Event::Deliver {
+            t,
+            consumer: c,
+            id: i,
+            intended: 0,
+            pos: Position::Unknown,
+            redelivered: true,
+            receive_count: 2,
+        });
+        let t = self.tick();
+        self.ev.push(Event::Processed {
+            t,
+            consumer: c,
+            id: i,
+        });
+    }
     fn check(self) -> Metrics {
         check_events(self.ev)
     }
@@ -146,11 +186,134 @@ fn loss_counts_acknowledged_values_never_processed() {
     }
     // seq 6 reached a consumer that acked before processing and died: received, never processed.
     h.receive(0, id(0, 0, 6), Position::Unknown);
+    // The final read finds none of them: gone from the broker.
+    h.final_read_done(FinalReadOutcome::Complete);
     let m = h.check();
-    assert_eq!(m.lost, 4);
+    assert_eq!((m.lost, m.unread, m.unverified), (4, 0, 0));
     assert_eq!(m.received_not_processed, 1);
     assert_eq!(m.delivered, 6);
     assert_eq!(m.examples.iter().filter(|e| e.kind == "lost").count(), 4);
+    assert!(m.final_read.verified());
+}
+
+/// Values a wedged consumer never processed, still in the broker: unread, not lost.
+#[test]
+fn values_the_final_read_finds_are_unread_not_lost() {
+    let mut h = H::new();
+    for s in 0..10 {
+        h.ok(id(0, 0, s));
+    }
+    for s in 0..6 {
+        h.deliver_at(0, id(0, 0, s), kafka(0, s as i64));
+    }
+    // Kafka: the final read reads the whole log, processed values included.
+    for s in 0..9 {
+        h.stored(id(0, 0, s), kafka(0, s as i64));
+    }
+    h.final_read_done(FinalReadOutcome::Complete);
+    let m = h.check();
+    // seq 6..8 still stored and never processed; seq 9 is gone.
+    assert_eq!((m.lost, m.unread, m.unverified), (1, 3, 0));
+    assert_eq!(m.examples.iter().filter(|e| e.kind == "unread").count(), 3);
+    // The timeline places the unread by when they were meant to be sent (all in second 0).
+    assert_eq!(m.timeline[0].unread, 3);
+    // Reading the log is not a redelivery, and the stored log is in order.
+    assert_eq!((m.redeliveries, m.broker_redeliveries), (0, 0));
+    assert_eq!((m.duplicates_stored, m.final_read_order_violations), (0, 0));
+}
+
+#[test]
+fn without_a_complete_final_read_missing_values_are_unverified() {
+    for done in [
+        None,
+        Some(FinalReadOutcome::TimedOut),
+        Some(FinalReadOutcome::Failed),
+    ] {
+        let mut h = H::new();
+        for s in 0..5 {
+            h.ok(id(0, 0, s));
+        }
+        h.deliver(0, id(0, 0, 0));
+        h.stored(id(0, 0, 1), Position::Unknown);
+        if let Some(d) = done {
+            h.final_read_done(d);
+        }
+        let m = h.check();
+        assert_eq!((m.lost, m.unread, m.unverified), (0, 1, 3), "{done:?}");
+        assert!(!m.final_read.verified());
+        let expected = match done {
+            None => FinalReadStatus::NotRun,
+            Some(d) => FinalReadStatus::from(d),
+        };
+        assert_eq!(m.final_read.outcome, expected);
+        // `lost: 0` cannot pass while three values are unaccounted for, and says why.
+        let yaml =
+            "name: t\nbrokers: [kafka]\nload: { rate: 1/s, duration: 1s }\nexpect: { lost: 0 }\n";
+        let w = crate::workload::parse(std::path::Path::new("t.yaml"), yaml).unwrap();
+        let v = &expect::verdicts(&w.expect, &m)[0];
+        assert!(!v.passed);
+        assert!(
+            v.note.as_deref().unwrap_or("").contains("not verified"),
+            "{v:?}"
+        );
+    }
+}
+
+#[test]
+fn the_final_read_audits_the_stored_log_for_duplicates_and_order() {
+    let mut h = H::new();
+    for s in 0..4 {
+        h.ok(id(0, 0, s));
+    }
+    // As stored: seq 0, 2, 1, 3, and seq 3 a second time (a producer retry).
+    for (off, s) in [(0, 0), (1, 2), (2, 1), (3, 3), (4, 3)] {
+        h.stored(id(0, 0, s), kafka(0, off));
+    }
+    h.final_read_done(FinalReadOutcome::Complete);
+    let m = h.check();
+    assert_eq!(m.duplicates_stored, 1);
+    assert_eq!(m.final_read_order_violations, 1);
+    assert_eq!((m.lost, m.unread), (0, 4));
+}
+
+#[test]
+fn flagged_redeliveries_are_counted_and_their_reorders_kept_apart() {
+    let mut h = H::new();
+    for s in 0..4 {
+        h.ok(id(0, 0, s));
+    }
+    h.deliver(0, id(0, 0, 0));
+    // Consumer 0 took seq 1 and died unprocessed (unrecorded); seq 2 and 3 went to consumer 1;
+    // the broker then returned seq 1 flagged as redelivered: first seen by the application,
+    // behind later values.
+    h.deliver(1, id(0, 0, 2));
+    h.deliver(1, id(0, 0, 3));
+    h.deliver_flagged(1, id(0, 0, 1));
+    // A fresh value out of order, not flagged: a real reordering.
+    h.ok(id(0, 0, 4));
+    h.ok(id(0, 0, 5));
+    h.deliver(1, id(0, 0, 5));
+    h.deliver(1, id(0, 0, 4));
+    // Seq 3 read again from the same Kafka offset counts as a broker redelivery, unflagged.
+    let m = {
+        h.deliver_at(1, id(0, 0, 3), Position::Unknown);
+        h.check()
+    };
+    assert_eq!(m.per_key_order_violations, 1);
+    assert_eq!(m.per_key_order_violations_flagged, 1);
+    assert_eq!(m.per_key_order_violations_redelivered, 1);
+    assert_eq!(m.broker_redeliveries, 1);
+    assert_eq!(m.redeliveries, 1);
+}
+
+#[test]
+fn an_offset_read_again_is_a_broker_redelivery() {
+    let mut h = H::new();
+    h.ok(id(0, 0, 0));
+    h.deliver_at(0, id(0, 0, 0), kafka(0, 7));
+    h.deliver_at(1, id(0, 0, 0), kafka(0, 7));
+    let m = h.check();
+    assert_eq!((m.redeliveries, m.broker_redeliveries), (1, 1));
 }
 
 #[test]
@@ -499,7 +662,10 @@ mod reference {
 
     proptest! {
         #[test]
-        fn streaming_checker_agrees_with_the_naive_model(ops in proptest::collection::vec(op(), 1..120)) {
+        fn streaming_checker_agrees_with_the_naive_model(
+            ops in proptest::collection::vec(op(), 1..120),
+            finals in proptest::collection::vec((0..3u32, 0..6u8), 0..12),
+        ) {
             let mut h = H::new();
             let mut next_seq: HashMap<u32, u64> = HashMap::new();
             let mut outcome: HashMap<(u32, u64), u8> = HashMap::new();
@@ -528,12 +694,20 @@ mod reference {
                     }
                 }
             }
+            // The final read finds some values (sent or not), then ends complete.
+            let stored: HashSet<(u32, u64)> = finals.iter().map(|&(k, s)| (k, s as u64)).collect();
+            for &(k, s) in &stored {
+                h.stored(id(0, k, s), Position::Unknown);
+            }
+            h.final_read_done(FinalReadOutcome::Complete);
             let m = h.check();
 
             let processed: HashSet<(u32, u64)> = deliveries.iter().filter(|d| d.2).map(|d| (d.0, d.1)).collect();
-            let lost = outcome.iter().filter(|(v, o)| **o == 0 && !processed.contains(v)).count() as u64;
-            let recovered = outcome.iter().filter(|(v, o)| **o == 2 && processed.contains(v)).count() as u64;
-            let unexpected = deliveries.iter().map(|d| (d.0, d.1)).collect::<HashSet<_>>().iter().filter(|v| !outcome.contains_key(v)).count() as u64;
+            let lost = outcome.iter().filter(|(v, o)| **o == 0 && !processed.contains(v) && !stored.contains(v)).count() as u64;
+            let unread = outcome.keys().filter(|v| stored.contains(v) && !processed.contains(v)).count() as u64;
+            let recovered = outcome.iter().filter(|(v, o)| **o == 2 && (processed.contains(v) || stored.contains(v))).count() as u64;
+            let seen: HashSet<(u32, u64)> = deliveries.iter().map(|d| (d.0, d.1)).chain(stored.iter().copied()).collect();
+            let unexpected = seen.iter().filter(|v| !outcome.contains_key(v)).count() as u64;
             let distinct = deliveries.iter().map(|d| (d.0, d.1)).collect::<HashSet<_>>().len() as u64;
             let redeliveries = deliveries.len() as u64 - distinct;
             // First deliveries whose seq is below a seq of the same key delivered earlier.
@@ -546,6 +720,8 @@ mod reference {
                 }
             }
             prop_assert_eq!(m.lost, lost);
+            prop_assert_eq!(m.unread, unread);
+            prop_assert_eq!(m.unverified, 0);
             prop_assert_eq!(m.recovered, recovered);
             prop_assert_eq!(m.unexpected, unexpected);
             prop_assert_eq!(m.redeliveries, redeliveries);

@@ -19,6 +19,13 @@ pub struct Window {
     pub redelivered: u64,
     pub order_violations: u64,
     pub consumer_errors: u64,
+    /// Clients of the harness replaced in this second.
+    #[serde(default)]
+    pub reconnects: u64,
+    /// Values meant to be sent in this second that the final read found and no consumer
+    /// processed.
+    #[serde(default)]
+    pub unread: u64,
     /// Acknowledged so far minus processed so far: messages the consumers have not seen yet.
     pub unseen: i64,
     pub publish_p50_ms: Option<f64>,
@@ -37,6 +44,12 @@ pub struct FaultWindow {
     pub detail: String,
     /// Seconds from the fault's end until sends and deliveries both succeeded again.
     pub recovery_s: Option<f64>,
+    /// Seconds from the fault's end until a send intended after it was acknowledged.
+    #[serde(default)]
+    pub producers_recovered_s: Option<f64>,
+    /// Seconds from the fault's end until a consumer processed a message again.
+    #[serde(default)]
+    pub consumers_recovered_s: Option<f64>,
 }
 
 #[derive(Default)]
@@ -55,9 +68,10 @@ pub struct TimingChecker {
     /// run.
     current: usize,
     faults: Vec<FaultWindow>,
-    /// Per fault index: first successful send and first processing after it ended.
-    first_ok_after: Vec<(Option<u64>, Option<u64>)>,
-    fault_stop_ns: Vec<u64>,
+    /// Faults that have ended: (index, end in ns, first acknowledged send intended after it,
+    /// first processing after it).
+    ended: Vec<(usize, u64, Option<u64>, Option<u64>)>,
+    reconnects: u64,
     acked_in_measure: u64,
     last_ack_ns: u64,
     pending: Vec<(Event, Facts)>,
@@ -197,9 +211,9 @@ impl TimingChecker {
                     self.acked_in_measure += 1;
                     self.last_ack_ns = self.last_ack_ns.max(*t);
                 }
-                for (i, stop) in self.fault_stop_ns.iter().enumerate() {
+                for (_, stop, sent, _) in self.ended.iter_mut() {
                     if *intended >= *stop {
-                        earliest(&mut self.first_ok_after[i].0, *t);
+                        earliest(sent, *t);
                     }
                 }
             }
@@ -224,15 +238,21 @@ impl TimingChecker {
                 if let Some(w) = self.window(*t) {
                     self.windows[w].delivered += 1;
                 }
-                for (i, stop) in self.fault_stop_ns.iter().enumerate() {
+                for (_, stop, _, processed) in self.ended.iter_mut() {
                     if *t >= *stop {
-                        earliest(&mut self.first_ok_after[i].1, *t);
+                        earliest(processed, *t);
                     }
                 }
             }
             Event::ConsumerError { t, .. } => {
                 if let Some(w) = self.window(*t) {
                     self.windows[w].consumer_errors += 1;
+                }
+            }
+            Event::Reconnect { t, .. } => {
+                self.reconnects += 1;
+                if let Some(w) = self.window(*t) {
+                    self.windows[w].reconnects += 1;
                 }
             }
             Event::Fault {
@@ -254,6 +274,8 @@ impl TimingChecker {
                         failed: false,
                         detail: String::new(),
                         recovery_s: None,
+                        producers_recovered_s: None,
+                        consumers_recovered_s: None,
                     });
                 }
                 let f = &mut self.faults[i];
@@ -267,8 +289,7 @@ impl TimingChecker {
                         if !detail.is_empty() {
                             f.detail = format!("{}; then {detail}", f.detail);
                         }
-                        self.fault_stop_ns.push(*t);
-                        self.first_ok_after.push((None, None));
+                        self.ended.push((i, *t, None, None));
                     }
                     FaultPhase::Failed => {
                         f.failed = true;
@@ -360,16 +381,17 @@ impl Checker for TimingChecker {
         };
 
         let start = self.start.unwrap_or(0);
-        let mut stop_i = 0;
-        for f in self.faults.iter_mut() {
-            if f.end_s.is_some() {
-                if let Some((Some(s), Some(d))) = self.first_ok_after.get(stop_i) {
-                    let stop = self.fault_stop_ns[stop_i];
-                    f.recovery_s = Some((*s.max(d)).saturating_sub(stop) as f64 / 1e9);
+        let since = |stop: u64, at: Option<u64>| at.map(|t| t.saturating_sub(stop) as f64 / 1e9);
+        for (i, stop, sent, processed) in &self.ended {
+            if let Some(f) = self.faults.get_mut(*i) {
+                f.producers_recovered_s = since(*stop, *sent);
+                f.consumers_recovered_s = since(*stop, *processed);
+                if let (Some(s), Some(d)) = (sent, processed) {
+                    f.recovery_s = since(*stop, Some(*s.max(d)));
                 }
-                stop_i += 1;
             }
         }
+        m.reconnects = self.reconnects;
         m.recovery_time = self
             .faults
             .iter()

@@ -70,18 +70,36 @@ enum Command {
         #[arg(long, short, default_value = "reports/compare")]
         out: PathBuf,
     },
-    /// Print the workload JSON Schema (for editor completion), or with --result that of result.json.
+    /// Print the workload JSON Schema (for editor completion), with --result that of
+    /// result.json, with --history that of one line of `history --format jsonl`.
     Schema {
-        #[arg(long)]
+        #[arg(long, conflicts_with = "history")]
         result: bool,
+        #[arg(long)]
+        history: bool,
+    },
+    /// Write a run's history as JSON lines (one event per line) on stdout, to check it with
+    /// your own tools; `schema --history` describes the lines.
+    History {
+        /// A run directory, one broker's directory in it, or a history.bin file.
+        run: PathBuf,
+        /// Only this broker's history (default: every broker of the run, each starting with
+        /// its Header event).
+        #[arg(long, short)]
+        broker: Option<crate::workload::BrokerKind>,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: HistoryFormat,
     },
     /// A consumer or producer worker process (started by `run`).
     #[command(hide = true)]
     Worker {
         #[arg(long)]
         plan: PathBuf,
-        #[arg(long, required_unless_present = "producer")]
+        #[arg(long, required_unless_present_any = ["producer", "final_read"])]
         consumer: Option<u32>,
+        /// The final read after a run (see load::final_read).
+        #[arg(long, conflicts_with_all = ["consumer", "producer"])]
+        final_read: bool,
         #[arg(long, conflicts_with = "consumer", requires_all = ["slot", "seed"])]
         producer: Option<u32>,
         #[arg(long)]
@@ -91,13 +109,36 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum HistoryFormat {
+    Jsonl,
+}
+
 pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { workloads } => validate(&workloads),
-        Command::Schema { result } => {
+        Command::History {
+            run,
+            broker,
+            format,
+        } => {
+            let HistoryFormat::Jsonl = format;
+            let written = history(&run, broker);
+            // A reader that stops early (`| head`) is not an error.
+            let closed = written.as_ref().err().is_some_and(|e| {
+                e.chain().any(|c| {
+                    c.downcast_ref::<std::io::Error>()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                })
+            });
+            exit_code(if closed { Ok(true) } else { written.map(|()| true) })
+        }
+        Command::Schema { result, history } => {
             let schema = if result {
                 crate::report::json_schema()
+            } else if history {
+                crate::history::export::json_schema()
             } else {
                 crate::workload::json_schema()
             };
@@ -138,10 +179,15 @@ pub fn main() -> i32 {
             plan,
             consumer,
             producer,
+            final_read,
             slot,
             seed,
         } => with_runtime_threads(Some(1), async move {
             let (who, result) = match (consumer, producer) {
+                _ if final_read => (
+                    "final read".to_string(),
+                    crate::load::final_read::run(&plan).await,
+                ),
                 (Some(c), _) => (
                     format!("consumer {c}"),
                     crate::load::worker::run(&plan, c).await,
@@ -210,6 +256,51 @@ fn parse_percent(s: &str) -> Result<f64, String> {
         .parse()
         .map_err(|_| format!("expected a percentage such as 10%, got {s:?}"))?;
     Ok(v / 100.0)
+}
+
+/// The history files `run` names: itself, or those of its brokers (in a fixed order).
+fn history_files(
+    run: &std::path::Path,
+    broker: Option<crate::workload::BrokerKind>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    use crate::workload::BrokerKind;
+    if run.is_file() {
+        return Ok(vec![run.to_owned()]);
+    }
+    if run.join("history.bin").is_file() {
+        return Ok(vec![run.join("history.bin")]);
+    }
+    let all = [BrokerKind::Kafka, BrokerKind::Rabbitmq, BrokerKind::Sqs];
+    let files: Vec<PathBuf> = all
+        .into_iter()
+        .filter(|b| broker.is_none_or(|only| only == *b))
+        .map(|b| run.join(b.as_str()).join("history.bin"))
+        .filter(|p| p.is_file())
+        .collect();
+    anyhow::ensure!(
+        !files.is_empty(),
+        "{} holds no {}history (expected {}/history.bin)",
+        run.display(),
+        broker.map_or(String::new(), |b| format!("{b} ")),
+        broker.map_or("<broker>".to_string(), |b| b.to_string())
+    );
+    Ok(files)
+}
+
+fn history(
+    run: &std::path::Path,
+    broker: Option<crate::workload::BrokerKind>,
+) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for file in history_files(run, broker)? {
+        let (_, warning) = crate::history::export::write_jsonl(&file, &mut out)?;
+        if let Some(w) = warning {
+            eprintln!("warning: {w}");
+        }
+    }
+    std::io::Write::flush(&mut out)?;
+    Ok(())
 }
 
 fn validate(files: &[PathBuf]) -> i32 {

@@ -185,6 +185,70 @@ impl Driver for KafkaDriver {
         }))
     }
 
+    async fn final_reader(&self) -> Result<Box<dyn Consumer>> {
+        self.check_reachable().await?;
+        let consumer: StreamConsumer = self
+            .base_config()
+            // A group of its own, so nothing the workload's consumers committed applies; the
+            // partitions are assigned explicitly, so no rebalance can stall it.
+            .set(
+                "group.id",
+                format!("{}-final-read", self.plan.resource_prefix),
+            )
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .with_context(|| format!("kafka: creating the final reader for {}", self.bootstrap))?;
+        let timeout = self.timeout();
+        let bootstrap = &self.bootstrap;
+        // Blocking librdkafka calls: this process does nothing else meanwhile.
+        let metadata =
+            tokio::task::block_in_place(|| consumer.fetch_metadata(Some(&self.topic), timeout))
+                .map_err(|e| anyhow!("kafka: final read: no metadata from {bootstrap}: {e}"))?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == self.topic)
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        anyhow::ensure!(
+            !partitions.is_empty(),
+            "kafka: final read: topic {} has no partitions at {bootstrap}",
+            self.topic
+        );
+        let mut tpl = TopicPartitionList::new();
+        let mut ends = Vec::new();
+        for &p in &partitions {
+            // The load is over: what the log holds now is all there will be.
+            let (low, high) =
+                tokio::task::block_in_place(|| consumer.fetch_watermarks(&self.topic, p, timeout))
+                    .map_err(|e| {
+                        anyhow!(
+                            "kafka: final read: no offsets of partition {p} from {bootstrap}: {e}"
+                        )
+                    })?;
+            tpl.add_partition_offset(&self.topic, p, Offset::Beginning)
+                .context("kafka: building the final read's assignment")?;
+            ends.push(PartitionEnd {
+                partition: p,
+                next: low,
+                high,
+            });
+        }
+        consumer
+            .assign(&tpl)
+            .context("kafka: assigning partitions to the final reader")?;
+        Ok(Box::new(KafkaFinalReader {
+            inner: KafkaConsumer {
+                consumer,
+                topic: self.topic.clone(),
+                auto: false,
+                stash: VecDeque::new(),
+            },
+            ends,
+        }))
+    }
+
     async fn teardown(&self) -> Result<()> {
         let opts = AdminOptions::new().request_timeout(Some(self.timeout()));
         let results = self
@@ -270,6 +334,47 @@ impl Publisher for KafkaPublisher {
     async fn close(&mut self) {
         let p = self.producer.clone();
         let _ = tokio::task::spawn_blocking(move || p.flush(Duration::from_secs(10))).await;
+    }
+}
+
+/// Where the final reader stands in one partition, and where the log ended when it began.
+struct PartitionEnd {
+    partition: i32,
+    next: i64,
+    high: i64,
+}
+
+/// Reads every partition from the beginning up to the end the log had when the read began.
+struct KafkaFinalReader {
+    inner: KafkaConsumer,
+    ends: Vec<PartitionEnd>,
+}
+
+#[async_trait]
+impl Consumer for KafkaFinalReader {
+    async fn poll(&mut self, wait: Duration) -> Result<Vec<Received>> {
+        let got = self.inner.poll(wait).await?;
+        for r in &got {
+            if let Position::Kafka { partition, offset } = r.pos {
+                if let Some(e) = self.ends.iter_mut().find(|e| e.partition == partition) {
+                    e.next = e.next.max(offset + 1);
+                }
+            }
+        }
+        Ok(got)
+    }
+
+    async fn ack(&mut self, _: AckHandle) -> Result<()> {
+        Ok(())
+    }
+
+    async fn remaining(&mut self) -> Result<Option<u64>> {
+        Ok(Some(
+            self.ends
+                .iter()
+                .map(|e| (e.high - e.next).max(0) as u64)
+                .sum(),
+        ))
     }
 }
 

@@ -170,6 +170,11 @@ pub trait Consumer: Send {
     fn is_broken(&self) -> bool {
         false
     }
+    /// Final read only: how many of the run's messages the broker still holds that this reader
+    /// has not handed out yet (0 = it has read everything). None when the broker cannot tell.
+    async fn remaining(&mut self) -> Result<Option<u64>> {
+        Ok(None)
+    }
     /// Leave cleanly (commit, close); not called when a crash fault kills the process.
     async fn close(&mut self) {}
 }
@@ -180,6 +185,11 @@ pub trait Driver: Send + Sync {
     async fn setup(&self) -> Result<()>;
     async fn publisher(&self, producer: u32) -> Result<Box<dyn Publisher>>;
     async fn consumer(&self, consumer: u32) -> Result<Box<dyn Consumer>>;
+    /// A fresh client that reads everything the run's topics or queues still store, for the
+    /// final read: Kafka from offset 0 of every partition in a new group; RabbitMQ and SQS by
+    /// emptying the queues. Its `remaining` says when it is done. Fails naming the broker and
+    /// its address when the broker cannot be reached.
+    async fn final_reader(&self) -> Result<Box<dyn Consumer>>;
     /// Delete what `setup` created (only that).
     async fn teardown(&self) -> Result<()>;
     /// The broker as it describes itself, for reports.

@@ -62,12 +62,28 @@ impl RabbitDriver {
         format!("{}-q{i}", self.plan.resource_prefix)
     }
 
+    /// The broker's URL with the workload's heartbeat, unless the target sets one: a connection
+    /// that hears nothing for two intervals is then declared dead (and replaced) instead of
+    /// waiting forever on a silent peer.
+    fn url_with_heartbeat(&self) -> String {
+        let secs = self.plan.workload.run.heartbeat.0.as_secs().max(1);
+        match url::Url::parse(&self.url) {
+            Ok(mut u) if !u.query_pairs().any(|(k, _)| k == "heartbeat") => {
+                u.query_pairs_mut()
+                    .append_pair("heartbeat", &secs.to_string());
+                u.to_string()
+            }
+            _ => self.url.clone(),
+        }
+    }
+
     async fn connect(&self, role: &str) -> Result<Connection> {
         let timeout = self.plan.workload.run.connect_timeout.0;
         let shown = redact_url(&self.url);
         let props = ConnectionProperties::default()
             .with_connection_name(format!("brokerbench {role}").into());
-        tokio::time::timeout(timeout, Connection::connect(&self.url, props))
+        let url = self.url_with_heartbeat();
+        tokio::time::timeout(timeout, Connection::connect(&url, props))
             .await
             .map_err(|_| anyhow!("rabbitmq: no answer from {shown} within {timeout:?}"))?
             .with_context(|| format!("rabbitmq: cannot connect to {shown}"))
@@ -151,39 +167,30 @@ impl Driver for RabbitDriver {
     }
 
     async fn consumer(&self, consumer: u32) -> Result<Box<dyn Consumer>> {
-        let conn = self.connect(&format!("consumer {consumer}")).await?;
-        let channel = conn
+        let w = &self.plan.workload;
+        let no_ack = w.consumers.ack == AckMode::Auto;
+        let name = format!("consumer {consumer}");
+        let tag = format!("{}-c{consumer}", self.plan.resource_prefix);
+        let c = self
+            .open_consumer(&name, &tag, w.topology.rabbitmq.prefetch, no_ack)
+            .await?;
+        Ok(Box::new(c))
+    }
+
+    async fn final_reader(&self) -> Result<Box<dyn Consumer>> {
+        let tag = format!("{}-final-read", self.plan.resource_prefix);
+        let consumer = self.open_consumer("final read", &tag, 1000, false).await?;
+        // Counting on a channel of its own: a failed passive declare closes its channel.
+        let counter = consumer
+            ._conn
             .create_channel()
             .await
-            .context("rabbitmq: opening channel")?;
-        let w = &self.plan.workload;
-        channel
-            .basic_qos(w.topology.rabbitmq.prefetch, BasicQosOptions::default())
-            .await
-            .context("rabbitmq: setting prefetch")?;
-        let no_ack = w.consumers.ack == AckMode::Auto;
-        let mut streams = SelectAll::new();
-        for i in 0..self.queue_count() {
-            let tag = format!("{}-c{consumer}-q{i}", self.plan.resource_prefix);
-            let c = channel
-                .basic_consume(
-                    self.queue(i).into(),
-                    tag.into(),
-                    BasicConsumeOptions {
-                        no_ack,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .with_context(|| format!("rabbitmq: consuming from {}", self.queue(i)))?;
-            streams.push(c.map(move |d| (i, d)).boxed());
-        }
-        Ok(Box::new(RabbitConsumer {
-            _conn: conn,
-            channel,
-            streams,
-            no_ack,
+            .context("rabbitmq: opening a channel to count the queues")?;
+        let queues = (0..self.queue_count()).map(|i| self.queue(i)).collect();
+        Ok(Box::new(RabbitFinalReader {
+            consumer,
+            counter,
+            queues,
         }))
     }
 
@@ -211,6 +218,49 @@ impl Driver for RabbitDriver {
             .as_ref()
             .map(|r| r.product.clone())
             .unwrap_or_default()
+    }
+}
+
+impl RabbitDriver {
+    /// A connection and channel consuming from every queue of the run.
+    async fn open_consumer(
+        &self,
+        name: &str,
+        tag: &str,
+        prefetch: u16,
+        no_ack: bool,
+    ) -> Result<RabbitConsumer> {
+        let conn = self.connect(name).await?;
+        let channel = conn
+            .create_channel()
+            .await
+            .context("rabbitmq: opening channel")?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .context("rabbitmq: setting prefetch")?;
+        let mut streams = SelectAll::new();
+        for i in 0..self.queue_count() {
+            let c = channel
+                .basic_consume(
+                    self.queue(i).into(),
+                    format!("{tag}-q{i}").into(),
+                    BasicConsumeOptions {
+                        no_ack,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .with_context(|| format!("rabbitmq: consuming from {}", self.queue(i)))?;
+            streams.push(c.map(move |d| (i, d)).boxed());
+        }
+        Ok(RabbitConsumer {
+            _conn: conn,
+            channel,
+            streams,
+            no_ack,
+        })
     }
 }
 
@@ -321,5 +371,44 @@ impl Consumer for RabbitConsumer {
 
     async fn close(&mut self) {
         let _ = self.channel.close(200, "consumer done".into()).await;
+    }
+}
+
+/// Empties the run's queues; done when they hold nothing ready and nothing more arrives.
+struct RabbitFinalReader {
+    consumer: RabbitConsumer,
+    counter: Channel,
+    queues: Vec<String>,
+}
+
+#[async_trait]
+impl Consumer for RabbitFinalReader {
+    async fn poll(&mut self, wait: Duration) -> Result<Vec<Received>> {
+        self.consumer.poll(wait).await
+    }
+
+    async fn ack(&mut self, handle: AckHandle) -> Result<()> {
+        self.consumer.ack(handle).await
+    }
+
+    async fn remaining(&mut self) -> Result<Option<u64>> {
+        let mut total = 0u64;
+        for q in &self.queues {
+            let opts = QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            let info = self
+                .counter
+                .queue_declare(q.as_str().into(), opts, FieldTable::default())
+                .await
+                .with_context(|| format!("rabbitmq: counting the messages in {q}"))?;
+            total += info.message_count() as u64;
+        }
+        Ok(Some(total))
+    }
+
+    async fn close(&mut self) {
+        self.consumer.close().await;
     }
 }

@@ -157,6 +157,18 @@ impl Driver for SqsDriver {
         }))
     }
 
+    async fn final_reader(&self) -> Result<Box<dyn Consumer>> {
+        // Deleting what it reads, like any consumer; done once the queue holds nothing, not even
+        // messages a killed consumer left invisible (they return after the visibility timeout).
+        let t = &self.plan.workload.topology.sqs;
+        Ok(Box::new(SqsConsumer {
+            client: self.client.clone(),
+            url: self.queue_url().await?,
+            batch: t.batch as i32,
+            auto: false,
+        }))
+    }
+
     async fn teardown(&self) -> Result<()> {
         let url = self.queue_url().await?;
         self.client
@@ -289,6 +301,37 @@ impl Consumer for SqsConsumer {
             }
         }
         Ok(received)
+    }
+
+    async fn remaining(&mut self) -> Result<Option<u64>> {
+        use QueueAttributeName as A;
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "sqs: counting the messages in the queue: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(&e)
+                )
+            })?;
+        let attrs = out.attributes.unwrap_or_default();
+        let count = |a: A| {
+            attrs
+                .get(&a)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok(Some(
+            count(A::ApproximateNumberOfMessages)
+                + count(A::ApproximateNumberOfMessagesNotVisible)
+                + count(A::ApproximateNumberOfMessagesDelayed),
+        ))
     }
 
     async fn ack(&mut self, handle: AckHandle) -> Result<()> {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::load::envelope::MsgId;
 
 /// Where the broker put a message: enough to tell two stored copies apart.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Position {
     Unknown,
     Kafka {
@@ -23,7 +23,7 @@ pub enum Position {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Phase {
     /// Producers start; t=0 of every time axis. Figures (throughput, latency) count from
     /// `warmup_ns` later; the schedule lasts `duration_ns`.
@@ -34,9 +34,12 @@ pub enum Phase {
     DrainEnd,
     /// The run was interrupted (Ctrl-C); what follows is partial.
     Interrupted,
+    /// Every fault healed and the workload's consumers stopped: fresh clients, straight to the
+    /// broker, now read what is still stored (`FinalRead` events), ending with `FinalReadDone`.
+    FinalReadStart,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum WorkerEvent {
     /// The worker is connected and subscribed.
     Ready { pid: u32 },
@@ -46,7 +49,27 @@ pub enum WorkerEvent {
     Killed { signal: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Which of the harness's clients an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientRole {
+    Producer,
+    Consumer,
+}
+
+/// How the final read ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FinalReadOutcome {
+    /// Everything the broker still stored for the run was read.
+    Complete,
+    /// `run.final_read_timeout` passed first: what it did not get to is not verified.
+    TimedOut,
+    /// It could not run (e.g. the broker could not be reached); `detail` says why.
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum FaultPhase {
     Start,
     Stop,
@@ -54,7 +77,7 @@ pub enum FaultPhase {
     Failed,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Event {
     /// First record: which run and broker this history belongs to.
     Header {
@@ -151,6 +174,30 @@ pub enum Event {
         producer: u32,
         event: WorkerEvent,
     },
+    /// A client of the harness was replaced by a fresh one: its connection died, or it made no
+    /// progress (`reason` says which), as an application's reconnect logic would do.
+    Reconnect {
+        t: u64,
+        role: ClientRole,
+        index: u32,
+        reason: String,
+    },
+    /// The final read found this value still stored on the broker.
+    FinalRead {
+        t: u64,
+        id: MsgId,
+        intended: u64,
+        pos: Position,
+        redelivered: bool,
+        receive_count: u32,
+    },
+    /// The final read ended; `read` values were found.
+    FinalReadDone {
+        t: u64,
+        outcome: FinalReadOutcome,
+        read: u64,
+        detail: String,
+    },
 }
 
 impl Event {
@@ -170,7 +217,10 @@ impl Event {
             | Event::ConsumerError { t, .. }
             | Event::Worker { t, .. }
             | Event::Fault { t, .. }
-            | Event::ProducerWorker { t, .. } => *t,
+            | Event::ProducerWorker { t, .. }
+            | Event::Reconnect { t, .. }
+            | Event::FinalRead { t, .. }
+            | Event::FinalReadDone { t, .. } => *t,
         }
     }
 }

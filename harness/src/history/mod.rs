@@ -4,6 +4,7 @@
 
 pub mod codec;
 pub mod event;
+pub mod export;
 
 use std::fs::File;
 use std::io::{BufReader, Write};
@@ -16,7 +17,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 pub use codec::{FrameReader, Stop};
-pub use event::{now_ns, Event, FaultPhase, Phase, Position, WorkerEvent};
+pub use event::{
+    now_ns, ClientRole, Event, FaultPhase, FinalReadOutcome, Phase, Position, WorkerEvent,
+};
 
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// Wake the writer early when this much is waiting, which bounds the buffer's memory.

@@ -10,7 +10,17 @@ pub const ENVELOPE_LEN: usize = 4 + 8 + 4 + 4 + 8 + 8 + 8;
 
 /// Identifies one value: (producer, key, per-key sequence number).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
 )]
 pub struct MsgId {
     pub producer: u32,

@@ -3,6 +3,7 @@
 
 pub mod dedupe;
 pub mod envelope;
+pub mod final_read;
 pub mod producer;
 pub mod producer_worker;
 pub mod producers;
@@ -11,7 +12,7 @@ pub mod schedule;
 pub mod worker;
 pub mod workers;
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 /// Live counts for the progress bar; the history is the record, these are only for display.
 #[derive(Debug, Default)]
@@ -25,4 +26,6 @@ pub struct Counters {
     pub last_delivery_ns: AtomicU64,
     pub ready_workers: AtomicU64,
     pub ready_producers: AtomicU64,
+    /// The final read reported how it ended.
+    pub final_read_done: AtomicBool,
 }

@@ -13,7 +13,7 @@ use super::envelope::{Envelope, MsgId};
 use super::schedule::{KeyChooser, Schedule};
 use super::Counters;
 use crate::driver::{Driver, Publisher, SendError, SendOutcome};
-use crate::history::{now_ns, Event, Position, Recorder};
+use crate::history::{now_ns, ClientRole, Event, Position, Recorder};
 use crate::workload::Workload;
 
 pub struct ProducerTask {
@@ -35,6 +35,8 @@ pub struct ProducerTask {
 
 /// How often a producer with a dead connection tries to reconnect.
 const RECONNECT_EVERY: Duration = Duration::from_millis(500);
+/// How often a producer waiting for room in its window checks the stall watchdog.
+const WATCHDOG_TICK: Duration = Duration::from_secs(1);
 
 type Outcome = (MsgId, u64, Result<Position, SendError>);
 
@@ -66,6 +68,12 @@ impl ProducerTask {
         let mut in_flight = InFlight::with_capacity(max_in_flight);
         let mut outcomes = Vec::with_capacity(max_in_flight);
         let mut last_reconnect = std::time::Instant::now();
+        // The stall watchdog: sends in flight and no outcome at all for this long mean a
+        // wedged client, which is replaced like one whose connection died.
+        let stall_timeout = w.run.stall_timeout.0;
+        let mut last_outcome = std::time::Instant::now();
+        let mut watchdog_tick = tokio::time::interval(WATCHDOG_TICK);
+        watchdog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // However the client behaves, stop waiting for room in the window once the schedule is
         // over and a send could have timed out: a run never hangs.
         let schedule_left = Duration::from_nanos(
@@ -81,13 +89,26 @@ impl ProducerTask {
             while in_flight.len() >= max_in_flight {
                 tokio::select! {
                     _ = publisher.acks(&mut outcomes) => {
+                        last_outcome = std::time::Instant::now();
                         self.complete_all(&mut in_flight, &mut outcomes);
                     }
                     _ = self.stop.changed() => {}
                     _ = &mut give_up_timer => break 'send,
+                    _ = watchdog_tick.tick() => {}
                 }
                 if *self.stop.borrow() {
                     break 'send;
+                }
+                if last_outcome.elapsed() >= stall_timeout {
+                    let why = format!(
+                        "stall watchdog: no outcome for any send in {}",
+                        w.run.stall_timeout
+                    );
+                    publisher = self
+                        .replace(publisher, &mut in_flight, &mut outcomes, &why)
+                        .await;
+                    last_outcome = std::time::Instant::now();
+                    last_reconnect = std::time::Instant::now();
                 }
             }
             let mut now = now_ns();
@@ -101,6 +122,7 @@ impl ProducerTask {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_nanos(intended - now)) => {}
                     _ = publisher.acks(&mut outcomes), if !in_flight.is_empty() => {
+                        last_outcome = std::time::Instant::now();
                         self.complete_all(&mut in_flight, &mut outcomes);
                     }
                     _ = self.stop.changed() => {}
@@ -129,19 +151,24 @@ impl ProducerTask {
             .encode_body(&mut body, size);
             self.recorder.record(Event::SendInvoke { t, id, intended });
             self.counters.sent.fetch_add(1, Ordering::Relaxed);
-            if publisher.is_broken() && last_reconnect.elapsed() >= RECONNECT_EVERY {
+            if in_flight.is_empty() {
+                last_outcome = std::time::Instant::now();
+            }
+            let stalled = last_outcome.elapsed() >= stall_timeout;
+            if (publisher.is_broken() || stalled) && last_reconnect.elapsed() >= RECONNECT_EVERY {
                 last_reconnect = std::time::Instant::now();
-                if let Ok(p) = self.driver.publisher(self.index).await {
-                    // The old client's sends still unresolved go with it.
-                    if publisher.acks(&mut outcomes).now_or_never().is_some() {
-                        self.complete_all(&mut in_flight, &mut outcomes);
-                    }
-                    self.abandon(
-                        &mut in_flight,
-                        "the client was replaced after losing its connection",
-                    );
-                    publisher = p;
-                }
+                let why = if stalled {
+                    format!(
+                        "stall watchdog: no outcome for any send in {}",
+                        w.run.stall_timeout
+                    )
+                } else {
+                    "the client lost its connection".to_string()
+                };
+                publisher = self
+                    .replace(publisher, &mut in_flight, &mut outcomes, &why)
+                    .await;
+                last_outcome = std::time::Instant::now();
             }
             if publisher.is_broken() {
                 self.complete((
@@ -171,6 +198,32 @@ impl ProducerTask {
             "no acknowledgement before the producer stopped waiting",
         );
         publisher.close().await;
+    }
+
+    /// A fresh client for `old`, whose sends still unresolved are given up as indeterminate (they
+    /// may have been stored); recorded as a reconnect. Keeps `old` if no new client can be made.
+    async fn replace(
+        &self,
+        mut old: Box<dyn Publisher>,
+        in_flight: &mut InFlight,
+        outcomes: &mut Vec<SendOutcome>,
+        why: &str,
+    ) -> Box<dyn Publisher> {
+        let fresh = match self.driver.publisher(self.index).await {
+            Ok(p) => p,
+            Err(_) => return old,
+        };
+        if old.acks(outcomes).now_or_never().is_some() {
+            self.complete_all(in_flight, outcomes);
+        }
+        self.abandon(in_flight, &format!("the client was replaced ({why})"));
+        self.recorder.record(Event::Reconnect {
+            t: now_ns(),
+            role: ClientRole::Producer,
+            index: self.index,
+            reason: why.to_string(),
+        });
+        fresh
     }
 
     /// Record the outcomes the publisher reported, emptying `outcomes` for the next batch.
@@ -282,6 +335,9 @@ mod tests {
             Ok(Scripted::healthy())
         }
         async fn consumer(&self, _: u32) -> anyhow::Result<Box<dyn Consumer>> {
+            anyhow::bail!("not used")
+        }
+        async fn final_reader(&self) -> anyhow::Result<Box<dyn Consumer>> {
             anyhow::bail!("not used")
         }
         async fn teardown(&self) -> anyhow::Result<()> {

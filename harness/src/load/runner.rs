@@ -10,13 +10,14 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 
+use super::final_read;
 use super::producers;
 use super::workers::{self, Fleet, Role};
 use super::Counters;
 use crate::chaos::proxy::{Group, Protocol, Proxy};
 use crate::chaos::{self, schedule::Window};
 use crate::driver::{self, Plan};
-use crate::history::{self, now_ns, Event, Phase, Recorder};
+use crate::history::{self, now_ns, Event, FinalReadOutcome, Phase, Recorder};
 use crate::workload::BrokerKind;
 
 /// What a finished (or interrupted) run of one broker left behind.
@@ -214,6 +215,7 @@ async fn drive(
     };
     let signals_producers = faults.iter().any(Window::acts_on_producers);
     let prepared = producers::prepare(&setup, signals_producers).await?;
+    let activity = Arc::new(chaos::Activity::default());
     let start_ns = now_ns();
     let load_start = Instant::now();
     let phase = Phase::LoadStart {
@@ -234,8 +236,10 @@ async fn drive(
         control_dir: plan.target.dir.clone(),
         seed,
         proxy: clients.proxy.clone(),
+        activity: activity.clone(),
     };
     let chaos_task = tokio::spawn(chaos::run(faults, scope, recorder.clone(), load_start));
+    let mut watchdog = Watchdog::new(w.run.stall_timeout.0, start_ns);
     let bar = progress_bar(show_progress, plan, w.load.duration.0);
     let load_end = start_ns + w.load.duration.as_nanos();
     let mut interrupted = false;
@@ -249,6 +253,7 @@ async fn drive(
             now.saturating_sub(start_ns).min(load_end - start_ns),
             "load",
         );
+        watchdog.check(&counters, &activity, &fleet);
         if stop.requested() && !interrupted {
             interrupted = true;
             recorder.record(Event::Phase {
@@ -305,6 +310,7 @@ async fn drive(
             });
         }
         update_bar(&bar, &counters, load_end - start_ns, "drain");
+        watchdog.check(&counters, &activity, &fleet);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Faults whose undo lies beyond the drain still get undone (a paused worker resumed, a killed
@@ -330,8 +336,68 @@ async fn drive(
         t: now_ns(),
         phase: Phase::DrainEnd,
     });
+    // Every fault is undone and the consumers are gone: read what the broker still holds, with
+    // fresh clients and straight to the broker (`plan`, not the proxied plans).
+    if interrupted {
+        recorder.record(Event::FinalReadDone {
+            t: now_ns(),
+            outcome: FinalReadOutcome::Failed,
+            read: 0,
+            detail: "not run: the run was interrupted".into(),
+        });
+    } else {
+        bar.set_message("final read: reading what the broker still stores");
+        final_read::verify(plan, dir, recorder, &counters).await?;
+    }
     bar.finish_and_clear();
     Ok(())
+}
+
+/// The stall watchdog: when acknowledged messages wait, every fault has healed and no consumer
+/// has processed anything for `stall_timeout`, every consumer is told (SIGUSR1) to replace its
+/// client, as an application's own watchdog would. A harness whose client wedged after a fault
+/// must not make the broker look lossy. Each replacement is a `Reconnect` in the history.
+struct Watchdog {
+    timeout: Duration,
+    /// ns: the load's start, then the last time the watchdog acted.
+    since: u64,
+}
+
+impl Watchdog {
+    fn new(timeout: Duration, start_ns: u64) -> Watchdog {
+        Watchdog {
+            timeout,
+            since: start_ns,
+        }
+    }
+
+    fn check(
+        &mut self,
+        counters: &Counters,
+        activity: &chaos::Activity,
+        fleet: &std::sync::Mutex<Fleet>,
+    ) {
+        if activity.any_active() {
+            return;
+        }
+        let waiting =
+            counters.acked.load(Ordering::Relaxed) > counters.delivered.load(Ordering::Relaxed);
+        let quiet_since = counters
+            .last_delivery_ns
+            .load(Ordering::Relaxed)
+            .max(activity.last_end_ns())
+            .max(self.since);
+        let now = now_ns();
+        if !waiting || now.saturating_sub(quiet_since) < self.timeout.as_nanos() as u64 {
+            return;
+        }
+        self.since = now;
+        if let Ok(f) = fleet.lock() {
+            for index in f.alive() {
+                let _ = f.signal(index, nix::sys::signal::Signal::SIGUSR1);
+            }
+        }
+    }
 }
 
 fn progress_bar(show: bool, plan: &Plan, duration: Duration) -> ProgressBar {

@@ -12,9 +12,11 @@ use anyhow::{Context, Result};
 
 use super::dedupe::{Outcome, ProcessedIds};
 use super::envelope::{run_tag, Envelope};
-use crate::driver::{self, AckHandle, Driver, Plan, Received};
+use futures::FutureExt;
+
+use crate::driver::{self, AckHandle, Driver, Plan};
 use crate::history::codec::write_frame;
-use crate::history::{now_ns, Event, WorkerEvent};
+use crate::history::{now_ns, ClientRole, Event, WorkerEvent};
 use crate::workload::{AckMode, Dedupe};
 
 const POLL_WAIT: Duration = Duration::from_millis(250);
@@ -62,12 +64,53 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
     )?;
     out.flush()?;
 
+    // The coordinator's stall watchdog asks for a fresh client with SIGUSR1.
+    let mut kicks = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        .context("listening for the stall watchdog's signal")?;
+    let ready_timeout = w.run.connect_timeout.0 + w.topology.kafka.session_timeout.0;
     let auto_ack = w.consumers.ack == AckMode::Auto;
     // Auto mode: deliveries processed in this batch, marked for the client's timed commit once
     // the batch's records are flushed to the coordinator.
     let mut processed = Vec::new();
+    let mut replace: Option<String> = None;
     while !stop.load(Ordering::Relaxed) {
-        let batch = match next_batch(&*driver, &mut consumer, index).await {
+        if kicks.recv().now_or_never().is_some() {
+            replace = Some(format!(
+                "stall watchdog: no consumer processed anything for {} while messages waited",
+                w.run.stall_timeout
+            ));
+        }
+        if replace.is_none() && consumer.is_broken() {
+            replace = Some("the client lost its connection".into());
+        }
+        if let Some(reason) = replace.take() {
+            if let Err(e) = reconnect(&*driver, &mut consumer, index, ready_timeout).await {
+                emit(
+                    &mut out,
+                    Event::ConsumerError {
+                        t: now_ns(),
+                        consumer: index,
+                        error: format!("reconnecting ({reason}): {e:#}"),
+                    },
+                )?;
+                out.flush()?;
+                // Try again on the next round; the old client may yet recover meanwhile.
+                replace = Some(reason);
+                tokio::time::sleep(POLL_WAIT).await;
+                continue;
+            }
+            emit(
+                &mut out,
+                Event::Reconnect {
+                    t: now_ns(),
+                    role: ClientRole::Consumer,
+                    index,
+                    reason,
+                },
+            )?;
+            out.flush()?;
+        }
+        let batch = match consumer.poll(POLL_WAIT).await {
             Ok(b) => b,
             Err(e) => {
                 // Each failure is on record for the availability figures.
@@ -99,7 +142,8 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
                             detail: "message from another run".into(),
                         },
                     )?;
-                    consumer.ack(r.handle).await?;
+                    // Not ours to judge; removing it is best effort and never stops the worker.
+                    let _ = tokio::time::timeout(ACK_TIMEOUT, consumer.ack(r.handle)).await;
                     continue;
                 }
                 Err(e) => {
@@ -112,7 +156,8 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
                             detail: e.to_string(),
                         },
                     )?;
-                    consumer.ack(r.handle).await?;
+                    // Not ours to judge; removing it is best effort and never stops the worker.
+                    let _ = tokio::time::timeout(ACK_TIMEOUT, consumer.ack(r.handle)).await;
                     continue;
                 }
             };
@@ -189,18 +234,27 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
     Ok(())
 }
 
-/// The next deliveries, first replacing a consumer whose connection died (as an application's
-/// reconnect logic would; while the broker is away this keeps failing).
-async fn next_batch(
+/// Replace the client with a fresh one, as an application's reconnect logic would. The old
+/// one is closed within a short bound (a wedged client may never close) and then dropped.
+async fn reconnect(
     driver: &dyn Driver,
     consumer: &mut Box<dyn driver::Consumer>,
     index: u32,
-) -> Result<Vec<Received>> {
-    if consumer.is_broken() {
-        *consumer = driver.consumer(index).await.context("reconnecting")?;
-    }
-    consumer.poll(POLL_WAIT).await
+    ready_timeout: Duration,
+) -> Result<()> {
+    let mut fresh = driver.consumer(index).await?;
+    fresh.ready(ready_timeout).await?;
+    let mut old = std::mem::replace(consumer, fresh);
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, old.close()).await;
+    Ok(())
 }
+
+/// Bound on one acknowledgement: a client stuck on a dead connection must not stop the worker
+/// (the failure is recorded; the heartbeat or the stall watchdog replace the client).
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client being replaced gets to close cleanly.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Flush the records so far; then (`ack: auto`) hand the client the deliveries processed so far
 /// for its timed commit: a kill from here on cannot leave a committed message off the record.
@@ -216,7 +270,13 @@ async fn flush_and_mark<W: Write>(
         return Ok(());
     }
     let count = handles.len();
-    if let Err(e) = consumer.mark_processed(std::mem::take(handles)).await {
+    let marked = tokio::time::timeout(
+        ACK_TIMEOUT,
+        consumer.mark_processed(std::mem::take(handles)),
+    )
+    .await
+    .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {ACK_TIMEOUT:?}")));
+    if let Err(e) = marked {
         let error = format!("marking {count} deliveries processed: {e:#}");
         emit(
             out,
@@ -241,7 +301,10 @@ async fn ack<W: Write>(
     // The delivery must be on record before the broker can hand the next message of this key to
     // another consumer, or the history could show them out of order.
     out.flush()?;
-    match consumer.ack(handle).await {
+    let acked = tokio::time::timeout(ACK_TIMEOUT, consumer.ack(handle))
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {ACK_TIMEOUT:?}")));
+    match acked {
         Ok(()) => emit(
             out,
             Event::Ack {

@@ -22,7 +22,11 @@ use crate::history::{now_ns, Event, FrameReader, Recorder, Stop, WorkerEvent};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Consumer,
-    Producer { seed: u64 },
+    Producer {
+        seed: u64,
+    },
+    /// The final read after the run (see `final_read`).
+    FinalRead,
 }
 
 impl Role {
@@ -30,23 +34,25 @@ impl Role {
         match self {
             Role::Consumer => "consumer",
             Role::Producer { .. } => "producer",
+            Role::FinalRead => "final-read",
         }
     }
 
-    /// The history record of a worker's life event.
-    fn life(self, index: u32, event: WorkerEvent) -> Event {
+    /// The history record of a worker's life event (the final read reports its own end).
+    fn life(self, index: u32, event: WorkerEvent) -> Option<Event> {
         let t = now_ns();
         match self {
-            Role::Consumer => Event::Worker {
+            Role::Consumer => Some(Event::Worker {
                 t,
                 consumer: index,
                 event,
-            },
-            Role::Producer { .. } => Event::ProducerWorker {
+            }),
+            Role::Producer { .. } => Some(Event::ProducerWorker {
                 t,
                 producer: index,
                 event,
-            },
+            }),
+            Role::FinalRead => None,
         }
     }
 }
@@ -84,6 +90,7 @@ impl WorkerProc {
         cmd.arg("worker").arg("--plan").arg(spec);
         match role {
             Role::Consumer => cmd.arg("--consumer").arg(index.to_string()),
+            Role::FinalRead => cmd.arg("--final-read"),
             Role::Producer { seed } => cmd
                 .arg("--producer")
                 .arg(index.to_string())
@@ -140,6 +147,17 @@ impl WorkerProc {
         !matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Wait (blocking) until the process exits or `deadline`; true if it exited.
+    pub fn wait_exit(&mut self, deadline: Instant) -> bool {
+        while Instant::now() < deadline {
+            if self.finished() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.finished()
+    }
+
     /// Ask the worker to finish (close its stdin), wait up to `grace`, then SIGKILL.
     pub fn stop(mut self, grace: Duration, recorder: &Recorder) {
         let _ = self.signal(Signal::SIGCONT);
@@ -164,12 +182,12 @@ impl WorkerProc {
     fn kill(&mut self, recorder: &Recorder, signal: &str) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        recorder.record(self.role.life(
-            self.index,
-            WorkerEvent::Killed {
-                signal: signal.into(),
-            },
-        ));
+        let killed = WorkerEvent::Killed {
+            signal: signal.into(),
+        };
+        if let Some(ev) = self.role.life(self.index, killed) {
+            recorder.record(ev);
+        }
         self.join_reader();
     }
 
@@ -226,6 +244,9 @@ fn forward(
             } => {
                 counters.ready_workers.fetch_add(1, Ordering::Relaxed);
             }
+            Event::FinalReadDone { .. } => {
+                counters.final_read_done.store(true, Ordering::Relaxed);
+            }
             _ => {}
         }
         batch.frames.extend_from_slice(frames.frame());
@@ -242,7 +263,9 @@ fn forward(
         Some(Stop::Corrupt { reason, .. }) => format!("corrupt output: {reason}"),
         _ => "exited".into(),
     };
-    recorder.record(role.life(index, WorkerEvent::Exited { detail }));
+    if let Some(ev) = role.life(index, WorkerEvent::Exited { detail }) {
+        recorder.record(ev);
+    }
 }
 
 /// A worker's frames read but not yet in the history, with what they add to the counters.

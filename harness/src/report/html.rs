@@ -32,6 +32,7 @@ struct VerdictRow {
     measured: String,
     bound: String,
     passed: bool,
+    note: String,
 }
 
 #[derive(Serialize)]
@@ -93,9 +94,32 @@ pub const SUMMARY_ROWS: &[MetricRow] = &[
         false,
     ),
     ("lost", |m| m.lost as f64, fmt_num, true),
+    (
+        "unread (stored, never processed)",
+        |m| m.unread as f64,
+        fmt_num,
+        true,
+    ),
+    (
+        "unverified (final read incomplete)",
+        |m| m.unverified as f64,
+        fmt_num,
+        true,
+    ),
     ("unexpected", |m| m.unexpected as f64, fmt_num, true),
     ("recovered", |m| m.recovered as f64, fmt_num, false),
-    ("redeliveries", |m| m.redeliveries as f64, fmt_num, true),
+    (
+        "redeliveries (values seen again)",
+        |m| m.redeliveries as f64,
+        fmt_num,
+        true,
+    ),
+    (
+        "broker-flagged redeliveries",
+        |m| m.broker_redeliveries as f64,
+        fmt_num,
+        true,
+    ),
     ("duplicate rate", |m| m.duplicate_rate, fmt_pct, true),
     (
         "duplicates stored",
@@ -112,6 +136,18 @@ pub const SUMMARY_ROWS: &[MetricRow] = &[
     (
         "per-key order violations (redeliveries)",
         |m| m.per_key_order_violations_redelivered as f64,
+        fmt_num,
+        true,
+    ),
+    (
+        "per-key order violations (flagged by the broker)",
+        |m| m.per_key_order_violations_flagged as f64,
+        fmt_num,
+        true,
+    ),
+    (
+        "per-key order as stored (final read)",
+        |m| m.final_read_order_violations as f64,
         fmt_num,
         true,
     ),
@@ -164,6 +200,12 @@ pub const SUMMARY_ROWS: &[MetricRow] = &[
         fmt_secs,
         true,
     ),
+    (
+        "client reconnects (harness)",
+        |m| m.reconnects as f64,
+        fmt_num,
+        true,
+    ),
 ];
 
 fn summary_rows(brokers: &[&BrokerResult]) -> Vec<Row> {
@@ -191,6 +233,15 @@ fn series(
         .filter_map(|w| f(w).map(|v| (w.second as f64 + 0.5, v)))
         .collect();
     Series::new(name, PALETTE[color % PALETTE.len()], pts)
+}
+
+/// A fault's recovery time for the table: seconds, or why there is none.
+fn recovered(end: Option<f64>, after: Option<f64>) -> String {
+    match (end, after) {
+        (None, _) => "—".into(),
+        (Some(_), Some(s)) => format!("{s:.2}"),
+        (Some(_), None) => "never".into(),
+    }
 }
 
 fn broker_plots(m: &Metrics) -> Vec<Plot> {
@@ -261,19 +312,22 @@ fn broker_plots(m: &Metrics) -> Vec<Plot> {
         ),
     });
     plots.push(Plot {
-        title: "Unseen (lag)".into(),
-        note: "Acknowledged by the broker but not yet processed by any consumer.".into(),
+        title: "Unseen (lag) and unread".into(),
+        note: "Unseen: acknowledged by the broker but not yet processed by any consumer. Unread: by the second they were meant to be sent, values the final read found still stored that no consumer ever processed.".into(),
         svg: plots::time_plot(
             "unseen messages",
             "messages",
-            &[series("unseen", 4, m, |w| Some(w.unseen.max(0) as f64))],
+            &[
+                series("unseen", 4, m, |w| Some(w.unseen.max(0) as f64)),
+                series("unread", 3, m, |w| Some(w.unread as f64)),
+            ],
             faults,
             1.0,
         ),
     });
     plots.push(Plot {
         title: "Duplicates, reorders and failures over time".into(),
-        note: "Redeliveries, per-key order violations among first deliveries, failed or indeterminate sends.".into(),
+        note: "Redeliveries, per-key order violations among first deliveries, failed or indeterminate sends, and reconnects of the harness's own clients (a replaced client redelivers what it held).".into(),
         svg: plots::time_plot(
             "anomalies",
             "per second",
@@ -281,6 +335,7 @@ fn broker_plots(m: &Metrics) -> Vec<Plot> {
                 series("redelivered", 1, m, |w| Some(w.redelivered as f64)),
                 series("order violations", 3, m, |w| Some(w.order_violations as f64)),
                 series("failed sends", 5, m, |w| Some(w.failed as f64)),
+                series("reconnects", 6, m, |w| Some(w.reconnects as f64)),
             ],
             faults,
             1.0,
@@ -304,6 +359,7 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
                 measured: v.measured.map_or("n/a".into(), fmt_num),
                 bound: v.bound.clone(),
                 passed: v.passed,
+                note: v.note.clone().unwrap_or_default(),
             })
         })
         .collect();
@@ -326,7 +382,7 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
                 .map(|m| {
                     m.faults
                         .iter()
-                        .map(|f| context! { index => f.index, kind => f.kind, start => format!("{:.1}", f.start_s), end => f.end_s.map_or("—".into(), |e| format!("{e:.1}")), recovery => f.recovery_s.map_or("—".into(), |x| format!("{x:.2}")), detail => f.detail })
+                        .map(|f| context! { index => f.index, kind => f.kind, start => format!("{:.1}", f.start_s), end => f.end_s.map_or("—".into(), |e| format!("{e:.1}")), producers => recovered(f.end_s, f.producers_recovered_s), consumers => recovered(f.end_s, f.consumers_recovered_s), detail => f.detail })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -338,6 +394,15 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
                 plots => m.map(broker_plots).unwrap_or_default(),
                 examples => examples,
                 faults => faults,
+                final_read => m.map(|m| context! {
+                    outcome => format!("{:?}", m.final_read.outcome),
+                    verified => m.final_read.verified(),
+                    read => m.final_read.read,
+                    detail => m.final_read.detail,
+                    unread => m.unread,
+                    unverified => m.unverified,
+                }),
+                reconnects => m.map_or(0, |m| m.reconnects),
             }
         })
         .collect();
@@ -402,6 +467,8 @@ mod tests {
                 failed: false,
                 detail: "SIGKILL consumer 1".into(),
                 recovery_s: Some(0.5),
+                producers_recovered_s: Some(0.1),
+                consumers_recovered_s: Some(0.5),
             })
             .collect();
         let metrics = Metrics {

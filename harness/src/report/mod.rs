@@ -16,7 +16,10 @@ use crate::check::Metrics;
 use crate::workload::BrokerKind;
 
 /// Bumped whenever a field changes meaning or disappears (adding fields keeps the version).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+/// Version 1 (before the final read) is still read: its new fields take their defaults, and its
+/// `lost` counted every acknowledged value that was not processed.
+const OLDEST_READABLE: u32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunResult {
@@ -128,8 +131,8 @@ impl RunResult {
         let r: RunResult =
             serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         anyhow::ensure!(
-            r.schema_version == SCHEMA_VERSION,
-            "{} has schema version {}, this brokerbench reads {SCHEMA_VERSION}",
+            (OLDEST_READABLE..=SCHEMA_VERSION).contains(&r.schema_version),
+            "{} has schema version {}, this brokerbench reads {OLDEST_READABLE} to {SCHEMA_VERSION}",
             path.display(),
             r.schema_version
         );

@@ -278,6 +278,8 @@ mod tests {
             end_s: Some(15.0),
             failed: false,
             detail: String::new(),
+            producers_recovered_s: None,
+            consumers_recovered_s: None,
             recovery_s: None,
         };
         let svg = time_plot("throughput", "msg/s", &[s], &[f], 1.0);

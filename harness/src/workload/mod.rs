@@ -44,6 +44,12 @@ pub const KNOWN_METRICS: &[&str] = &[
     "availability",
     "consumer_availability",
     "recovery_time",
+    "unread",
+    "unverified",
+    "broker_redeliveries",
+    "per_key_order_violations_flagged",
+    "final_read_order_violations",
+    "reconnects",
 ];
 
 /// A problem in a workload file, located at a line and column (1-based).
@@ -308,6 +314,13 @@ fn validate_fault(f: &Fault, duration: units::Dur) -> Result<(), String> {
             return Err(format!(
                 "{kind} needs a `duration`: network faults heal when their window ends"
             ));
+        }
+        if let (Some(r), Some(d)) = (f.reset_after, f.duration) {
+            if r.0 >= d.0 {
+                return Err(format!(
+                    "reset_after ({r}) must be shorter than duration ({d}), or it never happens"
+                ));
+            }
         }
     } else {
         let network_only = crate::chaos::proxy::toxic::parameters(f);

@@ -395,6 +395,12 @@ pub struct Fault {
     /// slow_close: closing a connection is delayed by this much.
     #[serde(default)]
     pub delay: Option<Dur>,
+    /// partition, blackhole: reset the connections that were open when the fault began once it
+    /// has lasted this long, as an operating system gives up on a connection whose
+    /// retransmissions go unanswered (Linux: about 15 minutes by default). New connections made
+    /// during the fault still hang. Default: never; the connections resume when it heals.
+    #[serde(default)]
+    pub reset_after: Option<Dur>,
 }
 
 /// Which of the harness's worker processes a process fault acts on.
@@ -439,6 +445,17 @@ pub struct RunOptions {
     /// Route clients through the fault proxy even without network faults (e.g. to measure what
     /// the proxy itself costs).
     pub proxy: bool,
+    /// Stall watchdog: when messages are waiting, no fault is active and no consumer has
+    /// processed anything for this long, every consumer replaces its client with a fresh one;
+    /// a producer does the same when its sends get no outcome for this long.
+    pub stall_timeout: Dur,
+    /// AMQP heartbeat interval: a RabbitMQ connection that hears nothing for two intervals is
+    /// declared dead and replaced.
+    pub heartbeat: Dur,
+    /// Bound on the final read (fresh clients reading what the broker still stores after the
+    /// run). What it did not get to in time is reported as not verified, never as lost. Give it
+    /// longer than SQS's visibility timeout, so messages a killed consumer held come back.
+    pub final_read_timeout: Dur,
 }
 
 impl Default for RunOptions {
@@ -453,6 +470,9 @@ impl Default for RunOptions {
             seed: None,
             proxy_port: None,
             proxy: false,
+            stall_timeout: Dur::secs(20),
+            heartbeat: Dur::secs(5),
+            final_read_timeout: Dur::secs(60),
         }
     }
 }

@@ -24,7 +24,35 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const QUEUE_CHUNKS: usize = 64;
 const READ_SIZE: usize = 64 * 1024;
 
-type Toxics = watch::Receiver<Arc<ToxicSet>>;
+/// The group's toxics, as one connection sees them: `serial` is its place in the order the group
+/// accepted connections (a reset after `reset_after` applies to those before a given serial).
+#[derive(Clone)]
+struct Toxics {
+    rx: watch::Receiver<Arc<ToxicSet>>,
+    serial: u64,
+}
+
+impl Toxics {
+    fn state(&self) -> ConnectionState {
+        self.rx.borrow().connection(self.serial)
+    }
+
+    fn state_and_update(&mut self) -> ConnectionState {
+        self.rx.borrow_and_update().connection(self.serial)
+    }
+
+    async fn changed(&mut self) -> Result<(), watch::error::RecvError> {
+        self.rx.changed().await
+    }
+
+    fn shaping(&self, upstream: bool) -> super::toxic::Shaping {
+        self.rx.borrow().direction(upstream)
+    }
+
+    fn close_delay(&self) -> Duration {
+        self.rx.borrow().close_delay()
+    }
+}
 
 enum Chunk {
     Data {
@@ -64,8 +92,7 @@ fn reset_half(to: OwnedWriteHalf) {
 
 /// End a direction the way the toxics say: reset (reset_peer) or close (down, shutdown).
 async fn close(mut to: OwnedWriteHalf, toxics: &Toxics) {
-    let state = toxics.borrow().connection();
-    if state == ConnectionState::Reset {
+    if toxics.state() == ConnectionState::Reset {
         reset_half(to);
     } else {
         let _ = to.shutdown().await;
@@ -75,8 +102,7 @@ async fn close(mut to: OwnedWriteHalf, toxics: &Toxics) {
 /// Wait while the connection is stalled; false once it must close.
 async fn wait_open(toxics: &mut Toxics) -> bool {
     loop {
-        let state = toxics.borrow_and_update().connection();
-        match state {
+        match toxics.state_and_update() {
             ConnectionState::Open => return true,
             ConnectionState::Stalled => {
                 if toxics.changed().await.is_err() {
@@ -88,9 +114,29 @@ async fn wait_open(toxics: &mut Toxics) -> bool {
     }
 }
 
+/// Wait while the connection is stalled or this direction is black-holed; false once the
+/// connection must close.
+async fn wait_passable(toxics: &mut Toxics, upstream: bool) -> bool {
+    loop {
+        if !wait_open(toxics).await {
+            return false;
+        }
+        if !toxics.shaping(upstream).blackhole {
+            return true;
+        }
+        if toxics.changed().await.is_err() {
+            return false;
+        }
+    }
+}
+
 /// Forward one accepted client connection to `upstream` until either side is done.
-pub(super) async fn serve(proxy: &Arc<GroupProxy>, client: TcpStream, upstream: &str, seed: u64) {
-    let mut toxics = proxy.toxics.subscribe();
+pub(super) async fn serve(proxy: &Arc<GroupProxy>, client: TcpStream, upstream: &str, serial: u64) {
+    let seed = proxy.seed.wrapping_add(serial);
+    let mut toxics = Toxics {
+        rx: proxy.toxics.subscribe(),
+        serial,
+    };
     // A new connection during a partition hangs (as a SYN would go unanswered); when down or
     // resetting it is refused with a reset.
     if !wait_open(&mut toxics).await {
@@ -225,7 +271,7 @@ async fn write_side(
         let chunk = tokio::select! {
             c = rx.recv() => c,
             changed = toxics.changed() => {
-                let state = toxics.borrow_and_update().connection();
+                let state = toxics.state_and_update();
                 match (changed, state) {
                     (Err(_), _) => return,
                     (_, ConnectionState::Reset | ConnectionState::Closed) => {
@@ -240,21 +286,19 @@ async fn write_side(
             None => return close(to, &toxics).await,
             Some(Chunk::Failed) => return reset_half(to),
             Some(Chunk::Eof) => {
-                let delay = toxics.borrow().close_delay();
+                let delay = toxics.close_delay();
                 tokio::time::sleep(delay).await;
                 let _ = to.shutdown().await;
                 return;
             }
             Some(Chunk::Data { data, read_at }) => (data, read_at),
         };
-        // Data read before a partition waits for it to heal.
-        if !wait_open(&mut toxics).await {
+        // Data read before a partition or a black hole waits for it to heal, as TCP would keep
+        // retransmitting it: it is delayed, never dropped.
+        if !wait_passable(&mut toxics, upstream).await {
             return close(to, &toxics).await;
         }
-        let shaping = toxics.borrow().direction(upstream);
-        if shaping.blackhole {
-            continue;
-        }
+        let shaping = toxics.shaping(upstream);
         let delay = shaping.release_delay(&mut rng);
         if !delay.is_zero() {
             tokio::time::sleep_until(read_at + delay).await;

@@ -150,6 +150,16 @@ impl GroupProxy {
         });
     }
 
+    /// Reset every connection accepted so far (new ones follow the active toxics).
+    pub fn reset_open(&self) {
+        let before = self.connections.load(Ordering::Relaxed);
+        self.toxics.send_modify(|set| {
+            let mut s = (**set).clone();
+            s.reset_before = before;
+            *set = Arc::new(s);
+        });
+    }
+
     /// Connections open now, and accepted so far.
     pub fn connections(&self) -> (usize, u64) {
         (
@@ -203,7 +213,7 @@ impl GroupProxy {
                     let upstream = upstream.clone();
                     tokio::spawn(async move {
                         me.open.fetch_add(1, Ordering::Relaxed);
-                        link::serve(&me, client, &upstream, me.seed.wrapping_add(n)).await;
+                        link::serve(&me, client, &upstream, n).await;
                         me.open.fetch_sub(1, Ordering::Relaxed);
                     });
                 }

@@ -149,14 +149,61 @@ async fn reset_peer_resets() {
 }
 
 #[tokio::test]
-async fn blackhole_drops_bytes_but_keeps_the_connection() {
+async fn blackhole_holds_bytes_and_delivers_them_in_order_when_it_heals() {
     let (p, mut c) = proxied().await;
     let id = consumers(&p).add(Toxic::Blackhole(Direction::Upstream));
-    c.write_all(b"lost").await.unwrap();
+    c.write_all(b"held-").await.unwrap();
+    assert_eq!(read_within(&mut c, Duration::from_millis(300)).await, None);
+    c.write_all(b"then").await.unwrap();
+    consumers(&p).remove(id);
+    // Nothing was cut out of the stream: everything sent during the hole arrives, in order.
+    let mut back = vec![0u8; 9];
+    tokio::time::timeout(Duration::from_secs(2), c.read_exact(&mut back))
+        .await
+        .expect("held bytes arrive after the heal")
+        .unwrap();
+    assert_eq!(&back, b"held-then");
+    roundtrip(&mut c, b"after").await;
+}
+
+#[tokio::test]
+async fn downstream_blackhole_lets_the_other_direction_through() {
+    let (p, mut c) = proxied().await;
+    let id = consumers(&p).add(Toxic::Blackhole(Direction::Downstream));
+    c.write_all(b"ping").await.unwrap();
     assert_eq!(read_within(&mut c, Duration::from_millis(300)).await, None);
     consumers(&p).remove(id);
-    // Dropped bytes stay dropped: only what is sent after it heals comes back.
-    roundtrip(&mut c, b"after").await;
+    let mut back = [0u8; 4];
+    c.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"ping");
+}
+
+#[tokio::test]
+async fn reset_open_resets_old_connections_and_new_ones_follow_the_toxics() {
+    let (p, mut old) = proxied().await;
+    roundtrip(&mut old, b"x").await;
+    let id = consumers(&p).add(Toxic::Blackhole(Direction::Both));
+    consumers(&p).reset_open();
+    let r = tokio::time::timeout(Duration::from_secs(2), old.read(&mut [0u8; 4]))
+        .await
+        .expect("the old connection ends at once");
+    assert_eq!(
+        r.expect_err("with a reset").kind(),
+        std::io::ErrorKind::ConnectionReset
+    );
+    // A connection made after the reset is held by the black hole, then works once it heals.
+    let mut new = TcpStream::connect(p.address(Group::Consumers))
+        .await
+        .unwrap();
+    new.write_all(b"new").await.unwrap();
+    assert_eq!(
+        read_within(&mut new, Duration::from_millis(300)).await,
+        None
+    );
+    consumers(&p).remove(id);
+    let mut back = [0u8; 3];
+    new.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"new");
 }
 
 #[tokio::test]

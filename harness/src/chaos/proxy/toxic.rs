@@ -18,7 +18,10 @@ pub enum Toxic {
     Down,
     /// Every connection, open or new, is reset (RST, "connection reset by peer").
     ResetPeer,
-    /// Bytes are read and dropped while the connection stays open: a half-open connection.
+    /// A black hole in one direction (or both): nothing passes that way, and nothing is lost
+    /// either. As with packets dropped on a real network, TCP keeps the unacknowledged bytes and
+    /// delivers them, in order, once the hole closes; the connection stalls meanwhile. (A stream
+    /// with a hole in it is something no TCP connection can deliver, so no toxic makes one.)
     Blackhole(Direction),
     Latency {
         latency: Duration,
@@ -75,8 +78,9 @@ pub fn is_network(kind: FaultKind) -> bool {
 }
 
 /// Which toxic parameters a fault sets, by name.
-pub fn parameters(f: &Fault) -> [(&'static str, bool); 9] {
+pub fn parameters(f: &Fault) -> [(&'static str, bool); 10] {
     [
+        ("reset_after", f.reset_after.is_some()),
         ("between", f.between.is_some()),
         ("direction", f.direction.is_some()),
         ("latency", f.latency.is_some()),
@@ -179,6 +183,7 @@ impl Toxic {
             K::Slicer => &["slice_size", "slice_delay"],
             K::LimitData => &["bytes"],
             K::SlowClose => &["delay"],
+            K::Partition | K::Blackhole => &["reset_after"],
             _ => &[],
         };
         // `between` applies to every network fault; `direction` is checked below.
@@ -234,7 +239,7 @@ impl Toxic {
             Toxic::Partition => "partition (nothing passes; bytes held until it heals)".into(),
             Toxic::Down => "down (connections closed, new ones reset)".into(),
             Toxic::ResetPeer => "reset_peer (every connection reset)".into(),
-            Toxic::Blackhole(d) => format!("blackhole {} (bytes dropped)", dir(d)),
+            Toxic::Blackhole(d) => format!("blackhole {} (nothing passes; bytes held)", dir(d)),
             Toxic::Latency {
                 latency,
                 jitter,
@@ -265,6 +270,9 @@ impl Toxic {
 #[derive(Debug, Clone, Default)]
 pub struct ToxicSet {
     pub active: Vec<(u64, Toxic)>,
+    /// Connections accepted before this serial number are reset: what an operating system does
+    /// to a connection whose retransmissions went unanswered for too long (`reset_after`).
+    pub reset_before: u64,
 }
 
 /// What the active toxics mean for a connection as a whole.
@@ -280,9 +288,11 @@ pub enum ConnectionState {
 }
 
 impl ToxicSet {
-    pub fn connection(&self) -> ConnectionState {
+    /// What the toxics mean for the connection with this serial number (its place in the order
+    /// the group accepted connections).
+    pub fn connection(&self, serial: u64) -> ConnectionState {
         let has = |t: &Toxic| self.active.iter().any(|(_, a)| a == t);
-        if has(&Toxic::ResetPeer) {
+        if has(&Toxic::ResetPeer) || serial < self.reset_before {
             ConnectionState::Reset
         } else if has(&Toxic::Down) {
             ConnectionState::Closed

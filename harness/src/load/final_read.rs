@@ -1,0 +1,234 @@
+//! The final read, as Jepsen's queue and Kafka tests do it: after the load and the drain, with
+//! every fault undone and the workload's consumers gone, a fresh client in a process of its own
+//! connects straight to the broker (never through the fault proxy) and reads whatever the run's
+//! topics or queues still hold. Only a value that even this read cannot find is *lost*; one it
+//! finds that the workload's consumers never processed is *unread*: a failure of the consumers,
+//! not of the broker.
+//!
+//! The process (`brokerbench worker --final-read`) streams `FinalRead` events and one
+//! `FinalReadDone` over stdout, like the consumer workers. It stops at its deadline
+//! (`run.final_read_timeout`) or when the coordinator closes its stdin, and says so.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::time::Instant;
+
+use super::envelope::{run_tag, Envelope};
+use crate::driver::{self, Plan};
+use crate::history::codec::write_frame;
+use crate::history::{now_ns, Event, FinalReadOutcome};
+
+const POLL_WAIT: Duration = Duration::from_millis(250);
+/// Empty polls in a row, with the broker counting nothing left, before the read is complete:
+/// a message already on its way to this client is not yet counted anywhere.
+const EMPTY_POLLS_TO_FINISH: u32 = 3;
+/// For a broker that cannot count what it holds: this long without a message ends the read.
+const QUIET_WITHOUT_COUNT: Duration = Duration::from_secs(5);
+
+pub async fn run(spec: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(spec)
+        .with_context(|| format!("reading final-read plan {}", spec.display()))?;
+    let plan: Arc<Plan> = Arc::new(serde_json::from_str(&text).context("parsing final-read plan")?);
+    let deadline = Instant::now() + plan.workload.run.final_read_timeout.0;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_flag = stop.clone();
+    std::thread::spawn(move || {
+        // EOF or an error on stdin: the coordinator wants us gone.
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+        stop_flag.store(true, Ordering::Relaxed);
+    });
+
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut scratch = Vec::with_capacity(256);
+    let (outcome, read, detail) = read_all(&plan, deadline, &stop, &mut |ev| {
+        write_frame(&mut out, &ev, &mut scratch)
+    })
+    .await;
+    let done = Event::FinalReadDone {
+        t: now_ns(),
+        outcome,
+        read,
+        detail,
+    };
+    write_frame(&mut out, &done, &mut scratch)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Read until the broker holds nothing more for the run, the deadline, or a stop; returns how
+/// it ended, how many of the run's values it found, and what to say about it.
+async fn read_all(
+    plan: &Arc<Plan>,
+    deadline: Instant,
+    stop: &AtomicBool,
+    emit: &mut dyn FnMut(Event) -> std::io::Result<()>,
+) -> (FinalReadOutcome, u64, String) {
+    let address = plan.target.address(plan.broker);
+    let broker = plan.broker;
+    let timeout = plan.workload.run.final_read_timeout;
+    let driver = match driver::driver(plan.clone()) {
+        Ok(d) => d,
+        Err(e) => return (FinalReadOutcome::Failed, 0, format!("{e:#}")),
+    };
+    let mut reader = match tokio::time::timeout_at(deadline, driver.final_reader()).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            let why = format!("{broker} at {address}: could not start the final read: {e:#}");
+            return (FinalReadOutcome::Failed, 0, why);
+        }
+        Err(_) => {
+            let why =
+                format!("{broker} at {address}: no answer within final_read_timeout ({timeout})");
+            return (FinalReadOutcome::Failed, 0, why);
+        }
+    };
+    let tag = run_tag(&plan.run_id);
+    let (mut read, mut foreign, mut errors) = (0u64, 0u64, 0u64);
+    let mut last_error = String::new();
+    let mut empty_polls = 0u32;
+    let mut last_message = Instant::now();
+    let timed_out = |read: u64, left: Option<u64>, last_error: &str| {
+        let left = left.map_or(String::new(), |n| format!("; the broker still counted {n}"));
+        let err = if last_error.is_empty() {
+            String::new()
+        } else {
+            format!("; last error: {last_error}")
+        };
+        format!("stopped by final_read_timeout ({timeout}) after {read} values{left}{err}")
+    };
+    let mut left = None;
+    loop {
+        if stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
+            return (
+                FinalReadOutcome::TimedOut,
+                read,
+                timed_out(read, left, &last_error),
+            );
+        }
+        let batch = match tokio::time::timeout_at(deadline, reader.poll(POLL_WAIT)).await {
+            Err(_) => continue,
+            Ok(Err(e)) => {
+                errors += 1;
+                last_error = format!("{e:#}");
+                tokio::time::sleep(POLL_WAIT).await;
+                continue;
+            }
+            Ok(Ok(b)) => b,
+        };
+        if batch.is_empty() {
+            empty_polls += 1;
+            if empty_polls < EMPTY_POLLS_TO_FINISH {
+                continue;
+            }
+            match tokio::time::timeout_at(deadline, reader.remaining()).await {
+                Ok(Ok(Some(0))) => break,
+                Ok(Ok(Some(n))) => left = Some(n),
+                Ok(Ok(None)) if last_message.elapsed() >= QUIET_WITHOUT_COUNT => break,
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => {
+                    errors += 1;
+                    last_error = format!("{e:#}");
+                }
+                Err(_) => {}
+            }
+            continue;
+        }
+        empty_polls = 0;
+        last_message = Instant::now();
+        for r in batch {
+            match Envelope::decode(&r.body) {
+                Ok(env) if env.run_tag == tag => {
+                    read += 1;
+                    let ev = Event::FinalRead {
+                        t: now_ns(),
+                        id: env.id,
+                        intended: env.intended_ns,
+                        pos: r.pos,
+                        redelivered: r.redelivered,
+                        receive_count: r.receive_count,
+                    };
+                    if let Err(e) = emit(ev) {
+                        let why = format!("writing to the coordinator: {e}");
+                        return (FinalReadOutcome::Failed, read, why);
+                    }
+                }
+                _ => foreign += 1,
+            }
+            // Removing what was read (RabbitMQ, SQS) is what lets `remaining` reach 0.
+            if let Err(e) = reader.ack(r.handle).await {
+                errors += 1;
+                last_error = format!("{e:#}");
+            }
+        }
+    }
+    reader.close().await;
+    let mut detail = format!("read {read} of the run's values from {broker} at {address}");
+    if foreign > 0 {
+        detail.push_str(&format!(", and {foreign} messages of no value of this run"));
+    }
+    if errors > 0 {
+        detail.push_str(&format!(
+            "; {errors} operations failed and were retried (last: {last_error})"
+        ));
+    }
+    (FinalReadOutcome::Complete, read, detail)
+}
+
+/// The coordinator's side: run the final read in a process of its own against `plan` (whose
+/// target must be the broker itself, not the fault proxy), record what it finds, and bound it by
+/// `run.final_read_timeout` however the process behaves.
+pub async fn verify(
+    plan: &Plan,
+    dir: &Path,
+    recorder: &crate::history::Recorder,
+    counters: &Arc<super::Counters>,
+) -> Result<()> {
+    use super::workers::{Role, WorkerProc};
+    let spec = dir.join("final-read-plan.json");
+    std::fs::write(&spec, serde_json::to_vec_pretty(plan)?)
+        .context("writing the final-read plan")?;
+    recorder.record(Event::Phase {
+        t: now_ns(),
+        phase: crate::history::Phase::FinalReadStart,
+    });
+    let mut proc = WorkerProc::spawn(
+        Role::FinalRead,
+        0,
+        0,
+        &spec,
+        dir,
+        recorder.clone(),
+        counters.clone(),
+    )?;
+    // The process keeps its own deadline; this one only catches a process that does not.
+    let grace = Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + plan.workload.run.final_read_timeout.0 + grace;
+    let log = proc.log.display().to_string();
+    let recorder_for_stop = recorder.clone();
+    let exited = tokio::task::spawn_blocking(move || {
+        let exited = proc.wait_exit(deadline);
+        proc.stop(Duration::from_secs(5), &recorder_for_stop);
+        exited
+    })
+    .await?;
+    if !counters.final_read_done.load(Ordering::Relaxed) {
+        let why = if exited {
+            format!("the final-read process ended without reporting; see {log}")
+        } else {
+            format!("the final-read process did not finish in time and was stopped; see {log}")
+        };
+        recorder.record(Event::FinalReadDone {
+            t: now_ns(),
+            outcome: FinalReadOutcome::Failed,
+            read: 0,
+            detail: why,
+        });
+    }
+    Ok(())
+}
