@@ -161,12 +161,19 @@ fn report_rebuilds_from_a_run_directory_with_a_truncated_history() {
     std::fs::write(run.join("rabbitmq/history.bin"), &bytes).unwrap();
     let out = brokerbench(&["report", run.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    // The last Processed record was cut: seq 4 is acked but not processed, so lost = 1.
+    // The last Processed record was cut: seq 4 is acked but not processed. This history
+    // predates the final read, so nothing can say whether the broker still held it: it is
+    // unverified, not lost, and `lost: 0` cannot pass.
     assert_eq!(out.status.code(), Some(1), "{stdout}{}", stderr(&out));
     assert!(stdout.contains("history ends mid-record"), "{stdout}");
     let result = brokerbench::report::RunResult::read(&run.join("result.json")).unwrap();
     let m = result.brokers[0].metrics.as_ref().unwrap();
-    assert_eq!((m.acked, m.delivered, m.lost), (5, 4, 1));
+    assert_eq!((m.acked, m.delivered, m.lost, m.unverified), (5, 4, 0, 1));
+    let html = std::fs::read_to_string(run.join("index.html")).unwrap();
+    assert!(
+        html.contains("not verified by a final read"),
+        "the report says why"
+    );
 }
 
 #[test]

@@ -58,7 +58,10 @@ fn report_from_a_recorded_run_has_verdicts_plots_faults_and_workload() {
     // result.json carries the serialized histograms and a schema version.
     let result: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("result.json")).unwrap()).unwrap();
-    assert_eq!(result["schema_version"], 1);
+    assert_eq!(
+        result["schema_version"],
+        brokerbench::report::SCHEMA_VERSION
+    );
     assert!(
         result["brokers"][0]["metrics"]["end_to_end_histogram"]
             .as_str()

@@ -132,7 +132,11 @@ pub fn main() -> i32 {
                         .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
                 })
             });
-            exit_code(if closed { Ok(true) } else { written.map(|()| true) })
+            exit_code(if closed {
+                Ok(true)
+            } else {
+                written.map(|()| true)
+            })
         }
         Command::Schema { result, history } => {
             let schema = if result {

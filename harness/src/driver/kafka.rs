@@ -205,17 +205,20 @@ impl Driver for KafkaDriver {
         let metadata =
             tokio::task::block_in_place(|| consumer.fetch_metadata(Some(&self.topic), timeout))
                 .map_err(|e| anyhow!("kafka: final read: no metadata from {bootstrap}: {e}"))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == self.topic)
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        anyhow::ensure!(
-            !partitions.is_empty(),
-            "kafka: final read: topic {} has no partitions at {bootstrap}",
-            self.topic
-        );
+        let topic = metadata.topics().iter().find(|t| t.name() == self.topic);
+        if let Some(err) = topic.and_then(|t| t.error()) {
+            // A topic the broker no longer knows (a memory-only broker restarted) holds nothing:
+            // the read is complete and empty. Any other error leaves the read undone.
+            let code = RDKafkaErrorCode::from(err);
+            anyhow::ensure!(
+                code == RDKafkaErrorCode::UnknownTopicOrPartition,
+                "kafka: final read: topic {} at {bootstrap}: {code}",
+                self.topic
+            );
+        }
+        let partitions: Vec<i32> = topic
+            .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+            .unwrap_or_default();
         let mut tpl = TopicPartitionList::new();
         let mut ends = Vec::new();
         for &p in &partitions {

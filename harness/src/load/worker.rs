@@ -234,18 +234,20 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
     Ok(())
 }
 
-/// Replace the client with a fresh one, as an application's reconnect logic would. The old
-/// one is closed within a short bound (a wedged client may never close) and then dropped.
+/// Replace the client with a fresh one, as an application's reconnect logic would. The old one
+/// leaves first, within a short bound (a wedged client may never finish): a Kafka member still
+/// holding its partitions, or RabbitMQ's single active consumer, would keep them from the new
+/// client. If no new client can be made, the old one stays for the next attempt.
 async fn reconnect(
     driver: &dyn Driver,
     consumer: &mut Box<dyn driver::Consumer>,
     index: u32,
     ready_timeout: Duration,
 ) -> Result<()> {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, consumer.close()).await;
     let mut fresh = driver.consumer(index).await?;
     fresh.ready(ready_timeout).await?;
-    let mut old = std::mem::replace(consumer, fresh);
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, old.close()).await;
+    *consumer = fresh;
     Ok(())
 }
 
