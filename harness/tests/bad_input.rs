@@ -186,3 +186,48 @@ fn result_schema_in_docs_matches_the_code() {
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(generated, documented, "docs/result.schema.json is stale: regenerate with `brokerbench schema --result > docs/result.schema.json` and bump SCHEMA_VERSION if a field changed meaning");
 }
+
+/// A final read that cannot reach its broker says so, naming the broker and its address, within
+/// its timeout: it never hangs, and the run's values are then unverified rather than lost.
+#[test]
+fn a_final_read_that_cannot_connect_says_where_and_never_hangs() {
+    use brokerbench::driver::Plan;
+    use brokerbench::history::{Event, FinalReadOutcome};
+    use brokerbench::workload::BrokerKind;
+    let yaml = "name: unreachable-final-read
+brokers: [kafka, rabbitmq, sqs]
+load: { rate: 1/s, duration: 1s }
+run: { connect_timeout: 2s, final_read_timeout: 5s }
+";
+    let w = brokerbench::workload::parse(std::path::Path::new("w.yaml"), yaml).unwrap();
+    let local = brokerbench::target::TargetProfile::load(&local_target()).unwrap();
+    let closed: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for broker in [BrokerKind::Kafka, BrokerKind::Rabbitmq, BrokerKind::Sqs] {
+        let target = local.through_proxy(broker, closed).unwrap();
+        let plan = Plan::new("unreachable", broker, &w, &target);
+        let spec = dir.path().join(format!("{broker}.json"));
+        std::fs::write(&spec, serde_json::to_vec(&plan).unwrap()).unwrap();
+        let started = Instant::now();
+        let out = brokerbench(&["worker", "--final-read", "--plan", spec.to_str().unwrap()]);
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{broker} took {:?}",
+            started.elapsed()
+        );
+        let events: Vec<Event> = brokerbench::history::FrameReader::new(&out.stdout[..])
+            .map(|e| e.unwrap())
+            .collect();
+        match events.last() {
+            Some(Event::FinalReadDone {
+                outcome: FinalReadOutcome::Failed,
+                detail,
+                ..
+            }) => {
+                assert!(detail.contains(broker.as_str()), "{broker}: {detail}");
+                assert!(detail.contains("127.0.0.1:1"), "{broker}: {detail}");
+            }
+            other => panic!("{broker}: {other:?}; stderr: {}", stderr(&out)),
+        }
+    }
+}

@@ -377,26 +377,34 @@ impl Watchdog {
         activity: &chaos::Activity,
         fleet: &std::sync::Mutex<Fleet>,
     ) {
-        if activity.any_active() {
-            return;
-        }
         let waiting =
             counters.acked.load(Ordering::Relaxed) > counters.delivered.load(Ordering::Relaxed);
-        let quiet_since = counters
+        let progress = counters
             .last_delivery_ns
             .load(Ordering::Relaxed)
-            .max(activity.last_end_ns())
-            .max(self.since);
-        let now = now_ns();
-        if !waiting || now.saturating_sub(quiet_since) < self.timeout.as_nanos() as u64 {
+            .max(activity.last_end_ns());
+        if !self.due(now_ns(), activity.any_active(), waiting, progress) {
             return;
         }
-        self.since = now;
         if let Ok(f) = fleet.lock() {
             for index in f.alive() {
                 let _ = f.signal(index, nix::sys::signal::Signal::SIGUSR1);
             }
         }
+    }
+
+    /// Whether to act now: messages wait, no fault is active, and nothing has happened for
+    /// `timeout` since the last processing, the last fault's end or the last time it acted.
+    fn due(&mut self, now: u64, fault_active: bool, waiting: bool, last_progress: u64) -> bool {
+        let quiet_since = last_progress.max(self.since);
+        if fault_active
+            || !waiting
+            || now.saturating_sub(quiet_since) < self.timeout.as_nanos() as u64
+        {
+            return false;
+        }
+        self.since = now;
+        true
     }
 }
 
@@ -421,4 +429,26 @@ fn update_bar(bar: &ProgressBar, c: &Counters, elapsed_ns: u64, phase: &str) {
         c.failed.load(Ordering::Relaxed) + c.indeterminate.load(Ordering::Relaxed),
         c.delivered.load(Ordering::Relaxed)
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn the_watchdog_acts_only_on_a_quiet_backlog_after_every_fault_healed() {
+        let mut w = Watchdog::new(Duration::from_secs(10), 0);
+        // Messages wait and nothing was processed for 10 s: act, then not again for 10 s.
+        assert!(w.due(10 * S, false, true, 0));
+        assert!(!w.due(15 * S, false, true, 0));
+        assert!(w.due(20 * S, false, true, 0));
+        // Nothing waiting, or a fault still active: never.
+        assert!(!w.due(60 * S, false, false, 0));
+        assert!(!w.due(60 * S, true, true, 0));
+        // Counted from the last processing or fault end, whichever is later.
+        assert!(!w.due(65 * S, false, true, 58 * S));
+        assert!(w.due(68 * S, false, true, 58 * S));
+    }
 }
