@@ -212,12 +212,7 @@ fn ctrl_c_stops_cleanly_keeping_history_and_printing_the_summary() {
         "summary missing: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let run_dir = std::fs::read_dir(&out_dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run_dir = only_run_dir(&out_dir);
     let result = brokerbench::report::RunResult::read(&run_dir.join("result.json")).unwrap();
     assert!(result.interrupted);
     let m = result.brokers[0].metrics.as_ref().unwrap();

@@ -77,12 +77,7 @@ faults:
   - { at: 3s, kind: consumer-crash, target: all, restart_after: 1s }
 ";
     let ran = run_ok(yaml, "rabbitmq");
-    let run_dir = std::fs::read_dir(ran.dir.path().join("reports"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run_dir = only_run_dir(&ran.dir.path().join("reports"));
     assert!(
         ran.metrics.final_read.verified(),
         "{:?}",

@@ -231,12 +231,7 @@ expect: { lost: 0, unread: 0 }
         .unwrap();
     assert!(kicked.success(), "a consumer worker was running");
     assert!(child.wait().unwrap().success());
-    let run_dir = std::fs::read_dir(&out_dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run_dir = only_run_dir(&out_dir);
     let r = brokerbench::report::RunResult::read(&run_dir.join("result.json")).unwrap();
     let m = r.brokers[0].metrics.as_ref().unwrap();
     let events = history_of(dir.path(), &r, "kafka");

@@ -52,6 +52,11 @@ impl KafkaDriver {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap)
             .set("socket.connection.setup.timeout.ms", "5000")
+            // Back off at most a second between reconnects (librdkafka's default grows to 10 s):
+            // after a network fault heals the client is back within a second, as an application
+            // tuned for availability would be.
+            .set("reconnect.backoff.ms", "100")
+            .set("reconnect.backoff.max.ms", "1000")
             .set("log_level", "3");
         c
     }
@@ -332,6 +337,12 @@ impl Publisher for KafkaPublisher {
         if self.acks.recv_many(out, 4096).await == 0 {
             std::future::pending::<()>().await;
         }
+    }
+
+    /// A fatal error (e.g. the idempotent producer's sequence broken) leaves the client unable
+    /// to send again: the producer must make a new one.
+    fn is_broken(&self) -> bool {
+        self.producer.client().fatal_error().is_some()
     }
 
     async fn close(&mut self) {

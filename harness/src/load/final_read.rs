@@ -36,13 +36,7 @@ pub async fn run(spec: &Path) -> Result<()> {
     let plan: Arc<Plan> = Arc::new(serde_json::from_str(&text).context("parsing final-read plan")?);
     let deadline = Instant::now() + plan.workload.run.final_read_timeout.0;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop_flag = stop.clone();
-    std::thread::spawn(move || {
-        // EOF or an error on stdin: the coordinator wants us gone.
-        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
-        stop_flag.store(true, Ordering::Relaxed);
-    });
+    let stop = super::stop_when_stdin_closes();
 
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut scratch = Vec::with_capacity(256);
@@ -188,6 +182,7 @@ pub async fn verify(
     dir: &Path,
     recorder: &crate::history::Recorder,
     counters: &Arc<super::Counters>,
+    interrupted: impl Fn() -> bool + Send + 'static,
 ) -> Result<()> {
     use super::workers::{Role, WorkerProc};
     let spec = dir.join("final-read-plan.json");
@@ -212,7 +207,11 @@ pub async fn verify(
     let log = proc.log.display().to_string();
     let recorder_for_stop = recorder.clone();
     let exited = tokio::task::spawn_blocking(move || {
-        let exited = proc.wait_exit(deadline);
+        // Ctrl-C ends it early (stdin closes, and it reports what it read so far).
+        let mut exited = false;
+        while !exited && !interrupted() && std::time::Instant::now() < deadline {
+            exited = proc.wait_exit(std::time::Instant::now() + Duration::from_millis(100));
+        }
         proc.stop(Duration::from_secs(5), &recorder_for_stop);
         exited
     })

@@ -12,7 +12,8 @@ pub mod schedule;
 pub mod worker;
 pub mod workers;
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Live counts for the progress bar; the history is the record, these are only for display.
 #[derive(Debug, Default)]
@@ -28,4 +29,16 @@ pub struct Counters {
     pub ready_producers: AtomicU64,
     /// The final read reported how it ended.
     pub final_read_done: AtomicBool,
+}
+
+/// For a worker process: a flag that turns true once stdin ends (EOF or an error), which is how
+/// the coordinator asks it to finish, and which also happens if the coordinator dies.
+pub fn stop_when_stdin_closes() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+        flag.store(true, Ordering::Relaxed);
+    });
+    stop
 }

@@ -68,10 +68,14 @@ impl ProducerTask {
         let mut in_flight = InFlight::with_capacity(max_in_flight);
         let mut outcomes = Vec::with_capacity(max_in_flight);
         let mut last_reconnect = std::time::Instant::now();
-        // The stall watchdog: sends in flight and no outcome at all for this long mean a
-        // wedged client, which is replaced like one whose connection died.
+        // The stall watchdog: sending, yet no send acknowledged for this long (no outcome at
+        // all, or only failures and timeouts), means a wedged client, which is replaced like one
+        // whose connection died. Its clock runs from the first send after the last success.
         let stall_timeout = w.run.stall_timeout.0;
-        let mut last_outcome = std::time::Instant::now();
+        let mut trying_since: Option<std::time::Instant> = None;
+        let stalled = |since: &Option<std::time::Instant>| {
+            since.is_some_and(|t| t.elapsed() >= stall_timeout)
+        };
         let mut watchdog_tick = tokio::time::interval(WATCHDOG_TICK);
         watchdog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // However the client behaves, stop waiting for room in the window once the schedule is
@@ -89,8 +93,9 @@ impl ProducerTask {
             while in_flight.len() >= max_in_flight {
                 tokio::select! {
                     _ = publisher.acks(&mut outcomes) => {
-                        last_outcome = std::time::Instant::now();
-                        self.complete_all(&mut in_flight, &mut outcomes);
+                        if self.complete_all(&mut in_flight, &mut outcomes) {
+                            trying_since = None;
+                        }
                     }
                     _ = self.stop.changed() => {}
                     _ = &mut give_up_timer => break 'send,
@@ -99,15 +104,15 @@ impl ProducerTask {
                 if *self.stop.borrow() {
                     break 'send;
                 }
-                if last_outcome.elapsed() >= stall_timeout {
+                if stalled(&trying_since) {
                     let why = format!(
-                        "stall watchdog: no outcome for any send in {}",
+                        "stall watchdog: no send acknowledged in {}",
                         w.run.stall_timeout
                     );
                     publisher = self
                         .replace(publisher, &mut in_flight, &mut outcomes, &why)
                         .await;
-                    last_outcome = std::time::Instant::now();
+                    trying_since = Some(std::time::Instant::now());
                     last_reconnect = std::time::Instant::now();
                 }
             }
@@ -122,8 +127,9 @@ impl ProducerTask {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_nanos(intended - now)) => {}
                     _ = publisher.acks(&mut outcomes), if !in_flight.is_empty() => {
-                        last_outcome = std::time::Instant::now();
-                        self.complete_all(&mut in_flight, &mut outcomes);
+                        if self.complete_all(&mut in_flight, &mut outcomes) {
+                            trying_since = None;
+                        }
                     }
                     _ = self.stop.changed() => {}
                 }
@@ -151,15 +157,13 @@ impl ProducerTask {
             .encode_body(&mut body, size);
             self.recorder.record(Event::SendInvoke { t, id, intended });
             self.counters.sent.fetch_add(1, Ordering::Relaxed);
-            if in_flight.is_empty() {
-                last_outcome = std::time::Instant::now();
-            }
-            let stalled = last_outcome.elapsed() >= stall_timeout;
-            if (publisher.is_broken() || stalled) && last_reconnect.elapsed() >= RECONNECT_EVERY {
+            trying_since.get_or_insert_with(std::time::Instant::now);
+            let stuck = stalled(&trying_since);
+            if (publisher.is_broken() || stuck) && last_reconnect.elapsed() >= RECONNECT_EVERY {
                 last_reconnect = std::time::Instant::now();
-                let why = if stalled {
+                let why = if stuck {
                     format!(
-                        "stall watchdog: no outcome for any send in {}",
+                        "stall watchdog: no send acknowledged in {}",
                         w.run.stall_timeout
                     )
                 } else {
@@ -168,7 +172,7 @@ impl ProducerTask {
                 publisher = self
                     .replace(publisher, &mut in_flight, &mut outcomes, &why)
                     .await;
-                last_outcome = std::time::Instant::now();
+                trying_since = Some(std::time::Instant::now());
             }
             if publisher.is_broken() {
                 self.complete((
@@ -189,7 +193,9 @@ impl ProducerTask {
         let deadline = (tokio::time::Instant::now() + send_timeout).max(give_up);
         while !in_flight.is_empty() {
             match tokio::time::timeout_at(deadline, publisher.acks(&mut outcomes)).await {
-                Ok(()) => self.complete_all(&mut in_flight, &mut outcomes),
+                Ok(()) => {
+                    self.complete_all(&mut in_flight, &mut outcomes);
+                }
                 Err(_) => break,
             }
         }
@@ -226,14 +232,18 @@ impl ProducerTask {
         fresh
     }
 
-    /// Record the outcomes the publisher reported, emptying `outcomes` for the next batch.
-    fn complete_all(&self, in_flight: &mut InFlight, outcomes: &mut Vec<SendOutcome>) {
+    /// Record the outcomes the publisher reported, emptying `outcomes` for the next batch;
+    /// true if any send was acknowledged.
+    fn complete_all(&self, in_flight: &mut InFlight, outcomes: &mut Vec<SendOutcome>) -> bool {
+        let mut acked = false;
         for (token, outcome) in outcomes.drain(..) {
             // A token not in flight belongs to no send of ours: nothing to record.
             if let Some((id, intended)) = in_flight.try_remove(token) {
+                acked |= outcome.is_ok();
                 self.complete((id, intended, outcome));
             }
         }
+        acked
     }
 
     /// Sends that will get no acknowledgement from us: they may or may not have been stored.
@@ -423,6 +433,29 @@ mod tests {
         // Sends while it was dead, before the reconnect, failed; the replacement took the rest.
         assert!(counters.failed.load(Ordering::Relaxed) > 0);
         assert!(counters.acked.load(Ordering::Relaxed) > 3);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_acknowledges_nothing_is_replaced_by_the_stall_watchdog() {
+        let yaml = "name: t\nbrokers: [kafka]\nload: { rate: 100/s, duration: 1500ms }\nrun: { stall_timeout: 300ms }\n";
+        let (events, counters) =
+            run_producer(yaml, Arc::new(Replacements), Scripted::silent()).await;
+        let reasons: Vec<&String> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Reconnect {
+                    role: ClientRole::Producer,
+                    reason,
+                    ..
+                } => Some(reason),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(reasons[0].contains("stall watchdog"), "{reasons:?}");
+        // What the silent client held is indeterminate; the replacement's sends are acknowledged.
+        assert!(counters.indeterminate.load(Ordering::Relaxed) > 0);
+        assert!(counters.acked.load(Ordering::Relaxed) > 50);
     }
 
     #[tokio::test]

@@ -347,7 +347,8 @@ async fn drive(
         });
     } else {
         bar.set_message("final read: reading what the broker still stores");
-        final_read::verify(plan, dir, recorder, &counters).await?;
+        let stop = stop.clone();
+        final_read::verify(plan, dir, recorder, &counters, move || stop.requested()).await?;
     }
     bar.finish_and_clear();
     Ok(())

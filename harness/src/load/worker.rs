@@ -4,7 +4,7 @@
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,13 +41,7 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
         Dedupe::None => None,
     };
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop_flag = stop.clone();
-    std::thread::spawn(move || {
-        // Any read result (EOF or error) means the coordinator wants us gone.
-        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
-        stop_flag.store(true, Ordering::Relaxed);
-    });
+    let stop = super::stop_when_stdin_closes();
 
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut scratch = Vec::with_capacity(256);

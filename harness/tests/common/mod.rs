@@ -46,19 +46,22 @@ pub fn run(dir: &Path, workload: &Path, extra: &[&str]) -> (Output, RunResult) {
     ];
     args.extend_from_slice(extra);
     let out = brokerbench(&args);
-    let run_dir = std::fs::read_dir(&out_dir)
-        .unwrap_or_else(|e| {
-            panic!(
-                "no run directory ({e}); stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
+    if !out_dir.exists() {
+        panic!("no run directory; stderr: {}", stderr(&out));
+    }
+    let run_dir = only_run_dir(&out_dir);
+    let result = RunResult::read(&run_dir.join("result.json")).unwrap();
+    (out, result)
+}
+
+/// The one run directory a run wrote into `out_dir`.
+pub fn only_run_dir(out_dir: &Path) -> PathBuf {
+    std::fs::read_dir(out_dir)
+        .expect("the reports directory")
         .next()
         .expect("one run directory")
         .unwrap()
-        .path();
-    let result = RunResult::read(&run_dir.join("result.json")).unwrap();
-    (out, result)
+        .path()
 }
 
 /// Every event of one broker's history in a run made by [`run`].
