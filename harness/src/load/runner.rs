@@ -290,7 +290,12 @@ async fn drive(
         } else if all_in {
             w.run.drain_quiet.0
         } else {
-            w.run.drain_missing.0
+            // The stall watchdog gets its chance to replace a wedged consumer before the drain
+            // gives up on what is missing.
+            w.run
+                .drain_missing
+                .0
+                .max(w.run.stall_timeout.0 + Duration::from_secs(1))
         };
         if silent >= patience {
             break;

@@ -22,6 +22,10 @@ use crate::workload::{AckMode, Dedupe};
 const POLL_WAIT: Duration = Duration::from_millis(250);
 
 pub async fn run(spec: &Path, index: u32) -> Result<()> {
+    // The coordinator's stall watchdog asks for a fresh client with SIGUSR1. Listen before
+    // anything else: the signal's default action would end the process.
+    let mut kicks = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        .context("listening for the stall watchdog's signal")?;
     let text = std::fs::read_to_string(spec)
         .with_context(|| format!("reading worker plan {}", spec.display()))?;
     let plan: Plan = serde_json::from_str(&text).context("parsing worker plan")?;
@@ -58,9 +62,6 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
     )?;
     out.flush()?;
 
-    // The coordinator's stall watchdog asks for a fresh client with SIGUSR1.
-    let mut kicks = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
-        .context("listening for the stall watchdog's signal")?;
     let ready_timeout = w.run.connect_timeout.0 + w.topology.kafka.session_timeout.0;
     let auto_ack = w.consumers.ack == AckMode::Auto;
     // Auto mode: deliveries processed in this batch, marked for the client's timed commit once

@@ -429,7 +429,9 @@ pub struct RunOptions {
     pub keep: bool,
     /// After the load, stop draining once nothing new arrived for this long.
     pub drain_quiet: Dur,
-    /// While acknowledged messages are still missing, stop draining after this long without news.
+    /// While acknowledged messages are still missing, stop draining after this long without news
+    /// (at least `stall_timeout` + 1 s, so the stall watchdog can replace a wedged consumer
+    /// first).
     pub drain_missing: Dur,
     /// Upper bound on the drain, however busy the consumers still are.
     pub drain_timeout: Dur,
