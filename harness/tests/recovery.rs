@@ -57,14 +57,15 @@ topology: {{ partitions: 3, sqs: {{ visibility_timeout: 5s }} }}
 load: {{ rate: 40/s, keys: {{ count: 10 }}, duration: 50s }}
 consumers: {{ count: 2, ack: after-process }}
 faults:
-{faults}run: {{ send_timeout: 10s, drain_missing: 30s, drain_timeout: 90s }}
+{faults}run: {{ send_timeout: 10s, stall_timeout: 8s, drain_missing: 30s, drain_timeout: 90s }}
 expect: {{ lost: 0, unread: 0 }}
 "
     )
 }
 
 /// Longest a client may take to work again after a fault heals: a Kafka rebalance after a
-/// member timed out (session timeout 6 s, then a rejoin) is the slowest seen here.
+/// member timed out (session timeout 6 s, then a rejoin) is the slowest seen here. The runs set
+/// `stall_timeout: 8s`, so a client that wedges anyway is replaced well within it.
 const RECOVERY_BOUND_S: f64 = 20.0;
 
 fn assert_recovered_from_every_toxic(m: &Metrics, label: &str) {

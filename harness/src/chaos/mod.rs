@@ -80,25 +80,6 @@ impl Scope {
     }
 }
 
-/// Fault kinds this version applies; the rest are refused before a run starts.
-pub const SUPPORTED: &[FaultKind] = &[
-    FaultKind::ConsumerCrash,
-    FaultKind::ProducerCrash,
-    FaultKind::Pause,
-    FaultKind::BrokerKill,
-    FaultKind::BrokerPause,
-    FaultKind::BrokerRestart,
-    FaultKind::Partition,
-    FaultKind::Down,
-    FaultKind::ResetPeer,
-    FaultKind::Blackhole,
-    FaultKind::Latency,
-    FaultKind::Bandwidth,
-    FaultKind::Slicer,
-    FaultKind::LimitData,
-    FaultKind::SlowClose,
-];
-
 fn build(w: &Window, scope: &Scope) -> Result<Box<dyn Fault>> {
     let seed = scope.seed ^ (w.index as u64).wrapping_mul(0x9e37_79b9);
     Ok(match w.kind {
@@ -116,7 +97,7 @@ fn build(w: &Window, scope: &Scope) -> Result<Box<dyn Fault>> {
             Box::new(process::Pause::new(fleet, w.targets, seed))
         }
         FaultKind::BrokerKill | FaultKind::BrokerPause | FaultKind::BrokerRestart => Box::new(
-            BrokerCommand::new(w.kind, &scope.control, scope.control_dir.clone())?,
+            BrokerCommand::new(w.kind, &scope.control, scope.control_dir.clone()),
         ),
         _ => match (&w.toxic, &scope.proxy) {
             (Some(toxic), Some(proxy)) => Box::new(network::NetworkFault::new(
@@ -218,12 +199,12 @@ struct BrokerCommand {
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
 
 impl BrokerCommand {
-    fn new(kind: FaultKind, control: &Control, dir: PathBuf) -> Result<Self> {
-        Ok(BrokerCommand {
+    fn new(kind: FaultKind, control: &Control, dir: PathBuf) -> Self {
+        BrokerCommand {
             kind,
             control: control.clone(),
             dir,
-        })
+        }
     }
 
     async fn exec(&self, name: &str) -> Result<String> {

@@ -32,12 +32,6 @@ pub async fn run(
             }
         }
     }
-    for (f, w) in &workloads {
-        if let Err(msg) = supported(w) {
-            eprintln!("{}: {msg}", f.display());
-            return EXIT_INVALID;
-        }
-    }
     let profile = match TargetProfile::load(&target) {
         Ok(p) => p,
         Err(e) => {
@@ -96,20 +90,6 @@ pub async fn run(
         }
     }
     code
-}
-
-fn supported(w: &Workload) -> Result<(), String> {
-    for f in &w.faults {
-        if !crate::chaos::SUPPORTED.contains(&f.value.kind) {
-            return Err(format!(
-                "{}:{}: fault kind {:?} is not supported yet by this version of brokerbench; remove it from `faults:` to run",
-                f.referenced.line(),
-                f.referenced.column(),
-                f.value.kind
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Broker faults call the target's control commands; a missing one is an input error, found

@@ -162,7 +162,7 @@ impl Driver for KafkaDriver {
         let session = w.topology.kafka.session_timeout.0.as_millis().max(1000);
         let consumer: StreamConsumer = self
             .base_config()
-            // A fresh group per run: a group reused after crashes may never reassign (DESIGN §7).
+            // A fresh group per run: a group reused after crashes may never reassign (docs/architecture.md, design notes).
             .set("group.id", format!("{}-group", self.plan.resource_prefix))
             .set("enable.auto.commit", auto.to_string())
             .set("auto.commit.interval.ms", "1000")
@@ -172,7 +172,7 @@ impl Driver for KafkaDriver {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", session.to_string())
             .set("heartbeat.interval.ms", (session / 3).to_string())
-            // With the default 300 s the first JoinGroup can block for minutes (DESIGN §7).
+            // With the default 300 s the first JoinGroup can block for minutes (docs/architecture.md, design notes).
             .set(
                 "max.poll.interval.ms",
                 (session * 2).max(10_000).to_string(),

@@ -18,7 +18,7 @@ use crate::chaos::proxy::{Group, Protocol, Proxy};
 use crate::chaos::{self, schedule::Window};
 use crate::driver::{self, Plan};
 use crate::history::{self, now_ns, Event, FinalReadOutcome, Phase, Recorder};
-use crate::workload::BrokerKind;
+use crate::workload::{BrokerKind, RunOptions};
 
 /// What a finished (or interrupted) run of one broker left behind.
 #[derive(Debug, Clone)]
@@ -269,9 +269,7 @@ async fn drive(
         phase: Phase::LoadEnd,
     });
 
-    // Drain: once everything acknowledged has been processed, stop after `drain_quiet` without
-    // news (late duplicates still count); while some are missing, wait up to `drain_missing`
-    // without news (a rebalance can stall delivery for a while). Always bounded by `drain_timeout`.
+    // Drain: until `drain_patience` passes without news, always bounded by `drain_timeout`.
     let drain_start = Instant::now();
     loop {
         let now = now_ns();
@@ -285,18 +283,7 @@ async fn drive(
         );
         let all_in =
             counters.delivered.load(Ordering::Relaxed) >= counters.acked.load(Ordering::Relaxed);
-        let patience = if interrupted {
-            Duration::from_secs(1)
-        } else if all_in {
-            w.run.drain_quiet.0
-        } else {
-            // The stall watchdog gets its chance to replace a wedged consumer before the drain
-            // gives up on what is missing.
-            w.run
-                .drain_missing
-                .0
-                .max(w.run.stall_timeout.0 + Duration::from_secs(1))
-        };
+        let patience = drain_patience(&w.run, interrupted, all_in);
         if silent >= patience {
             break;
         }
@@ -357,6 +344,22 @@ async fn drive(
     }
     bar.finish_and_clear();
     Ok(())
+}
+
+/// How long the drain waits without news before it ends: briefly when interrupted;
+/// `drain_quiet` once everything acknowledged has been processed (late duplicates still count);
+/// `drain_missing` while some are missing (a rebalance can stall delivery for a while), but at
+/// least long enough for the stall watchdog to replace a wedged consumer first.
+fn drain_patience(run: &RunOptions, interrupted: bool, all_in: bool) -> Duration {
+    if interrupted {
+        Duration::from_secs(1)
+    } else if all_in {
+        run.drain_quiet.0
+    } else {
+        run.drain_missing
+            .0
+            .max(run.stall_timeout.0 + Duration::from_secs(1))
+    }
 }
 
 /// The stall watchdog: when acknowledged messages wait, every fault has healed and no consumer
@@ -442,6 +445,23 @@ mod tests {
     use super::*;
 
     const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn the_drain_waits_longer_for_missing_messages_than_for_quiet() {
+        use crate::workload::units::Dur;
+        let mut run = RunOptions {
+            drain_quiet: Dur::secs(3),
+            drain_missing: Dur::secs(5),
+            stall_timeout: Dur::secs(20),
+            ..Default::default()
+        };
+        assert_eq!(drain_patience(&run, false, true), Duration::from_secs(3));
+        // Missing messages: the watchdog (20 s) gets its turn before the drain gives up.
+        assert_eq!(drain_patience(&run, false, false), Duration::from_secs(21));
+        run.drain_missing = Dur::secs(40);
+        assert_eq!(drain_patience(&run, false, false), Duration::from_secs(40));
+        assert_eq!(drain_patience(&run, true, false), Duration::from_secs(1));
+    }
 
     #[test]
     fn the_watchdog_acts_only_on_a_quiet_backlog_after_every_fault_healed() {

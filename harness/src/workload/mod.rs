@@ -59,6 +59,8 @@ pub struct WorkloadError {
     pub line: u64,
     pub column: u64,
     pub message: String,
+    /// The file's other problems, each with its own position: validation reports them all.
+    pub more: Vec<WorkloadError>,
 }
 
 impl fmt::Display for WorkloadError {
@@ -70,7 +72,11 @@ impl fmt::Display for WorkloadError {
             self.line,
             self.column,
             self.message
-        )
+        )?;
+        for m in &self.more {
+            write!(f, "\n{m}")?;
+        }
+        Ok(())
     }
 }
 
@@ -83,6 +89,7 @@ pub fn load(path: &Path) -> Result<Workload, WorkloadError> {
         line: 0,
         column: 0,
         message: format!("cannot read workload: {e}"),
+        more: Vec::new(),
     })?;
     parse(path, &src)
 }
@@ -99,9 +106,10 @@ pub fn parse(path: &Path, src: &str) -> Result<Workload, WorkloadError> {
             line,
             column,
             message: first_line(&e.without_snippet().to_string()),
+            more: Vec::new(),
         }
     })?;
-    validate(&workload).map_err(|(at, message)| {
+    let mut problems = validate(&workload).into_iter().map(|(at, message)| {
         let (line, column) = match at {
             At::Span(l) => (l.line(), l.column()),
             At::Path(p) => locate(src, &p),
@@ -111,9 +119,16 @@ pub fn parse(path: &Path, src: &str) -> Result<Workload, WorkloadError> {
             line,
             column,
             message,
+            more: Vec::new(),
         }
-    })?;
-    Ok(workload)
+    });
+    match problems.next() {
+        None => Ok(workload),
+        Some(mut first) => {
+            first.more = problems.collect();
+            Err(first)
+        }
+    }
 }
 
 /// serde-saphyr appends its own "at line X column Y" and a snippet; we print the position first,
@@ -131,112 +146,122 @@ enum At {
     Path(Vec<&'static str>),
 }
 
-fn err<T>(path: &[&'static str], msg: impl Into<String>) -> Result<T, (At, String)> {
-    Err((At::Path(path.to_vec()), msg.into()))
+fn at(path: &[&'static str], msg: impl Into<String>) -> (At, String) {
+    (At::Path(path.to_vec()), msg.into())
 }
 
-fn validate(w: &Workload) -> Result<(), (At, String)> {
+/// Every problem in the workload, in the order of the checks (not only the first).
+fn validate(w: &Workload) -> Vec<(At, String)> {
+    let mut bad = Vec::new();
     if w.name.trim().is_empty() {
-        return err(&["name"], "name must not be empty");
+        bad.push(at(&["name"], "name must not be empty"));
     }
     if w.brokers.is_empty() {
-        return err(
+        bad.push(at(
             &["brokers"],
             "brokers must name at least one of kafka, rabbitmq, sqs",
-        );
+        ));
     }
     let mut seen = w.brokers.clone();
     seen.sort();
     seen.dedup();
     if seen.len() != w.brokers.len() {
-        return err(&["brokers"], "brokers lists the same broker twice");
+        bad.push(at(&["brokers"], "brokers lists the same broker twice"));
     }
     if !(1..=1000).contains(&w.topology.partitions) {
-        return err(
+        bad.push(at(
             &["topology", "partitions"],
             "partitions must be between 1 and 1000",
-        );
+        ));
     }
     let sqs = &w.topology.sqs;
     if !(1..=10).contains(&sqs.batch) {
-        return err(
+        bad.push(at(
             &["topology", "sqs", "batch"],
             "sqs batch must be between 1 and 10 (the SQS limit)",
-        );
+        ));
     }
     if sqs.wait_time.0.as_secs() > 20 {
-        return err(
+        bad.push(at(
             &["topology", "sqs", "wait_time"],
             "sqs wait_time must be at most 20s (the SQS limit)",
-        );
+        ));
     }
     if sqs.visibility_timeout.0.as_secs() > 12 * 3600 {
-        return err(
+        bad.push(at(
             &["topology", "sqs", "visibility_timeout"],
             "sqs visibility_timeout must be at most 12h",
-        );
+        ));
     }
     let load = &w.load;
     if load.producers == 0 || load.producers > 64 {
-        return err(&["load", "producers"], "producers must be between 1 and 64");
+        bad.push(at(
+            &["load", "producers"],
+            "producers must be between 1 and 64",
+        ));
     }
     if load.keys.count == 0 {
-        return err(&["load", "keys", "count"], "keys.count must be at least 1");
+        bad.push(at(
+            &["load", "keys", "count"],
+            "keys.count must be at least 1",
+        ));
     }
     if load.max_in_flight == 0 {
-        return err(
+        bad.push(at(
             &["load", "max_in_flight"],
             "max_in_flight must be at least 1",
-        );
+        ));
     }
     if let Rate::PerSecond(r) = load.rate {
         if r > 10_000_000.0 {
-            return err(
+            bad.push(at(
                 &["load", "rate"],
                 "rate above 10M/s is not supported; use `max`",
-            );
+            ));
         }
     }
     if load.duration.0.is_zero() {
-        return err(&["load", "duration"], "duration must be positive");
+        bad.push(at(&["load", "duration"], "duration must be positive"));
     }
     if load.warmup >= load.duration {
-        return err(
+        bad.push(at(
             &["load", "warmup"],
             format!(
                 "warmup ({}) must be shorter than duration ({})",
                 load.warmup, load.duration
             ),
-        );
+        ));
     }
     let size = load.message_size.0;
     if size < MIN_MESSAGE_SIZE {
-        return err(
+        bad.push(at(
             &["load", "message_size"],
             format!("message_size must be at least {MIN_MESSAGE_SIZE}B (the envelope)"),
-        );
+        ));
     }
     if size > MAX_MESSAGE_SIZE {
-        return err(
+        bad.push(at(
             &["load", "message_size"],
             format!("message_size must be at most {MAX_MESSAGE_SIZE}B"),
-        );
+        ));
     }
     if w.brokers.contains(&BrokerKind::Sqs) && size > SQS_MAX_MESSAGE_SIZE {
-        return err(&["load", "message_size"], format!("message_size must be at most {SQS_MAX_MESSAGE_SIZE}B for sqs (256 KiB after base64)"));
+        bad.push(at(&["load", "message_size"], format!("message_size must be at most {SQS_MAX_MESSAGE_SIZE}B for sqs (256 KiB after base64)")));
     }
     if w.consumers.count == 0 || w.consumers.count > 64 {
-        return err(
+        bad.push(at(
             &["consumers", "count"],
             "consumers.count must be between 1 and 64",
-        );
+        ));
     }
     for f in &w.faults {
-        validate_fault(&f.value, load.duration).map_err(|m| (At::Span(f.referenced), m))?;
+        if let Err(m) = validate_fault(&f.value, load.duration) {
+            bad.push((At::Span(f.referenced), m));
+        }
     }
     for (name, bound) in &w.expect {
         if !KNOWN_METRICS.contains(&name.as_str()) {
-            return Err((
+            bad.push((
                 At::Span(bound.referenced),
                 format!(
                     "unknown metric `{name}` in expect; known metrics: {}",
@@ -245,7 +270,7 @@ fn validate(w: &Workload) -> Result<(), (At, String)> {
             ));
         }
     }
-    Ok(())
+    bad
 }
 
 fn validate_fault(f: &Fault, duration: units::Dur) -> Result<(), String> {
@@ -279,7 +304,10 @@ fn validate_fault(f: &Fault, duration: units::Dur) -> Result<(), String> {
     }
     let needs_duration = matches!(f.kind, FaultKind::Pause | FaultKind::BrokerPause);
     if needs_duration && f.duration.is_none() {
-        return Err(format!("{:?} needs a `duration`", f.kind));
+        return Err(format!(
+            "{} needs a `duration`",
+            crate::chaos::kind_name(f.kind)
+        ));
     }
     if f.restart_after.is_some()
         && !matches!(
@@ -288,8 +316,8 @@ fn validate_fault(f: &Fault, duration: units::Dur) -> Result<(), String> {
         )
     {
         return Err(format!(
-            "`restart_after` applies to crashes and broker-kill, not {:?}",
-            f.kind
+            "`restart_after` applies to crashes and broker-kill, not {}",
+            crate::chaos::kind_name(f.kind)
         ));
     }
     if let Some(t) = &f.target {

@@ -24,7 +24,7 @@ pub struct Workload {
     pub load: Load,
     #[serde(default)]
     pub consumers: Consumers,
-    /// Fault schedule; see DESIGN.md §5.
+    /// Fault schedule; the README lists the kinds, docs/architecture.md how they are built.
     #[serde(default)]
     #[schemars(with = "Vec<Fault>")]
     pub faults: Vec<Spanned<Fault>>,

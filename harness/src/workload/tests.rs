@@ -220,3 +220,39 @@ fn schema_describes_the_top_level_fields() {
     }
     assert_eq!(s["additionalProperties"], serde_json::json!(false));
 }
+
+#[test]
+fn every_problem_in_a_file_is_reported_with_its_position() {
+    let src = "name: t
+brokers: [kafka]
+load:
+  rate: 10/s
+  duration: 5s
+  producers: 0
+consumers:
+  count: 0
+faults:
+  - { at: 1s, kind: pause }
+expect:
+  lots: 0
+";
+    let e = parse_err(src);
+    let all: Vec<String> = std::iter::once(&e)
+        .chain(e.more.iter())
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(all.len(), 4, "{all:#?}");
+    assert!(all[0].starts_with("w.yaml:6:3: producers"), "{all:#?}");
+    assert!(
+        all[1].starts_with("w.yaml:8:3: consumers.count"),
+        "{all:#?}"
+    );
+    // Fault kinds are named as the workload writes them.
+    assert!(
+        all[2].starts_with("w.yaml:10:5: pause needs a `duration`"),
+        "{all:#?}"
+    );
+    assert!(all[3].contains("unknown metric `lots`"), "{all:#?}");
+    // Printed one per line, compiler style.
+    assert_eq!(e.to_string().lines().count(), 4);
+}
