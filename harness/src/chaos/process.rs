@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use async_trait::async_trait;
 use nix::sys::signal::Signal;
 use rand::rngs::SmallRng;
@@ -12,11 +12,7 @@ use rand::SeedableRng;
 
 use super::schedule::Targets;
 use super::Fault;
-use crate::load::workers::Fleet;
-
-fn lock(f: &Mutex<Fleet>) -> Result<std::sync::MutexGuard<'_, Fleet>> {
-    f.lock().map_err(|_| anyhow!("worker fleet lock poisoned"))
-}
+use crate::load::workers::{lock, Fleet};
 
 /// Pick the victims among the running workers, reproducibly from the seed.
 fn choose(fleet: &Mutex<Fleet>, targets: Targets, seed: u64) -> Result<Vec<u32>> {

@@ -5,13 +5,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::envelope::run_tag;
 use super::producer::ProducerTask;
-use super::workers::{self, Fleet, Role};
+use super::workers::{self, lock, Fleet, Role};
 use super::Counters;
 use crate::driver::{Driver, Plan, Publisher};
 use crate::history::{now_ns, Recorder};
@@ -45,11 +45,6 @@ pub struct Setup<'a> {
     pub seed: u64,
     pub recorder: &'a Recorder,
     pub counters: &'a Arc<Counters>,
-}
-
-fn lock(f: &Mutex<Fleet>) -> Result<std::sync::MutexGuard<'_, Fleet>> {
-    f.lock()
-        .map_err(|_| anyhow!("producer fleet lock poisoned"))
 }
 
 /// Connect every producer; as processes when `as_processes`.

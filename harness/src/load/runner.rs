@@ -184,9 +184,7 @@ async fn drive(
         counters.clone(),
     )));
     {
-        let mut f = fleet
-            .lock()
-            .map_err(|_| anyhow::anyhow!("fleet lock poisoned"))?;
+        let mut f = workers::lock(&fleet)?;
         for _ in 0..w.consumers.count {
             f.spawn()?;
         }

@@ -432,6 +432,14 @@ impl Fleet {
     }
 }
 
+/// Lock a fleet shared between the run and its faults. A poisoned lock (a panic while holding it)
+/// is an error for the caller, never a second panic.
+pub fn lock(fleet: &std::sync::Mutex<Fleet>) -> Result<std::sync::MutexGuard<'_, Fleet>> {
+    fleet
+        .lock()
+        .map_err(|_| anyhow::anyhow!("worker fleet lock poisoned"))
+}
+
 /// Wait until `n` workers of `fleet` have said they are ready (counted in `ready`). On timeout
 /// or when `give_up` says so, stop them all and fail naming their logs.
 pub async fn wait_ready(
@@ -445,9 +453,7 @@ pub async fn wait_ready(
         if Instant::now() > deadline || give_up() {
             let fleet = fleet.clone();
             let (role, logs) = tokio::task::spawn_blocking(move || {
-                let mut f = fleet
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("fleet lock poisoned"))?;
+                let mut f = lock(&fleet)?;
                 let logs = f.logs();
                 f.stop_all(Duration::from_secs(2));
                 anyhow::Ok((f.role().name(), logs))
