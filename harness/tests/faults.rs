@@ -38,6 +38,7 @@ fn kills(events: &[Event]) -> usize {
 
 #[test]
 fn rabbitmq_ack_before_process_loses_messages_when_a_consumer_crashes() {
+    let _brokers = sharing_brokers();
     let dir = tempfile::tempdir().unwrap();
     let w = workload(
         dir.path(),
@@ -66,6 +67,7 @@ fn rabbitmq_ack_before_process_loses_messages_when_a_consumer_crashes() {
 
 #[test]
 fn rabbitmq_ack_after_process_redelivers_with_the_flag_and_loses_nothing() {
+    let _brokers = sharing_brokers();
     let dir = tempfile::tempdir().unwrap();
     let w = workload(
         dir.path(),
@@ -131,7 +133,12 @@ fn auto_commit_crash(dedupe: &str) -> (u64, u64, u64, u64) {
     );
     let w = workload(dir.path(), "w", &yaml);
     let (out, r) = run(dir.path(), &w, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
     let m = r.brokers[0].metrics.as_ref().unwrap();
     // Commits do happen: a crash replays about a second of processing (~100 messages here), not
     // everything since the start. (When processed offsets were never stored for the auto-commit,
@@ -152,6 +159,7 @@ fn auto_commit_crash(dedupe: &str) -> (u64, u64, u64, u64) {
 
 #[test]
 fn without_dedupe_replayed_messages_are_processed_twice() {
+    let _brokers = sharing_brokers();
     let (redeliveries, effective, skips, _) = auto_commit_crash("none");
     assert!(
         redeliveries > 0,
@@ -167,6 +175,7 @@ fn without_dedupe_replayed_messages_are_processed_twice() {
 
 #[test]
 fn idempotent_consumer_turns_redeliveries_into_skips() {
+    let _brokers = sharing_brokers();
     let (redeliveries, effective, skips, delivered) = auto_commit_crash("processed-ids");
     assert!(redeliveries > 0, "the broker still redelivers");
     assert!(skips > 0, "redeliveries of processed messages are skipped");
@@ -179,6 +188,7 @@ fn idempotent_consumer_turns_redeliveries_into_skips() {
 
 #[test]
 fn kafka_consumer_crash_before_commit_duplicates_but_does_not_lose() {
+    let _brokers = sharing_brokers();
     let dir = tempfile::tempdir().unwrap();
     let w = workload(
         dir.path(),
@@ -208,6 +218,7 @@ fn kafka_consumer_crash_before_commit_duplicates_but_does_not_lose() {
 
 #[test]
 fn sqs_consumer_crash_redelivers_after_the_visibility_timeout() {
+    let _brokers = sharing_brokers();
     let dir = tempfile::tempdir().unwrap();
     let w = workload(
         dir.path(),
@@ -253,6 +264,7 @@ fn sqs_consumer_crash_redelivers_after_the_visibility_timeout() {
 
 #[test]
 fn paused_consumer_stalls_its_queue_for_the_pause() {
+    let _brokers = sharing_brokers();
     let dir = tempfile::tempdir().unwrap();
     let yaml = "name: pause
 brokers: [rabbitmq]
@@ -284,6 +296,7 @@ run: { drain_quiet: 1s }
 
 #[test]
 fn rabbitmq_broker_kill_and_restart_fails_sends_then_recovers() {
+    let _brokers = owning_brokers();
     let dir = tempfile::tempdir().unwrap();
     let yaml = "name: broker-kill
 brokers: [rabbitmq]
@@ -327,6 +340,7 @@ run: { drain_quiet: 2s, send_timeout: 5s }
 
 #[test]
 fn missing_control_command_is_refused_before_running() {
+    let _brokers = sharing_brokers();
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("t.yaml");
     std::fs::write(
@@ -354,6 +368,7 @@ fn missing_control_command_is_refused_before_running() {
 
 #[test]
 fn producer_crash_kills_sends_in_flight_and_a_replacement_takes_over() {
+    let _brokers = sharing_brokers();
     // Confirms held back 400 ms by the proxy keep ~20 sends in flight per producer, so the
     // SIGKILL always cuts some off after they reached the broker.
     let yaml = "name: producer-crash
@@ -393,6 +408,7 @@ run: { drain_quiet: 2s }
 
 #[test]
 fn paused_producer_catches_up_and_its_latency_shows_the_pause() {
+    let _brokers = sharing_brokers();
     let yaml = "name: producer-pause
 brokers: [rabbitmq]
 topology: { partitions: 1, rabbitmq: { sharding: none } }
@@ -440,6 +456,7 @@ run: { drain_quiet: 2s }
 
 #[test]
 fn kafka_broker_pause_holds_every_send_until_it_resumes() {
+    let _brokers = owning_brokers();
     let yaml = "name: broker-pause
 brokers: [kafka]
 topology: { partitions: 3 }

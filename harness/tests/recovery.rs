@@ -6,23 +6,9 @@
 
 mod common;
 
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-
 use brokerbench::check::{FinalReadStatus, Metrics};
 use brokerbench::history::{ClientRole, Event};
 use common::*;
-
-/// Tests run two at a time; a test that kills a broker must not wipe another test's topics (a
-/// memory-only broker forgets everything): it runs alone, the others share.
-static BROKERS: RwLock<()> = RwLock::new(());
-
-fn sharing_brokers() -> RwLockReadGuard<'static, ()> {
-    BROKERS.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn owning_brokers() -> RwLockWriteGuard<'static, ()> {
-    BROKERS.write().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Every network toxic in turn, each for 2 s with 3 s to recover before the next.
 const TOXICS: [&str; 9] = [

@@ -274,9 +274,11 @@ fn history_files(
     if run.join("history.bin").is_file() {
         return Ok(vec![run.join("history.bin")]);
     }
-    let all = [BrokerKind::Kafka, BrokerKind::Rabbitmq, BrokerKind::Sqs];
+    // Every broker this build knows, in their declared order.
+    let all = <BrokerKind as clap::ValueEnum>::value_variants();
     let files: Vec<PathBuf> = all
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|b| broker.is_none_or(|only| only == *b))
         .map(|b| run.join(b.as_str()).join("history.bin"))
         .filter(|p| p.is_file())

@@ -5,8 +5,22 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use brokerbench::report::RunResult;
+
+/// Tests run two at a time against the same local brokers. One that kills or pauses a broker
+/// must not hit another test's run (a memory-only broker forgets every topic; a paused one
+/// stalls everyone): it owns the brokers, and the others share them.
+static BROKERS: RwLock<()> = RwLock::new(());
+
+pub fn sharing_brokers() -> RwLockReadGuard<'static, ()> {
+    BROKERS.read().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn owning_brokers() -> RwLockWriteGuard<'static, ()> {
+    BROKERS.write().unwrap_or_else(|e| e.into_inner())
+}
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
