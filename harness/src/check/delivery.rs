@@ -49,7 +49,7 @@ pub struct DeliveryChecker {
     stored_order: u64,
     /// Values found by the final read that no consumer had processed, by the second they were
     /// meant to be sent.
-    unread_per_second: Vec<u64>,
+    unread_per_second: PerSecond,
     final_read: Option<super::FinalRead>,
     skips: u64,
     effective_dupes: u64,
@@ -57,8 +57,31 @@ pub struct DeliveryChecker {
     foreign: u64,
     examples: Vec<Anomaly>,
     start: Option<u64>,
-    /// Order violations per second since the load started, for the report's timeline.
-    violations_per_second: Vec<u64>,
+    /// Order violations among first deliveries, by the second they happened.
+    violations_per_second: PerSecond,
+}
+
+/// Counts per second since the load started, for the report's timeline.
+#[derive(Default)]
+struct PerSecond(Vec<u64>);
+
+impl PerSecond {
+    /// Count one at `t` (ns since the Unix epoch), if the load has started.
+    fn add(&mut self, start: Option<u64>, t: u64) {
+        let Some(start) = start else { return };
+        let sec = (t.saturating_sub(start) / 1_000_000_000) as usize;
+        if self.0.len() <= sec {
+            self.0.resize(sec + 1, 0);
+        }
+        self.0[sec] += 1;
+    }
+
+    /// Write each second's count into its window of `timeline`.
+    fn write(&self, timeline: &mut [super::Window], field: fn(&mut super::Window) -> &mut u64) {
+        for (w, n) in timeline.iter_mut().zip(&self.0) {
+            *field(w) = *n;
+        }
+    }
 }
 
 /// A few examples of each anomaly are kept so a reader can see what happened.
@@ -133,13 +156,7 @@ impl DeliveryChecker {
                 }
                 Some(max) if id.seq < max => {
                     self.order_first += 1;
-                    if let Some(start) = self.start {
-                        let sec = (t.saturating_sub(start) / 1_000_000_000) as usize;
-                        if self.violations_per_second.len() <= sec {
-                            self.violations_per_second.resize(sec + 1, 0);
-                        }
-                        self.violations_per_second[sec] += 1;
-                    }
+                    self.violations_per_second.add(self.start, t);
                     found.push((
                         "order-violation",
                         format!(
@@ -224,9 +241,8 @@ impl DeliveryChecker {
                 format!("the final read found it twice ({pos:?})"),
             ));
         } else {
-            if k.stored_max_seq.is_some_and(|m| id.seq < m) {
+            if let Some(max) = k.stored_max_seq.filter(|&m| id.seq < m) {
                 self.stored_order += 1;
-                let max = k.stored_max_seq.unwrap_or_default();
                 found.push((
                     "stored-order-violation",
                     format!("stored after seq {max} of its key ({pos:?})"),
@@ -236,13 +252,7 @@ impl DeliveryChecker {
                 k.stored_max_seq = Some(id.seq);
             }
             if !processed {
-                if let Some(start) = self.start {
-                    let sec = (intended.saturating_sub(start) / 1_000_000_000) as usize;
-                    if self.unread_per_second.len() <= sec {
-                        self.unread_per_second.resize(sec + 1, 0);
-                    }
-                    self.unread_per_second[sec] += 1;
-                }
+                self.unread_per_second.add(self.start, intended);
                 found.push((
                     "unread",
                     format!("still stored ({pos:?}); no consumer processed it"),
@@ -333,7 +343,7 @@ impl Checker for DeliveryChecker {
             .final_read
             .take()
             .unwrap_or_else(super::FinalRead::not_run);
-        let verified = final_read.outcome == super::FinalReadStatus::Complete;
+        let verified = final_read.verified();
         let mut c = Outcomes::default();
         let mut lost_examples = Vec::new();
         for ((producer, key), st) in self.keys.iter() {
@@ -426,16 +436,10 @@ impl Checker for DeliveryChecker {
         m.dedupe_skips = self.dedupe_skips;
         m.final_read = final_read;
         m.examples.append(&mut self.examples);
-        for (sec, n) in self.violations_per_second.iter().enumerate() {
-            if let Some(w) = m.timeline.get_mut(sec) {
-                w.order_violations = *n;
-            }
-        }
-        for (sec, n) in self.unread_per_second.iter().enumerate() {
-            if let Some(w) = m.timeline.get_mut(sec) {
-                w.unread = *n;
-            }
-        }
+        self.violations_per_second
+            .write(&mut m.timeline, |w| &mut w.order_violations);
+        self.unread_per_second
+            .write(&mut m.timeline, |w| &mut w.unread);
     }
 }
 

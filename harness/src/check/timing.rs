@@ -386,9 +386,11 @@ impl Checker for TimingChecker {
             if let Some(f) = self.faults.get_mut(*i) {
                 f.producers_recovered_s = since(*stop, *sent);
                 f.consumers_recovered_s = since(*stop, *processed);
-                if let (Some(s), Some(d)) = (sent, processed) {
-                    f.recovery_s = since(*stop, Some(*s.max(d)));
-                }
+                // Recovered once both sides are.
+                f.recovery_s = f
+                    .producers_recovered_s
+                    .zip(f.consumers_recovered_s)
+                    .map(|(p, c)| p.max(c));
             }
         }
         m.reconnects = self.reconnects;

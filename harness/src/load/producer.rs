@@ -72,6 +72,10 @@ impl ProducerTask {
         // all, or only failures and timeouts), means a wedged client, which is replaced like one
         // whose connection died. Its clock runs from the first send after the last success.
         let stall_timeout = w.run.stall_timeout.0;
+        let stall_reason = format!(
+            "stall watchdog: no send acknowledged in {}",
+            w.run.stall_timeout
+        );
         let mut trying_since: Option<std::time::Instant> = None;
         let stalled = |since: &Option<std::time::Instant>| {
             since.is_some_and(|t| t.elapsed() >= stall_timeout)
@@ -105,12 +109,8 @@ impl ProducerTask {
                     break 'send;
                 }
                 if stalled(&trying_since) {
-                    let why = format!(
-                        "stall watchdog: no send acknowledged in {}",
-                        w.run.stall_timeout
-                    );
                     publisher = self
-                        .replace(publisher, &mut in_flight, &mut outcomes, &why)
+                        .replace(publisher, &mut in_flight, &mut outcomes, &stall_reason)
                         .await;
                     trying_since = Some(std::time::Instant::now());
                     last_reconnect = std::time::Instant::now();
@@ -162,15 +162,12 @@ impl ProducerTask {
             if (publisher.is_broken() || stuck) && last_reconnect.elapsed() >= RECONNECT_EVERY {
                 last_reconnect = std::time::Instant::now();
                 let why = if stuck {
-                    format!(
-                        "stall watchdog: no send acknowledged in {}",
-                        w.run.stall_timeout
-                    )
+                    stall_reason.as_str()
                 } else {
-                    "the client lost its connection".to_string()
+                    "the client lost its connection"
                 };
                 publisher = self
-                    .replace(publisher, &mut in_flight, &mut outcomes, &why)
+                    .replace(publisher, &mut in_flight, &mut outcomes, why)
                     .await;
                 trying_since = Some(std::time::Instant::now());
             }
