@@ -98,7 +98,13 @@ async fn read_all(
     };
     let mut left = None;
     loop {
-        if stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
+        if stop.load(Ordering::Relaxed) {
+            // The coordinator closed our stdin: the run was interrupted (or its own, later
+            // deadline passed).
+            let why = format!("stopped early by the run after {read} values");
+            return (FinalReadOutcome::TimedOut, read, why);
+        }
+        if Instant::now() >= deadline {
             return (
                 FinalReadOutcome::TimedOut,
                 read,
