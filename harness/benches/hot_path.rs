@@ -5,7 +5,7 @@ use std::io::{BufWriter, Write};
 
 use brokerbench::history::codec::{write_frame, FrameReader};
 use brokerbench::history::{Event, Position};
-use brokerbench::load::envelope::{Envelope, MsgId};
+use brokerbench::message::{Envelope, MsgId};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 fn envelope(c: &mut Criterion) {
@@ -41,8 +41,8 @@ fn history(c: &mut Criterion) {
             seq: 123_456,
         },
         intended: 1_800_000_000_000_000_000,
-        pos: Position::Kafka {
-            partition: 3,
+        pos: Position::Offset {
+            shard: 3,
             offset: 9_876_543,
         },
         redelivered: false,

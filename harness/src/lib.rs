@@ -1,6 +1,23 @@
 //! brokerbench: benchmark and chaos-testing harness for message brokers.
 //!
 //! Data flows one way: workload → plan → run (driver + load + chaos) → history → check → report.
+//! `docs/architecture.md` walks through the pipeline and how to extend it.
+//!
+//! ## Layers
+//!
+//! Each module may use only the modules listed above it; the `layering` test reads every
+//! `crate::` path in the sources and fails on one that points down this list.
+//!
+//! 1. `message`: the vocabulary every stage shares (message ids, the envelope, positions).
+//! 2. `workload`: workload files, parsed and checked; later stages add their rules.
+//! 3. `target`: where the brokers are and how to control them.
+//! 4. `history`: the run's record, written during the run and read by the checkers.
+//! 5. `chaos`: the fault table, the schedule, the fault proxy.
+//! 6. `driver`: the broker SPI and one folder per broker.
+//! 7. `load`: producers, consumers, the final read and the run that drives them.
+//! 8. `check`: checkers (pure functions of a history) and the metric registry.
+//! 9. `report`: result.json, the HTML report, compare and JUnit.
+//! 10. `cli`: the commands, which compose the stages.
 
 pub mod chaos;
 pub mod check;
@@ -8,6 +25,10 @@ pub mod cli;
 pub mod driver;
 pub mod history;
 pub mod load;
+pub mod message;
 pub mod report;
 pub mod target;
 pub mod workload;
+
+#[cfg(test)]
+mod layering;

@@ -102,7 +102,7 @@ fn report_rebuilds_from_a_run_directory_with_a_truncated_history() {
     std::fs::write(run.join("workload.yaml"), "name: crashed\nbrokers: [rabbitmq]\nload: { rate: 10/s, duration: 1s }\nexpect: { lost: 0 }\n").unwrap();
     let mut bytes = Vec::new();
     use brokerbench::history::{codec::encode_frame, Event, Phase, Position};
-    use brokerbench::load::envelope::MsgId;
+    use brokerbench::message::MsgId;
     encode_frame(
         &Event::Phase {
             t: 0,
@@ -199,7 +199,7 @@ brokers: [kafka, rabbitmq, sqs]
 load: { rate: 1/s, duration: 1s }
 run: { connect_timeout: 2s, final_read_timeout: 5s }
 ";
-    let w = brokerbench::workload::parse(std::path::Path::new("w.yaml"), yaml).unwrap();
+    let w = brokerbench::workload::parse(std::path::Path::new("w.yaml"), yaml, &[]).unwrap();
     let local = brokerbench::target::TargetProfile::load(&local_target()).unwrap();
     let closed: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
 //! Fault injection: the schedule turns the workload's `faults:` into windows; each window's fault
 //! is applied behind one small trait and its start, stop or failure goes into the history.
 
+pub mod faults;
 pub mod network;
 pub mod process;
 pub mod proxy;
@@ -8,16 +9,15 @@ pub mod schedule;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 
 use crate::history::{now_ns, Event, FaultPhase, Recorder};
-use crate::load::workers::Fleet;
 use crate::target::Control;
-use crate::workload::{FaultKind, Workers};
+use crate::workload::FaultKind;
 use schedule::Window;
 
 /// A fault that can be applied and undone. `start` and `stop` return what they did, for the history.
@@ -31,9 +31,9 @@ pub trait Fault: Send {
 #[derive(Clone)]
 pub struct Scope {
     /// The consumer processes.
-    pub fleet: Arc<Mutex<Fleet>>,
+    pub fleet: Arc<dyn process::Processes>,
     /// The producer processes, when the schedule crashes producers (otherwise they are tasks).
-    pub producers: Option<Arc<Mutex<Fleet>>>,
+    pub producers: Option<Arc<dyn process::Processes>>,
     pub control: Control,
     /// Directory the target's control commands run in.
     pub control_dir: PathBuf,
@@ -73,63 +73,10 @@ impl Activity {
 }
 
 impl Scope {
-    fn producers(&self) -> Result<Arc<Mutex<Fleet>>> {
+    fn producers(&self) -> Result<Arc<dyn process::Processes>> {
         self.producers
             .clone()
             .context("producers are not running as processes")
-    }
-}
-
-fn build(w: &Window, scope: &Scope) -> Result<Box<dyn Fault>> {
-    let seed = scope.seed ^ (w.index as u64).wrapping_mul(0x9e37_79b9);
-    Ok(match w.kind {
-        FaultKind::ConsumerCrash => {
-            Box::new(process::Crash::new(scope.fleet.clone(), w.targets, seed))
-        }
-        FaultKind::ProducerCrash => {
-            Box::new(process::Crash::new(scope.producers()?, w.targets, seed))
-        }
-        FaultKind::Pause => {
-            let fleet = match w.workers {
-                Workers::Consumers => scope.fleet.clone(),
-                Workers::Producers => scope.producers()?,
-            };
-            Box::new(process::Pause::new(fleet, w.targets, seed))
-        }
-        FaultKind::BrokerKill | FaultKind::BrokerPause | FaultKind::BrokerRestart => Box::new(
-            BrokerCommand::new(w.kind, &scope.control, scope.control_dir.clone()),
-        ),
-        _ => match (&w.toxic, &scope.proxy) {
-            (Some(toxic), Some(proxy)) => Box::new(network::NetworkFault::new(
-                proxy.clone(),
-                w.groups.clone(),
-                toxic.clone(),
-                w.reset_after,
-            )),
-            (Some(_), None) => bail!("no fault proxy runs for this broker"),
-            (None, _) => bail!("fault kind {} is not supported yet", kind_name(w.kind)),
-        },
-    })
-}
-
-/// The control commands a broker fault needs, for validation before the run.
-pub fn required_commands(kind: FaultKind, restarts: bool) -> &'static [&'static str] {
-    match kind {
-        FaultKind::BrokerKill if restarts => &["kill", "start"],
-        FaultKind::BrokerKill => &["kill"],
-        FaultKind::BrokerPause => &["pause", "resume"],
-        FaultKind::BrokerRestart => &["kill", "start"],
-        _ => &[],
-    }
-}
-
-pub fn command<'a>(c: &'a Control, name: &str) -> Option<&'a str> {
-    match name {
-        "kill" => c.kill.as_deref(),
-        "pause" => c.pause.as_deref(),
-        "resume" => c.resume.as_deref(),
-        "start" => c.start.as_deref(),
-        _ => None,
     }
 }
 
@@ -148,7 +95,7 @@ pub async fn run(windows: Vec<Window>, scope: Scope, recorder: Recorder, load_st
 }
 
 async fn run_window(w: Window, scope: Scope, rec: Recorder, load_start: Instant) {
-    let kind = kind_name(w.kind);
+    let kind = faults::name(w.kind).to_string();
     let record = |phase, detail: String| {
         rec.record(Event::Fault {
             t: now_ns(),
@@ -159,7 +106,7 @@ async fn run_window(w: Window, scope: Scope, rec: Recorder, load_start: Instant)
         })
     };
     tokio::time::sleep_until((load_start + w.start).into()).await;
-    let mut fault = match build(&w, &scope) {
+    let mut fault = match (faults::kind(w.kind).build)(&w, &scope) {
         Ok(f) => f,
         Err(e) => return record(FaultPhase::Failed, format!("{e:#}")),
     };
@@ -182,15 +129,19 @@ async fn run_window(w: Window, scope: Scope, rec: Recorder, load_start: Instant)
     scope.activity.end();
 }
 
-pub fn kind_name(k: FaultKind) -> String {
-    serde_json::to_value(k)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_else(|| format!("{k:?}"))
+/// The target profile's control command of this name, if it has one.
+pub fn command<'a>(c: &'a Control, name: &str) -> Option<&'a str> {
+    match name {
+        "kill" => c.kill.as_deref(),
+        "pause" => c.pause.as_deref(),
+        "resume" => c.resume.as_deref(),
+        "start" => c.start.as_deref(),
+        _ => None,
+    }
 }
 
 /// Broker faults through the target's control commands (shell commands that return when done).
-struct BrokerCommand {
+pub(crate) struct BrokerCommand {
     kind: FaultKind,
     control: Control,
     dir: PathBuf,
@@ -199,7 +150,7 @@ struct BrokerCommand {
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
 
 impl BrokerCommand {
-    fn new(kind: FaultKind, control: &Control, dir: PathBuf) -> Self {
+    pub(crate) fn new(kind: FaultKind, control: &Control, dir: PathBuf) -> Self {
         BrokerCommand {
             kind,
             control: control.clone(),

@@ -1,7 +1,7 @@
 //! Faults on the harness's own worker processes: SIGKILL (no graceful close, no leave-group, no
 //! final commit or ack) with an optional fresh replacement, and SIGSTOP/SIGCONT pauses.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Result;
 use async_trait::async_trait;
@@ -12,14 +12,26 @@ use rand::SeedableRng;
 
 use super::schedule::Targets;
 use super::Fault;
-use crate::load::workers::{lock, Fleet};
+
+/// The worker processes a process fault acts on. The load stage's fleets implement it, so this
+/// stage names no type of the stages above it.
+pub trait Processes: Send + Sync {
+    /// "consumer" or "producer", for the history's details.
+    fn role(&self) -> &'static str;
+    /// Indices of the running workers.
+    fn alive(&self) -> Result<Vec<u32>>;
+    /// SIGKILL one worker; returns its pid.
+    fn crash(&self, index: u32) -> Result<i32>;
+    /// Start one fresh worker; returns its index.
+    fn spawn(&self) -> Result<u32>;
+    /// Send one worker a signal; returns its pid.
+    fn signal(&self, index: u32, sig: Signal) -> Result<i32>;
+}
 
 /// Pick the victims among the running workers, reproducibly from the seed.
-fn choose(fleet: &Mutex<Fleet>, targets: Targets, seed: u64) -> Result<Vec<u32>> {
-    let f = lock(fleet)?;
-    let alive = f.alive();
-    anyhow::ensure!(!alive.is_empty(), "no {} is running", f.role().name());
-    drop(f);
+fn choose(fleet: &dyn Processes, targets: Targets, seed: u64) -> Result<Vec<u32>> {
+    let alive = fleet.alive()?;
+    anyhow::ensure!(!alive.is_empty(), "no {} is running", fleet.role());
     let n = targets.how_many(alive.len() as u32) as usize;
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut v: Vec<u32> = alive.choose_multiple(&mut rng, n).copied().collect();
@@ -28,14 +40,14 @@ fn choose(fleet: &Mutex<Fleet>, targets: Targets, seed: u64) -> Result<Vec<u32>>
 }
 
 pub struct Crash {
-    fleet: Arc<Mutex<Fleet>>,
+    fleet: Arc<dyn Processes>,
     targets: Targets,
     seed: u64,
     killed: usize,
 }
 
 impl Crash {
-    pub fn new(fleet: Arc<Mutex<Fleet>>, targets: Targets, seed: u64) -> Self {
+    pub fn new(fleet: Arc<dyn Processes>, targets: Targets, seed: u64) -> Self {
         Crash {
             fleet,
             targets,
@@ -50,12 +62,11 @@ impl Fault for Crash {
     async fn start(&mut self) -> Result<String> {
         let (fleet, targets, seed) = (self.fleet.clone(), self.targets, self.seed);
         let done = tokio::task::spawn_blocking(move || -> Result<Vec<String>> {
-            let victims = choose(&fleet, targets, seed)?;
-            let mut f = lock(&fleet)?;
-            let role = f.role().name();
+            let victims = choose(&*fleet, targets, seed)?;
+            let role = fleet.role();
             victims
                 .iter()
-                .map(|&i| f.crash(i).map(|pid| format!("{role} {i} (pid {pid})")))
+                .map(|&i| fleet.crash(i).map(|pid| format!("{role} {i} (pid {pid})")))
                 .collect()
         })
         .await??;
@@ -65,8 +76,7 @@ impl Fault for Crash {
 
     /// Start as many fresh workers as were killed; they join like new instances.
     async fn stop(&mut self) -> Result<String> {
-        let mut f = lock(&self.fleet)?;
-        let role = f.role().name();
+        let (f, role) = (&self.fleet, self.fleet.role());
         let started: Result<Vec<String>> = (0..self.killed)
             .map(|_| f.spawn().map(|i| format!("{role} {i}")))
             .collect();
@@ -75,14 +85,14 @@ impl Fault for Crash {
 }
 
 pub struct Pause {
-    fleet: Arc<Mutex<Fleet>>,
+    fleet: Arc<dyn Processes>,
     targets: Targets,
     seed: u64,
     paused: Vec<u32>,
 }
 
 impl Pause {
-    pub fn new(fleet: Arc<Mutex<Fleet>>, targets: Targets, seed: u64) -> Self {
+    pub fn new(fleet: Arc<dyn Processes>, targets: Targets, seed: u64) -> Self {
         Pause {
             fleet,
             targets,
@@ -95,9 +105,8 @@ impl Pause {
 #[async_trait]
 impl Fault for Pause {
     async fn start(&mut self) -> Result<String> {
-        self.paused = choose(&self.fleet, self.targets, self.seed)?;
-        let f = lock(&self.fleet)?;
-        let role = f.role().name();
+        self.paused = choose(&*self.fleet, self.targets, self.seed)?;
+        let (f, role) = (&self.fleet, self.fleet.role());
         let pids: Result<Vec<String>> = self
             .paused
             .iter()
@@ -110,8 +119,7 @@ impl Fault for Pause {
     }
 
     async fn stop(&mut self) -> Result<String> {
-        let f = lock(&self.fleet)?;
-        let role = f.role().name();
+        let (f, role) = (&self.fleet, self.fleet.role());
         // A paused worker may have been crashed by an overlapping fault meanwhile; skip it.
         let resumed: Vec<String> = self
             .paused

@@ -104,7 +104,7 @@ pub fn expand(faults: &[Fault], load_duration: Duration, seed: u64) -> Vec<Windo
             .unwrap_or(Targets::One);
         let undo = f.restart_after.or(f.duration).map(|d| d.0);
         // Validated before the run; a bad spec here yields no toxic and the window fails loudly.
-        let toxic = Toxic::from_fault(f).ok().flatten();
+        let toxic = super::faults::toxic(f).ok().flatten();
         let groups = if toxic.is_some() {
             toxic::groups(f).unwrap_or_default()
         } else {

@@ -12,7 +12,7 @@
 use super::slots::{KeySlots, Slots};
 use super::{Anomaly, Checker, Facts, Metrics, PerKey};
 use crate::history::{Event, Position};
-use crate::load::envelope::MsgId;
+use crate::message::MsgId;
 
 const INVOKED: u8 = 1;
 const OK: u8 = 2;
@@ -92,13 +92,12 @@ const EXAMPLES_PER_KIND: usize = 5;
 fn pos_hash(pos: &Position) -> u32 {
     use std::hash::BuildHasher;
     let h = match pos {
-        Position::Kafka { partition, offset } => {
-            (*partition as u64).rotate_left(48)
-                ^ (*offset as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        Position::Offset { shard, offset } => {
+            (*shard as u64).rotate_left(48) ^ (*offset as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
         }
-        Position::Sqs { message_id } => rustc_hash::FxBuildHasher.hash_one(message_id),
-        // RabbitMQ delivery tags are per channel, not storage positions.
-        Position::Rabbit { .. } | Position::Unknown => return 0,
+        Position::Id { id } => rustc_hash::FxBuildHasher.hash_one(id),
+        // Not storage positions: they tell no two stored copies apart.
+        Position::Transient { .. } | Position::Unknown => return 0,
     };
     ((h >> 32) as u32 ^ h as u32) | 1
 }
@@ -149,7 +148,7 @@ impl DeliveryChecker {
                         "order-violation-flagged",
                         format!(
                             "seq {} delivered after seq {max}, flagged by the broker as redelivered \
-                             (consumer {consumer}, {pos:?})",
+                             (consumer {consumer}, {pos})",
                             id.seq
                         ),
                     ));
@@ -160,7 +159,7 @@ impl DeliveryChecker {
                     found.push((
                         "order-violation",
                         format!(
-                            "seq {} delivered after seq {max} (consumer {consumer}, {pos:?})",
+                            "seq {} delivered after seq {max} (consumer {consumer}, {pos})",
                             id.seq
                         ),
                     ));
@@ -179,7 +178,7 @@ impl DeliveryChecker {
                         found.push((
                             "skip",
                             format!(
-                                "consumer {consumer} went from seq {max} to {} ({pos:?})",
+                                "consumer {consumer} went from seq {max} to {} ({pos})",
                                 id.seq
                             ),
                         ));
@@ -207,12 +206,12 @@ impl DeliveryChecker {
                 self.stored_dupes += 1;
                 found.push((
                     "duplicate-stored",
-                    format!("delivered again from another position {pos:?}"),
+                    format!("delivered again from another position {pos}"),
                 ));
             } else {
                 found.push((
                     "redelivery",
-                    format!("consumer {consumer} received it again ({pos:?})"),
+                    format!("consumer {consumer} received it again ({pos})"),
                 ));
             }
         }
@@ -238,14 +237,14 @@ impl DeliveryChecker {
             self.stored_twice += 1;
             found.push((
                 "duplicate-stored",
-                format!("the final read found it twice ({pos:?})"),
+                format!("the final read found it twice ({pos})"),
             ));
         } else {
             if let Some(max) = k.stored_max_seq.filter(|&m| id.seq < m) {
                 self.stored_order += 1;
                 found.push((
                     "stored-order-violation",
-                    format!("stored after seq {max} of its key ({pos:?})"),
+                    format!("stored after seq {max} of its key ({pos})"),
                 ));
             }
             if k.stored_max_seq.is_none_or(|m| id.seq > m) {
@@ -255,7 +254,7 @@ impl DeliveryChecker {
                 self.unread_per_second.add(self.start, intended);
                 found.push((
                     "unread",
-                    format!("still stored ({pos:?}); no consumer processed it"),
+                    format!("still stored ({pos}); no consumer processed it"),
                 ));
             }
         }
@@ -331,7 +330,7 @@ impl Checker for DeliveryChecker {
                     "unexpected",
                     *t,
                     None,
-                    format!("consumer {consumer}: {detail} ({pos:?})"),
+                    format!("consumer {consumer}: {detail} ({pos})"),
                 );
             }
             _ => {}

@@ -98,7 +98,7 @@ mod tests {
         Event::Deliver {
             t,
             consumer: 0,
-            id: crate::load::envelope::MsgId {
+            id: crate::message::MsgId {
                 producer: 0,
                 key: 0,
                 seq: 0,

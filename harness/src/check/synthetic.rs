@@ -3,7 +3,7 @@
 //! deliveries by 3 ms), generated lazily so nothing but the checkers holds memory.
 
 use crate::history::{Event, Phase, Position};
-use crate::load::envelope::MsgId;
+use crate::message::MsgId;
 
 const STEP_NS: u64 = 10_000;
 const ACK_LAG: u64 = 200;
@@ -99,8 +99,8 @@ impl Iterator for Steady {
                         consumer: (j % 3) as u32,
                         id: id(j),
                         intended: j * STEP_NS,
-                        pos: Position::Kafka {
-                            partition: (j % 6) as i32,
+                        pos: Position::Offset {
+                            shard: (j % 6) as i32,
                             offset: j as i64,
                         },
                         redelivered: false,

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::history::{Event, FaultPhase, FinalReadOutcome, Phase, Position};
-use crate::load::envelope::MsgId;
+use crate::message::MsgId;
 
 const MS: u64 = 1_000_000;
 
@@ -143,7 +143,10 @@ impl H {
 }
 
 fn kafka(partition: i32, offset: i64) -> Position {
-    Position::Kafka { partition, offset }
+    Position::Offset {
+        shard: partition,
+        offset,
+    }
 }
 
 #[test]
@@ -249,7 +252,7 @@ fn without_a_complete_final_read_missing_values_are_unverified() {
         // `lost: 0` cannot pass while three values are unaccounted for, and says why.
         let yaml =
             "name: t\nbrokers: [kafka]\nload: { rate: 1/s, duration: 1s }\nexpect: { lost: 0 }\n";
-        let w = crate::workload::parse(std::path::Path::new("t.yaml"), yaml).unwrap();
+        let w = crate::workload::parse(std::path::Path::new("t.yaml"), yaml, &[]).unwrap();
         let v = &expect::verdicts(&w.expect, &m)[0];
         assert!(!v.passed);
         assert!(

@@ -5,7 +5,7 @@
 
 mod run;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
@@ -309,10 +309,24 @@ fn history(
     Ok(())
 }
 
+/// What every workload is checked against beyond its own stage's checks: the fault table and
+/// the metric registry, from the stages that own them.
+const RULES: &[crate::workload::Rule] = &[
+    crate::chaos::faults::validate,
+    crate::check::metrics::validate,
+];
+
+/// Read a workload file and check it completely (syntax, values, faults, expectations).
+pub fn load_workload(
+    path: &Path,
+) -> Result<crate::workload::Workload, crate::workload::WorkloadError> {
+    crate::workload::load(path, RULES)
+}
+
 fn validate(files: &[PathBuf]) -> i32 {
     let mut code = EXIT_PASS;
     for f in files {
-        match crate::workload::load(f) {
+        match load_workload(f) {
             Ok(w) => println!(
                 "{}: ok ({}; brokers: {})",
                 f.display(),
@@ -331,3 +345,6 @@ fn validate(files: &[PathBuf]) -> i32 {
     }
     code
 }
+
+#[cfg(test)]
+mod tests;

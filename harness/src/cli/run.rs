@@ -12,7 +12,7 @@ use crate::driver::Plan;
 use crate::load::runner::{run_broker, StopSignal};
 use crate::report::{summary, BrokerResult, RunResult};
 use crate::target::TargetProfile;
-use crate::workload::{self, BrokerKind, Workload};
+use crate::workload::{BrokerKind, Workload};
 
 pub async fn run(
     files: Vec<PathBuf>,
@@ -24,7 +24,7 @@ pub async fn run(
     // Validate everything before touching any broker.
     let mut workloads = Vec::new();
     for f in &files {
-        match workload::load(f) {
+        match super::load_workload(f) {
             Ok(w) => workloads.push((f.clone(), w)),
             Err(e) => {
                 eprintln!("{e}");
@@ -96,16 +96,16 @@ pub async fn run(
 /// before anything runs.
 fn controls_present(w: &Workload, profile: &TargetProfile) -> Result<(), String> {
     for f in &w.faults {
-        let needed = crate::chaos::required_commands(f.value.kind, f.value.restart_after.is_some());
+        let needed = crate::chaos::faults::required_commands(&f.value);
         for &broker in &w.brokers {
             let control = profile.control(broker).cloned().unwrap_or_default();
-            for name in needed {
+            for &name in &needed {
                 if crate::chaos::command(&control, name).is_none() {
                     return Err(format!(
                         "{}:{}: fault {} needs the `{name}` control command, but target profile `{}` has none for {broker} (add {broker}.control.{name})",
                         f.referenced.line(),
                         f.referenced.column(),
-                        crate::chaos::kind_name(f.value.kind),
+                        crate::chaos::faults::name(f.value.kind),
                         profile.name
                     ));
                 }
@@ -241,7 +241,7 @@ pub fn report(dir: &Path) -> i32 {
 }
 
 fn rebuild(dir: &Path) -> Result<RunResult> {
-    let w = workload::load(&dir.join("workload.yaml")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let w = super::load_workload(&dir.join("workload.yaml")).map_err(|e| anyhow::anyhow!("{e}"))?;
     let previous = RunResult::read(&dir.join("result.json")).ok();
     let run_id = dir
         .file_name()

@@ -23,7 +23,7 @@ use super::{
     AckHandle, Consumer, Driver, Plan, Publisher, Received, SendError, SendOutcome, SendToken,
 };
 use crate::history::Position;
-use crate::load::envelope::{write_key_name, MsgId, ENVELOPE_LEN};
+use crate::message::{write_key_name, MsgId, ENVELOPE_LEN};
 use crate::workload::AckMode;
 
 pub struct KafkaDriver {
@@ -292,8 +292,8 @@ impl ProducerContext for AckSender {
 
     fn delivery(&self, report: &DeliveryResult<'_>, token: SendToken) {
         let outcome = match report {
-            Ok(m) => Ok(Position::Kafka {
-                partition: m.partition(),
+            Ok(m) => Ok(Position::Offset {
+                shard: m.partition(),
                 offset: m.offset(),
             }),
             Err((e, _)) => Err(send_error(e.clone())),
@@ -369,7 +369,11 @@ impl Consumer for KafkaFinalReader {
     async fn poll(&mut self, wait: Duration) -> Result<Vec<Received>> {
         let got = self.inner.poll(wait).await?;
         for r in &got {
-            if let Position::Kafka { partition, offset } = r.pos {
+            if let Position::Offset {
+                shard: partition,
+                offset,
+            } = r.pos
+            {
                 if let Some(e) = self.ends.iter_mut().find(|e| e.partition == partition) {
                     e.next = e.next.max(offset + 1);
                 }
@@ -407,7 +411,10 @@ impl KafkaConsumer {
         Received {
             // Only the envelope is read from a body: the filler is not copied.
             body: payload[..payload.len().min(ENVELOPE_LEN)].to_vec(),
-            pos: Position::Kafka { partition, offset },
+            pos: Position::Offset {
+                shard: partition,
+                offset,
+            },
             redelivered: false,
             receive_count: 0,
             // In auto mode too: `ack` then stores the offset for the timed auto-commit.

@@ -16,7 +16,7 @@ use futures::{Future, FutureExt};
 use serde::{Deserialize, Serialize};
 
 use crate::history::Position;
-use crate::load::envelope::MsgId;
+use crate::message::MsgId;
 use crate::target::TargetProfile;
 use crate::workload::{BrokerKind, Workload};
 

@@ -22,7 +22,7 @@ use super::{
     SendToken,
 };
 use crate::history::Position;
-use crate::load::envelope::MsgId;
+use crate::message::MsgId;
 use crate::target::redact_url;
 use crate::workload::{AckMode, QueueType, Sharding};
 
@@ -323,7 +323,7 @@ impl RabbitConsumer {
     fn received(&self, queue: u32, d: lapin::message::Delivery) -> Received {
         let tag = d.delivery_tag;
         Received {
-            pos: Position::Rabbit { queue, tag },
+            pos: Position::Transient { queue, tag },
             redelivered: d.redelivered,
             receive_count: if d.redelivered { 2 } else { 1 },
             handle: if self.no_ack {

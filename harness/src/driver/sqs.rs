@@ -21,7 +21,7 @@ use super::{
     SendToken,
 };
 use crate::history::Position;
-use crate::load::envelope::MsgId;
+use crate::message::MsgId;
 use crate::workload::AckMode;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -215,8 +215,8 @@ impl Publisher for SqsPublisher {
         if !self.fifo {
             self.requests.push(token, async move {
                 let out = req.send().await.map_err(send_error)?;
-                Ok(Position::Sqs {
-                    message_id: out.message_id.unwrap_or_default(),
+                Ok(Position::Id {
+                    id: out.message_id.unwrap_or_default(),
                 })
             });
             return Ok(());
@@ -231,8 +231,8 @@ impl Publisher for SqsPublisher {
             }
             let out = req.send().await.map_err(send_error);
             let _ = done_tx.send(());
-            Ok(Position::Sqs {
-                message_id: out?.message_id.unwrap_or_default(),
+            Ok(Position::Id {
+                id: out?.message_id.unwrap_or_default(),
             })
         });
         Ok(())
@@ -285,8 +285,8 @@ impl Consumer for SqsConsumer {
             let handle = AckHandle::Sqs { receipt };
             received.push(Received {
                 body,
-                pos: Position::Sqs {
-                    message_id: m.message_id.unwrap_or_default(),
+                pos: Position::Id {
+                    id: m.message_id.unwrap_or_default(),
                 },
                 redelivered: receive_count > 1,
                 receive_count,

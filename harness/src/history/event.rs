@@ -3,25 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::load::envelope::MsgId;
-
-/// Where the broker put a message: enough to tell two stored copies apart.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-pub enum Position {
-    Unknown,
-    Kafka {
-        partition: i32,
-        offset: i64,
-    },
-    /// RabbitMQ: queue index (shard) and delivery tag (per channel, so not a storage position).
-    Rabbit {
-        queue: u32,
-        tag: u64,
-    },
-    Sqs {
-        message_id: String,
-    },
-}
+use crate::message::MsgId;
+pub use crate::message::Position;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Phase {

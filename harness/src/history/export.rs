@@ -13,7 +13,7 @@ use super::{read, Event, Stop};
 
 /// Version of the JSON-lines format; it changes when an event kind changes shape or meaning
 /// (a new kind is an addition, not a change).
-pub const JSONL_VERSION: u32 = 1;
+pub const JSONL_VERSION: u32 = 2;
 
 /// Write every event of the history at `path` to `out`; returns how many, and a warning when
 /// the history ends in a damaged record (everything before it is written).
@@ -71,7 +71,7 @@ pub fn json_schema() -> serde_json::Value {
 mod tests {
     use super::*;
     use crate::history::{ClientRole, FaultPhase, FinalReadOutcome, Phase, Position, WorkerEvent};
-    use crate::load::envelope::MsgId;
+    use crate::message::MsgId;
 
     /// One event of every kind: each must come back from its JSON line unchanged.
     fn every_kind() -> Vec<Event> {
@@ -106,8 +106,8 @@ mod tests {
                 t: 4,
                 id,
                 intended: 2,
-                pos: Position::Kafka {
-                    partition: 1,
+                pos: Position::Offset {
+                    shard: 1,
                     offset: 7,
                 },
             },
@@ -126,7 +126,7 @@ mod tests {
                 consumer: 0,
                 id,
                 intended: 2,
-                pos: Position::Rabbit { queue: 1, tag: 9 },
+                pos: Position::Transient { queue: 1, tag: 9 },
                 redelivered: true,
                 receive_count: 2,
             },
@@ -185,9 +185,7 @@ mod tests {
                 t: 11,
                 id,
                 intended: 2,
-                pos: Position::Sqs {
-                    message_id: "m".into(),
-                },
+                pos: Position::Id { id: "m".into() },
                 redelivered: false,
                 receive_count: 1,
             },

@@ -237,7 +237,7 @@ pub fn read(path: &Path) -> Result<FrameReader<BufReader<File>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::envelope::MsgId;
+    use crate::message::MsgId;
 
     fn send(seq: u64) -> Event {
         Event::SendInvoke {
@@ -267,9 +267,7 @@ mod tests {
                 seq: 0,
             },
             intended: 4,
-            pos: Position::Sqs {
-                message_id: "m-1".into(),
-            },
+            pos: Position::Id { id: "m-1".into() },
         });
         drop(rec);
         assert_eq!(writer.finish().unwrap(), 1001);

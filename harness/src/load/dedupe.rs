@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, TransactionBehavior};
 
-use super::envelope::MsgId;
+use crate::message::MsgId;
 
 pub struct ProcessedIds {
     db: Connection,

@@ -18,10 +18,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::time::Instant;
 
-use super::envelope::{run_tag, Envelope};
 use crate::driver::{self, Plan};
 use crate::history::codec::write_frame;
 use crate::history::{now_ns, Event, FinalReadOutcome};
+use crate::message::{run_tag, Envelope};
 
 const POLL_WAIT: Duration = Duration::from_millis(250);
 /// Empty polls in a row, with the broker counting nothing left, before the read is complete:

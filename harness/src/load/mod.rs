@@ -2,7 +2,6 @@
 //! schedule crashes them), consumers as worker processes.
 
 pub mod dedupe;
-pub mod envelope;
 pub mod final_read;
 pub mod producer;
 pub mod producer_worker;

@@ -9,11 +9,11 @@ use futures::FutureExt;
 use slab::Slab;
 use tokio::sync::watch;
 
-use super::envelope::{Envelope, MsgId};
 use super::schedule::{KeyChooser, Schedule};
 use super::Counters;
 use crate::driver::{Driver, Publisher, SendError, SendOutcome};
 use crate::history::{now_ns, ClientRole, Event, Position, Recorder};
+use crate::message::{Envelope, MsgId};
 use crate::workload::Workload;
 
 pub struct ProducerTask {
@@ -362,7 +362,7 @@ mod tests {
         driver: Arc<dyn Driver>,
         publisher: Box<dyn Publisher>,
     ) -> (Vec<Event>, Arc<Counters>) {
-        let w = crate::workload::parse(std::path::Path::new("t.yaml"), yaml).unwrap();
+        let w = crate::workload::parse(std::path::Path::new("t.yaml"), yaml, &[]).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.bin");
         let (recorder, writer) = crate::history::create(&path).unwrap();

@@ -14,11 +14,11 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use tokio::sync::{oneshot, watch};
 
-use super::envelope::run_tag;
 use super::producer::ProducerTask;
 use super::Counters;
 use crate::driver::{self, Plan};
 use crate::history::{now_ns, Event, Recorder, WorkerEvent};
+use crate::message::run_tag;
 
 pub struct Args {
     pub index: u32,

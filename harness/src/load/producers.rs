@@ -9,12 +9,12 @@ use anyhow::{Context, Result};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::envelope::run_tag;
 use super::producer::ProducerTask;
 use super::workers::{self, lock, Fleet, Role};
 use super::Counters;
 use crate::driver::{Driver, Plan, Publisher};
 use crate::history::{now_ns, Recorder};
+use crate::message::run_tag;
 
 /// Connected producers, waiting for the load to start.
 pub enum Prepared {

@@ -225,7 +225,9 @@ async fn drive(
 
     let scope = chaos::Scope {
         fleet: fleet.clone(),
-        producers: producers.fleet(),
+        producers: producers
+            .fleet()
+            .map(|f| f as Arc<dyn chaos::process::Processes>),
         control: plan
             .target
             .control(plan.broker)

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::dedupe::{Outcome, ProcessedIds};
-use super::envelope::{run_tag, Envelope};
+use crate::message::{run_tag, Envelope};
 use futures::FutureExt;
 
 use crate::driver::{self, AckHandle, Driver, Plan};
@@ -291,7 +291,7 @@ async fn ack<W: Write>(
     consumer: &mut dyn driver::Consumer,
     handle: AckHandle,
     index: u32,
-    id: super::envelope::MsgId,
+    id: crate::message::MsgId,
     out: &mut W,
     emit: &mut impl FnMut(&mut W, Event) -> std::io::Result<()>,
 ) -> Result<()> {

@@ -432,6 +432,25 @@ impl Fleet {
     }
 }
 
+/// The fault stage crashes, pauses and restarts workers through this.
+impl crate::chaos::process::Processes for std::sync::Mutex<Fleet> {
+    fn role(&self) -> &'static str {
+        lock(self).map(|f| f.role().name()).unwrap_or("worker")
+    }
+    fn alive(&self) -> Result<Vec<u32>> {
+        Ok(lock(self)?.alive())
+    }
+    fn crash(&self, index: u32) -> Result<i32> {
+        lock(self)?.crash(index)
+    }
+    fn spawn(&self) -> Result<u32> {
+        lock(self)?.spawn()
+    }
+    fn signal(&self, index: u32, sig: Signal) -> Result<i32> {
+        lock(self)?.signal(index, sig)
+    }
+}
+
 /// Lock a fleet shared between the run and its faults. A poisoned lock (a panic while holding it)
 /// is an error for the caller, never a second panic.
 pub fn lock(fleet: &std::sync::Mutex<Fleet>) -> Result<std::sync::MutexGuard<'_, Fleet>> {

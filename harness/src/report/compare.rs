@@ -7,9 +7,10 @@ use anyhow::{Context, Result};
 use minijinja::{context, Environment};
 use serde::Serialize;
 
-use super::html::{histogram, CSS, SUMMARY_ROWS};
+use super::html::{fmt_metric, histogram, CSS};
 use super::plots::{self, Series, PALETTE};
 use super::RunResult;
+use crate::check::metrics::METRICS;
 use crate::check::Metrics;
 use crate::workload::BrokerKind;
 
@@ -82,6 +83,11 @@ pub fn change(base: f64, now: f64, lower_better: bool, threshold: f64) -> (Strin
         return ("±0".into(), false);
     }
     let worse = if lower_better { now > base } else { now < base };
+    if base.is_infinite() || now.is_infinite() {
+        // A recovery that never happened, or happened again.
+        let text = if now.is_infinite() { "never" } else { "again" };
+        return (text.into(), worse);
+    }
     if base == 0.0 {
         // From nothing to something: any increase of a bad count is a regression.
         return ("new".into(), worse);
@@ -102,18 +108,18 @@ pub fn regressions(columns: &[Column], baseline: &[Column], threshold: f64) -> V
         else {
             continue;
         };
-        for (label, get, fmt, lower_better) in SUMMARY_ROWS {
-            let (base, now) = (get(&b.metrics), get(&c.metrics));
-            if base.is_nan() || now.is_nan() {
+        for metric in METRICS {
+            let (Some(base), Some(now)) = ((metric.get)(&b.metrics), (metric.get)(&c.metrics))
+            else {
                 continue;
-            }
-            let (text, regressed) = change(base, now, *lower_better, threshold);
+            };
+            let (text, regressed) = change(base, now, metric.lower_is_better(), threshold);
             if regressed {
                 out.push(Regression {
                     column: c.label.clone(),
-                    metric: label.to_string(),
-                    baseline: fmt(base),
-                    now: fmt(now),
+                    metric: metric.label.to_string(),
+                    baseline: fmt_metric(metric, Some(base)),
+                    now: fmt_metric(metric, Some(now)),
                     change: text,
                 });
             }
@@ -130,12 +136,18 @@ pub fn render(
     let regs = baseline
         .map(|(_, b)| regressions(columns, b, threshold))
         .unwrap_or_default();
-    let rows: Vec<_> = SUMMARY_ROWS
+    let rows: Vec<_> = METRICS
         .iter()
-        .map(|(label, get, fmt, lower_better)| {
-            let vals: Vec<f64> = columns.iter().map(|c| get(&c.metrics)).collect();
-            let finite: Vec<f64> = vals.iter().copied().filter(|v| !v.is_nan()).collect();
-            let best = if *lower_better {
+        .map(|metric| {
+            let lower_better = metric.lower_is_better();
+            let vals: Vec<Option<f64>> = columns.iter().map(|c| (metric.get)(&c.metrics)).collect();
+            let finite: Vec<f64> = vals
+                .iter()
+                .flatten()
+                .copied()
+                .filter(|v| v.is_finite())
+                .collect();
+            let best = if lower_better {
                 finite.iter().copied().fold(f64::INFINITY, f64::min)
             } else {
                 finite.iter().copied().fold(f64::NEG_INFINITY, f64::max)
@@ -150,25 +162,25 @@ pub fn render(
                             b.iter()
                                 .find(|b| b.broker == c.broker && b.workload == c.workload)
                         })
-                        .map(|b| get(&b.metrics));
-                    let (chg, regressed) = match base {
-                        Some(b) if !b.is_nan() && !v.is_nan() => {
-                            let (t, r) = change(b, *v, *lower_better, threshold);
+                        .and_then(|b| (metric.get)(&b.metrics));
+                    let (chg, regressed) = match (base, v) {
+                        (Some(b), Some(v)) => {
+                            let (t, r) = change(b, *v, lower_better, threshold);
                             (Some(t), r)
                         }
                         _ => (None, false),
                     };
                     let class = if regressed {
                         "worse"
-                    } else if distinct && *v == best {
+                    } else if distinct && *v == Some(best) {
                         "best"
                     } else {
                         ""
                     };
-                    context! { value => fmt(*v), change => chg, class => class }
+                    context! { value => fmt_metric(metric, *v), change => chg, class => class }
                 })
                 .collect();
-            context! { label => label, cells => cells }
+            context! { label => metric.label, cells => cells }
         })
         .collect();
     let color = |i: usize| PALETTE[i % PALETTE.len()];

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::plots::{self, Series, PALETTE};
 use super::{BrokerResult, RunResult};
+use crate::check::metrics::{Metric, Unit, METRICS};
 use crate::check::Metrics;
 
 pub const CSS: &str = include_str!("templates/base.css");
@@ -63,6 +64,8 @@ pub fn fmt_num(v: f64) -> String {
 pub fn fmt_secs(s: f64) -> String {
     if s.is_nan() {
         "—".into()
+    } else if s.is_infinite() {
+        "never".into()
     } else if s >= 1.0 {
         format!("{s:.2} s")
     } else {
@@ -74,148 +77,24 @@ pub fn fmt_pct(f: f64) -> String {
     format!("{:.3}%", f * 100.0)
 }
 
-/// The metrics table: (label, how to read it from Metrics, formatter, whether lower is better).
-pub type MetricRow = (&'static str, fn(&Metrics) -> f64, fn(f64) -> String, bool);
-
-pub const SUMMARY_ROWS: &[MetricRow] = &[
-    ("sent", |m| m.sent as f64, fmt_num, false),
-    ("acked", |m| m.acked as f64, fmt_num, false),
-    ("failed sends", |m| m.failed as f64, fmt_num, true),
-    (
-        "indeterminate sends",
-        |m| m.indeterminate as f64,
-        fmt_num,
-        true,
-    ),
-    (
-        "delivered (distinct)",
-        |m| m.delivered as f64,
-        fmt_num,
-        false,
-    ),
-    ("lost", |m| m.lost as f64, fmt_num, true),
-    (
-        "unread (stored, never processed)",
-        |m| m.unread as f64,
-        fmt_num,
-        true,
-    ),
-    (
-        "unverified (final read incomplete)",
-        |m| m.unverified as f64,
-        fmt_num,
-        true,
-    ),
-    ("unexpected", |m| m.unexpected as f64, fmt_num, true),
-    ("recovered", |m| m.recovered as f64, fmt_num, false),
-    (
-        "redeliveries (values seen again)",
-        |m| m.redeliveries as f64,
-        fmt_num,
-        true,
-    ),
-    (
-        "broker-flagged redeliveries",
-        |m| m.broker_redeliveries as f64,
-        fmt_num,
-        true,
-    ),
-    ("duplicate rate", |m| m.duplicate_rate, fmt_pct, true),
-    (
-        "duplicates stored",
-        |m| m.duplicates_stored as f64,
-        fmt_num,
-        true,
-    ),
-    (
-        "per-key order violations (first deliveries)",
-        |m| m.per_key_order_violations as f64,
-        fmt_num,
-        true,
-    ),
-    (
-        "per-key order violations (redeliveries)",
-        |m| m.per_key_order_violations_redelivered as f64,
-        fmt_num,
-        true,
-    ),
-    (
-        "per-key order violations (flagged by the broker)",
-        |m| m.per_key_order_violations_flagged as f64,
-        fmt_num,
-        true,
-    ),
-    (
-        "per-key order as stored (final read)",
-        |m| m.final_read_order_violations as f64,
-        fmt_num,
-        true,
-    ),
-    ("skips", |m| m.skips as f64, fmt_num, true),
-    (
-        "effective duplicates (after dedupe)",
-        |m| m.effective_duplicates as f64,
-        fmt_num,
-        true,
-    ),
-    ("throughput (acked msg/s)", |m| m.throughput, fmt_num, false),
-    ("publish p50", |m| m.publish_latency.p50, fmt_secs, true),
-    ("publish p99", |m| m.publish_latency.p99, fmt_secs, true),
-    ("publish p99.9", |m| m.publish_latency.p999, fmt_secs, true),
-    ("publish max", |m| m.publish_latency.max, fmt_secs, true),
-    (
-        "end-to-end p50",
-        |m| m.end_to_end_latency.p50,
-        fmt_secs,
-        true,
-    ),
-    (
-        "end-to-end p99",
-        |m| m.end_to_end_latency.p99,
-        fmt_secs,
-        true,
-    ),
-    (
-        "end-to-end p99.9",
-        |m| m.end_to_end_latency.p999,
-        fmt_secs,
-        true,
-    ),
-    (
-        "end-to-end max",
-        |m| m.end_to_end_latency.max,
-        fmt_secs,
-        true,
-    ),
-    ("producer availability", |m| m.availability, fmt_pct, false),
-    (
-        "consumer availability",
-        |m| m.consumer_availability,
-        fmt_pct,
-        false,
-    ),
-    (
-        "worst recovery time",
-        |m| m.recovery_time.unwrap_or(f64::NAN),
-        fmt_secs,
-        true,
-    ),
-    (
-        "client reconnects (harness)",
-        |m| m.reconnects as f64,
-        fmt_num,
-        true,
-    ),
-];
+/// A metric's value as every report prints it ("—" when the run did not measure it).
+pub fn fmt_metric(metric: &Metric, value: Option<f64>) -> String {
+    let Some(v) = value else { return "—".into() };
+    match metric.unit {
+        Unit::Count | Unit::PerSecond => fmt_num(v),
+        Unit::Fraction => fmt_pct(v),
+        Unit::Seconds => fmt_secs(v),
+    }
+}
 
 fn summary_rows(brokers: &[&BrokerResult]) -> Vec<Row> {
-    SUMMARY_ROWS
+    METRICS
         .iter()
-        .map(|(label, get, fmt, _)| Row {
-            label: label.to_string(),
+        .map(|metric| Row {
+            label: metric.label.to_string(),
             cells: brokers
                 .iter()
-                .map(|b| b.metrics.as_ref().map_or("—".into(), |m| fmt(get(m))))
+                .map(|b| fmt_metric(metric, b.metrics.as_ref().and_then(metric.get)))
                 .collect(),
         })
         .collect()

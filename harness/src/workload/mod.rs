@@ -10,47 +10,10 @@ pub use model::*;
 use units::Rate;
 
 /// Smallest message that still holds the envelope (see `load::envelope`).
-pub const MIN_MESSAGE_SIZE: u64 = crate::load::envelope::ENVELOPE_LEN as u64;
+pub const MIN_MESSAGE_SIZE: u64 = crate::message::ENVELOPE_LEN as u64;
 /// SQS caps a message body at 256 KiB and we send the envelope base64-encoded (4/3 larger).
 const SQS_MAX_MESSAGE_SIZE: u64 = 256 * 1024 * 3 / 4;
 const MAX_MESSAGE_SIZE: u64 = 1024 * 1024;
-
-/// Metrics an `expect:` block may bound. The checkers compute each of these per broker.
-pub const KNOWN_METRICS: &[&str] = &[
-    "sent",
-    "acked",
-    "failed",
-    "indeterminate",
-    "delivered",
-    "lost",
-    "unexpected",
-    "recovered",
-    "redeliveries",
-    "duplicate_rate",
-    "duplicates_stored",
-    "per_key_order_violations",
-    "per_key_order_violations_redelivered",
-    "skips",
-    "effective_duplicates",
-    "throughput",
-    "p50_publish",
-    "p99_publish",
-    "p999_publish",
-    "max_publish",
-    "p50_end_to_end",
-    "p99_end_to_end",
-    "p999_end_to_end",
-    "max_end_to_end",
-    "availability",
-    "consumer_availability",
-    "recovery_time",
-    "unread",
-    "unverified",
-    "broker_redeliveries",
-    "per_key_order_violations_flagged",
-    "final_read_order_violations",
-    "reconnects",
-];
 
 /// A problem in a workload file, located at a line and column (1-based).
 #[derive(Debug, Clone, PartialEq)]
@@ -82,8 +45,13 @@ impl fmt::Display for WorkloadError {
 
 impl std::error::Error for WorkloadError {}
 
-/// Read, parse and validate a workload file.
-pub fn load(path: &Path) -> Result<Workload, WorkloadError> {
+/// A check that a later stage adds to this one's (the fault table's, the metric registry's):
+/// every problem it finds, each at the position of the YAML value it is about. Stages above
+/// this one pass their rules in, so this module needs none of them.
+pub type Rule = fn(&Workload) -> Vec<(serde_saphyr::Location, String)>;
+
+/// Read, parse and validate a workload file, with this stage's checks and `rules`.
+pub fn load(path: &Path, rules: &[Rule]) -> Result<Workload, WorkloadError> {
     let src = std::fs::read_to_string(path).map_err(|e| WorkloadError {
         file: path.to_owned(),
         line: 0,
@@ -91,11 +59,11 @@ pub fn load(path: &Path) -> Result<Workload, WorkloadError> {
         message: format!("cannot read workload: {e}"),
         more: Vec::new(),
     })?;
-    parse(path, &src)
+    parse(path, &src, rules)
 }
 
 /// Parse and validate workload text; `path` is only used in error messages.
-pub fn parse(path: &Path, src: &str) -> Result<Workload, WorkloadError> {
+pub fn parse(path: &Path, src: &str, rules: &[Rule]) -> Result<Workload, WorkloadError> {
     let workload: Workload = serde_saphyr::from_str(src).map_err(|e| {
         let (line, column) = e
             .location()
@@ -109,19 +77,26 @@ pub fn parse(path: &Path, src: &str) -> Result<Workload, WorkloadError> {
             more: Vec::new(),
         }
     })?;
-    let mut problems = validate(&workload).into_iter().map(|(at, message)| {
-        let (line, column) = match at {
-            At::Span(l) => (l.line(), l.column()),
-            At::Path(p) => locate(src, &p),
-        };
-        WorkloadError {
-            file: path.to_owned(),
-            line,
-            column,
-            message,
-            more: Vec::new(),
-        }
-    });
+    let found = rules
+        .iter()
+        .flat_map(|rule| rule(&workload))
+        .map(|(l, m)| (At::Span(l), m));
+    let mut problems = validate(&workload)
+        .into_iter()
+        .chain(found)
+        .map(|(at, message)| {
+            let (line, column) = match at {
+                At::Span(l) => (l.line(), l.column()),
+                At::Path(p) => locate(src, &p),
+            };
+            WorkloadError {
+                file: path.to_owned(),
+                line,
+                column,
+                message,
+                more: Vec::new(),
+            }
+        });
     match problems.next() {
         None => Ok(workload),
         Some(mut first) => {
@@ -259,25 +234,15 @@ fn validate(w: &Workload) -> Vec<(At, String)> {
             bad.push((At::Span(f.referenced), m));
         }
     }
-    for (name, bound) in &w.expect {
-        if !KNOWN_METRICS.contains(&name.as_str()) {
-            bad.push((
-                At::Span(bound.referenced),
-                format!(
-                    "unknown metric `{name}` in expect; known metrics: {}",
-                    KNOWN_METRICS.join(", ")
-                ),
-            ));
-        }
-    }
     bad
 }
 
+/// When a fault happens, against the load; what each kind accepts is the fault table's rule.
 fn validate_fault(f: &Fault, duration: units::Dur) -> Result<(), String> {
     if f.at >= duration {
         return Err(format!(
-            "fault {:?} starts at {} but the load lasts only {}",
-            f.kind, f.at, duration
+            "the fault starts at {} but the load lasts only {}",
+            f.at, duration
         ));
     }
     if f.every.is_some() != f.count.is_some() {
@@ -293,67 +258,6 @@ fn validate_fault(f: &Fault, duration: units::Dur) -> Result<(), String> {
                 "the last repetition starts at {} but the load lasts only {duration}",
                 units::Dur(last)
             ));
-        }
-    }
-    if let (Some(d), Some(r)) = (f.duration, f.restart_after) {
-        if r.0 < d.0 {
-            return Err(format!(
-                "restart_after ({r}) is shorter than duration ({d})"
-            ));
-        }
-    }
-    let needs_duration = matches!(f.kind, FaultKind::Pause | FaultKind::BrokerPause);
-    if needs_duration && f.duration.is_none() {
-        return Err(format!(
-            "{} needs a `duration`",
-            crate::chaos::kind_name(f.kind)
-        ));
-    }
-    if f.restart_after.is_some()
-        && !matches!(
-            f.kind,
-            FaultKind::ConsumerCrash | FaultKind::ProducerCrash | FaultKind::BrokerKill
-        )
-    {
-        return Err(format!(
-            "`restart_after` applies to crashes and broker-kill, not {}",
-            crate::chaos::kind_name(f.kind)
-        ));
-    }
-    if let Some(t) = &f.target {
-        crate::chaos::schedule::parse_target(t)?;
-    }
-    let kind = crate::chaos::kind_name(f.kind);
-    if f.workers.is_some() && f.kind != FaultKind::Pause {
-        return Err(format!(
-            "`workers` applies to pause, not {kind} (crashes name their workers in the kind)"
-        ));
-    }
-    if crate::chaos::proxy::toxic::is_network(f.kind) {
-        crate::chaos::proxy::Toxic::from_fault(f)?;
-        crate::chaos::proxy::toxic::groups(f)?;
-        if f.target.is_some() {
-            return Err(format!(
-                "`target` picks worker processes; {kind} acts on a client group: use `between`, \
-                 e.g. [consumers, broker]"
-            ));
-        }
-        if f.duration.is_none() {
-            return Err(format!(
-                "{kind} needs a `duration`: network faults heal when their window ends"
-            ));
-        }
-        if let (Some(r), Some(d)) = (f.reset_after, f.duration) {
-            if r.0 >= d.0 {
-                return Err(format!(
-                    "reset_after ({r}) must be shorter than duration ({d}), or it never happens"
-                ));
-            }
-        }
-    } else {
-        let network_only = crate::chaos::proxy::toxic::parameters(f);
-        if let Some((name, _)) = network_only.iter().find(|(_, set)| *set) {
-            return Err(format!("`{name}` applies to network faults, not {kind}"));
         }
     }
     Ok(())

@@ -403,6 +403,34 @@ pub struct Fault {
     pub reset_after: Option<Dur>,
 }
 
+impl Fault {
+    /// Each optional parameter by the name users write, and whether this fault sets it. The
+    /// fault table (`chaos::faults`) says which kinds take which.
+    pub fn parameters(&self) -> [(&'static str, bool); 13] {
+        [
+            ("target", self.target.is_some()),
+            ("workers", self.workers.is_some()),
+            ("restart_after", self.restart_after.is_some()),
+            ("between", self.between.is_some()),
+            ("direction", self.direction.is_some()),
+            ("reset_after", self.reset_after.is_some()),
+            ("latency", self.latency.is_some()),
+            ("jitter", self.jitter.is_some()),
+            ("rate", self.rate.is_some()),
+            ("slice_size", self.slice_size.is_some()),
+            ("slice_delay", self.slice_delay.is_some()),
+            ("bytes", self.bytes.is_some()),
+            ("delay", self.delay.is_some()),
+        ]
+    }
+
+    pub fn is_set(&self, parameter: &str) -> bool {
+        self.parameters()
+            .iter()
+            .any(|(name, set)| *name == parameter && *set)
+    }
+}
+
 /// Which of the harness's worker processes a process fault acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]

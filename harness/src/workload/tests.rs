@@ -27,12 +27,12 @@ expect:
 ";
 
 fn parse_err(src: &str) -> WorkloadError {
-    parse(Path::new("w.yaml"), src).expect_err("should be rejected")
+    parse(Path::new("w.yaml"), src, &[]).expect_err("should be rejected")
 }
 
 #[test]
 fn parses_a_full_workload_with_units() {
-    let w = parse(Path::new("w.yaml"), VALID).unwrap();
+    let w = parse(Path::new("w.yaml"), VALID, &[]).unwrap();
     assert_eq!(
         w.brokers,
         vec![BrokerKind::Kafka, BrokerKind::Rabbitmq, BrokerKind::Sqs]
@@ -46,24 +46,6 @@ fn parses_a_full_workload_with_units() {
     assert_eq!(w.consumers.processing_time, units::Dur::millis(1));
     assert_eq!(w.expect["duplicate_rate"].value, "< 1%".parse().unwrap());
     assert_eq!(w.expect["lost"].referenced.line(), 19);
-}
-
-#[test]
-fn every_shipped_workload_is_valid() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workloads");
-    let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            load(&path).unwrap_or_else(|e| panic!("{e}"));
-            n += 1;
-        }
-    }
-    assert!(
-        n >= 3,
-        "expected the shipped workloads in {}",
-        dir.display()
-    );
 }
 
 #[test]
@@ -104,100 +86,6 @@ fn semantic_errors_point_at_the_field() {
 }
 
 #[test]
-fn unknown_metric_in_expect_lists_known_ones() {
-    let e = parse_err(&VALID.replace("  lost: 0", "  lozt: 0"));
-    assert_eq!(e.line, 19, "{e}");
-    assert!(
-        e.message.contains("unknown metric `lozt`")
-            && e.message.contains("per_key_order_violations"),
-        "{e}"
-    );
-}
-
-#[test]
-fn faults_parse_and_are_checked_against_the_load() {
-    let with_fault = format!(
-        "{VALID}faults:\n  - {{ at: 3s, kind: consumer-crash, target: one, restart_after: 2s }}\n"
-    );
-    let w = parse(Path::new("w.yaml"), &with_fault).unwrap();
-    assert_eq!(w.faults[0].value.kind, FaultKind::ConsumerCrash);
-    let late = format!("{VALID}faults:\n  - {{ at: 30s, kind: consumer-crash }}\n");
-    let e = parse_err(&late);
-    assert_eq!(e.line, 23, "{e}");
-    assert!(e.message.contains("lasts only"), "{e}");
-    let bad_target =
-        format!("{VALID}faults:\n  - {{ at: 3s, kind: pause, duration: 1s, target: some }}\n");
-    assert!(parse_err(&bad_target).message.contains("invalid target"));
-    let no_duration = format!("{VALID}faults:\n  - {{ at: 3s, kind: pause }}\n");
-    assert!(parse_err(&no_duration)
-        .message
-        .contains("needs a `duration`"));
-    let restart_first = format!(
-        "{VALID}faults:\n  - {{ at: 3s, kind: consumer-crash, duration: 4s, restart_after: 1s }}\n"
-    );
-    assert!(parse_err(&restart_first)
-        .message
-        .contains("restart_after (1s) is shorter than duration (4s)"));
-    let repeats_past_end =
-        format!("{VALID}faults:\n  - {{ at: 3s, kind: consumer-crash, every: 4s, count: 3 }}\n");
-    assert!(parse_err(&repeats_past_end)
-        .message
-        .contains("last repetition starts at 11s"));
-    let restart_on_pause =
-        format!("{VALID}faults:\n  - {{ at: 3s, kind: pause, duration: 1s, restart_after: 2s }}\n");
-    assert!(parse_err(&restart_on_pause)
-        .message
-        .contains("applies to crashes"));
-}
-
-#[test]
-fn network_faults_are_checked_for_their_parameters() {
-    let fault = |f: &str| format!("{VALID}faults:\n  - {{ at: 2s, duration: 3s, {f} }}\n");
-    let ok = parse(
-        Path::new("w.yaml"),
-        &fault("kind: latency, latency: 200ms, jitter: 50ms, between: [producers, broker], direction: upstream"),
-    )
-    .unwrap();
-    assert_eq!(ok.faults[0].value.kind, FaultKind::Latency);
-    let cases = [
-        ("kind: latency", "latency needs `latency`"),
-        ("kind: bandwidth", "bandwidth needs `rate"),
-        (
-            "kind: slicer, slice_delay: 1ms",
-            "slicer needs `slice_size`",
-        ),
-        (
-            "kind: partition, latency: 1s",
-            "`latency` does not apply to partition",
-        ),
-        (
-            "kind: partition, direction: upstream",
-            "`direction` does not apply to partition",
-        ),
-        (
-            "kind: down, between: [consumers, producers]",
-            "between must name a client group and the broker",
-        ),
-        ("kind: partition, target: one", "use `between`"),
-        (
-            "kind: pause, latency: 1s",
-            "`latency` applies to network faults, not pause",
-        ),
-        (
-            "kind: consumer-crash, workers: producers",
-            "`workers` applies to pause",
-        ),
-    ];
-    for (f, expected) in cases {
-        let e = parse_err(&fault(f));
-        assert!(e.message.contains(expected), "{f}: {e}");
-        assert_eq!(e.line, 23, "{f}: {e}");
-    }
-    let forever = format!("{VALID}faults:\n  - {{ at: 2s, kind: down }}\n");
-    assert!(parse_err(&forever).message.contains("needs a `duration`"));
-}
-
-#[test]
 fn missing_required_field_is_an_error() {
     let e = parse_err("name: x\nbrokers: [kafka]\n");
     assert!(e.message.contains("load"), "{e}");
@@ -222,37 +110,16 @@ fn schema_describes_the_top_level_fields() {
 }
 
 #[test]
-fn every_problem_in_a_file_is_reported_with_its_position() {
-    let src = "name: t
-brokers: [kafka]
-load:
-  rate: 10/s
-  duration: 5s
-  producers: 0
-consumers:
-  count: 0
-faults:
-  - { at: 1s, kind: pause }
-expect:
-  lots: 0
-";
-    let e = parse_err(src);
-    let all: Vec<String> = std::iter::once(&e)
-        .chain(e.more.iter())
-        .map(|p| p.to_string())
-        .collect();
-    assert_eq!(all.len(), 4, "{all:#?}");
-    assert!(all[0].starts_with("w.yaml:6:3: producers"), "{all:#?}");
-    assert!(
-        all[1].starts_with("w.yaml:8:3: consumers.count"),
-        "{all:#?}"
-    );
-    // Fault kinds are named as the workload writes them.
-    assert!(
-        all[2].starts_with("w.yaml:10:5: pause needs a `duration`"),
-        "{all:#?}"
-    );
-    assert!(all[3].contains("unknown metric `lots`"), "{all:#?}");
-    // Printed one per line, compiler style.
-    assert_eq!(e.to_string().lines().count(), 4);
+fn fault_times_are_checked_against_the_load() {
+    let late = format!("{VALID}faults:\n  - {{ at: 30s, kind: consumer-crash }}\n");
+    let e = parse_err(&late);
+    assert_eq!(e.line, 23, "{e}");
+    assert!(e.message.contains("lasts only"), "{e}");
+    let repeats_past_end =
+        format!("{VALID}faults:\n  - {{ at: 3s, kind: consumer-crash, every: 4s, count: 3 }}\n");
+    assert!(parse_err(&repeats_past_end)
+        .message
+        .contains("last repetition starts at 11s"));
+    let half = format!("{VALID}faults:\n  - {{ at: 3s, kind: consumer-crash, every: 4s }}\n");
+    assert!(parse_err(&half).message.contains("go together"));
 }

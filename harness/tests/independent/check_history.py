@@ -56,7 +56,7 @@ def main():
             key = v[:2]
             flagged = b["redelivered"] or b["receive_count"] > 1
             pos = json.dumps(b["pos"], sort_keys=True)
-            positional = b["pos"] != "Unknown" and "Rabbit" not in b["pos"]
+            positional = isinstance(b["pos"], dict) and ("Offset" in b["pos"] or "Id" in b["pos"])
             if flagged:
                 c["broker_redeliveries"] += 1
             top = max_seq.get(key)

@@ -6,7 +6,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::workload::{Direction, Fault, FaultKind};
+use crate::workload::{Direction, Fault};
 
 /// One network fault as the proxy applies it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,39 +60,6 @@ impl Group {
     }
 }
 
-/// The fault kinds the proxy implements.
-pub fn is_network(kind: FaultKind) -> bool {
-    use FaultKind::*;
-    matches!(
-        kind,
-        Partition
-            | Latency
-            | Bandwidth
-            | Slicer
-            | LimitData
-            | SlowClose
-            | ResetPeer
-            | Blackhole
-            | Down
-    )
-}
-
-/// Which toxic parameters a fault sets, by name.
-pub fn parameters(f: &Fault) -> [(&'static str, bool); 10] {
-    [
-        ("reset_after", f.reset_after.is_some()),
-        ("between", f.between.is_some()),
-        ("direction", f.direction.is_some()),
-        ("latency", f.latency.is_some()),
-        ("jitter", f.jitter.is_some()),
-        ("rate", f.rate.is_some()),
-        ("slice_size", f.slice_size.is_some()),
-        ("slice_delay", f.slice_delay.is_some()),
-        ("bytes", f.bytes.is_some()),
-        ("delay", f.delay.is_some()),
-    ]
-}
-
 /// The client groups `between` names; the other side must be the broker.
 pub fn groups(f: &Fault) -> Result<Vec<Group>, String> {
     let Some(sides) = &f.between else {
@@ -121,91 +88,6 @@ pub fn groups(f: &Fault) -> Result<Vec<Group>, String> {
 }
 
 impl Toxic {
-    /// The toxic a network fault describes (None for other kinds); errors name the missing or
-    /// misplaced parameter.
-    pub fn from_fault(f: &Fault) -> Result<Option<Toxic>, String> {
-        use FaultKind as K;
-        let direction = f.direction.unwrap_or_default();
-        let need = |what: &str, v: bool| {
-            if v {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{} needs `{what}`",
-                    super::super::kind_name(f.kind)
-                ))
-            }
-        };
-        let toxic = match f.kind {
-            K::Partition => Toxic::Partition,
-            K::Down => Toxic::Down,
-            K::ResetPeer => Toxic::ResetPeer,
-            K::Blackhole => Toxic::Blackhole(direction),
-            K::Latency => {
-                need("latency", f.latency.is_some())?;
-                Toxic::Latency {
-                    latency: f.latency.unwrap_or_default().0,
-                    jitter: f.jitter.unwrap_or_default().0,
-                    direction,
-                }
-            }
-            K::Bandwidth => {
-                need("rate (bytes per second)", f.rate.is_some_and(|r| r.0 > 0))?;
-                Toxic::Bandwidth {
-                    rate: f.rate.unwrap_or_default().0,
-                    direction,
-                }
-            }
-            K::Slicer => {
-                need("slice_size", f.slice_size.is_some_and(|s| s.0 > 0))?;
-                Toxic::Slicer {
-                    size: f.slice_size.unwrap_or_default().0,
-                    delay: f.slice_delay.unwrap_or_default().0,
-                    direction,
-                }
-            }
-            K::LimitData => {
-                need("bytes", f.bytes.is_some())?;
-                Toxic::LimitData {
-                    bytes: f.bytes.unwrap_or_default().0,
-                    direction,
-                }
-            }
-            K::SlowClose => {
-                need("delay", f.delay.is_some())?;
-                Toxic::SlowClose(f.delay.unwrap_or_default().0)
-            }
-            _ => return Ok(None),
-        };
-        let allowed: &[&str] = match f.kind {
-            K::Latency => &["latency", "jitter"],
-            K::Bandwidth => &["rate"],
-            K::Slicer => &["slice_size", "slice_delay"],
-            K::LimitData => &["bytes"],
-            K::SlowClose => &["delay"],
-            K::Partition | K::Blackhole => &["reset_after"],
-            _ => &[],
-        };
-        // `between` applies to every network fault; `direction` is checked below.
-        let general = ["between", "direction"];
-        let misplaced = parameters(f)
-            .into_iter()
-            .find(|(n, set)| *set && !general.contains(n) && !allowed.contains(n));
-        if let Some((name, _)) = misplaced {
-            return Err(format!(
-                "`{name}` does not apply to {}",
-                super::super::kind_name(f.kind)
-            ));
-        }
-        if f.direction.is_some() && toxic.direction().is_none() {
-            return Err(format!(
-                "`direction` does not apply to {}: it acts on whole connections",
-                super::super::kind_name(f.kind)
-            ));
-        }
-        Ok(Some(toxic))
-    }
-
     fn direction(&self) -> Option<Direction> {
         match self {
             Toxic::Blackhole(d)

@@ -1,0 +1,441 @@
+//! Every fault kind, described once. Validation, the control commands a run needs, the toxic a
+//! network fault puts on the proxy and the builder that applies a window all read this table, so
+//! a new fault kind is its name in `workload::FaultKind` plus one entry here.
+
+use anyhow::{bail, Context, Result};
+
+use super::proxy::toxic::{self, Toxic};
+use super::schedule::{parse_target, Window};
+use super::{network, process, BrokerCommand, Fault, Scope};
+use crate::workload::{Direction, Fault as FaultSpec, FaultKind, Workers, Workload};
+
+/// What a fault acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// The harness's own worker processes (SIGKILL, SIGSTOP).
+    Process,
+    /// The broker, through the target profile's control commands.
+    Broker,
+    /// The connections between clients and the broker, through the fault proxy.
+    Network,
+}
+
+/// How a network fault's parameters become the toxic the proxy applies; the error is the user's.
+pub type ToxicOf = fn(&FaultSpec) -> Result<Toxic, String>;
+
+/// One fault kind: what it accepts and how it is applied.
+pub struct Kind {
+    pub kind: FaultKind,
+    /// As users write it in a workload.
+    pub name: &'static str,
+    pub family: Family,
+    /// The optional parameters it takes, beyond those every fault takes (`at`, `random`,
+    /// `every`, `count`, `duration`).
+    pub takes: &'static [&'static str],
+    /// Parameters it cannot do without.
+    pub needs: &'static [&'static str],
+    /// It must be given a `duration` (it is undone when its window ends).
+    pub needs_duration: bool,
+    /// The target profile's control commands it runs (`restart_after` adds `start`).
+    pub commands: &'static [&'static str],
+    /// Network faults: the toxic the proxy applies (value checks give the user's error).
+    pub toxic: Option<ToxicOf>,
+    /// The fault that applies one window of this kind.
+    pub build: fn(&Window, &Scope) -> Result<Box<dyn Fault>>,
+}
+
+/// What the network faults without parameters of their own take: the client group.
+const CLIENTS: &[&str] = &["between"];
+
+pub const KINDS: &[Kind] = &[
+    Kind {
+        kind: FaultKind::ConsumerCrash,
+        name: "consumer-crash",
+        family: Family::Process,
+        takes: &["target", "restart_after"],
+        needs: &[],
+        needs_duration: false,
+        commands: &[],
+        toxic: None,
+        build: |w, s| crash(s.fleet.clone(), w, s),
+    },
+    Kind {
+        kind: FaultKind::ProducerCrash,
+        name: "producer-crash",
+        family: Family::Process,
+        takes: &["target", "restart_after"],
+        needs: &[],
+        needs_duration: false,
+        commands: &[],
+        toxic: None,
+        build: |w, s| crash(s.producers()?, w, s),
+    },
+    Kind {
+        kind: FaultKind::Pause,
+        name: "pause",
+        family: Family::Process,
+        takes: &["target", "workers"],
+        needs: &[],
+        needs_duration: true,
+        commands: &[],
+        toxic: None,
+        build: |w, s| {
+            let fleet = match w.workers {
+                Workers::Consumers => s.fleet.clone(),
+                Workers::Producers => s.producers()?,
+            };
+            Ok(Box::new(process::Pause::new(fleet, w.targets, seed(w, s))))
+        },
+    },
+    Kind {
+        kind: FaultKind::Partition,
+        name: "partition",
+        family: Family::Network,
+        takes: &["between", "reset_after"],
+        needs: &[],
+        needs_duration: true,
+        commands: &[],
+        toxic: Some(|_| Ok(Toxic::Partition)),
+        build: proxied,
+    },
+    Kind {
+        kind: FaultKind::Latency,
+        name: "latency",
+        family: Family::Network,
+        takes: &["between", "direction", "latency", "jitter"],
+        needs: &["latency"],
+        needs_duration: true,
+        commands: &[],
+        toxic: Some(|f| {
+            Ok(Toxic::Latency {
+                latency: f.latency.unwrap_or_default().0,
+                jitter: f.jitter.unwrap_or_default().0,
+                direction: direction(f),
+            })
+        }),
+        build: proxied,
+    },
+    Kind {
+        kind: FaultKind::Bandwidth,
+        name: "bandwidth",
+        family: Family::Network,
+        takes: &["between", "direction", "rate"],
+        needs: &["rate"],
+        needs_duration: true,
+        commands: &[],
+        toxic: Some(|f| {
+            let rate = f.rate.unwrap_or_default().0;
+            if rate == 0 {
+                return Err("bandwidth needs `rate` (bytes per second) above 0".into());
+            }
+            Ok(Toxic::Bandwidth {
+                rate,
+                direction: direction(f),
+            })
+        }),
+        build: proxied,
+    },
+    Kind {
+        kind: FaultKind::Slicer,
+        name: "slicer",
+        family: Family::Network,
+        takes: &["between", "direction", "slice_size", "slice_delay"],
+        needs: &["slice_size"],
+        needs_duration: true,
+        commands: &[],
+        toxic: Some(|f| {
+            let size = f.slice_size.unwrap_or_default().0;
+            if size == 0 {
+                return Err("slicer needs `slice_size` above 0".into());
+            }
+            Ok(Toxic::Slicer {
+                size,
+                delay: f.slice_delay.unwrap_or_default().0,
+                direction: direction(f),
+            })
+        }),
+        build: proxied,
+    },
+    Kind {
+        kind: FaultKind::LimitData,
+        name: "limit-data",
+        family: Family::Network,
+        takes: &["between", "direction", "bytes"],
+        needs: &["bytes"],
+        needs_duration: true,
+        commands: &[],
+        toxic: Some(|f| {
+            Ok(Toxic::LimitData {
+                bytes: f.bytes.unwrap_or_default().0,
+                direction: direction(f),
+            })
+        }),
+        build: proxied,
+    },
+    Kind {
+        kind: FaultKind::SlowClose,
+        name: "slow-close",
+        family: Family::Network,
+        takes: &["between", "delay"],
+        needs: &["delay"],
+        needs_duration: true,
+        commands: &[],
+        toxic: Some(|f| Ok(Toxic::SlowClose(f.delay.unwrap_or_default().0))),
+        build: proxied,
+    },
+    Kind {
+        kind: FaultKind::ResetPeer,
+        name: "reset-peer",
+        family: Family::Network,
+        takes: CLIENTS,
+        needs: &[],
+        needs_duration: true,
+        commands: &[],
+        toxic: Some(|_| Ok(Toxic::ResetPeer)),
+        build: proxied,
+    },
+    Kind {
+        kind: FaultKind::Blackhole,
+        name: "blackhole",
+        family: Family::Network,
+        takes: &["between", "direction", "reset_after"],
+        needs: &[],
+        needs_duration: true,
+        commands: &[],
+        toxic: Some(|f| Ok(Toxic::Blackhole(direction(f)))),
+        build: proxied,
+    },
+    Kind {
+        kind: FaultKind::Down,
+        name: "down",
+        family: Family::Network,
+        takes: CLIENTS,
+        needs: &[],
+        needs_duration: true,
+        commands: &[],
+        toxic: Some(|_| Ok(Toxic::Down)),
+        build: proxied,
+    },
+    Kind {
+        kind: FaultKind::BrokerKill,
+        name: "broker-kill",
+        family: Family::Broker,
+        takes: &["restart_after"],
+        needs: &[],
+        needs_duration: false,
+        commands: &["kill"],
+        toxic: None,
+        build: broker,
+    },
+    Kind {
+        kind: FaultKind::BrokerPause,
+        name: "broker-pause",
+        family: Family::Broker,
+        takes: &[],
+        needs: &[],
+        needs_duration: true,
+        commands: &["pause", "resume"],
+        toxic: None,
+        build: broker,
+    },
+    Kind {
+        kind: FaultKind::BrokerRestart,
+        name: "broker-restart",
+        family: Family::Broker,
+        takes: &[],
+        needs: &[],
+        needs_duration: false,
+        commands: &["kill", "start"],
+        toxic: None,
+        build: broker,
+    },
+];
+
+/// The table's entry for a kind. Every `FaultKind` has one (a unit test checks).
+pub fn kind(k: FaultKind) -> &'static Kind {
+    KINDS.iter().find(|e| e.kind == k).unwrap_or(&KINDS[0])
+}
+
+/// The name users write for a kind (`consumer-crash`).
+pub fn name(k: FaultKind) -> &'static str {
+    kind(k).name
+}
+
+/// The control commands a fault needs, for the check before the run.
+pub fn required_commands(f: &FaultSpec) -> Vec<&'static str> {
+    let e = kind(f.kind);
+    let mut v = e.commands.to_vec();
+    if f.restart_after.is_some() && e.family == Family::Broker && !v.contains(&"start") {
+        v.push("start");
+    }
+    v
+}
+
+/// The toxic a network fault puts on the proxy (None for the other families).
+pub fn toxic(f: &FaultSpec) -> Result<Option<Toxic>, String> {
+    kind(f.kind).toxic.map(|t| t(f)).transpose()
+}
+
+fn direction(f: &FaultSpec) -> Direction {
+    f.direction.unwrap_or_default()
+}
+
+/// Each window's own seed, so two crashes in one run pick their victims independently.
+fn seed(w: &Window, s: &Scope) -> u64 {
+    s.seed ^ (w.index as u64).wrapping_mul(0x9e37_79b9)
+}
+
+fn crash(
+    fleet: std::sync::Arc<dyn process::Processes>,
+    w: &Window,
+    s: &Scope,
+) -> Result<Box<dyn Fault>> {
+    Ok(Box::new(process::Crash::new(fleet, w.targets, seed(w, s))))
+}
+
+fn broker(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
+    Ok(Box::new(BrokerCommand::new(
+        w.kind,
+        &s.control,
+        s.control_dir.clone(),
+    )))
+}
+
+fn proxied(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
+    let toxic = w
+        .toxic
+        .clone()
+        .with_context(|| format!("{} has no toxic (its spec did not validate)", name(w.kind)))?;
+    let Some(proxy) = &s.proxy else {
+        bail!("no fault proxy runs for this broker");
+    };
+    Ok(Box::new(network::NetworkFault::new(
+        proxy.clone(),
+        w.groups.clone(),
+        toxic,
+        w.reset_after,
+    )))
+}
+
+/// The workload rule the run and `validate` add: every fault checked against its table entry,
+/// each problem at the fault's position.
+pub fn validate(w: &Workload) -> Vec<(serde_saphyr::Location, String)> {
+    w.faults
+        .iter()
+        .filter_map(|f| check(&f.value).err().map(|m| (f.referenced, m)))
+        .collect()
+}
+
+/// One fault against its kind's entry; the error says what to write instead.
+pub fn check(f: &FaultSpec) -> Result<(), String> {
+    let e = kind(f.kind);
+    for (param, set) in f.parameters() {
+        if set && !e.takes.contains(&param) {
+            return Err(misplaced(param, e));
+        }
+    }
+    if let Some(missing) = e.needs.iter().find(|n| !f.is_set(n)) {
+        return Err(format!("{} needs `{missing}`", e.name));
+    }
+    if e.needs_duration && f.duration.is_none() {
+        let why = match e.family {
+            Family::Network => ": network faults heal when their window ends",
+            _ => "",
+        };
+        return Err(format!("{} needs a `duration`{why}", e.name));
+    }
+    if let (Some(d), Some(r)) = (f.duration, f.restart_after) {
+        if r.0 < d.0 {
+            return Err(format!(
+                "restart_after ({r}) is shorter than duration ({d})"
+            ));
+        }
+    }
+    if let (Some(r), Some(d)) = (f.reset_after, f.duration) {
+        if r.0 >= d.0 {
+            return Err(format!(
+                "reset_after ({r}) must be shorter than duration ({d}), or it never happens"
+            ));
+        }
+    }
+    if let Some(t) = &f.target {
+        parse_target(t)?;
+    }
+    if e.family == Family::Network {
+        toxic::groups(f)?;
+    }
+    toxic(f).map(|_| ())
+}
+
+/// "`latency` does not apply to pause; it applies to latency", with a hint where one helps.
+fn misplaced(param: &str, e: &Kind) -> String {
+    let users: Vec<&str> = KINDS
+        .iter()
+        .filter(|k| k.takes.contains(&param))
+        .map(|k| k.name)
+        .collect();
+    let all_network = KINDS
+        .iter()
+        .filter(|k| k.family == Family::Network)
+        .all(|k| k.takes.contains(&param));
+    let applies = if all_network && users.len() > 1 {
+        "network faults".to_string()
+    } else {
+        users.join(", ")
+    };
+    let hint = match (param, e.family) {
+        ("target", Family::Network) => {
+            "; a network fault acts on a client group: use `between`, e.g. [consumers, broker]"
+        }
+        ("direction", Family::Network) => ": it acts on whole connections",
+        ("workers", Family::Process) => " (crashes name their workers in the kind)",
+        _ => "",
+    };
+    format!(
+        "`{param}` does not apply to {}; it applies to {applies}{hint}",
+        e.name
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_one_entry_named_as_users_write_it() {
+        for (i, e) in KINDS.iter().enumerate() {
+            let written = serde_json::to_value(e.kind).unwrap();
+            assert_eq!(written.as_str(), Some(e.name), "{:?}", e.kind);
+            assert!(
+                KINDS[i + 1..].iter().all(|o| o.kind != e.kind),
+                "{} twice",
+                e.name
+            );
+        }
+        let schema = schemars::schema_for!(FaultKind);
+        let variants = serde_json::to_value(schema).unwrap()["enum"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or_default();
+        assert_eq!(variants, KINDS.len(), "a FaultKind without a table entry");
+    }
+
+    #[test]
+    fn only_network_faults_have_a_toxic_and_every_parameter_is_known() {
+        let any: FaultSpec = serde_saphyr::from_str("{kind: pause, at: 1s}").unwrap();
+        let known: Vec<&str> = any.parameters().iter().map(|(n, _)| *n).collect();
+        for e in KINDS {
+            assert_eq!(e.toxic.is_some(), e.family == Family::Network, "{}", e.name);
+            for p in e.takes.iter().chain(e.needs) {
+                assert!(known.contains(p), "{}: unknown parameter {p}", e.name);
+            }
+            for p in e.needs {
+                assert!(
+                    e.takes.contains(p),
+                    "{} needs {p} but does not take it",
+                    e.name
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! Every metric, described once: the key `expect:` and result.json use, the label the reports
+//! show, its unit, which direction is better, and how to read it from `Metrics`. Validation of
+//! `expect:`, verdicts, the summary and compare tables, best-value highlighting and regressions
+//! all read this table, so a new metric is one field in `Metrics` plus one entry here.
+
+use super::Metrics;
+use crate::workload::Workload;
+
+/// What a metric's number is, so each report formats it the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    /// 0..=1, shown as a percentage.
+    Fraction,
+    Seconds,
+    /// Messages per second.
+    PerSecond,
+}
+
+/// Which way a metric gets better: the compare page highlights the best value and calls a
+/// change the other way a regression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Better {
+    Lower,
+    Higher,
+}
+
+pub struct Metric {
+    /// As written in `expect:` (base units: counts, fractions, seconds).
+    pub key: &'static str,
+    /// As the reports' tables show it.
+    pub label: &'static str,
+    pub unit: Unit,
+    pub better: Better,
+    /// None: not measured in this run (shown as "—"; an expectation on it fails).
+    pub get: fn(&Metrics) -> Option<f64>,
+}
+
+impl Metric {
+    pub fn lower_is_better(&self) -> bool {
+        self.better == Better::Lower
+    }
+}
+
+/// In the order the reports list them.
+pub const METRICS: &[Metric] = &[
+    Metric {
+        key: "sent",
+        label: "sent",
+        unit: Unit::Count,
+        better: Better::Higher,
+        get: |m| Some(m.sent as f64),
+    },
+    Metric {
+        key: "acked",
+        label: "acked",
+        unit: Unit::Count,
+        better: Better::Higher,
+        get: |m| Some(m.acked as f64),
+    },
+    Metric {
+        key: "failed",
+        label: "failed sends",
+        unit: Unit::Count,
+        better: Better::Lower,
+        get: |m| Some(m.failed as f64),
+    },
+    Metric {
+        key: "indeterminate",
+        label: "indeterminate sends",
+        unit: Unit::Count,
+        better: Better::Lower,
+        get: |m| Some(m.indeterminate as f64),
+    },
+    Metric {
+        key: "delivered",
+        label: "delivered (distinct)",
+        unit: Unit::Count,
+        better: Better::Higher,
+        get: |m| Some(m.delivered as f64),
+    },
+    Metric {
+        key: "lost",
+        label: "lost",
+        unit: Unit::Count,
+        better: Better::Lower,
+        get: |m| Some(m.lost as f64),
+    },
+    Metric {
+        key: "unread",
+        label: "unread (stored, never processed)",
+        unit: Unit::Count,
+        better: Better::Lower,
+        get: |m| Some(m.unread as f64),
+    },
+    Metric {
+        key: "unverified",
+        label: "unverified (final read incomplete)",
+        unit: Unit::Count,
+        better: Better::Lower,
+        get: |m| Some(m.unverified as f64),
+    },
+    Metric {
+        key: "unexpected",
+        label: "unexpected",
+        unit: Unit::Count,
+        better: Better::Lower,
+        get: |m| Some(m.unexpected as f64),
+    },
+    Metric {
+        key: "recovered",
+        label: "recovered",
+        unit: Unit::Count,
+        better: Better::Higher,
+        get: |m| Some(m.recovered as f64),
+    },
+    Metric {
+        key: "redeliveries",
+        label: "redeliveries (values seen again)",
+        unit: Unit::Count,
+        better: Better::Lower,
+        get: |m| Some(m.redeliveries as f64),
+    },
+    Metric {
+        key: "broker_redeliveries",
+        label: "broker-flagged redeliveries",
+        unit: Unit::Count,
+        better: Better::Lower,
+        get: |m| Some(m.broker_redeliveries as f64),
+    },
+    Metric {
+        key: "duplicate_rate",
+        label: "duplicate rate",
+        unit: Unit::Fraction,
+        better: Better::Lower,
+        get: |m| Some(m.duplicate_rate),
+    },
+    Metric {
+        key: "duplicates_stored",
+        label: "duplicates stored",
+        unit: Unit::Count,
+        better: Better::Lower,
+        get: |m| Some(m.duplicates_stored as f64),
+    },
+    Metric {
+        key: "per_key_order_violations",
+        label: "per-key order violations (first deliveries)",
+        unit: Unit::Count,
+        better: Better::Lower,
+        get: |m| Some(m.per_key_order_violations as f64),
+    },
+    Metric {
+        key: "per_key_order_violations_redelivered",
+        label: "per-key order violations (redeliveries)",
+        unit: Unit::Count,
+        better: Better::Lower,
+        get: |m| Some(m.per_key_order_violations_redelivered as f64),
+    },
+    Metric {
+        key: "per_key_order_violations_flagged",
+        label: "per-key order violations (flagged by the broker)",
+        unit: Unit::Count,
+        better: Better::Lower,
+        get: |m| Some(m.per_key_order_violations_flagged as f64),
+    },
+    Metric {
+        key: "final_read_order_violations",
+        label: "per-key order as stored (final read)",
+        unit: Unit::Count,
+        better: Better::Lower,
+        get: |m| Some(m.final_read_order_violations as f64),
+    },
+    Metric {
+        key: "skips",
+        label: "skips",
+        unit: Unit::Count,
+        better: Better::Lower,
+        get: |m| Some(m.skips as f64),
+    },
+    Metric {
+        key: "effective_duplicates",
+        label: "effective duplicates (after dedupe)",
+        unit: Unit::Count,
+        better: Better::Lower,
+        get: |m| Some(m.effective_duplicates as f64),
+    },
+    Metric {
+        key: "throughput",
+        label: "throughput (acked msg/s)",
+        unit: Unit::PerSecond,
+        better: Better::Higher,
+        get: |m| Some(m.throughput),
+    },
+    Metric {
+        key: "p50_publish",
+        label: "publish p50",
+        unit: Unit::Seconds,
+        better: Better::Lower,
+        get: |m| Some(m.publish_latency.p50),
+    },
+    Metric {
+        key: "p99_publish",
+        label: "publish p99",
+        unit: Unit::Seconds,
+        better: Better::Lower,
+        get: |m| Some(m.publish_latency.p99),
+    },
+    Metric {
+        key: "p999_publish",
+        label: "publish p99.9",
+        unit: Unit::Seconds,
+        better: Better::Lower,
+        get: |m| Some(m.publish_latency.p999),
+    },
+    Metric {
+        key: "max_publish",
+        label: "publish max",
+        unit: Unit::Seconds,
+        better: Better::Lower,
+        get: |m| Some(m.publish_latency.max),
+    },
+    Metric {
+        key: "p50_end_to_end",
+        label: "end-to-end p50",
+        unit: Unit::Seconds,
+        better: Better::Lower,
+        get: |m| Some(m.end_to_end_latency.p50),
+    },
+    Metric {
+        key: "p99_end_to_end",
+        label: "end-to-end p99",
+        unit: Unit::Seconds,
+        better: Better::Lower,
+        get: |m| Some(m.end_to_end_latency.p99),
+    },
+    Metric {
+        key: "p999_end_to_end",
+        label: "end-to-end p99.9",
+        unit: Unit::Seconds,
+        better: Better::Lower,
+        get: |m| Some(m.end_to_end_latency.p999),
+    },
+    Metric {
+        key: "max_end_to_end",
+        label: "end-to-end max",
+        unit: Unit::Seconds,
+        better: Better::Lower,
+        get: |m| Some(m.end_to_end_latency.max),
+    },
+    Metric {
+        key: "availability",
+        label: "producer availability",
+        unit: Unit::Fraction,
+        better: Better::Higher,
+        get: |m| Some(m.availability),
+    },
+    Metric {
+        key: "consumer_availability",
+        label: "consumer availability",
+        unit: Unit::Fraction,
+        better: Better::Higher,
+        get: |m| Some(m.consumer_availability),
+    },
+    Metric {
+        key: "recovery_time",
+        label: "worst recovery time",
+        unit: Unit::Seconds,
+        better: Better::Lower,
+        get: worst_recovery,
+    },
+    Metric {
+        key: "reconnects",
+        label: "client reconnects (harness)",
+        unit: Unit::Count,
+        better: Better::Lower,
+        get: |m| Some(m.reconnects as f64),
+    },
+];
+
+/// The entry for an `expect:` key.
+pub fn find(key: &str) -> Option<&'static Metric> {
+    METRICS.iter().find(|m| m.key == key)
+}
+
+/// The slowest recovery among the faults that ended (a fault that never recovered counts as
+/// forever); not measured when no fault ended.
+fn worst_recovery(m: &Metrics) -> Option<f64> {
+    m.faults
+        .iter()
+        .filter(|f| f.end_s.is_some() && !f.failed)
+        .map(|f| f.recovery_s.unwrap_or(f64::INFINITY))
+        .reduce(f64::max)
+}
+
+/// The workload rule the run and `validate` add: every `expect:` key names a metric here.
+pub fn validate(w: &Workload) -> Vec<(serde_saphyr::Location, String)> {
+    w.expect
+        .iter()
+        .filter(|(name, _)| find(name).is_none())
+        .map(|(name, bound)| {
+            let known: Vec<&str> = METRICS.iter().map(|m| m.key).collect();
+            (
+                bound.referenced,
+                format!(
+                    "unknown metric `{name}` in expect; known metrics: {}",
+                    known.join(", ")
+                ),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_labels_are_unique() {
+        for (i, m) in METRICS.iter().enumerate() {
+            for o in &METRICS[i + 1..] {
+                assert_ne!(m.key, o.key);
+                assert_ne!(m.label, o.label);
+            }
+        }
+    }
+
+    #[test]
+    fn a_fault_that_never_recovered_is_the_worst_recovery() {
+        let fault = |end: Option<f64>, rec: Option<f64>| super::super::FaultWindow {
+            index: 0,
+            kind: "partition".into(),
+            start_s: 1.0,
+            end_s: end,
+            failed: false,
+            detail: String::new(),
+            recovery_s: rec,
+            producers_recovered_s: rec,
+            consumers_recovered_s: rec,
+        };
+        let mut m = Metrics::default();
+        assert_eq!(worst_recovery(&m), None, "no fault: nothing measured");
+        m.faults = vec![fault(Some(2.0), Some(0.5)), fault(None, None)];
+        assert_eq!(
+            worst_recovery(&m),
+            Some(0.5),
+            "a crash without restart has no end"
+        );
+        m.faults.push(fault(Some(5.0), None));
+        assert_eq!(worst_recovery(&m), Some(f64::INFINITY));
+    }
+}
