@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use brokerbench::chaos::proxy::{Group, Protocol, Proxy};
+use brokerbench::chaos::proxy::{Group, Proxy};
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -77,8 +77,8 @@ async fn main() -> Result<()> {
 
     let sink = server(false).await?;
     let echo = server(true).await?;
-    let sink_proxy = Proxy::start(&sink, Protocol::Tcp, None, 1)?;
-    let echo_proxy = Proxy::start(&echo, Protocol::Tcp, None, 2)?;
+    let sink_proxy = Proxy::start(&sink, None, None, 1)?;
+    let echo_proxy = Proxy::start(&echo, None, None, 2)?;
     let via_sink = sink_proxy.address(Group::Producers).to_string();
     let via_echo = echo_proxy.address(Group::Producers).to_string();
 

@@ -204,7 +204,7 @@ run: { connect_timeout: 2s, final_read_timeout: 5s }
     let closed: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
     let dir = tempfile::tempdir().unwrap();
     for broker in [BrokerKind::Kafka, BrokerKind::Rabbitmq, BrokerKind::Sqs] {
-        let target = local.through_proxy(broker, closed).unwrap();
+        let target = brokerbench::driver::through_proxy(&local, broker, closed).unwrap();
         let plan = Plan::new("unreachable", broker, &w, &target);
         let spec = dir.path().join(format!("{broker}.json"));
         std::fs::write(&spec, serde_json::to_vec(&plan).unwrap()).unwrap();

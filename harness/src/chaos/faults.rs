@@ -5,9 +5,10 @@
 use anyhow::{bail, Context, Result};
 
 use super::proxy::toxic::{self, Toxic};
-use super::schedule::{parse_target, Window};
+use super::schedule::{self, parse_target, Window};
 use super::{network, process, BrokerCommand, Fault, Scope};
-use crate::workload::{Direction, Fault as FaultSpec, FaultKind, Workers, Workload};
+use crate::message::{sub_seed, Stream};
+use crate::workload::{At, Direction, Fault as FaultSpec, FaultKind, Workers, Workload};
 
 /// What a fault acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,13 +277,24 @@ pub fn toxic(f: &FaultSpec) -> Result<Option<Toxic>, String> {
     kind(f.kind).toxic.map(|t| t(f)).transpose()
 }
 
+/// The workload's faults as concrete windows, each network fault with its toxic and groups.
+pub fn windows(faults: &[FaultSpec], load_duration: std::time::Duration, seed: u64) -> Vec<Window> {
+    // Validated before the run; a bad spec here yields no toxic and its window fails loudly.
+    schedule::expand(faults, load_duration, seed, |f| {
+        match toxic(f).ok().flatten() {
+            Some(t) => (Some(t), toxic::groups(f).unwrap_or_default()),
+            None => (None, Vec::new()),
+        }
+    })
+}
+
 fn direction(f: &FaultSpec) -> Direction {
     f.direction.unwrap_or_default()
 }
 
 /// Each window's own seed, so two crashes in one run pick their victims independently.
 fn seed(w: &Window, s: &Scope) -> u64 {
-    s.seed ^ (w.index as u64).wrapping_mul(0x9e37_79b9)
+    sub_seed(s.seed, Stream::FaultVictims, w.index as u64)
 }
 
 fn crash(
@@ -319,10 +331,10 @@ fn proxied(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
 
 /// The workload rule the run and `validate` add: every fault checked against its table entry,
 /// each problem at the fault's position.
-pub fn validate(w: &Workload) -> Vec<(serde_saphyr::Location, String)> {
+pub fn validate(w: &Workload) -> Vec<(At, String)> {
     w.faults
         .iter()
-        .filter_map(|f| check(&f.value).err().map(|m| (f.referenced, m)))
+        .filter_map(|f| check(&f.value).err().map(|m| (At::Span(f.referenced), m)))
         .collect()
 }
 

@@ -7,7 +7,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::proxy::toxic::{self, Group, Toxic};
+use super::proxy::toxic::{Group, Toxic};
+use crate::message::{sub_seed, Stream};
 use crate::workload::{Fault, FaultKind, Workers};
 
 /// Which workers a fault hits.
@@ -92,9 +93,18 @@ impl Window {
     }
 }
 
+/// What a network fault puts on the proxy, and for which client groups (none for the other
+/// families); the fault table knows (`faults::windows` passes it in).
+pub type Resolve = fn(&Fault) -> (Option<Toxic>, Vec<Group>);
+
 /// Expand fault specs into windows sorted by start. `random` windows come from `seed`.
-pub fn expand(faults: &[Fault], load_duration: Duration, seed: u64) -> Vec<Window> {
-    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed_fa17);
+pub fn expand(
+    faults: &[Fault],
+    load_duration: Duration,
+    seed: u64,
+    resolve: Resolve,
+) -> Vec<Window> {
+    let mut rng = SmallRng::seed_from_u64(sub_seed(seed, Stream::FaultTimes, 0));
     let mut out = Vec::new();
     for f in faults {
         let targets = f
@@ -103,13 +113,7 @@ pub fn expand(faults: &[Fault], load_duration: Duration, seed: u64) -> Vec<Windo
             .and_then(|t| parse_target(t).ok())
             .unwrap_or(Targets::One);
         let undo = f.restart_after.or(f.duration).map(|d| d.0);
-        // Validated before the run; a bad spec here yields no toxic and the window fails loudly.
-        let toxic = super::faults::toxic(f).ok().flatten();
-        let groups = if toxic.is_some() {
-            toxic::groups(f).unwrap_or_default()
-        } else {
-            Vec::new()
-        };
+        let (toxic, groups) = resolve(f);
         let starts: Vec<Duration> = if let Some(n) = f.random {
             let latest = load_duration
                 .saturating_sub(undo.unwrap_or_default())
@@ -195,7 +199,9 @@ mod tests {
         pause.duration = Some(Dur::secs(2));
         pause.every = Some(Dur::secs(10));
         pause.count = Some(3);
-        let w = expand(&[crash, pause], Duration::from_secs(60), 1);
+        let w = expand(&[crash, pause], Duration::from_secs(60), 1, |_| {
+            (None, Vec::new())
+        });
         let starts: Vec<u64> = w.iter().map(|w| w.start.as_secs()).collect();
         assert_eq!(starts, vec![5, 15, 20, 25]);
         assert_eq!(w[2].kind, FaultKind::ConsumerCrash);
@@ -212,9 +218,24 @@ mod tests {
         let mut f = fault(FaultKind::Pause, 10);
         f.duration = Some(Dur::secs(5));
         f.random = Some(4);
-        let a = expand(std::slice::from_ref(&f), Duration::from_secs(60), 42);
-        let b = expand(std::slice::from_ref(&f), Duration::from_secs(60), 42);
-        let c = expand(std::slice::from_ref(&f), Duration::from_secs(60), 43);
+        let a = expand(
+            std::slice::from_ref(&f),
+            Duration::from_secs(60),
+            42,
+            |_| (None, Vec::new()),
+        );
+        let b = expand(
+            std::slice::from_ref(&f),
+            Duration::from_secs(60),
+            42,
+            |_| (None, Vec::new()),
+        );
+        let c = expand(
+            std::slice::from_ref(&f),
+            Duration::from_secs(60),
+            43,
+            |_| (None, Vec::new()),
+        );
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!(a.len(), 4);

@@ -4,7 +4,7 @@
 //! all read this table, so a new metric is one field in `Metrics` plus one entry here.
 
 use super::Metrics;
-use crate::workload::Workload;
+use crate::workload::{At, Workload};
 
 /// What a metric's number is, so each report formats it the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,14 +293,14 @@ fn worst_recovery(m: &Metrics) -> Option<f64> {
 }
 
 /// The workload rule the run and `validate` add: every `expect:` key names a metric here.
-pub fn validate(w: &Workload) -> Vec<(serde_saphyr::Location, String)> {
+pub fn validate(w: &Workload) -> Vec<(At, String)> {
     w.expect
         .iter()
         .filter(|(name, _)| find(name).is_none())
         .map(|(name, bound)| {
             let known: Vec<&str> = METRICS.iter().map(|m| m.key).collect();
             (
-                bound.referenced,
+                At::Span(bound.referenced),
                 format!(
                     "unknown metric `{name}` in expect; known metrics: {}",
                     known.join(", ")

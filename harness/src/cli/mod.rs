@@ -194,17 +194,17 @@ pub fn main() -> i32 {
                 ),
                 (Some(c), _) => (
                     format!("consumer {c}"),
-                    crate::load::worker::run(&plan, c).await,
+                    crate::load::consumer_process::run(&plan, c).await,
                 ),
                 (None, Some(p)) => {
-                    let args = crate::load::producer_worker::Args {
+                    let args = crate::load::producer_process::Args {
                         index: p,
                         slot: slot.unwrap_or(p),
                         seed: seed.unwrap_or_default(),
                     };
                     (
                         format!("producer {p}"),
-                        crate::load::producer_worker::run(&plan, args).await,
+                        crate::load::producer_process::run(&plan, args).await,
                     )
                 }
                 (None, None) => ("worker".into(), Err(anyhow::anyhow!("no role given"))),
@@ -309,9 +309,10 @@ fn history(
     Ok(())
 }
 
-/// What every workload is checked against beyond its own stage's checks: the fault table and
-/// the metric registry, from the stages that own them.
+/// What every workload is checked against beyond its own stage's checks: each listed broker's,
+/// the fault table's and the metric registry's, from the stages that own them.
 const RULES: &[crate::workload::Rule] = &[
+    crate::driver::validate,
     crate::chaos::faults::validate,
     crate::check::metrics::validate,
 ];

@@ -98,7 +98,9 @@ fn controls_present(w: &Workload, profile: &TargetProfile) -> Result<(), String>
     for f in &w.faults {
         let needed = crate::chaos::faults::required_commands(&f.value);
         for &broker in &w.brokers {
-            let control = profile.control(broker).cloned().unwrap_or_default();
+            let control = crate::driver::section(profile, broker)
+                .map(|s| s.control().clone())
+                .unwrap_or_default();
             for &name in &needed {
                 if crate::chaos::command(&control, name).is_none() {
                     return Err(format!(
@@ -122,17 +124,7 @@ fn new_run_id(name: &str) -> String {
         .filter(|c| c.is_ascii_digit())
         .take(14)
         .collect();
-    let slug: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .take(30)
-        .collect();
+    let slug = crate::workload::slug(name, 30);
     format!(
         "{}-{}-{}-{:04x}",
         &stamp[..8.min(stamp.len())],
@@ -177,7 +169,7 @@ async fn run_workload(
         }
         let plan = Arc::new(Plan::new(&run_id, broker, w, profile));
         let bdir = dir.join(broker.as_str());
-        let windows = crate::chaos::schedule::expand(
+        let windows = crate::chaos::faults::windows(
             &w.faults.iter().map(|f| f.value.clone()).collect::<Vec<_>>(),
             w.load.duration.0,
             seed,

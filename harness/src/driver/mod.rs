@@ -1,5 +1,8 @@
-//! One module per broker behind three small traits: a `Driver` creates and removes the run's
+//! The broker SPI, and one folder per broker behind it. A `Driver` creates and removes the run's
 //! topics or queues and hands out clients; a `Publisher` sends; a `Consumer` receives and acks.
+//! Each broker's folder also describes itself once, as a `Broker` (its target section, its proxy
+//! protocol, its timeouts, its workload checks), and `BROKERS` lists them: nothing outside
+//! `driver/` needs to know which brokers exist.
 
 mod kafka;
 mod rabbitmq;
@@ -8,17 +11,18 @@ mod sqs;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::{Future, FutureExt};
 use serde::{Deserialize, Serialize};
 
+use crate::chaos::proxy::Wire;
 use crate::history::Position;
 use crate::message::MsgId;
-use crate::target::TargetProfile;
-use crate::workload::{BrokerKind, Workload};
+use crate::target::{Section, TargetProfile};
+use crate::workload::{self, BrokerKind, Workload};
 
 /// Everything a driver needs to know, in the coordinator and in each worker process alike.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,17 +43,7 @@ impl Plan {
         target: &TargetProfile,
     ) -> Plan {
         // Names must be valid everywhere: SQS allows [A-Za-z0-9_-] up to 80 chars.
-        let clean: String = run_id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        let prefix: String = format!("bb-{clean}").chars().take(60).collect();
+        let prefix = format!("bb-{}", workload::slug(run_id, 57));
         Plan {
             run_id: run_id.to_string(),
             broker,
@@ -119,23 +113,19 @@ impl PendingAcks {
     }
 }
 
-/// What a consumer needs to acknowledge one delivery later. In `ack: auto` mode a handle that is
-/// not `None` marks the delivery as processed for the client's own timed commit (Kafka).
+/// What a consumer needs to acknowledge one delivery later, in terms no broker owns; only the
+/// driver that made a handle reads it. In `ack: auto` mode a handle that is not `None` marks the
+/// delivery as processed for the client's own timed commit.
 #[derive(Debug, Clone)]
 pub enum AckHandle {
-    Kafka {
-        partition: i32,
-        offset: i64,
-    },
-    Rabbit {
-        queue: u32,
-        tag: u64,
-    },
-    Sqs {
-        receipt: String,
-    },
     /// Nothing to acknowledge (the broker counts the delivery as acknowledged once sent).
     None,
+    /// A position in one shard of a log; acknowledging it covers the shard up to it (Kafka).
+    Offset { shard: i32, offset: i64 },
+    /// A delivery tag on one queue's channel (RabbitMQ).
+    Tag { queue: u32, tag: u64 },
+    /// A handle the broker issued for this one receipt (an SQS receipt handle).
+    Receipt(String),
 }
 
 #[derive(Debug)]
@@ -196,19 +186,130 @@ pub trait Driver: Send + Sync {
     async fn product(&self) -> String;
 }
 
+/// Everything the rest of the crate asks of one broker. Each broker's folder defines its own.
+pub struct Broker {
+    pub kind: BrokerKind,
+    /// The driver for one run (the plan's target has this broker's section).
+    pub connect: fn(Arc<Plan>) -> Result<Box<dyn Driver>>,
+    /// Its section of a target profile.
+    pub section: fn(&TargetProfile) -> Option<&dyn Section>,
+    pub section_mut: fn(&mut TargetProfile) -> Option<&mut dyn Section>,
+    /// How the fault proxy must follow its wire protocol (None: plain bytes).
+    pub wire: Option<fn() -> Arc<dyn Wire>>,
+    /// What its consumers may need beyond `run.connect_timeout` to become ready.
+    pub ready_slack: fn(&Workload) -> Duration,
+    /// Its own checks of a workload that lists it (topology options, size limits).
+    pub validate: workload::Rule,
+}
+
+/// Every broker brokerbench drives, one line each.
+pub const BROKERS: &[&Broker] = &[&kafka::BROKER, &rabbitmq::BROKER, &sqs::BROKER];
+
+/// The registry's entry for `kind`.
+pub fn broker(kind: BrokerKind) -> &'static Broker {
+    BROKERS
+        .iter()
+        .copied()
+        .find(|b| b.kind == kind)
+        .expect("every BrokerKind has an entry in BROKERS (a unit test checks)")
+}
+
+/// `kind`'s section of `target`, or an error that names the profile and the broker.
+pub fn section(target: &TargetProfile, kind: BrokerKind) -> Result<&dyn Section> {
+    (broker(kind).section)(target)
+        .with_context(|| format!("target profile `{}` has no `{kind}` section", target.name))
+}
+
+/// Where `kind` listens according to `target`, for messages (passwords hidden).
+pub fn address(target: &TargetProfile, kind: BrokerKind) -> String {
+    (broker(kind).section)(target)
+        .map(|s| s.address())
+        .unwrap_or_else(|| "(not configured)".into())
+}
+
+/// The same profile with `kind`'s clients sent to `proxy` instead of the broker.
+pub fn through_proxy(
+    target: &TargetProfile,
+    kind: BrokerKind,
+    proxy: std::net::SocketAddr,
+) -> Result<TargetProfile> {
+    let mut t = target.clone();
+    (broker(kind).section_mut)(&mut t)
+        .with_context(|| format!("the target profile has no {kind} entry"))?
+        .route_through(proxy)?;
+    Ok(t)
+}
+
+/// The workload rule the run and `validate` add: each listed broker's own checks.
+pub fn validate(w: &Workload) -> Vec<(workload::At, String)> {
+    w.brokers
+        .iter()
+        .flat_map(|&kind| (broker(kind).validate)(w))
+        .collect()
+}
+
+impl Plan {
+    pub fn broker(&self) -> &'static Broker {
+        broker(self.broker)
+    }
+
+    /// Where the run's broker listens, for messages.
+    pub fn address(&self) -> String {
+        address(&self.target, self.broker)
+    }
+
+    /// How long a consumer may take to become ready.
+    pub fn ready_timeout(&self) -> Duration {
+        self.workload.run.connect_timeout.0 + (self.broker().ready_slack)(&self.workload)
+    }
+}
+
+/// The driver for the plan's broker; fails naming the broker when the target lacks it.
 pub fn driver(plan: Arc<Plan>) -> Result<Box<dyn Driver>> {
-    plan.target.require(plan.broker)?;
-    Ok(match plan.broker {
-        BrokerKind::Kafka => Box::new(kafka::KafkaDriver::new(plan)?),
-        BrokerKind::Rabbitmq => Box::new(rabbitmq::RabbitDriver::new(plan)?),
-        BrokerKind::Sqs => Box::new(sqs::SqsDriver::new(plan)?),
-    })
+    section(&plan.target, plan.broker)?;
+    (plan.broker().connect)(plan)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
     use std::time::Duration;
+
+    #[test]
+    fn every_broker_kind_has_one_registry_entry() {
+        for kind in <BrokerKind as clap::ValueEnum>::value_variants() {
+            let n = BROKERS.iter().filter(|b| b.kind == *kind).count();
+            assert_eq!(n, 1, "{kind}");
+        }
+    }
+
+    #[test]
+    fn shipped_profiles_describe_every_broker_alike() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets");
+        let local = TargetProfile::load(&root.join("local.yaml")).unwrap();
+        let docker = TargetProfile::load(&root.join("docker.yaml")).unwrap();
+        for b in BROKERS {
+            let (l, d) = (
+                section(&local, b.kind).unwrap(),
+                section(&docker, b.kind).unwrap(),
+            );
+            // Same ports on both, so a workload's results compare across profiles.
+            assert_eq!(l.address(), d.address(), "{}", b.kind);
+            for (p, s) in [(&local, l), (&docker, d)] {
+                let c = s.control();
+                assert!(
+                    c.kill.is_some()
+                        && c.pause.is_some()
+                        && c.resume.is_some()
+                        && c.start.is_some(),
+                    "{} {}",
+                    p.name,
+                    b.kind
+                );
+            }
+        }
+    }
 
     fn ok() -> Result<Position, SendError> {
         Ok(Position::Unknown)

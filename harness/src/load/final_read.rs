@@ -63,7 +63,7 @@ async fn read_all(
     stop: &AtomicBool,
     emit: &mut dyn FnMut(Event) -> std::io::Result<()>,
 ) -> (FinalReadOutcome, u64, String) {
-    let address = plan.target.address(plan.broker);
+    let address = plan.address();
     let broker = plan.broker;
     let timeout = plan.workload.run.final_read_timeout;
     let driver = match driver::driver(plan.clone()) {
@@ -190,7 +190,7 @@ pub async fn verify(
     counters: &Arc<super::Counters>,
     interrupted: impl Fn() -> bool + Send + 'static,
 ) -> Result<()> {
-    use super::workers::{Role, WorkerProc};
+    use super::process_fleet::{Role, WorkerProc};
     let spec = dir.join("final-read-plan.json");
     std::fs::write(&spec, serde_json::to_vec_pretty(plan)?)
         .context("writing the final-read plan")?;

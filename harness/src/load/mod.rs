@@ -1,15 +1,23 @@
 //! Load generation: open-loop producers (in the coordinator, or as worker processes when the
-//! schedule crashes them), consumers as worker processes.
+//! schedule crashes them), consumers as worker processes, and the run that drives them.
+//!
+//! - `runner`: one run of one broker, phase by phase.
+//! - `producer`: one open-loop producer; `producer_group`: where the run's producers live
+//!   (tasks, or processes); `producer_process`: a producer as its own OS process.
+//! - `consumer_process`: a consumer as its own OS process.
+//! - `process_fleet`: starting, signalling and stopping worker processes.
+//! - `final_read`: the read after the run that tells *lost* from *unread*.
+//! - `schedule`: the open-loop send schedule; `dedupe`: the idempotent consumer's store.
 
+pub mod consumer_process;
 pub mod dedupe;
 pub mod final_read;
+pub mod process_fleet;
 pub mod producer;
-pub mod producer_worker;
-pub mod producers;
+pub mod producer_group;
+pub mod producer_process;
 pub mod runner;
 pub mod schedule;
-pub mod worker;
-pub mod workers;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

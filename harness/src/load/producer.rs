@@ -13,7 +13,7 @@ use super::schedule::{KeyChooser, Schedule};
 use super::Counters;
 use crate::driver::{Driver, Publisher, SendError, SendOutcome};
 use crate::history::{now_ns, ClientRole, Event, Position, Recorder};
-use crate::message::{Envelope, MsgId};
+use crate::message::{sub_seed, Envelope, MsgId, Stream};
 use crate::workload::Workload;
 
 pub struct ProducerTask {
@@ -59,7 +59,7 @@ impl ProducerTask {
         let mut keys = KeyChooser::new(
             load.keys.count,
             load.keys.distribution,
-            self.seed ^ (self.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            sub_seed(self.seed, Stream::Keys, self.index as u64),
         );
         let size = load.message_size.0 as usize;
         let mut body = Vec::with_capacity(size);

@@ -11,14 +11,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 
 use super::final_read;
-use super::producers;
-use super::workers::{self, Fleet, Role};
+use super::process_fleet::{self, Fleet, Role};
+use super::producer_group;
 use super::Counters;
-use crate::chaos::proxy::{Group, Protocol, Proxy};
+use crate::chaos::proxy::{Group, Proxy};
 use crate::chaos::{self, schedule::Window};
 use crate::driver::{self, Plan};
 use crate::history::{self, now_ns, Event, FinalReadOutcome, Phase, Recorder};
-use crate::workload::{BrokerKind, RunOptions};
+use crate::workload::RunOptions;
 
 /// What a finished (or interrupted) run of one broker left behind.
 #[derive(Debug, Clone)]
@@ -64,17 +64,17 @@ pub async fn run_broker(
 
     let result = match Clients::new(&plan, &driver, &faults, seed) {
         Ok(clients) => {
-            drive(
-                &plan,
-                clients,
+            let run = Run {
+                plan: &plan,
                 dir,
                 seed,
-                faults,
-                &recorder,
-                stop.clone(),
-                show_progress,
-            )
-            .await
+                recorder: &recorder,
+                stop: stop.clone(),
+                counters: Arc::new(Counters::default()),
+                bar: progress_bar(show_progress, &plan, plan.workload.load.duration.0),
+                interrupted: false,
+            };
+            drive(run, clients, faults).await
         }
         Err(e) => Err(e),
     };
@@ -129,18 +129,15 @@ impl Clients {
                 proxy: None,
             });
         }
-        let upstream = plan.target.upstream(plan.broker)?;
-        let protocol = match plan.broker {
-            BrokerKind::Kafka => Protocol::Kafka,
-            _ => Protocol::Tcp,
-        };
-        let proxy = Proxy::start(&upstream, protocol, plan.workload.run.proxy_port, seed)?;
+        let upstream = driver::section(&plan.target, plan.broker)?.upstream()?;
+        let wire = plan.broker().wire.map(|make| make());
+        let proxy = Proxy::start(&upstream, wire, plan.workload.run.proxy_port, seed)?;
         let via = |g: Group| -> Result<Arc<Plan>> {
             if !proxied(g) {
                 return Ok(plan.clone());
             }
             let mut p = (**plan).clone();
-            p.target = plan.target.through_proxy(plan.broker, proxy.address(g))?;
+            p.target = driver::through_proxy(&plan.target, plan.broker, proxy.address(g))?;
             Ok(Arc::new(p))
         };
         let producer_plan = via(Group::Producers)?;
@@ -159,191 +156,273 @@ impl Clients {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn drive(
-    plan: &Arc<Plan>,
-    clients: Clients,
-    dir: &Path,
+/// What every phase of one run needs.
+struct Run<'a> {
+    plan: &'a Arc<Plan>,
+    dir: &'a Path,
     seed: u64,
-    faults: Vec<Window>,
-    recorder: &Recorder,
+    recorder: &'a Recorder,
     stop: StopSignal,
-    show_progress: bool,
-) -> Result<()> {
-    let w = &plan.workload;
-    let counters = Arc::new(Counters::default());
-    let spec = dir.join("plan.json");
-    std::fs::write(&spec, serde_json::to_vec_pretty(&*clients.consumers)?)
-        .context("writing the worker plan")?;
+    counters: Arc<Counters>,
+    bar: ProgressBar,
+    /// Ctrl-C came: the phases left wind down quickly and the final read is skipped.
+    interrupted: bool,
+}
 
-    let fleet = Arc::new(std::sync::Mutex::new(Fleet::new(
-        Role::Consumer,
-        spec,
-        dir.to_owned(),
-        recorder.clone(),
-        counters.clone(),
-    )));
-    {
-        let mut f = workers::lock(&fleet)?;
-        for _ in 0..w.consumers.count {
-            f.spawn()?;
-        }
-    }
-    let ready_deadline = Instant::now()
-        + w.run.connect_timeout.0
-        + w.topology.kafka.session_timeout.0
-        + Duration::from_secs(5);
-    workers::wait_ready(
-        &fleet,
-        &counters.ready_workers,
-        w.consumers.count as u64,
-        ready_deadline,
-        || stop.requested(),
-    )
-    .await
-    .with_context(|| plan.broker.to_string())?;
-
-    let setup = producers::Setup {
+/// The run once its clients are set up, as its phases: consumers, producers and faults start;
+/// the load runs; the drain waits for what is still due; the faults settle; the consumers stop;
+/// the final read looks at what the broker still stores.
+async fn drive(mut run: Run<'_>, clients: Clients, faults: Vec<Window>) -> Result<()> {
+    let (plan, recorder) = (run.plan, run.recorder);
+    let consumers = run.start_consumers(&clients).await?;
+    let signals_producers = faults.iter().any(Window::acts_on_producers);
+    let counters = run.counters.clone();
+    let setup = producer_group::Setup {
         plan: &clients.producer_plan,
         driver: &clients.producers,
-        dir,
-        seed,
+        dir: run.dir,
+        seed: run.seed,
         recorder,
         counters: &counters,
     };
-    let signals_producers = faults.iter().any(Window::acts_on_producers);
-    let prepared = producers::prepare(&setup, signals_producers).await?;
+    let prepared = producer_group::prepare(&setup, signals_producers).await?;
+    let load = run.start_load(prepared, &setup)?;
     let activity = Arc::new(chaos::Activity::default());
-    let start_ns = now_ns();
-    let load_start = Instant::now();
-    let phase = Phase::LoadStart {
-        warmup_ns: w.load.warmup.as_nanos(),
-        duration_ns: w.load.duration.as_nanos(),
-    };
-    recorder.record(Event::Phase { t: start_ns, phase });
-    let producers = prepared.start(&setup, start_ns)?;
-
-    let scope = chaos::Scope {
-        fleet: fleet.clone(),
-        producers: producers
-            .fleet()
-            .map(|f| f as Arc<dyn chaos::process::Processes>),
-        control: plan
-            .target
-            .control(plan.broker)
-            .cloned()
-            .unwrap_or_default(),
-        control_dir: plan.target.dir.clone(),
-        seed,
-        proxy: clients.proxy.clone(),
-        activity: activity.clone(),
-    };
-    let chaos_task = tokio::spawn(chaos::run(faults, scope, recorder.clone(), load_start));
-    let mut watchdog = Watchdog::new(w.run.stall_timeout.0, start_ns);
-    let bar = progress_bar(show_progress, plan, w.load.duration.0);
-    let load_end = start_ns + w.load.duration.as_nanos();
-    let mut interrupted = false;
-    // Load phase: until the schedule ends (plus the in-flight tail) or Ctrl-C.
-    while !producers.finished() {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = now_ns();
-        update_bar(
-            &bar,
-            &counters,
-            now.saturating_sub(start_ns).min(load_end - start_ns),
-            "load",
-        );
-        watchdog.check(&counters, &activity, &fleet);
-        if stop.requested() && !interrupted {
-            interrupted = true;
-            recorder.record(Event::Phase {
-                t: now,
-                phase: Phase::Interrupted,
-            });
-            producers.stop().await;
-        }
-    }
-    producers.join().await?;
+    let fault_task = run.start_faults(faults, &clients, &consumers, &load, &activity);
+    let mut watchdog = Watchdog::new(plan.workload.run.stall_timeout.0, load.start_ns);
+    run.run_load(&load, &mut watchdog, &activity, &consumers)
+        .await;
+    let start_ns = load.start_ns;
+    load.producers.join().await?;
     recorder.record(Event::Phase {
         t: now_ns(),
         phase: Phase::LoadEnd,
     });
+    run.drain(start_ns, &mut watchdog, &activity, &consumers)
+        .await;
+    run.settle_faults(fault_task).await;
+    run.stop_consumers(consumers).await?;
+    run.final_read().await?;
+    run.bar.finish_and_clear();
+    Ok(())
+}
 
-    // Drain: until `drain_patience` passes without news, always bounded by `drain_timeout`.
-    let drain_start = Instant::now();
-    loop {
-        let now = now_ns();
-        let silent = Duration::from_nanos(
-            now.saturating_sub(
-                counters
-                    .last_delivery_ns
-                    .load(Ordering::Relaxed)
-                    .max(start_ns),
-            ),
-        );
-        let all_in =
-            counters.delivered.load(Ordering::Relaxed) >= counters.acked.load(Ordering::Relaxed);
-        let patience = drain_patience(&w.run, interrupted, all_in);
-        if silent >= patience {
-            break;
-        }
-        if drain_start.elapsed() >= w.run.drain_timeout.0 {
-            eprintln!(
-                "warning: {}: drain stopped after drain_timeout ({})",
-                plan.broker, w.run.drain_timeout
-            );
-            break;
-        }
-        if stop.requested() && !interrupted {
-            interrupted = true;
-            recorder.record(Event::Phase {
+/// The load as it runs: its producers and when it started.
+struct Load {
+    producers: producer_group::Producers,
+    start_ns: u64,
+    started: Instant,
+}
+
+type Consumers = Arc<std::sync::Mutex<Fleet>>;
+
+impl Run<'_> {
+    fn record_interrupt(&mut self, now: u64) -> bool {
+        if self.stop.requested() && !self.interrupted {
+            self.interrupted = true;
+            self.recorder.record(Event::Phase {
                 t: now,
                 phase: Phase::Interrupted,
             });
+            return true;
         }
-        update_bar(&bar, &counters, load_end - start_ns, "drain");
-        watchdog.check(&counters, &activity, &fleet);
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        false
     }
-    // Faults whose undo lies beyond the drain still get undone (a paused worker resumed, a killed
-    // broker restarted), unless the run was interrupted.
-    if interrupted {
-        chaos_task.abort();
-    } else if tokio::time::timeout(w.run.drain_timeout.0, chaos_task)
+
+    /// The consumer processes, each ready to receive before the load starts.
+    async fn start_consumers(&self, clients: &Clients) -> Result<Consumers> {
+        let (plan, w) = (self.plan, &self.plan.workload);
+        let spec = self.dir.join("plan.json");
+        std::fs::write(&spec, serde_json::to_vec_pretty(&*clients.consumers)?)
+            .context("writing the worker plan")?;
+        let fleet = Arc::new(std::sync::Mutex::new(Fleet::new(
+            Role::Consumer,
+            spec,
+            self.dir.to_owned(),
+            self.recorder.clone(),
+            self.counters.clone(),
+        )));
+        {
+            let mut f = process_fleet::lock(&fleet)?;
+            for _ in 0..w.consumers.count {
+                f.spawn()?;
+            }
+        }
+        let ready_deadline = Instant::now() + plan.ready_timeout() + Duration::from_secs(5);
+        let stop = self.stop.clone();
+        process_fleet::wait_ready(
+            &fleet,
+            &self.counters.ready_workers,
+            w.consumers.count as u64,
+            ready_deadline,
+            || stop.requested(),
+        )
         .await
-        .is_err()
-    {
-        eprintln!(
-            "warning: {}: fault schedule still running after drain_timeout; abandoning it",
-            plan.broker
-        );
+        .with_context(|| plan.broker.to_string())?;
+        Ok(fleet)
     }
-    tokio::task::spawn_blocking(move || {
-        if let Ok(mut f) = fleet.lock() {
-            f.stop_all(Duration::from_secs(10));
+
+    /// t=0: the producers start on their schedule.
+    fn start_load(
+        &self,
+        prepared: producer_group::Prepared,
+        setup: &producer_group::Setup<'_>,
+    ) -> Result<Load> {
+        let w = &self.plan.workload;
+        let start_ns = now_ns();
+        let started = Instant::now();
+        let phase = Phase::LoadStart {
+            warmup_ns: w.load.warmup.as_nanos(),
+            duration_ns: w.load.duration.as_nanos(),
+        };
+        self.recorder.record(Event::Phase { t: start_ns, phase });
+        let producers = prepared.start(setup, start_ns)?;
+        Ok(Load {
+            producers,
+            start_ns,
+            started,
+        })
+    }
+
+    /// The fault schedule, beside the load, timed from its start.
+    fn start_faults(
+        &self,
+        faults: Vec<Window>,
+        clients: &Clients,
+        consumers: &Consumers,
+        load: &Load,
+        activity: &Arc<chaos::Activity>,
+    ) -> tokio::task::JoinHandle<()> {
+        let plan = self.plan;
+        let scope = chaos::Scope {
+            fleet: consumers.clone(),
+            producers: load
+                .producers
+                .fleet()
+                .map(|f| f as Arc<dyn chaos::process::Processes>),
+            control: driver::section(&plan.target, plan.broker)
+                .map(|s| s.control().clone())
+                .unwrap_or_default(),
+            control_dir: plan.target.dir.clone(),
+            seed: self.seed,
+            proxy: clients.proxy.clone(),
+            activity: activity.clone(),
+        };
+        tokio::spawn(chaos::run(
+            faults,
+            scope,
+            self.recorder.clone(),
+            load.started,
+        ))
+    }
+
+    /// Until the schedule ends (plus the in-flight tail) or Ctrl-C.
+    async fn run_load(
+        &mut self,
+        load: &Load,
+        watchdog: &mut Watchdog,
+        activity: &chaos::Activity,
+        consumers: &Consumers,
+    ) {
+        let length = self.plan.workload.load.duration.as_nanos();
+        while !load.producers.finished() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = now_ns();
+            let elapsed = now.saturating_sub(load.start_ns).min(length);
+            update_bar(&self.bar, &self.counters, elapsed, "load");
+            watchdog.check(&self.counters, activity, consumers);
+            if self.record_interrupt(now) {
+                load.producers.stop().await;
+            }
         }
-    })
-    .await?;
-    recorder.record(Event::Phase {
-        t: now_ns(),
-        phase: Phase::DrainEnd,
-    });
-    // Every fault is undone and the consumers are gone: read what the broker still holds, with
-    // fresh clients and straight to the broker (`plan`, not the proxied plans).
-    if interrupted {
-        recorder.record(Event::FinalReadDone {
-            t: now_ns(),
-            outcome: FinalReadOutcome::Failed,
-            read: 0,
-            detail: "not run: the run was interrupted".into(),
-        });
-    } else {
-        bar.set_message("final read: reading what the broker still stores");
-        let stop = stop.clone();
-        final_read::verify(plan, dir, recorder, &counters, move || stop.requested()).await?;
     }
-    bar.finish_and_clear();
-    Ok(())
+
+    /// Until `drain_patience` passes without news, always bounded by `drain_timeout`.
+    async fn drain(
+        &mut self,
+        start_ns: u64,
+        watchdog: &mut Watchdog,
+        activity: &chaos::Activity,
+        consumers: &Consumers,
+    ) {
+        let run = &self.plan.workload.run;
+        let length = self.plan.workload.load.duration.as_nanos();
+        let drain_start = Instant::now();
+        loop {
+            let now = now_ns();
+            let last = self.counters.last_delivery_ns.load(Ordering::Relaxed);
+            let silent = Duration::from_nanos(now.saturating_sub(last.max(start_ns)));
+            let all_in = self.counters.delivered.load(Ordering::Relaxed)
+                >= self.counters.acked.load(Ordering::Relaxed);
+            if silent >= drain_patience(run, self.interrupted, all_in) {
+                break;
+            }
+            if drain_start.elapsed() >= run.drain_timeout.0 {
+                eprintln!(
+                    "warning: {}: drain stopped after drain_timeout ({})",
+                    self.plan.broker, run.drain_timeout
+                );
+                break;
+            }
+            self.record_interrupt(now);
+            update_bar(&self.bar, &self.counters, length, "drain");
+            watchdog.check(&self.counters, activity, consumers);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Faults whose undo lies beyond the drain still get undone (a paused worker resumed, a
+    /// killed broker restarted), unless the run was interrupted.
+    async fn settle_faults(&self, fault_task: tokio::task::JoinHandle<()>) {
+        let timeout = self.plan.workload.run.drain_timeout.0;
+        if self.interrupted {
+            fault_task.abort();
+        } else if tokio::time::timeout(timeout, fault_task).await.is_err() {
+            eprintln!(
+                "warning: {}: fault schedule still running after drain_timeout; abandoning it",
+                self.plan.broker
+            );
+        }
+    }
+
+    async fn stop_consumers(&self, consumers: Consumers) -> Result<()> {
+        tokio::task::spawn_blocking(move || {
+            if let Ok(mut f) = consumers.lock() {
+                f.stop_all(Duration::from_secs(10));
+            }
+        })
+        .await?;
+        self.recorder.record(Event::Phase {
+            t: now_ns(),
+            phase: Phase::DrainEnd,
+        });
+        Ok(())
+    }
+
+    /// Every fault is undone and the consumers are gone: read what the broker still holds, with
+    /// fresh clients and straight to the broker (`plan`, not the proxied plans).
+    async fn final_read(&self) -> Result<()> {
+        if self.interrupted {
+            self.recorder.record(Event::FinalReadDone {
+                t: now_ns(),
+                outcome: FinalReadOutcome::Failed,
+                read: 0,
+                detail: "not run: the run was interrupted".into(),
+            });
+            return Ok(());
+        }
+        self.bar
+            .set_message("final read: reading what the broker still stores");
+        let stop = self.stop.clone();
+        final_read::verify(
+            self.plan,
+            self.dir,
+            self.recorder,
+            &self.counters,
+            move || stop.requested(),
+        )
+        .await
+    }
 }
 
 /// How long the drain waits without news before it ends: briefly when interrupted;

@@ -77,6 +77,23 @@ pub fn fmt_pct(f: f64) -> String {
     format!("{:.3}%", f * 100.0)
 }
 
+/// A verdict's measured value and bound, in the metric's unit ("11.03 s" against "< 20.00 s"
+/// rather than bare base units). Keys the registry does not know print as they are.
+pub fn fmt_verdict(metric: &str, measured: Option<f64>, bound: &str) -> (String, String) {
+    let Some(m) = crate::check::metrics::find(metric) else {
+        return (measured.map_or("n/a".into(), fmt_num), bound.to_string());
+    };
+    let measured = measured.map_or("n/a".into(), |v| fmt_metric(m, Some(v)));
+    let bound = match bound.split_once(' ') {
+        Some((op, v)) => match v.parse::<f64>() {
+            Ok(v) => format!("{op} {}", fmt_metric(m, Some(v))),
+            Err(_) => bound.to_string(),
+        },
+        None => bound.to_string(),
+    };
+    (measured, bound)
+}
+
 /// A metric's value as every report prints it ("—" when the run did not measure it).
 pub fn fmt_metric(metric: &Metric, value: Option<f64>) -> String {
     let Some(v) = value else { return "—".into() };
@@ -232,13 +249,16 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
         .brokers
         .iter()
         .flat_map(|b| {
-            b.verdicts.iter().map(move |v| VerdictRow {
-                broker: b.broker.to_string(),
-                metric: v.metric.clone(),
-                measured: v.measured.map_or("n/a".into(), fmt_num),
-                bound: v.bound.clone(),
-                passed: v.passed,
-                note: v.note.clone().unwrap_or_default(),
+            b.verdicts.iter().map(move |v| {
+                let (measured, bound) = fmt_verdict(&v.metric, v.measured, &v.bound);
+                VerdictRow {
+                    broker: b.broker.to_string(),
+                    metric: v.metric.clone(),
+                    measured,
+                    bound,
+                    passed: v.passed,
+                    note: v.note.clone().unwrap_or_default(),
+                }
             })
         })
         .collect();
@@ -316,6 +336,26 @@ mod tests {
     use crate::workload::BrokerKind;
 
     /// A ten-minute run on three brokers with a fault every minute must stay under 2 MB.
+    #[test]
+    fn verdicts_read_in_the_metric_unit() {
+        let v = |m: &str, x: f64, b: &str| fmt_verdict(m, Some(x), b);
+        assert_eq!(
+            v("recovery_time", 11.0293, "< 20"),
+            ("11.03 s".to_string(), "< 20.00 s".to_string())
+        );
+        assert_eq!(
+            v("duplicate_rate", 0.0, "< 0.01"),
+            ("0.000%".to_string(), "< 1.000%".to_string())
+        );
+        assert_eq!(
+            v("lost", 3.0, "== 0"),
+            ("3".to_string(), "== 0".to_string())
+        );
+        assert_eq!(fmt_verdict("lost", None, "== 0").0, "n/a");
+        // A never-recovered fault reads as such.
+        assert_eq!(v("recovery_time", f64::INFINITY, "< 20").0, "never");
+    }
+
     #[test]
     fn ten_minute_report_stays_small() {
         let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use super::html::fmt_verdict;
 use super::RunResult;
 
 fn ms(s: f64) -> String {
@@ -69,19 +70,13 @@ pub fn render(r: &RunResult) -> String {
     if !verdicts.is_empty() {
         let _ = writeln!(out, "\nexpectations:");
         for (broker, v) in verdicts {
-            let measured = v.measured.map_or("n/a".to_string(), |m| {
-                format!("{m:.6}")
-                    .trim_end_matches('0')
-                    .trim_end_matches('.')
-                    .to_string()
-            });
+            let (measured, bound) = fmt_verdict(&v.metric, v.measured, &v.bound);
             let _ = writeln!(
                 out,
-                "  {} {:<9} {:<28} measured {measured:<12} expected {}",
+                "  {} {:<9} {:<28} measured {measured:<12} expected {bound}",
                 if v.passed { "PASS" } else { "FAIL" },
                 broker.as_str(),
                 v.metric,
-                v.bound
             );
         }
     }

@@ -6,8 +6,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::workload::BrokerKind;
-
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetProfile {
@@ -69,119 +67,45 @@ impl TargetProfile {
         let src = std::fs::read_to_string(path)
             .with_context(|| format!("reading target profile {}", path.display()))?;
         let mut t: TargetProfile = serde_saphyr::from_str(&src).map_err(|e| {
-            let (l, c) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((1, 1));
-            anyhow::anyhow!("{}:{l}:{c}: {}", path.display(), e.without_snippet())
+            let (l, c, message) = crate::workload::yaml_error(&e);
+            anyhow::anyhow!("{}:{l}:{c}: {message}", path.display())
         })?;
         t.dir = path.parent().map(Path::to_owned).unwrap_or_default();
         Ok(t)
     }
-
-    /// Fail with a clear message when the workload needs a broker this profile does not describe.
-    pub fn require(&self, broker: BrokerKind) -> Result<()> {
-        let present = match broker {
-            BrokerKind::Kafka => self.kafka.is_some(),
-            BrokerKind::Rabbitmq => self.rabbitmq.is_some(),
-            BrokerKind::Sqs => self.sqs.is_some(),
-        };
-        anyhow::ensure!(
-            present,
-            "target profile `{}` has no `{broker}` section",
-            self.name
-        );
-        Ok(())
-    }
-
-    pub fn control(&self, broker: BrokerKind) -> Option<&Control> {
-        match broker {
-            BrokerKind::Kafka => self.kafka.as_ref().map(|k| &k.control),
-            BrokerKind::Rabbitmq => self.rabbitmq.as_ref().map(|r| &r.control),
-            BrokerKind::Sqs => self.sqs.as_ref().map(|s| &s.control),
-        }
-    }
-
-    /// Where the broker listens, for error messages.
-    pub fn address(&self, broker: BrokerKind) -> String {
-        match broker {
-            BrokerKind::Kafka => self.kafka.as_ref().map(|k| k.bootstrap.clone()),
-            BrokerKind::Rabbitmq => self.rabbitmq.as_ref().map(|r| redact_url(&r.url)),
-            BrokerKind::Sqs => self.sqs.as_ref().map(|s| {
-                s.endpoint
-                    .clone()
-                    .unwrap_or_else(|| format!("AWS {}", s.region))
-            }),
-        }
-        .unwrap_or_else(|| "(not configured)".into())
-    }
 }
 
-impl TargetProfile {
+/// One broker's section of a target profile, as a run uses it. Each broker's folder in `driver/`
+/// implements it for its own section type.
+pub trait Section {
+    /// The shell commands its broker faults run.
+    fn control(&self) -> &Control;
+    /// Where the broker listens, for messages (passwords hidden).
+    fn address(&self) -> String;
     /// host:port the fault proxy forwards to.
-    pub fn upstream(&self, broker: BrokerKind) -> Result<String> {
-        let none = || anyhow::anyhow!("the target profile has no {broker} entry");
-        match broker {
-            BrokerKind::Kafka => {
-                let k = self.kafka.as_ref().ok_or_else(none)?;
-                let first = k.bootstrap.split(',').next().unwrap_or_default().trim();
-                Ok(first.to_string())
-            }
-            BrokerKind::Rabbitmq => {
-                let r = self.rabbitmq.as_ref().ok_or_else(none)?;
-                plain_url_authority(&r.url, "amqp", 5672)
-            }
-            BrokerKind::Sqs => {
-                let s = self.sqs.as_ref().ok_or_else(none)?;
-                let ep = s.endpoint.as_deref().context(
-                    "network faults need the sqs target's `endpoint` (the proxy cannot stand in for AWS's TLS endpoint)",
-                )?;
-                plain_url_authority(ep, "http", 80)
-            }
-        }
-    }
+    fn upstream(&self) -> Result<String>;
+    /// Send this broker's clients to `proxy` instead.
+    fn route_through(&mut self, proxy: std::net::SocketAddr) -> Result<()>;
+}
 
-    /// The same profile with `broker`'s clients sent to `proxy` instead.
-    pub fn through_proxy(&self, broker: BrokerKind, proxy: std::net::SocketAddr) -> Result<Self> {
-        let mut t = self.clone();
-        let set = |u: &str| -> Result<String> {
-            let mut url =
-                url::Url::parse(u).with_context(|| format!("parsing {}", redact_url(u)))?;
-            url.set_ip_host(proxy.ip())
-                .map_err(|_| anyhow::anyhow!("cannot set the host of {}", redact_url(u)))?;
-            url.set_port(Some(proxy.port()))
-                .map_err(|_| anyhow::anyhow!("cannot set the port of {}", redact_url(u)))?;
-            let out = url.to_string();
-            // Url adds a root path; keep the address as the user wrote it.
-            Ok(if u.ends_with('/') {
-                out
-            } else {
-                out.trim_end_matches('/').to_string()
-            })
-        };
-        match broker {
-            BrokerKind::Kafka => {
-                if let Some(k) = t.kafka.as_mut() {
-                    k.bootstrap = proxy.to_string();
-                }
-            }
-            BrokerKind::Rabbitmq => {
-                if let Some(r) = t.rabbitmq.as_mut() {
-                    r.url = set(&r.url)?;
-                }
-            }
-            BrokerKind::Sqs => {
-                if let Some(s) = t.sqs.as_mut() {
-                    s.endpoint = s.endpoint.as_deref().map(set).transpose()?;
-                }
-            }
-        }
-        Ok(t)
-    }
+/// `u` with its host and port replaced by `proxy`'s, written as the user wrote it otherwise.
+pub fn with_address(u: &str, proxy: std::net::SocketAddr) -> Result<String> {
+    let mut url = url::Url::parse(u).with_context(|| format!("parsing {}", redact_url(u)))?;
+    url.set_ip_host(proxy.ip())
+        .map_err(|_| anyhow::anyhow!("cannot set the host of {}", redact_url(u)))?;
+    url.set_port(Some(proxy.port()))
+        .map_err(|_| anyhow::anyhow!("cannot set the port of {}", redact_url(u)))?;
+    let out = url.to_string();
+    // Url adds a root path; keep the address as the user wrote it.
+    Ok(if u.ends_with('/') {
+        out
+    } else {
+        out.trim_end_matches('/').to_string()
+    })
 }
 
 /// host:port of a URL that must use the plain (not TLS) `scheme`, for the fault proxy.
-fn plain_url_authority(u: &str, scheme: &str, default_port: u16) -> Result<String> {
+pub fn plain_url_authority(u: &str, scheme: &str, default_port: u16) -> Result<String> {
     let url = url::Url::parse(u).with_context(|| format!("parsing {}", redact_url(u)))?;
     if url.scheme() != scheme {
         anyhow::bail!(
@@ -218,29 +142,5 @@ mod tests {
             "amqp://guest:***@host:5672/%2f"
         );
         assert_eq!(redact_url("amqp://host:5672"), "amqp://host:5672");
-    }
-
-    #[test]
-    fn shipped_profiles_parse_and_agree() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets");
-        let local = TargetProfile::load(&root.join("local.yaml")).unwrap();
-        let docker = TargetProfile::load(&root.join("docker.yaml")).unwrap();
-        for b in [BrokerKind::Kafka, BrokerKind::Rabbitmq, BrokerKind::Sqs] {
-            local.require(b).unwrap();
-            docker.require(b).unwrap();
-            // Same ports on both, so a workload's results compare across profiles.
-            assert_eq!(local.address(b), docker.address(b), "{b}");
-            for p in [&local, &docker] {
-                let c = p.control(b).unwrap();
-                assert!(
-                    c.kill.is_some()
-                        && c.pause.is_some()
-                        && c.resume.is_some()
-                        && c.start.is_some(),
-                    "{} {b}",
-                    p.name
-                );
-            }
-        }
     }
 }

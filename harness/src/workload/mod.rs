@@ -11,8 +11,6 @@ use units::Rate;
 
 /// Smallest message that still holds the envelope (see `load::envelope`).
 pub const MIN_MESSAGE_SIZE: u64 = crate::message::ENVELOPE_LEN as u64;
-/// SQS caps a message body at 256 KiB and we send the envelope base64-encoded (4/3 larger).
-const SQS_MAX_MESSAGE_SIZE: u64 = 256 * 1024 * 3 / 4;
 const MAX_MESSAGE_SIZE: u64 = 1024 * 1024;
 
 /// A problem in a workload file, located at a line and column (1-based).
@@ -48,7 +46,7 @@ impl std::error::Error for WorkloadError {}
 /// A check that a later stage adds to this one's (the fault table's, the metric registry's):
 /// every problem it finds, each at the position of the YAML value it is about. Stages above
 /// this one pass their rules in, so this module needs none of them.
-pub type Rule = fn(&Workload) -> Vec<(serde_saphyr::Location, String)>;
+pub type Rule = fn(&Workload) -> Vec<(At, String)>;
 
 /// Read, parse and validate a workload file, with this stage's checks and `rules`.
 pub fn load(path: &Path, rules: &[Rule]) -> Result<Workload, WorkloadError> {
@@ -65,22 +63,16 @@ pub fn load(path: &Path, rules: &[Rule]) -> Result<Workload, WorkloadError> {
 /// Parse and validate workload text; `path` is only used in error messages.
 pub fn parse(path: &Path, src: &str, rules: &[Rule]) -> Result<Workload, WorkloadError> {
     let workload: Workload = serde_saphyr::from_str(src).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((1, 1));
+        let (line, column, message) = yaml_error(&e);
         WorkloadError {
             file: path.to_owned(),
             line,
             column,
-            message: first_line(&e.without_snippet().to_string()),
+            message,
             more: Vec::new(),
         }
     })?;
-    let found = rules
-        .iter()
-        .flat_map(|rule| rule(&workload))
-        .map(|(l, m)| (At::Span(l), m));
+    let found = rules.iter().flat_map(|rule| rule(&workload));
     let mut problems = validate(&workload)
         .into_iter()
         .chain(found)
@@ -106,6 +98,31 @@ pub fn parse(path: &Path, src: &str, rules: &[Rule]) -> Result<Workload, Workloa
     }
 }
 
+/// Where a YAML file failed to parse (line, column, 1-based) and why, for a compiler-style
+/// `file:line:col: message`; every YAML file the tool reads reports its errors this way.
+pub fn yaml_error(e: &serde_saphyr::Error) -> (u64, u64, String) {
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((1, 1));
+    (line, column, first_line(&e.without_snippet().to_string()))
+}
+
+/// A name made safe for resource names and paths: ASCII letters and digits, lowercased, every
+/// other character a `-`, at most `max` characters.
+pub fn slug(name: &str, max: usize) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .take(max)
+        .collect()
+}
+
 /// serde-saphyr appends its own "at line X column Y" and a snippet; we print the position first,
 /// compiler style, so keep only the message.
 fn first_line(msg: &str) -> String {
@@ -116,12 +133,15 @@ fn first_line(msg: &str) -> String {
     }
 }
 
-enum At {
+/// Where a problem is: a value's own position, or the path of keys to it (for values parsed
+/// without one, found again in the text).
+pub enum At {
     Span(serde_saphyr::Location),
     Path(Vec<&'static str>),
 }
 
-fn at(path: &[&'static str], msg: impl Into<String>) -> (At, String) {
+/// A problem at the value under `path`, e.g. `at(&["load", "rate"], "...")`.
+pub fn at(path: &[&'static str], msg: impl Into<String>) -> (At, String) {
     (At::Path(path.to_vec()), msg.into())
 }
 
@@ -147,25 +167,6 @@ fn validate(w: &Workload) -> Vec<(At, String)> {
         bad.push(at(
             &["topology", "partitions"],
             "partitions must be between 1 and 1000",
-        ));
-    }
-    let sqs = &w.topology.sqs;
-    if !(1..=10).contains(&sqs.batch) {
-        bad.push(at(
-            &["topology", "sqs", "batch"],
-            "sqs batch must be between 1 and 10 (the SQS limit)",
-        ));
-    }
-    if sqs.wait_time.0.as_secs() > 20 {
-        bad.push(at(
-            &["topology", "sqs", "wait_time"],
-            "sqs wait_time must be at most 20s (the SQS limit)",
-        ));
-    }
-    if sqs.visibility_timeout.0.as_secs() > 12 * 3600 {
-        bad.push(at(
-            &["topology", "sqs", "visibility_timeout"],
-            "sqs visibility_timeout must be at most 12h",
         ));
     }
     let load = &w.load;
@@ -219,9 +220,6 @@ fn validate(w: &Workload) -> Vec<(At, String)> {
             &["load", "message_size"],
             format!("message_size must be at most {MAX_MESSAGE_SIZE}B"),
         ));
-    }
-    if w.brokers.contains(&BrokerKind::Sqs) && size > SQS_MAX_MESSAGE_SIZE {
-        bad.push(at(&["load", "message_size"], format!("message_size must be at most {SQS_MAX_MESSAGE_SIZE}B for sqs (256 KiB after base64)")));
     }
     if w.consumers.count == 0 || w.consumers.count > 64 {
         bad.push(at(

@@ -15,9 +15,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::kafka::{Inflight, RequestTap, ResponseRewriter};
 use super::toxic::{ConnectionState, ToxicSet};
-use super::{GroupProxy, Protocol};
+use super::{Filter, GroupProxy};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Chunks read ahead of the writer; bounds what a slow direction buffers.
@@ -66,20 +65,6 @@ enum Chunk {
 }
 
 /// What rewrites the stream on its way through (Kafka only).
-enum Filter {
-    Requests(RequestTap),
-    Responses(ResponseRewriter),
-}
-
-impl Filter {
-    fn apply(&mut self, chunk: Bytes) -> anyhow::Result<Bytes> {
-        match self {
-            Filter::Requests(t) => t.observe(&chunk).map(|_| chunk),
-            Filter::Responses(r) => r.feed(chunk),
-        }
-    }
-}
-
 fn reset(stream: &TcpStream) {
     let _ = stream.set_zero_linger();
 }
@@ -153,15 +138,11 @@ pub(super) async fn serve(proxy: &Arc<GroupProxy>, client: TcpStream, upstream: 
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
-    let (filter_up, filter_down) = match proxy.protocol {
-        Protocol::Tcp => (None, None),
-        Protocol::Kafka => {
-            let inflight = Inflight::default();
-            let router: Arc<dyn super::kafka::Router> = proxy.clone();
-            (
-                Some(Filter::Requests(RequestTap::new(inflight.clone()))),
-                Some(Filter::Responses(ResponseRewriter::new(inflight, router))),
-            )
+    let (filter_up, filter_down) = match &proxy.wire {
+        None => (None, None),
+        Some(wire) => {
+            let (up, down) = wire.filters(proxy.clone());
+            (Some(up), Some(down))
         }
     };
     let (client_read, client_write) = client.into_split();
@@ -191,7 +172,7 @@ async fn direction(
     to: OwnedWriteHalf,
     upstream: bool,
     toxics: Toxics,
-    filter: Option<Filter>,
+    filter: Option<Box<dyn Filter>>,
     seed: u64,
 ) {
     let (tx, rx) = mpsc::channel(QUEUE_CHUNKS);
@@ -205,7 +186,7 @@ async fn read_side(
     mut from: OwnedReadHalf,
     tx: mpsc::Sender<Chunk>,
     mut toxics: Toxics,
-    mut filter: Option<Filter>,
+    mut filter: Option<Box<dyn Filter>>,
 ) {
     let mut buf = BytesMut::with_capacity(READ_SIZE);
     loop {
@@ -233,7 +214,7 @@ async fn read_side(
                         Ok(d) => d,
                         Err(e) => {
                             // A stream we cannot follow would let clients bypass the proxy.
-                            eprintln!("warning: fault proxy: closing a Kafka connection: {e:#}");
+                            eprintln!("warning: fault proxy: closing a connection it cannot follow: {e:#}");
                             let _ = tx.send(Chunk::Failed).await;
                             return;
                         }

@@ -3,7 +3,6 @@
 //! slowed down separately. Network faults add and remove toxics on a group; every connection of
 //! that group sees the change at once.
 
-pub mod kafka;
 mod link;
 pub mod toxic;
 
@@ -13,17 +12,32 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use anyhow::{anyhow, Context, Result};
+use bytes::Bytes;
 use tokio::sync::watch;
+
+use crate::message::{sub_seed, Stream};
 
 pub use toxic::{Group, Toxic, ToxicSet};
 
-/// How the proxy reads the byte stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// Bytes pass through as they are (AMQP, HTTP).
-    Tcp,
-    /// Broker addresses in Kafka responses are rewritten to the proxy's own listeners.
-    Kafka,
+/// A broker's wire protocol as the proxy must follow it. Most pass as plain bytes (no `Wire`);
+/// a broker that tells clients where to connect (Kafka's metadata) gives filters that point those
+/// addresses at the proxy's own listeners, so no client slips past the faults. The broker's own
+/// folder in `driver/` implements it.
+pub trait Wire: Send + Sync {
+    /// The filters of one new connection: (client to broker, broker to client).
+    fn filters(&self, router: Arc<dyn Router>) -> (Box<dyn Filter>, Box<dyn Filter>);
+}
+
+/// Sees, and may rewrite, one direction of one connection, chunk by chunk.
+pub trait Filter: Send {
+    /// The bytes to pass on for `chunk`. An error closes the connection: a stream the proxy
+    /// cannot follow would let clients bypass it.
+    fn apply(&mut self, chunk: Bytes) -> Result<Bytes>;
+}
+
+/// Maps a broker address the cluster advertises to the proxy listener that stands for it.
+pub trait Router: Send + Sync {
+    fn route(&self, host: &str, port: i32) -> Result<(String, i32)>;
 }
 
 /// The proxy in front of one broker.
@@ -55,7 +69,7 @@ impl Ports {
 /// node the cluster names, made when it first names it).
 pub struct GroupProxy {
     group: Group,
-    protocol: Protocol,
+    wire: Option<Arc<dyn Wire>>,
     toxics: watch::Sender<Arc<ToxicSet>>,
     next_toxic: AtomicU64,
     /// Upstream address to the local listener that stands for it.
@@ -72,7 +86,7 @@ impl Proxy {
     /// Listen for each client group on 127.0.0.1, starting at `first_port` (None: any free port).
     pub fn start(
         upstream: &str,
-        protocol: Protocol,
+        wire: Option<Arc<dyn Wire>>,
         first_port: Option<u16>,
         seed: u64,
     ) -> Result<Proxy> {
@@ -82,7 +96,7 @@ impl Proxy {
         for (i, group) in Group::ALL.into_iter().enumerate() {
             let g = Arc::new_cyclic(|this| GroupProxy {
                 group,
-                protocol,
+                wire: wire.clone(),
                 toxics: watch::channel(Arc::new(ToxicSet::default())).0,
                 next_toxic: AtomicU64::new(1),
                 listeners: Mutex::new(HashMap::new()),
@@ -90,7 +104,7 @@ impl Proxy {
                 shutdown: shutdown_rx.clone(),
                 connections: AtomicU64::new(0),
                 open: AtomicUsize::new(0),
-                seed: seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                seed: sub_seed(seed, Stream::Proxy, i as u64),
                 this: this.clone(),
             });
             g.listen(upstream)?;
@@ -223,8 +237,9 @@ impl GroupProxy {
     }
 }
 
-/// Kafka clients connect to whatever the cluster names; each name gets a listener of this group.
-impl kafka::Router for GroupProxy {
+/// Clients that connect to whatever the cluster names (Kafka) get a listener of this group for
+/// each name.
+impl Router for GroupProxy {
     fn route(&self, host: &str, port: i32) -> Result<(String, i32)> {
         let local = self.listen(&format!("{host}:{port}"))?;
         Ok((local.ip().to_string(), local.port() as i32))

@@ -24,7 +24,7 @@ async fn echo() -> String {
 }
 
 async fn proxied() -> (Proxy, TcpStream) {
-    let proxy = Proxy::start(&echo().await, Protocol::Tcp, None, 7).unwrap();
+    let proxy = Proxy::start(&echo().await, None, None, 7).unwrap();
     let conn = TcpStream::connect(proxy.address(Group::Consumers))
         .await
         .unwrap();
@@ -256,7 +256,7 @@ async fn slow_close_delays_the_close() {
             let _ = s.write_all(b"bye").await;
         }
     });
-    let p = Proxy::start(&addr, Protocol::Tcp, None, 1).unwrap();
+    let p = Proxy::start(&addr, None, None, 1).unwrap();
     p.group(Group::Producers)
         .add(Toxic::SlowClose(Duration::from_millis(400)));
     let t = Instant::now();
@@ -277,7 +277,7 @@ async fn slow_close_delays_the_close() {
 async fn a_port_in_use_is_named() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let err = Proxy::start(&echo().await, Protocol::Tcp, Some(port), 1)
+    let err = Proxy::start(&echo().await, None, Some(port), 1)
         .err()
         .expect("the port is taken");
     let msg = format!("{err:#}");
@@ -290,7 +290,7 @@ async fn an_unreachable_broker_resets_the_client() {
     let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = gone.local_addr().unwrap().to_string();
     drop(gone);
-    let p = Proxy::start(&addr, Protocol::Tcp, None, 1).unwrap();
+    let p = Proxy::start(&addr, None, None, 1).unwrap();
     let mut c = TcpStream::connect(p.address(Group::Producers))
         .await
         .unwrap();

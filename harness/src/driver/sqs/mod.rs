@@ -2,6 +2,8 @@
 //! (MessageGroupId = key, deduplication id = message id), visibility timeout, long polling, batch
 //! receive, delete after processing.
 
+mod target;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +24,70 @@ use super::{
 };
 use crate::history::Position;
 use crate::message::MsgId;
+use crate::target::{Section, TargetProfile};
 use crate::workload::AckMode;
+use crate::workload::{at, At, BrokerKind, Workload};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// SQS in the broker registry.
+pub const BROKER: super::Broker = super::Broker {
+    kind: BrokerKind::Sqs,
+    connect,
+    section,
+    section_mut,
+    wire: None,
+    ready_slack: |_| Duration::ZERO,
+    validate,
+};
+
+fn connect(plan: Arc<Plan>) -> Result<Box<dyn Driver>> {
+    Ok(Box::new(SqsDriver::new(plan)?))
+}
+
+fn section(t: &TargetProfile) -> Option<&dyn Section> {
+    t.sqs.as_ref().map(|s| s as &dyn Section)
+}
+
+fn section_mut(t: &mut TargetProfile) -> Option<&mut dyn Section> {
+    t.sqs.as_mut().map(|s| s as &mut dyn Section)
+}
+
+/// SQS caps a message body at 256 KiB and the envelope goes base64-encoded (4/3 larger).
+const MAX_MESSAGE_SIZE: u64 = 256 * 1024 * 3 / 4;
+
+/// SQS's own limits on the workload's options.
+fn validate(w: &Workload) -> Vec<(At, String)> {
+    let sqs = &w.topology.sqs;
+    let mut bad = Vec::new();
+    if !(1..=10).contains(&sqs.batch) {
+        bad.push(at(
+            &["topology", "sqs", "batch"],
+            "sqs batch must be between 1 and 10 (the SQS limit)",
+        ));
+    }
+    if sqs.wait_time.0.as_secs() > 20 {
+        bad.push(at(
+            &["topology", "sqs", "wait_time"],
+            "sqs wait_time must be at most 20s (the SQS limit)",
+        ));
+    }
+    if sqs.visibility_timeout.0.as_secs() > 12 * 3600 {
+        bad.push(at(
+            &["topology", "sqs", "visibility_timeout"],
+            "sqs visibility_timeout must be at most 12h",
+        ));
+    }
+    if w.load.message_size.0 > MAX_MESSAGE_SIZE {
+        bad.push(at(
+            &["load", "message_size"],
+            format!(
+                "message_size must be at most {MAX_MESSAGE_SIZE}B for sqs (256 KiB after base64)"
+            ),
+        ));
+    }
+    bad
+}
 
 pub struct SqsDriver {
     plan: Arc<Plan>,
@@ -67,7 +130,7 @@ impl SqsDriver {
             plan.resource_prefix,
             if fifo { ".fifo" } else { "" }
         );
-        let address = plan.target.address(crate::workload::BrokerKind::Sqs);
+        let address = plan.address();
         Ok(SqsDriver {
             client: Client::from_conf(conf.build()),
             plan,
@@ -282,7 +345,7 @@ impl Consumer for SqsConsumer {
                 .and_then(|b| B64.decode(b).ok())
                 .unwrap_or_else(|| m.body.clone().unwrap_or_default().into_bytes());
             let receipt = m.receipt_handle.unwrap_or_default();
-            let handle = AckHandle::Sqs { receipt };
+            let handle = AckHandle::Receipt(receipt);
             received.push(Received {
                 body,
                 pos: Position::Id {
@@ -335,7 +398,7 @@ impl Consumer for SqsConsumer {
     }
 
     async fn ack(&mut self, handle: AckHandle) -> Result<()> {
-        if let AckHandle::Sqs { receipt } = handle {
+        if let AckHandle::Receipt(receipt) = handle {
             self.client
                 .delete_message()
                 .queue_url(&self.url)

@@ -1,6 +1,9 @@
 //! Kafka protocol driver (rdkafka): keyed produce with acks=all, consumer groups with explicit
 //! commits after or before processing, or auto-commit.
 
+mod proxy;
+mod target;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +27,38 @@ use super::{
 };
 use crate::history::Position;
 use crate::message::{write_key_name, MsgId, ENVELOPE_LEN};
+use crate::target::{Section, TargetProfile};
 use crate::workload::AckMode;
+use crate::workload::BrokerKind;
+
+/// Kafka in the broker registry.
+pub const BROKER: super::Broker = super::Broker {
+    kind: BrokerKind::Kafka,
+    connect,
+    section,
+    section_mut,
+    wire: Some(wire),
+    // A consumer is ready once the group gave it partitions, which can take a session timeout.
+    ready_slack: |w| w.topology.kafka.session_timeout.0,
+    validate: |_| Vec::new(),
+};
+
+fn connect(plan: Arc<Plan>) -> Result<Box<dyn Driver>> {
+    Ok(Box::new(KafkaDriver::new(plan)?))
+}
+
+fn section(t: &TargetProfile) -> Option<&dyn Section> {
+    t.kafka.as_ref().map(|k| k as &dyn Section)
+}
+
+fn section_mut(t: &mut TargetProfile) -> Option<&mut dyn Section> {
+    t.kafka.as_mut().map(|k| k as &mut dyn Section)
+}
+
+/// Kafka clients connect to the nodes the metadata names: the proxy rewrites those names.
+fn wire() -> Arc<dyn crate::chaos::proxy::Wire> {
+    Arc::new(proxy::KafkaWire)
+}
 
 pub struct KafkaDriver {
     plan: Arc<Plan>,
@@ -418,7 +452,10 @@ impl KafkaConsumer {
             redelivered: false,
             receive_count: 0,
             // In auto mode too: `ack` then stores the offset for the timed auto-commit.
-            handle: AckHandle::Kafka { partition, offset },
+            handle: AckHandle::Offset {
+                shard: partition,
+                offset,
+            },
         }
     }
 }
@@ -464,7 +501,11 @@ impl Consumer for KafkaConsumer {
     }
 
     async fn ack(&mut self, handle: AckHandle) -> Result<()> {
-        if let AckHandle::Kafka { partition, offset } = handle {
+        if let AckHandle::Offset {
+            shard: partition,
+            offset,
+        } = handle
+        {
             if self.auto {
                 // Auto-commit picks stored offsets up on its timer.
                 self.consumer
@@ -487,7 +528,11 @@ impl Consumer for KafkaConsumer {
         // the batch: one store per batch instead of one per message (each looks the topic up).
         let mut highest = std::collections::BTreeMap::new();
         for h in handles {
-            if let AckHandle::Kafka { partition, offset } = h {
+            if let AckHandle::Offset {
+                shard: partition,
+                offset,
+            } = h
+            {
                 let e = highest.entry(partition).or_insert(offset);
                 *e = (*e).max(offset);
             }

@@ -1,4 +1,4 @@
-//! Kafka-aware proxying: a Kafka client learns broker addresses from Metadata, FindCoordinator
+//! Kafka through the fault proxy: a Kafka client learns broker addresses from Metadata, FindCoordinator
 //! and DescribeCluster responses and then connects to them directly. To keep every connection
 //! inside the proxy without touching the broker's advertised listeners, those responses are
 //! rewritten to point at the proxy's own listeners. Everything else streams through untouched;
@@ -14,9 +14,32 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
-/// Maps a broker address the cluster advertises to the proxy listener that stands for it.
-pub trait Router: Send + Sync {
-    fn route(&self, host: &str, port: i32) -> Result<(String, i32)>;
+use crate::chaos::proxy::{Filter, Router, Wire};
+
+/// The fault proxy's view of the Kafka protocol: requests are followed so that the responses
+/// naming brokers can be found and rewritten.
+pub struct KafkaWire;
+
+impl Wire for KafkaWire {
+    fn filters(&self, router: Arc<dyn Router>) -> (Box<dyn Filter>, Box<dyn Filter>) {
+        let inflight = Inflight::default();
+        (
+            Box::new(RequestTap::new(inflight.clone())),
+            Box::new(ResponseRewriter::new(inflight, router)),
+        )
+    }
+}
+
+impl Filter for RequestTap {
+    fn apply(&mut self, chunk: Bytes) -> Result<Bytes> {
+        self.observe(&chunk).map(|_| chunk)
+    }
+}
+
+impl Filter for ResponseRewriter {
+    fn apply(&mut self, chunk: Bytes) -> Result<Bytes> {
+        self.feed(chunk)
+    }
 }
 
 /// Requests sent on one connection and not yet answered: correlation id to (api key, version).

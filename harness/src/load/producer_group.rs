@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::process_fleet::{self, lock, Fleet, Role};
 use super::producer::ProducerTask;
-use super::workers::{self, lock, Fleet, Role};
 use super::Counters;
 use crate::driver::{Driver, Plan, Publisher};
 use crate::history::{now_ns, Recorder};
@@ -75,7 +75,7 @@ pub async fn prepare(s: &Setup<'_>, as_processes: bool) -> Result<Prepared> {
     }
     let deadline = Instant::now() + w.run.connect_timeout.0 + Duration::from_secs(5);
     let ready = &s.counters.ready_producers;
-    workers::wait_ready(&fleet, ready, w.load.producers as u64, deadline, || false)
+    process_fleet::wait_ready(&fleet, ready, w.load.producers as u64, deadline, || false)
         .await
         .with_context(|| s.plan.broker.to_string())?;
     Ok(Prepared::Processes(fleet))

@@ -2,6 +2,8 @@
 //! confirms, per-key sharding over N queues with the consistent-hash exchange, single active
 //! consumer, prefetch, and manual / before-process / auto acknowledgement.
 
+mod target;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +26,32 @@ use super::{
 use crate::history::Position;
 use crate::message::MsgId;
 use crate::target::redact_url;
+use crate::target::{Section, TargetProfile};
+use crate::workload::BrokerKind;
 use crate::workload::{AckMode, QueueType, Sharding};
+
+/// RabbitMQ in the broker registry.
+pub const BROKER: super::Broker = super::Broker {
+    kind: BrokerKind::Rabbitmq,
+    connect,
+    section,
+    section_mut,
+    wire: None,
+    ready_slack: |_| Duration::ZERO,
+    validate: |_| Vec::new(),
+};
+
+fn connect(plan: Arc<Plan>) -> Result<Box<dyn Driver>> {
+    Ok(Box::new(RabbitDriver::new(plan)?))
+}
+
+fn section(t: &TargetProfile) -> Option<&dyn Section> {
+    t.rabbitmq.as_ref().map(|r| r as &dyn Section)
+}
+
+fn section_mut(t: &mut TargetProfile) -> Option<&mut dyn Section> {
+    t.rabbitmq.as_mut().map(|r| r as &mut dyn Section)
+}
 
 pub struct RabbitDriver {
     plan: Arc<Plan>,
@@ -329,7 +356,7 @@ impl RabbitConsumer {
             handle: if self.no_ack {
                 AckHandle::None
             } else {
-                AckHandle::Rabbit { queue, tag }
+                AckHandle::Tag { queue, tag }
             },
             body: d.data,
         }
@@ -356,7 +383,7 @@ impl Consumer for RabbitConsumer {
     }
 
     async fn ack(&mut self, handle: AckHandle) -> Result<()> {
-        if let AckHandle::Rabbit { tag, .. } = handle {
+        if let AckHandle::Tag { tag, .. } = handle {
             self.channel
                 .basic_ack(tag, BasicAckOptions::default())
                 .await

@@ -1,0 +1,351 @@
+//! The consumer worker: a separate OS process (`brokerbench worker`) so that crash faults can
+//! SIGKILL it for real. It streams history events to the coordinator over stdout and stops when
+//! its stdin closes (which also happens if the coordinator dies).
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::dedupe::{Outcome, ProcessedIds};
+use crate::message::{run_tag, Envelope};
+use futures::FutureExt;
+
+use crate::driver::{self, AckHandle, Driver, Plan, Received};
+use crate::history::codec::write_frame;
+use crate::history::{now_ns, ClientRole, Event, WorkerEvent};
+use crate::workload::{AckMode, Dedupe};
+
+const POLL_WAIT: Duration = Duration::from_millis(250);
+
+/// Bound on one acknowledgement: a client stuck on a dead connection must not stop the worker
+/// (the failure is recorded; the heartbeat or the stall watchdog replace the client).
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client being replaced gets to close cleanly.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// This consumer's record, streamed to the coordinator as history frames on stdout.
+struct Record<W: Write> {
+    out: BufWriter<W>,
+    scratch: Vec<u8>,
+    consumer: u32,
+}
+
+impl<W: Write> Record<W> {
+    fn emit(&mut self, ev: Event) -> Result<()> {
+        write_frame(&mut self.out, &ev, &mut self.scratch)?;
+        Ok(())
+    }
+
+    /// A failure, on record for the availability figures.
+    fn error(&mut self, error: String) -> Result<()> {
+        let consumer = self.consumer;
+        self.emit(Event::ConsumerError {
+            t: now_ns(),
+            consumer,
+            error,
+        })
+    }
+
+    /// Before any step that could make the record untrue if the process died during it.
+    fn flush(&mut self) -> Result<()> {
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+/// When this consumer acknowledges one delivery, from the workload's `ack` and what the driver
+/// handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Acknowledge {
+    /// Before processing it (at-most-once).
+    Before,
+    /// After processing it (at-least-once).
+    After,
+    /// By the client's own timed commit, once it is marked processed (`ack: auto`, Kafka).
+    Mark,
+    /// Never: the broker counted it acknowledged when it was sent.
+    Never,
+}
+
+impl Acknowledge {
+    fn of(mode: AckMode, handle: &AckHandle) -> Acknowledge {
+        match (mode, handle) {
+            (_, AckHandle::None) => Acknowledge::Never,
+            (AckMode::BeforeProcess, _) => Acknowledge::Before,
+            (AckMode::AfterProcess, _) => Acknowledge::After,
+            (AckMode::Auto, _) => Acknowledge::Mark,
+        }
+    }
+}
+
+pub async fn run(spec: &Path, index: u32) -> Result<()> {
+    // The coordinator's stall watchdog asks for a fresh client with SIGUSR1. Listen before
+    // anything else: the signal's default action would end the process.
+    let mut kicks = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        .context("listening for the stall watchdog's signal")?;
+    let text = std::fs::read_to_string(spec)
+        .with_context(|| format!("reading worker plan {}", spec.display()))?;
+    let plan: Plan = serde_json::from_str(&text).context("parsing worker plan")?;
+    let plan = Arc::new(plan);
+    let tag = run_tag(&plan.run_id);
+    let w = &plan.workload;
+    let driver = driver::driver(plan.clone())?;
+    let mut consumer = driver.consumer(index).await?;
+    consumer.ready(plan.ready_timeout()).await?;
+    let mut store = match w.consumers.dedupe {
+        Dedupe::ProcessedIds => {
+            let dir = spec.parent().unwrap_or(Path::new("."));
+            Some(ProcessedIds::open(&dir.join("processed-ids.sqlite"))?)
+        }
+        Dedupe::None => None,
+    };
+
+    let stop = super::stop_when_stdin_closes();
+
+    let mut rec = Record {
+        out: BufWriter::new(std::io::stdout().lock()),
+        scratch: Vec::with_capacity(256),
+        consumer: index,
+    };
+    rec.emit(Event::Worker {
+        t: now_ns(),
+        consumer: index,
+        event: WorkerEvent::Ready {
+            pid: std::process::id(),
+        },
+    })?;
+    rec.flush()?;
+
+    // `ack: auto`: deliveries processed in this batch, marked for the client's timed commit
+    // once the batch's records are flushed to the coordinator.
+    let mut processed = Vec::new();
+    let mut replace: Option<String> = None;
+    while !stop.load(Ordering::Relaxed) {
+        if kicks.recv().now_or_never().is_some() {
+            replace = Some(format!(
+                "stall watchdog: no consumer processed anything for {} while messages waited",
+                w.run.stall_timeout
+            ));
+        }
+        if replace.is_none() && consumer.is_broken() {
+            replace = Some("the client lost its connection".into());
+        }
+        if let Some(reason) = replace.take() {
+            if let Err(e) = reconnect(&*driver, &mut consumer, index, plan.ready_timeout()).await {
+                rec.error(format!("reconnecting ({reason}): {e:#}"))?;
+                rec.flush()?;
+                // Try again on the next round; the old client may yet recover meanwhile.
+                replace = Some(reason);
+                tokio::time::sleep(POLL_WAIT).await;
+                continue;
+            }
+            rec.emit(Event::Reconnect {
+                t: now_ns(),
+                role: ClientRole::Consumer,
+                index,
+                reason,
+            })?;
+            rec.flush()?;
+        }
+        let batch = match consumer.poll(POLL_WAIT).await {
+            Ok(b) => b,
+            Err(e) => {
+                rec.error(format!("{e:#}"))?;
+                rec.flush()?;
+                tokio::time::sleep(POLL_WAIT).await;
+                continue;
+            }
+        };
+        for r in batch {
+            handle(
+                r,
+                &plan,
+                tag,
+                &mut *consumer,
+                &mut store,
+                &mut processed,
+                &mut rec,
+            )
+            .await?;
+        }
+        flush_and_mark(&mut *consumer, &mut processed, &mut rec).await?;
+    }
+    consumer.close().await;
+    rec.flush()
+}
+
+/// One delivery, as the workload's consumer handles it: on record as delivered, acknowledged
+/// before or after processing (or marked for the client's timed commit), processed (through the
+/// idempotent store when the workload dedupes), on record as processed.
+async fn handle<W: Write>(
+    r: Received,
+    plan: &Plan,
+    tag: u64,
+    consumer: &mut dyn driver::Consumer,
+    store: &mut Option<ProcessedIds>,
+    processed: &mut Vec<AckHandle>,
+    rec: &mut Record<W>,
+) -> Result<()> {
+    let (w, index) = (&plan.workload, rec.consumer);
+    let t = now_ns();
+    let env = match Envelope::decode(&r.body) {
+        Ok(env) if env.run_tag == tag => env,
+        other => {
+            let detail = match other {
+                Ok(_) => "message from another run".into(),
+                Err(e) => e.to_string(),
+            };
+            rec.emit(Event::Foreign {
+                t,
+                consumer: index,
+                pos: r.pos,
+                detail,
+            })?;
+            // Not ours to judge; removing it is best effort and never stops the worker.
+            let _ = tokio::time::timeout(ACK_TIMEOUT, consumer.ack(r.handle)).await;
+            return Ok(());
+        }
+    };
+    let id = env.id;
+    rec.emit(Event::Deliver {
+        t,
+        consumer: index,
+        id,
+        intended: env.intended_ns,
+        pos: r.pos,
+        redelivered: r.redelivered,
+        receive_count: r.receive_count,
+    })?;
+    let when = Acknowledge::of(w.consumers.ack, &r.handle);
+    if when == Acknowledge::Before {
+        ack(consumer, r.handle.clone(), id, rec).await?;
+    }
+    let process = w.consumers.processing_time.0;
+    if !process.is_zero() {
+        // Flush first: if we are killed while "processing", the delivery is on record. What was
+        // processed before is then on record too: the next auto-commit may have it, as a poll
+        // loop's would, rather than at the end of a long batch.
+        flush_and_mark(consumer, processed, rec).await?;
+        tokio::time::sleep(process).await;
+    }
+    let applied = match store.as_mut() {
+        // SQLite is synchronous; a short block of this worker thread is what a real consumer's
+        // database call costs too.
+        Some(db) => matches!(
+            tokio::task::block_in_place(|| db.process(id, index))?,
+            Outcome::Applied
+        ),
+        None => true,
+    };
+    let t = now_ns();
+    rec.emit(if applied {
+        Event::Processed {
+            t,
+            consumer: index,
+            id,
+        }
+    } else {
+        Event::DedupeSkip {
+            t,
+            consumer: index,
+            id,
+        }
+    })?;
+    match when {
+        Acknowledge::After => ack(consumer, r.handle, id, rec).await?,
+        Acknowledge::Mark => processed.push(r.handle),
+        Acknowledge::Before | Acknowledge::Never => {}
+    }
+    Ok(())
+}
+
+/// Replace the client with a fresh one, as an application's reconnect logic would. The old one
+/// leaves first, within a short bound (a wedged client may never finish): a Kafka member still
+/// holding its partitions, or RabbitMQ's single active consumer, would keep them from the new
+/// client. If no new client can be made, the old one stays for the next attempt.
+async fn reconnect(
+    driver: &dyn Driver,
+    consumer: &mut Box<dyn driver::Consumer>,
+    index: u32,
+    ready_timeout: Duration,
+) -> Result<()> {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, consumer.close()).await;
+    let mut fresh = driver.consumer(index).await?;
+    fresh.ready(ready_timeout).await?;
+    *consumer = fresh;
+    Ok(())
+}
+
+/// Flush the records so far; then (`ack: auto`) hand the client the deliveries processed so far
+/// for its timed commit: a kill from here on cannot leave a committed message off the record.
+async fn flush_and_mark<W: Write>(
+    consumer: &mut dyn driver::Consumer,
+    handles: &mut Vec<AckHandle>,
+    rec: &mut Record<W>,
+) -> Result<()> {
+    rec.flush()?;
+    if handles.is_empty() {
+        return Ok(());
+    }
+    let count = handles.len();
+    let marked = tokio::time::timeout(
+        ACK_TIMEOUT,
+        consumer.mark_processed(std::mem::take(handles)),
+    )
+    .await
+    .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {ACK_TIMEOUT:?}")));
+    if let Err(e) = marked {
+        rec.error(format!("marking {count} deliveries processed: {e:#}"))?;
+    }
+    Ok(())
+}
+
+async fn ack<W: Write>(
+    consumer: &mut dyn driver::Consumer,
+    handle: AckHandle,
+    id: crate::message::MsgId,
+    rec: &mut Record<W>,
+) -> Result<()> {
+    // The delivery must be on record before the broker can hand the next message of this key to
+    // another consumer, or the history could show them out of order.
+    rec.flush()?;
+    let acked = tokio::time::timeout(ACK_TIMEOUT, consumer.ack(handle))
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {ACK_TIMEOUT:?}")));
+    match acked {
+        Ok(()) => rec.emit(Event::Ack {
+            t: now_ns(),
+            consumer: rec.consumer,
+            id,
+        }),
+        Err(e) => rec.error(format!("ack {}: {e:#}", id.dedupe_id())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_ack_mode_acknowledges_once_at_its_moment() {
+        let tag = AckHandle::Tag { queue: 0, tag: 1 };
+        assert_eq!(
+            Acknowledge::of(AckMode::BeforeProcess, &tag),
+            Acknowledge::Before
+        );
+        assert_eq!(
+            Acknowledge::of(AckMode::AfterProcess, &tag),
+            Acknowledge::After
+        );
+        assert_eq!(Acknowledge::of(AckMode::Auto, &tag), Acknowledge::Mark);
+        // Nothing to acknowledge, whatever the mode (RabbitMQ no-ack, SQS delete-on-receipt).
+        for mode in [AckMode::BeforeProcess, AckMode::AfterProcess, AckMode::Auto] {
+            assert_eq!(Acknowledge::of(mode, &AckHandle::None), Acknowledge::Never);
+        }
+    }
+}
