@@ -10,7 +10,7 @@
 //! sorting.
 
 use super::slots::{KeySlots, Slots};
-use super::{Anomaly, Checker, Facts, Metrics, PerKey};
+use super::{Anomaly, Checker, Facts, PerKey};
 use crate::history::{Event, Position};
 use crate::message::MsgId;
 
@@ -74,13 +74,6 @@ impl PerSecond {
             self.0.resize(sec + 1, 0);
         }
         self.0[sec] += 1;
-    }
-
-    /// Write each second's count into its window of `timeline`.
-    fn write(&self, timeline: &mut [super::Window], field: fn(&mut super::Window) -> &mut u64) {
-        for (w, n) in timeline.iter_mut().zip(&self.0) {
-            *field(w) = *n;
-        }
     }
 }
 
@@ -337,7 +330,10 @@ impl Checker for DeliveryChecker {
         }
     }
 
-    fn finish(mut self, m: &mut Metrics) {
+    type Section = DeliverySection;
+
+    fn finish(mut self) -> DeliverySection {
+        let mut m = DeliverySection::default();
         let final_read = self
             .final_read
             .take()
@@ -413,7 +409,7 @@ impl Checker for DeliveryChecker {
         m.unverified = c.unverified;
         m.unexpected = c.unexpected + self.foreign + self.slots.implausible;
         m.recovered = c.recovered;
-        m.indeterminate += c.no_outcome;
+        m.no_outcome = c.no_outcome;
         m.received_not_processed = c.received_only;
         m.redeliveries = self.redeliveries;
         m.broker_redeliveries = self.broker_redeliveries;
@@ -434,12 +430,41 @@ impl Checker for DeliveryChecker {
         m.effective_duplicates = self.effective_dupes;
         m.dedupe_skips = self.dedupe_skips;
         m.final_read = final_read;
-        m.examples.append(&mut self.examples);
-        self.violations_per_second
-            .write(&mut m.timeline, |w| &mut w.order_violations);
-        self.unread_per_second
-            .write(&mut m.timeline, |w| &mut w.unread);
+        m.examples = self.examples;
+        m.order_violations_per_second = self.violations_per_second.0;
+        m.unread_per_second = self.unread_per_second.0;
+        m
     }
+}
+
+/// What the delivery checker found: each value's fate, redeliveries, order, and examples.
+#[derive(Debug, Default)]
+pub struct DeliverySection {
+    pub delivered: u64,
+    pub lost: u64,
+    pub unread: u64,
+    pub unverified: u64,
+    pub unexpected: u64,
+    pub recovered: u64,
+    /// Sends with no outcome at all (their producer crashed mid-send): indeterminate too.
+    pub no_outcome: u64,
+    pub received_not_processed: u64,
+    pub redeliveries: u64,
+    pub broker_redeliveries: u64,
+    pub duplicate_rate: f64,
+    pub duplicates_stored: u64,
+    pub final_read_order_violations: u64,
+    pub per_key_order_violations: u64,
+    pub per_key_order_violations_redelivered: u64,
+    pub per_key_order_violations_flagged: u64,
+    pub skips: u64,
+    pub effective_duplicates: u64,
+    pub dedupe_skips: u64,
+    pub final_read: super::FinalRead,
+    pub examples: Vec<Anomaly>,
+    /// Per second since the load started, for the timeline.
+    pub order_violations_per_second: Vec<u64>,
+    pub unread_per_second: Vec<u64>,
 }
 
 /// What the per-message pass counts.

@@ -22,10 +22,13 @@ pub use timing::{FaultWindow, Window};
 
 use crate::history::{self, Event, Stop};
 
-/// One checker: sees every event once, in history order, then writes its metrics.
+/// One checker: sees every event once, in history order, then returns its own section of the
+/// metrics. No checker writes into another's figures; `Metrics::assemble` puts the sections
+/// together in one place.
 pub trait Checker {
+    type Section;
     fn observe(&mut self, ev: &Event, facts: &mut Facts);
-    fn finish(self, metrics: &mut Metrics);
+    fn finish(self) -> Self::Section;
 }
 
 /// What a checker learned about the current event that checkers after it may use, so that
@@ -144,6 +147,62 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// One broker's metrics from each checker's section: the one place that combines them.
+    pub fn assemble(
+        counts: Counts,
+        d: delivery::DeliverySection,
+        t: timing::TimingSection,
+    ) -> Metrics {
+        let mut timeline = t.timeline;
+        for (w, n) in timeline.iter_mut().zip(&d.order_violations_per_second) {
+            w.order_violations = *n;
+        }
+        for (w, n) in timeline.iter_mut().zip(&d.unread_per_second) {
+            w.unread = *n;
+        }
+        Metrics {
+            sent: counts.sent,
+            acked: counts.acked,
+            failed: counts.failed,
+            // Sends that timed out, and sends that never got an outcome at all.
+            indeterminate: counts.indeterminate + d.no_outcome,
+            delivered: d.delivered,
+            lost: d.lost,
+            unread: d.unread,
+            unverified: d.unverified,
+            final_read: d.final_read,
+            unexpected: d.unexpected,
+            recovered: d.recovered,
+            received_not_processed: d.received_not_processed,
+            redeliveries: d.redeliveries,
+            broker_redeliveries: d.broker_redeliveries,
+            duplicate_rate: d.duplicate_rate,
+            duplicates_stored: d.duplicates_stored,
+            per_key_order_violations: d.per_key_order_violations,
+            per_key_order_violations_redelivered: d.per_key_order_violations_redelivered,
+            per_key_order_violations_flagged: d.per_key_order_violations_flagged,
+            final_read_order_violations: d.final_read_order_violations,
+            skips: d.skips,
+            effective_duplicates: d.effective_duplicates,
+            dedupe_skips: d.dedupe_skips,
+            throughput: t.throughput,
+            load_start_ns: t.load_start_ns,
+            duration_s: t.duration_s,
+            publish_latency: t.publish_latency,
+            end_to_end_latency: t.end_to_end_latency,
+            publish_histogram: t.publish_histogram,
+            end_to_end_histogram: t.end_to_end_histogram,
+            availability: t.availability,
+            consumer_availability: t.consumer_availability,
+            recovery_time: t.recovery_time,
+            reconnects: t.reconnects,
+            faults: t.faults,
+            timeline,
+            examples: d.examples,
+            history_warning: None,
+        }
+    }
+
     /// The value an `expect:` entry compares against (base units: counts, fractions, seconds);
     /// None for an unknown key or a metric this run did not measure.
     pub fn metric(&self, key: &str) -> Option<f64> {
@@ -254,9 +313,9 @@ impl<T: Default> PerKey<T> {
     }
 }
 
-/// Counts that need no per-message state.
-#[derive(Default)]
-struct Counts {
+/// Counts that need no per-message state (the checker is its own section).
+#[derive(Debug, Default)]
+pub struct Counts {
     sent: u64,
     acked: u64,
     failed: u64,
@@ -264,6 +323,8 @@ struct Counts {
 }
 
 impl Checker for Counts {
+    type Section = Counts;
+
     fn observe(&mut self, ev: &Event, _: &mut Facts) {
         match ev {
             Event::SendInvoke { .. } => self.sent += 1,
@@ -273,12 +334,8 @@ impl Checker for Counts {
             _ => {}
         }
     }
-    fn finish(self, m: &mut Metrics) {
-        m.sent = self.sent;
-        m.acked = self.acked;
-        m.failed = self.failed;
-        // The delivery checker adds sends that never got an outcome.
-        m.indeterminate += self.indeterminate;
+    fn finish(self) -> Counts {
+        self
     }
 }
 
@@ -302,12 +359,11 @@ impl Checkers {
     }
 
     fn finish(self) -> Metrics {
-        let mut m = Metrics::default();
-        // The timing checker's timeline must exist before the delivery checker annotates it.
-        self.timing.finish(&mut m);
-        self.delivery.finish(&mut m);
-        self.counts.finish(&mut m);
-        m
+        Metrics::assemble(
+            self.counts.finish(),
+            self.delivery.finish(),
+            self.timing.finish(),
+        )
     }
 }
 

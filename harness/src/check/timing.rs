@@ -3,7 +3,7 @@
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use super::{Checker, Facts, LatencySummary, Metrics};
+use super::{Checker, Facts, LatencySummary};
 use crate::history::{Event, FaultPhase, Phase};
 
 const NS_PER_S: u64 = 1_000_000_000;
@@ -50,6 +50,25 @@ pub struct FaultWindow {
     /// Seconds from the fault's end until a consumer processed a message again.
     #[serde(default)]
     pub consumers_recovered_s: Option<f64>,
+}
+
+/// What the timing checker measured: latencies, throughput, availability, the faults and their
+/// recoveries, and the per-second timeline.
+#[derive(Debug, Default)]
+pub struct TimingSection {
+    pub publish_latency: LatencySummary,
+    pub end_to_end_latency: LatencySummary,
+    pub publish_histogram: String,
+    pub end_to_end_histogram: String,
+    pub throughput: f64,
+    pub availability: f64,
+    pub consumer_availability: f64,
+    pub reconnects: u64,
+    pub recovery_time: Option<f64>,
+    pub faults: Vec<FaultWindow>,
+    pub timeline: Vec<Window>,
+    pub load_start_ns: u64,
+    pub duration_s: f64,
 }
 
 #[derive(Default)]
@@ -333,7 +352,10 @@ impl Checker for TimingChecker {
         }
     }
 
-    fn finish(mut self, m: &mut Metrics) {
+    type Section = TimingSection;
+
+    fn finish(mut self) -> TimingSection {
+        let mut m = TimingSection::default();
         // The last second is folded into the totals here.
         self.summarise();
         m.publish_latency = LatencySummary::of(&self.publish.total);
@@ -408,5 +430,6 @@ impl Checker for TimingChecker {
             .load_end
             .map(|e| e.saturating_sub(start) as f64 / 1e9)
             .unwrap_or(0.0);
+        m
     }
 }
