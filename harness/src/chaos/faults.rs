@@ -37,8 +37,10 @@ pub struct Kind {
     pub needs: &'static [&'static str],
     /// It must be given a `duration` (it is undone when its window ends).
     pub needs_duration: bool,
-    /// The target profile's control commands it runs (`restart_after` adds `start`).
-    pub commands: &'static [&'static str],
+    /// The target profile's control commands that apply it, in order.
+    pub start: &'static [&'static str],
+    /// Those that undo it, when its window ends (`duration` or `restart_after`).
+    pub undo: &'static [&'static str],
     /// Network faults: the toxic the proxy applies (value checks give the user's error).
     pub toxic: Option<ToxicOf>,
     /// The fault that applies one window of this kind.
@@ -56,7 +58,8 @@ pub const KINDS: &[Kind] = &[
         takes: &["target", "restart_after"],
         needs: &[],
         needs_duration: false,
-        commands: &[],
+        start: &[],
+        undo: &[],
         toxic: None,
         build: |w, s| crash(s.fleet.clone(), w, s),
     },
@@ -67,7 +70,8 @@ pub const KINDS: &[Kind] = &[
         takes: &["target", "restart_after"],
         needs: &[],
         needs_duration: false,
-        commands: &[],
+        start: &[],
+        undo: &[],
         toxic: None,
         build: |w, s| crash(s.producers()?, w, s),
     },
@@ -78,7 +82,8 @@ pub const KINDS: &[Kind] = &[
         takes: &["target", "workers"],
         needs: &[],
         needs_duration: true,
-        commands: &[],
+        start: &[],
+        undo: &[],
         toxic: None,
         build: |w, s| {
             let fleet = match w.workers {
@@ -95,7 +100,8 @@ pub const KINDS: &[Kind] = &[
         takes: &["between", "reset_after"],
         needs: &[],
         needs_duration: true,
-        commands: &[],
+        start: &[],
+        undo: &[],
         toxic: Some(|_| Ok(Toxic::Partition)),
         build: proxied,
     },
@@ -106,7 +112,8 @@ pub const KINDS: &[Kind] = &[
         takes: &["between", "direction", "latency", "jitter"],
         needs: &["latency"],
         needs_duration: true,
-        commands: &[],
+        start: &[],
+        undo: &[],
         toxic: Some(|f| {
             Ok(Toxic::Latency {
                 latency: f.latency.unwrap_or_default().0,
@@ -123,7 +130,8 @@ pub const KINDS: &[Kind] = &[
         takes: &["between", "direction", "rate"],
         needs: &["rate"],
         needs_duration: true,
-        commands: &[],
+        start: &[],
+        undo: &[],
         toxic: Some(|f| {
             let rate = f.rate.unwrap_or_default().0;
             if rate == 0 {
@@ -143,7 +151,8 @@ pub const KINDS: &[Kind] = &[
         takes: &["between", "direction", "slice_size", "slice_delay"],
         needs: &["slice_size"],
         needs_duration: true,
-        commands: &[],
+        start: &[],
+        undo: &[],
         toxic: Some(|f| {
             let size = f.slice_size.unwrap_or_default().0;
             if size == 0 {
@@ -164,7 +173,8 @@ pub const KINDS: &[Kind] = &[
         takes: &["between", "direction", "bytes"],
         needs: &["bytes"],
         needs_duration: true,
-        commands: &[],
+        start: &[],
+        undo: &[],
         toxic: Some(|f| {
             Ok(Toxic::LimitData {
                 bytes: f.bytes.unwrap_or_default().0,
@@ -180,7 +190,8 @@ pub const KINDS: &[Kind] = &[
         takes: &["between", "delay"],
         needs: &["delay"],
         needs_duration: true,
-        commands: &[],
+        start: &[],
+        undo: &[],
         toxic: Some(|f| Ok(Toxic::SlowClose(f.delay.unwrap_or_default().0))),
         build: proxied,
     },
@@ -191,7 +202,8 @@ pub const KINDS: &[Kind] = &[
         takes: CLIENTS,
         needs: &[],
         needs_duration: true,
-        commands: &[],
+        start: &[],
+        undo: &[],
         toxic: Some(|_| Ok(Toxic::ResetPeer)),
         build: proxied,
     },
@@ -202,7 +214,8 @@ pub const KINDS: &[Kind] = &[
         takes: &["between", "direction", "reset_after"],
         needs: &[],
         needs_duration: true,
-        commands: &[],
+        start: &[],
+        undo: &[],
         toxic: Some(|f| Ok(Toxic::Blackhole(direction(f)))),
         build: proxied,
     },
@@ -213,7 +226,8 @@ pub const KINDS: &[Kind] = &[
         takes: CLIENTS,
         needs: &[],
         needs_duration: true,
-        commands: &[],
+        start: &[],
+        undo: &[],
         toxic: Some(|_| Ok(Toxic::Down)),
         build: proxied,
     },
@@ -224,7 +238,8 @@ pub const KINDS: &[Kind] = &[
         takes: &["restart_after"],
         needs: &[],
         needs_duration: false,
-        commands: &["kill"],
+        start: &["kill"],
+        undo: &["start"],
         toxic: None,
         build: broker,
     },
@@ -235,7 +250,8 @@ pub const KINDS: &[Kind] = &[
         takes: &[],
         needs: &[],
         needs_duration: true,
-        commands: &["pause", "resume"],
+        start: &["pause"],
+        undo: &["resume"],
         toxic: None,
         build: broker,
     },
@@ -246,7 +262,8 @@ pub const KINDS: &[Kind] = &[
         takes: &[],
         needs: &[],
         needs_duration: false,
-        commands: &["kill", "start"],
+        start: &["kill", "start"],
+        undo: &["start"],
         toxic: None,
         build: broker,
     },
@@ -254,7 +271,10 @@ pub const KINDS: &[Kind] = &[
 
 /// The table's entry for a kind. Every `FaultKind` has one (a unit test checks).
 pub fn kind(k: FaultKind) -> &'static Kind {
-    KINDS.iter().find(|e| e.kind == k).unwrap_or(&KINDS[0])
+    KINDS
+        .iter()
+        .find(|e| e.kind == k)
+        .expect("every FaultKind has an entry in KINDS (a unit test checks)")
 }
 
 /// The name users write for a kind (`consumer-crash`).
@@ -262,12 +282,16 @@ pub fn name(k: FaultKind) -> &'static str {
     kind(k).name
 }
 
-/// The control commands a fault needs, for the check before the run.
+/// The control commands a fault needs, for the check before the run: those that apply it, and
+/// those that undo it if its window ends.
 pub fn required_commands(f: &FaultSpec) -> Vec<&'static str> {
     let e = kind(f.kind);
-    let mut v = e.commands.to_vec();
-    if f.restart_after.is_some() && e.family == Family::Broker && !v.contains(&"start") {
-        v.push("start");
+    let ends = f.duration.is_some() || f.restart_after.is_some();
+    let mut v = e.start.to_vec();
+    for c in e.undo.iter().filter(|_| ends) {
+        if !v.contains(c) {
+            v.push(c);
+        }
     }
     v
 }
@@ -306,8 +330,10 @@ fn crash(
 }
 
 fn broker(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
+    let e = kind(w.kind);
     Ok(Box::new(BrokerCommand::new(
-        w.kind,
+        e.start,
+        e.undo,
         &s.control,
         s.control_dir.clone(),
     )))
@@ -414,6 +440,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_broker_fault_needs_its_undo_commands_only_when_it_ends() {
+        let f = |src: &str| -> FaultSpec { serde_saphyr::from_str(src).unwrap() };
+        let kill = f("{kind: broker-kill, at: 1s}");
+        assert_eq!(required_commands(&kill), ["kill"]);
+        let kill_restart = f("{kind: broker-kill, at: 1s, restart_after: 2s}");
+        assert_eq!(required_commands(&kill_restart), ["kill", "start"]);
+        let pause = f("{kind: broker-pause, at: 1s, duration: 2s}");
+        assert_eq!(required_commands(&pause), ["pause", "resume"]);
+        let restart = f("{kind: broker-restart, at: 1s}");
+        assert_eq!(required_commands(&restart), ["kill", "start"]);
+        assert!(required_commands(&f("{kind: partition, at: 1s, duration: 2s}")).is_empty());
+    }
+
+    #[test]
     fn every_kind_has_one_entry_named_as_users_write_it() {
         for (i, e) in KINDS.iter().enumerate() {
             let written = serde_json::to_value(e.kind).unwrap();
@@ -438,6 +478,12 @@ mod tests {
         let known: Vec<&str> = any.parameters().iter().map(|(n, _)| *n).collect();
         for e in KINDS {
             assert_eq!(e.toxic.is_some(), e.family == Family::Network, "{}", e.name);
+            assert_eq!(
+                !e.start.is_empty(),
+                e.family == Family::Broker,
+                "{}: only broker faults run control commands",
+                e.name
+            );
             for p in e.takes.iter().chain(e.needs) {
                 assert!(known.contains(p), "{}: unknown parameter {p}", e.name);
             }

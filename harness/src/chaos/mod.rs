@@ -17,7 +17,6 @@ use async_trait::async_trait;
 
 use crate::history::{now_ns, Event, FaultPhase, Recorder};
 use crate::target::Control;
-use crate::workload::FaultKind;
 use schedule::Window;
 
 /// A fault that can be applied and undone. `start` and `stop` return what they did, for the history.
@@ -142,7 +141,9 @@ pub fn command<'a>(c: &'a Control, name: &str) -> Option<&'a str> {
 
 /// Broker faults through the target's control commands (shell commands that return when done).
 pub(crate) struct BrokerCommand {
-    kind: FaultKind,
+    /// Control command names (see `command`) that apply the fault, and those that undo it.
+    start: &'static [&'static str],
+    undo: &'static [&'static str],
     control: Control,
     dir: PathBuf,
 }
@@ -150,12 +151,31 @@ pub(crate) struct BrokerCommand {
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
 
 impl BrokerCommand {
-    pub(crate) fn new(kind: FaultKind, control: &Control, dir: PathBuf) -> Self {
+    pub(crate) fn new(
+        start: &'static [&'static str],
+        undo: &'static [&'static str],
+        control: &Control,
+        dir: PathBuf,
+    ) -> Self {
         BrokerCommand {
-            kind,
+            start,
+            undo,
             control: control.clone(),
             dir,
         }
+    }
+
+    /// Run `names` in order; the history's detail says what each took.
+    async fn exec_all(&self, names: &[&str]) -> Result<String> {
+        let mut done = Vec::new();
+        for &name in names {
+            let d = self.exec(name).await?;
+            done.push(match name {
+                "start" => format!("broker answered again: {d}"),
+                _ => d,
+            });
+        }
+        Ok(done.join("; "))
     }
 
     async fn exec(&self, name: &str) -> Result<String> {
@@ -188,24 +208,10 @@ impl BrokerCommand {
 #[async_trait]
 impl Fault for BrokerCommand {
     async fn start(&mut self) -> Result<String> {
-        match self.kind {
-            FaultKind::BrokerPause => self.exec("pause").await,
-            FaultKind::BrokerRestart => {
-                let killed = self.exec("kill").await?;
-                let started = self.exec("start").await?;
-                Ok(format!("{killed}; broker answered again: {started}"))
-            }
-            _ => self.exec("kill").await,
-        }
+        self.exec_all(self.start).await
     }
 
     async fn stop(&mut self) -> Result<String> {
-        match self.kind {
-            FaultKind::BrokerPause => self.exec("resume").await,
-            _ => self
-                .exec("start")
-                .await
-                .map(|d| format!("broker answered again: {d}")),
-        }
+        self.exec_all(self.undo).await
     }
 }

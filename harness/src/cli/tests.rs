@@ -6,29 +6,7 @@ use std::path::Path;
 use super::load_workload;
 use crate::workload::{parse, FaultKind, WorkloadError};
 
-const VALID: &str = "\
-name: smoke
-brokers: [kafka, rabbitmq, sqs]
-topology:
-  partitions: 3
-  rabbitmq: { queue_type: quorum, sharding: consistent-hash, single_active_consumer: true }
-  sqs: { fifo: true, visibility_timeout: 5s }
-load:
-  producers: 2
-  rate: 500/s
-  keys: { count: 20, distribution: zipf(1.1) }
-  message_size: 1KiB
-  duration: 10s
-  warmup: 1s
-consumers:
-  count: 2
-  ack: after-process
-  processing_time: 1ms
-expect:
-  lost: 0
-  duplicate_rate: \"< 1%\"
-  p99_end_to_end: \"< 250ms\"
-";
+use crate::workload::tests::VALID;
 
 fn parse_err(src: &str) -> WorkloadError {
     parse(Path::new("w.yaml"), src, super::RULES).expect_err("should be rejected")

@@ -192,12 +192,7 @@ async fn drive(mut run: Run<'_>, clients: Clients, faults: Vec<Window>) -> Resul
     let mut watchdog = Watchdog::new(plan.workload.run.stall_timeout.0, load.start_ns);
     run.run_load(&load, &mut watchdog, &activity, &consumers)
         .await;
-    let start_ns = load.start_ns;
-    load.producers.join().await?;
-    recorder.record(Event::Phase {
-        t: now_ns(),
-        phase: Phase::LoadEnd,
-    });
+    let start_ns = run.end_load(load).await?;
     run.drain(start_ns, &mut watchdog, &activity, &consumers)
         .await;
     run.settle_faults(fault_task).await;
@@ -335,6 +330,17 @@ impl Run<'_> {
                 load.producers.stop().await;
             }
         }
+    }
+
+    /// The producers have finished their schedule (or were stopped): wait for their last
+    /// outcomes. Returns when the load started.
+    async fn end_load(&self, load: Load) -> Result<u64> {
+        load.producers.join().await?;
+        self.recorder.record(Event::Phase {
+            t: now_ns(),
+            phase: Phase::LoadEnd,
+        });
+        Ok(load.start_ns)
     }
 
     /// Until `drain_patience` passes without news, always bounded by `drain_timeout`.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 pub use model::*;
 use units::Rate;
 
-/// Smallest message that still holds the envelope (see `load::envelope`).
+/// Smallest message that still holds the envelope (see `message::envelope`).
 pub const MIN_MESSAGE_SIZE: u64 = crate::message::ENVELOPE_LEN as u64;
 const MAX_MESSAGE_SIZE: u64 = 1024 * 1024;
 
@@ -43,6 +43,18 @@ impl fmt::Display for WorkloadError {
 
 impl std::error::Error for WorkloadError {}
 
+impl WorkloadError {
+    fn new(file: &Path, (line, column): (u64, u64), message: String) -> WorkloadError {
+        WorkloadError {
+            file: file.to_owned(),
+            line,
+            column,
+            message,
+            more: Vec::new(),
+        }
+    }
+}
+
 /// A check that a later stage adds to this one's (the fault table's, the metric registry's):
 /// every problem it finds, each at the position of the YAML value it is about. Stages above
 /// this one pass their rules in, so this module needs none of them.
@@ -50,13 +62,8 @@ pub type Rule = fn(&Workload) -> Vec<(At, String)>;
 
 /// Read, parse and validate a workload file, with this stage's checks and `rules`.
 pub fn load(path: &Path, rules: &[Rule]) -> Result<Workload, WorkloadError> {
-    let src = std::fs::read_to_string(path).map_err(|e| WorkloadError {
-        file: path.to_owned(),
-        line: 0,
-        column: 0,
-        message: format!("cannot read workload: {e}"),
-        more: Vec::new(),
-    })?;
+    let src = std::fs::read_to_string(path)
+        .map_err(|e| WorkloadError::new(path, (0, 0), format!("cannot read workload: {e}")))?;
     parse(path, &src, rules)
 }
 
@@ -64,30 +71,18 @@ pub fn load(path: &Path, rules: &[Rule]) -> Result<Workload, WorkloadError> {
 pub fn parse(path: &Path, src: &str, rules: &[Rule]) -> Result<Workload, WorkloadError> {
     let workload: Workload = serde_saphyr::from_str(src).map_err(|e| {
         let (line, column, message) = yaml_error(&e);
-        WorkloadError {
-            file: path.to_owned(),
-            line,
-            column,
-            message,
-            more: Vec::new(),
-        }
+        WorkloadError::new(path, (line, column), message)
     })?;
     let found = rules.iter().flat_map(|rule| rule(&workload));
     let mut problems = validate(&workload)
         .into_iter()
         .chain(found)
         .map(|(at, message)| {
-            let (line, column) = match at {
+            let position = match at {
                 At::Span(l) => (l.line(), l.column()),
                 At::Path(p) => locate(src, &p),
             };
-            WorkloadError {
-                file: path.to_owned(),
-                line,
-                column,
-                message,
-                more: Vec::new(),
-            }
+            WorkloadError::new(path, position, message)
         });
     match problems.next() {
         None => Ok(workload),
@@ -295,4 +290,4 @@ pub fn json_schema() -> serde_json::Value {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -2,7 +2,8 @@ use std::path::Path;
 
 use super::*;
 
-const VALID: &str = "\
+/// A valid workload using most features; tests elsewhere in the crate build on it too.
+pub(crate) const VALID: &str = "\
 name: smoke
 brokers: [kafka, rabbitmq, sqs]
 topology:
