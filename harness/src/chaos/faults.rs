@@ -41,6 +41,8 @@ pub struct Kind {
     pub start: &'static [&'static str],
     /// Those that undo it, when its window ends (`duration` or `restart_after`).
     pub undo: &'static [&'static str],
+    /// Process faults: which worker processes a window acts on.
+    pub workers: Option<fn(&Window) -> Workers>,
     /// Network faults: the toxic the proxy applies (value checks give the user's error).
     pub toxic: Option<ToxicOf>,
     /// The fault that applies one window of this kind.
@@ -60,8 +62,9 @@ pub const KINDS: &[Kind] = &[
         needs_duration: false,
         start: &[],
         undo: &[],
+        workers: Some(|_| Workers::Consumers),
         toxic: None,
-        build: |w, s| crash(s.fleet.clone(), w, s),
+        build: crash,
     },
     Kind {
         kind: FaultKind::ProducerCrash,
@@ -72,8 +75,9 @@ pub const KINDS: &[Kind] = &[
         needs_duration: false,
         start: &[],
         undo: &[],
+        workers: Some(|_| Workers::Producers),
         toxic: None,
-        build: |w, s| crash(s.producers()?, w, s),
+        build: crash,
     },
     Kind {
         kind: FaultKind::Pause,
@@ -84,13 +88,14 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &[],
         undo: &[],
+        workers: Some(|w| w.workers),
         toxic: None,
         build: |w, s| {
-            let fleet = match w.workers {
-                Workers::Consumers => s.fleet.clone(),
-                Workers::Producers => s.producers()?,
-            };
-            Ok(Box::new(process::Pause::new(fleet, w.targets, seed(w, s))))
+            Ok(Box::new(process::Pause::new(
+                fleet(w, s)?,
+                w.targets,
+                seed(w, s),
+            )))
         },
     },
     Kind {
@@ -102,6 +107,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &[],
         undo: &[],
+        workers: None,
         toxic: Some(|_| Ok(Toxic::Partition)),
         build: proxied,
     },
@@ -114,6 +120,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &[],
         undo: &[],
+        workers: None,
         toxic: Some(|f| {
             Ok(Toxic::Latency {
                 latency: f.latency.unwrap_or_default().0,
@@ -132,6 +139,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &[],
         undo: &[],
+        workers: None,
         toxic: Some(|f| {
             let rate = f.rate.unwrap_or_default().0;
             if rate == 0 {
@@ -153,6 +161,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &[],
         undo: &[],
+        workers: None,
         toxic: Some(|f| {
             let size = f.slice_size.unwrap_or_default().0;
             if size == 0 {
@@ -175,6 +184,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &[],
         undo: &[],
+        workers: None,
         toxic: Some(|f| {
             Ok(Toxic::LimitData {
                 bytes: f.bytes.unwrap_or_default().0,
@@ -192,6 +202,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &[],
         undo: &[],
+        workers: None,
         toxic: Some(|f| Ok(Toxic::SlowClose(f.delay.unwrap_or_default().0))),
         build: proxied,
     },
@@ -204,6 +215,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &[],
         undo: &[],
+        workers: None,
         toxic: Some(|_| Ok(Toxic::ResetPeer)),
         build: proxied,
     },
@@ -216,6 +228,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &[],
         undo: &[],
+        workers: None,
         toxic: Some(|f| Ok(Toxic::Blackhole(direction(f)))),
         build: proxied,
     },
@@ -228,6 +241,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &[],
         undo: &[],
+        workers: None,
         toxic: Some(|_| Ok(Toxic::Down)),
         build: proxied,
     },
@@ -240,6 +254,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: false,
         start: &["kill"],
         undo: &["start"],
+        workers: None,
         toxic: None,
         build: broker,
     },
@@ -252,6 +267,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &["pause"],
         undo: &["resume"],
+        workers: None,
         toxic: None,
         build: broker,
     },
@@ -264,6 +280,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: false,
         start: &["kill", "start"],
         undo: &["start"],
+        workers: None,
         toxic: None,
         build: broker,
     },
@@ -321,12 +338,27 @@ fn seed(w: &Window, s: &Scope) -> u64 {
     sub_seed(s.seed, Stream::FaultVictims, w.index as u64)
 }
 
-fn crash(
-    fleet: std::sync::Arc<dyn process::Processes>,
-    w: &Window,
-    s: &Scope,
-) -> Result<Box<dyn Fault>> {
-    Ok(Box::new(process::Crash::new(fleet, w.targets, seed(w, s))))
+/// Whether a window needs the producers running as processes it can signal.
+pub fn acts_on_producers(w: &Window) -> bool {
+    kind(w.kind)
+        .workers
+        .is_some_and(|of| of(w) == Workers::Producers)
+}
+
+/// The worker processes a process fault's window acts on.
+fn fleet(w: &Window, s: &Scope) -> Result<std::sync::Arc<dyn process::Processes>> {
+    match kind(w.kind).workers.map(|of| of(w)) {
+        Some(Workers::Producers) => s.producers(),
+        _ => Ok(s.fleet.clone()),
+    }
+}
+
+fn crash(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
+    Ok(Box::new(process::Crash::new(
+        fleet(w, s)?,
+        w.targets,
+        seed(w, s),
+    )))
 }
 
 fn broker(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
@@ -478,6 +510,12 @@ mod tests {
         let known: Vec<&str> = any.parameters().iter().map(|(n, _)| *n).collect();
         for e in KINDS {
             assert_eq!(e.toxic.is_some(), e.family == Family::Network, "{}", e.name);
+            assert_eq!(
+                e.workers.is_some(),
+                e.family == Family::Process,
+                "{}",
+                e.name
+            );
             assert_eq!(
                 !e.start.is_empty(),
                 e.family == Family::Broker,

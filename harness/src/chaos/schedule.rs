@@ -85,14 +85,6 @@ pub struct Window {
     pub workers: Workers,
 }
 
-impl Window {
-    /// Whether this fault needs producers running as processes it can signal.
-    pub fn acts_on_producers(&self) -> bool {
-        self.kind == FaultKind::ProducerCrash
-            || (self.kind == FaultKind::Pause && self.workers == Workers::Producers)
-    }
-}
-
 /// What a network fault puts on the proxy, and for which client groups (none for the other
 /// families); the fault table knows (`faults::windows` passes it in).
 pub type Resolve = fn(&Fault) -> (Option<Toxic>, Vec<Group>);

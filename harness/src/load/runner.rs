@@ -175,7 +175,7 @@ struct Run<'a> {
 async fn drive(mut run: Run<'_>, clients: Clients, faults: Vec<Window>) -> Result<()> {
     let (plan, recorder) = (run.plan, run.recorder);
     let consumers = run.start_consumers(&clients).await?;
-    let signals_producers = faults.iter().any(Window::acts_on_producers);
+    let signals_producers = faults.iter().any(chaos::faults::acts_on_producers);
     let counters = run.counters.clone();
     let setup = producer_group::Setup {
         plan: &clients.producer_plan,

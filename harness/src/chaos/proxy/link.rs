@@ -64,7 +64,6 @@ enum Chunk {
     Failed,
 }
 
-/// What rewrites the stream on its way through (Kafka only).
 fn reset(stream: &TcpStream) {
     let _ = stream.set_zero_linger();
 }
