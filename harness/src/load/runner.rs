@@ -156,6 +156,10 @@ impl Clients {
     }
 }
 
+/// Beyond each consumer's own ready timeout: starting the worker processes themselves, up to 64
+/// of them on a small machine that also runs the broker.
+const PROCESS_START: Duration = Duration::from_secs(10);
+
 /// What every phase of one run needs.
 struct Run<'a> {
     plan: &'a Arc<Plan>,
@@ -243,7 +247,7 @@ impl Run<'_> {
                 f.spawn()?;
             }
         }
-        let ready_deadline = Instant::now() + plan.ready_timeout() + Duration::from_secs(5);
+        let ready_deadline = Instant::now() + plan.ready_timeout() + PROCESS_START;
         let stop = self.stop.clone();
         process_fleet::wait_ready(
             &fleet,
