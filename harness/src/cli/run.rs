@@ -98,9 +98,7 @@ fn controls_present(w: &Workload, profile: &TargetProfile) -> Result<(), String>
     for f in &w.faults {
         let needed = crate::chaos::faults::required_commands(&f.value);
         for &broker in &w.brokers {
-            let control = crate::driver::section(profile, broker)
-                .map(|s| s.control().clone())
-                .unwrap_or_default();
+            let control = crate::driver::control(profile, broker);
             for &name in &needed {
                 if crate::chaos::command(&control, name).is_none() {
                     return Err(format!(

@@ -227,6 +227,13 @@ pub fn address(target: &TargetProfile, kind: BrokerKind) -> String {
         .unwrap_or_else(|| "(not configured)".into())
 }
 
+/// The control commands `target` gives `kind`'s broker faults (none when it has no section).
+pub fn control(target: &TargetProfile, kind: BrokerKind) -> crate::target::Control {
+    (broker(kind).section)(target)
+        .map(|s| s.control().clone())
+        .unwrap_or_default()
+}
+
 /// The same profile with `kind`'s clients sent to `proxy` instead of the broker.
 pub fn through_proxy(
     target: &TargetProfile,

@@ -299,9 +299,7 @@ impl Run<'_> {
                 .producers
                 .fleet()
                 .map(|f| f as Arc<dyn chaos::process::Processes>),
-            control: driver::section(&plan.target, plan.broker)
-                .map(|s| s.control().clone())
-                .unwrap_or_default(),
+            control: driver::control(&plan.target, plan.broker),
             control_dir: plan.target.dir.clone(),
             seed: self.seed,
             proxy: clients.proxy.clone(),

@@ -15,6 +15,7 @@ use super::plots::{self, Series, PALETTE};
 use super::{BrokerResult, RunResult};
 use crate::check::metrics::{Metric, Unit, METRICS};
 use crate::check::Metrics;
+use crate::workload::units::Bound;
 
 pub const CSS: &str = include_str!("templates/base.css");
 const RUN_TEMPLATE: &str = include_str!("templates/run.html");
@@ -84,12 +85,11 @@ pub fn fmt_verdict(metric: &str, measured: Option<f64>, bound: &str) -> (String,
         return (measured.map_or("n/a".into(), fmt_num), bound.to_string());
     };
     let measured = measured.map_or("n/a".into(), |v| fmt_metric(m, Some(v)));
-    let bound = match bound.split_once(' ') {
-        Some((op, v)) => match v.parse::<f64>() {
-            Ok(v) => format!("{op} {}", fmt_metric(m, Some(v))),
-            Err(_) => bound.to_string(),
-        },
-        None => bound.to_string(),
+    // The verdict keeps the bound as `Bound` displays it, in base units: read it back with the
+    // same parser the workload used.
+    let bound = match bound.parse::<Bound>() {
+        Ok(b) => format!("{} {}", b.op.symbol(), fmt_metric(m, Some(b.value))),
+        Err(_) => bound.to_string(),
     };
     (measured, bound)
 }

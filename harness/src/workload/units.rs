@@ -170,16 +170,22 @@ impl std::str::FromStr for Bound {
     }
 }
 
-impl fmt::Display for Bound {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let op = match self.op {
+impl Op {
+    /// As bounds are written and shown.
+    pub fn symbol(self) -> &'static str {
+        match self {
             Op::Lt => "<",
             Op::Le => "<=",
             Op::Eq => "==",
             Op::Ge => ">=",
             Op::Gt => ">",
-        };
-        write!(f, "{op} {}", self.value)
+        }
+    }
+}
+
+impl fmt::Display for Bound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.op.symbol(), self.value)
     }
 }
 
