@@ -200,12 +200,19 @@ load: { rate: 1/s, duration: 1s }
 run: { connect_timeout: 2s, final_read_timeout: 5s }
 ";
     let w = brokerbench::workload::parse(std::path::Path::new("w.yaml"), yaml, &[]).unwrap();
-    let local = brokerbench::target::TargetProfile::load(&local_target()).unwrap();
+    let local = brokerbench::target::TargetProfile::load(
+        &local_target(),
+        &[brokerbench::driver::check_target],
+    )
+    .unwrap();
     let closed: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    for broker in [BrokerKind::Kafka, BrokerKind::Rabbitmq, BrokerKind::Sqs] {
-        let target = brokerbench::driver::through_proxy(&local, broker, closed).unwrap();
-        let plan = Plan::new("unreachable", broker, &w, &target);
+    for broker in brokerbench::driver::names()
+        .into_iter()
+        .map(BrokerKind::new)
+    {
+        let target = brokerbench::driver::through_proxy(&local, &broker, closed).unwrap();
+        let plan = Plan::new("unreachable", broker.clone(), &w, &target);
         let spec = dir.path().join(format!("{broker}.json"));
         std::fs::write(&spec, serde_json::to_vec(&plan).unwrap()).unwrap();
         let started = Instant::now();

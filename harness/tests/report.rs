@@ -96,6 +96,9 @@ fn compare_with_a_baseline_flags_regressions_and_exits_1() {
         serde_json::from_slice(&std::fs::read(run.join("result.json")).unwrap()).unwrap();
     let m = &mut tonight["brokers"][0]["metrics"];
     m["throughput"] = serde_json::json!(m["throughput"].as_f64().unwrap() / 2.0);
+    for w in m["timeline"].as_array_mut().unwrap() {
+        w["acked"] = serde_json::json!(w["acked"].as_u64().unwrap() / 2);
+    }
     m["lost"] = serde_json::json!(7);
     let tonight_file = dir.path().join("tonight.json");
     std::fs::write(&tonight_file, serde_json::to_vec(&tonight).unwrap()).unwrap();
@@ -116,8 +119,13 @@ fn compare_with_a_baseline_flags_regressions_and_exits_1() {
         stdout.contains("REGRESSION") && stdout.contains("throughput") && stdout.contains("lost"),
         "{stdout}"
     );
+    assert!(stdout.contains("regressed"), "{stdout}");
     let html = std::fs::read_to_string(out_dir.join("index.html")).unwrap();
     assert!(html.contains("REGRESSION") && html.contains("class=\"worse\""));
+    assert!(
+        html.contains("95% bootstrap interval"),
+        "the page says how it decided"
+    );
     // Against itself: no regression, exit 0.
     let out = brokerbench(&[
         "compare",

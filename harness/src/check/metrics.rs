@@ -17,8 +17,8 @@ pub enum Unit {
     PerSecond,
 }
 
-/// Which way a metric gets better: the compare page highlights the best value and calls a
-/// change the other way a regression.
+/// Which way a metric gets better: the compare page highlights the best value, and a change
+/// the other way can be a regression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Better {
     Lower,
@@ -32,13 +32,36 @@ pub struct Metric {
     pub label: &'static str,
     pub unit: Unit,
     pub better: Better,
+    /// How `compare --baseline` tells a change from noise.
+    pub judge: Judge,
     /// None: not measured in this run (shown as "—"; an expectation on it fails).
     pub get: fn(&Metrics) -> Option<f64>,
+}
+
+/// Which samples decide whether a metric changed against a baseline (see `report::judge`).
+#[derive(Debug, Clone, Copy)]
+pub enum Judge {
+    /// A correctness count: any increase is a regression, however small.
+    AnyIncrease,
+    /// The metric's value in each second of the load, from the timeline (pooled over repeats).
+    PerSecond(fn(&super::Window) -> Option<f64>),
+    /// The runs' own figures: judged only with repeats on both sides.
+    PerRun,
 }
 
 impl Metric {
     pub fn lower_is_better(&self) -> bool {
         self.better == Better::Lower
+    }
+
+    /// The change `compare --baseline` ignores unless told otherwise. Latency moves more than
+    /// throughput between identical runs here: medians of per-second latency differed by up to
+    /// 26% between repeats of one workload (docs/benchmarks.md), throughput by a few percent.
+    pub fn default_noise(&self) -> f64 {
+        match (self.judge, self.unit) {
+            (Judge::PerSecond(_), Unit::Seconds) => 0.30,
+            _ => 0.10,
+        }
     }
 }
 
@@ -49,6 +72,7 @@ pub const METRICS: &[Metric] = &[
         label: "sent",
         unit: Unit::Count,
         better: Better::Higher,
+        judge: Judge::PerRun,
         get: |m| Some(m.sent as f64),
     },
     Metric {
@@ -56,6 +80,7 @@ pub const METRICS: &[Metric] = &[
         label: "acked",
         unit: Unit::Count,
         better: Better::Higher,
+        judge: Judge::PerRun,
         get: |m| Some(m.acked as f64),
     },
     Metric {
@@ -63,6 +88,7 @@ pub const METRICS: &[Metric] = &[
         label: "failed sends",
         unit: Unit::Count,
         better: Better::Lower,
+        judge: Judge::PerRun,
         get: |m| Some(m.failed as f64),
     },
     Metric {
@@ -70,6 +96,7 @@ pub const METRICS: &[Metric] = &[
         label: "indeterminate sends",
         unit: Unit::Count,
         better: Better::Lower,
+        judge: Judge::PerRun,
         get: |m| Some(m.indeterminate as f64),
     },
     Metric {
@@ -77,6 +104,7 @@ pub const METRICS: &[Metric] = &[
         label: "delivered (distinct)",
         unit: Unit::Count,
         better: Better::Higher,
+        judge: Judge::PerRun,
         get: |m| Some(m.delivered as f64),
     },
     Metric {
@@ -84,6 +112,7 @@ pub const METRICS: &[Metric] = &[
         label: "lost",
         unit: Unit::Count,
         better: Better::Lower,
+        judge: Judge::AnyIncrease,
         get: |m| Some(m.lost as f64),
     },
     Metric {
@@ -91,6 +120,7 @@ pub const METRICS: &[Metric] = &[
         label: "unread (stored, never processed)",
         unit: Unit::Count,
         better: Better::Lower,
+        judge: Judge::AnyIncrease,
         get: |m| Some(m.unread as f64),
     },
     Metric {
@@ -98,6 +128,7 @@ pub const METRICS: &[Metric] = &[
         label: "unverified (final read incomplete)",
         unit: Unit::Count,
         better: Better::Lower,
+        judge: Judge::AnyIncrease,
         get: |m| Some(m.unverified as f64),
     },
     Metric {
@@ -105,6 +136,7 @@ pub const METRICS: &[Metric] = &[
         label: "unexpected",
         unit: Unit::Count,
         better: Better::Lower,
+        judge: Judge::AnyIncrease,
         get: |m| Some(m.unexpected as f64),
     },
     Metric {
@@ -112,6 +144,7 @@ pub const METRICS: &[Metric] = &[
         label: "recovered",
         unit: Unit::Count,
         better: Better::Higher,
+        judge: Judge::PerRun,
         get: |m| Some(m.recovered as f64),
     },
     Metric {
@@ -119,6 +152,7 @@ pub const METRICS: &[Metric] = &[
         label: "redeliveries (values seen again)",
         unit: Unit::Count,
         better: Better::Lower,
+        judge: Judge::PerRun,
         get: |m| Some(m.redeliveries as f64),
     },
     Metric {
@@ -126,6 +160,7 @@ pub const METRICS: &[Metric] = &[
         label: "broker-flagged redeliveries",
         unit: Unit::Count,
         better: Better::Lower,
+        judge: Judge::PerRun,
         get: |m| Some(m.broker_redeliveries as f64),
     },
     Metric {
@@ -133,6 +168,7 @@ pub const METRICS: &[Metric] = &[
         label: "duplicate rate",
         unit: Unit::Fraction,
         better: Better::Lower,
+        judge: Judge::PerRun,
         get: |m| Some(m.duplicate_rate),
     },
     Metric {
@@ -140,6 +176,7 @@ pub const METRICS: &[Metric] = &[
         label: "duplicates stored",
         unit: Unit::Count,
         better: Better::Lower,
+        judge: Judge::PerRun,
         get: |m| Some(m.duplicates_stored as f64),
     },
     Metric {
@@ -147,6 +184,7 @@ pub const METRICS: &[Metric] = &[
         label: "per-key order violations (first deliveries)",
         unit: Unit::Count,
         better: Better::Lower,
+        judge: Judge::AnyIncrease,
         get: |m| Some(m.per_key_order_violations as f64),
     },
     Metric {
@@ -154,6 +192,7 @@ pub const METRICS: &[Metric] = &[
         label: "per-key order violations (redeliveries)",
         unit: Unit::Count,
         better: Better::Lower,
+        judge: Judge::PerRun,
         get: |m| Some(m.per_key_order_violations_redelivered as f64),
     },
     Metric {
@@ -161,6 +200,7 @@ pub const METRICS: &[Metric] = &[
         label: "per-key order violations (flagged by the broker)",
         unit: Unit::Count,
         better: Better::Lower,
+        judge: Judge::PerRun,
         get: |m| Some(m.per_key_order_violations_flagged as f64),
     },
     Metric {
@@ -168,6 +208,7 @@ pub const METRICS: &[Metric] = &[
         label: "per-key order as stored (final read)",
         unit: Unit::Count,
         better: Better::Lower,
+        judge: Judge::AnyIncrease,
         get: |m| Some(m.final_read_order_violations as f64),
     },
     Metric {
@@ -175,6 +216,7 @@ pub const METRICS: &[Metric] = &[
         label: "skips",
         unit: Unit::Count,
         better: Better::Lower,
+        judge: Judge::PerRun,
         get: |m| Some(m.skips as f64),
     },
     Metric {
@@ -182,6 +224,7 @@ pub const METRICS: &[Metric] = &[
         label: "effective duplicates (after dedupe)",
         unit: Unit::Count,
         better: Better::Lower,
+        judge: Judge::AnyIncrease,
         get: |m| Some(m.effective_duplicates as f64),
     },
     Metric {
@@ -189,6 +232,7 @@ pub const METRICS: &[Metric] = &[
         label: "throughput (acked msg/s)",
         unit: Unit::PerSecond,
         better: Better::Higher,
+        judge: Judge::PerSecond(|w| Some(w.acked as f64)),
         get: |m| Some(m.throughput),
     },
     Metric {
@@ -196,6 +240,7 @@ pub const METRICS: &[Metric] = &[
         label: "publish p50",
         unit: Unit::Seconds,
         better: Better::Lower,
+        judge: Judge::PerSecond(|w| w.publish_p50_ms.map(|ms| ms / 1e3)),
         get: |m| Some(m.publish_latency.p50),
     },
     Metric {
@@ -203,6 +248,7 @@ pub const METRICS: &[Metric] = &[
         label: "publish p99",
         unit: Unit::Seconds,
         better: Better::Lower,
+        judge: Judge::PerSecond(|w| w.publish_p99_ms.map(|ms| ms / 1e3)),
         get: |m| Some(m.publish_latency.p99),
     },
     Metric {
@@ -210,6 +256,7 @@ pub const METRICS: &[Metric] = &[
         label: "publish p99.9",
         unit: Unit::Seconds,
         better: Better::Lower,
+        judge: Judge::PerRun,
         get: |m| Some(m.publish_latency.p999),
     },
     Metric {
@@ -217,6 +264,7 @@ pub const METRICS: &[Metric] = &[
         label: "publish max",
         unit: Unit::Seconds,
         better: Better::Lower,
+        judge: Judge::PerRun,
         get: |m| Some(m.publish_latency.max),
     },
     Metric {
@@ -224,6 +272,7 @@ pub const METRICS: &[Metric] = &[
         label: "end-to-end p50",
         unit: Unit::Seconds,
         better: Better::Lower,
+        judge: Judge::PerSecond(|w| w.e2e_p50_ms.map(|ms| ms / 1e3)),
         get: |m| Some(m.end_to_end_latency.p50),
     },
     Metric {
@@ -231,6 +280,7 @@ pub const METRICS: &[Metric] = &[
         label: "end-to-end p99",
         unit: Unit::Seconds,
         better: Better::Lower,
+        judge: Judge::PerSecond(|w| w.e2e_p99_ms.map(|ms| ms / 1e3)),
         get: |m| Some(m.end_to_end_latency.p99),
     },
     Metric {
@@ -238,6 +288,7 @@ pub const METRICS: &[Metric] = &[
         label: "end-to-end p99.9",
         unit: Unit::Seconds,
         better: Better::Lower,
+        judge: Judge::PerRun,
         get: |m| Some(m.end_to_end_latency.p999),
     },
     Metric {
@@ -245,6 +296,7 @@ pub const METRICS: &[Metric] = &[
         label: "end-to-end max",
         unit: Unit::Seconds,
         better: Better::Lower,
+        judge: Judge::PerRun,
         get: |m| Some(m.end_to_end_latency.max),
     },
     Metric {
@@ -252,6 +304,7 @@ pub const METRICS: &[Metric] = &[
         label: "producer availability",
         unit: Unit::Fraction,
         better: Better::Higher,
+        judge: Judge::PerRun,
         get: |m| Some(m.availability),
     },
     Metric {
@@ -259,6 +312,7 @@ pub const METRICS: &[Metric] = &[
         label: "consumer availability",
         unit: Unit::Fraction,
         better: Better::Higher,
+        judge: Judge::PerRun,
         get: |m| Some(m.consumer_availability),
     },
     Metric {
@@ -266,6 +320,7 @@ pub const METRICS: &[Metric] = &[
         label: "worst recovery time",
         unit: Unit::Seconds,
         better: Better::Lower,
+        judge: Judge::PerRun,
         get: worst_recovery,
     },
     Metric {
@@ -273,6 +328,7 @@ pub const METRICS: &[Metric] = &[
         label: "client reconnects (harness)",
         unit: Unit::Count,
         better: Better::Lower,
+        judge: Judge::PerRun,
         get: |m| Some(m.reconnects as f64),
     },
 ];

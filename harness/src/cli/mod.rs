@@ -4,6 +4,7 @@
 //! could not be reached (nothing was measured).
 
 mod run;
+mod suite;
 
 use std::path::{Path, PathBuf};
 
@@ -26,8 +27,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run workloads against every broker they name; writes reports/<run-id>/.
+    /// Run workloads against every broker they name; writes reports/<run-id>/. Given a
+    /// directory, a suite file or several workloads (or --repeat), runs them all as one suite
+    /// into reports/<suite-run-id>/, with one matrix page, one junit.xml and one exit code.
     Run {
+        /// Workload files, directories of them, or suite files.
         #[arg(required = true)]
         workloads: Vec<PathBuf>,
         /// Target profile: where the brokers are and how to control them.
@@ -42,8 +46,12 @@ enum Command {
         #[arg(long, short, default_value = "reports")]
         out: PathBuf,
         /// Only run against these brokers (default: all the workload names).
-        #[arg(long = "broker", short = 'b')]
+        #[arg(long = "broker", short = 'b', value_parser = broker_name())]
         brokers: Vec<crate::workload::BrokerKind>,
+        /// Run every workload this many times, keeping every repetition (overrides a suite
+        /// file's `repeat:`).
+        #[arg(long)]
+        repeat: Option<u32>,
         /// Hide the progress bar.
         #[arg(long)]
         quiet: bool,
@@ -57,15 +65,18 @@ enum Command {
     Report { run_dir: PathBuf },
     /// Put runs (or the brokers of one run) side by side; with --baseline, flag regressions (exit 1).
     Compare {
-        /// Run directories or result.json files.
+        /// Run directories, result.json files, or directories of runs (a suite run).
         #[arg(required = true)]
         runs: Vec<PathBuf>,
         /// A previous run to compare against, e.g. last night's.
         #[arg(long)]
         baseline: Option<PathBuf>,
-        /// A metric regresses when it is worse than the baseline by more than this.
-        #[arg(long, default_value = "10%", value_parser = parse_percent)]
-        threshold: f64,
+        /// Noise threshold: a metric regresses only when the whole 95% interval of its change
+        /// is worse than this. `10%` sets it for every metric, `p99_end_to_end=25%` for one;
+        /// repeat the option for several. Default: 30% for latency percentiles, 10% for the
+        /// rest.
+        #[arg(long = "threshold")]
+        thresholds: Vec<String>,
         /// Output directory for index.html.
         #[arg(long, short, default_value = "reports/compare")]
         out: PathBuf,
@@ -85,7 +96,7 @@ enum Command {
         run: PathBuf,
         /// Only this broker's history (default: every broker of the run, each starting with
         /// its Header event).
-        #[arg(long, short)]
+        #[arg(long, short, value_parser = broker_name())]
         broker: Option<crate::workload::BrokerKind>,
         #[arg(long, value_enum, default_value = "jsonl")]
         format: HistoryFormat,
@@ -144,7 +155,7 @@ pub fn main() -> i32 {
             } else if history {
                 crate::history::export::json_schema()
             } else {
-                crate::workload::json_schema()
+                crate::driver::workload_schema()
             };
             println!(
                 "{}",
@@ -155,29 +166,33 @@ pub fn main() -> i32 {
         Command::Compare {
             runs,
             baseline,
-            threshold,
+            thresholds,
             out,
-        } => exit_code(
-            crate::report::compare::compare(&runs, baseline.as_deref(), threshold, &out).map(
-                |regs| {
-                    println!("comparison: {}", out.join("index.html").display());
-                    for r in &regs {
-                        println!(
-                            "REGRESSION {:<24} {:<44} {} -> {} ({})",
-                            r.column, r.metric, r.baseline, r.now, r.change
-                        );
-                    }
-                    regs.is_empty()
-                },
-            ),
-        ),
+        } => {
+            let mut t = crate::report::compare::Thresholds::default();
+            for arg in &thresholds {
+                if let Err(e) = t.set(arg, parse_percent) {
+                    eprintln!("error: {e}");
+                    return EXIT_INVALID;
+                }
+            }
+            exit_code(
+                crate::report::compare::compare(&runs, baseline.as_deref(), &t, &out).map(
+                    |judged| {
+                        println!("comparison: {}", out.join("index.html").display());
+                        print_judged(&judged, baseline.is_some())
+                    },
+                ),
+            )
+        }
         Command::Run {
             workloads,
             target,
             out,
             brokers,
+            repeat,
             quiet,
-        } => with_runtime(run::run(workloads, target, out, brokers, quiet)),
+        } => with_runtime(run::run(workloads, target, out, brokers, repeat, quiet)),
         Command::Report { run_dir } => with_runtime(async move { run::report(&run_dir) }),
         Command::Worker {
             plan,
@@ -267,30 +282,61 @@ fn history_files(
     run: &std::path::Path,
     broker: Option<crate::workload::BrokerKind>,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    use crate::workload::BrokerKind;
     if run.is_file() {
         return Ok(vec![run.to_owned()]);
     }
     if run.join("history.bin").is_file() {
         return Ok(vec![run.join("history.bin")]);
     }
-    // Every broker this build knows, in their declared order.
-    let all = <BrokerKind as clap::ValueEnum>::value_variants();
-    let files: Vec<PathBuf> = all
-        .iter()
-        .copied()
-        .filter(|b| broker.is_none_or(|only| only == *b))
-        .map(|b| run.join(b.as_str()).join("history.bin"))
+    // Every broker this build knows, in the registry's order.
+    let files: Vec<PathBuf> = crate::driver::names()
+        .into_iter()
+        .filter(|&b| broker.as_ref().is_none_or(|only| only.as_str() == b))
+        .map(|b| run.join(b).join("history.bin"))
         .filter(|p| p.is_file())
         .collect();
     anyhow::ensure!(
         !files.is_empty(),
         "{} holds no {}history (expected {}/history.bin)",
         run.display(),
-        broker.map_or(String::new(), |b| format!("{b} ")),
-        broker.map_or("<broker>".to_string(), |b| b.to_string())
+        broker.as_ref().map_or(String::new(), |b| format!("{b} ")),
+        broker
+            .as_ref()
+            .map_or("<broker>".to_string(), |b| b.to_string())
     );
     Ok(files)
+}
+
+/// Print what compare decided against a baseline; true when nothing regressed.
+fn print_judged(judged: &[crate::report::compare::Judged], baseline: bool) -> bool {
+    use crate::report::judge::Change;
+    let count = |c: Change| judged.iter().filter(|j| j.judgement.change == c).count();
+    if baseline {
+        println!(
+            "against the baseline: {} regressed, {} improved, {} no change, {} not judged",
+            count(Change::Regressed),
+            count(Change::Improved),
+            count(Change::NoChange),
+            count(Change::NotJudged)
+        );
+    }
+    for j in judged
+        .iter()
+        .filter(|j| j.judgement.change == Change::Regressed)
+    {
+        println!(
+            "REGRESSION {:<36} {:<36} {} -> {} ({})",
+            j.subject, j.metric, j.baseline, j.now, j.text
+        );
+    }
+    count(Change::Regressed) == 0
+}
+
+/// Parses a broker named on the command line: one of the registry's names.
+fn broker_name() -> impl clap::builder::TypedValueParser<Value = crate::workload::BrokerKind> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(crate::driver::names())
+        .map(crate::workload::BrokerKind::new)
 }
 
 fn history(

@@ -10,37 +10,35 @@ use super::{EXIT_FAILED, EXIT_INVALID, EXIT_PASS};
 use crate::check::{self, expect};
 use crate::driver::Plan;
 use crate::load::runner::{run_broker, StopSignal};
+use crate::report::suite::SuiteRun;
 use crate::report::{summary, BrokerResult, RunResult};
 use crate::target::TargetProfile;
 use crate::workload::{BrokerKind, Workload};
 
 pub async fn run(
-    files: Vec<PathBuf>,
+    args: Vec<PathBuf>,
     target: PathBuf,
     out: PathBuf,
     only: Vec<BrokerKind>,
+    repeat: Option<u32>,
     quiet: bool,
 ) -> i32 {
     // Validate everything before touching any broker.
-    let mut workloads = Vec::new();
-    for f in &files {
-        match super::load_workload(f) {
-            Ok(w) => workloads.push((f.clone(), w)),
-            Err(e) => {
-                eprintln!("{e}");
-                return EXIT_INVALID;
-            }
+    let job = match super::suite::expand(&args, repeat) {
+        Ok(job) => job,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
         }
-    }
-    let profile = match TargetProfile::load(&target) {
+    };
+    let profile = match TargetProfile::load(&target, &[crate::driver::check_target]) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e:#}");
             return EXIT_INVALID;
         }
     };
-
-    for (f, w) in &workloads {
+    for (f, w) in &job.workloads {
         if let Err(msg) = controls_present(w, &profile) {
             eprintln!("{}: {msg}", f.display());
             return EXIT_INVALID;
@@ -56,15 +54,57 @@ pub async fn run(
     });
     let stop = StopSignal(stop_rx);
 
-    let mut code = EXIT_PASS;
-    for (file, w) in workloads {
-        let brokers: Vec<BrokerKind> = w
-            .brokers
+    let brokers_of = |w: &Workload| -> Vec<BrokerKind> {
+        w.brokers
             .iter()
-            .copied()
             .filter(|b| only.is_empty() || only.contains(b))
-            .collect();
-        match run_workload(&file, &w, &profile, &out, &brokers, stop.clone(), !quiet).await {
+            .filter(|b| job.brokers.is_empty() || job.brokers.contains(b))
+            .cloned()
+            .collect()
+    };
+    let runs: Vec<(&PathBuf, &Workload, Vec<BrokerKind>)> = (0..job.repeat)
+        .flat_map(|_| job.workloads.iter())
+        .map(|(f, w)| (f, w, brokers_of(w)))
+        .collect();
+    let mut progress = Progress::new(&runs, !quiet);
+
+    let mut suite = job.suite.as_ref().map(|name| SuiteRun {
+        suite: name.clone(),
+        description: job.description.clone(),
+        started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        runs: Vec::new(),
+        errors: Vec::new(),
+    });
+    let dir = match &suite {
+        Some(s) => out.join(new_run_id(&s.suite)),
+        None => out,
+    };
+    if let Some(s) = &suite {
+        eprintln!(
+            "suite {}: {} runs ({} workloads × {} repeats); output in {}",
+            s.suite,
+            runs.len(),
+            job.workloads.len(),
+            job.repeat,
+            dir.display()
+        );
+    }
+
+    let mut code = EXIT_PASS;
+    let mut results = Vec::new();
+    // Repeats go round the whole list, so the machine's drift spreads over every workload.
+    for (file, w, brokers) in runs {
+        match run_workload(
+            file,
+            w,
+            &profile,
+            &dir,
+            &brokers,
+            stop.clone(),
+            &mut progress,
+        )
+        .await
+        {
             Ok(result) => {
                 print!("{}", summary::render(&result));
                 let errored = result
@@ -79,9 +119,21 @@ pub async fn run(
                     EXIT_FAILED
                 };
                 code = code.max(c);
+                results.push(result);
             }
             Err(e) => {
                 eprintln!("error: {e:#}");
+                code = EXIT_INVALID;
+                if let Some(s) = &mut suite {
+                    s.errors.push(format!("{}: {e:#}", w.name));
+                }
+            }
+        }
+        // Rewritten after every run, so an interrupted suite still has its page.
+        if let Some(s) = &mut suite {
+            s.runs = results.iter().map(|r| r.run_id.clone()).collect();
+            if let Err(e) = crate::report::suite::write(&dir, s, &results) {
+                eprintln!("error: writing the suite's page: {e:#}");
                 code = EXIT_INVALID;
             }
         }
@@ -89,7 +141,59 @@ pub async fn run(
             break;
         }
     }
+    if suite.is_some() {
+        println!("suite: {}", dir.join("index.html").display());
+    }
     code
+}
+
+/// Which run of the job is going, and roughly how long the rest will take, for the progress
+/// bar's label.
+struct Progress {
+    show: bool,
+    done: usize,
+    total: usize,
+    /// Per workload name: the seconds one broker's run is expected to take.
+    expected: Vec<f64>,
+}
+
+/// What a run takes beyond its load: setup, consumers joining, draining, the final read.
+const RUN_OVERHEAD_S: f64 = 15.0;
+
+impl Progress {
+    fn new(runs: &[(&PathBuf, &Workload, Vec<BrokerKind>)], show: bool) -> Progress {
+        let expected = runs
+            .iter()
+            .flat_map(|(_, w, b)| {
+                std::iter::repeat_n(w.load.duration.0.as_secs_f64() + RUN_OVERHEAD_S, b.len())
+            })
+            .collect::<Vec<_>>();
+        Progress {
+            show,
+            done: 0,
+            total: expected.len(),
+            expected,
+        }
+    }
+
+    /// The label of the next broker run, or None when the bar is hidden.
+    fn next(&mut self, w: &Workload, broker: &BrokerKind) -> Option<String> {
+        self.done += 1;
+        if !self.show {
+            return None;
+        }
+        if self.total <= 1 {
+            return Some(broker.to_string());
+        }
+        let left: f64 = self.expected.iter().skip(self.done - 1).sum();
+        Some(format!(
+            "{}/{} {} · {broker} (~{} min left)",
+            self.done,
+            self.total,
+            w.name,
+            (left / 60.0).ceil()
+        ))
+    }
 }
 
 /// Broker faults call the target's control commands; a missing one is an input error, found
@@ -97,7 +201,7 @@ pub async fn run(
 fn controls_present(w: &Workload, profile: &TargetProfile) -> Result<(), String> {
     for f in &w.faults {
         let needed = crate::chaos::faults::required_commands(&f.value);
-        for &broker in &w.brokers {
+        for broker in &w.brokers {
             let control = crate::driver::control(profile, broker);
             for &name in &needed {
                 if crate::chaos::command(&control, name).is_none() {
@@ -139,7 +243,7 @@ async fn run_workload(
     out: &Path,
     brokers: &[BrokerKind],
     stop: StopSignal,
-    progress: bool,
+    progress: &mut Progress,
 ) -> Result<RunResult> {
     let run_id = new_run_id(&w.name);
     let dir = out.join(&run_id);
@@ -161,41 +265,49 @@ async fn run_workload(
     );
 
     let mut result = RunResult::new(&run_id, w, seed, &profile.name);
-    for &broker in brokers {
+    for broker in brokers {
         if stop.requested() {
             break;
         }
-        let plan = Arc::new(Plan::new(&run_id, broker, w, profile));
+        let plan = Arc::new(Plan::new(&run_id, broker.clone(), w, profile));
         let bdir = dir.join(broker.as_str());
         let windows = crate::chaos::faults::windows(
             &w.faults.iter().map(|f| f.value.clone()).collect::<Vec<_>>(),
             w.load.duration.0,
             seed,
         );
-        let broker_result =
-            match run_broker(plan, &bdir, seed, windows, stop.clone(), progress).await {
-                Ok(run) => {
-                    result.interrupted |= run.interrupted;
-                    checked(broker, run.product, &run.history, w)
-                }
-                Err(e) => {
-                    let history = bdir.join("history.bin");
-                    // A run that broke off mid-way still has a history worth checking.
-                    let mut r = if history.exists() {
-                        checked(broker, String::new(), &history, w)
-                    } else {
-                        BrokerResult {
-                            broker,
-                            product: String::new(),
-                            error: None,
-                            metrics: None,
-                            verdicts: Vec::new(),
-                        }
-                    };
-                    r.error = Some(format!("{e:#}"));
-                    r
-                }
-            };
+        let broker_result = match run_broker(
+            plan,
+            &bdir,
+            seed,
+            windows,
+            stop.clone(),
+            progress.next(w, broker),
+        )
+        .await
+        {
+            Ok(run) => {
+                result.interrupted |= run.interrupted;
+                checked(broker, run.product, &run.history, w)
+            }
+            Err(e) => {
+                let history = bdir.join("history.bin");
+                // A run that broke off mid-way still has a history worth checking.
+                let mut r = if history.exists() {
+                    checked(broker, String::new(), &history, w)
+                } else {
+                    BrokerResult {
+                        broker: broker.clone(),
+                        product: String::new(),
+                        error: None,
+                        metrics: None,
+                        verdicts: Vec::new(),
+                    }
+                };
+                r.error = Some(format!("{e:#}"));
+                r
+            }
+        };
         result.brokers.push(broker_result);
         result.write(&dir)?;
     }
@@ -203,7 +315,8 @@ async fn run_workload(
     Ok(result)
 }
 
-fn checked(broker: BrokerKind, product: String, history: &Path, w: &Workload) -> BrokerResult {
+fn checked(broker: &BrokerKind, product: String, history: &Path, w: &Workload) -> BrokerResult {
+    let broker = broker.clone();
     match check::check_history(history) {
         Ok(m) => BrokerResult {
             broker,
@@ -246,7 +359,7 @@ fn rebuild(dir: &Path) -> Result<RunResult> {
         result.interrupted = p.interrupted;
         result.environment = p.environment.clone();
     }
-    for &broker in &w.brokers {
+    for broker in &w.brokers {
         let history = dir.join(broker.as_str()).join("history.bin");
         if !history.exists() {
             continue;
@@ -256,7 +369,7 @@ fn rebuild(dir: &Path) -> Result<RunResult> {
             .and_then(|p| {
                 p.brokers
                     .iter()
-                    .find(|b| b.broker == broker)
+                    .find(|b| &b.broker == broker)
                     .map(|b| b.product.clone())
             })
             .unwrap_or_default();

@@ -22,7 +22,8 @@ use crate::chaos::proxy::Wire;
 use crate::history::Position;
 use crate::message::MsgId;
 use crate::target::{Section, TargetProfile};
-use crate::workload::{self, BrokerKind, Workload};
+use crate::workload::{self, BrokerKind, Raw, Workload};
+use serde::de::DeserializeOwned;
 
 /// Everything a driver needs to know, in the coordinator and in each worker process alike.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -188,48 +189,134 @@ pub trait Driver: Send + Sync {
 
 /// Everything the rest of the crate asks of one broker. Each broker's folder defines its own.
 pub struct Broker {
-    pub kind: BrokerKind,
+    /// How workloads, target profiles and the command line name it.
+    pub name: &'static str,
     /// The driver for one run (the plan's target has this broker's section).
     pub connect: fn(Arc<Plan>) -> Result<Box<dyn Driver>>,
-    /// Its section of a target profile.
-    pub section: fn(&TargetProfile) -> Option<&dyn Section>,
-    pub section_mut: fn(&mut TargetProfile) -> Option<&mut dyn Section>,
+    /// Its section of a target profile, read from what the profile holds under its name.
+    pub section: fn(&Raw) -> Result<Box<dyn Section>, Problem>,
+    /// Its options under `topology.<name>`: whether they read (`read_problem::<T>`), and their
+    /// schema for editors.
+    pub options: fn(&Raw) -> Option<Problem>,
+    pub options_schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
     /// How the fault proxy must follow its wire protocol (None: plain bytes).
     pub wire: Option<fn() -> Arc<dyn Wire>>,
     /// What its consumers may need beyond `run.connect_timeout` to become ready.
     pub ready_slack: fn(&Workload) -> Duration,
-    /// Its own checks of a workload that lists it (topology options, size limits).
+    /// Its own checks of a workload that lists it (option values, size limits).
     pub validate: workload::Rule,
 }
 
 /// Every broker brokerbench drives, one line each.
 pub const BROKERS: &[&Broker] = &[&kafka::BROKER, &rabbitmq::BROKER, &sqs::BROKER];
 
-/// The registry's entry for `kind`.
-pub fn broker(kind: BrokerKind) -> &'static Broker {
+/// Why a broker's part of a file does not read: the keys to the bad value inside it, and what
+/// is wrong there.
+pub type Problem = (Vec<String>, String);
+
+/// The registry's entry named `kind`, or an error listing the names there are.
+pub fn broker(kind: &BrokerKind) -> Result<&'static Broker> {
     BROKERS
         .iter()
         .copied()
-        .find(|b| b.kind == kind)
-        .expect("every BrokerKind has an entry in BROKERS (a unit test checks)")
+        .find(|b| b.name == kind.as_str())
+        .with_context(|| {
+            format!(
+                "no broker is named `{kind}` (brokers: {})",
+                names().join(", ")
+            )
+        })
+}
+
+/// The registry's names, in its order.
+pub fn names() -> Vec<&'static str> {
+    BROKERS.iter().map(|b| b.name).collect()
+}
+
+/// A broker's part of a file (topology options, a target section) as its folder's type `T`,
+/// with `T`'s defaults for what is left out.
+pub fn read<T: DeserializeOwned>(raw: &Raw) -> Result<T, Problem> {
+    let empty = Raw::Object(Default::default());
+    let raw = if raw.is_null() { &empty } else { raw };
+    serde_path_to_error::deserialize(raw).map_err(|e| {
+        let path = e
+            .path()
+            .iter()
+            .filter_map(|seg| match seg {
+                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                _ => None,
+            })
+            .collect();
+        (path, e.into_inner().to_string())
+    })
+}
+
+/// The problem, if any, in reading `raw` as `T`: a registry entry's `options` check.
+pub fn read_problem<T: DeserializeOwned>(raw: &Raw) -> Option<Problem> {
+    read::<T>(raw).err()
+}
+
+/// A target section of type `T`, boxed for the registry's `section`.
+pub fn read_section<T: Section + DeserializeOwned + 'static>(
+    raw: &Raw,
+) -> Result<Box<dyn Section>, Problem> {
+    Ok(Box::new(read::<T>(raw)?))
+}
+
+/// `w`'s options for the broker `name` as its type: what its driver works with.
+pub fn options<T: DeserializeOwned + Default>(w: &Workload, name: &str) -> Result<T> {
+    match w.topology.brokers.get(&BrokerKind::new(name)) {
+        None => Ok(T::default()),
+        Some(raw) => read(raw)
+            .map_err(|(path, msg)| anyhow::anyhow!("topology.{name}: {}{msg}", dotted(&path))),
+    }
+}
+
+/// `target`'s section for the broker `name` as its type.
+pub fn settings<T: DeserializeOwned>(target: &TargetProfile, name: &str) -> Result<T> {
+    let raw = target
+        .brokers
+        .get(&BrokerKind::new(name))
+        .with_context(|| format!("target profile `{}` has no `{name}` section", target.name))?;
+    read(raw).map_err(|(path, msg)| {
+        anyhow::anyhow!(
+            "target profile `{}`: {name}: {}{msg}",
+            target.name,
+            dotted(&path)
+        )
+    })
+}
+
+fn dotted(path: &[String]) -> String {
+    path.iter().map(|k| format!("{k}: ")).collect()
 }
 
 /// `kind`'s section of `target`, or an error that names the profile and the broker.
-pub fn section(target: &TargetProfile, kind: BrokerKind) -> Result<&dyn Section> {
-    (broker(kind).section)(target)
-        .with_context(|| format!("target profile `{}` has no `{kind}` section", target.name))
+pub fn section(target: &TargetProfile, kind: &BrokerKind) -> Result<Box<dyn Section>> {
+    let b = broker(kind)?;
+    let raw = target
+        .brokers
+        .get(kind)
+        .with_context(|| format!("target profile `{}` has no `{kind}` section", target.name))?;
+    (b.section)(raw).map_err(|(path, msg)| {
+        anyhow::anyhow!(
+            "target profile `{}`: {kind}: {}{msg}",
+            target.name,
+            dotted(&path)
+        )
+    })
 }
 
 /// Where `kind` listens according to `target`, for messages (passwords hidden).
-pub fn address(target: &TargetProfile, kind: BrokerKind) -> String {
-    (broker(kind).section)(target)
+pub fn address(target: &TargetProfile, kind: &BrokerKind) -> String {
+    section(target, kind)
         .map(|s| s.address())
-        .unwrap_or_else(|| "(not configured)".into())
+        .unwrap_or_else(|_| "(not configured)".into())
 }
 
 /// The control commands `target` gives `kind`'s broker faults (none when it has no section).
-pub fn control(target: &TargetProfile, kind: BrokerKind) -> crate::target::Control {
-    (broker(kind).section)(target)
+pub fn control(target: &TargetProfile, kind: &BrokerKind) -> crate::target::Control {
+    section(target, kind)
         .map(|s| s.control().clone())
         .unwrap_or_default()
 }
@@ -237,44 +324,144 @@ pub fn control(target: &TargetProfile, kind: BrokerKind) -> crate::target::Contr
 /// The same profile with `kind`'s clients sent to `proxy` instead of the broker.
 pub fn through_proxy(
     target: &TargetProfile,
-    kind: BrokerKind,
+    kind: &BrokerKind,
     proxy: std::net::SocketAddr,
 ) -> Result<TargetProfile> {
+    let routed = section(target, kind)?.routed_through(proxy)?;
     let mut t = target.clone();
-    (broker(kind).section_mut)(&mut t)
-        .with_context(|| format!("the target profile has no {kind} entry"))?
-        .route_through(proxy)?;
+    t.brokers.insert(kind.clone(), routed);
     Ok(t)
 }
 
-/// The workload rule the run and `validate` add: each listed broker's own checks.
+/// The workload rule the run and `validate` add: every broker it names is registered, every
+/// broker's topology options read, and each listed broker's own checks pass.
 pub fn validate(w: &Workload) -> Vec<(workload::At, String)> {
-    w.brokers
+    let known = names().join(", ");
+    let mut bad = Vec::new();
+    for kind in &w.brokers {
+        if broker(kind).is_err() {
+            bad.push(workload::at(
+                &["brokers"],
+                format!("no broker is named `{kind}` (brokers: {known})"),
+            ));
+        }
+    }
+    for (kind, raw) in &w.topology.brokers {
+        let Ok(b) = broker(kind) else {
+            bad.push(workload::at_keys(
+                vec!["topology".into(), kind.to_string()],
+                format!("`{kind}` is neither `partitions` nor a broker (brokers: {known})"),
+            ));
+            continue;
+        };
+        if let Some((path, msg)) = (b.options)(raw) {
+            let at = ["topology".to_string(), kind.to_string()]
+                .into_iter()
+                .chain(path.iter().cloned())
+                .collect();
+            bad.push(workload::at_keys(
+                at,
+                format!("topology.{kind}: {}{msg}", dotted(&path)),
+            ));
+        }
+    }
+    for b in w.brokers.iter().filter_map(|k| broker(k).ok()) {
+        bad.extend((b.validate)(w));
+    }
+    bad
+}
+
+/// The target-profile rule the run adds: every section names a registered broker and reads as
+/// its type.
+pub fn check_target(t: &TargetProfile) -> Vec<(workload::At, String)> {
+    let mut bad = Vec::new();
+    for (kind, raw) in &t.brokers {
+        let problem = match broker(kind) {
+            Err(e) => Some((Vec::new(), e.to_string())),
+            Ok(b) => (b.section)(raw).err(),
+        };
+        if let Some((path, msg)) = problem {
+            let at = std::iter::once(kind.to_string()).chain(path.iter().cloned());
+            bad.push(workload::at_keys(
+                at.collect(),
+                format!("{kind}: {}{msg}", dotted(&path)),
+            ));
+        }
+    }
+    bad
+}
+
+/// Lists the registry's names as the values `BrokerKind` takes in a JSON Schema.
+pub fn name_brokers(schema: &mut serde_json::Value) {
+    if let Some(kind) = schema.pointer_mut("/$defs/BrokerKind") {
+        kind["enum"] = serde_json::json!(names());
+    }
+}
+
+/// The workload format's JSON Schema, with each broker's topology options under its name.
+pub fn workload_schema() -> serde_json::Value {
+    let mut generator = schemars::SchemaGenerator::default();
+    let mut schema =
+        serde_json::to_value(generator.root_schema_for::<Workload>()).unwrap_or_default();
+    let options: serde_json::Map<String, serde_json::Value> = BROKERS
         .iter()
-        .flat_map(|&kind| (broker(kind).validate)(w))
-        .collect()
+        .map(|b| {
+            let s = (b.options_schema)(&mut generator);
+            (
+                b.name.to_string(),
+                serde_json::to_value(s).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let defs = serde_json::to_value(generator.definitions()).unwrap_or_default();
+    if let Some(topology) = schema.pointer_mut("/$defs/Topology") {
+        if let Some(properties) = topology["properties"].as_object_mut() {
+            properties.extend(options);
+        }
+        topology["additionalProperties"] = serde_json::Value::Bool(false);
+    }
+    name_brokers(&mut schema);
+    if let (Some(all), Some(more)) = (schema["$defs"].as_object_mut(), defs.as_object()) {
+        for (k, v) in more {
+            all.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    schema
 }
 
 impl Plan {
-    pub fn broker(&self) -> &'static Broker {
-        broker(self.broker)
+    /// The registry's entry for the run's broker.
+    pub fn broker(&self) -> Result<&'static Broker> {
+        broker(&self.broker)
     }
 
     /// Where the run's broker listens, for messages.
     pub fn address(&self) -> String {
-        address(&self.target, self.broker)
+        address(&self.target, &self.broker)
     }
 
     /// How long a consumer may take to become ready.
     pub fn ready_timeout(&self) -> Duration {
-        self.workload.run.connect_timeout.0 + (self.broker().ready_slack)(&self.workload)
+        let slack = self
+            .broker()
+            .map_or(Duration::ZERO, |b| (b.ready_slack)(&self.workload));
+        self.workload.run.connect_timeout.0 + slack
     }
 }
 
 /// The driver for the plan's broker; fails naming the broker when the target lacks it.
 pub fn driver(plan: Arc<Plan>) -> Result<Box<dyn Driver>> {
-    section(&plan.target, plan.broker)?;
-    (plan.broker().connect)(plan)
+    section(&plan.target, &plan.broker)?;
+    (plan.broker()?.connect)(plan)
+}
+
+/// A plan for `yaml`'s workload against the shipped local profile, for drivers' own tests.
+#[cfg(test)]
+pub(crate) fn test_plan(broker: &str, yaml: &str) -> Arc<Plan> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets");
+    let target = TargetProfile::load(&root.join("local.yaml"), &[check_target]).unwrap();
+    let w = workload::parse(std::path::Path::new("w.yaml"), yaml, &[validate]).unwrap();
+    Arc::new(Plan::new("t", BrokerKind::new(broker), &w, &target))
 }
 
 #[cfg(test)]
@@ -284,37 +471,155 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn every_broker_kind_has_one_registry_entry() {
-        for kind in <BrokerKind as clap::ValueEnum>::value_variants() {
-            let n = BROKERS.iter().filter(|b| b.kind == *kind).count();
-            assert_eq!(n, 1, "{kind}");
-        }
+    fn every_broker_has_one_name() {
+        let mut names = names();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), BROKERS.len());
+        assert!(broker(&BrokerKind::new("nats")).is_err());
+    }
+
+    fn profile(name: &str) -> TargetProfile {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets");
+        TargetProfile::load(&root.join(name), &[check_target]).unwrap()
     }
 
     #[test]
     fn shipped_profiles_describe_every_broker_alike() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets");
-        let local = TargetProfile::load(&root.join("local.yaml")).unwrap();
-        let docker = TargetProfile::load(&root.join("docker.yaml")).unwrap();
+        let (local, docker) = (profile("local.yaml"), profile("docker.yaml"));
         for b in BROKERS {
+            let kind = BrokerKind::new(b.name);
             let (l, d) = (
-                section(&local, b.kind).unwrap(),
-                section(&docker, b.kind).unwrap(),
+                section(&local, &kind).unwrap(),
+                section(&docker, &kind).unwrap(),
             );
             // Same ports on both, so a workload's results compare across profiles.
-            assert_eq!(l.address(), d.address(), "{}", b.kind);
-            for (p, s) in [(&local, l), (&docker, d)] {
+            assert_eq!(l.address(), d.address(), "{kind}");
+            for (p, s) in [(&local, &l), (&docker, &d)] {
                 let c = s.control();
                 assert!(
                     c.kill.is_some()
                         && c.pause.is_some()
                         && c.resume.is_some()
                         && c.start.is_some(),
-                    "{} {}",
-                    p.name,
-                    b.kind
+                    "{} {kind}",
+                    p.name
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_section_routed_through_the_proxy_reads_back_with_the_proxy_address() {
+        let local = profile("local.yaml");
+        let proxy: std::net::SocketAddr = "127.0.0.1:40001".parse().unwrap();
+        for b in BROKERS {
+            let kind = BrokerKind::new(b.name);
+            let routed = through_proxy(&local, &kind, proxy).unwrap();
+            let upstream = section(&routed, &kind).unwrap().upstream().unwrap();
+            assert_eq!(upstream, "127.0.0.1:40001", "{kind}");
+            // The profile's other sections are untouched.
+            assert_eq!(routed.brokers.len(), local.brokers.len());
+        }
+    }
+
+    fn problems(yaml: &str) -> Vec<String> {
+        match workload::parse(Path::new("w.yaml"), yaml, &[validate]) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.to_string().lines().map(str::to_string).collect(),
+        }
+    }
+
+    const BASE: &str = "name: t\nbrokers: [kafka, sqs]\nload: { rate: 1/s, duration: 2s }\n";
+
+    #[test]
+    fn every_broker_reads_its_own_options_with_its_defaults() {
+        let yaml = format!("{BASE}topology:\n  partitions: 2\n  kafka: {{ idempotence: false }}\n");
+        let w = workload::parse(Path::new("w.yaml"), &yaml, &[validate]).unwrap();
+        let k: kafka::options::Options = options(&w, "kafka").unwrap();
+        assert!(!k.idempotence);
+        assert_eq!(k.session_timeout, workload::units::Dur::secs(6));
+        // A broker with no section gets its defaults.
+        let s: sqs::options::Options = options(&w, "sqs").unwrap();
+        assert_eq!(s.batch, 10);
+    }
+
+    #[test]
+    fn a_bad_broker_option_is_reported_at_its_own_line_naming_the_key() {
+        let yaml = format!(
+            "{BASE}topology:\n  kafka:\n    replication_factor: 1\n    session_timeout: soon\n"
+        );
+        let p = problems(&yaml);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("w.yaml:7:5: topology.kafka: session_timeout: "),
+            "{p:?}"
+        );
+        // A misspelt option is named, with the ones there are.
+        let p = problems(&format!("{BASE}topology:\n  rabbitmq: {{ prefech: 10 }}\n"));
+        assert!(
+            p[0].starts_with("w.yaml:5:15: topology.rabbitmq: prefech: "),
+            "{p:?}"
+        );
+        assert!(p[0].contains("prefetch"), "{p:?}");
+    }
+
+    #[test]
+    fn unknown_broker_names_are_refused_where_they_are_written() {
+        let p = problems(&format!(
+            "{}topology:\n  partitons: 4\n",
+            BASE.replace("[kafka, sqs]", "[kafka, kafak]")
+        ));
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].starts_with("w.yaml:2:1: no broker is named `kafak`"),
+            "{p:?}"
+        );
+        assert!(p[0].contains("kafka, rabbitmq, sqs"), "{p:?}");
+        assert!(
+            p[1].starts_with("w.yaml:5:3: `partitons` is neither"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_bad_target_section_is_reported_at_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.yaml");
+        std::fs::write(
+            &f,
+            "name: t\nkafka:\n  bootstrap: 127.0.0.1:9092\nrabbitmq:\n  url: amqp://h\n  product: r\n  contrl: {}\nnats: {}\n",
+        )
+        .unwrap();
+        let e = TargetProfile::load(&f, &[check_target])
+            .unwrap_err()
+            .to_string();
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 3, "{e}");
+        let has = |s: &str| lines.iter().any(|l| l.contains(s));
+        assert!(has("t.yaml:2:1: kafka: missing field `product`"), "{e}");
+        assert!(
+            has("t.yaml:7:3: rabbitmq: contrl: unknown field `contrl`"),
+            "{e}"
+        );
+        assert!(has("t.yaml:8:1: nats: no broker is named `nats`"), "{e}");
+    }
+
+    #[test]
+    fn the_workload_schema_describes_every_brokers_options() {
+        let s = workload_schema();
+        let topology = &s["$defs"]["Topology"];
+        assert_eq!(topology["additionalProperties"], false, "{topology}");
+        assert_eq!(s["$defs"]["BrokerKind"]["enum"], serde_json::json!(names()));
+        for b in BROKERS {
+            let o = &topology["properties"][b.name];
+            assert!(!o.is_null(), "no {} options in {topology}", b.name);
+        }
+        // The options' own definitions are there too, so every reference resolves.
+        let text = s.to_string();
+        for r in text.split("\"$ref\":\"#/$defs/").skip(1) {
+            let name = &r[..r.find('"').unwrap()];
+            assert!(!s["$defs"][name].is_null(), "dangling $ref {name}");
         }
     }
 

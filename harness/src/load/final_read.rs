@@ -64,7 +64,7 @@ async fn read_all(
     emit: &mut dyn FnMut(Event) -> std::io::Result<()>,
 ) -> (FinalReadOutcome, u64, String) {
     let address = plan.address();
-    let broker = plan.broker;
+    let broker = &plan.broker;
     let timeout = plan.workload.run.final_read_timeout;
     let driver = match driver::driver(plan.clone()) {
         Ok(d) => d,

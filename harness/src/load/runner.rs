@@ -46,7 +46,7 @@ pub async fn run_broker(
     seed: u64,
     faults: Vec<Window>,
     stop: StopSignal,
-    show_progress: bool,
+    progress: Option<String>,
 ) -> Result<BrokerRun> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let driver: Arc<dyn driver::Driver> = Arc::from(driver::driver(plan.clone())?);
@@ -71,7 +71,7 @@ pub async fn run_broker(
                 recorder: &recorder,
                 stop: stop.clone(),
                 counters: Arc::new(Counters::default()),
-                bar: progress_bar(show_progress, &plan, plan.workload.load.duration.0),
+                bar: progress_bar(progress, plan.workload.load.duration.0),
                 interrupted: false,
             };
             drive(run, clients, faults).await
@@ -129,15 +129,15 @@ impl Clients {
                 proxy: None,
             });
         }
-        let upstream = driver::section(&plan.target, plan.broker)?.upstream()?;
-        let wire = plan.broker().wire.map(|make| make());
+        let upstream = driver::section(&plan.target, &plan.broker)?.upstream()?;
+        let wire = plan.broker()?.wire.map(|make| make());
         let proxy = Proxy::start(&upstream, wire, plan.workload.run.proxy_port, seed)?;
         let via = |g: Group| -> Result<Arc<Plan>> {
             if !proxied(g) {
                 return Ok(plan.clone());
             }
             let mut p = (**plan).clone();
-            p.target = driver::through_proxy(&plan.target, plan.broker, proxy.address(g))?;
+            p.target = driver::through_proxy(&plan.target, &plan.broker, proxy.address(g))?;
             Ok(Arc::new(p))
         };
         let producer_plan = via(Group::Producers)?;
@@ -299,7 +299,7 @@ impl Run<'_> {
                 .producers
                 .fleet()
                 .map(|f| f as Arc<dyn chaos::process::Processes>),
-            control: driver::control(&plan.target, plan.broker),
+            control: driver::control(&plan.target, &plan.broker),
             control_dir: plan.target.dir.clone(),
             seed: self.seed,
             proxy: clients.proxy.clone(),
@@ -504,15 +504,16 @@ impl Watchdog {
     }
 }
 
-fn progress_bar(show: bool, plan: &Plan, duration: Duration) -> ProgressBar {
-    if !show {
+/// A bar labelled `label` (None: hidden).
+fn progress_bar(label: Option<String>, duration: Duration) -> ProgressBar {
+    let Some(label) = label else {
         return ProgressBar::hidden();
-    }
+    };
     let bar = ProgressBar::new(duration.as_millis() as u64);
     let style = ProgressStyle::with_template("{prefix:>9} [{bar:30}] {elapsed:>4} {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style.progress_chars("=> "));
-    bar.set_prefix(plan.broker.to_string());
+    bar.set_prefix(label);
     bar
 }
 

@@ -8,11 +8,13 @@ use minijinja::{context, Environment};
 use serde::Serialize;
 
 use super::html::{fmt_metric, histogram, CSS};
+use super::judge::{self, Change, Judgement};
 use super::plots::{self, Series, PALETTE};
 use super::RunResult;
-use crate::check::metrics::METRICS;
+use crate::check::metrics::{Metric, METRICS};
 use crate::check::Metrics;
 use crate::workload::BrokerKind;
+use std::collections::BTreeMap;
 
 const TEMPLATE: &str = include_str!("templates/compare.html");
 
@@ -27,23 +29,27 @@ pub struct Column {
     pub metrics: Metrics,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
-pub struct Regression {
-    pub column: String,
-    pub metric: String,
-    pub baseline: String,
-    pub now: String,
-    pub change: String,
-}
-
-/// A run directory or a result.json file.
-pub fn load(path: &Path) -> Result<RunResult> {
-    let file = if path.is_dir() {
-        path.join("result.json")
-    } else {
-        path.to_owned()
-    };
-    RunResult::read(&file)
+/// The runs at `path`: a result.json file, a run directory, or a directory of runs (a suite
+/// run, or a night's repeats), each run in a folder of its own.
+pub fn load(path: &Path) -> Result<Vec<RunResult>> {
+    if !path.is_dir() {
+        return Ok(vec![RunResult::read(path)?]);
+    }
+    if path.join("result.json").is_file() {
+        return Ok(vec![RunResult::read(&path.join("result.json"))?]);
+    }
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path().join("result.json")))
+        .filter(|f| f.is_file())
+        .collect();
+    runs.sort();
+    anyhow::ensure!(
+        !runs.is_empty(),
+        "{} holds no run (no result.json in it or in its folders)",
+        path.display()
+    );
+    runs.iter().map(|f| RunResult::read(f)).collect()
 }
 
 pub fn columns(results: &[RunResult]) -> Vec<Column> {
@@ -62,7 +68,7 @@ pub fn columns(results: &[RunResult]) -> Vec<Column> {
                     label,
                     run_id: r.run_id.clone(),
                     workload: r.workload.clone(),
-                    broker: b.broker,
+                    broker: b.broker.clone(),
                     product: b.product.clone(),
                     passed: b.passed(),
                     metrics,
@@ -76,66 +82,136 @@ fn short(run_id: &str) -> String {
     run_id.splitn(3, '-').take(2).collect::<Vec<_>>().join("-")
 }
 
-/// Relative change from `base` to `now` when "worse" means larger (`lower_better`) or smaller.
-/// Returns (text, is_regression) given a relative `threshold` (0.1 = 10%).
-pub fn change(base: f64, now: f64, lower_better: bool, threshold: f64) -> (String, bool) {
-    if base == now {
-        return ("±0".into(), false);
-    }
-    let worse = if lower_better { now > base } else { now < base };
-    if base.is_infinite() || now.is_infinite() {
-        // A recovery that never happened, or happened again.
-        let text = if now.is_infinite() { "never" } else { "again" };
-        return (text.into(), worse);
-    }
-    if base == 0.0 {
-        // From nothing to something: any increase of a bad count is a regression.
-        return ("new".into(), worse);
-    }
-    let rel = (now - base) / base.abs();
-    (
-        format!("{:+.1}%", rel * 100.0),
-        worse && rel.abs() > threshold,
-    )
+/// The noise threshold per metric: a change must lie beyond it to count (`--threshold 10%`
+/// for every metric, `--threshold p99_end_to_end=25%` for one). Left unset, each metric's own
+/// (`Metric::default_noise`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Thresholds {
+    pub all: Option<f64>,
+    pub per_metric: BTreeMap<String, f64>,
 }
 
-pub fn regressions(columns: &[Column], baseline: &[Column], threshold: f64) -> Vec<Regression> {
-    let mut out = Vec::new();
-    for c in columns {
-        let Some(b) = baseline
-            .iter()
-            .find(|b| b.broker == c.broker && b.workload == c.workload)
-        else {
-            continue;
-        };
-        for metric in METRICS {
-            let (Some(base), Some(now)) = ((metric.get)(&b.metrics), (metric.get)(&c.metrics))
-            else {
-                continue;
-            };
-            let (text, regressed) = change(base, now, metric.lower_is_better(), threshold);
-            if regressed {
-                out.push(Regression {
-                    column: c.label.clone(),
-                    metric: metric.label.to_string(),
-                    baseline: fmt_metric(metric, Some(base)),
-                    now: fmt_metric(metric, Some(now)),
-                    change: text,
-                });
+impl Thresholds {
+    pub fn of(&self, metric: &Metric) -> f64 {
+        self.per_metric
+            .get(metric.key)
+            .copied()
+            .or(self.all)
+            .unwrap_or_else(|| metric.default_noise())
+    }
+
+    /// Add one `--threshold` value: `10%` for every metric, or `KEY=10%` for one metric.
+    pub fn set(
+        &mut self,
+        arg: &str,
+        parse: impl Fn(&str) -> Result<f64, String>,
+    ) -> Result<(), String> {
+        match arg.split_once('=') {
+            None => self.all = Some(parse(arg)?),
+            Some((key, value)) => {
+                let key = key.trim();
+                if crate::check::metrics::find(key).is_none() {
+                    return Err(format!("--threshold {arg}: no metric is named `{key}`"));
+                }
+                self.per_metric.insert(key.to_string(), parse(value)?);
             }
         }
+        Ok(())
+    }
+}
+
+/// One metric of one workload × broker against the baseline.
+#[derive(Debug, Serialize)]
+pub struct Judged {
+    /// "workload · broker"
+    pub subject: String,
+    pub key: &'static str,
+    pub metric: &'static str,
+    pub baseline: String,
+    pub now: String,
+    pub runs: (usize, usize),
+    pub threshold: String,
+    pub judgement: Judgement,
+    pub change: &'static str,
+    pub text: String,
+}
+
+/// Columns grouped by what they measured: (workload, broker) → its runs' metrics.
+fn groups(columns: &[Column]) -> BTreeMap<(String, BrokerKind), Vec<&Metrics>> {
+    let mut out: BTreeMap<_, Vec<_>> = BTreeMap::new();
+    for c in columns {
+        out.entry((c.workload.clone(), c.broker.clone()))
+            .or_default()
+            .push(&c.metrics);
     }
     out
+}
+
+/// The median of the runs' figures for `metric`, as the reports show it.
+fn figure(metric: &Metric, runs: &[&Metrics]) -> String {
+    let mut v: Vec<f64> = runs.iter().filter_map(|m| (metric.get)(m)).collect();
+    v.sort_by(f64::total_cmp);
+    fmt_metric(metric, v.get(v.len() / 2).copied())
+}
+
+/// Every metric of every workload × broker that both sides measured, judged against the
+/// baseline. Refuses a baseline that has nothing in common with the runs.
+pub fn judgements(
+    columns: &[Column],
+    baseline: &[Column],
+    thresholds: &Thresholds,
+) -> Result<Vec<Judged>> {
+    let (now, base) = (groups(columns), groups(baseline));
+    let common: Vec<_> = now.keys().filter(|k| base.contains_key(k)).collect();
+    if common.is_empty() {
+        let names = |g: &BTreeMap<(String, BrokerKind), Vec<&Metrics>>| {
+            g.keys()
+                .map(|(w, b)| format!("{w} on {b}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        anyhow::bail!(
+            "the baseline measured {}, these runs {}: nothing to compare (a baseline must be a run of the same workload on the same broker)",
+            names(&base),
+            names(&now)
+        );
+    }
+    let mut out = Vec::new();
+    for key in common {
+        let (n, b) = (&now[key], &base[key]);
+        for metric in METRICS {
+            let threshold = thresholds.of(metric);
+            let judgement = judge::judge(metric, b, n, threshold);
+            out.push(Judged {
+                subject: format!("{} · {}", key.0, key.1),
+                key: metric.key,
+                metric: metric.label,
+                baseline: figure(metric, b),
+                now: figure(metric, n),
+                runs: (b.len(), n.len()),
+                threshold: format!("{:.0}%", threshold * 100.0),
+                change: judgement.change.as_str(),
+                text: judgement.text(),
+                judgement,
+            });
+        }
+    }
+    Ok(out)
 }
 
 pub fn render(
     columns: &[Column],
     baseline: Option<(&str, &[Column])>,
-    threshold: f64,
-) -> Result<(String, Vec<Regression>)> {
-    let regs = baseline
-        .map(|(_, b)| regressions(columns, b, threshold))
-        .unwrap_or_default();
+    thresholds: &Thresholds,
+) -> Result<(String, Vec<Judged>)> {
+    let judged = match baseline {
+        Some((_, b)) => judgements(columns, b, thresholds)?,
+        None => Vec::new(),
+    };
+    let verdict = |c: &Column, key: &str| {
+        let subject = format!("{} · {}", c.workload, c.broker);
+        judged.iter().find(|j| j.subject == subject && j.key == key)
+    };
     let rows: Vec<_> = METRICS
         .iter()
         .map(|metric| {
@@ -157,19 +233,12 @@ pub fn render(
                 .iter()
                 .zip(&vals)
                 .map(|(c, v)| {
-                    let base = baseline
-                        .and_then(|(_, b)| {
-                            b.iter()
-                                .find(|b| b.broker == c.broker && b.workload == c.workload)
-                        })
-                        .and_then(|b| (metric.get)(&b.metrics));
-                    let (chg, regressed) = match (base, v) {
-                        (Some(b), Some(v)) => {
-                            let (t, r) = change(b, *v, lower_better, threshold);
-                            (Some(t), r)
-                        }
-                        _ => (None, false),
-                    };
+                    let judged = verdict(c, metric.key);
+                    let chg = judged.map(|j| match j.judgement.change {
+                        Change::NotJudged => j.change.to_string(),
+                        _ => format!("{} {}", j.change, j.text),
+                    });
+                    let regressed = judged.is_some_and(|j| j.judgement.change == Change::Regressed);
                     let class = if regressed {
                         "worse"
                     } else if distinct && *v == Some(best) {
@@ -228,57 +297,62 @@ pub fn render(
         rows => rows,
         plots => plots,
         baseline => baseline.map(|(name, _)| name),
-        threshold => format!("{:.0}%", threshold * 100.0),
-        regressions => &regs,
+        threshold => thresholds.all.map_or("per metric (see below)".to_string(), |t| format!("{:.0}%", t * 100.0)),
+        regressions => judged.iter().filter(|j| j.judgement.change == Change::Regressed).collect::<Vec<_>>(),
+        judged => judged.iter().filter(|j| j.judgement.change != Change::NotJudged).collect::<Vec<_>>(),
+        not_judged => judged.iter().filter(|j| j.judgement.change == Change::NotJudged).map(|j| format!("{} ({})", j.metric, j.judgement.basis)).collect::<std::collections::BTreeSet<_>>(),
     })?;
-    Ok((html, regs))
+    Ok((html, judged))
 }
 
 /// Load runs and an optional baseline, write `<out>/index.html`, return the regressions.
 pub fn compare(
     paths: &[PathBuf],
     baseline: Option<&Path>,
-    threshold: f64,
+    thresholds: &Thresholds,
     out: &Path,
-) -> Result<Vec<Regression>> {
-    let results: Vec<RunResult> = paths.iter().map(|p| load(p)).collect::<Result<_>>()?;
+) -> Result<Vec<Judged>> {
+    let mut results = Vec::new();
+    for p in paths {
+        results.extend(load(p)?);
+    }
     let cols = columns(&results);
     anyhow::ensure!(
         !cols.is_empty(),
         "none of the given runs has measured results"
     );
     let base = baseline.map(load).transpose()?;
-    let base_cols = base.as_ref().map(|b| columns(std::slice::from_ref(b)));
+    let base_cols = base.as_deref().map(columns);
     let base_name = baseline.map(|p| p.display().to_string());
-    let (html, regs) = render(
+    let (html, judged) = render(
         &cols,
         base_name.as_deref().zip(base_cols.as_deref()),
-        threshold,
+        thresholds,
     )?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     std::fs::write(out.join("index.html"), html)
         .with_context(|| format!("writing {}/index.html", out.display()))?;
-    Ok(regs)
+    Ok(judged)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn change_knows_which_direction_is_worse() {
-        assert_eq!(change(100.0, 80.0, false, 0.1), ("-20.0%".into(), true)); // throughput fell 20%
-        assert_eq!(change(100.0, 95.0, false, 0.1), ("-5.0%".into(), false)); // within threshold
-        assert_eq!(change(0.010, 0.020, true, 0.1), ("+100.0%".into(), true)); // latency doubled
-        assert_eq!(change(0.020, 0.010, true, 0.1), ("-50.0%".into(), false)); // latency halved
-        assert_eq!(change(0.0, 3.0, true, 0.1), ("new".into(), true)); // lost 0 → 3
-        assert_eq!(change(5.0, 5.0, true, 0.1), ("±0".into(), false));
-    }
-
+    /// A 30-second run whose per-second acks wobble ±5% around `throughput`.
     fn col(broker: BrokerKind, throughput: f64, lost: u64) -> Column {
+        let timeline = (0..32)
+            .map(|s| crate::check::Window {
+                second: s,
+                acked: (throughput * (1.0 + 0.05 * ((s % 5) as f64 - 2.0) / 2.0)) as u64,
+                ..Default::default()
+            })
+            .collect();
         let metrics = Metrics {
             throughput,
             lost,
+            duration_s: 30.0,
+            timeline,
             ..Default::default()
         };
         Column {
@@ -292,34 +366,63 @@ mod tests {
         }
     }
 
+    fn regressed(judged: &[Judged]) -> Vec<(&str, &str)> {
+        judged
+            .iter()
+            .filter(|j| j.judgement.change == Change::Regressed)
+            .map(|j| (j.subject.as_str(), j.key))
+            .collect()
+    }
+
     #[test]
     fn regressions_are_found_per_broker_and_workload() {
         let base = vec![
-            col(BrokerKind::Kafka, 1000.0, 0),
-            col(BrokerKind::Rabbitmq, 500.0, 0),
+            col(BrokerKind::new("kafka"), 1000.0, 0),
+            col(BrokerKind::new("rabbitmq"), 500.0, 0),
         ];
         let now = vec![
-            col(BrokerKind::Kafka, 700.0, 0),
-            col(BrokerKind::Rabbitmq, 520.0, 2),
+            col(BrokerKind::new("kafka"), 700.0, 0),
+            col(BrokerKind::new("rabbitmq"), 520.0, 2),
         ];
-        let regs = regressions(&now, &base, 0.1);
-        let names: Vec<(&str, &str)> = regs
-            .iter()
-            .map(|r| (r.column.as_str(), r.metric.as_str()))
-            .collect();
+        let judged = judgements(&now, &base, &Thresholds::default()).unwrap();
         assert_eq!(
-            names,
-            vec![("kafka", "throughput (acked msg/s)"), ("rabbitmq", "lost")]
+            regressed(&judged),
+            vec![("w · kafka", "throughput"), ("w · rabbitmq", "lost")]
         );
+        // +4% is inside the noise threshold.
+        let up = judged
+            .iter()
+            .find(|j| j.subject == "w · rabbitmq" && j.key == "throughput")
+            .unwrap();
+        assert_eq!(up.judgement.change, Change::NoChange, "{up:?}");
+        // A threshold of its own for one metric: a 30% drop is within 40%.
+        let mut t = Thresholds::default();
+        t.set("throughput=40%", |v| {
+            Ok(v.trim_end_matches('%').parse::<f64>().unwrap() / 100.0)
+        })
+        .unwrap();
+        let judged = judgements(&now, &base, &t).unwrap();
+        assert_eq!(regressed(&judged), vec![("w · rabbitmq", "lost")]);
+        assert!(t.set("trhoughput=5%", |_| Ok(0.05)).is_err());
+    }
+
+    #[test]
+    fn a_baseline_of_another_workload_is_refused() {
+        let mut other = col(BrokerKind::new("kafka"), 1000.0, 0);
+        other.workload = "other".into();
+        let now = [col(BrokerKind::new("kafka"), 1000.0, 0)];
+        let e = judgements(&now, &[other], &Thresholds::default()).unwrap_err();
+        assert!(e.to_string().contains("other on kafka"), "{e}");
+        assert!(e.to_string().contains("nothing to compare"), "{e}");
     }
 
     #[test]
     fn comparison_page_highlights_the_best_and_escapes_names() {
-        let mut a = col(BrokerKind::Kafka, 1000.0, 0);
+        let mut a = col(BrokerKind::new("kafka"), 1000.0, 0);
         a.workload = "<script>alert(1)</script>".into();
-        let b = col(BrokerKind::Rabbitmq, 500.0, 0);
-        let (html, regs) = render(&[a, b], None, 0.1).unwrap();
-        assert!(regs.is_empty());
+        let b = col(BrokerKind::new("rabbitmq"), 500.0, 0);
+        let (html, judged) = render(&[a, b], None, &Thresholds::default()).unwrap();
+        assert!(judged.is_empty());
         assert!(
             html.contains("<td class=\"best\">1000"),
             "best throughput highlighted"

@@ -398,7 +398,8 @@ mod tests {
             acked: 600_000,
             ..Default::default()
         };
-        let brokers = [BrokerKind::Kafka, BrokerKind::Rabbitmq, BrokerKind::Sqs]
+        let brokers = ["kafka", "rabbitmq", "sqs"]
+            .map(BrokerKind::new)
             .into_iter()
             .map(|broker| BrokerResult {
                 broker,

@@ -24,11 +24,15 @@ pub fn escape(s: &str) -> String {
 }
 
 pub fn render(r: &RunResult) -> String {
+    render_all(&r.workload, std::slice::from_ref(r))
+}
+
+/// One document for many runs (a suite): one test suite per run and broker.
+pub fn render_all(name: &str, runs: &[RunResult]) -> String {
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let tests: usize = r.brokers.iter().map(|b| b.verdicts.len().max(1)).sum();
-    let failures: usize = r
-        .brokers
-        .iter()
+    let brokers = || runs.iter().flat_map(|r| r.brokers.iter());
+    let tests: usize = brokers().map(|b| b.verdicts.len().max(1)).sum();
+    let failures: usize = brokers()
         .map(|b| {
             if b.error.is_some() {
                 1
@@ -40,8 +44,16 @@ pub fn render(r: &RunResult) -> String {
     let _ = writeln!(
         x,
         "<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\">",
-        escape(&r.workload)
+        escape(name)
     );
+    for r in runs {
+        suites(&mut x, r, runs.len() > 1);
+    }
+    x.push_str("</testsuites>\n");
+    x
+}
+
+fn suites(x: &mut String, r: &RunResult, many: bool) {
     for b in &r.brokers {
         let name = format!("{}.{}", r.workload, b.broker);
         let cases = b.verdicts.len().max(1);
@@ -50,10 +62,16 @@ pub fn render(r: &RunResult) -> String {
         } else {
             b.verdicts.iter().filter(|v| !v.passed).count()
         };
+        // Repeats of one workload get the run id, so each suite name is unique.
+        let suite = if many {
+            format!("{name} [{}]", r.run_id)
+        } else {
+            name.clone()
+        };
         let _ = writeln!(
             x,
             "  <testsuite name=\"{}\" tests=\"{cases}\" failures=\"{fails}\">",
-            escape(&name)
+            escape(&suite)
         );
         if let Some(err) = &b.error {
             let _ = writeln!(
@@ -85,8 +103,6 @@ pub fn render(r: &RunResult) -> String {
         }
         let _ = writeln!(x, "  </testsuite>");
     }
-    x.push_str("</testsuites>\n");
-    x
 }
 
 pub fn write(r: &RunResult, path: &Path) -> Result<()> {

@@ -2,8 +2,10 @@
 
 pub mod compare;
 pub mod html;
+pub mod judge;
 pub mod junit;
 pub mod plots;
+pub mod suite;
 pub mod summary;
 
 use std::path::Path;
@@ -92,7 +94,9 @@ impl BrokerResult {
 
 /// The JSON Schema of result.json (kept in docs/result.schema.json).
 pub fn json_schema() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(RunResult)).unwrap_or_default()
+    let mut schema = serde_json::to_value(schemars::schema_for!(RunResult)).unwrap_or_default();
+    crate::driver::name_brokers(&mut schema);
+    schema
 }
 
 impl RunResult {

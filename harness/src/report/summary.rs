@@ -65,7 +65,7 @@ pub fn render(r: &RunResult) -> String {
     let verdicts: Vec<_> = r
         .brokers
         .iter()
-        .flat_map(|b| b.verdicts.iter().map(move |v| (b.broker, v)))
+        .flat_map(|b| b.verdicts.iter().map(move |v| (&b.broker, v)))
         .collect();
     if !verdicts.is_empty() {
         let _ = writeln!(out, "\nexpectations:");

@@ -3,16 +3,20 @@
 
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::workload::{At, BrokerKind, Raw};
+
+/// A target profile: its name, and one section per broker under the broker's name, which that
+/// broker's driver reads as its own type (`driver::check_target` checks them all).
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct TargetProfile {
     pub name: String,
-    pub kafka: Option<KafkaTarget>,
-    pub rabbitmq: Option<RabbitTarget>,
-    pub sqs: Option<SqsTarget>,
+    #[serde(flatten)]
+    pub brokers: BTreeMap<BrokerKind, Raw>,
     /// Directory control commands run in (the profile file's directory); not part of the file.
     #[serde(skip)]
     pub dir: PathBuf,
@@ -28,42 +32,13 @@ pub struct Control {
     pub start: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaTarget {
-    /// bootstrap.servers, e.g. 127.0.0.1:9092
-    pub bootstrap: String,
-    /// What the broker is, for reports: e.g. "Kafka protocol (tansu 0.6.0)" or "Apache Kafka 3.9".
-    pub product: String,
-    #[serde(default)]
-    pub control: Control,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RabbitTarget {
-    pub url: String,
-    pub product: String,
-    #[serde(default)]
-    pub control: Control,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SqsTarget {
-    /// Endpoint URL; omit for AWS's regional endpoint.
-    pub endpoint: Option<String>,
-    pub region: String,
-    /// Static credentials (LocalStack accepts any); otherwise AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
-    pub product: String,
-    #[serde(default)]
-    pub control: Control,
-}
+/// A check that a later stage adds to reading a profile (the driver registry's): every problem,
+/// at the position of the value it is about.
+pub type Rule = fn(&TargetProfile) -> Vec<(At, String)>;
 
 impl TargetProfile {
-    pub fn load(path: &Path) -> Result<TargetProfile> {
+    /// Read and check a profile; every problem is reported as `file:line:col: message`.
+    pub fn load(path: &Path, rules: &[Rule]) -> Result<TargetProfile> {
         let src = std::fs::read_to_string(path)
             .with_context(|| format!("reading target profile {}", path.display()))?;
         let mut t: TargetProfile = serde_saphyr::from_str(&src).map_err(|e| {
@@ -71,12 +46,24 @@ impl TargetProfile {
             anyhow::anyhow!("{}:{l}:{c}: {message}", path.display())
         })?;
         t.dir = path.parent().map(Path::to_owned).unwrap_or_default();
+        let problems: Vec<String> = rules
+            .iter()
+            .flat_map(|rule| rule(&t))
+            .map(|(at, message)| {
+                let (l, c) = match at {
+                    At::Span(l) => (l.line(), l.column()),
+                    At::Path(p) => crate::workload::locate(&src, &p),
+                };
+                format!("{}:{l}:{c}: {message}", path.display())
+            })
+            .collect();
+        anyhow::ensure!(problems.is_empty(), "{}", problems.join("\n"));
         Ok(t)
     }
 }
 
 /// One broker's section of a target profile, as a run uses it. Each broker's folder in `driver/`
-/// implements it for its own section type.
+/// declares its section type and implements this for it.
 pub trait Section {
     /// The shell commands its broker faults run.
     fn control(&self) -> &Control;
@@ -84,8 +71,8 @@ pub trait Section {
     fn address(&self) -> String;
     /// host:port the fault proxy forwards to.
     fn upstream(&self) -> Result<String>;
-    /// Send this broker's clients to `proxy` instead.
-    fn route_through(&mut self, proxy: std::net::SocketAddr) -> Result<()>;
+    /// This section with the broker's clients sent to `proxy` instead, as a profile holds it.
+    fn routed_through(&self, proxy: std::net::SocketAddr) -> Result<Raw>;
 }
 
 /// `u` with its host and port replaced by `proxy`'s, written as the user wrote it otherwise.

@@ -132,12 +132,18 @@ fn first_line(msg: &str) -> String {
 /// without one, found again in the text).
 pub enum At {
     Span(serde_saphyr::Location),
-    Path(Vec<&'static str>),
+    Path(Vec<String>),
 }
 
 /// A problem at the value under `path`, e.g. `at(&["load", "rate"], "...")`.
-pub fn at(path: &[&'static str], msg: impl Into<String>) -> (At, String) {
-    (At::Path(path.to_vec()), msg.into())
+pub fn at(path: &[&str], msg: impl Into<String>) -> (At, String) {
+    at_keys(path.iter().map(|k| k.to_string()).collect(), msg)
+}
+
+/// A problem at the value under keys known only at run time (a broker's name, a key inside
+/// its options).
+pub fn at_keys(path: Vec<String>, msg: impl Into<String>) -> (At, String) {
+    (At::Path(path), msg.into())
 }
 
 /// Every problem in the workload, in the order of the checks (not only the first).
@@ -147,10 +153,7 @@ fn validate(w: &Workload) -> Vec<(At, String)> {
         bad.push(at(&["name"], "name must not be empty"));
     }
     if w.brokers.is_empty() {
-        bad.push(at(
-            &["brokers"],
-            "brokers must name at least one of kafka, rabbitmq, sqs",
-        ));
+        bad.push(at(&["brokers"], "brokers must name at least one broker"));
     }
     let mut seen = w.brokers.clone();
     seen.sort();
@@ -258,7 +261,7 @@ fn validate_fault(f: &Fault, duration: units::Dur) -> Result<(), String> {
 
 /// Best-effort position of a key path (e.g. load.warmup) in block- or flow-style YAML: each key is
 /// searched for after its parent's position. Falls back to the parent, then to 1:1.
-fn locate(src: &str, path: &[&str]) -> (u64, u64) {
+pub fn locate(src: &str, path: &[String]) -> (u64, u64) {
     let mut from = 0usize;
     let mut found = None;
     for key in path {

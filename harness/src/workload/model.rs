@@ -36,142 +36,51 @@ pub struct Workload {
     pub run: RunOptions,
 }
 
+/// A broker as workloads, target profiles, reports and the command line name it (`kafka`).
+/// Which names exist is the driver registry's business: its rule refuses any other.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Deserialize,
-    Serialize,
-    JsonSchema,
-    clap::ValueEnum,
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
 )]
-#[serde(rename_all = "lowercase")]
-pub enum BrokerKind {
-    Kafka,
-    Rabbitmq,
-    Sqs,
-}
+#[serde(transparent)]
+pub struct BrokerKind(String);
 
 impl BrokerKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BrokerKind::Kafka => "kafka",
-            BrokerKind::Rabbitmq => "rabbitmq",
-            BrokerKind::Sqs => "sqs",
-        }
+    pub fn new(name: impl Into<String>) -> BrokerKind {
+        BrokerKind(name.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
 impl fmt::Display for BrokerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.0)
     }
 }
 
+/// One broker's part of a file as written under its name (its topology options, its target
+/// section), for its driver to read as its own type and to check.
+pub type Raw = serde_json::Value;
+
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct Topology {
-    /// Kafka partitions; RabbitMQ queues behind a consistent-hash exchange. SQS ignores it
-    /// (a FIFO queue orders per message group, and the group is the key).
+    /// Shards of the run's key space: Kafka partitions, RabbitMQ queues behind a consistent-hash
+    /// exchange; a broker that orders per key by itself ignores it.
     pub partitions: u32,
-    pub kafka: KafkaTopology,
-    pub rabbitmq: RabbitTopology,
-    pub sqs: SqsTopology,
+    /// Each broker's own options under its name, e.g. `kafka: { idempotence: false }`. Every
+    /// other key here must name a broker (the driver registry checks it).
+    #[serde(flatten)]
+    pub brokers: BTreeMap<BrokerKind, Raw>,
 }
 
 impl Default for Topology {
     fn default() -> Self {
         Topology {
             partitions: 1,
-            kafka: Default::default(),
-            rabbitmq: Default::default(),
-            sqs: Default::default(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct KafkaTopology {
-    pub replication_factor: u16,
-    /// enable.idempotence on the producer (no producer-side duplicates on retry).
-    pub idempotence: bool,
-    /// Consumer session timeout: how long a crashed member keeps its partitions.
-    pub session_timeout: Dur,
-}
-
-impl Default for KafkaTopology {
-    fn default() -> Self {
-        KafkaTopology {
-            replication_factor: 1,
-            idempotence: true,
-            session_timeout: Dur::secs(6),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum QueueType {
-    Classic,
-    Quorum,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Sharding {
-    /// One queue per partition behind a consistent-hash exchange keyed by the message key.
-    ConsistentHash,
-    /// A single queue regardless of `partitions`.
-    None,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct RabbitTopology {
-    pub queue_type: QueueType,
-    pub sharding: Sharding,
-    /// Only one consumer receives from each queue at a time (keeps per-queue order).
-    pub single_active_consumer: bool,
-    /// basic.qos prefetch per consumer.
-    pub prefetch: u16,
-}
-
-impl Default for RabbitTopology {
-    fn default() -> Self {
-        RabbitTopology {
-            queue_type: QueueType::Classic,
-            sharding: Sharding::ConsistentHash,
-            single_active_consumer: true,
-            prefetch: 100,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct SqsTopology {
-    /// FIFO queue with MessageGroupId = key (per-key order) instead of a standard queue.
-    pub fifo: bool,
-    pub visibility_timeout: Dur,
-    /// Long-polling wait per ReceiveMessage call.
-    pub wait_time: Dur,
-    /// Messages per ReceiveMessage call (1..=10).
-    pub batch: u8,
-}
-
-impl Default for SqsTopology {
-    fn default() -> Self {
-        SqsTopology {
-            fifo: false,
-            visibility_timeout: Dur::secs(30),
-            wait_time: Dur::secs(1),
-            batch: 10,
+            brokers: BTreeMap::new(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Kafka protocol driver (rdkafka): keyed produce with acks=all, consumer groups with explicit
 //! commits after or before processing, or auto-commit.
 
+pub(super) mod options;
 mod proxy;
 mod target;
 
@@ -27,32 +28,29 @@ use super::{
 };
 use crate::history::Position;
 use crate::message::{write_key_name, MsgId, ENVELOPE_LEN};
-use crate::target::{Section, TargetProfile};
 use crate::workload::AckMode;
-use crate::workload::BrokerKind;
+use options::Options;
+use target::KafkaTarget;
 
 /// Kafka in the broker registry.
 pub const BROKER: super::Broker = super::Broker {
-    kind: BrokerKind::Kafka,
+    name: "kafka",
     connect,
-    section,
-    section_mut,
+    section: super::read_section::<KafkaTarget>,
+    options: super::read_problem::<Options>,
+    options_schema: <Options as schemars::JsonSchema>::json_schema,
     wire: Some(wire),
     // A consumer is ready once the group gave it partitions, which can take a session timeout.
-    ready_slack: |w| w.topology.kafka.session_timeout.0,
+    // (Options that do not read never get this far: the registry's check refuses them.)
+    ready_slack: |w| {
+        let o: Options = super::options(w, BROKER.name).unwrap_or_default();
+        o.session_timeout.0
+    },
     validate: |_| Vec::new(),
 };
 
 fn connect(plan: Arc<Plan>) -> Result<Box<dyn Driver>> {
     Ok(Box::new(KafkaDriver::new(plan)?))
-}
-
-fn section(t: &TargetProfile) -> Option<&dyn Section> {
-    t.kafka.as_ref().map(|k| k as &dyn Section)
-}
-
-fn section_mut(t: &mut TargetProfile) -> Option<&mut dyn Section> {
-    t.kafka.as_mut().map(|k| k as &mut dyn Section)
 }
 
 /// Kafka clients connect to the nodes the metadata names: the proxy rewrites those names.
@@ -62,21 +60,22 @@ fn wire() -> Arc<dyn crate::chaos::proxy::Wire> {
 
 pub struct KafkaDriver {
     plan: Arc<Plan>,
+    options: Options,
+    target: KafkaTarget,
     bootstrap: String,
     topic: String,
 }
 
 impl KafkaDriver {
     pub fn new(plan: Arc<Plan>) -> Result<Self> {
-        let bootstrap = plan
-            .target
-            .kafka
-            .as_ref()
-            .map(|k| k.bootstrap.clone())
-            .context("no kafka target")?;
+        let options = super::options(&plan.workload, BROKER.name)?;
+        let target: KafkaTarget = super::settings(&plan.target, BROKER.name)?;
+        let bootstrap = target.bootstrap.clone();
         let topic = format!("{}-events", plan.resource_prefix);
         Ok(KafkaDriver {
             plan,
+            options,
+            target,
             bootstrap,
             topic,
         })
@@ -142,7 +141,7 @@ impl Driver for KafkaDriver {
         let topic = NewTopic::new(
             &self.topic,
             t.partitions as i32,
-            TopicReplication::Fixed(t.kafka.replication_factor as i32),
+            TopicReplication::Fixed(self.options.replication_factor as i32),
         );
         let opts = AdminOptions::new()
             .request_timeout(Some(self.timeout()))
@@ -163,7 +162,7 @@ impl Driver for KafkaDriver {
     }
 
     async fn publisher(&self, _producer: u32) -> Result<Box<dyn Publisher>> {
-        let k = &self.plan.workload.topology.kafka;
+        let k = &self.options;
         let timeout_ms = self
             .plan
             .workload
@@ -193,7 +192,7 @@ impl Driver for KafkaDriver {
     async fn consumer(&self, _consumer: u32) -> Result<Box<dyn Consumer>> {
         let w = &self.plan.workload;
         let auto = w.consumers.ack == AckMode::Auto;
-        let session = w.topology.kafka.session_timeout.0.as_millis().max(1000);
+        let session = self.options.session_timeout.0.as_millis().max(1000);
         let consumer: StreamConsumer = self
             .base_config()
             // A fresh group per run: a group reused after crashes may never reassign (docs/architecture.md, design notes).
@@ -305,12 +304,7 @@ impl Driver for KafkaDriver {
     }
 
     async fn product(&self) -> String {
-        self.plan
-            .target
-            .kafka
-            .as_ref()
-            .map(|k| k.product.clone())
-            .unwrap_or_default()
+        self.target.product.clone()
     }
 }
 
@@ -556,5 +550,23 @@ impl Consumer for KafkaConsumer {
             let _ = self.consumer.commit_consumer_state(CommitMode::Sync);
         }
         self.consumer.unsubscribe();
+    }
+}
+
+#[cfg(test)]
+mod options_tests {
+    use super::*;
+
+    #[test]
+    fn the_workloads_options_reach_the_driver() {
+        let yaml = "name: t\nbrokers: [kafka]\ntopology:\n  kafka: { idempotence: false, session_timeout: 9s }\nload: { rate: 1/s, duration: 1s }\n";
+        let plan = super::super::test_plan("kafka", yaml);
+        assert_eq!(
+            plan.ready_timeout(),
+            plan.workload.run.connect_timeout.0 + Duration::from_secs(9)
+        );
+        let d = KafkaDriver::new(plan).unwrap();
+        assert!(!d.options.idempotence);
+        assert_eq!(d.bootstrap, d.target.bootstrap);
     }
 }

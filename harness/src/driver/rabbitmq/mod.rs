@@ -2,6 +2,7 @@
 //! confirms, per-key sharding over N queues with the consistent-hash exchange, single active
 //! consumer, prefetch, and manual / before-process / auto acknowledgement.
 
+pub(super) mod options;
 mod target;
 
 use std::sync::Arc;
@@ -26,16 +27,17 @@ use super::{
 use crate::history::Position;
 use crate::message::MsgId;
 use crate::target::redact_url;
-use crate::target::{Section, TargetProfile};
-use crate::workload::BrokerKind;
-use crate::workload::{AckMode, QueueType, Sharding};
+use crate::workload::AckMode;
+use options::{Options, QueueType, Sharding};
+use target::RabbitTarget;
 
 /// RabbitMQ in the broker registry.
 pub const BROKER: super::Broker = super::Broker {
-    kind: BrokerKind::Rabbitmq,
+    name: "rabbitmq",
     connect,
-    section,
-    section_mut,
+    section: super::read_section::<RabbitTarget>,
+    options: super::read_problem::<Options>,
+    options_schema: <Options as schemars::JsonSchema>::json_schema,
     wire: None,
     ready_slack: |_| Duration::ZERO,
     validate: |_| Vec::new(),
@@ -45,34 +47,29 @@ fn connect(plan: Arc<Plan>) -> Result<Box<dyn Driver>> {
     Ok(Box::new(RabbitDriver::new(plan)?))
 }
 
-fn section(t: &TargetProfile) -> Option<&dyn Section> {
-    t.rabbitmq.as_ref().map(|r| r as &dyn Section)
-}
-
-fn section_mut(t: &mut TargetProfile) -> Option<&mut dyn Section> {
-    t.rabbitmq.as_mut().map(|r| r as &mut dyn Section)
-}
-
 pub struct RabbitDriver {
     plan: Arc<Plan>,
+    options: Options,
+    target: RabbitTarget,
     url: String,
 }
 
 impl RabbitDriver {
     pub fn new(plan: Arc<Plan>) -> Result<Self> {
-        let url = plan
-            .target
-            .rabbitmq
-            .as_ref()
-            .map(|r| r.url.clone())
-            .context("no rabbitmq target")?;
-        Ok(RabbitDriver { plan, url })
+        let options = super::options(&plan.workload, BROKER.name)?;
+        let target: RabbitTarget = super::settings(&plan.target, BROKER.name)?;
+        let url = target.url.clone();
+        Ok(RabbitDriver {
+            plan,
+            options,
+            target,
+            url,
+        })
     }
 
     fn queue_count(&self) -> u32 {
-        let t = &self.plan.workload.topology;
-        match t.rabbitmq.sharding {
-            Sharding::ConsistentHash => t.partitions,
+        match self.options.sharding {
+            Sharding::ConsistentHash => self.plan.workload.topology.partitions,
             Sharding::None => 1,
         }
     }
@@ -125,7 +122,7 @@ impl Driver for RabbitDriver {
             .create_channel()
             .await
             .context("rabbitmq: opening channel")?;
-        let t = &self.plan.workload.topology.rabbitmq;
+        let t = &self.options;
         let mut args = FieldTable::default();
         let qtype = match t.queue_type {
             QueueType::Classic => "classic",
@@ -199,7 +196,7 @@ impl Driver for RabbitDriver {
         let name = format!("consumer {consumer}");
         let tag = format!("{}-c{consumer}", self.plan.resource_prefix);
         let c = self
-            .open_consumer(&name, &tag, w.topology.rabbitmq.prefetch, no_ack)
+            .open_consumer(&name, &tag, self.options.prefetch, no_ack)
             .await?;
         Ok(Box::new(c))
     }
@@ -239,12 +236,7 @@ impl Driver for RabbitDriver {
     }
 
     async fn product(&self) -> String {
-        self.plan
-            .target
-            .rabbitmq
-            .as_ref()
-            .map(|r| r.product.clone())
-            .unwrap_or_default()
+        self.target.product.clone()
     }
 }
 
@@ -437,5 +429,30 @@ impl Consumer for RabbitFinalReader {
 
     async fn close(&mut self) {
         self.consumer.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn driver(topology: &str) -> RabbitDriver {
+        let yaml = format!(
+            "name: t\nbrokers: [rabbitmq]\ntopology:\n  partitions: 4\n{topology}load: {{ rate: 1/s, duration: 1s }}\n"
+        );
+        RabbitDriver::new(super::super::test_plan("rabbitmq", &yaml)).unwrap()
+    }
+
+    #[test]
+    fn the_workloads_options_reach_the_driver() {
+        let d = driver("  rabbitmq: { sharding: none, queue_type: quorum, prefetch: 7 }\n");
+        assert_eq!(d.queue_count(), 1);
+        assert_eq!(d.options.queue_type, QueueType::Quorum);
+        assert_eq!(d.options.prefetch, 7);
+        // Left out: the defaults, and one queue per partition.
+        let d = driver("");
+        assert_eq!(d.queue_count(), 4);
+        assert_eq!(d.options.queue_type, QueueType::Classic);
+        assert!(d.url.starts_with("amqp://"), "{}", d.url);
     }
 }

@@ -2,6 +2,7 @@
 //! (MessageGroupId = key, deduplication id = message id), visibility timeout, long polling, batch
 //! receive, delete after processing.
 
+pub(super) mod options;
 mod target;
 
 use std::collections::HashMap;
@@ -24,18 +25,20 @@ use super::{
 };
 use crate::history::Position;
 use crate::message::MsgId;
-use crate::target::{Section, TargetProfile};
 use crate::workload::AckMode;
-use crate::workload::{at, At, BrokerKind, Workload};
+use crate::workload::{at, At, Workload};
+use options::Options;
+use target::SqsTarget;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// SQS in the broker registry.
 pub const BROKER: super::Broker = super::Broker {
-    kind: BrokerKind::Sqs,
+    name: "sqs",
     connect,
-    section,
-    section_mut,
+    section: super::read_section::<SqsTarget>,
+    options: super::read_problem::<Options>,
+    options_schema: <Options as schemars::JsonSchema>::json_schema,
     wire: None,
     ready_slack: |_| Duration::ZERO,
     validate,
@@ -45,21 +48,14 @@ fn connect(plan: Arc<Plan>) -> Result<Box<dyn Driver>> {
     Ok(Box::new(SqsDriver::new(plan)?))
 }
 
-fn section(t: &TargetProfile) -> Option<&dyn Section> {
-    t.sqs.as_ref().map(|s| s as &dyn Section)
-}
-
-fn section_mut(t: &mut TargetProfile) -> Option<&mut dyn Section> {
-    t.sqs.as_mut().map(|s| s as &mut dyn Section)
-}
-
 /// SQS caps a message body at 256 KiB and the envelope goes base64-encoded (4/3 larger).
 const MAX_MESSAGE_SIZE: u64 = 256 * 1024 * 3 / 4;
 
 /// SQS's own limits on the workload's options.
 fn validate(w: &Workload) -> Vec<(At, String)> {
-    let sqs = &w.topology.sqs;
     let mut bad = Vec::new();
+    // Options that do not read are reported by the registry's own check.
+    let sqs = super::options::<Options>(w, BROKER.name).unwrap_or_default();
     if !(1..=10).contains(&sqs.batch) {
         bad.push(at(
             &["topology", "sqs", "batch"],
@@ -91,6 +87,8 @@ fn validate(w: &Workload) -> Vec<(At, String)> {
 
 pub struct SqsDriver {
     plan: Arc<Plan>,
+    options: Options,
+    target: SqsTarget,
     client: Client,
     name: String,
     address: String,
@@ -98,7 +96,8 @@ pub struct SqsDriver {
 
 impl SqsDriver {
     pub fn new(plan: Arc<Plan>) -> Result<Self> {
-        let t = plan.target.sqs.as_ref().context("no sqs target")?;
+        let options: Options = super::options(&plan.workload, BROKER.name)?;
+        let t: SqsTarget = super::settings(&plan.target, BROKER.name)?;
         let (ak, sk) = match (&t.access_key_id, &t.secret_access_key) {
             (Some(a), Some(s)) => (a.clone(), s.clone()),
             _ => (
@@ -110,7 +109,7 @@ impl SqsDriver {
             ),
         };
         let run = &plan.workload.run;
-        let wait = plan.workload.topology.sqs.wait_time.0;
+        let wait = options.wait_time.0;
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(run.connect_timeout.0)
             // Long polls legitimately take `wait_time`; leave room above it.
@@ -124,7 +123,7 @@ impl SqsDriver {
         if let Some(ep) = &t.endpoint {
             conf = conf.endpoint_url(ep);
         }
-        let fifo = plan.workload.topology.sqs.fifo;
+        let fifo = options.fifo;
         let name = format!(
             "{}{}",
             plan.resource_prefix,
@@ -134,6 +133,8 @@ impl SqsDriver {
         Ok(SqsDriver {
             client: Client::from_conf(conf.build()),
             plan,
+            options,
+            target: t,
             name,
             address,
         })
@@ -180,7 +181,7 @@ fn send_error<E: std::error::Error + Send + Sync + 'static>(e: SdkError<E>) -> S
 #[async_trait]
 impl Driver for SqsDriver {
     async fn setup(&self) -> Result<()> {
-        let t = &self.plan.workload.topology.sqs;
+        let t = &self.options;
         let mut req = self
             .client
             .create_queue()
@@ -204,18 +205,17 @@ impl Driver for SqsDriver {
         Ok(Box::new(SqsPublisher {
             client: self.client.clone(),
             url: self.queue_url().await?,
-            fifo: self.plan.workload.topology.sqs.fifo,
+            fifo: self.options.fifo,
             previous: HashMap::new(),
             requests: PendingAcks::default(),
         }))
     }
 
     async fn consumer(&self, _consumer: u32) -> Result<Box<dyn Consumer>> {
-        let t = &self.plan.workload.topology.sqs;
         Ok(Box::new(SqsConsumer {
             client: self.client.clone(),
             url: self.queue_url().await?,
-            batch: t.batch as i32,
+            batch: self.options.batch as i32,
             auto: self.plan.workload.consumers.ack == AckMode::Auto,
         }))
     }
@@ -223,11 +223,10 @@ impl Driver for SqsDriver {
     async fn final_reader(&self) -> Result<Box<dyn Consumer>> {
         // Deleting what it reads, like any consumer; done once the queue holds nothing, not even
         // messages a killed consumer left invisible (they return after the visibility timeout).
-        let t = &self.plan.workload.topology.sqs;
         Ok(Box::new(SqsConsumer {
             client: self.client.clone(),
             url: self.queue_url().await?,
-            batch: t.batch as i32,
+            batch: self.options.batch as i32,
             auto: false,
         }))
     }
@@ -244,12 +243,7 @@ impl Driver for SqsDriver {
     }
 
     async fn product(&self) -> String {
-        self.plan
-            .target
-            .sqs
-            .as_ref()
-            .map(|s| s.product.clone())
-            .unwrap_or_default()
+        self.target.product.clone()
     }
 }
 
@@ -413,5 +407,44 @@ impl Consumer for SqsConsumer {
                 })?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn driver(topology: &str) -> SqsDriver {
+        let yaml = format!(
+            "name: t\nbrokers: [sqs]\ntopology:\n{topology}load: {{ rate: 1/s, duration: 1s }}\n"
+        );
+        SqsDriver::new(super::super::test_plan("sqs", &yaml)).unwrap()
+    }
+
+    #[test]
+    fn the_workloads_options_reach_the_driver() {
+        let d = driver("  sqs: { fifo: true, batch: 3 }\n");
+        assert!(d.name.ends_with(".fifo"), "{}", d.name);
+        assert_eq!(d.options.batch, 3);
+        let d = driver("  partitions: 1\n");
+        assert!(!d.name.ends_with(".fifo"), "{}", d.name);
+        assert_eq!(d.options.batch, 10);
+        assert_eq!(d.target.region, "us-east-1");
+    }
+
+    #[test]
+    fn sqs_limits_are_checked_where_they_are_written() {
+        let yaml = "name: t\nbrokers: [sqs]\ntopology:\n  sqs: { batch: 11 }\nload: { rate: 1/s, duration: 1s }\n";
+        let e = crate::workload::parse(
+            std::path::Path::new("w.yaml"),
+            yaml,
+            &[super::super::validate],
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("w.yaml:4:10: sqs batch must be between 1 and 10"),
+            "{e}"
+        );
     }
 }

@@ -1,8 +1,24 @@
 //! SQS's section of a target profile, and what the run does with it.
 
 use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 
-use crate::target::{plain_url_authority, with_address, Control, Section, SqsTarget};
+use crate::target::{plain_url_authority, with_address, Control, Section};
+use crate::workload::Raw;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqsTarget {
+    /// Endpoint URL; omit for AWS's regional endpoint.
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// Static credentials (LocalStack accepts any); otherwise AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub product: String,
+    #[serde(default)]
+    pub control: Control,
+}
 
 impl Section for SqsTarget {
     fn control(&self) -> &Control {
@@ -22,12 +38,13 @@ impl Section for SqsTarget {
         plain_url_authority(ep, "http", 80)
     }
 
-    fn route_through(&mut self, proxy: std::net::SocketAddr) -> Result<()> {
-        self.endpoint = self
+    fn routed_through(&self, proxy: std::net::SocketAddr) -> Result<Raw> {
+        let mut routed = self.clone();
+        routed.endpoint = self
             .endpoint
             .as_deref()
             .map(|e| with_address(e, proxy))
             .transpose()?;
-        Ok(())
+        Ok(serde_json::to_value(routed)?)
     }
 }

@@ -1,0 +1,43 @@
+//! RabbitMQ's options under `topology.rabbitmq` in a workload.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueType {
+    Classic,
+    Quorum,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sharding {
+    /// One queue per partition behind a consistent-hash exchange keyed by the message key.
+    ConsistentHash,
+    /// A single queue regardless of `partitions`.
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+#[schemars(rename = "RabbitTopology")]
+pub struct Options {
+    pub queue_type: QueueType,
+    pub sharding: Sharding,
+    /// Only one consumer receives from each queue at a time (keeps per-queue order).
+    pub single_active_consumer: bool,
+    /// basic.qos prefetch per consumer.
+    pub prefetch: u16,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            queue_type: QueueType::Classic,
+            sharding: Sharding::ConsistentHash,
+            single_active_consumer: true,
+            prefetch: 100,
+        }
+    }
+}

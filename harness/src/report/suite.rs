@@ -1,0 +1,115 @@
+//! A suite run's own outputs: the matrix page (workload × broker, one cell per repetition,
+//! each linking to its run's report), one junit.xml for every run, and suite.json, which names
+//! the runs for `compare` and `trend`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use minijinja::{context, Environment};
+use serde::{Deserialize, Serialize};
+
+use super::html::{fmt_metric, CSS};
+use super::{junit, RunResult};
+use crate::check::metrics::find;
+
+const TEMPLATE: &str = include_str!("templates/suite.html");
+
+/// suite.json: what the suite was and which runs it made, in the order they ran.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SuiteRun {
+    pub suite: String,
+    pub description: String,
+    pub started_at: String,
+    /// Each run's directory name (its run id), next to suite.json.
+    pub runs: Vec<String>,
+    /// Runs that could not even start (unreachable broker before any history): what failed.
+    pub errors: Vec<String>,
+}
+
+/// The figures each cell shows, from the metric registry.
+const KEY_FIGURES: &[&str] = &["throughput", "p99_end_to_end", "lost"];
+
+pub fn render(s: &SuiteRun, runs: &[RunResult]) -> Result<String> {
+    let mut workloads: Vec<&str> = Vec::new();
+    let mut brokers: Vec<String> = Vec::new();
+    for r in runs {
+        if !workloads.contains(&r.workload.as_str()) {
+            workloads.push(&r.workload);
+        }
+        for b in &r.brokers {
+            if !brokers.contains(&b.broker.to_string()) {
+                brokers.push(b.broker.to_string());
+            }
+        }
+    }
+    let figures: Vec<_> = KEY_FIGURES.iter().filter_map(|k| find(k)).collect();
+    let rows: Vec<_> = workloads
+        .iter()
+        .map(|w| {
+            let cells: Vec<_> = brokers
+                .iter()
+                .map(|broker| {
+                    let reps: Vec<_> = runs
+                        .iter()
+                        .filter(|r| r.workload == *w)
+                        .filter_map(|r| {
+                            let b = r.brokers.iter().find(|b| b.broker.as_str() == broker)?;
+                            let verdict = if b.metrics.is_none() {
+                                "ERROR"
+                            } else if b.passed() {
+                                "PASS"
+                            } else {
+                                "FAIL"
+                            };
+                            let shown: Vec<String> = figures
+                                .iter()
+                                .map(|m| {
+                                    let v = b.metrics.as_ref().and_then(|x| (m.get)(x));
+                                    format!("{} {}", m.key, fmt_metric(m, v))
+                                })
+                                .collect();
+                            let failed: Vec<String> = b
+                                .verdicts
+                                .iter()
+                                .filter(|v| !v.passed)
+                                .map(|v| v.metric.clone())
+                                .chain(b.error.iter().cloned())
+                                .collect();
+                            Some(context! {
+                                verdict => verdict,
+                                link => format!("{}/index.html", r.run_id),
+                                figures => shown.join(" · "),
+                                failed => failed.join("; "),
+                            })
+                        })
+                        .collect();
+                    context! { reps => reps }
+                })
+                .collect();
+            context! { workload => w, cells => cells }
+        })
+        .collect();
+    let passed = runs.iter().all(RunResult::passed) && s.errors.is_empty();
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    env.add_template("suite.html", TEMPLATE)?;
+    Ok(env.get_template("suite.html")?.render(context! {
+        css => CSS,
+        suite => s,
+        brokers => brokers,
+        rows => rows,
+        passed => passed,
+        runs => runs.len(),
+    })?)
+}
+
+/// Write (or rewrite, after each run) the suite's page, junit.xml and suite.json into `dir`.
+pub fn write(dir: &Path, s: &SuiteRun, runs: &[RunResult]) -> Result<()> {
+    let json = serde_json::to_string_pretty(s)?;
+    std::fs::write(dir.join("suite.json"), json)
+        .with_context(|| format!("writing {}/suite.json", dir.display()))?;
+    std::fs::write(dir.join("junit.xml"), junit::render_all(&s.suite, runs))
+        .with_context(|| format!("writing {}/junit.xml", dir.display()))?;
+    std::fs::write(dir.join("index.html"), render(s, runs)?)
+        .with_context(|| format!("writing {}/index.html", dir.display()))
+}
