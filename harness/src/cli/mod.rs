@@ -81,6 +81,16 @@ enum Command {
         #[arg(long, short, default_value = "reports/compare")]
         out: PathBuf,
     },
+    /// Key metrics over many nights, one line per workload × broker, with regressions and
+    /// failed expectations marked; writes one self-contained page.
+    Trend {
+        /// One per night: run directories, result.json files or suite run directories.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Output directory for index.html.
+        #[arg(long, short, default_value = "reports/trend")]
+        out: PathBuf,
+    },
     /// Print the workload JSON Schema (for editor completion), with --result that of
     /// result.json, with --history that of one line of `history --format jsonl`.
     Schema {
@@ -184,6 +194,18 @@ pub fn main() -> i32 {
                     },
                 ),
             )
+        }
+        Command::Trend { runs, out } => {
+            exit_code(crate::report::trend::trend(&runs, &out).map(|newest| {
+                println!("trend: {}", out.join("index.html").display());
+                if newest > 0 {
+                    println!(
+                        "the newest night regressed on {newest} metric(s) against the night before"
+                    );
+                }
+                // A view, not a gate: compare --baseline decides the night's exit code.
+                true
+            }))
         }
         Command::Run {
             workloads,

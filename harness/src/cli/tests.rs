@@ -168,3 +168,14 @@ expect:
     // Printed one per line, compiler style.
     assert_eq!(e.to_string().lines().count(), 4);
 }
+
+#[test]
+fn the_shipped_nightly_suite_is_valid_and_says_how_long_it_takes() {
+    let s = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workloads/nightly/suite.yaml");
+    let job =
+        super::suite::expand(std::slice::from_ref(&s), None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(job.suite.as_deref(), Some("nightly"));
+    assert_eq!(job.workloads.len(), 5);
+    let text = std::fs::read_to_string(&s).unwrap();
+    assert!(text.contains("minutes on a 2-core runner"), "{text}");
+}

@@ -7,6 +7,7 @@ pub mod junit;
 pub mod plots;
 pub mod suite;
 pub mod summary;
+pub mod trend;
 
 use std::path::Path;
 

@@ -179,6 +179,79 @@ pub fn time_plot(
     })
 }
 
+/// A value per night: x = the night's index, labelled with `nights[x]`; points where a metric
+/// regressed against the night before get a red ring, points whose run failed an expectation a
+/// black cross.
+pub fn trend_plot(
+    title: &str,
+    y_desc: &str,
+    series: &[Series],
+    regressed: &[(f64, f64)],
+    failed: &[(f64, f64)],
+    nights: &[String],
+) -> String {
+    svg(|root| {
+        let x_max = (nights.len().max(2) - 1) as f64 + 0.3;
+        let y_max = series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .filter(|v| v.is_finite())
+            .fold(0.0, f64::max)
+            .max(1e-9)
+            * 1.15;
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 15))
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(62)
+            .build_cartesian_2d(-0.3f64..x_max, 0f64..y_max)
+            .map_err(|e| e.to_string())?;
+        let label = |x: &f64| {
+            let i = x.round();
+            if (x - i).abs() < 0.01 && i >= 0.0 {
+                nights.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
+        chart
+            .configure_mesh()
+            .x_labels(nights.len().clamp(2, 12))
+            .x_label_formatter(&label)
+            .y_desc(y_desc)
+            .light_line_style(RGBColor(240, 240, 240))
+            .label_style(("sans-serif", 11))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for s in series {
+            let c = s.color;
+            chart
+                .draw_series(PointSeries::of_element(
+                    s.points.iter().copied(),
+                    3,
+                    c.filled(),
+                    &|p, size, style| Circle::new(p, size, style),
+                ))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .draw_series(
+                regressed
+                    .iter()
+                    .map(|&p| Circle::new(p, 7, RGBColor(214, 39, 40).stroke_width(2))),
+            )
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(
+                failed
+                    .iter()
+                    .map(|&p| Cross::new(p, 6, BLACK.stroke_width(2))),
+            )
+            .map_err(|e| e.to_string())?;
+        lines(&mut chart, series)
+    })
+}
+
 /// Latency by percentile, x on a log scale of 1/(1-q) as HdrHistogram plots do:
 /// 0 → 0%, 1 → 90%, 2 → 99%, 3 → 99.9% ...
 pub fn quantile_plot(title: &str, series: &[Series]) -> String {

@@ -1,0 +1,273 @@
+//! `brokerbench trend`: the key metrics over many nights, one line per workload × broker. Each
+//! night is judged against the night before (as `compare --baseline` would), so a regression
+//! is marked where it happened; a night whose run failed an expectation is marked too.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use minijinja::{context, Environment};
+
+use super::compare::{self, Thresholds};
+use super::html::{fmt_metric, CSS};
+use super::judge::{judge, Change};
+use super::plots::{self, Series, PALETTE};
+use super::RunResult;
+use crate::check::metrics::{find, Metric, Unit};
+use crate::check::Metrics;
+
+const TEMPLATE: &str = include_str!("templates/trend.html");
+
+/// The metrics a trend page draws, in this order.
+const KEY: &[&str] = &[
+    "throughput",
+    "p99_end_to_end",
+    "p99_publish",
+    "lost",
+    "unread",
+    "recovery_time",
+];
+
+/// One night: everything one path given to `trend` holds (a run, or a suite run with repeats).
+struct Night {
+    label: String,
+    path: PathBuf,
+    results: Vec<RunResult>,
+}
+
+impl Night {
+    /// This night's runs of one workload on one broker, and whether any failed.
+    fn of(&self, workload: &str, broker: &str) -> (Vec<&Metrics>, bool) {
+        let mut failed = false;
+        let mut runs = Vec::new();
+        for r in self.results.iter().filter(|r| r.workload == workload) {
+            for b in r.brokers.iter().filter(|b| b.broker.as_str() == broker) {
+                failed |= !b.passed();
+                runs.extend(b.metrics.as_ref());
+            }
+        }
+        (runs, failed)
+    }
+}
+
+/// A regression found between two nights, for the table under the plots.
+#[derive(serde::Serialize)]
+struct Marked {
+    night: String,
+    subject: String,
+    metric: &'static str,
+    before: String,
+    after: String,
+    change: String,
+}
+
+/// Read the nights at `paths` (oldest first, by start time), write `<out>/index.html`, and
+/// return how many regressions the newest night has against the one before it.
+pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
+    let mut nights = Vec::new();
+    for p in paths {
+        let results = compare::load(p)?;
+        let started = results
+            .iter()
+            .map(|r| r.started_at.clone())
+            .min()
+            .unwrap_or_default();
+        nights.push((started, p.clone(), results));
+    }
+    nights.sort_by(|a, b| a.0.cmp(&b.0));
+    let nights: Vec<Night> = nights
+        .into_iter()
+        .map(|(started, path, results)| Night {
+            // 2026-12-01T02:00:00Z → "12-01 02:00"
+            label: started.get(5..16).unwrap_or(&started).replace('T', " "),
+            path,
+            results,
+        })
+        .collect();
+    anyhow::ensure!(!nights.is_empty(), "no nights given");
+
+    // Every workload × broker any night measured, in first-seen order.
+    let mut subjects: Vec<(String, String)> = Vec::new();
+    for n in &nights {
+        for r in &n.results {
+            for b in &r.brokers {
+                let s = (r.workload.clone(), b.broker.to_string());
+                if !subjects.contains(&s) {
+                    subjects.push(s);
+                }
+            }
+        }
+    }
+
+    let labels: Vec<String> = nights.iter().map(|n| n.label.clone()).collect();
+    let thresholds = Thresholds::default();
+    let mut marked = Vec::new();
+    let mut newest_regressions = 0;
+    let mut plots = Vec::new();
+    for metric in KEY.iter().filter_map(|k| find(k)) {
+        let mut series = Vec::new();
+        let (mut regressed, mut failed) = (Vec::new(), Vec::new());
+        for (i, (w, b)) in subjects.iter().enumerate() {
+            let mut points = Vec::new();
+            let mut previous: Option<Vec<&Metrics>> = None;
+            for (x, night) in nights.iter().enumerate() {
+                let (runs, night_failed) = night.of(w, b);
+                if runs.is_empty() {
+                    previous = None;
+                    continue;
+                }
+                let Some(v) = median(metric, &runs) else {
+                    continue;
+                };
+                let y = shown(metric, v);
+                points.push((x as f64, y));
+                if night_failed {
+                    failed.push((x as f64, y));
+                }
+                if let Some(before) = &previous {
+                    let j = judge(metric, before, &runs, thresholds.of(metric));
+                    if j.change == Change::Regressed {
+                        regressed.push((x as f64, y));
+                        if x + 1 == nights.len() {
+                            newest_regressions += 1;
+                        }
+                        marked.push(Marked {
+                            night: night.label.clone(),
+                            subject: format!("{w} · {b}"),
+                            metric: metric.label,
+                            before: median(metric, before)
+                                .map_or("—".into(), |v| fmt_metric(metric, Some(v))),
+                            after: fmt_metric(metric, Some(v)),
+                            change: j.text(),
+                        });
+                    }
+                }
+                previous = Some(runs);
+            }
+            series.push(Series::new(
+                format!("{w} · {b}"),
+                PALETTE[i % PALETTE.len()],
+                points,
+            ));
+        }
+        let svg = plots::trend_plot(
+            metric.label,
+            unit_label(metric),
+            &series,
+            &regressed,
+            &failed,
+            &labels,
+        );
+        plots.push(context! { title => metric.label, svg => svg });
+    }
+
+    let list: Vec<_> = nights
+        .iter()
+        .map(|n| {
+            let passed = n.results.iter().all(RunResult::passed);
+            context! { label => n.label, path => n.path.display().to_string(), runs => n.results.len(), passed => passed }
+        })
+        .collect();
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    env.add_template("trend.html", TEMPLATE)?;
+    let html = env.get_template("trend.html")?.render(context! {
+        css => CSS,
+        nights => list,
+        plots => plots,
+        marked => marked,
+    })?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::write(out.join("index.html"), html)
+        .with_context(|| format!("writing {}/index.html", out.display()))?;
+    Ok(newest_regressions)
+}
+
+/// The median of the runs' figures (repeats of one night).
+fn median(metric: &Metric, runs: &[&Metrics]) -> Option<f64> {
+    let mut v: Vec<f64> = runs.iter().filter_map(|m| (metric.get)(m)).collect();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
+}
+
+/// The value as plotted: latency in ms, a recovery that never happened at the top.
+fn shown(metric: &Metric, v: f64) -> f64 {
+    let v = if v.is_finite() { v } else { 0.0 };
+    match metric.unit {
+        Unit::Seconds => v * 1e3,
+        Unit::Fraction => v * 100.0,
+        _ => v,
+    }
+}
+
+fn unit_label(metric: &Metric) -> &'static str {
+    match metric.unit {
+        Unit::Seconds => "ms",
+        Unit::Fraction => "%",
+        Unit::PerSecond => "messages / s",
+        Unit::Count => "count",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn night(dir: &Path, name: &str, started: &str, p99: f64, lost: u64) -> PathBuf {
+        let metrics = Metrics {
+            lost,
+            end_to_end_latency: crate::check::LatencySummary {
+                p99,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let r = RunResult {
+            schema_version: super::super::SCHEMA_VERSION,
+            run_id: name.into(),
+            workload: "w".into(),
+            description: String::new(),
+            harness_version: "0".into(),
+            started_at: started.into(),
+            seed: 1,
+            target: "local".into(),
+            interrupted: false,
+            environment: Default::default(),
+            brokers: vec![super::super::BrokerResult {
+                broker: crate::workload::BrokerKind::new("kafka"),
+                product: String::new(),
+                error: None,
+                verdicts: Vec::new(),
+                metrics: Some(metrics),
+            }],
+        };
+        let p = dir.join(format!("{name}.json"));
+        std::fs::write(&p, serde_json::to_vec(&r).unwrap()).unwrap();
+        p
+    }
+
+    #[test]
+    fn nights_are_ordered_by_time_and_a_new_loss_is_marked_where_it_happened() {
+        let d = tempfile::tempdir().unwrap();
+        // Given out of order: the page orders by start time.
+        let late = night(d.path(), "b", "2026-12-02T02:00:00Z", 0.01, 3);
+        let early = night(d.path(), "a", "2026-12-01T02:00:00Z", 0.01, 0);
+        let out = d.path().join("trend");
+        let newest = trend(&[late, early], &out).unwrap();
+        assert_eq!(
+            newest, 1,
+            "the second night lost messages the first did not"
+        );
+        let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+        assert!(
+            html.contains("12-01 02:00") && html.contains("12-02 02:00"),
+            "{html}"
+        );
+        let first = html.find("12-01 02:00").unwrap();
+        assert!(
+            first < html.find("12-02 02:00").unwrap(),
+            "oldest night first"
+        );
+        assert!(html.contains("<svg"), "plots are inline SVG");
+        assert!(html.contains("w · kafka"));
+    }
+}
