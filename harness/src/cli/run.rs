@@ -81,11 +81,11 @@ pub async fn run(
     };
     if let Some(s) = &suite {
         eprintln!(
-            "suite {}: {} runs ({} workloads × {} repeats); output in {}",
+            "suite {}: {} workloads × {} repeats, {} broker runs in all; output in {}",
             s.suite,
-            runs.len(),
             job.workloads.len(),
             job.repeat,
+            progress.total,
             dir.display()
         );
     }

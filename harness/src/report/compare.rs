@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use minijinja::{context, Environment};
+use minijinja::context;
 use serde::Serialize;
 
-use super::html::{fmt_metric, histogram, CSS};
+use super::html::{fmt_metric, histogram, page};
 use super::judge::{self, Change, Judgement};
 use super::plots::{self, Series, PALETTE};
 use super::RunResult;
@@ -288,11 +288,10 @@ pub fn render(
         .iter()
         .map(|c| context! { label => c.label, workload => c.workload, product => c.product, run_id => c.run_id, passed => c.passed })
         .collect();
-    let mut env = Environment::new();
-    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
-    env.add_template("compare.html", TEMPLATE)?;
-    let html = env.get_template("compare.html")?.render(context! {
-        css => CSS,
+    let html = page(
+        "compare.html",
+        TEMPLATE,
+        context! {
         columns => cols,
         rows => rows,
         plots => plots,
@@ -301,7 +300,8 @@ pub fn render(
         regressions => judged.iter().filter(|j| j.judgement.change == Change::Regressed).collect::<Vec<_>>(),
         judged => judged.iter().filter(|j| j.judgement.change != Change::NotJudged).collect::<Vec<_>>(),
         not_judged => judged.iter().filter(|j| j.judgement.change == Change::NotJudged).map(|j| format!("{} ({})", j.metric, j.judgement.basis)).collect::<std::collections::BTreeSet<_>>(),
-    })?;
+        },
+    )?;
     Ok((html, judged))
 }
 

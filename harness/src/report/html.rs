@@ -94,6 +94,18 @@ pub fn fmt_verdict(metric: &str, measured: Option<f64>, bound: &str) -> (String,
     (measured, bound)
 }
 
+/// Render one of the report's pages from its template: HTML-escaped, with the shared stylesheet
+/// as `css`.
+pub fn page(name: &str, template: &str, ctx: minijinja::Value) -> Result<String> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    env.add_template(name, template)
+        .with_context(|| format!("loading the {name} template"))?;
+    Ok(env
+        .get_template(name)?
+        .render(context! { css => CSS, ..ctx })?)
+}
+
 /// A metric's value as every report prints it ("—" when the run did not measure it).
 pub fn fmt_metric(metric: &Metric, value: Option<f64>) -> String {
     let Some(v) = value else { return "—".into() };

@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use minijinja::{context, Environment};
+use minijinja::context;
 use serde::{Deserialize, Serialize};
 
-use super::html::{fmt_metric, CSS};
+use super::html::{fmt_metric, page};
 use super::{junit, RunResult};
 use crate::check::metrics::find;
 
@@ -90,17 +90,17 @@ pub fn render(s: &SuiteRun, runs: &[RunResult]) -> Result<String> {
         })
         .collect();
     let passed = runs.iter().all(RunResult::passed) && s.errors.is_empty();
-    let mut env = Environment::new();
-    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
-    env.add_template("suite.html", TEMPLATE)?;
-    Ok(env.get_template("suite.html")?.render(context! {
-        css => CSS,
+    page(
+        "suite.html",
+        TEMPLATE,
+        context! {
         suite => s,
         brokers => brokers,
         rows => rows,
         passed => passed,
         runs => runs.len(),
-    })?)
+        },
+    )
 }
 
 /// Write (or rewrite, after each run) the suite's page, junit.xml and suite.json into `dir`.

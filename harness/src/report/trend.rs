@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use minijinja::{context, Environment};
+use minijinja::context;
 
 use super::compare::{self, Thresholds};
-use super::html::{fmt_metric, CSS};
+use super::html::{fmt_metric, page};
 use super::judge::{judge, Change};
 use super::plots::{self, Series, PALETTE};
 use super::RunResult;
@@ -167,15 +167,15 @@ pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
             context! { label => n.label, path => n.path.display().to_string(), runs => n.results.len(), passed => passed }
         })
         .collect();
-    let mut env = Environment::new();
-    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
-    env.add_template("trend.html", TEMPLATE)?;
-    let html = env.get_template("trend.html")?.render(context! {
-        css => CSS,
+    let html = page(
+        "trend.html",
+        TEMPLATE,
+        context! {
         nights => list,
         plots => plots,
         marked => marked,
-    })?;
+        },
+    )?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     std::fs::write(out.join("index.html"), html)
         .with_context(|| format!("writing {}/index.html", out.display()))?;
