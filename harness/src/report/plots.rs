@@ -197,7 +197,8 @@ pub fn trend_plot(
             .flat_map(|s| s.points.iter().map(|p| p.1))
             .filter(|v| v.is_finite())
             .fold(0.0, f64::max)
-            .max(1e-9)
+            // All zeros (no loss on any night) still gets a readable axis.
+            .max(1.0)
             * 1.15;
         let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 15))
