@@ -64,11 +64,21 @@ pub fn expand(args: &[PathBuf], repeat: Option<u32>) -> Result<Job, String> {
                     continue;
                 }
             }
-        } else if let Some(suite) = read_suite(arg).map_err(|e| problems.push(e)).ok().flatten() {
+        } else if let Some(suite) = match read_suite(arg) {
+            Ok(suite) => suite,
+            Err(e) => {
+                // A suite file that does not read is not tried as a workload as well.
+                problems.push(e);
+                continue;
+            }
+        } {
             let base = arg.parent().unwrap_or(Path::new("."));
             job.suite.get_or_insert(suite.suite.clone());
             job.description = suite.description.clone();
             job.brokers.extend(suite.brokers.iter().cloned());
+            if suite.repeat == 0 {
+                problems.push(format!("{}: repeat must be at least 1", arg.display()));
+            }
             job.repeat = job.repeat.max(suite.repeat);
             let mut files = Vec::new();
             for w in &suite.workloads {
@@ -241,6 +251,10 @@ mod tests {
         let s = write(d.path(), "u.yaml", "suite: u\nworklods: []\n");
         let e = expand(&[s], None).unwrap_err();
         assert!(e.contains("u.yaml:2:1: unknown field `worklods`"), "{e}");
+        assert_eq!(e.lines().count(), 1, "reported once, as a suite: {e}");
+        let s = write(d.path(), "v.yaml", "suite: v\nworkloads: []\nrepeat: 0\n");
+        let e = expand(&[s], None).unwrap_err();
+        assert!(e.contains("repeat must be at least 1"), "{e}");
         // Two workloads of one name would be indistinguishable in baselines and trends.
         let a = write(d.path(), "a.yaml", &format!("name: same\n{W}"));
         let b = write(d.path(), "b.yaml", &format!("name: same\n{W}"));
