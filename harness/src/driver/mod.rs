@@ -274,17 +274,28 @@ pub fn options<T: DeserializeOwned + Default>(w: &Workload, name: &str) -> Resul
 
 /// `target`'s section for the broker `name` as its type.
 pub fn settings<T: DeserializeOwned>(target: &TargetProfile, name: &str) -> Result<T> {
-    let raw = target
+    let kind = BrokerKind::new(name);
+    read(raw_section(target, &kind)?).map_err(|p| section_problem(target, &kind, p))
+}
+
+/// What `target` holds under `kind`'s name, or an error that names the profile and the broker.
+fn raw_section<'a>(target: &'a TargetProfile, kind: &BrokerKind) -> Result<&'a Raw> {
+    target
         .brokers
-        .get(&BrokerKind::new(name))
-        .with_context(|| format!("target profile `{}` has no `{name}` section", target.name))?;
-    read(raw).map_err(|(path, msg)| {
-        anyhow::anyhow!(
-            "target profile `{}`: {name}: {}{msg}",
-            target.name,
-            dotted(&path)
-        )
-    })
+        .get(kind)
+        .with_context(|| format!("target profile `{}` has no `{kind}` section", target.name))
+}
+
+fn section_problem(
+    target: &TargetProfile,
+    kind: &BrokerKind,
+    (path, msg): Problem,
+) -> anyhow::Error {
+    anyhow::anyhow!(
+        "target profile `{}`: {kind}: {}{msg}",
+        target.name,
+        dotted(&path)
+    )
 }
 
 fn dotted(path: &[String]) -> String {
@@ -294,17 +305,7 @@ fn dotted(path: &[String]) -> String {
 /// `kind`'s section of `target`, or an error that names the profile and the broker.
 pub fn section(target: &TargetProfile, kind: &BrokerKind) -> Result<Box<dyn Section>> {
     let b = broker(kind)?;
-    let raw = target
-        .brokers
-        .get(kind)
-        .with_context(|| format!("target profile `{}` has no `{kind}` section", target.name))?;
-    (b.section)(raw).map_err(|(path, msg)| {
-        anyhow::anyhow!(
-            "target profile `{}`: {kind}: {}{msg}",
-            target.name,
-            dotted(&path)
-        )
-    })
+    (b.section)(raw_section(target, kind)?).map_err(|p| section_problem(target, kind, p))
 }
 
 /// Where `kind` listens according to `target`, for messages (passwords hidden).

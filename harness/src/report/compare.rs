@@ -149,9 +149,14 @@ fn groups(columns: &[Column]) -> BTreeMap<(String, BrokerKind), Vec<&Metrics>> {
 
 /// The median of the runs' figures for `metric`, as the reports show it.
 fn figure(metric: &Metric, runs: &[&Metrics]) -> String {
+    fmt_metric(metric, median_figure(metric, runs))
+}
+
+/// The median of the runs' own figures for `metric` (repeats of one workload on one broker).
+pub fn median_figure(metric: &Metric, runs: &[&Metrics]) -> Option<f64> {
     let mut v: Vec<f64> = runs.iter().filter_map(|m| (metric.get)(m)).collect();
     v.sort_by(f64::total_cmp);
-    fmt_metric(metric, v.get(v.len() / 2).copied())
+    v.get(v.len() / 2).copied()
 }
 
 /// Every metric of every workload × broker that both sides measured, judged against the

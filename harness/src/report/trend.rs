@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use minijinja::context;
 
-use super::compare::{self, Thresholds};
+use super::compare::{self, median_figure, Thresholds};
 use super::html::{fmt_metric, page};
 use super::judge::{judge, Change};
 use super::plots::{self, Series, PALETTE};
@@ -115,7 +115,7 @@ pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
                     previous = None;
                     continue;
                 }
-                let Some(v) = median(metric, &runs) else {
+                let Some(v) = median_figure(metric, &runs) else {
                     continue;
                 };
                 let y = shown(metric, v);
@@ -134,7 +134,7 @@ pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
                             night: night.label.clone(),
                             subject: format!("{w} · {b}"),
                             metric: metric.label,
-                            before: median(metric, before)
+                            before: median_figure(metric, before)
                                 .map_or("—".into(), |v| fmt_metric(metric, Some(v))),
                             after: fmt_metric(metric, Some(v)),
                             change: j.text(),
@@ -180,13 +180,6 @@ pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
     std::fs::write(out.join("index.html"), html)
         .with_context(|| format!("writing {}/index.html", out.display()))?;
     Ok(newest_regressions)
-}
-
-/// The median of the runs' figures (repeats of one night).
-fn median(metric: &Metric, runs: &[&Metrics]) -> Option<f64> {
-    let mut v: Vec<f64> = runs.iter().filter_map(|m| (metric.get)(m)).collect();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied()
 }
 
 /// The value as plotted: latency in ms, a recovery that never happened at the top.
