@@ -103,6 +103,49 @@ fn sqs_standard_delivers_every_acknowledged_message() {
     assert_all_delivered("sqs", "  sqs: { fifo: false }", false);
 }
 
+/// The consumers delete what they processed in batches (DeleteMessageBatch). A receipt the
+/// batch did not really delete would come back once its visibility timeout passed: the drain
+/// waits longer than that, so any such message shows up as a redelivery.
+#[test]
+fn sqs_batched_deletes_remove_every_processed_message_once() {
+    let _brokers = sharing_brokers();
+    let yaml = "name: it-sqs-batched-deletes
+brokers: [sqs]
+topology:
+  sqs: { fifo: false, batch: 10, visibility_timeout: 2s }
+load:
+  producers: 1
+  rate: 300/s
+  keys: { count: 10 }
+  duration: 3s
+consumers:
+  count: 2
+  ack: after-process
+run: { drain_quiet: 4s }
+";
+    let ran = run_ok(yaml, "sqs");
+    let m = &ran.metrics;
+    assert!(m.acked >= 800, "only {} acked", m.acked);
+    assert_eq!((m.lost, m.unread), (0, 0), "{m:?}");
+    assert_eq!(m.redeliveries, 0, "a processed message came back: {m:?}");
+    assert_eq!(m.broker_redeliveries, 0, "{m:?}");
+    let acks = ran
+        .events
+        .iter()
+        .filter(|e| matches!(e, brokerbench::history::Event::Ack { .. }))
+        .count() as u64;
+    assert_eq!(
+        acks, m.delivered,
+        "each processed message acknowledged once"
+    );
+    let errors: Vec<_> = ran
+        .events
+        .iter()
+        .filter(|e| matches!(e, brokerbench::history::Event::ConsumerError { .. }))
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
 #[test]
 fn failed_expectation_exits_1_and_says_which() {
     let dir = tempfile::tempdir().unwrap();

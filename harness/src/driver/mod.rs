@@ -149,6 +149,21 @@ pub trait Consumer: Send {
     /// Deliveries available now, waiting at most `wait` for the first one.
     async fn poll(&mut self, wait: Duration) -> Result<Vec<Received>>;
     async fn ack(&mut self, handle: AckHandle) -> Result<()>;
+    /// How many acknowledgements the broker takes in one request (SQS's DeleteMessageBatch: 10).
+    /// The worker then acknowledges a received batch at once after processing it, as an
+    /// application on that broker would; 1 means one by one, each right after its processing.
+    fn acks_per_request(&self) -> usize {
+        1
+    }
+    /// Acknowledge several deliveries, in as few requests as the broker allows: one result per
+    /// handle, in their order.
+    async fn ack_all(&mut self, handles: Vec<AckHandle>) -> Vec<Result<()>> {
+        let mut done = Vec::with_capacity(handles.len());
+        for h in handles {
+            done.push(self.ack(h).await);
+        }
+        done
+    }
     /// `ack: auto`: mark a batch of processed deliveries for the client's own timed commit.
     async fn mark_processed(&mut self, handles: Vec<AckHandle>) -> Result<()> {
         for h in handles {

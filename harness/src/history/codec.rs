@@ -52,7 +52,11 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
     }
 }
 
-pub fn write_frame(w: &mut impl Write, event: &Event, scratch: &mut Vec<u8>) -> io::Result<()> {
+pub fn write_frame(
+    w: &mut (impl Write + ?Sized),
+    event: &Event,
+    scratch: &mut Vec<u8>,
+) -> io::Result<()> {
     scratch.clear();
     encode_frame(event, scratch);
     w.write_all(scratch)

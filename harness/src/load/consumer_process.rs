@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::dedupe::{Outcome, ProcessedIds};
-use crate::message::{run_tag, Envelope};
+use crate::message::{run_tag, Envelope, MsgId};
 use futures::FutureExt;
 
 use crate::driver::{self, AckHandle, Driver, Plan, Received};
@@ -83,6 +83,17 @@ impl Acknowledge {
     }
 }
 
+/// Processed deliveries the broker has not yet been told about.
+#[derive(Default)]
+struct Owed {
+    /// `ack: after-process`: sent once there are as many as the broker takes in one request, and
+    /// at the end of each received batch.
+    acks: Vec<(AckHandle, MsgId)>,
+    /// `ack: auto`: marked for the client's timed commit once their records are flushed to the
+    /// coordinator.
+    marks: Vec<AckHandle>,
+}
+
 pub async fn run(spec: &Path, index: u32) -> Result<()> {
     // The coordinator's stall watchdog asks for a fresh client with SIGUSR1. Listen before
     // anything else: the signal's default action would end the process.
@@ -121,9 +132,7 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
     })?;
     rec.flush()?;
 
-    // `ack: auto`: deliveries processed in this batch, marked for the client's timed commit
-    // once the batch's records are flushed to the coordinator.
-    let mut processed = Vec::new();
+    let mut owed = Owed::default();
     let mut replace: Option<String> = None;
     while !stop.load(Ordering::Relaxed) {
         if kicks.recv().now_or_never().is_some() {
@@ -168,12 +177,13 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
                 tag,
                 &mut *consumer,
                 &mut store,
-                &mut processed,
+                &mut owed,
                 &mut rec,
             )
             .await?;
         }
-        flush_and_mark(&mut *consumer, &mut processed, &mut rec).await?;
+        ack(&mut *consumer, &mut owed.acks, &mut rec).await?;
+        flush_and_mark(&mut *consumer, &mut owed.marks, &mut rec).await?;
     }
     consumer.close().await;
     rec.flush()
@@ -188,7 +198,7 @@ async fn handle<W: Write>(
     tag: u64,
     consumer: &mut dyn driver::Consumer,
     store: &mut Option<ProcessedIds>,
-    processed: &mut Vec<AckHandle>,
+    owed: &mut Owed,
     rec: &mut Record<W>,
 ) -> Result<()> {
     let (w, index) = (&plan.workload, rec.consumer);
@@ -223,14 +233,15 @@ async fn handle<W: Write>(
     })?;
     let when = Acknowledge::of(w.consumers.ack, &r.handle);
     if when == Acknowledge::Before {
-        ack(consumer, r.handle.clone(), id, rec).await?;
+        // Each one before its own processing starts, so never part of a batch.
+        ack(consumer, &mut vec![(r.handle.clone(), id)], rec).await?;
     }
     let process = w.consumers.processing_time.0;
     if !process.is_zero() {
         // Flush first: if we are killed while "processing", the delivery is on record. What was
         // processed before is then on record too: the next auto-commit may have it, as a poll
         // loop's would, rather than at the end of a long batch.
-        flush_and_mark(consumer, processed, rec).await?;
+        flush_and_mark(consumer, &mut owed.marks, rec).await?;
         tokio::time::sleep(process).await;
     }
     let applied = match store.as_mut() {
@@ -257,8 +268,13 @@ async fn handle<W: Write>(
         }
     })?;
     match when {
-        Acknowledge::After => ack(consumer, r.handle, id, rec).await?,
-        Acknowledge::Mark => processed.push(r.handle),
+        Acknowledge::After => {
+            owed.acks.push((r.handle, id));
+            if owed.acks.len() >= consumer.acks_per_request() {
+                ack(consumer, &mut owed.acks, rec).await?;
+            }
+        }
+        Acknowledge::Mark => owed.marks.push(r.handle),
         Acknowledge::Before | Acknowledge::Never => {}
     }
     Ok(())
@@ -305,26 +321,38 @@ async fn flush_and_mark<W: Write>(
     Ok(())
 }
 
+/// Acknowledge `pending` (emptying it) in as few requests as the broker allows; each one on
+/// record as acknowledged only once the broker said so.
 async fn ack<W: Write>(
     consumer: &mut dyn driver::Consumer,
-    handle: AckHandle,
-    id: crate::message::MsgId,
+    pending: &mut Vec<(AckHandle, MsgId)>,
     rec: &mut Record<W>,
 ) -> Result<()> {
-    // The delivery must be on record before the broker can hand the next message of this key to
-    // another consumer, or the history could show them out of order.
-    rec.flush()?;
-    let acked = tokio::time::timeout(ACK_TIMEOUT, consumer.ack(handle))
-        .await
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {ACK_TIMEOUT:?}")));
-    match acked {
-        Ok(()) => rec.emit(Event::Ack {
-            t: now_ns(),
-            consumer: rec.consumer,
-            id,
-        }),
-        Err(e) => rec.error(format!("ack {}: {e:#}", id.dedupe_id())),
+    if pending.is_empty() {
+        return Ok(());
     }
+    // The deliveries must be on record before the broker can hand the next message of their keys
+    // to another consumer, or the history could show them out of order.
+    rec.flush()?;
+    let (handles, ids): (Vec<AckHandle>, Vec<MsgId>) = std::mem::take(pending).into_iter().unzip();
+    let acked = match tokio::time::timeout(ACK_TIMEOUT, consumer.ack_all(handles)).await {
+        Ok(acked) => acked,
+        Err(_) => ids
+            .iter()
+            .map(|_| Err(anyhow::anyhow!("no answer within {ACK_TIMEOUT:?}")))
+            .collect(),
+    };
+    for (id, done) in ids.into_iter().zip(acked) {
+        match done {
+            Ok(()) => rec.emit(Event::Ack {
+                t: now_ns(),
+                consumer: rec.consumer,
+                id,
+            })?,
+            Err(e) => rec.error(format!("ack {}: {e:#}", id.dedupe_id()))?,
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

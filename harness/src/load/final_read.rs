@@ -40,10 +40,7 @@ pub async fn run(spec: &Path) -> Result<()> {
 
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut scratch = Vec::with_capacity(256);
-    let (outcome, read, detail) = read_all(&plan, deadline, &stop, &mut |ev| {
-        write_frame(&mut out, &ev, &mut scratch)
-    })
-    .await;
+    let (outcome, read, detail) = read_all(&plan, deadline, &stop, &mut out).await;
     let done = Event::FinalReadDone {
         t: now_ns(),
         outcome,
@@ -61,8 +58,9 @@ async fn read_all(
     plan: &Arc<Plan>,
     deadline: Instant,
     stop: &AtomicBool,
-    emit: &mut dyn FnMut(Event) -> std::io::Result<()>,
+    out: &mut dyn Write,
 ) -> (FinalReadOutcome, u64, String) {
+    let mut scratch = Vec::with_capacity(256);
     let address = plan.address();
     let broker = &plan.broker;
     let timeout = plan.workload.run.final_read_timeout;
@@ -141,6 +139,7 @@ async fn read_all(
         }
         empty_polls = 0;
         last_message = Instant::now();
+        let mut handles = Vec::with_capacity(batch.len());
         for r in batch {
             match Envelope::decode(&r.body) {
                 Ok(env) if env.run_tag == tag => {
@@ -153,15 +152,27 @@ async fn read_all(
                         redelivered: r.redelivered,
                         receive_count: r.receive_count,
                     };
-                    if let Err(e) = emit(ev) {
+                    if let Err(e) = write_frame(out, &ev, &mut scratch) {
                         let why = format!("writing to the coordinator: {e}");
                         return (FinalReadOutcome::Failed, read, why);
                     }
                 }
                 _ => foreign += 1,
             }
-            // Removing what was read (RabbitMQ, SQS) is what lets `remaining` reach 0.
-            if let Err(e) = reader.ack(r.handle).await {
+            handles.push(r.handle);
+        }
+        // Removing what was read (RabbitMQ, SQS) is what lets `remaining` reach 0; only once it
+        // is on record, or a crash here would lose values from the history.
+        if let Err(e) = out.flush() {
+            let why = format!("writing to the coordinator: {e}");
+            return (FinalReadOutcome::Failed, read, why);
+        }
+        let acked = match tokio::time::timeout_at(deadline, reader.ack_all(handles)).await {
+            Ok(acked) => acked,
+            Err(_) => continue, // the deadline check at the top of the loop reports it
+        };
+        for done in acked {
+            if let Err(e) = done {
                 errors += 1;
                 last_error = format!("{e:#}");
             }

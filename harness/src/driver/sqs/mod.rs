@@ -352,9 +352,12 @@ impl Consumer for SqsConsumer {
         }
         if self.auto {
             // SQS has no auto-ack: delete on receipt, the closest equivalent.
-            for r in &mut received {
-                let h = std::mem::replace(&mut r.handle, AckHandle::None);
-                self.ack(h).await?;
+            let handles = received
+                .iter_mut()
+                .map(|r| std::mem::replace(&mut r.handle, AckHandle::None))
+                .collect();
+            for done in self.ack_all(handles).await {
+                done?;
             }
         }
         Ok(received)
@@ -407,6 +410,91 @@ impl Consumer for SqsConsumer {
                 })?;
         }
         Ok(())
+    }
+
+    fn acks_per_request(&self) -> usize {
+        DELETE_BATCH
+    }
+
+    /// DeleteMessageBatch, ten receipts a request: one round trip where deleting one by one takes
+    /// ten, which on LocalStack (about 10 ms each) capped two consumers near 200 msg/s.
+    async fn ack_all(&mut self, handles: Vec<AckHandle>) -> Vec<Result<()>> {
+        let mut done: Vec<Result<()>> = Vec::with_capacity(handles.len());
+        let mut receipts = Vec::new();
+        for h in handles {
+            match h {
+                AckHandle::Receipt(r) => {
+                    receipts.push((done.len(), r));
+                    done.push(Ok(()));
+                }
+                // Nothing to delete.
+                _ => done.push(Ok(())),
+            }
+        }
+        for chunk in receipts.chunks(DELETE_BATCH) {
+            for (slot, outcome) in self.delete_batch(chunk).await {
+                done[slot] = outcome;
+            }
+        }
+        done
+    }
+}
+
+/// The most entries SQS takes in one DeleteMessageBatch.
+const DELETE_BATCH: usize = 10;
+
+impl SqsConsumer {
+    /// One DeleteMessageBatch request for up to ten `(slot, receipt)` pairs: each slot's outcome,
+    /// from the entries SQS lists as failed (or all of them, when the request itself failed).
+    async fn delete_batch(&self, chunk: &[(usize, String)]) -> Vec<(usize, Result<()>)> {
+        use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry as Entry;
+        let entries: Result<Vec<Entry>, _> = chunk
+            .iter()
+            .map(|(slot, receipt)| {
+                Entry::builder()
+                    .id(slot.to_string())
+                    .receipt_handle(receipt)
+                    .build()
+            })
+            .collect();
+        let sent = match entries {
+            Ok(entries) => self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| format!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e))),
+            Err(e) => Err(e.to_string()),
+        };
+        match sent {
+            Err(e) => chunk
+                .iter()
+                .map(|(slot, _)| (*slot, Err(anyhow!("sqs: deleting messages: {e}"))))
+                .collect(),
+            Ok(out) => chunk
+                .iter()
+                .map(|(slot, _)| {
+                    let id = slot.to_string();
+                    let deleted = out.successful().iter().any(|d| d.id() == id);
+                    let failed = out.failed().iter().find(|f| f.id() == id);
+                    let outcome = match (deleted, failed) {
+                        (true, _) => Ok(()),
+                        (false, Some(f)) => Err(anyhow!(
+                            "sqs: deleting message: {} {}",
+                            f.code(),
+                            f.message().unwrap_or_default()
+                        )),
+                        // Never counted deleted on silence: it may come back.
+                        (false, None) => Err(anyhow!(
+                            "sqs: deleting messages: the answer does not mention entry {id}"
+                        )),
+                    };
+                    (*slot, outcome)
+                })
+                .collect(),
+        }
     }
 }
 
