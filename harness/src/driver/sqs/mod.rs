@@ -17,6 +17,7 @@ use aws_sdk_sqs::error::SdkError;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use aws_sdk_sqs::Client;
 use base64::Engine as _;
+use futures::FutureExt;
 use tokio::sync::oneshot;
 
 use super::{
@@ -60,6 +61,18 @@ fn validate(w: &Workload) -> Vec<(At, String)> {
         bad.push(at(
             &["topology", "sqs", "batch"],
             "sqs batch must be between 1 and 10 (the SQS limit)",
+        ));
+    }
+    if !(1..=10).contains(&sqs.publish_batch) {
+        bad.push(at(
+            &["topology", "sqs", "publish_batch"],
+            "sqs publish_batch must be between 1 and 10 (the SQS limit)",
+        ));
+    }
+    if sqs.linger.0 > Duration::from_secs(1) {
+        bad.push(at(
+            &["topology", "sqs", "linger"],
+            "sqs linger must be at most 1s: every send waits up to that long",
         ));
     }
     if sqs.wait_time.0.as_secs() > 20 {
@@ -206,6 +219,9 @@ impl Driver for SqsDriver {
             client: self.client.clone(),
             url: self.queue_url().await?,
             fifo: self.options.fifo,
+            batch: Batch::default(),
+            batch_size: self.options.publish_batch as usize,
+            linger: self.options.linger.0,
             previous: HashMap::new(),
             requests: PendingAcks::default(),
         }))
@@ -251,52 +267,192 @@ struct SqsPublisher {
     client: Client,
     url: String,
     fifo: bool,
-    /// FIFO: per key, a signal that the previous send of that key has finished.
-    previous: HashMap<u32, oneshot::Receiver<()>>,
+    /// Sends waiting to go out together in one SendMessageBatch.
+    batch: Batch,
+    batch_size: usize,
+    linger: Duration,
+    /// FIFO: per key, a signal that the last request holding that key has finished.
+    previous: HashMap<u32, Done>,
     requests: PendingAcks,
+}
+
+/// Resolves when a request has finished, however it went; shared by every later request that
+/// holds one of its keys.
+type Done = futures::future::Shared<oneshot::Receiver<()>>;
+
+/// The largest SendMessageBatch request SQS takes, all bodies together.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+#[derive(Default)]
+struct Batch {
+    entries: Vec<Entry>,
+    bytes: usize,
+    /// When the first entry was added: the batch goes out `linger` after it at the latest.
+    since: Option<tokio::time::Instant>,
+}
+
+struct Entry {
+    token: SendToken,
+    id: MsgId,
+    body: String,
+}
+
+impl SqsPublisher {
+    /// Send the waiting batch as one request (or, with one entry, as a SendMessage). In a FIFO
+    /// queue a group is ordered by arrival: the request starts only once every earlier request
+    /// holding one of its keys has finished; requests with other keys still go concurrently.
+    fn flush(&mut self) {
+        let batch = std::mem::take(&mut self.batch);
+        if batch.entries.is_empty() {
+            return;
+        }
+        let (done_tx, done_rx) = oneshot::channel();
+        let done = done_rx.shared();
+        let mut before = Vec::new();
+        if self.fifo {
+            // Each key once: a batch may hold several sends of one key, and must not wait on itself.
+            let keys: std::collections::BTreeSet<u32> =
+                batch.entries.iter().map(|e| e.id.key).collect();
+            for key in keys {
+                if let Some(p) = self.previous.insert(key, done.clone()) {
+                    before.push(p);
+                }
+            }
+        }
+        let tokens: Vec<SendToken> = batch.entries.iter().map(|e| e.token).collect();
+        let request = send_batch(self.client.clone(), self.url.clone(), self.fifo, batch);
+        let outcomes = async move {
+            for p in before {
+                let _ = p.await;
+            }
+            let outcomes = request.await;
+            let _ = done_tx.send(());
+            outcomes
+        }
+        .shared();
+        // One future per send, all waiting on the same request.
+        for (i, token) in tokens.into_iter().enumerate() {
+            let outcomes = outcomes.clone();
+            self.requests.push(token, async move {
+                match outcomes.await.get(i) {
+                    Some(outcome) => outcome.clone(),
+                    None => Err(SendError::Indeterminate(
+                        "sqs: no outcome for this send".into(),
+                    )),
+                }
+            });
+        }
+    }
+}
+
+/// One request for `batch`: each entry's outcome, in its order. With one entry, a plain
+/// SendMessage (what `publish_batch: 1` asks for).
+async fn send_batch(
+    client: Client,
+    url: String,
+    fifo: bool,
+    batch: Batch,
+) -> Vec<Result<Position, SendError>> {
+    use aws_sdk_sqs::types::SendMessageBatchRequestEntry as BatchEntry;
+    if let [one] = batch.entries.as_slice() {
+        let mut req = client.send_message().queue_url(url).message_body(&one.body);
+        if fifo {
+            req = req
+                .message_group_id(one.id.key_string())
+                .message_deduplication_id(one.id.dedupe_id());
+        }
+        let out = req.send().await.map_err(send_error);
+        return vec![out.map(|o| Position::Id {
+            id: o.message_id.unwrap_or_default(),
+        })];
+    }
+    let entries: Result<Vec<BatchEntry>, _> = batch
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let mut b = BatchEntry::builder()
+                .id(i.to_string())
+                .message_body(&e.body);
+            if fifo {
+                b = b
+                    .message_group_id(e.id.key_string())
+                    .message_deduplication_id(e.id.dedupe_id());
+            }
+            b.build()
+        })
+        .collect();
+    let n = batch.entries.len();
+    let entries = match entries {
+        Ok(entries) => entries,
+        Err(e) => return vec![Err(SendError::Failed(e.to_string())); n],
+    };
+    let out = match client
+        .send_message_batch()
+        .queue_url(url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(e) => return vec![Err(send_error(e)); n],
+    };
+    (0..n)
+        .map(|i| {
+            let id = i.to_string();
+            if let Some(ok) = out.successful().iter().find(|s| s.id() == id) {
+                return Ok(Position::Id {
+                    id: ok.message_id().to_string(),
+                });
+            }
+            match out.failed().iter().find(|f| f.id() == id) {
+                // SQS refused this entry: not stored.
+                Some(f) => Err(SendError::Failed(format!(
+                    "sqs: {} {}",
+                    f.code(),
+                    f.message().unwrap_or_default()
+                ))),
+                // Never counted either way on silence.
+                None => Err(SendError::Indeterminate(format!(
+                    "sqs: the answer does not mention entry {id}"
+                ))),
+            }
+        })
+        .collect()
 }
 
 #[async_trait]
 impl Publisher for SqsPublisher {
     async fn submit(&mut self, token: SendToken, id: MsgId, body: &[u8]) -> Result<(), SendError> {
-        let mut req = self
-            .client
-            .send_message()
-            .queue_url(&self.url)
-            .message_body(B64.encode(body));
-        if self.fifo {
-            req = req
-                .message_group_id(id.key_string())
-                .message_deduplication_id(id.dedupe_id());
+        let body = B64.encode(body);
+        if self.batch.bytes + body.len() > MAX_BATCH_BYTES {
+            self.flush();
         }
-        if !self.fifo {
-            self.requests.push(token, async move {
-                let out = req.send().await.map_err(send_error)?;
-                Ok(Position::Id {
-                    id: out.message_id.unwrap_or_default(),
-                })
-            });
-            return Ok(());
+        self.batch.bytes += body.len();
+        self.batch.entries.push(Entry { token, id, body });
+        self.batch
+            .since
+            .get_or_insert_with(tokio::time::Instant::now);
+        if self.batch.entries.len() >= self.batch_size {
+            self.flush();
         }
-        // A FIFO group is ordered by arrival, so a send may only start once the previous send of
-        // the same key has finished; different keys still go out concurrently.
-        let (done_tx, done_rx) = oneshot::channel();
-        let previous = self.previous.insert(id.key, done_rx);
-        self.requests.push(token, async move {
-            if let Some(p) = previous {
-                let _ = p.await;
-            }
-            let out = req.send().await.map_err(send_error);
-            let _ = done_tx.send(());
-            Ok(Position::Id {
-                id: out?.message_id.unwrap_or_default(),
-            })
-        });
         Ok(())
     }
 
     async fn acks(&mut self, out: &mut Vec<SendOutcome>) {
+        // The waiting batch goes out once it has lingered long enough; until then, outcomes of
+        // requests already sent. Cancel-safe: a flush happens whole, between awaits.
+        while let Some(since) = self.batch.since {
+            tokio::select! {
+                _ = self.requests.next(out) => return,
+                _ = tokio::time::sleep_until(since + self.linger) => self.flush(),
+            }
+        }
         self.requests.next(out).await
+    }
+
+    async fn close(&mut self) {
+        self.flush();
     }
 }
 
@@ -511,28 +667,39 @@ mod tests {
 
     #[test]
     fn the_workloads_options_reach_the_driver() {
-        let d = driver("  sqs: { fifo: true, batch: 3 }\n");
+        let d = driver("  sqs: { fifo: true, batch: 3, publish_batch: 4, linger: 7ms }\n");
         assert!(d.name.ends_with(".fifo"), "{}", d.name);
         assert_eq!(d.options.batch, 3);
+        assert_eq!(d.options.publish_batch, 4);
+        assert_eq!(d.options.linger.0, Duration::from_millis(7));
         let d = driver("  partitions: 1\n");
         assert!(!d.name.ends_with(".fifo"), "{}", d.name);
         assert_eq!(d.options.batch, 10);
+        assert_eq!(d.options.publish_batch, 10);
         assert_eq!(d.target.region, "us-east-1");
     }
 
     #[test]
     fn sqs_limits_are_checked_where_they_are_written() {
-        let yaml = "name: t\nbrokers: [sqs]\ntopology:\n  sqs: { batch: 11 }\nload: { rate: 1/s, duration: 1s }\n";
-        let e = crate::workload::parse(
-            std::path::Path::new("w.yaml"),
-            yaml,
-            &[super::super::validate],
-        )
-        .unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("w.yaml:4:10: sqs batch must be between 1 and 10"),
-            "{e}"
-        );
+        for (option, error) in [
+            (
+                "batch: 11",
+                "w.yaml:4:10: sqs batch must be between 1 and 10",
+            ),
+            (
+                "publish_batch: 0",
+                "w.yaml:4:10: sqs publish_batch must be between 1 and 10",
+            ),
+            ("linger: 2s", "w.yaml:4:10: sqs linger must be at most 1s"),
+        ] {
+            let yaml = format!("name: t\nbrokers: [sqs]\ntopology:\n  sqs: {{ {option} }}\nload: {{ rate: 1/s, duration: 1s }}\n");
+            let e = crate::workload::parse(
+                std::path::Path::new("w.yaml"),
+                &yaml,
+                &[super::super::validate],
+            )
+            .unwrap_err();
+            assert!(e.to_string().starts_with(error), "{e}");
+        }
     }
 }

@@ -16,6 +16,13 @@ pub struct Options {
     pub wait_time: Dur,
     /// Messages per ReceiveMessage call (1..=10).
     pub batch: u8,
+    /// Messages per SendMessageBatch call (1..=10; 1 sends each with SendMessage).
+    pub publish_batch: u8,
+    /// How long a send may wait for others to fill its batch (the AWS Java SDK's buffered client
+    /// waits up to 200 ms). Fewer, fuller requests are what lets LocalStack, one busy Python
+    /// process, keep up: at 500 msg/s from two producers, 5 ms left end-to-end p99 at 19 s, 25 ms
+    /// brought it to 0.25 s.
+    pub linger: Dur,
 }
 
 impl Default for Options {
@@ -25,6 +32,8 @@ impl Default for Options {
             visibility_timeout: Dur::secs(30),
             wait_time: Dur::secs(1),
             batch: 10,
+            publish_batch: 10,
+            linger: Dur::millis(20),
         }
     }
 }
