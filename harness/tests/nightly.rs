@@ -111,6 +111,27 @@ fn unchanged_nights_do_not_regress_and_a_slower_or_lossy_night_does() {
             .any(|l| l.starts_with("REGRESSION") && l.contains("publish p99")),
         "{text}"
     );
+    // Injecting the latency edited the workload: compare says so, and bin/nightly's
+    // --skip-edited judges nothing of it.
+    assert!(
+        text.contains("EDITED nightly-check · rabbitmq") && text.contains("judged anyway"),
+        "{text}"
+    );
+    let o = brokerbench(&[
+        "compare",
+        nights[2].to_str().unwrap(),
+        "--baseline",
+        nights[0].to_str().unwrap(),
+        "--skip-edited",
+        "-o",
+        cmp.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("0 regressed") && text.contains("; not judged"),
+        "{text}"
+    );
 
     let lost = compare(&nights[3], &nights[0], &cmp);
     let text = String::from_utf8_lossy(&lost.stdout);

@@ -77,6 +77,11 @@ enum Command {
         /// rest.
         #[arg(long = "threshold")]
         thresholds: Vec<String>,
+        /// Judge nothing of a workload edited since the baseline (its topology, load,
+        /// consumers, faults or run settings differ), rather than judging it and saying so.
+        /// bin/nightly sets it: the first night after an edit is not a regression.
+        #[arg(long)]
+        skip_edited: bool,
         /// Output directory for index.html.
         #[arg(long, short, default_value = "reports/compare")]
         out: PathBuf,
@@ -177,8 +182,15 @@ pub fn main() -> i32 {
             runs,
             baseline,
             thresholds,
+            skip_edited,
             out,
         } => {
+            use crate::report::compare::Edited;
+            let edited = if skip_edited {
+                Edited::Skip
+            } else {
+                Edited::Judge
+            };
             let mut t = crate::report::compare::Thresholds::default();
             for arg in &thresholds {
                 if let Err(e) = t.set(arg, parse_percent) {
@@ -187,7 +199,7 @@ pub fn main() -> i32 {
                 }
             }
             exit_code(
-                crate::report::compare::compare(&runs, baseline.as_deref(), &t, &out).map(
+                crate::report::compare::compare(&runs, baseline.as_deref(), &t, edited, &out).map(
                     |judged| {
                         println!("comparison: {}", out.join("index.html").display());
                         print_judged(&judged, baseline.is_some())
@@ -340,6 +352,23 @@ fn print_judged(judged: &[crate::report::compare::Judged], baseline: bool) -> bo
             count(Change::Improved),
             count(Change::NoChange),
             count(Change::NotJudged)
+        );
+    }
+    let mut edited: Vec<(&str, bool)> = judged
+        .iter()
+        .filter(|j| j.edited)
+        .map(|j| (j.subject.as_str(), j.judgement.change == Change::NotJudged))
+        .collect();
+    edited.dedup();
+    for (subject, skipped) in edited {
+        let what = if skipped {
+            "not judged"
+        } else {
+            "judged anyway (--skip-edited leaves it unjudged)"
+        };
+        println!(
+            "EDITED {subject}: {}; {what}",
+            crate::report::WORKLOAD_CHANGED
         );
     }
     for j in judged

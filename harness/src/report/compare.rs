@@ -19,10 +19,13 @@ use std::collections::BTreeMap;
 const TEMPLATE: &str = include_str!("templates/compare.html");
 
 /// One (run, broker) column.
+#[derive(Clone)]
 pub struct Column {
     pub label: String,
     pub run_id: String,
     pub workload: String,
+    /// The workload's digest as the run recorded it (empty in older results).
+    pub digest: String,
     pub broker: BrokerKind,
     pub product: String,
     pub passed: bool,
@@ -68,6 +71,7 @@ pub fn columns(results: &[RunResult]) -> Vec<Column> {
                     label,
                     run_id: r.run_id.clone(),
                     workload: r.workload.clone(),
+                    digest: r.workload_digest.clone(),
                     broker: b.broker.clone(),
                     product: b.product.clone(),
                     passed: b.passed(),
@@ -134,6 +138,19 @@ pub struct Judged {
     pub judgement: Judgement,
     pub change: &'static str,
     pub text: String,
+    /// The workload was edited since the baseline (its digest differs).
+    pub edited: bool,
+}
+
+/// What to do with a workload whose digest differs from the baseline's: it was edited under the
+/// same name, so the two sides measured different things.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edited {
+    /// Judge it anyway, and say so: comparing a tuned workload with the baseline is a question
+    /// people ask on purpose.
+    Judge,
+    /// Judge nothing of it: a nightly job's first night after an edit is not a regression.
+    Skip,
 }
 
 /// Columns grouped by what they measured: (workload, broker) → its runs' metrics.
@@ -165,6 +182,7 @@ pub fn judgements(
     columns: &[Column],
     baseline: &[Column],
     thresholds: &Thresholds,
+    edited: Edited,
 ) -> Result<Vec<Judged>> {
     let (now, base) = (groups(columns), groups(baseline));
     let common: Vec<_> = now.keys().filter(|k| base.contains_key(k)).collect();
@@ -181,12 +199,24 @@ pub fn judgements(
             names(&now)
         );
     }
+    let digests = |side: &'_ [Column], key: &(String, BrokerKind)| {
+        side.iter()
+            .filter(|c| c.workload == key.0 && c.broker == key.1)
+            .map(|c| c.digest.clone())
+            .collect::<Vec<_>>()
+    };
     let mut out = Vec::new();
     for key in common {
         let (n, b) = (&now[key], &base[key]);
+        let (dn, db) = (digests(columns, key), digests(baseline, key));
+        let same = super::same_workload(dn.iter().chain(&db).map(String::as_str));
         for metric in METRICS {
             let threshold = thresholds.of(metric);
-            let judgement = judge::judge(metric, b, n, threshold);
+            let judgement = if same || edited == Edited::Judge {
+                judge::judge(metric, b, n, threshold)
+            } else {
+                judge::Judgement::not_judged(super::WORKLOAD_CHANGED)
+            };
             out.push(Judged {
                 subject: format!("{} · {}", key.0, key.1),
                 key: metric.key,
@@ -197,6 +227,7 @@ pub fn judgements(
                 threshold: format!("{:.0}%", threshold * 100.0),
                 change: judgement.change.as_str(),
                 text: judgement.text(),
+                edited: !same,
                 judgement,
             });
         }
@@ -208,9 +239,10 @@ pub fn render(
     columns: &[Column],
     baseline: Option<(&str, &[Column])>,
     thresholds: &Thresholds,
+    edited: Edited,
 ) -> Result<(String, Vec<Judged>)> {
     let judged = match baseline {
-        Some((_, b)) => judgements(columns, b, thresholds)?,
+        Some((_, b)) => judgements(columns, b, thresholds, edited)?,
         None => Vec::new(),
     };
     let verdict = |c: &Column, key: &str| {
@@ -304,6 +336,8 @@ pub fn render(
         threshold => thresholds.all.map_or("per metric (see below)".to_string(), |t| format!("{:.0}%", t * 100.0)),
         regressions => judged.iter().filter(|j| j.judgement.change == Change::Regressed).collect::<Vec<_>>(),
         judged => judged.iter().filter(|j| j.judgement.change != Change::NotJudged).collect::<Vec<_>>(),
+        edited => judged.iter().filter(|j| j.edited).map(|j| j.subject.clone()).collect::<std::collections::BTreeSet<_>>(),
+        why_edited => super::WORKLOAD_CHANGED,
         not_judged => judged.iter().filter(|j| j.judgement.change == Change::NotJudged).map(|j| format!("{} ({})", j.metric, j.judgement.basis)).collect::<std::collections::BTreeSet<_>>(),
         },
     )?;
@@ -315,6 +349,7 @@ pub fn compare(
     paths: &[PathBuf],
     baseline: Option<&Path>,
     thresholds: &Thresholds,
+    edited: Edited,
     out: &Path,
 ) -> Result<Vec<Judged>> {
     let mut results = Vec::new();
@@ -333,6 +368,7 @@ pub fn compare(
         &cols,
         base_name.as_deref().zip(base_cols.as_deref()),
         thresholds,
+        edited,
     )?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     std::fs::write(out.join("index.html"), html)
@@ -364,6 +400,7 @@ mod tests {
             label: broker.to_string(),
             run_id: "r".into(),
             workload: "w".into(),
+            digest: "d1".into(),
             broker,
             product: String::new(),
             passed: true,
@@ -389,7 +426,7 @@ mod tests {
             col(BrokerKind::new("kafka"), 700.0, 0),
             col(BrokerKind::new("rabbitmq"), 520.0, 2),
         ];
-        let judged = judgements(&now, &base, &Thresholds::default()).unwrap();
+        let judged = judgements(&now, &base, &Thresholds::default(), Edited::Judge).unwrap();
         assert_eq!(
             regressed(&judged),
             vec![("w · kafka", "throughput"), ("w · rabbitmq", "lost")]
@@ -406,9 +443,40 @@ mod tests {
             Ok(v.trim_end_matches('%').parse::<f64>().unwrap() / 100.0)
         })
         .unwrap();
-        let judged = judgements(&now, &base, &t).unwrap();
+        let judged = judgements(&now, &base, &t, Edited::Judge).unwrap();
         assert_eq!(regressed(&judged), vec![("w · rabbitmq", "lost")]);
         assert!(t.set("trhoughput=5%", |_| Ok(0.05)).is_err());
+    }
+
+    #[test]
+    fn a_workload_edited_under_the_same_name_is_judged_only_when_asked() {
+        let mut edited = col(BrokerKind::new("kafka"), 500.0, 3);
+        edited.digest = "d2".into();
+        let base = [col(BrokerKind::new("kafka"), 1000.0, 0)];
+        let both = vec![("w · kafka", "lost"), ("w · kafka", "throughput")];
+        // Asked on purpose (a tuned workload against the baseline): judged, and marked edited.
+        let judged = judgements(
+            &[edited.clone()],
+            &base,
+            &Thresholds::default(),
+            Edited::Judge,
+        )
+        .unwrap();
+        assert_eq!(regressed(&judged), both);
+        assert!(judged.iter().all(|j| j.edited));
+        // The nightly use: nothing judged, and why.
+        let judged = judgements(&[edited], &base, &Thresholds::default(), Edited::Skip).unwrap();
+        assert!(!judged.is_empty());
+        for j in &judged {
+            assert_eq!(j.judgement.change, Change::NotJudged, "{j:?}");
+            assert_eq!(j.judgement.basis, super::super::WORKLOAD_CHANGED);
+        }
+        // A result from before digests existed is judged as it always was.
+        let mut old = col(BrokerKind::new("kafka"), 500.0, 3);
+        old.digest = String::new();
+        let judged = judgements(&[old], &base, &Thresholds::default(), Edited::Skip).unwrap();
+        assert_eq!(regressed(&judged), both);
+        assert!(judged.iter().all(|j| !j.edited));
     }
 
     #[test]
@@ -416,7 +484,7 @@ mod tests {
         let mut other = col(BrokerKind::new("kafka"), 1000.0, 0);
         other.workload = "other".into();
         let now = [col(BrokerKind::new("kafka"), 1000.0, 0)];
-        let e = judgements(&now, &[other], &Thresholds::default()).unwrap_err();
+        let e = judgements(&now, &[other], &Thresholds::default(), Edited::Judge).unwrap_err();
         assert!(e.to_string().contains("other on kafka"), "{e}");
         assert!(e.to_string().contains("nothing to compare"), "{e}");
     }
@@ -426,7 +494,7 @@ mod tests {
         let mut a = col(BrokerKind::new("kafka"), 1000.0, 0);
         a.workload = "<script>alert(1)</script>".into();
         let b = col(BrokerKind::new("rabbitmq"), 500.0, 0);
-        let (html, judged) = render(&[a, b], None, &Thresholds::default()).unwrap();
+        let (html, judged) = render(&[a, b], None, &Thresholds::default(), Edited::Judge).unwrap();
         assert!(judged.is_empty());
         assert!(
             html.contains("<td class=\"best\">1000"),

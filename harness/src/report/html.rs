@@ -425,6 +425,7 @@ mod tests {
             schema_version: 1,
             run_id: "r".into(),
             workload: "ten-minutes".into(),
+            workload_digest: String::new(),
             description: String::new(),
             harness_version: "0".into(),
             started_at: String::new(),

@@ -54,6 +54,11 @@ pub struct Judgement {
 }
 
 impl Judgement {
+    /// A metric left unjudged, and why.
+    pub fn not_judged(basis: impl Into<String>) -> Judgement {
+        Judgement::new(Change::NotJudged, basis)
+    }
+
     fn new(change: Change, basis: impl Into<String>) -> Judgement {
         Judgement {
             change,

@@ -29,6 +29,11 @@ pub struct RunResult {
     pub schema_version: u32,
     pub run_id: String,
     pub workload: String,
+    /// What the workload measured, as `Workload::digest`: compare and trend judge two runs of a
+    /// workload against each other only when their digests agree. Empty in results written
+    /// before it existed.
+    #[serde(default)]
+    pub workload_digest: String,
     pub description: String,
     pub harness_version: String,
     pub started_at: String,
@@ -100,6 +105,20 @@ pub fn json_schema() -> serde_json::Value {
     schema
 }
 
+/// Whether runs of one workload measured the same thing, by their workloads' digests (see
+/// `Workload::digest`). A result written before digests existed tells nothing either way.
+pub fn same_workload<'a>(digests: impl IntoIterator<Item = &'a str>) -> bool {
+    let mut known = digests.into_iter().filter(|d| !d.is_empty());
+    match known.next() {
+        None => true,
+        Some(first) => known.all(|d| d == first),
+    }
+}
+
+/// Why a run is not judged against a baseline whose workload differs from its own.
+pub const WORKLOAD_CHANGED: &str =
+    "the workload changed since the baseline (its topology, load, consumers, faults or run settings)";
+
 impl RunResult {
     /// A result for a run of `w` that starts now, with no broker results yet.
     pub fn new(run_id: &str, w: &crate::workload::Workload, seed: u64, target: &str) -> RunResult {
@@ -107,6 +126,7 @@ impl RunResult {
             schema_version: SCHEMA_VERSION,
             run_id: run_id.to_string(),
             workload: w.name.clone(),
+            workload_digest: w.digest(),
             description: w.description.clone(),
             harness_version: env!("CARGO_PKG_VERSION").into(),
             started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),

@@ -9,9 +9,10 @@ use minijinja::context;
 
 use super::compare::{self, median_figure, Thresholds};
 use super::html::{fmt_metric, page};
-use super::judge::{judge, Change};
+use super::judge::{judge, Change, Judgement};
 use super::plots::{self, Series, PALETTE};
 use super::RunResult;
+use super::{same_workload, WORKLOAD_CHANGED};
 use crate::check::metrics::{find, Metric, Unit};
 use crate::check::Metrics;
 
@@ -35,17 +36,20 @@ struct Night {
 }
 
 impl Night {
-    /// This night's runs of one workload on one broker, and whether any failed.
-    fn of(&self, workload: &str, broker: &str) -> (Vec<&Metrics>, bool) {
+    /// This night's runs of one workload on one broker, whether any failed, and the digests of
+    /// the workload they ran.
+    fn of(&self, workload: &str, broker: &str) -> (Vec<&Metrics>, bool, Vec<&str>) {
         let mut failed = false;
         let mut runs = Vec::new();
+        let mut digests = Vec::new();
         for r in self.results.iter().filter(|r| r.workload == workload) {
             for b in r.brokers.iter().filter(|b| b.broker.as_str() == broker) {
                 failed |= !b.passed();
                 runs.extend(b.metrics.as_ref());
+                digests.push(r.workload_digest.as_str());
             }
         }
-        (runs, failed)
+        (runs, failed, digests)
     }
 }
 
@@ -101,6 +105,8 @@ pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
     let labels: Vec<String> = nights.iter().map(|n| n.label.clone()).collect();
     let thresholds = Thresholds::default();
     let mut marked = Vec::new();
+    // (night, workload · broker) where the workload differs from the night before's.
+    let mut changed: Vec<(String, String)> = Vec::new();
     let mut newest_regressions = 0;
     let mut plots = Vec::new();
     for metric in KEY.iter().filter_map(|k| find(k)) {
@@ -108,9 +114,9 @@ pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
         let (mut regressed, mut failed) = (Vec::new(), Vec::new());
         for (i, (w, b)) in subjects.iter().enumerate() {
             let mut points = Vec::new();
-            let mut previous: Option<Vec<&Metrics>> = None;
+            let mut previous: Option<(Vec<&Metrics>, Vec<&str>)> = None;
             for (x, night) in nights.iter().enumerate() {
-                let (runs, night_failed) = night.of(w, b);
+                let (runs, night_failed, digests) = night.of(w, b);
                 if runs.is_empty() {
                     previous = None;
                     continue;
@@ -123,8 +129,17 @@ pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
                 if night_failed {
                     failed.push((x as f64, y));
                 }
-                if let Some(before) = &previous {
-                    let j = judge(metric, before, &runs, thresholds.of(metric));
+                if let Some((before, before_digests)) = &previous {
+                    let same = same_workload(before_digests.iter().chain(&digests).copied());
+                    let subject = format!("{w} · {b}");
+                    if !same && !changed.contains(&(night.label.clone(), subject.clone())) {
+                        changed.push((night.label.clone(), subject));
+                    }
+                    let j = if same {
+                        judge(metric, before, &runs, thresholds.of(metric))
+                    } else {
+                        Judgement::not_judged(WORKLOAD_CHANGED)
+                    };
                     if j.change == Change::Regressed {
                         regressed.push((x as f64, y));
                         if x + 1 == nights.len() {
@@ -141,7 +156,7 @@ pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
                         });
                     }
                 }
-                previous = Some(runs);
+                previous = Some((runs, digests));
             }
             series.push(Series::new(
                 format!("{w} · {b}"),
@@ -174,6 +189,8 @@ pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
         nights => list,
         plots => plots,
         marked => marked,
+        changed => changed.iter().map(|(night, subject)| context! { night, subject }).collect::<Vec<_>>(),
+        why_changed => WORKLOAD_CHANGED,
         },
     )?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -206,6 +223,18 @@ mod tests {
     use super::*;
 
     fn night(dir: &Path, name: &str, started: &str, p99: f64, lost: u64) -> PathBuf {
+        night_of(dir, name, started, p99, lost, "d1")
+    }
+
+    /// A night whose workload has the digest `digest`.
+    fn night_of(
+        dir: &Path,
+        name: &str,
+        started: &str,
+        p99: f64,
+        lost: u64,
+        digest: &str,
+    ) -> PathBuf {
         let metrics = Metrics {
             lost,
             end_to_end_latency: crate::check::LatencySummary {
@@ -218,6 +247,7 @@ mod tests {
             schema_version: super::super::SCHEMA_VERSION,
             run_id: name.into(),
             workload: "w".into(),
+            workload_digest: digest.into(),
             description: String::new(),
             harness_version: "0".into(),
             started_at: started.into(),
@@ -262,5 +292,21 @@ mod tests {
         );
         assert!(html.contains("<svg"), "plots are inline SVG");
         assert!(html.contains("w · kafka"));
+    }
+
+    #[test]
+    fn a_night_that_ran_an_edited_workload_is_not_judged_against_the_night_before() {
+        let d = tempfile::tempdir().unwrap();
+        let first = night_of(d.path(), "a", "2026-12-01T02:00:00Z", 0.01, 0, "d1");
+        let edited = night_of(d.path(), "b", "2026-12-02T02:00:00Z", 0.01, 3, "d2");
+        let out = d.path().join("trend");
+        let newest = trend(&[first, edited], &out).unwrap();
+        assert_eq!(
+            newest, 0,
+            "a new loss under an edited workload is no regression"
+        );
+        let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+        assert!(html.contains("Not judged"), "{html}");
+        assert!(html.contains(WORKLOAD_CHANGED), "{html}");
     }
 }

@@ -44,6 +44,25 @@ pub struct Workload {
 #[serde(transparent)]
 pub struct BrokerKind(String);
 
+impl Workload {
+    /// A short digest of what this workload measures: its topology, load, consumers, faults and
+    /// run settings, defaults filled in. Not its name, description, broker list or expectations,
+    /// which change what is reported about a run but not what it measures. Results keep it, so
+    /// that a comparison can tell when a workload was edited under the same name.
+    pub fn digest(&self) -> String {
+        use sha2::Digest as _;
+        let mut measured = serde_json::to_value(self).unwrap_or_default();
+        if let Some(fields) = measured.as_object_mut() {
+            for k in ["name", "description", "brokers", "expect"] {
+                fields.remove(k);
+            }
+        }
+        // serde_json's maps are sorted, so the text, and the digest, do not depend on key order.
+        let hash = sha2::Sha256::digest(measured.to_string().as_bytes());
+        hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 impl BrokerKind {
     pub fn new(name: impl Into<String>) -> BrokerKind {
         BrokerKind(name.into())

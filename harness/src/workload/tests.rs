@@ -123,3 +123,32 @@ fn fault_times_are_checked_against_the_load() {
     let half = format!("{VALID}faults:\n  - {{ at: 3s, kind: consumer-crash, every: 4s }}\n");
     assert!(parse_err(&half).message.contains("go together"));
 }
+
+#[test]
+fn the_digest_changes_with_what_is_measured_and_only_with_that() {
+    let digest = |src: &str| parse(Path::new("w.yaml"), src, &[]).unwrap().digest();
+    let base = digest(VALID);
+    assert_eq!(base.len(), 16);
+    // Reported differently, measured the same: another name, description, broker list,
+    // expectations, key order, comments, or a default written out.
+    for same in [
+        VALID.replace("name: smoke", "name: other\ndescription: d"),
+        VALID.replace("[kafka, rabbitmq, sqs]", "[sqs]"),
+        VALID.replace("  lost: 0\n", "  lost: 0\n  unread: 0\n"),
+        VALID.replace(
+            "  producers: 2\n  rate: 500/s\n",
+            "  rate: 500/s # per second\n  producers: 2\n",
+        ),
+        VALID.replace("consumers:\n", "consumers:\n  dedupe: none\n"),
+    ] {
+        assert_eq!(digest(&same), base, "{same}");
+    }
+    for other in [
+        VALID.replace("rate: 500/s", "rate: 400/s"),
+        VALID.replace("processing_time: 1ms", "processing_time: 2ms"),
+        VALID.replace("fifo: true", "fifo: false"),
+        format!("{VALID}faults:\n  - {{ at: 2s, kind: consumer-crash, target: one }}\n"),
+    ] {
+        assert_ne!(digest(&other), base, "{other}");
+    }
+}
