@@ -178,4 +178,11 @@ fn the_shipped_nightly_suite_is_valid_and_says_how_long_it_takes() {
     assert_eq!(job.workloads.len(), 5);
     let text = std::fs::read_to_string(&s).unwrap();
     assert!(text.contains("minutes on a 2-core runner"), "{text}");
+    // Its trend page draws one line per workload × broker: each needs a colour of its own.
+    let lines: usize = job.workloads.iter().map(|(_, w)| w.brokers.len()).sum();
+    assert!(
+        lines <= crate::report::plots::PALETTE.len(),
+        "{lines} trend lines, {} colours",
+        crate::report::plots::PALETTE.len()
+    );
 }

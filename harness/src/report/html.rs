@@ -110,7 +110,10 @@ pub fn page(name: &str, template: &str, ctx: minijinja::Value) -> Result<String>
 pub fn fmt_metric(metric: &Metric, value: Option<f64>) -> String {
     let Some(v) = value else { return "—".into() };
     match metric.unit {
-        Unit::Count | Unit::PerSecond => fmt_num(v),
+        Unit::Count => fmt_num(v),
+        // A rate measured over seconds of drifting load: a tenth is already more than it knows.
+        Unit::PerSecond if v.abs() < 100.0 => format!("{v:.1}"),
+        Unit::PerSecond => format!("{v:.0}"),
         Unit::Fraction => fmt_pct(v),
         Unit::Seconds => fmt_secs(v),
     }
@@ -347,7 +350,6 @@ mod tests {
     use crate::report::{BrokerResult, Environment};
     use crate::workload::BrokerKind;
 
-    /// A ten-minute run on three brokers with a fault every minute must stay under 2 MB.
     #[test]
     fn verdicts_read_in_the_metric_unit() {
         let v = |m: &str, x: f64, b: &str| fmt_verdict(m, Some(x), b);
@@ -366,8 +368,12 @@ mod tests {
         assert_eq!(fmt_verdict("lost", None, "== 0").0, "n/a");
         // A never-recovered fault reads as such.
         assert_eq!(v("recovery_time", f64::INFINITY, "< 20").0, "never");
+        // Rates to a tenth below 100/s, whole above.
+        assert_eq!(v("throughput", 99.7333, "> 50").0, "99.7");
+        assert_eq!(v("throughput", 20431.77, "> 20000").0, "20432");
     }
 
+    /// A ten-minute run on three brokers with a fault every minute must stay under 2 MB.
     #[test]
     fn ten_minute_report_stays_small() {
         let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();

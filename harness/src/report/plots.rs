@@ -6,13 +6,21 @@ use plotters::prelude::*;
 
 use crate::check::FaultWindow;
 
-pub const PALETTE: [RGBColor; 6] = [
+/// Line colours, in order: enough that the nightly suite's eleven workload × broker lines on a
+/// trend plot each get their own.
+pub const PALETTE: [RGBColor; 12] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(57, 59, 121),
+    RGBColor(99, 121, 57),
 ];
 
 pub struct Series {
