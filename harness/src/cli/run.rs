@@ -153,8 +153,9 @@ struct Progress {
     show: bool,
     done: usize,
     total: usize,
-    /// Per workload name: the seconds one broker's run is expected to take.
+    /// Per broker run, in order: the seconds it is expected to take, before any has run.
     expected: Vec<f64>,
+    started: std::time::Instant,
 }
 
 /// What a run takes beyond its load: setup, consumers joining, draining, the final read.
@@ -173,6 +174,7 @@ impl Progress {
             done: 0,
             total: expected.len(),
             expected,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -185,7 +187,7 @@ impl Progress {
         if self.total <= 1 {
             return Some(broker.to_string());
         }
-        let left: f64 = self.expected.iter().skip(self.done - 1).sum();
+        let left = self.left(self.started.elapsed().as_secs_f64());
         Some(format!(
             "{}/{} {} · {broker} (~{} min left)",
             self.done,
@@ -193,6 +195,19 @@ impl Progress {
             w.name,
             (left / 60.0).ceil()
         ))
+    }
+
+    /// Seconds left from the start of run `done`, `elapsed` seconds into the job: the runs still
+    /// to go as expected, scaled by how the runs so far compared with their expectation (drains
+    /// and final reads vary with the broker and the faults more than the overhead guesses).
+    fn left(&self, elapsed: f64) -> f64 {
+        let finished = self.done.saturating_sub(1);
+        let remaining: f64 = self.expected.iter().skip(finished).sum();
+        let expected_so_far: f64 = self.expected.iter().take(finished).sum();
+        if finished == 0 || expected_so_far <= 0.0 {
+            return remaining;
+        }
+        remaining * (elapsed / expected_so_far)
     }
 }
 
@@ -382,4 +397,27 @@ fn rebuild(dir: &Path) -> Result<RunResult> {
     );
     result.write(dir)?;
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_learns_from_the_runs_so_far() {
+        let mut p = Progress {
+            show: true,
+            done: 1,
+            total: 4,
+            expected: vec![60.0; 4],
+            started: std::time::Instant::now(),
+        };
+        // Before any run has finished: the expectation as it stands.
+        assert_eq!(p.left(0.0), 240.0);
+        // Two runs took 150 s where 120 s were expected: the two left will take 25% longer too.
+        p.done = 3;
+        assert_eq!(p.left(150.0), 150.0);
+        // Faster than expected counts as well.
+        assert_eq!(p.left(60.0), 60.0);
+    }
 }
