@@ -22,21 +22,6 @@ expect:
     )
 }
 
-/// `brokerbench run` into `out`, with extra arguments; returns the process output.
-fn run_into(out: &Path, args: &[&str]) -> std::process::Output {
-    let target = local_target();
-    let mut all = vec![
-        "run",
-        "--quiet",
-        "--target",
-        target.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    all.extend_from_slice(args);
-    brokerbench(&all)
-}
-
 fn compare(now: &Path, baseline: &Path, out: &Path) -> std::process::Output {
     brokerbench(&[
         "compare",

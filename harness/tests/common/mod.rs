@@ -45,21 +45,27 @@ pub fn brokerbench(args: &[&str]) -> Output {
         .expect("running brokerbench")
 }
 
-/// Run a workload with the local target, returning the process output and the parsed result.
-pub fn run(dir: &Path, workload: &Path, extra: &[&str]) -> (Output, RunResult) {
-    let out_dir = dir.join("reports");
+/// `brokerbench run` with the local target into `out_dir`, with `args` (workloads, options).
+pub fn run_into(out_dir: &Path, args: &[&str]) -> Output {
     let target = local_target();
-    let mut args = vec![
+    let mut all = vec![
         "run",
         "--quiet",
         "--target",
         target.to_str().unwrap(),
         "--out",
         out_dir.to_str().unwrap(),
-        workload.to_str().unwrap(),
     ];
+    all.extend_from_slice(args);
+    brokerbench(&all)
+}
+
+/// Run a workload with the local target, returning the process output and the parsed result.
+pub fn run(dir: &Path, workload: &Path, extra: &[&str]) -> (Output, RunResult) {
+    let out_dir = dir.join("reports");
+    let mut args = vec![workload.to_str().unwrap()];
     args.extend_from_slice(extra);
-    let out = brokerbench(&args);
+    let out = run_into(&out_dir, &args);
     if !out_dir.exists() {
         panic!("no run directory; stderr: {}", stderr(&out));
     }
