@@ -303,7 +303,9 @@ async fn run_workload(
         {
             Ok(run) => {
                 result.interrupted |= run.interrupted;
-                checked(broker, run.product, &run.history, w)
+                let mut r = checked(broker, run.product, &run.history, w);
+                r.client_settings = run.client_settings;
+                r
             }
             Err(e) => {
                 let history = bdir.join("history.bin");
@@ -314,6 +316,7 @@ async fn run_workload(
                     BrokerResult {
                         broker: broker.clone(),
                         product: String::new(),
+                        client_settings: Default::default(),
                         error: None,
                         metrics: None,
                         verdicts: Vec::new(),
@@ -336,6 +339,7 @@ fn checked(broker: &BrokerKind, product: String, history: &Path, w: &Workload) -
         Ok(m) => BrokerResult {
             broker,
             product,
+            client_settings: Default::default(),
             error: None,
             verdicts: expect::verdicts(&w.expect, &m),
             metrics: Some(m),
@@ -343,6 +347,7 @@ fn checked(broker: &BrokerKind, product: String, history: &Path, w: &Workload) -
         Err(e) => BrokerResult {
             broker,
             product,
+            client_settings: Default::default(),
             error: Some(format!("checking {}: {e:#}", history.display())),
             metrics: None,
             verdicts: Vec::new(),
@@ -379,16 +384,15 @@ fn rebuild(dir: &Path) -> Result<RunResult> {
         if !history.exists() {
             continue;
         }
-        let product = previous
+        let before = previous
             .as_ref()
-            .and_then(|p| {
-                p.brokers
-                    .iter()
-                    .find(|b| &b.broker == broker)
-                    .map(|b| b.product.clone())
-            })
+            .and_then(|p| p.brokers.iter().find(|b| &b.broker == broker));
+        let product = before.map(|b| b.product.clone()).unwrap_or_default();
+        let mut r = checked(broker, product, &history, &w);
+        r.client_settings = before
+            .map(|b| b.client_settings.clone())
             .unwrap_or_default();
-        result.brokers.push(checked(broker, product, &history, &w));
+        result.brokers.push(r);
     }
     anyhow::ensure!(
         !result.brokers.is_empty(),

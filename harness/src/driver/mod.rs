@@ -88,6 +88,34 @@ pub trait Publisher: Send {
     async fn close(&mut self) {}
 }
 
+/// A broker's typed options as `(setting, value)` pairs, for `Driver::client_settings`: nested
+/// fields joined with dots, text without quotes.
+pub fn settings_of(options: &impl Serialize) -> Vec<(String, String)> {
+    fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    flatten(&key, v, out);
+                }
+            }
+            serde_json::Value::String(s) => out.push((prefix.to_string(), s.clone())),
+            other => out.push((prefix.to_string(), other.to_string())),
+        }
+    }
+    let mut out = Vec::new();
+    flatten(
+        "",
+        &serde_json::to_value(options).unwrap_or_default(),
+        &mut out,
+    );
+    out
+}
+
 /// The outcomes of sends for clients that give one future per send (RabbitMQ confirms, SQS
 /// requests): a `Publisher` keeps them here and its `acks` is `next`.
 #[derive(Default)]
@@ -200,6 +228,11 @@ pub trait Driver: Send + Sync {
     async fn teardown(&self) -> Result<()>;
     /// The broker as it describes itself, for reports.
     async fn product(&self) -> String;
+    /// The client settings this run's clients use, as `(setting, value)`, harness defaults and
+    /// the workload's own together, for the report.
+    fn client_settings(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// Everything the rest of the crate asks of one broker. Each broker's folder defines its own.
@@ -485,6 +518,18 @@ mod tests {
     use super::*;
     use std::path::Path;
     use std::time::Duration;
+
+    #[test]
+    fn typed_options_read_as_flat_settings() {
+        let s = settings_of(&serde_json::json!({ "queue_type": "quorum", "linger": { "ms": 5 } }));
+        assert_eq!(
+            s,
+            vec![
+                ("linger.ms".to_string(), "5".to_string()),
+                ("queue_type".to_string(), "quorum".to_string())
+            ]
+        );
+    }
 
     #[test]
     fn every_broker_has_one_name() {

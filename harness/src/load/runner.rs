@@ -26,6 +26,7 @@ pub struct BrokerRun {
     pub dir: PathBuf,
     pub history: PathBuf,
     pub product: String,
+    pub client_settings: std::collections::BTreeMap<String, String>,
     pub interrupted: bool,
     pub events: u64,
 }
@@ -53,6 +54,7 @@ pub async fn run_broker(
     // Nothing is created on the broker before this succeeds; an unreachable broker fails here.
     driver.setup().await?;
     let product = driver.product().await;
+    let client_settings = driver.client_settings().into_iter().collect();
 
     let history_path = dir.join("history.bin");
     let (recorder, writer) = history::create(&history_path)?;
@@ -93,6 +95,7 @@ pub async fn run_broker(
         dir: dir.to_owned(),
         history: history_path,
         product,
+        client_settings,
         interrupted: stop.requested(),
         events,
     })

@@ -303,6 +303,7 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
             context! {
                 name => b.broker.to_string(),
                 product => b.product,
+                client_settings => b.client_settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>(),
                 error => b.error,
                 warning => m.and_then(|m| m.history_warning.clone()),
                 plots => m.map(broker_plots).unwrap_or_default(),
@@ -422,6 +423,7 @@ mod tests {
             .map(|broker| BrokerResult {
                 broker,
                 product: "x".into(),
+                client_settings: Default::default(),
                 error: None,
                 metrics: Some(metrics.clone()),
                 verdicts: Vec::new(),

@@ -9,6 +9,7 @@ pub mod suite;
 pub mod summary;
 pub mod trend;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -86,6 +87,10 @@ impl Environment {
 pub struct BrokerResult {
     pub broker: BrokerKind,
     pub product: String,
+    /// The settings the run's clients used (harness defaults and the workload's own), e.g.
+    /// `producer.linger.ms: "1"`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub client_settings: BTreeMap<String, String>,
     /// Set when the run against this broker could not happen or broke off.
     pub error: Option<String>,
     pub metrics: Option<Metrics>,

@@ -258,6 +258,7 @@ mod tests {
             brokers: vec![super::super::BrokerResult {
                 broker: crate::workload::BrokerKind::new("kafka"),
                 product: String::new(),
+                client_settings: Default::default(),
                 error: None,
                 verdicts: Vec::new(),
                 metrics: Some(metrics),

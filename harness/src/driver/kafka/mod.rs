@@ -29,7 +29,7 @@ use super::{
 use crate::history::Position;
 use crate::message::{write_key_name, MsgId, ENVELOPE_LEN};
 use crate::workload::AckMode;
-use options::Options;
+use options::{Options, Role};
 use target::KafkaTarget;
 
 /// Kafka in the broker registry.
@@ -46,8 +46,50 @@ pub const BROKER: super::Broker = super::Broker {
         let o: Options = super::options(w, BROKER.name).unwrap_or_default();
         o.session_timeout.0
     },
-    validate: |_| Vec::new(),
+    validate,
 };
+
+/// Every client property the workload passes through: not one the harness owns, and one
+/// librdkafka takes (its own words when it does not).
+fn validate(w: &crate::workload::Workload) -> Vec<(crate::workload::At, String)> {
+    // Options that do not read are reported by the registry's own check.
+    let o: Options = super::options(w, BROKER.name).unwrap_or_default();
+    let mut bad = Vec::new();
+    for (role, name, props) in [
+        (Role::Producer, "producer", &o.producer),
+        (Role::Consumer, "consumer", &o.consumer),
+    ] {
+        for (key, value) in props {
+            let at = |msg: String| {
+                let path = ["topology", "kafka", name, key.as_str()].map(String::from);
+                crate::workload::at_keys(path.to_vec(), msg)
+            };
+            if let Some(why) = options::owned(role, key) {
+                bad.push(at(format!(
+                    "kafka {name} property {key} is the harness's own: {why}"
+                )));
+                continue;
+            }
+            let mut c = ClientConfig::new();
+            c.set(key, value.to_string());
+            if let Err(e) = c.create_native_config() {
+                bad.push(at(format!(
+                    "kafka {name} property {key}: {}",
+                    librdkafka_says(&e)
+                )));
+            }
+        }
+    }
+    bad
+}
+
+/// librdkafka's own description of a configuration error, without rdkafka's wrapping.
+fn librdkafka_says(e: &KafkaError) -> String {
+    match e {
+        KafkaError::ClientConfig(_, description, _, _) => description.clone(),
+        other => other.to_string(),
+    }
+}
 
 fn connect(plan: Arc<Plan>) -> Result<Box<dyn Driver>> {
     Ok(Box::new(KafkaDriver::new(plan)?))
@@ -91,6 +133,48 @@ impl KafkaDriver {
             .set("reconnect.backoff.ms", "100")
             .set("reconnect.backoff.max.ms", "1000")
             .set("log_level", "3");
+        c
+    }
+
+    /// The workload's producer: acks from every in-sync replica, the harness's defaults, then
+    /// the workload's own properties over them.
+    fn producer_config(&self) -> ClientConfig {
+        let timeout_ms = self.plan.workload.run.send_timeout.0.as_millis();
+        let mut c = self.base_config();
+        c.set("acks", "all")
+            .set("enable.idempotence", self.options.idempotence.to_string())
+            .set("message.timeout.ms", timeout_ms.to_string())
+            .set("linger.ms", "1")
+            .set("queue.buffering.max.messages", "1000000");
+        for (k, v) in &self.options.producer {
+            c.set(k, v.to_string());
+        }
+        c
+    }
+
+    /// The workload's consumers, the same way.
+    fn consumer_config(&self) -> ClientConfig {
+        let auto = self.plan.workload.consumers.ack == AckMode::Auto;
+        let session = self.options.session_timeout.0.as_millis().max(1000);
+        let mut c = self.base_config();
+        // A fresh group per run: a group reused after crashes may never reassign (docs/architecture.md, design notes).
+        c.set("group.id", format!("{}-group", self.plan.resource_prefix))
+            .set("enable.auto.commit", auto.to_string())
+            .set("auto.commit.interval.ms", "1000")
+            // Auto-commit only what was processed (stored in `ack`), as a poll loop's auto-commit
+            // does; librdkafka's default would also commit fetched-but-unprocessed messages.
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", session.to_string())
+            .set("heartbeat.interval.ms", (session / 3).to_string())
+            // With the default 300 s the first JoinGroup can block for minutes (docs/architecture.md, design notes).
+            .set(
+                "max.poll.interval.ms",
+                (session * 2).max(10_000).to_string(),
+            );
+        for (k, v) in &self.options.consumer {
+            c.set(k, v.to_string());
+        }
         c
     }
 
@@ -162,23 +246,9 @@ impl Driver for KafkaDriver {
     }
 
     async fn publisher(&self, _producer: u32) -> Result<Box<dyn Publisher>> {
-        let k = &self.options;
-        let timeout_ms = self
-            .plan
-            .workload
-            .run
-            .send_timeout
-            .0
-            .as_millis()
-            .to_string();
         let (reports, acks) = mpsc::unbounded_channel();
         let producer: ThreadedProducer<AckSender> = self
-            .base_config()
-            .set("acks", "all")
-            .set("enable.idempotence", k.idempotence.to_string())
-            .set("message.timeout.ms", &timeout_ms)
-            .set("linger.ms", "1")
-            .set("queue.buffering.max.messages", "1000000")
+            .producer_config()
             .create_with_context(AckSender(reports))
             .with_context(|| format!("kafka: creating producer for {}", self.bootstrap))?;
         Ok(Box::new(KafkaPublisher {
@@ -190,26 +260,9 @@ impl Driver for KafkaDriver {
     }
 
     async fn consumer(&self, _consumer: u32) -> Result<Box<dyn Consumer>> {
-        let w = &self.plan.workload;
-        let auto = w.consumers.ack == AckMode::Auto;
-        let session = self.options.session_timeout.0.as_millis().max(1000);
+        let auto = self.plan.workload.consumers.ack == AckMode::Auto;
         let consumer: StreamConsumer = self
-            .base_config()
-            // A fresh group per run: a group reused after crashes may never reassign (docs/architecture.md, design notes).
-            .set("group.id", format!("{}-group", self.plan.resource_prefix))
-            .set("enable.auto.commit", auto.to_string())
-            .set("auto.commit.interval.ms", "1000")
-            // Auto-commit only what was processed (stored in `ack`), as a poll loop's auto-commit
-            // does; librdkafka's default would also commit fetched-but-unprocessed messages.
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", session.to_string())
-            .set("heartbeat.interval.ms", (session / 3).to_string())
-            // With the default 300 s the first JoinGroup can block for minutes (docs/architecture.md, design notes).
-            .set(
-                "max.poll.interval.ms",
-                (session * 2).max(10_000).to_string(),
-            )
+            .consumer_config()
             .create()
             .with_context(|| format!("kafka: creating consumer for {}", self.bootstrap))?;
         consumer
@@ -305,6 +358,22 @@ impl Driver for KafkaDriver {
 
     async fn product(&self) -> String {
         self.target.product.clone()
+    }
+
+    fn client_settings(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (role, config) in [
+            ("producer", self.producer_config()),
+            ("consumer", self.consumer_config()),
+        ] {
+            for (k, v) in config.config_map() {
+                // Where the clients connect is the target's business, and shown with it.
+                if k != "bootstrap.servers" {
+                    out.push((format!("{role}.{k}"), v.to_string()));
+                }
+            }
+        }
+        out
     }
 }
 
@@ -568,5 +637,82 @@ mod options_tests {
         let d = KafkaDriver::new(plan).unwrap();
         assert!(!d.options.idempotence);
         assert_eq!(d.bootstrap, d.target.bootstrap);
+    }
+
+    const CLIENTS: &str = "name: t
+brokers: [kafka]
+topology:
+  kafka:
+    producer: { linger.ms: 5, compression.type: lz4, batch.size: 131072 }
+    consumer: { fetch.min.bytes: 1024 }
+load: { rate: 1/s, duration: 1s }
+";
+
+    #[test]
+    fn client_properties_pass_through_over_the_defaults_and_are_reported() {
+        let d = KafkaDriver::new(super::super::test_plan("kafka", CLIENTS)).unwrap();
+        let p = d.producer_config();
+        assert_eq!(p.get("linger.ms"), Some("5"), "over the harness's 1 ms");
+        assert_eq!(p.get("compression.type"), Some("lz4"));
+        assert_eq!(p.get("acks"), Some("all"), "defaults stay");
+        let c = d.consumer_config();
+        assert_eq!(c.get("fetch.min.bytes"), Some("1024"));
+        assert_eq!(c.get("linger.ms"), None, "each role gets its own");
+        let settings = d.client_settings();
+        for expected in [
+            ("producer.linger.ms", "5"),
+            ("producer.batch.size", "131072"),
+            ("consumer.fetch.min.bytes", "1024"),
+            ("consumer.enable.auto.offset.store", "false"),
+        ] {
+            assert!(
+                settings
+                    .iter()
+                    .any(|(k, v)| (k.as_str(), v.as_str()) == expected),
+                "{expected:?} in {settings:?}"
+            );
+        }
+    }
+
+    fn problems(yaml: &str) -> String {
+        crate::workload::parse(
+            std::path::Path::new("w.yaml"),
+            yaml,
+            &[super::super::validate],
+        )
+        .map(|_| String::new())
+        .unwrap_or_else(|e| e.to_string())
+    }
+
+    #[test]
+    fn client_properties_are_checked_where_they_are_written() {
+        assert_eq!(problems(CLIENTS), "");
+        // One the harness owns: refused, with the reason.
+        let owned =
+            problems(&CLIENTS.replace("fetch.min.bytes: 1024", "enable.auto.offset.store: true"));
+        assert!(
+            owned.starts_with(
+                "w.yaml:6:17: kafka consumer property enable.auto.offset.store is the harness's own: the harness stores an offset only once"
+            ),
+            "{owned}"
+        );
+        // One librdkafka does not know, or a value it does not take: in its own words.
+        let unknown = problems(&CLIENTS.replace("linger.ms: 5", "linger.mss: 5"));
+        assert!(
+            unknown.starts_with("w.yaml:5:17: kafka producer property linger.mss: ")
+                && unknown.contains("No such configuration property"),
+            "{unknown}"
+        );
+        let bad = problems(&CLIENTS.replace("lz4", "lz5"));
+        assert!(
+            bad.contains("kafka producer property compression.type: ") && bad.contains("lz5"),
+            "{bad}"
+        );
+        // An owned property is owned only for the role that needs it.
+        assert_eq!(
+            problems(&CLIENTS.replace("linger.ms: 5", "group.id: mine")),
+            "",
+            "a producer has no group"
+        );
     }
 }

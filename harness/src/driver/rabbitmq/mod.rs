@@ -238,6 +238,15 @@ impl Driver for RabbitDriver {
     async fn product(&self) -> String {
         self.target.product.clone()
     }
+
+    fn client_settings(&self) -> Vec<(String, String)> {
+        let mut s = super::settings_of(&self.options);
+        // Publisher confirms are always on: an acknowledged send is one the broker confirmed.
+        s.push(("publisher_confirms".into(), "true".into()));
+        let heartbeat = self.plan.workload.run.heartbeat.0.as_secs().max(1);
+        s.push(("heartbeat".into(), format!("{heartbeat}s")));
+        s
+    }
 }
 
 impl RabbitDriver {

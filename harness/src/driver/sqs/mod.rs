@@ -261,6 +261,10 @@ impl Driver for SqsDriver {
     async fn product(&self) -> String {
         self.target.product.clone()
     }
+
+    fn client_settings(&self) -> Vec<(String, String)> {
+        super::settings_of(&self.options)
+    }
 }
 
 struct SqsPublisher {
