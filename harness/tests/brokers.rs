@@ -146,6 +146,47 @@ run: { drain_quiet: 4s }
     assert!(errors.is_empty(), "{errors:?}");
 }
 
+/// Client properties from the workload reach librdkafka (a compressed, lingering producer still
+/// delivers everything) and the result records the settings the clients used.
+#[test]
+fn kafka_client_properties_from_the_workload_are_used_and_recorded() {
+    let _brokers = sharing_brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = steady(
+        "kafka",
+        "  kafka:\n    producer: { linger.ms: 5, compression.type: lz4 }\n    consumer: { fetch.min.bytes: 1024 }",
+    );
+    let w = workload(dir.path(), "kafka-props", &yaml);
+    let (out, result) = run(dir.path(), &w, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let b = &result.brokers[0];
+    assert_eq!(b.metrics.as_ref().unwrap().lost, 0);
+    for (k, v) in [
+        ("producer.linger.ms", "5"),
+        ("producer.compression.type", "lz4"),
+        ("producer.acks", "all"),
+        ("consumer.fetch.min.bytes", "1024"),
+    ] {
+        assert_eq!(
+            b.client_settings.get(k).map(String::as_str),
+            Some(v),
+            "{:?}",
+            b.client_settings
+        );
+    }
+    let page = std::fs::read_to_string(
+        dir.path()
+            .join("reports")
+            .join(&result.run_id)
+            .join("index.html"),
+    )
+    .unwrap();
+    assert!(
+        page.contains("producer.compression.type"),
+        "the run page lists them"
+    );
+}
+
 #[test]
 fn failed_expectation_exits_1_and_says_which() {
     let dir = tempfile::tempdir().unwrap();

@@ -336,6 +336,42 @@ run: { drain_quiet: 2s, send_timeout: 5s }
         "sends succeeded after the broker came back (last ok second {last})"
     );
     assert!(m.recovery_time.is_some());
+
+    // What the broker costs is sampled about once a second throughout, and followed to the new
+    // process the restart started (the old one is dead: any sample after it is the new one's).
+    let cost = m
+        .broker_cost
+        .as_ref()
+        .expect("the local target names the broker's pid file");
+    assert!(
+        cost.cpu_cores_mean > 0.0 && cost.rss_peak_bytes > 10 << 20,
+        "{cost:?}"
+    );
+    let usage: Vec<u64> = history_of(dir.path(), &r, "rabbitmq")
+        .iter()
+        .filter_map(|e| match e {
+            Event::BrokerUsage { t, .. } => Some(*t),
+            _ => None,
+        })
+        .collect();
+    let mut gaps: Vec<u64> = usage.windows(2).map(|p| p[1] - p[0]).collect();
+    gaps.sort();
+    let median_gap = gaps[gaps.len() / 2] as f64 / 1e9;
+    assert!(
+        (0.9..1.2).contains(&median_gap),
+        "one sample a second: median gap {median_gap} s"
+    );
+    let restarted = m.load_start_ns + (f.end_s.unwrap() * 1e9) as u64;
+    let after = usage.iter().filter(|&&t| t > restarted).count();
+    assert!(
+        after >= 15,
+        "{after} samples after the restart, of {}",
+        usage.len()
+    );
+    assert!(
+        m.timeline.iter().any(|w| w.broker_cpu_cores.is_some()),
+        "the timeline carries them"
+    );
 }
 
 #[test]

@@ -15,6 +15,8 @@ pub enum Unit {
     Seconds,
     /// Messages per second.
     PerSecond,
+    /// Bytes, shown in KiB/MiB/GiB.
+    Bytes,
 }
 
 /// Which way a metric gets better: the compare page highlights the best value, and a change
@@ -330,6 +332,30 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerRun,
         get: |m| Some(m.reconnects as f64),
+    },
+    Metric {
+        key: "broker_cpu_cores",
+        label: "broker CPU (cores, mean)",
+        unit: Unit::Count,
+        better: Better::Lower,
+        judge: Judge::PerSecond(|w| w.broker_cpu_cores),
+        get: |m| m.broker_cost.as_ref().map(|c| c.cpu_cores_mean),
+    },
+    Metric {
+        key: "broker_cpu_us_per_message",
+        label: "broker CPU per message (µs)",
+        unit: Unit::Count,
+        better: Better::Lower,
+        judge: Judge::PerRun,
+        get: |m| m.broker_cost.as_ref().and_then(|c| c.cpu_us_per_message),
+    },
+    Metric {
+        key: "broker_rss_peak",
+        label: "broker memory (peak RSS)",
+        unit: Unit::Bytes,
+        better: Better::Lower,
+        judge: Judge::PerRun,
+        get: |m| m.broker_cost.as_ref().map(|c| c.rss_peak_bytes as f64),
     },
 ];
 

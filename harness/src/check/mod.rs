@@ -1,6 +1,7 @@
 //! Checkers turn a history into metrics and examples. Each is a small streaming unit behind the
 //! `Checker` trait; `check_history` feeds every event to each of them once, in a fixed order.
 
+pub mod cost;
 mod delivery;
 pub mod expect;
 pub mod metrics;
@@ -144,6 +145,9 @@ pub struct Metrics {
     pub examples: Vec<Anomaly>,
     /// What the reader skipped at the end of a damaged history.
     pub history_warning: Option<String>,
+    /// What the broker's own processes cost (None when the target names no pid file).
+    #[serde(default)]
+    pub broker_cost: Option<cost::BrokerCost>,
 }
 
 impl Metrics {
@@ -152,8 +156,17 @@ impl Metrics {
         counts: Counts,
         d: delivery::DeliverySection,
         t: timing::TimingSection,
+        c: cost::CostSection,
     ) -> Metrics {
         let mut timeline = t.timeline;
+        for s in &c.samples {
+            // The sample at the end of second n covers second n (counted from the load start).
+            let second = s.t.saturating_sub(t.load_start_ns + 1) / 1_000_000_000;
+            if let Some(w) = timeline.get_mut(second as usize) {
+                w.broker_cpu_cores = Some(s.cores);
+                w.broker_rss_bytes = Some(s.rss_bytes);
+            }
+        }
         for (w, n) in timeline.iter_mut().zip(&d.order_violations_per_second) {
             w.order_violations = *n;
         }
@@ -200,6 +213,7 @@ impl Metrics {
             timeline,
             examples: d.examples,
             history_warning: None,
+            broker_cost: c.cost,
         }
     }
 
@@ -346,6 +360,7 @@ struct Checkers {
     counts: Counts,
     delivery: delivery::DeliveryChecker,
     timing: timing::TimingChecker,
+    cost: cost::CostChecker,
 }
 
 impl Checkers {
@@ -356,6 +371,7 @@ impl Checkers {
         self.counts.observe(ev, &mut facts);
         self.delivery.observe(ev, &mut facts);
         self.timing.observe(ev, &mut facts);
+        self.cost.observe(ev, &mut facts);
     }
 
     fn finish(self) -> Metrics {
@@ -363,6 +379,7 @@ impl Checkers {
             self.counts.finish(),
             self.delivery.finish(),
             self.timing.finish(),
+            self.cost.finish(),
         )
     }
 }

@@ -32,6 +32,13 @@ pub struct Window {
     pub publish_p99_ms: Option<f64>,
     pub e2e_p50_ms: Option<f64>,
     pub e2e_p99_ms: Option<f64>,
+    /// CPU cores the broker's processes kept busy in this second (when the target names its
+    /// pid file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_cpu_cores: Option<f64>,
+    /// Their resident memory at the end of this second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_rss_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

@@ -567,6 +567,9 @@ mod tests {
                     p.name
                 );
             }
+            // The local brokers' cost is sampled through the pid files bin/brokers writes.
+            let pid_file = l.control().pid_file.clone().unwrap_or_default();
+            assert_eq!(pid_file, format!("../.brokers/{kind}/pid"), "{kind}");
         }
     }
 

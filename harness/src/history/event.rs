@@ -181,6 +181,20 @@ pub enum Event {
         read: u64,
         detail: String,
     },
+    /// Once a second while the load and the drain run: what the broker's own processes (the
+    /// target's pid file's process and its descendants) used in the `interval_ns` before `t`.
+    /// Nothing is recorded while the broker is down.
+    BrokerUsage {
+        t: u64,
+        interval_ns: u64,
+        processes: u32,
+        /// User + system CPU time.
+        cpu_ns: u64,
+        /// Resident memory at `t`.
+        rss_bytes: u64,
+        /// Bytes they caused to be written to storage.
+        written_bytes: u64,
+    },
 }
 
 impl Event {
@@ -203,7 +217,8 @@ impl Event {
             | Event::ProducerWorker { t, .. }
             | Event::Reconnect { t, .. }
             | Event::FinalRead { t, .. }
-            | Event::FinalReadDone { t, .. } => *t,
+            | Event::FinalReadDone { t, .. }
+            | Event::BrokerUsage { t, .. } => *t,
         }
     }
 }

@@ -195,6 +195,14 @@ mod tests {
                 read: 1,
                 detail: "d".into(),
             },
+            Event::BrokerUsage {
+                t: 13,
+                interval_ns: 1_000_000_000,
+                processes: 2,
+                cpu_ns: 250_000_000,
+                rss_bytes: 1 << 27,
+                written_bytes: 4096,
+            },
         ]
     }
 
@@ -229,6 +237,7 @@ mod tests {
             "Reconnect",
             "FinalRead",
             "FinalReadDone",
+            "BrokerUsage",
         ] {
             assert!(schema.contains(&format!("\"{kind}\"")), "{kind} missing");
         }

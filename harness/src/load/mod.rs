@@ -9,6 +9,7 @@
 //! - `final_read`: the read after the run that tells *lost* from *unread*.
 //! - `schedule`: the open-loop send schedule; `dedupe`: the idempotent consumer's store.
 
+pub mod broker_usage;
 pub mod consumer_process;
 pub mod dedupe;
 pub mod final_read;

@@ -194,6 +194,7 @@ async fn drive(mut run: Run<'_>, clients: Clients, faults: Vec<Window>) -> Resul
     };
     let prepared = producer_group::prepare(&setup, signals_producers).await?;
     let load = run.start_load(prepared, &setup)?;
+    let usage = run.start_usage();
     let activity = Arc::new(chaos::Activity::default());
     let fault_task = run.start_faults(faults, &clients, &consumers, &load, &activity);
     let mut watchdog = Watchdog::new(plan.workload.run.stall_timeout.0, load.start_ns);
@@ -203,6 +204,10 @@ async fn drive(mut run: Run<'_>, clients: Clients, faults: Vec<Window>) -> Resul
     run.drain(start_ns, &mut watchdog, &activity, &consumers)
         .await;
     run.settle_faults(fault_task).await;
+    // What the final read costs the broker is the harness's doing, not the workload's.
+    if let Some(u) = usage {
+        u.stop().await;
+    }
     run.stop_consumers(consumers).await?;
     run.final_read().await?;
     run.bar.finish_and_clear();
@@ -284,6 +289,17 @@ impl Run<'_> {
             start_ns,
             started,
         })
+    }
+
+    /// What the broker costs, sampled beside the load when the target says where its pid is.
+    fn start_usage(&self) -> Option<super::broker_usage::Sampler> {
+        let plan = self.plan;
+        let pid_file = driver::control(&plan.target, &plan.broker).pid_file?;
+        let path = plan.target.dir.join(pid_file);
+        Some(super::broker_usage::Sampler::start(
+            path,
+            self.recorder.clone(),
+        ))
     }
 
     /// The fault schedule, beside the load, timed from its start.

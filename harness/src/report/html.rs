@@ -116,6 +116,10 @@ pub fn fmt_metric(metric: &Metric, value: Option<f64>) -> String {
         Unit::PerSecond => format!("{v:.0}"),
         Unit::Fraction => fmt_pct(v),
         Unit::Seconds => fmt_secs(v),
+        Unit::Bytes => bytesize::ByteSize::b(v.max(0.0) as u64)
+            .display()
+            .iec()
+            .to_string(),
     }
 }
 
@@ -252,7 +256,41 @@ fn broker_plots(m: &Metrics) -> Vec<Plot> {
             1.0,
         ),
     });
+    if let Some(cost) = &m.broker_cost {
+        let per_message = cost.cpu_us_per_message.map_or(String::new(), |us| {
+            format!(", {us:.1} µs of CPU per message")
+        });
+        plots.push(Plot {
+            title: "What the broker costs".into(),
+            note: format!(
+                "Per second: CPU cores kept busy and resident memory of the broker's own processes (its pid file's process and every descendant), {} samples. After warmup: {:.2} cores on average{per_message}; peak memory {}.",
+                cost.samples,
+                cost.cpu_cores_mean,
+                fmt_metric_key("broker_rss_peak", cost.rss_peak_bytes as f64),
+            ),
+            svg: plots::time_plot(
+                "broker CPU",
+                "cores",
+                &[series("CPU (cores)", 0, m, |w| w.broker_cpu_cores)],
+                faults,
+                1.0,
+            ) + &plots::time_plot(
+                "broker memory",
+                "MiB",
+                &[series("resident memory (MiB)", 1, m, |w| {
+                    w.broker_rss_bytes.map(|b| b as f64 / (1024.0 * 1024.0))
+                })],
+                faults,
+                1.0,
+            ),
+        });
+    }
     plots
+}
+
+/// `value` of the registry's metric `key`, formatted in its unit.
+fn fmt_metric_key(key: &str, value: f64) -> String {
+    crate::check::metrics::find(key).map_or_else(|| fmt_num(value), |m| fmt_metric(m, Some(value)))
 }
 
 pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Result<String> {

@@ -205,6 +205,7 @@ fn shown(metric: &Metric, v: f64) -> f64 {
     match metric.unit {
         Unit::Seconds => v * 1e3,
         Unit::Fraction => v * 100.0,
+        Unit::Bytes => v / (1024.0 * 1024.0),
         _ => v,
     }
 }
@@ -215,6 +216,7 @@ fn unit_label(metric: &Metric) -> &'static str {
         Unit::Fraction => "%",
         Unit::PerSecond => "messages / s",
         Unit::Count => "count",
+        Unit::Bytes => "MiB",
     }
 }
 

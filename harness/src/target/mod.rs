@@ -22,7 +22,8 @@ pub struct TargetProfile {
     pub dir: PathBuf,
 }
 
-/// Shell commands that broker faults run; each must return once the action is done.
+/// How the harness acts on the broker and watches it: shell commands that broker faults run
+/// (each must return once the action is done), and where its process id is.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Control {
@@ -30,6 +31,10 @@ pub struct Control {
     pub pause: Option<String>,
     pub resume: Option<String>,
     pub start: Option<String>,
+    /// A file holding the broker's process id, relative to the profile's directory. When set,
+    /// the broker's processes are sampled each second for what they cost (CPU, memory,
+    /// storage writes).
+    pub pid_file: Option<String>,
 }
 
 /// A check that a later stage adds to reading a profile (the driver registry's): every problem,
