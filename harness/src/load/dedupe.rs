@@ -22,17 +22,41 @@ pub enum Outcome {
     Duplicate,
 }
 
+/// How long a consumer keeps trying to open the store while the others are setting it up.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl ProcessedIds {
+    /// Open (creating if needed) the store that every consumer of the run shares. They start
+    /// together: an attempt that finds the database locked by another's setup is tried again.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Connection::open(path)
-            .with_context(|| format!("opening processed-ids store {}", path.display()))?;
-        db.busy_timeout(Duration::from_secs(30))?;
+        let deadline = std::time::Instant::now() + OPEN_TIMEOUT;
+        loop {
+            match Self::try_open(path) {
+                Ok(store) => return Ok(store),
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("opening processed-ids store {}", path.display()))
+                }
+            }
+        }
+    }
+
+    fn try_open(path: &Path) -> rusqlite::Result<Self> {
+        let mut db = Connection::open(path)?;
+        db.busy_timeout(OPEN_TIMEOUT)?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "NORMAL")?;
-        db.execute_batch(
+        // Immediate: take the write lock first, waiting for it, rather than read the schema and
+        // then fail to write because another consumer wrote meanwhile.
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(
             "CREATE TABLE IF NOT EXISTS processed_messages (id TEXT PRIMARY KEY, consumer INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS key_effects (key INTEGER PRIMARY KEY, applied INTEGER NOT NULL);",
         )?;
+        tx.commit()?;
         Ok(ProcessedIds { db })
     }
 
@@ -55,9 +79,44 @@ impl ProcessedIds {
     }
 }
 
+/// SQLite's "try again later": another connection holds the lock.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Consumer processes start together and open the one store at once. SQLite refuses a
+    /// transaction that reads and then writes while another connection writes (no waiting, to
+    /// avoid a deadlock), so a naive open failed with "database is locked" now and then and its
+    /// consumer never started (1 of 30 runs of idempotent-consumer).
+    #[test]
+    fn many_consumers_opening_a_new_store_at_once_all_succeed() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("p.sqlite");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let opened: Vec<_> = (0..8)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        ProcessedIds::open(&path).map(|_| ())
+                    })
+                })
+                .collect();
+            for o in opened {
+                if let Err(e) = o.join().unwrap() {
+                    panic!("round {round}: {e:#}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn second_processing_of_an_id_is_a_duplicate_even_from_another_process_handle() {
