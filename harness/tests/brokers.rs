@@ -187,6 +187,34 @@ fn kafka_client_properties_from_the_workload_are_used_and_recorded() {
     );
 }
 
+/// `consumers.count: 0` publishes only: the final read finds every acknowledged message stored,
+/// and none of them counts as unread.
+#[test]
+fn producers_only_runs_verify_what_was_stored() {
+    let _brokers = sharing_brokers();
+    for broker in ["kafka", "rabbitmq"] {
+        let yaml = format!(
+            "name: producers-only-{broker}
+brokers: [{broker}]
+topology: {{ partitions: 2 }}
+load: {{ rate: 400/s, duration: 3s, keys: {{ count: 8 }} }}
+consumers: {{ count: 0 }}
+expect: {{ lost: 0 }}
+"
+        );
+        let ran = run_ok(&yaml, broker);
+        let m = &ran.metrics;
+        assert!(m.acked >= 1000, "{broker}: {} acked", m.acked);
+        assert_eq!(
+            (m.lost, m.unread, m.delivered),
+            (0, 0, 0),
+            "{broker}: {m:?}"
+        );
+        assert_eq!(m.final_read.read, m.acked, "{broker}: {:?}", m.final_read);
+        assert!(m.throughput > 300.0, "{broker}: {}", m.throughput);
+    }
+}
+
 #[test]
 fn failed_expectation_exits_1_and_says_which() {
     let dir = tempfile::tempdir().unwrap();

@@ -392,8 +392,33 @@ fn proxied(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
 pub fn validate(w: &Workload) -> Vec<(At, String)> {
     w.faults
         .iter()
-        .filter_map(|f| check(&f.value).err().map(|m| (At::Span(f.referenced), m)))
+        .filter_map(|f| {
+            let problem = check(&f.value).err().or_else(|| {
+                (w.consumers.count == 0 && only_on_consumers(&f.value)).then(|| {
+                    format!(
+                        "{} acts on the consumers, and this workload has none (consumers.count: 0)",
+                        kind(f.value.kind).name
+                    )
+                })
+            });
+            problem.map(|m| (At::Span(f.referenced), m))
+        })
         .collect()
+}
+
+/// Whether a fault acts on nothing but the consumer workers or their connections.
+fn only_on_consumers(f: &FaultSpec) -> bool {
+    let probe = std::time::Duration::from_secs(1);
+    let Some(w) = windows(std::slice::from_ref(f), probe, 0)
+        .into_iter()
+        .next()
+    else {
+        return false;
+    };
+    match kind(f.kind).workers {
+        Some(of) => of(&w) == Workers::Consumers,
+        None => !w.groups.is_empty() && w.groups.iter().all(|g| *g == toxic::Group::Consumers),
+    }
 }
 
 /// One fault against its kind's entry; the error says what to write instead.

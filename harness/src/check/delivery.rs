@@ -59,6 +59,8 @@ pub struct DeliveryChecker {
     start: Option<u64>,
     /// Order violations among first deliveries, by the second they happened.
     violations_per_second: PerSecond,
+    /// The workload had no consumers: nothing is unread.
+    producers_only: bool,
 }
 
 /// Counts per second since the load started, for the report's timeline.
@@ -243,7 +245,7 @@ impl DeliveryChecker {
             if k.stored_max_seq.is_none_or(|m| id.seq > m) {
                 k.stored_max_seq = Some(id.seq);
             }
-            if !processed {
+            if !processed && !self.producers_only {
                 self.unread_per_second.add(self.start, intended);
                 found.push((
                     "unread",
@@ -264,6 +266,10 @@ impl Checker for DeliveryChecker {
                 t,
                 phase: crate::history::Phase::LoadStart { .. },
             } => self.start = Some(*t),
+            Event::Phase {
+                phase: crate::history::Phase::ProducersOnly,
+                ..
+            } => self.producers_only = true,
             Event::SendInvoke { id, .. } => self.mark(*id, INVOKED),
             Event::SendOk { id, .. } => self.mark(*id, OK),
             Event::SendFail { id, .. } => self.mark(*id, FAILED),
@@ -364,7 +370,7 @@ impl Checker for DeliveryChecker {
                 if (f & INDETERMINATE != 0 || unresolved) && (processed || stored) {
                     c.recovered += 1;
                 }
-                if f & INVOKED != 0 && stored && !processed {
+                if f & INVOKED != 0 && stored && !processed && !self.producers_only {
                     c.unread += 1;
                 }
                 // Acknowledged, never processed, and not found where it should still be.

@@ -243,7 +243,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Seconds,
         better: Better::Lower,
         judge: Judge::PerSecond(|w| w.publish_p50_ms.map(|ms| ms / 1e3)),
-        get: |m| Some(m.publish_latency.p50),
+        get: |m| m.publish_latency.measured().map(|l| l.p50),
     },
     Metric {
         key: "p99_publish",
@@ -251,7 +251,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Seconds,
         better: Better::Lower,
         judge: Judge::PerSecond(|w| w.publish_p99_ms.map(|ms| ms / 1e3)),
-        get: |m| Some(m.publish_latency.p99),
+        get: |m| m.publish_latency.measured().map(|l| l.p99),
     },
     Metric {
         key: "p999_publish",
@@ -259,7 +259,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Seconds,
         better: Better::Lower,
         judge: Judge::PerRun,
-        get: |m| Some(m.publish_latency.p999),
+        get: |m| m.publish_latency.measured().map(|l| l.p999),
     },
     Metric {
         key: "max_publish",
@@ -267,7 +267,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Seconds,
         better: Better::Lower,
         judge: Judge::PerRun,
-        get: |m| Some(m.publish_latency.max),
+        get: |m| m.publish_latency.measured().map(|l| l.max),
     },
     Metric {
         key: "p50_end_to_end",
@@ -275,7 +275,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Seconds,
         better: Better::Lower,
         judge: Judge::PerSecond(|w| w.e2e_p50_ms.map(|ms| ms / 1e3)),
-        get: |m| Some(m.end_to_end_latency.p50),
+        get: |m| m.end_to_end_latency.measured().map(|l| l.p50),
     },
     Metric {
         key: "p99_end_to_end",
@@ -283,7 +283,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Seconds,
         better: Better::Lower,
         judge: Judge::PerSecond(|w| w.e2e_p99_ms.map(|ms| ms / 1e3)),
-        get: |m| Some(m.end_to_end_latency.p99),
+        get: |m| m.end_to_end_latency.measured().map(|l| l.p99),
     },
     Metric {
         key: "p999_end_to_end",
@@ -291,7 +291,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Seconds,
         better: Better::Lower,
         judge: Judge::PerRun,
-        get: |m| Some(m.end_to_end_latency.p999),
+        get: |m| m.end_to_end_latency.measured().map(|l| l.p999),
     },
     Metric {
         key: "max_end_to_end",
@@ -299,7 +299,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Seconds,
         better: Better::Lower,
         judge: Judge::PerRun,
-        get: |m| Some(m.end_to_end_latency.max),
+        get: |m| m.end_to_end_latency.measured().map(|l| l.max),
     },
     Metric {
         key: "availability",
@@ -374,20 +374,41 @@ fn worst_recovery(m: &Metrics) -> Option<f64> {
         .reduce(f64::max)
 }
 
-/// The workload rule the run and `validate` add: every `expect:` key names a metric here.
+/// Metrics of what consumers received: with `consumers.count: 0` they measure nothing, and a
+/// bound on them would pass without meaning anything.
+pub const NEED_CONSUMERS: &[&str] = &[
+    "delivered",
+    "unread",
+    "redeliveries",
+    "broker_redeliveries",
+    "duplicate_rate",
+    "per_key_order_violations",
+    "per_key_order_violations_redelivered",
+    "per_key_order_violations_flagged",
+    "skips",
+    "effective_duplicates",
+    "p50_end_to_end",
+    "p99_end_to_end",
+    "p999_end_to_end",
+    "max_end_to_end",
+    "consumer_availability",
+];
+
+/// The workload rule the run and `validate` add: every `expect:` key names a metric here, and
+/// one the workload can measure.
 pub fn validate(w: &Workload) -> Vec<(At, String)> {
+    let known = || METRICS.iter().map(|m| m.key).collect::<Vec<_>>().join(", ");
     w.expect
         .iter()
-        .filter(|(name, _)| find(name).is_none())
-        .map(|(name, bound)| {
-            let known: Vec<&str> = METRICS.iter().map(|m| m.key).collect();
-            (
-                At::Span(bound.referenced),
-                format!(
-                    "unknown metric `{name}` in expect; known metrics: {}",
-                    known.join(", ")
-                ),
-            )
+        .filter_map(|(name, bound)| {
+            let problem = if find(name).is_none() {
+                format!("unknown metric `{name}` in expect; known metrics: {}", known())
+            } else if w.consumers.count == 0 && NEED_CONSUMERS.contains(&name.as_str()) {
+                format!("`{name}` measures what consumers received, and this workload has none (consumers.count: 0)")
+            } else {
+                return None;
+            };
+            Some((At::Span(bound.referenced), problem))
         })
         .collect()
 }

@@ -51,6 +51,11 @@ pub struct LatencySummary {
 }
 
 impl LatencySummary {
+    /// The summary, if anything was measured: no latency is not a latency of zero.
+    pub fn measured(&self) -> Option<&LatencySummary> {
+        (self.count > 0).then_some(self)
+    }
+
     fn of(h: &Histogram<u64>) -> LatencySummary {
         if h.is_empty() {
             return LatencySummary::default();

@@ -225,6 +225,30 @@ fn values_the_final_read_finds_are_unread_not_lost() {
     assert_eq!((m.duplicates_stored, m.final_read_order_violations), (0, 0));
 }
 
+/// Producers only (`consumers.count: 0`): what the final read finds was stored as meant; what it
+/// does not find is still lost.
+#[test]
+fn with_no_consumers_stored_values_are_not_unread() {
+    let mut h = H::new();
+    h.ev.push(Event::Phase {
+        t: 0,
+        phase: Phase::ProducersOnly,
+    });
+    for s in 0..10 {
+        h.ok(id(0, 0, s));
+    }
+    for s in 0..9 {
+        h.stored(id(0, 0, s), kafka(0, s as i64));
+    }
+    h.final_read_done(FinalReadOutcome::Complete);
+    let m = h.check();
+    assert_eq!((m.lost, m.unread, m.delivered), (1, 0, 0));
+    assert!(m.examples.iter().all(|e| e.kind != "unread"));
+    assert_eq!(m.timeline[0].unread, 0);
+    // No latency was measured end to end, and none is made up.
+    assert_eq!(m.metric("p99_end_to_end"), None);
+}
+
 #[test]
 fn without_a_complete_final_read_missing_values_are_unverified() {
     for done in [

@@ -142,7 +142,7 @@ load:
   duration: 5s
   producers: 0
 consumers:
-  count: 0
+  count: 65
 faults:
   - { at: 1s, kind: pause }
 expect:
@@ -156,7 +156,7 @@ expect:
     assert_eq!(all.len(), 4, "{all:#?}");
     assert!(all[0].starts_with("w.yaml:6:3: producers"), "{all:#?}");
     assert!(
-        all[1].starts_with("w.yaml:8:3: consumers.count"),
+        all[1].starts_with("w.yaml:8:3: consumers.count must be between 0"),
         "{all:#?}"
     );
     // Fault kinds are named as the workload writes them.
@@ -184,5 +184,33 @@ fn the_shipped_nightly_suite_is_valid_and_says_how_long_it_takes() {
         lines <= crate::report::plots::PALETTE.len(),
         "{lines} trend lines, {} colours",
         crate::report::plots::PALETTE.len()
+    );
+}
+
+#[test]
+fn a_producers_only_workload_refuses_what_needs_consumers_where_it_is_written() {
+    let src = "name: w
+brokers: [kafka]
+load: { rate: 10/s, duration: 5s }
+consumers: { count: 0 }
+faults:
+  - { at: 1s, kind: consumer-crash }
+  - { at: 1s, kind: partition, between: [consumers, broker], duration: 1s }
+  - { at: 1s, kind: latency, latency: 5ms, duration: 1s }
+  - { at: 1s, kind: pause, workers: producers, duration: 1s }
+expect:
+  lost: 0
+  p99_end_to_end: \"< 1s\"
+";
+    let e = parse_err(src).to_string();
+    let all: Vec<&str> = e.lines().collect();
+    assert_eq!(
+        all,
+        vec![
+            "w.yaml:6:5: consumer-crash acts on the consumers, and this workload has none (consumers.count: 0)",
+            "w.yaml:7:5: partition acts on the consumers, and this workload has none (consumers.count: 0)",
+            "w.yaml:12:19: `p99_end_to_end` measures what consumers received, and this workload has none (consumers.count: 0)",
+        ],
+        "a latency on every client, a pause of producers and `lost` are fine"
     );
 }

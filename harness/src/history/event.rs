@@ -20,6 +20,9 @@ pub enum Phase {
     /// Every fault healed and the workload's consumers stopped: fresh clients, straight to the
     /// broker, now read what is still stored (`FinalRead` events), ending with `FinalReadDone`.
     FinalReadStart,
+    /// Right after `LoadStart`: the workload has no consumers (`consumers.count: 0`), so what
+    /// the final read finds was stored as meant, not left unread.
+    ProducersOnly,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -283,6 +283,12 @@ impl Run<'_> {
             duration_ns: w.load.duration.as_nanos(),
         };
         self.recorder.record(Event::Phase { t: start_ns, phase });
+        if w.consumers.count == 0 {
+            self.recorder.record(Event::Phase {
+                t: start_ns,
+                phase: Phase::ProducersOnly,
+            });
+        }
         let producers = prepared.start(setup, start_ns)?;
         Ok(Load {
             producers,
@@ -375,6 +381,10 @@ impl Run<'_> {
         let run = &self.plan.workload.run;
         let length = self.plan.workload.load.duration.as_nanos();
         let drain_start = Instant::now();
+        // Nothing to drain without consumers: the final read checks what was stored.
+        if self.plan.workload.consumers.count == 0 {
+            return;
+        }
         loop {
             let now = now_ns();
             let last = self.counters.last_delivery_ns.load(Ordering::Relaxed);

@@ -379,6 +379,7 @@ mod tests {
             (0..3)
                 .map(|i| {
                     let mut m = run(i, 1000.0, 20.0, 0.2);
+                    m.end_to_end_latency.count = 1000;
                     m.end_to_end_latency.p999 = p * (1.0 + 0.02 * i as f64);
                     m
                 })

@@ -219,10 +219,10 @@ fn validate(w: &Workload) -> Vec<(At, String)> {
             format!("message_size must be at most {MAX_MESSAGE_SIZE}B"),
         ));
     }
-    if w.consumers.count == 0 || w.consumers.count > 64 {
+    if w.consumers.count > 64 {
         bad.push(at(
             &["consumers", "count"],
-            "consumers.count must be between 1 and 64",
+            "consumers.count must be between 0 (producers only) and 64",
         ));
     }
     for f in &w.faults {
