@@ -6,6 +6,7 @@ mod delivery;
 pub mod expect;
 pub mod metrics;
 mod order;
+pub mod shards;
 mod slots;
 pub mod synthetic;
 mod timing;
@@ -153,6 +154,10 @@ pub struct Metrics {
     /// What the broker's own processes cost (None when the target names no pid file).
     #[serde(default)]
     pub broker_cost: Option<cost::BrokerCost>,
+    /// Deliveries per shard (Kafka partition, RabbitMQ queue) and consumer: how the broker
+    /// spread the work. Empty for a broker with one queue (SQS).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shard_load: Vec<shards::ShardLoad>,
 }
 
 impl Metrics {
@@ -162,6 +167,7 @@ impl Metrics {
         d: delivery::DeliverySection,
         t: timing::TimingSection,
         c: cost::CostSection,
+        shard_load: Vec<shards::ShardLoad>,
     ) -> Metrics {
         let mut timeline = t.timeline;
         for s in &c.samples {
@@ -219,6 +225,7 @@ impl Metrics {
             examples: d.examples,
             history_warning: None,
             broker_cost: c.cost,
+            shard_load,
         }
     }
 
@@ -366,6 +373,7 @@ struct Checkers {
     delivery: delivery::DeliveryChecker,
     timing: timing::TimingChecker,
     cost: cost::CostChecker,
+    shards: shards::ShardChecker,
 }
 
 impl Checkers {
@@ -377,6 +385,7 @@ impl Checkers {
         self.delivery.observe(ev, &mut facts);
         self.timing.observe(ev, &mut facts);
         self.cost.observe(ev, &mut facts);
+        self.shards.observe(ev, &mut facts);
     }
 
     fn finish(self) -> Metrics {
@@ -385,6 +394,7 @@ impl Checkers {
             self.delivery.finish(),
             self.timing.finish(),
             self.cost.finish(),
+            self.shards.finish(),
         )
     }
 }

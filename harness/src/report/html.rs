@@ -288,6 +288,43 @@ fn broker_plots(m: &Metrics) -> Vec<Plot> {
     plots
 }
 
+/// Deliveries by shard (rows) and consumer (columns), with each consumer's total, for the
+/// "who consumed what" table; None when no delivery had a shard.
+fn shard_table(load: &[crate::check::shards::ShardLoad]) -> Option<minijinja::Value> {
+    if load.is_empty() {
+        return None;
+    }
+    let consumers: std::collections::BTreeSet<u32> = load.iter().map(|l| l.consumer).collect();
+    let shards: std::collections::BTreeSet<i64> = load.iter().map(|l| l.shard).collect();
+    let count = |s: i64, c: u32| {
+        load.iter()
+            .find(|l| l.shard == s && l.consumer == c)
+            .map_or(0, |l| l.deliveries)
+    };
+    let rows: Vec<_> = shards
+        .iter()
+        .map(|&s| {
+            let cells: Vec<u64> = consumers.iter().map(|&c| count(s, c)).collect();
+            let top = cells.iter().copied().max().unwrap_or(0);
+            let cells: Vec<_> = cells
+                .into_iter()
+                .map(|n| context! { n => n, top => n > 0 && n == top })
+                .collect();
+            context! { shard => s, cells => cells }
+        })
+        .collect();
+    let totals: Vec<u64> = consumers
+        .iter()
+        .map(|&c| {
+            load.iter()
+                .filter(|l| l.consumer == c)
+                .map(|l| l.deliveries)
+                .sum()
+        })
+        .collect();
+    Some(context! { consumers => consumers, rows => rows, totals => totals })
+}
+
 /// `value` of the registry's metric `key`, formatted in its unit.
 fn fmt_metric_key(key: &str, value: f64) -> String {
     crate::check::metrics::find(key).map_or_else(|| fmt_num(value), |m| fmt_metric(m, Some(value)))
@@ -342,6 +379,7 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
                 name => b.broker.to_string(),
                 product => b.product,
                 client_settings => b.client_settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>(),
+                shard_load => m.map(|m| shard_table(&m.shard_load)),
                 error => b.error,
                 warning => m.and_then(|m| m.history_warning.clone()),
                 plots => m.map(broker_plots).unwrap_or_default(),
@@ -431,6 +469,8 @@ mod tests {
                 publish_p99_ms: Some(9.5),
                 e2e_p50_ms: Some(3.1),
                 e2e_p99_ms: Some(40.0 + (s % 13) as f64),
+                broker_cpu_cores: Some(0.4 + (s % 3) as f64 / 10.0),
+                broker_rss_bytes: Some(150 << 20),
                 ..Default::default()
             })
             .collect();
@@ -453,6 +493,20 @@ mod tests {
             publish_histogram: hist.clone(),
             end_to_end_histogram: hist,
             acked: 600_000,
+            broker_cost: Some(crate::check::cost::BrokerCost {
+                samples: 600,
+                cpu_cores_mean: 0.5,
+                rss_peak_bytes: 150 << 20,
+                cpu_us_per_message: Some(500.0),
+                written_bytes_per_s: 1e6,
+            }),
+            shard_load: (0..6)
+                .map(|s| crate::check::shards::ShardLoad {
+                    shard: s,
+                    consumer: (s % 3) as u32,
+                    deliveries: 100_000,
+                })
+                .collect(),
             ..Default::default()
         };
         let brokers = ["kafka", "rabbitmq", "sqs"]
@@ -461,7 +515,7 @@ mod tests {
             .map(|broker| BrokerResult {
                 broker,
                 product: "x".into(),
-                client_settings: Default::default(),
+                client_settings: [("producer.linger.ms".to_string(), "5".to_string())].into(),
                 error: None,
                 metrics: Some(metrics.clone()),
                 verdicts: Vec::new(),
@@ -483,6 +537,15 @@ mod tests {
         };
         let html = render_run(&r, "name: ten-minutes\n", "{}").unwrap();
         assert!(html.matches("<svg").count() >= 18);
+        for section in [
+            "What the broker costs",
+            "Who consumed what",
+            "producer.linger.ms",
+        ] {
+            assert_eq!(html.matches(section).count(), 3, "{section}, once per broker");
+        }
+        assert!(html.contains("<b>100000</b>"), "the active consumer of a shard");
+        assert!(html.contains("150.0 MiB"), "peak memory in its unit");
         assert!(
             html.len() < 2 * 1024 * 1024,
             "report is {} bytes",
