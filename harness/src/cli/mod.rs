@@ -73,8 +73,8 @@ enum Command {
         baseline: Option<PathBuf>,
         /// Noise threshold: a metric regresses only when the whole 95% interval of its change
         /// is worse than this. `10%` sets it for every metric, `p99_end_to_end=25%` for one;
-        /// repeat the option for several. Default: 30% for latency percentiles, 10% for the
-        /// rest.
+        /// repeat the option for several. Default: 30% for latency percentiles and the broker's
+        /// CPU and memory, 10% for the rest.
         #[arg(long = "threshold")]
         thresholds: Vec<String>,
         /// Judge nothing of a workload edited since the baseline (its topology, load,

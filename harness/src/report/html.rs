@@ -542,9 +542,16 @@ mod tests {
             "Who consumed what",
             "producer.linger.ms",
         ] {
-            assert_eq!(html.matches(section).count(), 3, "{section}, once per broker");
+            assert_eq!(
+                html.matches(section).count(),
+                3,
+                "{section}, once per broker"
+            );
         }
-        assert!(html.contains("<b>100000</b>"), "the active consumer of a shard");
+        assert!(
+            html.contains("<b>100000</b>"),
+            "the active consumer of a shard"
+        );
         assert!(html.contains("150.0 MiB"), "peak memory in its unit");
         assert!(
             html.len() < 2 * 1024 * 1024,
