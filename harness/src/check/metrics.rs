@@ -4,7 +4,8 @@
 //! all read this table, so a new metric is one field in `Metrics` plus one entry here.
 
 use super::Metrics;
-use crate::workload::{At, Workload};
+use crate::workload::steps::MAX_SUSTAINABLE_RATE;
+use crate::workload::{At, Steps, Workload};
 
 /// What a metric's number is, so each report formats it the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -402,19 +403,41 @@ pub const NEED_CONSUMERS: &[&str] = &[
 /// one the workload can measure.
 pub fn validate(w: &Workload) -> Vec<(At, String)> {
     let known = || METRICS.iter().map(|m| m.key).collect::<Vec<_>>().join(", ");
-    w.expect
-        .iter()
-        .filter_map(|(name, bound)| {
-            let problem = if find(name).is_none() {
-                format!("unknown metric `{name}` in expect; known metrics: {}", known())
-            } else if w.consumers.count == 0 && NEED_CONSUMERS.contains(&name.as_str()) {
-                format!("`{name}` measures what consumers received, and this workload has none (consumers.count: 0)")
-            } else {
-                return None;
-            };
-            Some((At::Span(bound.referenced), problem))
-        })
-        .collect()
+    let problem = |name: &str| {
+        if find(name).is_none() {
+            Some(format!(
+                "unknown metric `{name}`; known metrics: {}",
+                known()
+            ))
+        } else if w.consumers.count == 0 && NEED_CONSUMERS.contains(&name) {
+            Some(format!("`{name}` measures what consumers received, and this workload has none (consumers.count: 0)"))
+        } else {
+            None
+        }
+    };
+    let stepped = w.load.rate.steps().is_some();
+    let expected = w.expect.iter().filter_map(|(name, bound)| {
+        let p = if name == MAX_SUSTAINABLE_RATE {
+            (!stepped).then(|| format!("`{name}` is measured by stepping the rate; set load.rate to {{ sweep: [...] }} or {{ find_max: {{...}} }}"))
+        } else {
+            problem(name)
+        };
+        Some((At::Span(bound.referenced), p?))
+    });
+    let searched = match w.load.rate.steps() {
+        Some(Steps::FindMax { bounds, .. }) => bounds.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    let searched = searched.into_iter().filter_map(|name| {
+        let p = problem(&name)?;
+        Some(crate::workload::at_keys(
+            ["load", "rate", "find_max", name.as_str()]
+                .map(String::from)
+                .to_vec(),
+            format!("{p} (in find_max)"),
+        ))
+    });
+    expected.chain(searched).collect()
 }
 
 #[cfg(test)]

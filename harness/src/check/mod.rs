@@ -8,6 +8,7 @@ pub mod metrics;
 mod order;
 pub mod shards;
 mod slots;
+pub mod sustain;
 pub mod synthetic;
 mod timing;
 

@@ -5,6 +5,7 @@
 
 mod run;
 mod suite;
+mod sweep;
 
 use std::path::{Path, PathBuf};
 

@@ -6,13 +6,16 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use tokio::sync::watch;
 
+use super::sweep::Stepper;
 use super::{EXIT_FAILED, EXIT_INVALID, EXIT_PASS};
 use crate::check::{self, expect};
 use crate::driver::Plan;
 use crate::load::runner::{run_broker, StopSignal};
 use crate::report::suite::SuiteRun;
+use crate::report::sweep::{Curve, Step};
 use crate::report::{summary, BrokerResult, RunResult};
 use crate::target::TargetProfile;
+use crate::workload::steps::rate_label;
 use crate::workload::{BrokerKind, Workload};
 
 pub async fn run(
@@ -68,12 +71,13 @@ pub async fn run(
         .collect();
     let mut progress = Progress::new(&runs, !quiet);
 
-    let mut suite = job.suite.as_ref().map(|name| SuiteRun {
+    let suite = job.suite.as_ref().map(|name| SuiteRun {
         suite: name.clone(),
         description: job.description.clone(),
         started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         runs: Vec::new(),
         errors: Vec::new(),
+        curves: Vec::new(),
     });
     let dir = match &suite {
         Some(s) => out.join(new_run_id(&s.suite)),
@@ -90,21 +94,90 @@ pub async fn run(
         );
     }
 
-    let mut code = EXIT_PASS;
-    let mut results = Vec::new();
+    let mut done = Done {
+        code: EXIT_PASS,
+        results: Vec::new(),
+        suite,
+        dir: &dir,
+    };
     // Repeats go round the whole list, so the machine's drift spreads over every workload.
     for (file, w, brokers) in runs {
-        match run_workload(
-            file,
-            w,
-            &profile,
-            &dir,
-            &brokers,
-            stop.clone(),
-            &mut progress,
-        )
-        .await
-        {
+        let Some(steps) = w.load.rate.steps() else {
+            let outcome = run_workload(
+                file,
+                w,
+                None,
+                &profile,
+                &dir,
+                &brokers,
+                stop.clone(),
+                &mut progress,
+            )
+            .await;
+            done.absorb(&w.name, outcome, None);
+            if stop.requested() {
+                break;
+            }
+            continue;
+        };
+        // A stepped rate: one run per step, and a curve of them all on the suite's page.
+        let mut stepper = Stepper::new(w, steps, &brokers);
+        let curve_at = done.suite.as_ref().map_or(0, |s| s.curves.len());
+        'steps: loop {
+            let round = stepper.round();
+            if round.is_empty() {
+                break;
+            }
+            for (rate, on) in round {
+                let (step_w, step) = stepper.step(rate);
+                let outcome = run_workload(
+                    file,
+                    &step_w,
+                    Some(step),
+                    &profile,
+                    &dir,
+                    &on,
+                    stop.clone(),
+                    &mut progress,
+                )
+                .await;
+                if let Ok(result) = &outcome {
+                    stepper.record(rate, result);
+                }
+                done.absorb(&step_w.name, outcome, Some((curve_at, stepper.curve())));
+                if stop.requested() {
+                    break 'steps;
+                }
+            }
+        }
+        let curve = stepper.curve();
+        print!("{}", summary::render_curve(&curve));
+        if !curve.passed() {
+            done.code = done.code.max(EXIT_FAILED);
+        }
+        if stop.requested() {
+            break;
+        }
+    }
+    if done.suite.is_some() {
+        println!("suite: {}", dir.join("index.html").display());
+    }
+    done.code
+}
+
+/// What the job has done so far: its exit code, its runs, and its suite page, rewritten after
+/// every run so that an interrupted suite still has one.
+struct Done<'a> {
+    code: i32,
+    results: Vec<RunResult>,
+    suite: Option<SuiteRun>,
+    dir: &'a Path,
+}
+
+impl Done<'_> {
+    /// Take one run's outcome; `curve` is the stepped workload's curve so far, at its index.
+    fn absorb(&mut self, name: &str, outcome: Result<RunResult>, curve: Option<(usize, Curve)>) {
+        match outcome {
             Ok(result) => {
                 print!("{}", summary::render(&result));
                 let errored = result
@@ -118,33 +191,31 @@ pub async fn run(
                 } else {
                     EXIT_FAILED
                 };
-                code = code.max(c);
-                results.push(result);
+                self.code = self.code.max(c);
+                self.results.push(result);
             }
             Err(e) => {
                 eprintln!("error: {e:#}");
-                code = EXIT_INVALID;
-                if let Some(s) = &mut suite {
-                    s.errors.push(format!("{}: {e:#}", w.name));
+                self.code = EXIT_INVALID;
+                if let Some(s) = &mut self.suite {
+                    s.errors.push(format!("{name}: {e:#}"));
                 }
             }
         }
-        // Rewritten after every run, so an interrupted suite still has its page.
-        if let Some(s) = &mut suite {
-            s.runs = results.iter().map(|r| r.run_id.clone()).collect();
-            if let Err(e) = crate::report::suite::write(&dir, s, &results) {
+        if let Some(s) = &mut self.suite {
+            if let Some((at, curve)) = curve {
+                match s.curves.get_mut(at) {
+                    Some(c) => *c = curve,
+                    None => s.curves.push(curve),
+                }
+            }
+            s.runs = self.results.iter().map(|r| r.run_id.clone()).collect();
+            if let Err(e) = crate::report::suite::write(self.dir, s, &self.results) {
                 eprintln!("error: writing the suite's page: {e:#}");
-                code = EXIT_INVALID;
+                self.code = EXIT_INVALID;
             }
         }
-        if stop.requested() {
-            break;
-        }
     }
-    if suite.is_some() {
-        println!("suite: {}", dir.join("index.html").display());
-    }
-    code
 }
 
 /// Which run of the job is going, and roughly how long the rest will take, for the progress
@@ -166,7 +237,11 @@ impl Progress {
         let expected = runs
             .iter()
             .flat_map(|(_, w, b)| {
-                std::iter::repeat_n(w.load.duration.0.as_secs_f64() + RUN_OVERHEAD_S, b.len())
+                let runs = w.load.rate.steps().map_or(1, |s| s.runs() as usize);
+                std::iter::repeat_n(
+                    w.load.duration.0.as_secs_f64() + RUN_OVERHEAD_S,
+                    b.len() * runs,
+                )
             })
             .collect::<Vec<_>>();
         Progress {
@@ -251,9 +326,11 @@ fn new_run_id(name: &str) -> String {
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_workload(
     file: &Path,
     w: &Workload,
+    step: Option<Step>,
     profile: &TargetProfile,
     out: &Path,
     brokers: &[BrokerKind],
@@ -264,8 +341,22 @@ async fn run_workload(
     let dir = out.join(&run_id);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating run directory {}", dir.display()))?;
-    std::fs::copy(file, dir.join("workload.yaml"))
-        .context("copying the workload into the run directory")?;
+    match &step {
+        None => std::fs::copy(file, dir.join("workload.yaml"))
+            .map(|_| ())
+            .context("copying the workload into the run directory")?,
+        // A step is its own workload, at one rate: what `report` rebuilds it from.
+        Some(_) => {
+            let text = serde_saphyr::to_string(w).context("writing the step's workload")?;
+            let head = format!(
+                "# One step of {}, at {}.\n",
+                file.display(),
+                w.load.rate.single().map(rate_label).unwrap_or_default()
+            );
+            std::fs::write(dir.join("workload.yaml"), head + &text)
+                .context("writing the step's workload into its run directory")?;
+        }
+    }
     std::fs::write(dir.join("target.json"), serde_json::to_vec_pretty(profile)?)?;
     let seed = w.run.seed.unwrap_or_else(rand::random);
     eprintln!(
@@ -280,6 +371,7 @@ async fn run_workload(
     );
 
     let mut result = RunResult::new(&run_id, w, seed, &profile.name);
+    result.step = step;
     for broker in brokers {
         if stop.requested() {
             break;
@@ -378,6 +470,7 @@ fn rebuild(dir: &Path) -> Result<RunResult> {
         result.target = p.target.clone();
         result.interrupted = p.interrupted;
         result.environment = p.environment.clone();
+        result.step = p.step.clone();
     }
     for broker in &w.brokers {
         let history = dir.join(broker.as_str()).join("history.bin");

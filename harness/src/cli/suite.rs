@@ -136,7 +136,12 @@ pub fn expand(args: &[PathBuf], repeat: Option<u32>) -> Result<Job, String> {
     if !problems.is_empty() {
         return Err(problems.join("\n"));
     }
-    if job.suite.is_none() && (many || job.repeat > 1) {
+    // A stepped rate makes a run per step and a curve of them: a suite too.
+    let stepped = job
+        .workloads
+        .iter()
+        .any(|(_, w)| w.load.rate.steps().is_some());
+    if job.suite.is_none() && (many || job.repeat > 1 || stepped) {
         job.suite = Some(match args {
             [one] if one.is_dir() => one
                 .file_name()

@@ -214,3 +214,32 @@ expect:
         "a latency on every client, a pause of producers and `lost` are fine"
     );
 }
+
+#[test]
+fn a_stepped_rate_checks_its_bounds_and_its_own_expectation() {
+    let with = |rate: &str, expect: &str| {
+        format!("name: s\nbrokers: [kafka]\nload: {{ rate: {rate}, duration: 2s }}\nexpect:\n  {expect}\n")
+    };
+    let e = parse_err(&with(
+        "{ find_max: { p99_end_to_edn: \"< 50ms\" } }",
+        "lost: 0",
+    ))
+    .to_string();
+    assert!(
+        e.starts_with("w.yaml:3:29: unknown metric `p99_end_to_edn`"),
+        "{e}"
+    );
+    assert!(e.contains("(in find_max)"), "{e}");
+    // The curve's expectation needs a curve...
+    let e = parse_err(&with("100/s", "max_sustainable_rate: \"> 50\"")).to_string();
+    assert!(
+        e.contains("w.yaml:5:25: `max_sustainable_rate` is measured by stepping the rate"),
+        "{e}"
+    );
+    // ...and a curve accepts it.
+    let src = with(
+        "{ sweep: [100/s, 200/s] }",
+        "max_sustainable_rate: \"> 50\"",
+    );
+    assert!(parse(Path::new("w.yaml"), &src, super::RULES).is_ok());
+}

@@ -48,8 +48,12 @@ type InFlight = Slab<(MsgId, u64)>;
 impl ProducerTask {
     pub async fn run(mut self, w: &Workload, mut publisher: Box<dyn Publisher>) {
         let load = &w.load;
+        // The runner refuses a stepped workload: its steps are run one by one, each at one rate.
+        let Some(rate) = load.rate.single() else {
+            return;
+        };
         let mut schedule = Schedule::new(
-            load.rate,
+            rate,
             load.producers,
             self.slot,
             self.start_ns,

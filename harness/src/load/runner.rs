@@ -49,6 +49,10 @@ pub async fn run_broker(
     stop: StopSignal,
     progress: Option<String>,
 ) -> Result<BrokerRun> {
+    anyhow::ensure!(
+        plan.workload.load.rate.single().is_some(),
+        "a stepped rate is run as its steps, one workload per rate (Workload::at)"
+    );
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let driver: Arc<dyn driver::Driver> = Arc::from(driver::driver(plan.clone())?);
     // Nothing is created on the broker before this succeeds; an unreachable broker fails here.

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::html::{fmt_metric, histogram, page};
 use super::judge::{self, Change, Judgement};
 use super::plots::{self, Series, PALETTE};
+use super::sweep;
 use super::RunResult;
 use crate::check::metrics::{Metric, METRICS};
 use crate::check::Metrics;
@@ -240,6 +241,7 @@ pub fn render(
     baseline: Option<(&str, &[Column])>,
     thresholds: &Thresholds,
     edited: Edited,
+    curves: &[(String, Vec<sweep::Line>)],
 ) -> Result<(String, Vec<Judged>)> {
     let judged = match baseline {
         Some((_, b)) => judgements(columns, b, thresholds, edited)?,
@@ -332,6 +334,7 @@ pub fn render(
         columns => cols,
         rows => rows,
         plots => plots,
+        curves => curves.iter().map(|(w, lines)| context! { workload => w, plots => sweep::plots(lines) }).collect::<Vec<_>>(),
         baseline => baseline.map(|(name, _)| name),
         threshold => thresholds.all.map_or("per metric (see below)".to_string(), |t| format!("{:.0}%", t * 100.0)),
         regressions => judged.iter().filter(|j| j.judgement.change == Change::Regressed).collect::<Vec<_>>(),
@@ -352,10 +355,23 @@ pub fn compare(
     edited: Edited,
     out: &Path,
 ) -> Result<Vec<Judged>> {
-    let mut results = Vec::new();
+    let mut loaded = Vec::new();
     for p in paths {
-        results.extend(load(p)?);
+        let label = match paths.len() {
+            1 => String::new(),
+            _ => p.file_name().map_or(p.display().to_string(), |n| {
+                n.to_string_lossy().into_owned()
+            }),
+        };
+        loaded.push((label, load(p)?));
     }
+    // Steps of a stepped workload also make curves, one line per run set and broker.
+    let curves = sweep::lines_of(
+        loaded
+            .iter()
+            .flat_map(|(label, runs)| runs.iter().map(move |r| (label.clone(), r))),
+    );
+    let results: Vec<RunResult> = loaded.into_iter().flat_map(|(_, r)| r).collect();
     let cols = columns(&results);
     anyhow::ensure!(
         !cols.is_empty(),
@@ -369,6 +385,7 @@ pub fn compare(
         base_name.as_deref().zip(base_cols.as_deref()),
         thresholds,
         edited,
+        &curves,
     )?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     std::fs::write(out.join("index.html"), html)
@@ -494,7 +511,8 @@ mod tests {
         let mut a = col(BrokerKind::new("kafka"), 1000.0, 0);
         a.workload = "<script>alert(1)</script>".into();
         let b = col(BrokerKind::new("rabbitmq"), 500.0, 0);
-        let (html, judged) = render(&[a, b], None, &Thresholds::default(), Edited::Judge).unwrap();
+        let (html, judged) =
+            render(&[a, b], None, &Thresholds::default(), Edited::Judge, &[]).unwrap();
         assert!(judged.is_empty());
         assert!(
             html.contains("<td class=\"best\">1000"),

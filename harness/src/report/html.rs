@@ -532,6 +532,7 @@ mod tests {
             seed: 1,
             target: "local".into(),
             interrupted: false,
+            step: None,
             environment: Environment::default(),
             brokers,
         };

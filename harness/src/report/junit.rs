@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use super::sweep::Curve;
 use super::RunResult;
 
 pub fn escape(s: &str) -> String {
@@ -24,14 +25,23 @@ pub fn escape(s: &str) -> String {
 }
 
 pub fn render(r: &RunResult) -> String {
-    render_all(&r.workload, std::slice::from_ref(r))
+    render_all(&r.workload, std::slice::from_ref(r), &[])
 }
 
 /// One document for many runs (a suite): one test suite per run and broker.
-pub fn render_all(name: &str, runs: &[RunResult]) -> String {
+/// A stepped workload's curve adds a test suite with one case per broker's highest sustained
+/// rate, when the workload expects one.
+pub fn render_all(name: &str, runs: &[RunResult], curves: &[Curve]) -> String {
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let brokers = || runs.iter().flat_map(|r| r.brokers.iter());
-    let tests: usize = brokers().map(|b| b.verdicts.len().max(1)).sum();
+    let judged = || {
+        curves.iter().flat_map(|c| {
+            c.brokers
+                .iter()
+                .filter_map(move |b| Some((c, b, b.verdict.as_ref()?)))
+        })
+    };
+    let tests: usize = brokers().map(|b| b.verdicts.len().max(1)).sum::<usize>() + judged().count();
     let failures: usize = brokers()
         .map(|b| {
             if b.error.is_some() {
@@ -40,7 +50,8 @@ pub fn render_all(name: &str, runs: &[RunResult]) -> String {
                 b.verdicts.iter().filter(|v| !v.passed).count()
             }
         })
-        .sum();
+        .sum::<usize>()
+        + judged().filter(|(_, _, v)| !v.passed).count();
     let _ = writeln!(
         x,
         "<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\">",
@@ -48,6 +59,32 @@ pub fn render_all(name: &str, runs: &[RunResult]) -> String {
     );
     for r in runs {
         suites(&mut x, r, runs.len() > 1);
+    }
+    for (c, b, v) in judged() {
+        let name = format!("{}.{}", c.workload, b.broker);
+        let _ = writeln!(
+            x,
+            "  <testsuite name=\"{} [curve]\" tests=\"1\" failures=\"{}\">",
+            escape(&name),
+            u8::from(!v.passed)
+        );
+        let case = format!(
+            "<testcase classname=\"{}\" name=\"{}\"",
+            escape(&name),
+            escape(&v.metric)
+        );
+        if v.passed {
+            let _ = writeln!(x, "    {case}/>");
+        } else {
+            let measured = v.measured.map_or("n/a".to_string(), |m| format!("{m}"));
+            let msg = format!("{} = {measured}, expected {}", v.metric, v.bound);
+            let _ = writeln!(
+                x,
+                "    {case}><failure message=\"{}\"/></testcase>",
+                escape(&msg)
+            );
+        }
+        let _ = writeln!(x, "  </testsuite>");
     }
     x.push_str("</testsuites>\n");
     x

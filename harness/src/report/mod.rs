@@ -7,6 +7,7 @@ pub mod junit;
 pub mod plots;
 pub mod suite;
 pub mod summary;
+pub mod sweep;
 pub mod trend;
 
 use std::collections::BTreeMap;
@@ -44,6 +45,9 @@ pub struct RunResult {
     #[serde(default)]
     pub environment: Environment,
     pub brokers: Vec<BrokerResult>,
+    /// Set when the run was one step of a stepped rate (a sweep or a search).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<sweep::Step>,
 }
 
 /// The machine the harness ran on (brokers may run elsewhere: see each broker's `product`).
@@ -140,6 +144,7 @@ impl RunResult {
             interrupted: false,
             environment: Environment::detect(),
             brokers: Vec::new(),
+            step: None,
         }
     }
 

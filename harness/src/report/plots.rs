@@ -98,10 +98,11 @@ fn shade_faults<'a, DB: DrawingBackend + 'a>(
 
 fn legend<'a, DB: DrawingBackend + 'a>(
     chart: &mut ChartContext<'a, DB, impl CoordTranslate>,
+    at: SeriesLabelPosition,
 ) -> Result<(), String> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(at)
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(200, 200, 200))
         .label_font(("sans-serif", 11))
@@ -111,9 +112,16 @@ fn legend<'a, DB: DrawingBackend + 'a>(
 
 /// Draw into a fresh SVG string; a plotting error becomes a visible note instead of a failure.
 fn svg(draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>) -> String {
+    sized_svg(SIZE, draw)
+}
+
+fn sized_svg(
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>,
+) -> String {
     let mut buf = String::new();
     let result = {
-        let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
+        let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
         root.fill(&WHITE)
             .map_err(|e| e.to_string())
             .and_then(|_| draw(&root))
@@ -128,10 +136,22 @@ fn svg(draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), Stri
     }
 }
 
-/// Draw each series as a line with a legend entry, then the legend.
+/// Draw each series as a line with a legend entry, then the legend (top right).
 fn lines<'a, DB: DrawingBackend + 'a, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     series: &[Series],
+) -> Result<(), String>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    lines_with_legend(chart, series, SeriesLabelPosition::UpperRight)
+}
+
+fn lines_with_legend<'a, DB: DrawingBackend + 'a, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    series: &[Series],
+    at: SeriesLabelPosition,
 ) -> Result<(), String>
 where
     X: Ranged<ValueType = f64>,
@@ -145,7 +165,7 @@ where
             .label(s.name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
     }
-    legend(chart)
+    legend(chart, at)
 }
 
 /// A time plot: x = seconds since the load started.
@@ -258,6 +278,46 @@ pub fn trend_plot(
             )
             .map_err(|e| e.to_string())?;
         lines(&mut chart, series)
+    })
+}
+
+/// Latency against achieved throughput, one line per series through its steps (x = messages
+/// per second, y = milliseconds on a log scale), each step marked: the classic benchmark curve,
+/// flat until the broker saturates, then rising steeply.
+pub fn curve_plot(title: &str, series: &[Series]) -> String {
+    // Three to a row: p50, p99 and p99.9 side by side.
+    sized_svg((380, 280), |root| {
+        let all = || series.iter().flat_map(|s| s.points.iter());
+        let x_max = all().map(|p| p.0).fold(1.0, f64::max) * 1.08;
+        let y_max = all().map(|p| p.1).fold(0.01, f64::max) * 1.5;
+        let y_min = all()
+            .map(|p| p.1)
+            .fold(f64::INFINITY, f64::min)
+            .clamp(0.001, y_max / 10.0)
+            * 0.7;
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 15))
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(62)
+            .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("achieved throughput (msg/s)")
+            .y_desc("latency (ms, log)")
+            .light_line_style(RGBColor(240, 240, 240))
+            .label_style(("sans-serif", 11))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for s in series {
+            let c = s.color;
+            chart
+                .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                .map_err(|e| e.to_string())?;
+        }
+        // Latency rises to the right: the legend keeps out of the way at the top left.
+        lines_with_legend(&mut chart, series, SeriesLabelPosition::UpperLeft)
     })
 }
 

@@ -9,6 +9,7 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::html::{fmt_metric, page};
+use super::sweep::{self, fmt_rate, Curve, Line};
 use super::{junit, RunResult};
 use crate::check::metrics::find;
 
@@ -24,6 +25,17 @@ pub struct SuiteRun {
     pub runs: Vec<String>,
     /// Runs that could not even start (unreachable broker before any history): what failed.
     pub errors: Vec<String>,
+    /// The curve of each stepped workload (a sweep or a search), built from its steps' runs.
+    #[serde(default)]
+    pub curves: Vec<Curve>,
+}
+
+impl SuiteRun {
+    pub fn passed(&self, runs: &[RunResult]) -> bool {
+        runs.iter().all(RunResult::passed)
+            && self.errors.is_empty()
+            && self.curves.iter().all(Curve::passed)
+    }
 }
 
 /// The figures each cell shows, from the metric registry.
@@ -89,7 +101,8 @@ pub fn render(s: &SuiteRun, runs: &[RunResult]) -> Result<String> {
             context! { workload => w, cells => cells }
         })
         .collect();
-    let passed = runs.iter().all(RunResult::passed) && s.errors.is_empty();
+    let passed = s.passed(runs);
+    let curves: Vec<_> = s.curves.iter().map(|c| curve_view(c, runs)).collect();
     page(
         "suite.html",
         TEMPLATE,
@@ -99,6 +112,7 @@ pub fn render(s: &SuiteRun, runs: &[RunResult]) -> Result<String> {
         rows => rows,
         passed => passed,
         runs => runs.len(),
+        curves => curves,
         },
     )
 }
@@ -108,8 +122,67 @@ pub fn write(dir: &Path, s: &SuiteRun, runs: &[RunResult]) -> Result<()> {
     let json = serde_json::to_string_pretty(s)?;
     std::fs::write(dir.join("suite.json"), json)
         .with_context(|| format!("writing {}/suite.json", dir.display()))?;
-    std::fs::write(dir.join("junit.xml"), junit::render_all(&s.suite, runs))
-        .with_context(|| format!("writing {}/junit.xml", dir.display()))?;
+    std::fs::write(
+        dir.join("junit.xml"),
+        junit::render_all(&s.suite, runs, &s.curves),
+    )
+    .with_context(|| format!("writing {}/junit.xml", dir.display()))?;
     std::fs::write(dir.join("index.html"), render(s, runs)?)
         .with_context(|| format!("writing {}/index.html", dir.display()))
+}
+
+/// A curve as the suite's page shows it: each broker's highest sustained rate and verdict, the
+/// latency-against-throughput plots, and a row per step linking to its run.
+fn curve_view(c: &Curve, runs: &[RunResult]) -> minijinja::Value {
+    let lines: Vec<Line> = c
+        .brokers
+        .iter()
+        .map(|b| Line {
+            name: b.broker.to_string(),
+            points: b
+                .points
+                .iter()
+                .filter(|p| p.error.is_none())
+                .cloned()
+                .collect(),
+        })
+        .collect();
+    let ms = |l: Option<&crate::check::LatencySummary>,
+              q: fn(&crate::check::LatencySummary) -> f64| {
+        l.map_or("—".to_string(), |l| super::html::fmt_secs(q(l)))
+    };
+    let brokers: Vec<_> = c
+        .brokers
+        .iter()
+        .map(|b| {
+            let steps: Vec<_> = b
+                .points
+                .iter()
+                .map(|p| {
+                    let e = p.end_to_end.as_ref();
+                    context! {
+                        offered => fmt_rate(p.offered),
+                        achieved => format!("{:.0}", p.achieved),
+                        e2e => format!("{} / {} / {}", ms(e, |l| l.p50), ms(e, |l| l.p99), ms(e, |l| l.p999)),
+                        publish => ms(p.publish.as_ref(), |l| l.p99),
+                        held => p.sustained.held,
+                        why => p.error.clone().into_iter().chain(p.sustained.why_not.iter().cloned()).collect::<Vec<_>>().join("; "),
+                        link => runs.iter().any(|r| r.run_id == p.run_id).then(|| format!("{}/index.html", p.run_id)),
+                    }
+                })
+                .collect();
+            context! {
+                broker => b.broker.to_string(),
+                found => b.max_sustainable_rate.map_or("none of the steps".to_string(), |r| fmt_rate(Some(r))),
+                verdict => b.verdict.as_ref().map(|v| context! { passed => v.passed, bound => v.bound.clone() }),
+                steps => steps,
+            }
+        })
+        .collect();
+    context! {
+        workload => c.workload.clone(),
+        plan => c.plan.clone(),
+        brokers => brokers,
+        plots => sweep::plots(&lines),
+    }
 }

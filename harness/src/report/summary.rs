@@ -82,3 +82,41 @@ pub fn render(r: &RunResult) -> String {
     }
     out
 }
+
+/// The lines printed when a stepped workload's last step is done: each broker's steps and the
+/// highest rate it sustained.
+pub fn render_curve(c: &super::sweep::Curve) -> String {
+    use super::sweep::fmt_rate;
+    let mut out = String::new();
+    let _ = writeln!(out, "\n{} — {}", c.workload, c.plan);
+    for b in &c.brokers {
+        let steps: Vec<String> = b
+            .points
+            .iter()
+            .map(|p| {
+                let p99 = p.end_to_end.as_ref().map_or("—".into(), |l| ms(l.p99));
+                format!(
+                    "{} → {:.0} msg/s, e2e p99 {p99}{}",
+                    fmt_rate(p.offered),
+                    p.achieved,
+                    if p.sustained.held { " ✓" } else { "" }
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "  {:<9} {}", b.broker.as_str(), steps.join("; "));
+        let found = b
+            .max_sustainable_rate
+            .map_or("no step was sustained".into(), |r| {
+                format!("{} sustained", fmt_rate(Some(r)))
+            });
+        let verdict = b.verdict.as_ref().map_or(String::new(), |v| {
+            format!(
+                " — {} max_sustainable_rate {}",
+                if v.passed { "PASS" } else { "FAIL" },
+                v.bound
+            )
+        });
+        let _ = writeln!(out, "  {:<9} highest: {found}{verdict}", "");
+    }
+    out
+}

@@ -256,6 +256,7 @@ mod tests {
             seed: 1,
             target: "local".into(),
             interrupted: false,
+            step: None,
             environment: Default::default(),
             brokers: vec![super::super::BrokerResult {
                 broker: crate::workload::BrokerKind::new("kafka"),

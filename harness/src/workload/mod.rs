@@ -1,12 +1,14 @@
 //! Workload files: parse strictly, validate, and report every problem as `file:line:col: message`.
 
 mod model;
+pub mod steps;
 pub mod units;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use model::*;
+pub use steps::{LoadRate, Steps};
 use units::Rate;
 
 /// Smallest message that still holds the envelope (see `message::envelope`).
@@ -186,13 +188,19 @@ fn validate(w: &Workload) -> Vec<(At, String)> {
             "max_in_flight must be at least 1",
         ));
     }
-    if let Rate::PerSecond(r) = load.rate {
-        if r > 10_000_000.0 {
-            bad.push(at(
-                &["load", "rate"],
-                "rate above 10M/s is not supported; use `max`",
-            ));
-        }
+    let rates = match &load.rate {
+        LoadRate::One(r) => vec![*r],
+        LoadRate::Steps(Steps::Sweep(rates)) => rates.clone(),
+        LoadRate::Steps(Steps::FindMax { to, .. }) => to.map(Rate::PerSecond).into_iter().collect(),
+    };
+    if rates
+        .iter()
+        .any(|r| matches!(r, Rate::PerSecond(r) if *r > 10_000_000.0))
+    {
+        bad.push(at(
+            &["load", "rate"],
+            "rate above 10M/s is not supported; use `max`",
+        ));
     }
     if load.duration.0.is_zero() {
         bad.push(at(&["load", "duration"], "duration must be positive"));

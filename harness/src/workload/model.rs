@@ -8,7 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use super::units::{Bound, Dur, Rate, Size};
+use super::steps::LoadRate;
+use super::units::{Bound, Dur, Size};
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -109,8 +110,9 @@ impl Default for Topology {
 pub struct Load {
     #[serde(default = "one")]
     pub producers: u32,
-    /// Open-loop offered rate across all producers, or `max`.
-    pub rate: Rate,
+    /// Open-loop offered rate across all producers, or `max`; or steps of rates (a sweep, or a
+    /// search for the highest sustainable one), each run on its own (see `steps`).
+    pub rate: LoadRate,
     #[serde(default)]
     pub keys: Keys,
     #[serde(default = "default_message_size")]

@@ -35,7 +35,7 @@ fn parse_err(src: &str) -> WorkloadError {
 fn parses_a_full_workload_with_units() {
     let w = parse(Path::new("w.yaml"), VALID, &[]).unwrap();
     assert_eq!(w.brokers, ["kafka", "rabbitmq", "sqs"].map(BrokerKind::new));
-    assert_eq!(w.load.rate, Rate::PerSecond(500.0));
+    assert_eq!(w.load.rate, LoadRate::One(Rate::PerSecond(500.0)));
     assert_eq!(w.load.message_size.0, 1024);
     assert_eq!(w.load.duration, units::Dur::secs(10));
     assert_eq!(w.load.keys.distribution, KeyDistribution::Zipf(1.1));
@@ -151,4 +151,78 @@ fn the_digest_changes_with_what_is_measured_and_only_with_that() {
     ] {
         assert_ne!(digest(&other), base, "{other}");
     }
+}
+
+#[test]
+fn a_rate_can_be_stepped_as_a_sweep_or_a_search() {
+    let with = |rate: &str| VALID.replace("rate: 500/s", &format!("rate: {rate}"));
+    let rate = |rate: &str| {
+        parse(Path::new("w.yaml"), &with(rate), &[])
+            .unwrap()
+            .load
+            .rate
+    };
+    let per = Rate::PerSecond;
+    assert_eq!(
+        rate("{ sweep: [1000/s, 5000/s, max] }"),
+        LoadRate::Steps(Steps::Sweep(vec![per(1000.0), per(5000.0), Rate::Max]))
+    );
+    assert_eq!(
+        rate("{ sweep: { from: 1000/s, to: 9000/s, steps: 5 } }"),
+        LoadRate::Steps(Steps::Sweep(
+            [1000.0, 3000.0, 5000.0, 7000.0, 9000.0].map(per).to_vec()
+        ))
+    );
+    let LoadRate::Steps(Steps::FindMax { bounds, to, steps }) =
+        rate("{ find_max: { p99_end_to_end: \"< 50ms\" }, to: 40000/s }")
+    else {
+        panic!("not a search");
+    };
+    assert_eq!(bounds["p99_end_to_end"].value, 0.05);
+    assert_eq!((to, steps), (Some(40_000.0), steps::DEFAULT_SEARCH_STEPS));
+}
+
+#[test]
+fn bad_steps_are_refused_where_they_are_written() {
+    let bad = |rate: &str, expect: &str| {
+        let src = VALID.replace("rate: 500/s", &format!("rate: {rate}"));
+        let e = parse_err(&src);
+        assert_eq!(e.line, 9, "{e}");
+        assert!(e.to_string().contains(expect), "{rate}: {e}");
+    };
+    bad("{ sweep: [] }", "a sweep has 1 to 30 steps, not 0");
+    bad("{ sweep: [1000/s, fast] }", "invalid rate \"fast\"");
+    bad(
+        "{ sweep: { from: 5000/s, to: 1000/s, steps: 3 } }",
+        "must be below to",
+    );
+    bad("{ sweep: [1000/s], find_max: { lost: 0 } }", "choose one");
+    bad("{ find_max: {} }", "find_max needs a bound");
+    bad(
+        "{ find_max: { p99_end_to_end: \"< 50ms\" }, to: max }",
+        "to must be a rate",
+    );
+    bad("{ swep: [1000/s] }", "unknown field `swep`");
+}
+
+#[test]
+fn a_step_is_the_workload_at_one_rate_and_reads_back_as_written() {
+    let src = VALID
+        .replace("rate: 500/s", "rate: { sweep: [100/s, max] }")
+        .replace(
+            "  lost: 0\n",
+            "  lost: 0\n  max_sustainable_rate: \"> 50\"\n",
+        );
+    let w = parse(Path::new("w.yaml"), &src, &[]).unwrap();
+    let step = w.at(Rate::PerSecond(100.0));
+    assert_eq!(step.name, "smoke@100/s");
+    assert_eq!(step.load.rate, LoadRate::One(Rate::PerSecond(100.0)));
+    assert!(step.expect.contains_key("lost"));
+    assert!(!step.expect.contains_key(steps::MAX_SUSTAINABLE_RATE));
+    // Written into the step's run directory, it reads back as the same workload.
+    let text = serde_saphyr::to_string(&step).unwrap();
+    let back = parse(Path::new("step.yaml"), &text, &[]).unwrap();
+    assert_eq!(back.digest(), step.digest(), "{text}");
+    assert_eq!(back.name, step.name);
+    assert_ne!(step.digest(), w.at(Rate::Max).digest());
 }
