@@ -332,3 +332,37 @@ fn ctrl_c_stops_cleanly_keeping_history_and_printing_the_summary() {
     assert!(m.acked > 500 && m.acked < 10_000, "{} acked", m.acked);
     assert_eq!(m.lost, 0);
 }
+
+#[test]
+fn rabbitmq_single_active_consumers_spread_over_the_shards() {
+    // Consistent-hash shards with single active consumer: each consumer is active on its own
+    // shards, as a partitioned-channel deployment assigns them, instead of the first consumer to
+    // subscribe being active everywhere while the others idle.
+    let _brokers = sharing_brokers();
+    let yaml = steady("rabbitmq", "  rabbitmq: { single_active_consumer: true }")
+        .replace("partitions: 3", "partitions: 4")
+        .replace("duration: 3s", "duration: 6s")
+        .replace("count: 10 }", "count: 200 }");
+    let ran = run_ok(&yaml, "rabbitmq");
+    let load = &ran.metrics.shard_load;
+    let mut active: std::collections::BTreeMap<u32, Vec<i64>> = Default::default();
+    for shard in 0..4 {
+        let on: Vec<_> = load.iter().filter(|l| l.shard == shard).collect();
+        let total: u64 = on.iter().map(|l| l.deliveries).sum();
+        let top = on
+            .iter()
+            .max_by_key(|l| l.deliveries)
+            .unwrap_or_else(|| panic!("nothing from shard {shard}: {load:?}"));
+        assert_eq!(
+            top.deliveries, total,
+            "one active consumer per shard: {load:?}"
+        );
+        active.entry(top.consumer).or_default().push(shard);
+    }
+    let shards: Vec<usize> = active.values().map(Vec::len).collect();
+    assert_eq!(
+        shards,
+        [2, 2],
+        "two shards for each of the two consumers: {active:?}"
+    );
+}

@@ -195,15 +195,31 @@ impl Driver for RabbitDriver {
         let no_ack = w.consumers.ack == AckMode::Auto;
         let name = format!("consumer {consumer}");
         let tag = format!("{}-c{consumer}", self.plan.resource_prefix);
-        let c = self
+        let mut c = self
             .open_consumer(&name, &tag, self.options.prefetch, no_ack)
             .await?;
+        let queues: Vec<u32> = (0..self.queue_count()).collect();
+        let (own, others) = if self.options.single_active_consumer {
+            spread(consumer, w.consumers.count, &queues)
+        } else {
+            (queues, Vec::new())
+        };
+        for q in own {
+            c.subscribe(q).await?;
+        }
+        // Standing by on the others' shards, so that one takes over when their consumer dies,
+        // once the others have had the time to become active on their own.
+        c.standby = others;
+        c.standby_at = tokio::time::Instant::now() + STANDBY_AFTER;
         Ok(Box::new(c))
     }
 
     async fn final_reader(&self) -> Result<Box<dyn Consumer>> {
         let tag = format!("{}-final-read", self.plan.resource_prefix);
-        let consumer = self.open_consumer("final read", &tag, 1000, false).await?;
+        let mut consumer = self.open_consumer("final read", &tag, 1000, false).await?;
+        for q in 0..self.queue_count() {
+            consumer.subscribe(q).await?;
+        }
         // Counting on a channel of its own: a failed passive declare closes its channel.
         let counter = consumer
             ._conn
@@ -249,8 +265,21 @@ impl Driver for RabbitDriver {
     }
 }
 
+/// How long a consumer waits before it subscribes to the other consumers' shards as standby.
+/// With single active consumer, the first subscriber to a queue is its active consumer: if every
+/// consumer subscribed to every queue at once, in the same order, the first would be active on
+/// all of them and the rest would idle. Consumers start together, so this is ample.
+const STANDBY_AFTER: Duration = Duration::from_secs(2);
+
+/// The shards consumer `index` of `count` is meant to be active on (every `count`-th, from its
+/// index, as a partitioned-channel deployment assigns them), and the rest, which it stands by on.
+fn spread(index: u32, count: u32, queues: &[u32]) -> (Vec<u32>, Vec<u32>) {
+    let count = count.max(1);
+    queues.iter().partition(|&&q| q % count == index % count)
+}
+
 impl RabbitDriver {
-    /// A connection and channel consuming from every queue of the run.
+    /// A connection and channel to consume on, subscribed to no queue yet.
     async fn open_consumer(
         &self,
         name: &str,
@@ -267,27 +296,15 @@ impl RabbitDriver {
             .basic_qos(prefetch, BasicQosOptions::default())
             .await
             .context("rabbitmq: setting prefetch")?;
-        let mut streams = SelectAll::new();
-        for i in 0..self.queue_count() {
-            let c = channel
-                .basic_consume(
-                    self.queue(i).into(),
-                    format!("{tag}-q{i}").into(),
-                    BasicConsumeOptions {
-                        no_ack,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .with_context(|| format!("rabbitmq: consuming from {}", self.queue(i)))?;
-            streams.push(c.map(move |d| (i, d)).boxed());
-        }
         Ok(RabbitConsumer {
             _conn: conn,
             channel,
-            streams,
+            streams: SelectAll::new(),
             no_ack,
+            tag: tag.to_string(),
+            queue_names: (0..self.queue_count()).map(|i| self.queue(i)).collect(),
+            standby: Vec::new(),
+            standby_at: tokio::time::Instant::now(),
         })
     }
 }
@@ -345,9 +362,34 @@ struct RabbitConsumer {
     channel: Channel,
     streams: SelectAll<DeliveryStream>,
     no_ack: bool,
+    tag: String,
+    /// Every queue of the run, by shard.
+    queue_names: Vec<String>,
+    /// Shards still to subscribe to, as standby, at `standby_at`.
+    standby: Vec<u32>,
+    standby_at: tokio::time::Instant,
 }
 
 impl RabbitConsumer {
+    async fn subscribe(&mut self, i: u32) -> Result<()> {
+        let queue = &self.queue_names[i as usize];
+        let c = self
+            .channel
+            .basic_consume(
+                queue.as_str().into(),
+                format!("{}-q{i}", self.tag).into(),
+                BasicConsumeOptions {
+                    no_ack: self.no_ack,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .with_context(|| format!("rabbitmq: consuming from {queue}"))?;
+        self.streams.push(c.map(move |d| (i, d)).boxed());
+        Ok(())
+    }
+
     fn received(&self, queue: u32, d: lapin::message::Delivery) -> Received {
         let tag = d.delivery_tag;
         Received {
@@ -367,6 +409,23 @@ impl RabbitConsumer {
 #[async_trait]
 impl Consumer for RabbitConsumer {
     async fn poll(&mut self, wait: Duration) -> Result<Vec<Received>> {
+        if !self.standby.is_empty() && tokio::time::Instant::now() >= self.standby_at {
+            for q in std::mem::take(&mut self.standby) {
+                self.subscribe(q).await?;
+            }
+        }
+        if self.streams.is_empty() {
+            anyhow::ensure!(!self.standby.is_empty(), "rabbitmq: subscribed to no queue");
+            // Nothing subscribed yet (every shard is another's): wait as a poll would.
+            tokio::time::sleep(
+                wait.min(
+                    self.standby_at
+                        .saturating_duration_since(tokio::time::Instant::now()),
+                ),
+            )
+            .await;
+            return Ok(Vec::new());
+        }
         let first = match tokio::time::timeout(wait, self.streams.next()).await {
             Err(_) => return Ok(Vec::new()),
             Ok(None) => anyhow::bail!("rabbitmq: all consumers were cancelled"),
@@ -450,6 +509,19 @@ mod tests {
             "name: t\nbrokers: [rabbitmq]\ntopology:\n  partitions: 4\n{topology}load: {{ rate: 1/s, duration: 1s }}\n"
         );
         RabbitDriver::new(super::super::test_plan("rabbitmq", &yaml)).unwrap()
+    }
+
+    #[test]
+    fn single_active_consumers_are_spread_over_the_shards() {
+        let queues: Vec<u32> = (0..6).collect();
+        let own = |i, n| spread(i, n, &queues).0;
+        assert_eq!(own(0, 3), [0, 3]);
+        assert_eq!(own(1, 3), [1, 4]);
+        assert_eq!(own(2, 3), [2, 5]);
+        assert_eq!(spread(1, 3, &queues).1, [0, 2, 3, 5]);
+        // More consumers than shards: the extra ones only stand by.
+        assert_eq!(own(7, 8), Vec::<u32>::new());
+        assert_eq!(own(0, 1), queues);
     }
 
     #[test]
