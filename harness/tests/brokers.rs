@@ -216,6 +216,96 @@ expect: {{ lost: 0 }}
 }
 
 #[test]
+fn backlog_runs_start_the_consumers_late_and_measure_the_catch_up() {
+    let _brokers = sharing_brokers();
+    for broker in ["kafka", "rabbitmq", "sqs"] {
+        // 1,200 messages at 400/s: the consumers start about 3 s in, then catch up.
+        let yaml = format!(
+            "name: backlog-{broker}
+brokers: [{broker}]
+topology: {{ partitions: 2 }}
+load: {{ rate: 400/s, duration: 8s, keys: {{ count: 8 }}, backlog: {{ messages: 1200 }} }}
+consumers: {{ count: 2 }}
+expect: {{ lost: 0, unread: 0, catch_up_time: \"< 20s\" }}
+"
+        );
+        let ran = run_ok(&yaml, broker);
+        let m = &ran.metrics;
+        assert_eq!((m.lost, m.unread), (0, 0), "{broker}: {m:?}");
+        assert!(m.delivered >= m.acked && m.acked >= 3000, "{broker}: {m:?}");
+        let c = m.catch_up.as_ref().expect("a catch-up");
+        assert!(
+            (2.5..4.5).contains(&c.started_s) && c.backlog >= 1000,
+            "{broker}: consumers started {} s in with {} waiting",
+            c.started_s,
+            c.backlog
+        );
+        // Catching up means taking more than the 400/s that keep arriving.
+        assert!(c.rate.is_some_and(|r| r > 400.0), "{broker}: {c:?}");
+        let none_before = m
+            .timeline
+            .iter()
+            .filter(|w| (w.second as f64) < c.started_s.floor())
+            .all(|w| w.delivered == 0);
+        assert!(
+            none_before,
+            "{broker}: delivered before the consumers started"
+        );
+        // The stopped consumers were not unavailable (a Kafka consumer's seconds joining its
+        // group, with the backlog waiting, are).
+        if broker != "kafka" {
+            assert!(
+                m.consumer_availability > 0.9,
+                "{broker}: {}",
+                m.consumer_availability
+            );
+        }
+        let started = ran.events.iter().any(|e| {
+            matches!(
+                e,
+                brokerbench::history::Event::Phase {
+                    phase: brokerbench::history::Phase::ConsumersStart { .. },
+                    ..
+                }
+            )
+        });
+        assert!(
+            started,
+            "{broker}: the history records when the consumers started"
+        );
+    }
+}
+
+#[test]
+fn rate_max_grows_its_window_while_it_pays_and_says_where_it_settled() {
+    let _brokers = sharing_brokers();
+    let yaml = "name: auto-window
+brokers: [rabbitmq]
+topology: { rabbitmq: { sharding: none } }
+load: { rate: max, duration: 8s, warmup: 2s, keys: { count: 100 } }
+consumers: { count: 0 }
+expect: { lost: 0 }
+";
+    let ran = run_ok(yaml, "rabbitmq");
+    let settled: Vec<u32> = ran
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            brokerbench::history::Event::Window { size, .. } => Some(*size),
+            _ => None,
+        })
+        .collect();
+    // One producer, one decision: some doubling of the starting 1000.
+    assert_eq!(settled.len(), 1, "{settled:?}");
+    let size = settled[0];
+    assert!(
+        size.is_multiple_of(1000) && (size / 1000).is_power_of_two() && size <= 128_000,
+        "a doubling of the first 1000: {size}"
+    );
+    assert_eq!(ran.metrics.in_flight_window, Some(size));
+}
+
+#[test]
 fn failed_expectation_exits_1_and_says_which() {
     let dir = tempfile::tempdir().unwrap();
     let yaml =

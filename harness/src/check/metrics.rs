@@ -331,6 +331,27 @@ pub const METRICS: &[Metric] = &[
         get: worst_recovery,
     },
     Metric {
+        key: "catch_up_time",
+        label: "backlog caught up in",
+        unit: Unit::Seconds,
+        better: Better::Lower,
+        judge: Judge::PerRun,
+        // A backlog never caught up took forever; a run without one measured nothing.
+        get: |m| {
+            m.catch_up
+                .as_ref()
+                .map(|c| c.time_s.unwrap_or(f64::INFINITY))
+        },
+    },
+    Metric {
+        key: "catch_up_rate",
+        label: "catching up (msg/s)",
+        unit: Unit::PerSecond,
+        better: Better::Higher,
+        judge: Judge::PerRun,
+        get: |m| m.catch_up.as_ref().and_then(|c| c.rate),
+    },
+    Metric {
         key: "reconnects",
         label: "client reconnects (harness)",
         unit: Unit::Count,
@@ -382,6 +403,8 @@ fn worst_recovery(m: &Metrics) -> Option<f64> {
 /// Metrics of what consumers received: with `consumers.count: 0` they measure nothing, and a
 /// bound on them would pass without meaning anything.
 pub const NEED_CONSUMERS: &[&str] = &[
+    "catch_up_time",
+    "catch_up_rate",
     "delivered",
     "unread",
     "redeliveries",

@@ -21,7 +21,7 @@ use hdrhistogram::serialization::{Serializer as _, V2Serializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-pub use timing::{FaultWindow, Window};
+pub use timing::{CatchUp, FaultWindow, Window};
 
 use crate::history::{self, Event, Stop};
 
@@ -159,6 +159,13 @@ pub struct Metrics {
     /// spread the work. Empty for a broker with one queue (SQS).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shard_load: Vec<shards::ShardLoad>,
+    /// How the consumers caught up on the backlog the workload built (`load.backlog`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up: Option<CatchUp>,
+    /// The window (sends in flight per producer) `max_in_flight: auto` settled on; the largest
+    /// if producers differ. None for a fixed window, or one still growing when the load ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight_window: Option<u32>,
 }
 
 impl Metrics {
@@ -220,6 +227,8 @@ impl Metrics {
             availability: t.availability,
             consumer_availability: t.consumer_availability,
             recovery_time: t.recovery_time,
+            catch_up: t.catch_up,
+            in_flight_window: t.in_flight_window,
             reconnects: t.reconnects,
             faults: t.faults,
             timeline,

@@ -76,7 +76,27 @@ pub struct TimingSection {
     pub timeline: Vec<Window>,
     pub load_start_ns: u64,
     pub duration_s: f64,
+    pub catch_up: Option<CatchUp>,
+    pub in_flight_window: Option<u32>,
 }
+
+/// How a backlog run's consumers caught up (`load.backlog`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CatchUp {
+    /// When the consumers started, in seconds since the load started.
+    pub started_s: f64,
+    /// Acknowledged and not yet processed when they started.
+    pub backlog: u64,
+    /// Seconds from their start until the backlog was down to 1% of that (the end of the first
+    /// second that ended there), their joining included; None if it never was.
+    pub time_s: Option<f64>,
+    /// Messages processed per second from their first delivery until then: the backlog and the
+    /// load that kept coming, at the pace the consumers could take them.
+    pub rate: Option<f64>,
+}
+
+/// A backlog counts as caught up once it is this share of what it was when consumers started.
+const CAUGHT_UP: f64 = 0.01;
 
 #[derive(Default)]
 pub struct TimingChecker {
@@ -101,6 +121,10 @@ pub struct TimingChecker {
     acked_in_measure: u64,
     last_ack_ns: u64,
     pending: Vec<(Event, Facts)>,
+    /// When a backlog run's consumers started, and the backlog they started with.
+    consumers_start: Option<(u64, u64)>,
+    /// The largest window an `auto` producer settled on.
+    in_flight_window: Option<u32>,
 }
 
 /// Keep the earliest time seen: events from different pipes may arrive slightly out of order.
@@ -219,6 +243,9 @@ impl TimingChecker {
 
     fn apply(&mut self, ev: &Event, facts: Facts) {
         match ev {
+            Event::Window { size, .. } => {
+                self.in_flight_window = Some(self.in_flight_window.unwrap_or(0).max(*size));
+            }
             Event::SendInvoke { t, .. } => {
                 if let Some(w) = self.window(*t) {
                     self.windows[w].sent += 1;
@@ -347,6 +374,9 @@ impl Checker for TimingChecker {
                         }
                     }
                     Phase::LoadEnd => self.load_end = Some(*t),
+                    Phase::ConsumersStart { backlog } => {
+                        self.consumers_start = Some((*t, *backlog))
+                    }
                     _ => {}
                 }
             }
@@ -397,9 +427,15 @@ impl Checker for TimingChecker {
         } else {
             1.0
         };
+        // Consumers stopped on purpose (building a backlog) are not unavailable.
+        let start = self.start.unwrap_or(0);
+        let consumers_from = self
+            .consumers_start
+            .map_or(0, |(t, _)| t.saturating_sub(start) / 1_000_000_000);
         let backlog: Vec<&Window> = self
             .windows
             .iter()
+            .filter(|w| w.second >= consumers_from)
             .filter(|w| w.unseen > 0 || w.delivered > 0)
             .collect();
         let progressed = backlog.iter().filter(|w| w.delivered > 0).count();
@@ -430,6 +466,10 @@ impl Checker for TimingChecker {
             .fold(None, |acc: Option<f64>, r| {
                 Some(acc.map_or(r, |a| a.max(r)))
             });
+        m.catch_up = self
+            .consumers_start
+            .map(|(t, backlog)| catch_up(&self.windows, t.saturating_sub(start), backlog));
+        m.in_flight_window = self.in_flight_window;
         m.faults = self.faults;
         m.timeline = self.windows;
         m.load_start_ns = start;
@@ -438,5 +478,79 @@ impl Checker for TimingChecker {
             .map(|e| e.saturating_sub(start) as f64 / 1e9)
             .unwrap_or(0.0);
         m
+    }
+}
+
+/// How long the consumers that started `from_ns` into the load, with `backlog` waiting, took to
+/// bring it down to 1%, and at what rate they processed once they were processing.
+fn catch_up(windows: &[Window], from_ns: u64, backlog: u64) -> CatchUp {
+    let started_s = from_ns as f64 / 1e9;
+    let first = (from_ns / 1_000_000_000) as usize;
+    let target = (backlog as f64 * CAUGHT_UP).max(1.0);
+    let done = windows
+        .iter()
+        .skip(first)
+        .position(|w| (w.unseen.max(0) as f64) <= target)
+        .map(|i| first + i);
+    let (time_s, rate) = match done {
+        Some(last) => {
+            let end = (windows[last].second + 1) as f64;
+            let processed: u64 = windows[first..=last].iter().map(|w| w.delivered).sum();
+            // From the second of their first delivery (joining a group can take seconds).
+            let busy_from = windows[first..=last]
+                .iter()
+                .find(|w| w.delivered > 0)
+                .map_or(started_s, |w| (w.second as f64).max(started_s));
+            let busy = end - busy_from;
+            (
+                Some(end - started_s),
+                (busy > 0.0).then(|| processed as f64 / busy),
+            )
+        }
+        None => (None, None),
+    };
+    CatchUp {
+        started_s,
+        backlog,
+        time_s,
+        rate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn second(s: u64, delivered: u64, unseen: i64) -> Window {
+        Window {
+            second: s,
+            delivered,
+            unseen,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn catching_up_ends_when_the_backlog_is_down_to_one_percent() {
+        // 10,000 waiting at 2.5 s; the consumers take 4,000/s while 1,000/s keep coming, once
+        // they have joined, in second 3.
+        let windows = vec![
+            second(0, 0, 4000),
+            second(1, 0, 8000),
+            second(2, 0, 10_000),
+            second(3, 4000, 7000),
+            second(4, 4000, 4000),
+            second(5, 4000, 1000),
+            second(6, 1050, 50),
+            second(7, 1000, 50),
+        ];
+        let c = catch_up(&windows, 2_500_000_000, 10_000);
+        assert_eq!(c.started_s, 2.5);
+        // Down to 100 or fewer by the end of second 6: 4.5 s, joining included; processing
+        // from second 3 to the end of second 6.
+        assert_eq!(c.time_s, Some(4.5));
+        assert_eq!(c.rate, Some(13_050.0 / 4.0));
+        let never = catch_up(&windows[..6], 2_500_000_000, 10_000);
+        assert_eq!((never.time_s, never.rate), (None, None));
     }
 }

@@ -570,6 +570,25 @@ mod tests {
             // The local brokers' cost is sampled through the pid files bin/brokers writes.
             let pid_file = l.control().pid_file.clone().unwrap_or_default();
             assert_eq!(pid_file, format!("../.brokers/{kind}/pid"), "{kind}");
+            // The containers' through `docker stats` of the service that runs the broker.
+            let stats = d.control().stats.clone().unwrap_or_default();
+            assert!(
+                stats.starts_with("docker stats --format '{{json .}}' $(docker compose")
+                    && stats.ends_with(")"),
+                "{kind}: {stats}"
+            );
+            let service = stats
+                .trim_end_matches(')')
+                .rsplit(' ')
+                .next()
+                .unwrap_or_default();
+            assert!(
+                d.control()
+                    .kill
+                    .as_deref()
+                    .is_some_and(|k| k.ends_with(service)),
+                "{kind}: stats and kill name the same service"
+            );
         }
     }
 

@@ -23,6 +23,9 @@ pub enum Phase {
     /// Right after `LoadStart`: the workload has no consumers (`consumers.count: 0`), so what
     /// the final read finds was stored as meant, not left unread.
     ProducersOnly,
+    /// The workload's backlog is built (`load.backlog`): the consumers start now, with
+    /// `backlog` messages acknowledged and not yet processed.
+    ConsumersStart { backlog: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -198,6 +201,12 @@ pub enum Event {
         /// Bytes they caused to be written to storage.
         written_bytes: u64,
     },
+    /// A producer with `max_in_flight: auto` settled on its window: `size` sends in flight.
+    Window {
+        t: u64,
+        producer: u32,
+        size: u32,
+    },
 }
 
 impl Event {
@@ -221,7 +230,8 @@ impl Event {
             | Event::Reconnect { t, .. }
             | Event::FinalRead { t, .. }
             | Event::FinalReadDone { t, .. }
-            | Event::BrokerUsage { t, .. } => *t,
+            | Event::BrokerUsage { t, .. }
+            | Event::Window { t, .. } => *t,
         }
     }
 }

@@ -203,6 +203,11 @@ mod tests {
                 rss_bytes: 1 << 27,
                 written_bytes: 4096,
             },
+            Event::Window {
+                t: 14,
+                producer: 0,
+                size: 8000,
+            },
         ]
     }
 
@@ -238,6 +243,7 @@ mod tests {
             "FinalRead",
             "FinalReadDone",
             "BrokerUsage",
+            "Window",
         ] {
             assert!(schema.contains(&format!("\"{kind}\"")), "{kind} missing");
         }

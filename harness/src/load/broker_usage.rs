@@ -3,6 +3,9 @@
 //! every descendant of it), recorded in the history as `BrokerUsage`. The pid file is read
 //! again at every sample, so a broker killed and started again by a fault is followed to its
 //! new process.
+//!
+//! A broker in a container has no pid of ours: the target's `stats` command instead streams
+//! `docker stats --format '{{json .}}'` lines for its container, and each line is one sample.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -167,9 +170,108 @@ impl Sampler {
         Sampler { stop, task }
     }
 
+    /// Start sampling from `command`'s output (run with `sh -c` in `dir`), one `docker stats
+    /// --format '{{json .}}'` line per sample. The command is killed when sampling stops.
+    pub fn start_stats(command: String, dir: PathBuf, recorder: Recorder) -> Sampler {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let child = tokio::process::Command::new("sh")
+                .arg("-c")
+                .arg(&command)
+                .current_dir(&dir)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn();
+            let Ok(mut child) = child else {
+                eprintln!("warning: could not run the broker's stats command `{command}`");
+                return;
+            };
+            let Some(out) = child.stdout.take() else {
+                return;
+            };
+            let mut lines = tokio::io::BufReader::new(out).lines();
+            let mut last: Option<(u64, u64)> = None;
+            loop {
+                let line = tokio::select! {
+                    l = lines.next_line() => l,
+                    _ = stopped.changed() => break,
+                };
+                let Ok(Some(line)) = line else { break };
+                let Some(s) = DockerStats::parse(&line) else {
+                    continue;
+                };
+                let t = now_ns();
+                // The first line sets the baseline of the storage writes and the interval.
+                if let Some((t0, written0)) = last {
+                    let interval_ns = t.saturating_sub(t0);
+                    recorder.record(Event::BrokerUsage {
+                        t,
+                        interval_ns,
+                        processes: s.processes,
+                        cpu_ns: (s.cores * interval_ns as f64) as u64,
+                        rss_bytes: s.rss_bytes,
+                        written_bytes: s.written_bytes.saturating_sub(written0),
+                    });
+                }
+                last = Some((t, s.written_bytes));
+            }
+            let _ = child.kill().await;
+        });
+        Sampler { stop, task }
+    }
+
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}
+
+/// One line of `docker stats --format '{{json .}}'`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DockerStats {
+    /// `CPUPerc` / 100: cores kept busy, as docker measured over its last interval.
+    pub cores: f64,
+    /// `MemUsage`'s first half.
+    pub rss_bytes: u64,
+    /// `BlockIO`'s second half: written so far.
+    pub written_bytes: u64,
+    pub processes: u32,
+}
+
+impl DockerStats {
+    /// None for a line that is not one (docker's screen-clearing codes come before each
+    /// refresh, and a stopped container shows `--`).
+    pub fn parse(line: &str) -> Option<DockerStats> {
+        let json = &line[line.find('{')?..];
+        let v: serde_json::Value = serde_json::from_str(json).ok()?;
+        let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::trim);
+        let cores = field("CPUPerc")?
+            .strip_suffix('%')?
+            .trim()
+            .parse::<f64>()
+            .ok()?
+            / 100.0;
+        let size = |s: &str| {
+            s.trim()
+                .parse::<bytesize::ByteSize>()
+                .ok()
+                .map(|b| b.as_u64())
+        };
+        let rss_bytes = size(field("MemUsage")?.split('/').next()?)?;
+        let written_bytes = field("BlockIO")
+            .and_then(|b| b.split('/').nth(1))
+            .and_then(size)
+            .unwrap_or(0);
+        let processes = field("PIDs").and_then(|p| p.parse().ok()).unwrap_or(1);
+        Some(DockerStats {
+            cores,
+            rss_bytes,
+            written_bytes,
+            processes,
+        })
     }
 }
 
@@ -186,6 +288,70 @@ mod tests {
             rss_bytes: rss,
             written_bytes: cpu * 10,
         }
+    }
+
+    const LINE: &str = r#"{"BlockIO":"1.5MB / 24.6MB","CPUPerc":"37.50%","Container":"c0ffee","ID":"c0ffee","MemPerc":"4.10%","MemUsage":"512MiB / 7.6GiB","Name":"brokerbench-kafka-1","NetIO":"1kB / 2kB","PIDs":"97"}"#;
+
+    #[test]
+    fn docker_stats_lines_read_as_samples() {
+        let s = DockerStats::parse(&format!("\u{1b}[2J\u{1b}[H{LINE}")).unwrap();
+        assert_eq!(
+            s,
+            DockerStats {
+                cores: 0.375,
+                rss_bytes: 512 << 20,
+                written_bytes: 24_600_000,
+                processes: 97,
+            }
+        );
+        // A stopped container, and what is not a stats line at all.
+        assert_eq!(DockerStats::parse(&LINE.replace("37.50%", "--")), None);
+        assert_eq!(DockerStats::parse("Error response from daemon"), None);
+    }
+
+    #[tokio::test]
+    async fn a_stats_command_is_sampled_line_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.bin");
+        let (recorder, writer) = crate::history::create(&path).unwrap();
+        // Three refreshes a second apart, as `docker stats` streams them; storage writes grow.
+        let lines: Vec<String> = [24.6, 25.6, 27.6]
+            .iter()
+            .map(|mb| LINE.replace("24.6MB", &format!("{mb}MB")))
+            .collect();
+        let script = dir.path().join("stats.sh");
+        let body: String = lines
+            .iter()
+            .map(|l| format!("echo '{l}'; sleep 0.3\n"))
+            .collect();
+        std::fs::write(&script, format!("{body}sleep 30\n")).unwrap();
+        let sampler = Sampler::start_stats(
+            format!("sh {}", script.display()),
+            dir.path().to_owned(),
+            recorder.clone(),
+        );
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        sampler.stop().await;
+        drop(recorder);
+        writer.finish().unwrap();
+        let usage: Vec<(u64, u64, u64)> = crate::history::read(&path)
+            .unwrap()
+            .filter_map(|e| match e.unwrap() {
+                Event::BrokerUsage {
+                    interval_ns,
+                    cpu_ns,
+                    written_bytes,
+                    ..
+                } => Some((interval_ns, cpu_ns, written_bytes)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(usage.len(), 2, "the first line is the baseline: {usage:?}");
+        for (interval, cpu, _) in &usage {
+            assert_eq!(*cpu, (0.375 * *interval as f64) as u64);
+        }
+        let written: Vec<u64> = usage.iter().map(|u| u.2).collect();
+        assert_eq!(written, [1_000_000, 2_000_000]);
     }
 
     #[test]

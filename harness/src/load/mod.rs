@@ -19,6 +19,7 @@ pub mod producer_group;
 pub mod producer_process;
 pub mod runner;
 pub mod schedule;
+pub mod window;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -10,6 +10,7 @@ use slab::Slab;
 use tokio::sync::watch;
 
 use super::schedule::{KeyChooser, Schedule};
+use super::window::Window;
 use super::Counters;
 use crate::driver::{Driver, Publisher, SendError, SendOutcome};
 use crate::history::{now_ns, ClientRole, Event, Position, Recorder};
@@ -45,6 +46,13 @@ type Outcome = (MsgId, u64, Result<Position, SendError>);
 /// waiting (or replaces a dead client) can be recorded as indeterminate.
 type InFlight = Slab<(MsgId, u64)>;
 
+/// One producer's outcomes so far: acknowledged, and failed or without an outcome.
+#[derive(Default)]
+struct Tally {
+    acked: u64,
+    failed: u64,
+}
+
 impl ProducerTask {
     pub async fn run(mut self, w: &Workload, mut publisher: Box<dyn Publisher>) {
         let load = &w.load;
@@ -67,10 +75,12 @@ impl ProducerTask {
         );
         let size = load.message_size.0 as usize;
         let mut body = Vec::with_capacity(size);
-        let max_in_flight = load.max_in_flight as usize;
+        let mut window = Window::new(load.window());
+        // This producer's own totals, for an `auto` window to learn from.
+        let mut tally = Tally::default();
         let send_timeout = w.run.send_timeout.0;
-        let mut in_flight = InFlight::with_capacity(max_in_flight);
-        let mut outcomes = Vec::with_capacity(max_in_flight);
+        let mut in_flight = InFlight::with_capacity(window.size());
+        let mut outcomes = Vec::with_capacity(window.size());
         let mut last_reconnect = std::time::Instant::now();
         // The stall watchdog: sending, yet no send acknowledged for this long (no outcome at
         // all, or only failures and timeouts), means a wedged client, which is replaced like one
@@ -98,12 +108,14 @@ impl ProducerTask {
         tokio::pin!(give_up_timer);
 
         'send: loop {
-            while in_flight.len() >= max_in_flight {
+            while in_flight.len() >= window.size() {
+                window.full();
                 tokio::select! {
                     _ = publisher.acks(&mut outcomes) => {
-                        if self.complete_all(&mut in_flight, &mut outcomes) {
+                        if self.complete_all(&mut in_flight, &mut outcomes, &mut tally) {
                             trying_since = None;
                         }
+                        self.learn(&mut window, &tally);
                     }
                     _ = self.stop.changed() => {}
                     _ = &mut give_up_timer => break 'send,
@@ -114,7 +126,13 @@ impl ProducerTask {
                 }
                 if stalled(&trying_since) {
                     publisher = self
-                        .replace(publisher, &mut in_flight, &mut outcomes, &stall_reason)
+                        .replace(
+                            publisher,
+                            &mut in_flight,
+                            &mut outcomes,
+                            &stall_reason,
+                            &mut tally,
+                        )
                         .await;
                     trying_since = Some(std::time::Instant::now());
                     last_reconnect = std::time::Instant::now();
@@ -131,9 +149,10 @@ impl ProducerTask {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_nanos(intended - now)) => {}
                     _ = publisher.acks(&mut outcomes), if !in_flight.is_empty() => {
-                        if self.complete_all(&mut in_flight, &mut outcomes) {
+                        if self.complete_all(&mut in_flight, &mut outcomes, &mut tally) {
                             trying_since = None;
                         }
+                        self.learn(&mut window, &tally);
                     }
                     _ = self.stop.changed() => {}
                 }
@@ -171,16 +190,19 @@ impl ProducerTask {
                     "the client lost its connection"
                 };
                 publisher = self
-                    .replace(publisher, &mut in_flight, &mut outcomes, why)
+                    .replace(publisher, &mut in_flight, &mut outcomes, why, &mut tally)
                     .await;
                 trying_since = Some(std::time::Instant::now());
             }
             if publisher.is_broken() {
-                self.complete((
-                    id,
-                    intended,
-                    Err(SendError::Failed("not connected to the broker".into())),
-                ));
+                self.complete(
+                    (
+                        id,
+                        intended,
+                        Err(SendError::Failed("not connected to the broker".into())),
+                    ),
+                    &mut tally,
+                );
                 continue;
             }
             let token = in_flight.insert((id, intended));
@@ -188,14 +210,14 @@ impl ProducerTask {
             // send_timeout); one deadline below bounds the wait at the end.
             if let Err(e) = publisher.submit(token, id, &body).await {
                 in_flight.remove(token);
-                self.complete((id, intended, Err(e)));
+                self.complete((id, intended, Err(e)), &mut tally);
             }
         }
         let deadline = (tokio::time::Instant::now() + send_timeout).max(give_up);
         while !in_flight.is_empty() {
             match tokio::time::timeout_at(deadline, publisher.acks(&mut outcomes)).await {
                 Ok(()) => {
-                    self.complete_all(&mut in_flight, &mut outcomes);
+                    self.complete_all(&mut in_flight, &mut outcomes, &mut tally);
                 }
                 Err(_) => break,
             }
@@ -203,6 +225,7 @@ impl ProducerTask {
         self.abandon(
             &mut in_flight,
             "no acknowledgement before the producer stopped waiting",
+            &mut tally,
         );
         publisher.close().await;
     }
@@ -215,15 +238,20 @@ impl ProducerTask {
         in_flight: &mut InFlight,
         outcomes: &mut Vec<SendOutcome>,
         why: &str,
+        tally: &mut Tally,
     ) -> Box<dyn Publisher> {
         let fresh = match self.driver.publisher(self.index).await {
             Ok(p) => p,
             Err(_) => return old,
         };
         if old.acks(outcomes).now_or_never().is_some() {
-            self.complete_all(in_flight, outcomes);
+            self.complete_all(in_flight, outcomes, tally);
         }
-        self.abandon(in_flight, &format!("the client was replaced ({why})"));
+        self.abandon(
+            in_flight,
+            &format!("the client was replaced ({why})"),
+            tally,
+        );
         self.recorder.record(Event::Reconnect {
             t: now_ns(),
             role: ClientRole::Producer,
@@ -235,28 +263,57 @@ impl ProducerTask {
 
     /// Record the outcomes the publisher reported, emptying `outcomes` for the next batch;
     /// true if any send was acknowledged.
-    fn complete_all(&self, in_flight: &mut InFlight, outcomes: &mut Vec<SendOutcome>) -> bool {
+    fn complete_all(
+        &self,
+        in_flight: &mut InFlight,
+        outcomes: &mut Vec<SendOutcome>,
+        tally: &mut Tally,
+    ) -> bool {
         let mut acked = false;
         for (token, outcome) in outcomes.drain(..) {
             // A token not in flight belongs to no send of ours: nothing to record.
             if let Some((id, intended)) = in_flight.try_remove(token) {
                 acked |= outcome.is_ok();
-                self.complete((id, intended, outcome));
+                self.complete((id, intended, outcome), tally);
             }
         }
         acked
     }
 
-    /// Sends that will get no acknowledgement from us: they may or may not have been stored.
-    fn abandon(&self, in_flight: &mut InFlight, why: &str) {
-        for (id, intended) in in_flight.drain() {
-            self.complete((id, intended, Err(SendError::Indeterminate(why.into()))));
+    /// An `auto` window looks at what this producer's sends achieved; once it settles, the
+    /// history says on what.
+    fn learn(&self, window: &mut Window, tally: &Tally) {
+        if !window.probing() {
+            return;
+        }
+        let t = now_ns();
+        if let Some(size) = window.observe(t, tally.acked, tally.failed) {
+            self.recorder.record(Event::Window {
+                t,
+                producer: self.index,
+                size: size as u32,
+            });
         }
     }
 
-    fn complete(&self, (id, intended, outcome): Outcome) {
+    /// Sends that will get no acknowledgement from us: they may or may not have been stored.
+    fn abandon(&self, in_flight: &mut InFlight, why: &str, tally: &mut Tally) {
+        for (id, intended) in in_flight.drain() {
+            self.complete(
+                (id, intended, Err(SendError::Indeterminate(why.into()))),
+                tally,
+            );
+        }
+    }
+
+    fn complete(&self, (id, intended, outcome): Outcome, tally: &mut Tally) {
         let t = now_ns();
         let c = &self.counters;
+        if outcome.is_ok() {
+            tally.acked += 1;
+        } else {
+            tally.failed += 1;
+        }
         let event = match outcome {
             Ok(pos) => {
                 c.acked.fetch_add(1, Ordering::Relaxed);

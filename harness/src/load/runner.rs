@@ -79,6 +79,7 @@ pub async fn run_broker(
                 counters: Arc::new(Counters::default()),
                 bar: progress_bar(progress, plan.workload.load.duration.0),
                 interrupted: false,
+                backlog: plan.workload.load.backlog_messages(),
             };
             drive(run, clients, faults).await
         }
@@ -178,6 +179,9 @@ struct Run<'a> {
     bar: ProgressBar,
     /// Ctrl-C came: the phases left wind down quickly and the final read is skipped.
     interrupted: bool,
+    /// Acknowledged messages to wait for before the consumers start (`load.backlog`); None
+    /// once they have started, or when the workload builds no backlog.
+    backlog: Option<u64>,
 }
 
 /// The run once its clients are set up, as its phases: consumers, producers and faults start;
@@ -203,8 +207,10 @@ async fn drive(mut run: Run<'_>, clients: Clients, faults: Vec<Window>) -> Resul
     let fault_task = run.start_faults(faults, &clients, &consumers, &load, &activity);
     let mut watchdog = Watchdog::new(plan.workload.run.stall_timeout.0, load.start_ns);
     run.run_load(&load, &mut watchdog, &activity, &consumers)
-        .await;
+        .await?;
     let start_ns = run.end_load(load).await?;
+    // A backlog the load did not fill is still consumed, in the drain.
+    run.start_backlogged_consumers(&consumers, &mut watchdog, true)?;
     run.drain(start_ns, &mut watchdog, &activity, &consumers)
         .await;
     run.settle_faults(fault_task).await;
@@ -253,9 +259,15 @@ impl Run<'_> {
             self.recorder.clone(),
             self.counters.clone(),
         )));
+        // Building a backlog, the consumers start once it is built.
+        let now = if self.backlog.is_some() {
+            0
+        } else {
+            w.consumers.count
+        };
         {
             let mut f = process_fleet::lock(&fleet)?;
-            for _ in 0..w.consumers.count {
+            for _ in 0..now {
                 f.spawn()?;
             }
         }
@@ -264,7 +276,7 @@ impl Run<'_> {
         process_fleet::wait_ready(
             &fleet,
             &self.counters.ready_workers,
-            w.consumers.count as u64,
+            now as u64,
             ready_deadline,
             || stop.requested(),
         )
@@ -301,14 +313,21 @@ impl Run<'_> {
         })
     }
 
-    /// What the broker costs, sampled beside the load when the target says where its pid is.
+    /// What the broker costs, sampled beside the load when the target says where its pid is
+    /// (or, for a container, how to stream its `docker stats`).
     fn start_usage(&self) -> Option<super::broker_usage::Sampler> {
+        use super::broker_usage::Sampler;
         let plan = self.plan;
-        let pid_file = driver::control(&plan.target, &plan.broker).pid_file?;
-        let path = plan.target.dir.join(pid_file);
-        Some(super::broker_usage::Sampler::start(
-            path,
-            self.recorder.clone(),
+        let control = driver::control(&plan.target, &plan.broker);
+        let recorder = self.recorder.clone();
+        if let Some(pid_file) = control.pid_file {
+            return Some(Sampler::start(plan.target.dir.join(pid_file), recorder));
+        }
+        let stats = control.stats?;
+        Some(Sampler::start_stats(
+            stats,
+            plan.target.dir.clone(),
+            recorder,
         ))
     }
 
@@ -349,18 +368,51 @@ impl Run<'_> {
         watchdog: &mut Watchdog,
         activity: &chaos::Activity,
         consumers: &Consumers,
-    ) {
+    ) -> Result<()> {
         let length = self.plan.workload.load.duration.as_nanos();
         while !load.producers.finished() {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let now = now_ns();
             let elapsed = now.saturating_sub(load.start_ns).min(length);
             update_bar(&self.bar, &self.counters, elapsed, "load");
+            self.start_backlogged_consumers(consumers, watchdog, false)?;
             watchdog.check(&self.counters, activity, consumers);
             if self.record_interrupt(now) {
                 load.producers.stop().await;
             }
         }
+        Ok(())
+    }
+
+    /// Start the consumers of a backlog run once the backlog is built (or, with `now`,
+    /// whatever it holds). They are not waited for: catching up includes their joining.
+    fn start_backlogged_consumers(
+        &mut self,
+        consumers: &Consumers,
+        watchdog: &mut Watchdog,
+        now: bool,
+    ) -> Result<()> {
+        let Some(wanted) = self.backlog else {
+            return Ok(());
+        };
+        let acked = self.counters.acked.load(Ordering::Relaxed);
+        if acked < wanted && !now {
+            return Ok(());
+        }
+        self.backlog = None;
+        let backlog = acked.saturating_sub(self.counters.delivered.load(Ordering::Relaxed));
+        let t = now_ns();
+        self.recorder.record(Event::Phase {
+            t,
+            phase: Phase::ConsumersStart { backlog },
+        });
+        // The consumers were stopped on purpose: no quiet so far is theirs to answer for.
+        watchdog.since = t;
+        let mut f = process_fleet::lock(consumers)?;
+        for _ in 0..self.plan.workload.consumers.count {
+            f.spawn()?;
+        }
+        Ok(())
     }
 
     /// The producers have finished their schedule (or were stopped): wait for their last

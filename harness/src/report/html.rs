@@ -380,6 +380,13 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
                 product => b.product,
                 client_settings => b.client_settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>(),
                 shard_load => m.map(|m| shard_table(&m.shard_load)),
+                window => m.and_then(|m| m.in_flight_window),
+                catch_up => m.and_then(|m| m.catch_up.as_ref()).map(|c| context! {
+                    started => format!("{:.1}", c.started_s),
+                    backlog => fmt_num(c.backlog as f64),
+                    time => c.time_s.map(fmt_secs),
+                    rate => c.rate.map(|r| format!("{r:.0}")),
+                }),
                 error => b.error,
                 warning => m.and_then(|m| m.history_warning.clone()),
                 plots => m.map(broker_plots).unwrap_or_default(),

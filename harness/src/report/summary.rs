@@ -13,6 +13,14 @@ fn ms(s: f64) -> String {
     }
 }
 
+/// p50/p99/p999/max, or "—" when nothing was measured (no consumers: no end-to-end latency).
+fn quantiles(l: &crate::check::LatencySummary) -> String {
+    match l.measured() {
+        Some(l) => format!("{}/{}/{}/{}", ms(l.p50), ms(l.p99), ms(l.p999), ms(l.max)),
+        None => "—".into(),
+    }
+}
+
 pub fn render(r: &RunResult) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "\n{} — run {}", r.workload, r.run_id);
@@ -46,8 +54,8 @@ pub fn render(r: &RunResult) -> String {
                     m.lost,
                     m.duplicate_rate * 100.0,
                     m.throughput,
-                    format!("{}/{}/{}/{}", ms(p.p50), ms(p.p99), ms(p.p999), ms(p.max)),
-                    format!("{}/{}/{}/{}", ms(e.p50), ms(e.p99), ms(e.p999), ms(e.max)),
+                    quantiles(p),
+                    quantiles(e),
                 );
                 if let Some(w) = &m.history_warning {
                     let _ = writeln!(out, "          warning: {w}");

@@ -35,6 +35,9 @@ pub struct Control {
     /// the broker's processes are sampled each second for what they cost (CPU, memory,
     /// storage writes).
     pub pid_file: Option<String>,
+    /// For a broker in a container: a command that streams `docker stats --format '{{json .}}'`
+    /// lines for it, sampled the same way (used when there is no `pid_file`).
+    pub stats: Option<String>,
 }
 
 /// A check that a later stage adds to reading a profile (the driver registry's): every problem,

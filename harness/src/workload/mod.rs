@@ -71,10 +71,14 @@ pub fn load(path: &Path, rules: &[Rule]) -> Result<Workload, WorkloadError> {
 
 /// Parse and validate workload text; `path` is only used in error messages.
 pub fn parse(path: &Path, src: &str, rules: &[Rule]) -> Result<Workload, WorkloadError> {
-    let workload: Workload = serde_saphyr::from_str(src).map_err(|e| {
+    let mut workload: Workload = serde_saphyr::from_str(src).map_err(|e| {
         let (line, column, message) = yaml_error(&e);
         WorkloadError::new(path, (line, column), message)
     })?;
+    // Written out, so that the digest and the report say which window the run used.
+    if workload.load.max_in_flight.is_none() {
+        workload.load.max_in_flight = InFlight::default_for(&workload.load.rate);
+    }
     let found = rules.iter().flat_map(|rule| rule(&workload));
     let mut problems = validate(&workload)
         .into_iter()
@@ -182,7 +186,7 @@ fn validate(w: &Workload) -> Vec<(At, String)> {
             "keys.count must be at least 1",
         ));
     }
-    if load.max_in_flight == 0 {
+    if load.max_in_flight == Some(InFlight::Fixed(0)) {
         bad.push(at(
             &["load", "max_in_flight"],
             "max_in_flight must be at least 1",
@@ -226,6 +230,20 @@ fn validate(w: &Workload) -> Vec<(At, String)> {
             &["load", "message_size"],
             format!("message_size must be at most {MAX_MESSAGE_SIZE}B"),
         ));
+    }
+    if let Some(n) = load.backlog_messages() {
+        if n == 0 {
+            bad.push(at(
+                &["load", "backlog"],
+                "a backlog must hold at least one message",
+            ));
+        }
+        if w.consumers.count == 0 {
+            bad.push(at(
+                &["load", "backlog"],
+                "a backlog is built for consumers to catch up on, and this workload has none (consumers.count: 0)",
+            ));
+        }
     }
     if w.consumers.count > 64 {
         bad.push(at(

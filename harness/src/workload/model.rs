@@ -121,9 +121,41 @@ pub struct Load {
     /// Leading time excluded from throughput and latency figures (still checked for loss).
     #[serde(default)]
     pub warmup: Dur,
-    /// Most unacknowledged sends per producer; bounds memory and defines `rate: max`.
-    #[serde(default = "default_in_flight")]
-    pub max_in_flight: u32,
+    /// Most unacknowledged sends per producer, or `auto` (the default for `rate: max`; 1000
+    /// for a fixed rate, where it only bounds memory): see `load::window`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<InFlight>,
+    /// A consumer backlog first: the producers run on their schedule while the consumers are
+    /// stopped; once this much is acknowledged the consumers start and catch up, and the run
+    /// measures how fast (`catch_up_rate`, `catch_up_time`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<Backlog>,
+}
+
+/// How big a backlog to build: `{ messages: 50000 }` or `{ size: 25MiB }` (in messages of
+/// `message_size`).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Backlog {
+    Messages(u64),
+    Size(Size),
+}
+
+impl Load {
+    /// The window the producers use (see `InFlight::default_for`).
+    pub fn window(&self) -> InFlight {
+        self.max_in_flight
+            .or_else(|| InFlight::default_for(&self.rate))
+            .unwrap_or(InFlight::Fixed(DEFAULT_IN_FLIGHT))
+    }
+
+    /// Messages to have acknowledged before the consumers start; None without a backlog.
+    pub fn backlog_messages(&self) -> Option<u64> {
+        self.backlog.map(|b| match b {
+            Backlog::Messages(n) => n,
+            Backlog::Size(size) => size.0.div_ceil(self.message_size.0.max(1)),
+        })
+    }
 }
 
 fn one() -> u32 {
@@ -132,8 +164,79 @@ fn one() -> u32 {
 fn default_message_size() -> Size {
     Size(256)
 }
-fn default_in_flight() -> u32 {
-    1000
+/// The window of a fixed rate, where it bounds memory when the broker slows down.
+pub const DEFAULT_IN_FLIGHT: u32 = 1000;
+
+/// `max_in_flight`: a number of sends, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InFlight {
+    Fixed(u32),
+    Auto,
+}
+
+impl InFlight {
+    /// What a workload that does not say gets: `auto` at `rate: max`, where the window is what
+    /// limits the rate, 1000 otherwise.
+    pub fn default_for(rate: &super::steps::LoadRate) -> Option<InFlight> {
+        match rate.single()? {
+            super::units::Rate::Max => Some(InFlight::Auto),
+            super::units::Rate::PerSecond(_) => Some(InFlight::Fixed(DEFAULT_IN_FLIGHT)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for InFlight {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = InFlight;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number of sends, or auto")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<InFlight, E> {
+                u32::try_from(n)
+                    .map(InFlight::Fixed)
+                    .map_err(|_| E::custom("max_in_flight is at most 4294967295"))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<InFlight, E> {
+                u64::try_from(n)
+                    .map_err(|_| E::custom("max_in_flight must be positive"))
+                    .and_then(|n| self.visit_u64(n))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<InFlight, E> {
+                match s.trim() {
+                    "auto" => Ok(InFlight::Auto),
+                    other => other.parse().map(InFlight::Fixed).map_err(|_| {
+                        E::custom(format!(
+                            "invalid max_in_flight {s:?}; expected a number of sends, or auto"
+                        ))
+                    }),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for InFlight {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            InFlight::Fixed(n) => s.serialize_u32(*n),
+            InFlight::Auto => s.serialize_str("auto"),
+        }
+    }
+}
+
+impl JsonSchema for InFlight {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "InFlight".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Sends in flight per producer, or `auto`: grow while it raises throughput.",
+            "oneOf": [{ "type": "integer", "minimum": 1 }, { "const": "auto" }]
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

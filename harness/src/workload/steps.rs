@@ -86,6 +86,9 @@ impl super::Workload {
         let mut step = self.clone();
         step.name = format!("{}@{}", self.name, rate_label(rate));
         step.load.rate = LoadRate::One(rate);
+        if step.load.max_in_flight.is_none() {
+            step.load.max_in_flight = super::InFlight::default_for(&step.load.rate);
+        }
         step.expect.remove(MAX_SUSTAINABLE_RATE);
         step
     }

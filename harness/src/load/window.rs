@@ -1,0 +1,197 @@
+//! How many sends a producer keeps unacknowledged. A fixed number, or `auto`: start at
+//! `AUTO_START` and double each second, for as long as the doublings still raise the
+//! acknowledged rate by 5% or more. After two doublings in a row that did not (one second's rate
+//! is noisy: one miss is not a plateau), or the first that brings failures, it settles on the
+//! best window seen: the smallest that reached the highest rate. So `rate: max` measures the
+//! broker rather than the harness's window, without drowning a broker that answers a bigger
+//! window with timeouts (LocalStack's SQS does, beyond about 3,000 in flight here).
+
+use crate::workload::InFlight;
+
+pub const AUTO_START: usize = 1000;
+pub const AUTO_CAP: usize = 128_000;
+/// How long each window size is measured before the next step.
+const PROBE_NS: u64 = 1_000_000_000;
+/// The gain a doubling must bring to be kept.
+const GAIN: f64 = 1.05;
+
+#[derive(Debug)]
+pub struct Window {
+    size: usize,
+    probe: Option<Probe>,
+}
+
+#[derive(Debug)]
+struct Probe {
+    /// When this size's measurement began, and the totals then.
+    since_ns: u64,
+    acked: u64,
+    failed: u64,
+    /// Whether the window was full (a send waited for room) since then: a window that never
+    /// fills is not what limits the rate.
+    full: bool,
+    /// The highest acknowledged rate so far, and the window that reached it.
+    best: f64,
+    best_size: usize,
+    /// Doublings in a row that did not beat it.
+    misses: u32,
+}
+
+impl Window {
+    pub fn new(spec: InFlight) -> Window {
+        match spec {
+            InFlight::Fixed(n) => Window {
+                size: n.max(1) as usize,
+                probe: None,
+            },
+            InFlight::Auto => Window {
+                size: AUTO_START,
+                probe: Some(Probe {
+                    since_ns: 0,
+                    acked: 0,
+                    failed: 0,
+                    full: false,
+                    best: 0.0,
+                    best_size: AUTO_START,
+                    misses: 0,
+                }),
+            },
+        }
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// A send is waiting for room.
+    pub fn full(&mut self) {
+        if let Some(p) = &mut self.probe {
+            p.full = true;
+        }
+    }
+
+    /// Still choosing its size.
+    pub fn probing(&self) -> bool {
+        self.probe.is_some()
+    }
+
+    /// Look at the producer's totals so far (acknowledged; failed or without an outcome) at
+    /// `now_ns`; Some(size) when the window settled on its size now.
+    pub fn observe(&mut self, now_ns: u64, acked: u64, failed: u64) -> Option<usize> {
+        let p = self.probe.as_mut()?;
+        if p.since_ns == 0 {
+            (p.since_ns, p.acked, p.failed) = (now_ns, acked, failed);
+            return None;
+        }
+        let elapsed = now_ns.saturating_sub(p.since_ns);
+        if elapsed < PROBE_NS {
+            return None;
+        }
+        let rate = acked.saturating_sub(p.acked) as f64 / (elapsed as f64 / 1e9);
+        let failing = failed > p.failed;
+        let full = p.full;
+        (p.since_ns, p.acked, p.failed, p.full) = (now_ns, acked, failed, false);
+        let settle = if failing {
+            // The best size before the failures (the start, if it had them already).
+            Some(p.best_size.min(self.size))
+        } else if !full {
+            // Not window-bound this second (a fixed rate, or a stall): nothing to learn.
+            None
+        } else {
+            if rate >= p.best * GAIN {
+                (p.best, p.best_size, p.misses) = (rate, self.size, 0);
+            } else {
+                p.misses += 1;
+            }
+            if p.misses >= 2 || self.size >= AUTO_CAP {
+                Some(p.best_size)
+            } else {
+                self.size = (self.size * 2).min(AUTO_CAP);
+                None
+            }
+        };
+        if let Some(size) = settle {
+            self.size = size;
+            self.probe = None;
+        }
+        settle
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feed a window one second at a time from a broker whose acknowledged rate is `rate(size)`,
+    /// failing above `fails_above`; the sizes it tried and where it settled.
+    fn probe(rate: impl Fn(usize) -> f64, fails_above: usize) -> (Vec<usize>, usize) {
+        let mut w = Window::new(InFlight::Auto);
+        let (mut acked, mut failed, mut t) = (0u64, 0u64, 1u64);
+        let mut tried = vec![w.size()];
+        w.observe(t, 0, 0);
+        for _ in 0..30 {
+            t += PROBE_NS;
+            acked += rate(w.size()) as u64;
+            if w.size() > fails_above {
+                failed += 10;
+            }
+            w.full();
+            if let Some(settled) = w.observe(t, acked, failed) {
+                return (tried, settled);
+            }
+            tried.push(w.size());
+        }
+        panic!("never settled: {tried:?}");
+    }
+
+    #[test]
+    fn auto_doubles_until_doubling_no_longer_pays() {
+        // Throughput grows with the window up to 8,000 in flight, then stays.
+        let (tried, settled) = probe(|n| 40.0 * n.min(8000) as f64, usize::MAX);
+        assert_eq!(tried, [1000, 2000, 4000, 8000, 16000, 32000]);
+        assert_eq!(
+            settled, 8000,
+            "16,000 and 32,000 did no better: the smaller window is kept"
+        );
+    }
+
+    #[test]
+    fn auto_backs_off_from_a_window_that_brings_failures() {
+        let (tried, settled) = probe(|n| 10.0 * n as f64, 3000);
+        assert_eq!(tried, [1000, 2000, 4000]);
+        assert_eq!(settled, 2000);
+    }
+
+    #[test]
+    fn auto_is_not_fooled_by_one_slow_second() {
+        // 4,000 had a bad second; 8,000 still paid, so the growth goes on.
+        let (tried, settled) = probe(
+            |n| match n {
+                4000 => 20_000.0,
+                n => 10.0 * n.min(16_000) as f64,
+            },
+            usize::MAX,
+        );
+        assert_eq!(tried, [1000, 2000, 4000, 8000, 16000, 32000, 64000]);
+        assert_eq!(settled, 16_000);
+    }
+
+    #[test]
+    fn auto_stops_at_its_cap_and_fixed_windows_never_move() {
+        let (_, settled) = probe(|n| n as f64, usize::MAX);
+        assert_eq!(settled, AUTO_CAP);
+        let mut w = Window::new(InFlight::Fixed(500));
+        w.full();
+        assert_eq!(w.observe(1, 0, 0), None);
+        assert_eq!(w.observe(5 * PROBE_NS, 1_000_000, 0), None);
+        assert_eq!(w.size(), 500);
+    }
+
+    #[test]
+    fn a_window_that_never_fills_learns_nothing() {
+        let mut w = Window::new(InFlight::Auto);
+        w.observe(1, 0, 0);
+        assert_eq!(w.observe(1 + PROBE_NS, 1000, 0), None);
+        assert_eq!((w.size(), w.probing()), (AUTO_START, true));
+    }
+}
