@@ -21,6 +21,9 @@ pub struct Sustained {
     pub held: bool,
     /// Each reason it did not, in words (empty when it held).
     pub why_not: Vec<String>,
+    /// Acknowledged per second over the measured whole seconds of the load (see `acked_rate`).
+    #[serde(default)]
+    pub achieved: f64,
 }
 
 /// Judge one step: `offered` is its rate (None for `max`, which measures a ceiling and is never
@@ -33,13 +36,13 @@ pub fn sustained(
     bounds: &BTreeMap<String, Bound>,
 ) -> Sustained {
     let mut why_not = Vec::new();
+    let achieved = acked_rate(m, warmup_s);
     match offered {
         None => why_not.push("offered as fast as the broker acknowledged (max): a ceiling".into()),
         Some(rate) => {
-            if m.throughput < KEEP_UP * rate {
+            if achieved < KEEP_UP * rate {
                 why_not.push(format!(
-                    "acknowledged {:.0} msg/s, below {:.0}% of the {rate:.0} offered",
-                    m.throughput,
+                    "acknowledged {achieved:.0} msg/s, below {:.0}% of the {rate:.0} offered",
                     KEEP_UP * 100.0
                 ));
             }
@@ -66,6 +69,28 @@ pub fn sustained(
     Sustained {
         held: why_not.is_empty(),
         why_not,
+        achieved,
+    }
+}
+
+/// The measured seconds of the load: whole seconds after warmup, before the load's end.
+fn measured(m: &Metrics, warmup_s: f64) -> impl Iterator<Item = &super::Window> {
+    let last = m.duration_s.floor() as u64;
+    let first = warmup_s.ceil() as u64;
+    m.timeline
+        .iter()
+        .filter(move |w| w.second >= first && w.second < last)
+}
+
+/// Acknowledged sends per second over the measured seconds: what the broker kept up with. The
+/// run's `throughput` divides by the time to the last acknowledgement, so one late answer after
+/// the load's end would count as falling behind.
+pub fn acked_rate(m: &Metrics, warmup_s: f64) -> f64 {
+    let (n, acked) = measured(m, warmup_s).fold((0u64, 0u64), |(n, a), w| (n + 1, a + w.acked));
+    if n == 0 {
+        m.throughput
+    } else {
+        acked as f64 / n as f64
     }
 }
 
@@ -73,12 +98,7 @@ pub fn sustained(
 /// whole seconds of the load, in messages per second: the least-squares slope, so one slow
 /// second does not decide it.
 pub fn backlog_growth(m: &Metrics, warmup_s: f64) -> f64 {
-    let last = m.duration_s.floor() as u64;
-    let first = warmup_s.ceil() as u64;
-    let points: Vec<(f64, f64)> = m
-        .timeline
-        .iter()
-        .filter(|w| w.second >= first && w.second < last)
+    let points: Vec<(f64, f64)> = measured(m, warmup_s)
         .map(|w| (w.second as f64, w.unseen as f64))
         .collect();
     if points.len() < 2 {
@@ -121,6 +141,7 @@ mod tests {
         m.timeline = (0..10)
             .map(|s| Window {
                 second: s,
+                acked: throughput as u64,
                 unseen: unseen(s),
                 ..Default::default()
             })
@@ -145,9 +166,14 @@ mod tests {
             s,
             Sustained {
                 held: true,
-                why_not: vec![]
+                why_not: vec![],
+                achieved: 980.0
             }
         );
+        // A late acknowledgement after the load stretches `throughput`, not the per-second rate.
+        let mut late = step(980.0, |_| 40, 0.02);
+        late.throughput = 900.0;
+        assert!(sustained(Some(1000.0), &late, 2.0, true, &p99_under(0.05)).held);
     }
 
     #[test]

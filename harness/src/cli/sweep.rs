@@ -170,6 +170,7 @@ impl<'a> Stepper<'a> {
                         "the run measured nothing: {}",
                         b.error.as_deref().unwrap_or("no history")
                     )],
+                    achieved: 0.0,
                 },
             };
             let achieved = b.metrics.as_ref().map_or(0.0, |m| m.throughput);

@@ -1,10 +1,11 @@
 //! How many sends a producer keeps unacknowledged. A fixed number, or `auto`: start at
-//! `AUTO_START` and double each second, for as long as the doublings still raise the
-//! acknowledged rate by 5% or more. After two doublings in a row that did not (one second's rate
-//! is noisy: one miss is not a plateau), or the first that brings failures, it settles on the
-//! best window seen: the smallest that reached the highest rate. So `rate: max` measures the
-//! broker rather than the harness's window, without drowning a broker that answers a bigger
-//! window with timeouts (LocalStack's SQS does, beyond about 3,000 in flight here).
+//! `AUTO_START` and, after a first second of start-up, double each second for as long as the
+//! doublings still raise the acknowledged rate by 5% or more. After two doublings in a row that
+//! did not (one second's rate is noisy: one miss is not a plateau), or the first that brings
+//! failures, it settles on the best window seen: the smallest that reached the highest rate. So
+//! `rate: max` measures the broker rather than the harness's window, without drowning a broker
+//! that answers a bigger window with timeouts (LocalStack's SQS does, beyond about 3,000 in
+//! flight here).
 
 use crate::workload::InFlight;
 
@@ -35,6 +36,8 @@ struct Probe {
     best_size: usize,
     /// Doublings in a row that did not beat it.
     misses: u32,
+    /// The first second is the client's start-up (connections, metadata): not measured.
+    warm: bool,
 }
 
 impl Window {
@@ -54,6 +57,7 @@ impl Window {
                     best: 0.0,
                     best_size: AUTO_START,
                     misses: 0,
+                    warm: false,
                 }),
             },
         }
@@ -91,6 +95,10 @@ impl Window {
         let failing = failed > p.failed;
         let full = p.full;
         (p.since_ns, p.acked, p.failed, p.full) = (now_ns, acked, failed, false);
+        if !p.warm {
+            p.warm = true;
+            return None;
+        }
         let settle = if failing {
             // The best size before the failures (the start, if it had them already).
             Some(p.best_size.min(self.size))
@@ -148,7 +156,7 @@ mod tests {
     fn auto_doubles_until_doubling_no_longer_pays() {
         // Throughput grows with the window up to 8,000 in flight, then stays.
         let (tried, settled) = probe(|n| 40.0 * n.min(8000) as f64, usize::MAX);
-        assert_eq!(tried, [1000, 2000, 4000, 8000, 16000, 32000]);
+        assert_eq!(tried, [1000, 1000, 2000, 4000, 8000, 16000, 32000]);
         assert_eq!(
             settled, 8000,
             "16,000 and 32,000 did no better: the smaller window is kept"
@@ -158,7 +166,7 @@ mod tests {
     #[test]
     fn auto_backs_off_from_a_window_that_brings_failures() {
         let (tried, settled) = probe(|n| 10.0 * n as f64, 3000);
-        assert_eq!(tried, [1000, 2000, 4000]);
+        assert_eq!(tried, [1000, 1000, 2000, 4000]);
         assert_eq!(settled, 2000);
     }
 
@@ -172,7 +180,7 @@ mod tests {
             },
             usize::MAX,
         );
-        assert_eq!(tried, [1000, 2000, 4000, 8000, 16000, 32000, 64000]);
+        assert_eq!(tried, [1000, 1000, 2000, 4000, 8000, 16000, 32000, 64000]);
         assert_eq!(settled, 16_000);
     }
 
@@ -192,6 +200,7 @@ mod tests {
         let mut w = Window::new(InFlight::Auto);
         w.observe(1, 0, 0);
         assert_eq!(w.observe(1 + PROBE_NS, 1000, 0), None);
+        assert_eq!(w.observe(1 + 2 * PROBE_NS, 2000, 0), None);
         assert_eq!((w.size(), w.probing()), (AUTO_START, true));
     }
 }

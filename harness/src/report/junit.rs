@@ -5,8 +5,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::sweep::Curve;
 use super::RunResult;
+use crate::check::expect::Verdict;
 
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -29,19 +29,12 @@ pub fn render(r: &RunResult) -> String {
 }
 
 /// One document for many runs (a suite): one test suite per run and broker.
-/// A stepped workload's curve adds a test suite with one case per broker's highest sustained
-/// rate, when the workload expects one.
-pub fn render_all(name: &str, runs: &[RunResult], curves: &[Curve]) -> String {
+/// `judged` adds verdicts that belong to no single run, each as a test suite of one case under
+/// its name (`<workload>.<broker>`): a stepped workload's `max_sustainable_rate`.
+pub fn render_all(name: &str, runs: &[RunResult], judged: &[(String, Verdict)]) -> String {
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let brokers = || runs.iter().flat_map(|r| r.brokers.iter());
-    let judged = || {
-        curves.iter().flat_map(|c| {
-            c.brokers
-                .iter()
-                .filter_map(move |b| Some((c, b, b.verdict.as_ref()?)))
-        })
-    };
-    let tests: usize = brokers().map(|b| b.verdicts.len().max(1)).sum::<usize>() + judged().count();
+    let tests: usize = brokers().map(|b| b.verdicts.len().max(1)).sum::<usize>() + judged.len();
     let failures: usize = brokers()
         .map(|b| {
             if b.error.is_some() {
@@ -51,7 +44,7 @@ pub fn render_all(name: &str, runs: &[RunResult], curves: &[Curve]) -> String {
             }
         })
         .sum::<usize>()
-        + judged().filter(|(_, _, v)| !v.passed).count();
+        + judged.iter().filter(|(_, v)| !v.passed).count();
     let _ = writeln!(
         x,
         "<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\">",
@@ -60,17 +53,16 @@ pub fn render_all(name: &str, runs: &[RunResult], curves: &[Curve]) -> String {
     for r in runs {
         suites(&mut x, r, runs.len() > 1);
     }
-    for (c, b, v) in judged() {
-        let name = format!("{}.{}", c.workload, b.broker);
+    for (name, v) in judged {
         let _ = writeln!(
             x,
             "  <testsuite name=\"{} [curve]\" tests=\"1\" failures=\"{}\">",
-            escape(&name),
+            escape(name),
             u8::from(!v.passed)
         );
         let case = format!(
             "<testcase classname=\"{}\" name=\"{}\"",
-            escape(&name),
+            escape(name),
             escape(&v.metric)
         );
         if v.passed {

@@ -281,30 +281,53 @@ pub fn trend_plot(
     })
 }
 
+/// A rate on an axis: 500, 20k, 1.5M.
+fn rate_label(x: f64) -> String {
+    let (v, unit) = if x >= 1e6 {
+        (x / 1e6, "M")
+    } else if x >= 1e3 {
+        (x / 1e3, "k")
+    } else {
+        (x, "")
+    };
+    let s = format!("{v:.1}");
+    format!("{}{unit}", s.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// The y range of a latency plot on a log scale: room above the highest point, and at least a
+/// decade below it.
+fn log_latency_range(series: &[Series]) -> (f64, f64) {
+    let ys = || series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+    let y_max = ys().fold(0.01, f64::max) * 1.5;
+    let y_min = ys()
+        .fold(f64::INFINITY, f64::min)
+        .clamp(0.001, y_max / 10.0)
+        * 0.7;
+    (y_min, y_max)
+}
+
 /// Latency against achieved throughput, one line per series through its steps (x = messages
 /// per second, y = milliseconds on a log scale), each step marked: the classic benchmark curve,
 /// flat until the broker saturates, then rising steeply.
 pub fn curve_plot(title: &str, series: &[Series]) -> String {
     // Three to a row: p50, p99 and p99.9 side by side.
     sized_svg((380, 280), |root| {
-        let all = || series.iter().flat_map(|s| s.points.iter());
-        let x_max = all().map(|p| p.0).fold(1.0, f64::max) * 1.08;
-        let y_max = all().map(|p| p.1).fold(0.01, f64::max) * 1.5;
-        let y_min = all()
-            .map(|p| p.1)
-            .fold(f64::INFINITY, f64::min)
-            .clamp(0.001, y_max / 10.0)
-            * 0.7;
+        // Brokers differ a hundredfold in throughput: a log axis keeps each curve readable.
+        let xs = || series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
+        let x_max = xs().fold(1.0, f64::max) * 1.5;
+        let x_min = xs().fold(f64::INFINITY, f64::min).clamp(0.1, x_max / 10.0) / 1.5;
+        let (y_min, y_max) = log_latency_range(series);
         let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 15))
             .margin(8)
             .x_label_area_size(32)
             .y_label_area_size(62)
-            .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())
+            .build_cartesian_2d((x_min..x_max).log_scale(), (y_min..y_max).log_scale())
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
-            .x_desc("achieved throughput (msg/s)")
+            .x_desc("achieved throughput (msg/s, log)")
+            .x_label_formatter(&|x| rate_label(*x))
             .y_desc("latency (ms, log)")
             .light_line_style(RGBColor(240, 240, 240))
             .label_style(("sans-serif", 11))
@@ -316,8 +339,8 @@ pub fn curve_plot(title: &str, series: &[Series]) -> String {
                 .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
                 .map_err(|e| e.to_string())?;
         }
-        // Latency rises to the right: the legend keeps out of the way at the top left.
-        lines_with_legend(&mut chart, series, SeriesLabelPosition::UpperLeft)
+        // Latency rises to the right: the legend keeps out of the way at the bottom right.
+        lines_with_legend(&mut chart, series, SeriesLabelPosition::LowerRight)
     })
 }
 
@@ -330,17 +353,7 @@ pub fn quantile_plot(title: &str, series: &[Series]) -> String {
             .flat_map(|s| s.points.iter().map(|p| p.0))
             .fold(2.0, f64::max)
             .ceil();
-        let y_max = series
-            .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.1))
-            .fold(0.01, f64::max)
-            * 1.5;
-        let y_min = series
-            .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.1))
-            .fold(f64::INFINITY, f64::min)
-            .clamp(0.001, y_max / 10.0)
-            * 0.7;
+        let (y_min, y_max) = log_latency_range(series);
         let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 15))
             .margin(8)
@@ -404,6 +417,13 @@ mod tests {
         assert_eq!(d.len(), 600);
         assert!(d.iter().all(|p| p.1 == 2.0));
         assert_eq!(d[0].0, 2.0); // mean of 0..5
+    }
+
+    #[test]
+    fn rates_on_an_axis_are_short() {
+        assert_eq!(rate_label(500.0), "500");
+        assert_eq!(rate_label(20_000.0), "20k");
+        assert_eq!(rate_label(1_500_000.0), "1.5M");
     }
 
     #[test]

@@ -124,11 +124,23 @@ pub fn write(dir: &Path, s: &SuiteRun, runs: &[RunResult]) -> Result<()> {
         .with_context(|| format!("writing {}/suite.json", dir.display()))?;
     std::fs::write(
         dir.join("junit.xml"),
-        junit::render_all(&s.suite, runs, &s.curves),
+        junit::render_all(&s.suite, runs, &curve_verdicts(&s.curves)),
     )
     .with_context(|| format!("writing {}/junit.xml", dir.display()))?;
     std::fs::write(dir.join("index.html"), render(s, runs)?)
         .with_context(|| format!("writing {}/index.html", dir.display()))
+}
+
+/// The curves' own verdicts, each named `<workload>.<broker>` as junit.xml names its suites.
+fn curve_verdicts(curves: &[Curve]) -> Vec<(String, crate::check::expect::Verdict)> {
+    curves
+        .iter()
+        .flat_map(|c| {
+            c.brokers.iter().filter_map(move |b| {
+                Some((format!("{}.{}", c.workload, b.broker), b.verdict.clone()?))
+            })
+        })
+        .collect()
 }
 
 /// A curve as the suite's page shows it: each broker's highest sustained rate and verdict, the
@@ -163,7 +175,14 @@ fn curve_view(c: &Curve, runs: &[RunResult]) -> minijinja::Value {
                     context! {
                         offered => fmt_rate(p.offered),
                         achieved => format!("{:.0}", p.achieved),
-                        e2e => format!("{} / {} / {}", ms(e, |l| l.p50), ms(e, |l| l.p99), ms(e, |l| l.p999)),
+                        e2e => {
+                            let shown = format!("{} / {} / {}", ms(e, |l| l.p50), ms(e, |l| l.p99), ms(e, |l| l.p999));
+                            if p.processed < sweep::DRAWN && e.is_some() {
+                                format!("≥ {shown} (of the {:.0}% processed; not drawn)", p.processed * 100.0)
+                            } else {
+                                shown
+                            }
+                        },
                         publish => ms(p.publish.as_ref(), |l| l.p99),
                         held => p.sustained.held,
                         why => p.error.clone().into_iter().chain(p.sustained.why_not.iter().cloned()).collect::<Vec<_>>().join("; "),

@@ -46,6 +46,10 @@ pub struct Point {
     pub offered: Option<f64>,
     /// Acknowledged sends per second after warmup.
     pub achieved: f64,
+    /// Share of the acknowledged messages the consumers processed in the run: below 99%, the
+    /// end-to-end latency is only of those that made it, a lower bound, and is not drawn.
+    #[serde(default = "all")]
+    pub processed: f64,
     pub sustained: Sustained,
     pub publish: Option<LatencySummary>,
     pub end_to_end: Option<LatencySummary>,
@@ -53,6 +57,13 @@ pub struct Point {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+
+fn all() -> f64 {
+    1.0
+}
+
+/// Below this share processed, a step's end-to-end latency is not drawn on its curve.
+pub const DRAWN: f64 = 0.99;
 
 impl Curve {
     pub fn passed(&self) -> bool {
@@ -70,7 +81,18 @@ impl Point {
         Some(Point {
             run_id: r.run_id.clone(),
             offered: r.step.as_ref().and_then(|s| s.offered),
-            achieved: m.map_or(0.0, |m| m.throughput),
+            achieved: match m {
+                Some(_) if sustained.achieved > 0.0 => sustained.achieved,
+                Some(m) => m.throughput,
+                None => 0.0,
+            },
+            processed: m.map_or(0.0, |m| {
+                if m.acked == 0 {
+                    1.0
+                } else {
+                    (m.delivered as f64 / m.acked as f64).min(1.0)
+                }
+            }),
             sustained,
             publish: m.and_then(|m| m.publish_latency.measured().cloned()),
             end_to_end: m.and_then(|m| m.end_to_end_latency.measured().cloned()),
@@ -104,7 +126,9 @@ const QUANTILES: [Quantile; 3] = [
 pub fn plots(lines: &[Line]) -> Vec<Plot> {
     type Side = (&'static str, fn(&Point) -> Option<&LatencySummary>);
     let sides: [Side; 2] = [
-        ("end-to-end", |p| p.end_to_end.as_ref()),
+        ("end-to-end", |p| {
+            p.end_to_end.as_ref().filter(|_| p.processed >= DRAWN)
+        }),
         ("publish", |p| p.publish.as_ref()),
     ];
     let mut out = Vec::new();
@@ -195,6 +219,7 @@ mod tests {
             run_id: "r".into(),
             offered: Some(achieved),
             achieved,
+            processed: 1.0,
             sustained: Sustained::default(),
             publish: None,
             end_to_end: Some(l),
