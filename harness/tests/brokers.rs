@@ -291,7 +291,7 @@ expect: { lost: 0 }
         .events
         .iter()
         .filter_map(|e| match e {
-            brokerbench::history::Event::Window { size, .. } => Some(*size),
+            brokerbench::history::Event::SendWindow { size, .. } => Some(*size),
             _ => None,
         })
         .collect();

@@ -243,7 +243,7 @@ impl TimingChecker {
 
     fn apply(&mut self, ev: &Event, facts: Facts) {
         match ev {
-            Event::Window { size, .. } => {
+            Event::SendWindow { size, .. } => {
                 self.in_flight_window = Some(self.in_flight_window.unwrap_or(0).max(*size));
             }
             Event::SendInvoke { t, .. } => {

@@ -202,7 +202,7 @@ pub enum Event {
         written_bytes: u64,
     },
     /// A producer with `max_in_flight: auto` settled on its window: `size` sends in flight.
-    Window {
+    SendWindow {
         t: u64,
         producer: u32,
         size: u32,
@@ -231,7 +231,7 @@ impl Event {
             | Event::FinalRead { t, .. }
             | Event::FinalReadDone { t, .. }
             | Event::BrokerUsage { t, .. }
-            | Event::Window { t, .. } => *t,
+            | Event::SendWindow { t, .. } => *t,
         }
     }
 }

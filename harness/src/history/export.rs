@@ -203,7 +203,7 @@ mod tests {
                 rss_bytes: 1 << 27,
                 written_bytes: 4096,
             },
-            Event::Window {
+            Event::SendWindow {
                 t: 14,
                 producer: 0,
                 size: 8000,
@@ -243,7 +243,7 @@ mod tests {
             "FinalRead",
             "FinalReadDone",
             "BrokerUsage",
-            "Window",
+            "SendWindow",
         ] {
             assert!(schema.contains(&format!("\"{kind}\"")), "{kind} missing");
         }

@@ -10,7 +10,7 @@ use slab::Slab;
 use tokio::sync::watch;
 
 use super::schedule::{KeyChooser, Schedule};
-use super::window::Window;
+use super::window::SendWindow;
 use super::Counters;
 use crate::driver::{Driver, Publisher, SendError, SendOutcome};
 use crate::history::{now_ns, ClientRole, Event, Position, Recorder};
@@ -75,7 +75,7 @@ impl ProducerTask {
         );
         let size = load.message_size.0 as usize;
         let mut body = Vec::with_capacity(size);
-        let mut window = Window::new(load.window());
+        let mut window = SendWindow::new(load.window());
         // This producer's own totals, for an `auto` window to learn from.
         let mut tally = Tally::default();
         let send_timeout = w.run.send_timeout.0;
@@ -282,13 +282,13 @@ impl ProducerTask {
 
     /// An `auto` window looks at what this producer's sends achieved; once it settles, the
     /// history says on what.
-    fn learn(&self, window: &mut Window, tally: &Tally) {
+    fn learn(&self, window: &mut SendWindow, tally: &Tally) {
         if !window.probing() {
             return;
         }
         let t = now_ns();
         if let Some(size) = window.observe(t, tally.acked, tally.failed) {
-            self.recorder.record(Event::Window {
+            self.recorder.record(Event::SendWindow {
                 t,
                 producer: self.index,
                 size: size as u32,

@@ -17,7 +17,7 @@ const PROBE_NS: u64 = 1_000_000_000;
 const GAIN: f64 = 1.05;
 
 #[derive(Debug)]
-pub struct Window {
+pub struct SendWindow {
     size: usize,
     probe: Option<Probe>,
 }
@@ -40,14 +40,14 @@ struct Probe {
     warm: bool,
 }
 
-impl Window {
-    pub fn new(spec: InFlight) -> Window {
+impl SendWindow {
+    pub fn new(spec: InFlight) -> SendWindow {
         match spec {
-            InFlight::Fixed(n) => Window {
+            InFlight::Fixed(n) => SendWindow {
                 size: n.max(1) as usize,
                 probe: None,
             },
-            InFlight::Auto => Window {
+            InFlight::Auto => SendWindow {
                 size: AUTO_START,
                 probe: Some(Probe {
                     since_ns: 0,
@@ -133,7 +133,7 @@ mod tests {
     /// Feed a window one second at a time from a broker whose acknowledged rate is `rate(size)`,
     /// failing above `fails_above`; the sizes it tried and where it settled.
     fn probe(rate: impl Fn(usize) -> f64, fails_above: usize) -> (Vec<usize>, usize) {
-        let mut w = Window::new(InFlight::Auto);
+        let mut w = SendWindow::new(InFlight::Auto);
         let (mut acked, mut failed, mut t) = (0u64, 0u64, 1u64);
         let mut tried = vec![w.size()];
         w.observe(t, 0, 0);
@@ -188,7 +188,7 @@ mod tests {
     fn auto_stops_at_its_cap_and_fixed_windows_never_move() {
         let (_, settled) = probe(|n| n as f64, usize::MAX);
         assert_eq!(settled, AUTO_CAP);
-        let mut w = Window::new(InFlight::Fixed(500));
+        let mut w = SendWindow::new(InFlight::Fixed(500));
         w.full();
         assert_eq!(w.observe(1, 0, 0), None);
         assert_eq!(w.observe(5 * PROBE_NS, 1_000_000, 0), None);
@@ -197,7 +197,7 @@ mod tests {
 
     #[test]
     fn a_window_that_never_fills_learns_nothing() {
-        let mut w = Window::new(InFlight::Auto);
+        let mut w = SendWindow::new(InFlight::Auto);
         w.observe(1, 0, 0);
         assert_eq!(w.observe(1 + PROBE_NS, 1000, 0), None);
         assert_eq!(w.observe(1 + 2 * PROBE_NS, 2000, 0), None);
