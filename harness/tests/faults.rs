@@ -361,11 +361,14 @@ run: { drain_quiet: 2s, send_timeout: 5s }
         (0.9..1.2).contains(&median_gap),
         "one sample a second: median gap {median_gap} s"
     );
+    // RabbitMQ takes 6 to 20 s to answer after `start`: what is left after it varies, and
+    // every second of it must be sampled.
     let restarted = m.load_start_ns + (f.end_s.unwrap() * 1e9) as u64;
     let after = usage.iter().filter(|&&t| t > restarted).count();
+    let span_s = usage.last().map_or(0, |&t| t.saturating_sub(restarted)) as f64 / 1e9;
     assert!(
-        after >= 15,
-        "{after} samples after the restart, of {}",
+        after >= 3 && after as f64 >= 0.8 * span_s,
+        "{after} samples in the {span_s:.1} s after the restart, of {}",
         usage.len()
     );
     assert!(
