@@ -21,9 +21,6 @@ pub struct Sustained {
     pub held: bool,
     /// Each reason it did not, in words (empty when it held).
     pub why_not: Vec<String>,
-    /// Acknowledged per second over the measured whole seconds of the load (see `acked_rate`).
-    #[serde(default)]
-    pub achieved: f64,
 }
 
 /// Judge one step: `offered` is its rate (None for `max`, which measures a ceiling and is never
@@ -69,7 +66,6 @@ pub fn sustained(
     Sustained {
         held: why_not.is_empty(),
         why_not,
-        achieved,
     }
 }
 
@@ -116,8 +112,9 @@ pub fn backlog_growth(m: &Metrics, warmup_s: f64) -> f64 {
     }
 }
 
-/// A value as the reasons show it: latencies in milliseconds, the rest as numbers.
-fn shown(key: &str, v: f64) -> String {
+/// A value of metric `key` as the reasons and a search's description show it: latencies in
+/// milliseconds, the rest as numbers.
+pub fn shown(key: &str, v: f64) -> String {
     match find(key).map(|m| m.unit) {
         Some(Unit::Seconds) => format!("{:.1} ms", v * 1e3),
         Some(Unit::Fraction) => format!("{:.2}%", v * 100.0),
@@ -166,8 +163,7 @@ mod tests {
             s,
             Sustained {
                 held: true,
-                why_not: vec![],
-                achieved: 980.0
+                why_not: vec![]
             }
         );
         // A late acknowledgement after the load stretches `throughput`, not the per-second rate.

@@ -244,7 +244,7 @@ impl TimingChecker {
     fn apply(&mut self, ev: &Event, facts: Facts) {
         match ev {
             Event::SendWindow { size, .. } => {
-                self.in_flight_window = Some(self.in_flight_window.unwrap_or(0).max(*size));
+                self.in_flight_window = self.in_flight_window.max(Some(*size));
             }
             Event::SendInvoke { t, .. } => {
                 if let Some(w) = self.window(*t) {

@@ -142,7 +142,7 @@ pub async fn run(
                 )
                 .await;
                 if let Ok(result) = &outcome {
-                    stepper.record(rate, result);
+                    stepper.record(result);
                 }
                 done.absorb(&step_w.name, outcome, Some((curve_at, stepper.curve())));
                 if stop.requested() {

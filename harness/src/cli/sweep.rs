@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::check::sustain::{sustained, Sustained};
+use crate::check::sustain::{shown, sustained, Sustained};
 use crate::report::sweep::{BrokerCurve, Curve, Point, Step};
 use crate::report::RunResult;
 use crate::workload::steps::{rate_label, MAX_SUSTAINABLE_RATE};
-use crate::workload::units::{Bound, Rate};
+use crate::workload::units::Rate;
 use crate::workload::{BrokerKind, Steps, Workload};
 
 /// A search stops early once its bracket is this narrow, relative to its top.
@@ -144,17 +144,19 @@ impl<'a> Stepper<'a> {
                 Rate::PerSecond(r) => Some(r),
                 Rate::Max => None,
             },
+            warmup_s: self.w.load.warmup.0.as_secs_f64(),
         };
         (self.w.at(rate), step)
     }
 
     /// What one step's run measured, for each broker it ran on.
-    pub fn record(&mut self, rate: Rate, r: &RunResult) {
+    pub fn record(&mut self, r: &RunResult) {
         let bounds = match self.steps {
             Steps::FindMax { bounds, .. } => bounds.clone(),
             Steps::Sweep(_) => BTreeMap::new(),
         };
         let offered = r.step.as_ref().and_then(|s| s.offered);
+        let rate = offered.map_or(Rate::Max, Rate::PerSecond);
         for b in &r.brokers {
             let held = match &b.metrics {
                 Some(m) => sustained(
@@ -170,16 +172,14 @@ impl<'a> Stepper<'a> {
                         "the run measured nothing: {}",
                         b.error.as_deref().unwrap_or("no history")
                     )],
-                    achieved: 0.0,
                 },
             };
-            let achieved = b.metrics.as_ref().map_or(0.0, |m| m.throughput);
+            let p = Point::of(r, b, held);
+            // The ceiling a search bisects below is the rate its `max` point shows.
             if let Some(s) = self.searches.get_mut(&b.broker) {
-                s.record(rate, held.held, achieved);
+                s.record(rate, p.sustained.held, p.achieved);
             }
-            if let Some(p) = Point::of(r, &b.broker, held) {
-                self.points.entry(b.broker.clone()).or_default().push(p);
-            }
+            self.points.entry(b.broker.clone()).or_default().push(p);
         }
     }
 
@@ -199,7 +199,7 @@ impl<'a> Stepper<'a> {
                 "find_max: the highest rate sustained with {}, by bisection in at most {steps} steps below {}",
                 bounds
                     .iter()
-                    .map(|(k, b)| format!("{k} {}", shown_bound(k, b)))
+                    .map(|(k, b)| format!("{k} {} {}", b.op.symbol(), shown(k, b.value)))
                     .collect::<Vec<_>>()
                     .join(" and "),
                 to.map_or("the rate a `rate: max` run achieved".into(), |t| format!("{t:.0}/s"))
@@ -241,17 +241,6 @@ impl<'a> Stepper<'a> {
             plan,
             brokers,
         }
-    }
-}
-
-/// A bound as a person reads it: latencies in milliseconds.
-fn shown_bound(key: &str, b: &Bound) -> String {
-    let seconds = crate::check::metrics::find(key)
-        .is_some_and(|m| m.unit == crate::check::metrics::Unit::Seconds);
-    if seconds {
-        format!("{} {}ms", b.op.symbol(), b.value * 1e3)
-    } else {
-        b.to_string()
     }
 }
 

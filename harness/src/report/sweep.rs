@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::html::fmt_num;
 use super::plots::{curve_plot, Series, PALETTE};
-use super::RunResult;
+use super::{BrokerResult, RunResult};
 use crate::check::expect::Verdict;
-use crate::check::sustain::Sustained;
+use crate::check::sustain::{acked_rate, Sustained};
 use crate::check::LatencySummary;
 use crate::workload::BrokerKind;
 
@@ -19,6 +19,9 @@ pub struct Step {
     pub of: String,
     /// Messages per second offered; None for `max`.
     pub offered: Option<f64>,
+    /// The step's warmup, which its achieved rate leaves out.
+    #[serde(default)]
+    pub warmup_s: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,18 +77,14 @@ impl Curve {
 }
 
 impl Point {
-    /// One broker's point of a step's run.
-    pub fn of(r: &RunResult, broker: &BrokerKind, sustained: Sustained) -> Option<Point> {
-        let b = r.brokers.iter().find(|b| &b.broker == broker)?;
+    /// Broker `b`'s point of the step run `r`.
+    pub fn of(r: &RunResult, b: &BrokerResult, sustained: Sustained) -> Point {
         let m = b.metrics.as_ref();
-        Some(Point {
+        let warmup_s = r.step.as_ref().map_or(0.0, |s| s.warmup_s);
+        Point {
             run_id: r.run_id.clone(),
             offered: r.step.as_ref().and_then(|s| s.offered),
-            achieved: match m {
-                Some(_) if sustained.achieved > 0.0 => sustained.achieved,
-                Some(m) => m.throughput,
-                None => 0.0,
-            },
+            achieved: m.map_or(0.0, |m| acked_rate(m, warmup_s)),
             processed: m.map_or(0.0, |m| {
                 if m.acked == 0 {
                     1.0
@@ -97,7 +96,7 @@ impl Point {
             publish: m.and_then(|m| m.publish_latency.measured().cloned()),
             end_to_end: m.and_then(|m| m.end_to_end_latency.measured().cloned()),
             error: b.error.clone(),
-        })
+        }
     }
 }
 
@@ -182,9 +181,7 @@ pub fn lines_of<'a>(
             } else {
                 format!("{label} {}", b.broker)
             };
-            let Some(p) = Point::of(r, &b.broker, Sustained::default()) else {
-                continue;
-            };
+            let p = Point::of(r, b, Sustained::default());
             let lines = &mut groups[at].1;
             match lines.iter_mut().find(|l| l.name == name) {
                 Some(l) => l.points.push(p),
