@@ -1,10 +1,12 @@
 //! The baseline for "the harness must not be the bottleneck": a plain client loop doing what a
 //! `rate: max` workload does — keyed sends, a bounded window of unacknowledged sends, acks=all /
-//! publisher confirms, a consumer reading concurrently — with none of the harness around it.
+//! publisher confirms, optionally a consumer reading concurrently — with none of the harness
+//! around it.
 //!
-//!   cargo run --release --example plain_clients -- kafka 20 512 1000
-//!   cargo run --release --example plain_clients -- rabbitmq 20 512 1000
-//! (broker, seconds, message bytes, max in flight). Prints acknowledged messages per second.
+//!   cargo run --release --example plain_clients -- kafka 20 512 10000 5 0
+//!   cargo run --release --example plain_clients -- rabbitmq 20 512 1000 1 1
+//! (broker, seconds, message bytes, max in flight, Kafka's linger.ms, consumers: 0 or 1).
+//! Prints acknowledged messages per second.
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,25 @@ use futures::FutureExt;
 /// interval brokerbench's throughput is measured over (setup and teardown are not in it).
 type Measured = (u64, Duration);
 
-async fn kafka(secs: u64, size: usize, window: usize) -> anyhow::Result<Measured> {
+/// What one run does: the same for both brokers.
+struct Shape {
+    secs: u64,
+    size: usize,
+    window: usize,
+    /// Kafka's linger.ms (RabbitMQ has no equivalent: each publish goes out at once).
+    linger_ms: u64,
+    /// Whether a consumer reads while the producer sends.
+    consume: bool,
+}
+
+async fn kafka(shape: &Shape) -> anyhow::Result<Measured> {
+    let &Shape {
+        secs,
+        size,
+        window,
+        linger_ms,
+        consume,
+    } = shape;
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::config::ClientConfig;
     use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -39,16 +59,20 @@ async fn kafka(secs: u64, size: usize, window: usize) -> anyhow::Result<Measured
         .set("max.poll.interval.ms", "12000")
         .create::<StreamConsumer>()?
         .into();
-    consumer.subscribe(&[&topic])?;
-    let reading = consumer.clone();
-    let reader = tokio::spawn(async move {
-        loop {
-            let _ = reading.recv().await;
-        }
-    });
+    let reader = if consume {
+        consumer.subscribe(&[&topic])?;
+        let reading = consumer.clone();
+        Some(tokio::spawn(async move {
+            loop {
+                let _ = reading.recv().await;
+            }
+        }))
+    } else {
+        None
+    };
     // Like brokerbench, start sending once the consumer has its partitions.
     let joined = Instant::now();
-    while consumer.assignment()?.count() == 0 {
+    while consume && consumer.assignment()?.count() == 0 {
         anyhow::ensure!(
             joined.elapsed() < Duration::from_secs(30),
             "consumer got no partitions"
@@ -59,7 +83,7 @@ async fn kafka(secs: u64, size: usize, window: usize) -> anyhow::Result<Measured
         .clone()
         .set("acks", "all")
         .set("enable.idempotence", "true")
-        .set("linger.ms", "1")
+        .set("linger.ms", linger_ms.to_string())
         .set("queue.buffering.max.messages", "1000000")
         .create()?;
     let body = vec![b'x'; size];
@@ -85,15 +109,24 @@ async fn kafka(secs: u64, size: usize, window: usize) -> anyhow::Result<Measured
         }
     }
     let elapsed = start.elapsed();
-    reader.abort();
-    // Close the consumer here, not in the runtime's shutdown (librdkafka crashed there).
-    let _ = reader.await;
+    if let Some(reader) = reader {
+        reader.abort();
+        // Close the consumer here, not in the runtime's shutdown (librdkafka crashed there).
+        let _ = reader.await;
+    }
     drop(consumer);
     let _ = admin.delete_topics(&[&topic], &AdminOptions::new()).await;
     Ok((acked, elapsed))
 }
 
-async fn rabbitmq(secs: u64, size: usize, window: usize) -> anyhow::Result<Measured> {
+async fn rabbitmq(shape: &Shape) -> anyhow::Result<Measured> {
+    let &Shape {
+        secs,
+        size,
+        window,
+        consume,
+        ..
+    } = shape;
     use lapin::options::*;
     use lapin::types::FieldTable;
     use lapin::{BasicProperties, Connection, ConnectionProperties};
@@ -109,19 +142,25 @@ async fn rabbitmq(secs: u64, size: usize, window: usize) -> anyhow::Result<Measu
     .await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     let cconn = Connection::connect(url, ConnectionProperties::default()).await?;
-    let cch = cconn.create_channel().await?;
-    let mut consumer = cch
-        .basic_consume(
-            queue.as_str().into(),
-            "plain".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    let reader = tokio::spawn(async move { while consumer.next().await.is_some() {} });
+    let reader = if consume {
+        let cch = cconn.create_channel().await?;
+        let mut consumer = cch
+            .basic_consume(
+                queue.as_str().into(),
+                "plain".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        Some(tokio::spawn(async move {
+            while consumer.next().await.is_some() {}
+        }))
+    } else {
+        None
+    };
     let body = vec![b'x'; size];
     let (mut acked, mut in_flight) = (0u64, FuturesUnordered::new());
     let start = Instant::now();
@@ -150,7 +189,9 @@ async fn rabbitmq(secs: u64, size: usize, window: usize) -> anyhow::Result<Measu
         }
     }
     let elapsed = start.elapsed();
-    reader.abort();
+    if let Some(reader) = reader {
+        reader.abort();
+    }
     ch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
         .await?;
     Ok((acked, elapsed))
@@ -160,12 +201,24 @@ async fn rabbitmq(secs: u64, size: usize, window: usize) -> anyhow::Result<Measu
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let broker = args.get(1).map(String::as_str).unwrap_or("kafka");
-    let secs: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(20);
-    let size: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(512);
-    let window: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let arg = |i: usize, default: u64| -> anyhow::Result<u64> {
+        match args.get(i) {
+            None => Ok(default),
+            Some(a) => a
+                .parse()
+                .map_err(|e| anyhow::anyhow!("argument {i} ({a:?}): {e}")),
+        }
+    };
+    let shape = Shape {
+        secs: arg(2, 20)?,
+        size: arg(3, 512)? as usize,
+        window: arg(4, 1000)? as usize,
+        linger_ms: arg(5, 1)?,
+        consume: arg(6, 1)? != 0,
+    };
     let (acked, elapsed) = match broker {
-        "kafka" => kafka(secs, size, window).await?,
-        "rabbitmq" => rabbitmq(secs, size, window).await?,
+        "kafka" => kafka(&shape).await?,
+        "rabbitmq" => rabbitmq(&shape).await?,
         other => anyhow::bail!("unknown broker {other} (kafka or rabbitmq)"),
     };
     println!(
