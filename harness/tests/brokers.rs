@@ -456,3 +456,89 @@ fn rabbitmq_single_active_consumers_spread_over_the_shards() {
         "two shards for each of the two consumers: {active:?}"
     );
 }
+
+/// `channels_per_consumer` spreads one consumer's queues over that many AMQP channels, as
+/// RabbitMQ itself sees them, and each delivery is acknowledged on the channel it came on (an ack
+/// on another channel is a channel error: redeliveries and duplicates, or a stuck run).
+#[test]
+fn rabbitmq_consumer_channels_are_what_the_broker_sees_and_acks_find_their_channel() {
+    let _brokers = sharing_brokers();
+    let yaml = steady(
+        "rabbitmq",
+        "  rabbitmq: { single_active_consumer: false, channels_per_consumer: 2 }",
+    )
+    .replace("name: it-rabbitmq", "name: it-rabbit-channels")
+    .replace("partitions: 3", "partitions: 4")
+    .replace("duration: 3s", "duration: 8s")
+    .replace("count: 2\n  ack", "count: 1\n  ack");
+    // Ask the broker which channel consumes each of the run's queues while the run is going on.
+    let seen = std::thread::spawn(|| {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < until {
+            let out = std::process::Command::new(repo().join("bin/brokers"))
+                .args([
+                    "rabbitmqctl",
+                    "list_consumers",
+                    "-q",
+                    "queue_name",
+                    "channel_pid",
+                ])
+                .output()
+                .expect("bin/brokers rabbitmqctl");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let ours: Vec<(String, String)> = text
+                .lines()
+                .filter(|l| l.contains("it-rabbit-channels"))
+                .filter_map(|l| l.split_once('\t'))
+                .map(|(q, c)| (q.to_string(), c.to_string()))
+                .collect();
+            if ours.len() == 4 {
+                return ours;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        panic!("the run's four queues never all had a consumer");
+    });
+    let ran = run_ok(&yaml, "rabbitmq");
+    let consumers = seen.join().unwrap();
+    let channels: std::collections::BTreeSet<_> = consumers.iter().map(|(_, c)| c).collect();
+    assert_eq!(channels.len(), 2, "{consumers:?}");
+    assert_eq!(ran.metrics.lost, 0);
+    assert_eq!(
+        ran.metrics.broker_redeliveries, 0,
+        "acks on the wrong channel close it, and its deliveries come again"
+    );
+    assert!(ran.metrics.delivered > 0);
+}
+
+/// Several ReceiveMessage calls in flight per SQS consumer (`receivers_per_consumer`) lose
+/// nothing, duplicate nothing, and keep per-key order on a FIFO queue (a group stays locked to one
+/// call until its messages are deleted), and the report says how the consumer received.
+#[test]
+fn sqs_consumers_with_several_receive_calls_in_flight_keep_every_message_in_key_order() {
+    let _brokers = sharing_brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = steady(
+        "sqs",
+        "  sqs: { fifo: true, receivers_per_consumer: 4, batch: 5 }",
+    )
+    .replace("rate: 300/s", "rate: 100/s")
+    .replace("count: 2\n  ack", "count: 1\n  ack");
+    let w = workload(dir.path(), "sqs-receivers", &yaml);
+    let (out, result) = run(dir.path(), &w, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let b = &result.brokers[0];
+    let m = b.metrics.as_ref().unwrap();
+    assert_eq!(m.lost, 0);
+    assert_eq!(m.redeliveries, 0);
+    assert_eq!(m.per_key_order_violations, 0);
+    assert!(m.delivered >= 250, "{}", m.delivered);
+    assert_eq!(
+        b.client_settings
+            .get("receivers_per_consumer")
+            .map(String::as_str),
+        Some("4"),
+        "{:?}",
+        b.client_settings
+    );
+}

@@ -27,7 +27,7 @@ use super::{
 use crate::history::Position;
 use crate::message::MsgId;
 use crate::target::redact_url;
-use crate::workload::AckMode;
+use crate::workload::{at, AckMode, At, Workload};
 use options::{Options, QueueType, Sharding};
 use target::RabbitTarget;
 
@@ -40,8 +40,27 @@ pub const BROKER: super::Broker = super::Broker {
     options_schema: <Options as schemars::JsonSchema>::json_schema,
     wire: None,
     ready_slack: |_| Duration::ZERO,
-    validate: |_| Vec::new(),
+    validate,
 };
+
+/// The most channels a consumer may spread its queues over: more than a consumer has queues
+/// would leave channels idle, and RabbitMQ's own default cap per connection is 2047.
+const MAX_CHANNELS_PER_CONSUMER: u16 = 64;
+
+fn validate(w: &Workload) -> Vec<(At, String)> {
+    // Options that do not read are reported by the registry's own check.
+    let rabbit = super::options::<Options>(w, BROKER.name).unwrap_or_default();
+    let mut bad = Vec::new();
+    if !(1..=MAX_CHANNELS_PER_CONSUMER).contains(&rabbit.channels_per_consumer) {
+        bad.push(at(
+            &["topology", "rabbitmq", "channels_per_consumer"],
+            format!(
+                "rabbitmq channels_per_consumer must be between 1 and {MAX_CHANNELS_PER_CONSUMER}"
+            ),
+        ));
+    }
+    bad
+}
 
 fn connect(plan: Arc<Plan>) -> Result<Box<dyn Driver>> {
     Ok(Box::new(RabbitDriver::new(plan)?))
@@ -196,7 +215,13 @@ impl Driver for RabbitDriver {
         let name = format!("consumer {consumer}");
         let tag = format!("{}-c{consumer}", self.plan.resource_prefix);
         let mut c = self
-            .open_consumer(&name, &tag, self.options.prefetch, no_ack)
+            .open_consumer(
+                &name,
+                &tag,
+                self.options.prefetch,
+                self.options.channels_per_consumer,
+                no_ack,
+            )
             .await?;
         let queues: Vec<u32> = (0..self.queue_count()).collect();
         let (own, others) = if self.options.single_active_consumer {
@@ -216,7 +241,9 @@ impl Driver for RabbitDriver {
 
     async fn final_reader(&self) -> Result<Box<dyn Consumer>> {
         let tag = format!("{}-final-read", self.plan.resource_prefix);
-        let mut consumer = self.open_consumer("final read", &tag, 1000, false).await?;
+        let mut consumer = self
+            .open_consumer("final read", &tag, 1000, 1, false)
+            .await?;
         for q in 0..self.queue_count() {
             consumer.subscribe(q).await?;
         }
@@ -279,26 +306,31 @@ fn spread(index: u32, count: u32, queues: &[u32]) -> (Vec<u32>, Vec<u32>) {
 }
 
 impl RabbitDriver {
-    /// A connection and channel to consume on, subscribed to no queue yet.
+    /// A connection and its channels to consume on, subscribed to no queue yet.
     async fn open_consumer(
         &self,
         name: &str,
         tag: &str,
         prefetch: u16,
+        channels: u16,
         no_ack: bool,
     ) -> Result<RabbitConsumer> {
         let conn = self.connect(name).await?;
-        let channel = conn
-            .create_channel()
-            .await
-            .context("rabbitmq: opening channel")?;
-        channel
-            .basic_qos(prefetch, BasicQosOptions::default())
-            .await
-            .context("rabbitmq: setting prefetch")?;
+        let mut opened = Vec::new();
+        for _ in 0..channels.max(1) {
+            let channel = conn
+                .create_channel()
+                .await
+                .context("rabbitmq: opening channel")?;
+            channel
+                .basic_qos(prefetch, BasicQosOptions::default())
+                .await
+                .context("rabbitmq: setting prefetch")?;
+            opened.push(channel);
+        }
         Ok(RabbitConsumer {
             _conn: conn,
-            channel,
+            channels: opened,
             streams: SelectAll::new(),
             no_ack,
             tag: tag.to_string(),
@@ -359,7 +391,9 @@ type DeliveryStream =
 
 struct RabbitConsumer {
     _conn: Connection,
-    channel: Channel,
+    /// Queue i is consumed, and its deliveries acknowledged, on channel i mod len: delivery tags
+    /// belong to a channel.
+    channels: Vec<Channel>,
     streams: SelectAll<DeliveryStream>,
     no_ack: bool,
     tag: String,
@@ -371,10 +405,14 @@ struct RabbitConsumer {
 }
 
 impl RabbitConsumer {
+    fn channel(&self, queue: u32) -> &Channel {
+        &self.channels[queue as usize % self.channels.len()]
+    }
+
     async fn subscribe(&mut self, i: u32) -> Result<()> {
         let queue = &self.queue_names[i as usize];
         let c = self
-            .channel
+            .channel(i)
             .basic_consume(
                 queue.as_str().into(),
                 format!("{}-q{i}", self.tag).into(),
@@ -443,8 +481,8 @@ impl Consumer for RabbitConsumer {
     }
 
     async fn ack(&mut self, handle: AckHandle) -> Result<()> {
-        if let AckHandle::Tag { tag, .. } = handle {
-            self.channel
+        if let AckHandle::Tag { queue, tag } = handle {
+            self.channel(queue)
                 .basic_ack(tag, BasicAckOptions::default())
                 .await
                 .context("rabbitmq: ack")?;
@@ -453,11 +491,13 @@ impl Consumer for RabbitConsumer {
     }
 
     fn is_broken(&self) -> bool {
-        !self._conn.status().connected() || !self.channel.status().connected()
+        !self._conn.status().connected() || self.channels.iter().any(|c| !c.status().connected())
     }
 
     async fn close(&mut self) {
-        let _ = self.channel.close(200, "consumer done".into()).await;
+        for channel in &self.channels {
+            let _ = channel.close(200, "consumer done".into()).await;
+        }
     }
 }
 
@@ -526,14 +566,37 @@ mod tests {
 
     #[test]
     fn the_workloads_options_reach_the_driver() {
-        let d = driver("  rabbitmq: { sharding: none, queue_type: quorum, prefetch: 7 }\n");
+        let d = driver(
+            "  rabbitmq: { sharding: none, queue_type: quorum, prefetch: 7, channels_per_consumer: 3 }\n",
+        );
         assert_eq!(d.queue_count(), 1);
         assert_eq!(d.options.queue_type, QueueType::Quorum);
         assert_eq!(d.options.prefetch, 7);
+        assert_eq!(d.options.channels_per_consumer, 3);
         // Left out: the defaults, and one queue per partition.
         let d = driver("");
         assert_eq!(d.queue_count(), 4);
         assert_eq!(d.options.queue_type, QueueType::Classic);
+        assert_eq!(d.options.channels_per_consumer, 1);
         assert!(d.url.starts_with("amqp://"), "{}", d.url);
+    }
+
+    #[test]
+    fn channels_per_consumer_is_checked_where_it_is_written() {
+        for n in [0, 65] {
+            let yaml = format!("name: t\nbrokers: [rabbitmq]\ntopology:\n  rabbitmq: {{ channels_per_consumer: {n} }}\nload: {{ rate: 1/s, duration: 1s }}\n");
+            let e = crate::workload::parse(
+                std::path::Path::new("w.yaml"),
+                &yaml,
+                &[super::super::validate],
+            )
+            .unwrap_err();
+            assert!(
+                e.to_string().starts_with(
+                    "w.yaml:4:15: rabbitmq channels_per_consumer must be between 1 and 64"
+                ),
+                "{e}"
+            );
+        }
     }
 }

@@ -27,8 +27,13 @@ pub struct Options {
     pub sharding: Sharding,
     /// Only one consumer receives from each queue at a time (keeps per-queue order).
     pub single_active_consumer: bool,
-    /// basic.qos prefetch per consumer.
+    /// basic.qos prefetch per consumer channel.
     pub prefetch: u16,
+    /// AMQP channels each consumer spreads its queues over (queue i on channel i mod n), each with
+    /// its own prefetch, all on the consumer's one connection. A channel is one process in the
+    /// broker and one ordered stream of deliveries and acks, so one channel can be what limits a
+    /// consumer of many shards.
+    pub channels_per_consumer: u16,
 }
 
 impl Default for Options {
@@ -38,6 +43,7 @@ impl Default for Options {
             sharding: Sharding::ConsistentHash,
             single_active_consumer: true,
             prefetch: 100,
+            channels_per_consumer: 1,
         }
     }
 }

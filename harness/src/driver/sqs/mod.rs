@@ -17,6 +17,7 @@ use aws_sdk_sqs::error::SdkError;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use aws_sdk_sqs::Client;
 use base64::Engine as _;
+use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use tokio::sync::oneshot;
 
@@ -61,6 +62,12 @@ fn validate(w: &Workload) -> Vec<(At, String)> {
         bad.push(at(
             &["topology", "sqs", "batch"],
             "sqs batch must be between 1 and 10 (the SQS limit)",
+        ));
+    }
+    if !(1..=10).contains(&sqs.receivers_per_consumer) {
+        bad.push(at(
+            &["topology", "sqs", "receivers_per_consumer"],
+            "sqs receivers_per_consumer must be between 1 and 10",
         ));
     }
     if !(1..=10).contains(&sqs.publish_batch) {
@@ -228,23 +235,20 @@ impl Driver for SqsDriver {
     }
 
     async fn consumer(&self, _consumer: u32) -> Result<Box<dyn Consumer>> {
-        Ok(Box::new(SqsConsumer {
-            client: self.client.clone(),
-            url: self.queue_url().await?,
-            batch: self.options.batch as i32,
-            auto: self.plan.workload.consumers.ack == AckMode::Auto,
-        }))
+        Ok(Box::new(
+            SqsConsumer::new(
+                self,
+                self.options.receivers_per_consumer,
+                self.plan.workload.consumers.ack == AckMode::Auto,
+            )
+            .await?,
+        ))
     }
 
     async fn final_reader(&self) -> Result<Box<dyn Consumer>> {
         // Deleting what it reads, like any consumer; done once the queue holds nothing, not even
         // messages a killed consumer left invisible (they return after the visibility timeout).
-        Ok(Box::new(SqsConsumer {
-            client: self.client.clone(),
-            url: self.queue_url().await?,
-            batch: self.options.batch as i32,
-            auto: false,
-        }))
+        Ok(Box::new(SqsConsumer::new(self, 1, false).await?))
     }
 
     async fn teardown(&self) -> Result<()> {
@@ -460,33 +464,62 @@ impl Publisher for SqsPublisher {
     }
 }
 
+type Receiving = futures::future::BoxFuture<'static, Result<Vec<aws_sdk_sqs::types::Message>>>;
+
 struct SqsConsumer {
     client: Client,
     url: String,
     batch: i32,
     auto: bool,
+    /// How many ReceiveMessage calls to keep in flight.
+    receivers: usize,
+    /// The calls in flight. They live here, not in `poll`, so a poll that is cancelled (it is
+    /// raced against deadlines) drops no answer: what it would have returned comes with the next.
+    receiving: FuturesUnordered<Receiving>,
 }
 
 #[async_trait]
 impl Consumer for SqsConsumer {
     async fn poll(&mut self, wait: Duration) -> Result<Vec<Received>> {
-        let out = self
-            .client
-            .receive_message()
-            .queue_url(&self.url)
-            .max_number_of_messages(self.batch)
-            .wait_time_seconds(wait.as_secs().clamp(0, 20) as i32)
-            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-            .send()
-            .await
-            .map_err(|e| {
-                anyhow!(
-                    "sqs: receiving: {}",
-                    aws_sdk_sqs::error::DisplayErrorContext(&e)
-                )
-            })?;
+        while self.receiving.len() < self.receivers {
+            let call = self
+                .client
+                .receive_message()
+                .queue_url(&self.url)
+                .max_number_of_messages(self.batch)
+                .wait_time_seconds(wait.as_secs().clamp(0, 20) as i32)
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .send();
+            self.receiving.push(
+                async move {
+                    let out = call.await.map_err(|e| {
+                        anyhow!(
+                            "sqs: receiving: {}",
+                            aws_sdk_sqs::error::DisplayErrorContext(&e)
+                        )
+                    })?;
+                    Ok(out.messages.unwrap_or_default())
+                }
+                .boxed(),
+            );
+        }
+        let mut messages = match self.receiving.next().await {
+            Some(answer) => answer?,
+            None => Vec::new(),
+        };
+        // Other calls that have already answered come along, without waiting for the rest.
+        while let Some(Some(answer)) = self.receiving.next().now_or_never() {
+            match answer {
+                Ok(more) => messages.extend(more),
+                // Returned by the next poll: these messages go out first.
+                Err(e) => {
+                    self.receiving.push(futures::future::ready(Err(e)).boxed());
+                    break;
+                }
+            }
+        }
         let mut received = Vec::new();
-        for m in out.messages.unwrap_or_default() {
+        for m in messages {
             let receive_count = m
                 .attributes
                 .as_ref()
@@ -604,9 +637,20 @@ impl Consumer for SqsConsumer {
 const DELETE_BATCH: usize = 10;
 
 impl SqsConsumer {
+    async fn new(driver: &SqsDriver, receivers: u8, auto: bool) -> Result<SqsConsumer> {
+        Ok(SqsConsumer {
+            client: driver.client.clone(),
+            url: driver.queue_url().await?,
+            batch: driver.options.batch as i32,
+            auto,
+            receivers: receivers.max(1) as usize,
+            receiving: FuturesUnordered::new(),
+        })
+    }
+
     /// One DeleteMessageBatch request for up to ten `(slot, receipt)` pairs: each slot's outcome,
     /// from the entries SQS lists as failed (or all of them, when the request itself failed).
-    async fn delete_batch(&self, chunk: &[(usize, String)]) -> Vec<(usize, Result<()>)> {
+    async fn delete_batch(&mut self, chunk: &[(usize, String)]) -> Vec<(usize, Result<()>)> {
         use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry as Entry;
         let entries: Result<Vec<Entry>, _> = chunk
             .iter()
@@ -671,7 +715,10 @@ mod tests {
 
     #[test]
     fn the_workloads_options_reach_the_driver() {
-        let d = driver("  sqs: { fifo: true, batch: 3, publish_batch: 4, linger: 7ms }\n");
+        let d = driver(
+            "  sqs: { fifo: true, batch: 3, publish_batch: 4, linger: 7ms, receivers_per_consumer: 2 }\n",
+        );
+        assert_eq!(d.options.receivers_per_consumer, 2);
         assert!(d.name.ends_with(".fifo"), "{}", d.name);
         assert_eq!(d.options.batch, 3);
         assert_eq!(d.options.publish_batch, 4);
@@ -695,6 +742,10 @@ mod tests {
                 "w.yaml:4:10: sqs publish_batch must be between 1 and 10",
             ),
             ("linger: 2s", "w.yaml:4:10: sqs linger must be at most 1s"),
+            (
+                "receivers_per_consumer: 11",
+                "w.yaml:4:10: sqs receivers_per_consumer must be between 1 and 10",
+            ),
         ] {
             let yaml = format!("name: t\nbrokers: [sqs]\ntopology:\n  sqs: {{ {option} }}\nload: {{ rate: 1/s, duration: 1s }}\n");
             let e = crate::workload::parse(

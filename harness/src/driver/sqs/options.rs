@@ -16,6 +16,11 @@ pub struct Options {
     pub wait_time: Dur,
     /// Messages per ReceiveMessage call (1..=10).
     pub batch: u8,
+    /// ReceiveMessage calls each consumer keeps in flight at once (1..=10). One is the simple
+    /// receive loop; on a broker that answers each call slowly, one call at a time caps a consumer
+    /// at `batch` messages per round trip, and more calls are how an application gets past that
+    /// without more consumers.
+    pub receivers_per_consumer: u8,
     /// Messages per SendMessageBatch call (1..=10; 1 sends each with SendMessage).
     pub publish_batch: u8,
     /// How long a send may wait for others to fill its batch (the AWS Java SDK's buffered client
@@ -32,6 +37,7 @@ impl Default for Options {
             visibility_timeout: Dur::secs(30),
             wait_time: Dur::secs(1),
             batch: 10,
+            receivers_per_consumer: 1,
             publish_batch: 10,
             linger: Dur::millis(20),
         }
