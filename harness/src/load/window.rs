@@ -1,6 +1,6 @@
 //! How many sends a producer keeps unacknowledged. A fixed number, or `auto`: start at
 //! `AUTO_START` and, after a first second of start-up, double each second for as long as the
-//! doublings still raise the acknowledged rate by 5% or more. After two doublings in a row that
+//! doublings still raise the acknowledged rate by 2% or more. After two doublings in a row that
 //! did not (one second's rate is noisy: one miss is not a plateau), or the first that brings
 //! failures, it settles on the best window seen: the smallest that reached the highest rate. So
 //! `rate: max` measures the broker rather than the harness's window, without drowning a broker
@@ -13,8 +13,11 @@ pub const AUTO_START: usize = 1000;
 pub const AUTO_CAP: usize = 128_000;
 /// How long each window size is measured before the next step.
 const PROBE_NS: u64 = 1_000_000_000;
-/// The gain a doubling must bring to be kept.
-const GAIN: f64 = 1.05;
+/// The gain a doubling must bring to be kept. Small, because some brokers gain a little at each
+/// doubling over a long way: RabbitMQ's publisher confirms went 13.9k msg/s at 1,000 in flight
+/// to 15.5–16.5k at 10,000 here, 3–5% a doubling, and a 5% bar stopped it at 1,000. Noise is
+/// what the two misses in a row are for.
+const GAIN: f64 = 1.02;
 
 #[derive(Debug)]
 pub struct SendWindow {
@@ -161,6 +164,18 @@ mod tests {
             settled, 8000,
             "16,000 and 32,000 did no better: the smaller window is kept"
         );
+    }
+
+    #[test]
+    fn auto_follows_a_broker_that_gains_a_little_at_every_doubling() {
+        // 3% more for each doubling up to 16,000 in flight, as RabbitMQ's confirms do.
+        let rate = |n: usize| 13_900.0 * 1.03f64.powf((n.min(16_000) as f64 / 1000.0).log2());
+        let (tried, settled) = probe(rate, usize::MAX);
+        assert_eq!(
+            tried,
+            [1000, 1000, 2000, 4000, 8000, 16000, 32000, 64000]
+        );
+        assert_eq!(settled, 16_000);
     }
 
     #[test]
