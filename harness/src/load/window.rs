@@ -171,10 +171,7 @@ mod tests {
         // 3% more for each doubling up to 16,000 in flight, as RabbitMQ's confirms do.
         let rate = |n: usize| 13_900.0 * 1.03f64.powf((n.min(16_000) as f64 / 1000.0).log2());
         let (tried, settled) = probe(rate, usize::MAX);
-        assert_eq!(
-            tried,
-            [1000, 1000, 2000, 4000, 8000, 16000, 32000, 64000]
-        );
+        assert_eq!(tried, [1000, 1000, 2000, 4000, 8000, 16000, 32000, 64000]);
         assert_eq!(settled, 16_000);
     }
 
