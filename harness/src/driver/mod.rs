@@ -233,7 +233,17 @@ pub trait Driver: Send + Sync {
     fn client_settings(&self) -> Vec<(String, String)> {
         Vec::new()
     }
+    /// Sends in flight a `max_in_flight: auto` window starts probing from, per producer. Its
+    /// doublings find a clear plateau, but not a broker that gains a few percent at each
+    /// doubling over a long way: one second's noise hides that, so such a driver starts near
+    /// where it is known to level off.
+    fn auto_window_start(&self) -> usize {
+        DEFAULT_AUTO_WINDOW_START
+    }
 }
+
+/// Where `max_in_flight: auto` starts unless a driver knows better.
+pub const DEFAULT_AUTO_WINDOW_START: usize = 1000;
 
 /// Everything the rest of the crate asks of one broker. Each broker's folder defines its own.
 pub struct Broker {

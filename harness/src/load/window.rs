@@ -1,5 +1,5 @@
-//! How many sends a producer keeps unacknowledged. A fixed number, or `auto`: start at
-//! `AUTO_START` and, after a first second of start-up, double each second for as long as the
+//! How many sends a producer keeps unacknowledged. A fixed number, or `auto`: start at the
+//! driver's `auto_window_start` (1000 unless it knows better) and, after a first second of start-up, double each second for as long as the
 //! doublings still raise the acknowledged rate by 2% or more. After two doublings in a row that
 //! did not (one second's rate is noisy: one miss is not a plateau), or the first that brings
 //! failures, it settles on the best window seen: the smallest that reached the highest rate. So
@@ -9,7 +9,6 @@
 
 use crate::workload::InFlight;
 
-pub const AUTO_START: usize = 1000;
 pub const AUTO_CAP: usize = 128_000;
 /// How long each window size is measured before the next step.
 const PROBE_NS: u64 = 1_000_000_000;
@@ -44,21 +43,23 @@ struct Probe {
 }
 
 impl SendWindow {
-    pub fn new(spec: InFlight) -> SendWindow {
+    /// `auto_start`: where an `auto` window begins (`Driver::auto_window_start`).
+    pub fn new(spec: InFlight, auto_start: usize) -> SendWindow {
+        let auto_start = auto_start.clamp(1, AUTO_CAP);
         match spec {
             InFlight::Fixed(n) => SendWindow {
                 size: n.max(1) as usize,
                 probe: None,
             },
             InFlight::Auto => SendWindow {
-                size: AUTO_START,
+                size: auto_start,
                 probe: Some(Probe {
                     since_ns: 0,
                     acked: 0,
                     failed: 0,
                     full: false,
                     best: 0.0,
-                    best_size: AUTO_START,
+                    best_size: auto_start,
                     misses: 0,
                     warm: false,
                 }),
@@ -136,7 +137,15 @@ mod tests {
     /// Feed a window one second at a time from a broker whose acknowledged rate is `rate(size)`,
     /// failing above `fails_above`; the sizes it tried and where it settled.
     fn probe(rate: impl Fn(usize) -> f64, fails_above: usize) -> (Vec<usize>, usize) {
-        let mut w = SendWindow::new(InFlight::Auto);
+        probe_from(1000, rate, fails_above)
+    }
+
+    fn probe_from(
+        start: usize,
+        rate: impl Fn(usize) -> f64,
+        fails_above: usize,
+    ) -> (Vec<usize>, usize) {
+        let mut w = SendWindow::new(InFlight::Auto, start);
         let (mut acked, mut failed, mut t) = (0u64, 0u64, 1u64);
         let mut tried = vec![w.size()];
         w.observe(t, 0, 0);
@@ -176,6 +185,17 @@ mod tests {
     }
 
     #[test]
+    fn auto_starts_where_the_driver_says_and_keeps_the_start_when_it_fails_at_once() {
+        // A driver that starts at 8,000: the doublings go on from there.
+        let (tried, settled) = probe_from(8000, |n| 10.0 * n.min(32_000) as f64, usize::MAX);
+        assert_eq!(tried, [8000, 8000, 16000, 32000, 64000, 128000]);
+        assert_eq!(settled, 32_000);
+        // Failures already at the start: it keeps the start, the smallest it has tried.
+        let (_, settled) = probe_from(8000, |n| n as f64, 4000);
+        assert_eq!(settled, 8000);
+    }
+
+    #[test]
     fn auto_backs_off_from_a_window_that_brings_failures() {
         let (tried, settled) = probe(|n| 10.0 * n as f64, 3000);
         assert_eq!(tried, [1000, 1000, 2000, 4000]);
@@ -200,7 +220,7 @@ mod tests {
     fn auto_stops_at_its_cap_and_fixed_windows_never_move() {
         let (_, settled) = probe(|n| n as f64, usize::MAX);
         assert_eq!(settled, AUTO_CAP);
-        let mut w = SendWindow::new(InFlight::Fixed(500));
+        let mut w = SendWindow::new(InFlight::Fixed(500), 1000);
         w.full();
         assert_eq!(w.observe(1, 0, 0), None);
         assert_eq!(w.observe(5 * PROBE_NS, 1_000_000, 0), None);
@@ -209,10 +229,10 @@ mod tests {
 
     #[test]
     fn a_window_that_never_fills_learns_nothing() {
-        let mut w = SendWindow::new(InFlight::Auto);
+        let mut w = SendWindow::new(InFlight::Auto, 1000);
         w.observe(1, 0, 0);
         assert_eq!(w.observe(1 + PROBE_NS, 1000, 0), None);
         assert_eq!(w.observe(1 + 2 * PROBE_NS, 2000, 0), None);
-        assert_eq!((w.size(), w.probing()), (AUTO_START, true));
+        assert_eq!((w.size(), w.probing()), (1000, true));
     }
 }
