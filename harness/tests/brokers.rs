@@ -295,12 +295,12 @@ expect: { lost: 0 }
             _ => None,
         })
         .collect();
-    // One producer, one decision: some doubling of the starting 1000.
+    // One producer, one decision: the RabbitMQ driver's start of 8000, or a doubling of it.
     assert_eq!(settled.len(), 1, "{settled:?}");
     let size = settled[0];
     assert!(
-        size.is_multiple_of(1000) && (size / 1000).is_power_of_two() && size <= 128_000,
-        "a doubling of the first 1000: {size}"
+        size.is_multiple_of(8000) && (size / 8000).is_power_of_two() && size <= 128_000,
+        "a doubling of the first 8000: {size}"
     );
     assert_eq!(ran.metrics.in_flight_window, Some(size));
 }
