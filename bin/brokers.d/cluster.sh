@@ -1,0 +1,301 @@
+# A three-node RabbitMQ cluster on this machine, sourced by bin/brokers.
+#
+# Each node runs in its own network namespace (brokerbench-n1..n3) with its own address
+# (10.77.0.11..13), on a veth pair whose host end hangs off a bridge (brokerbench0, 10.77.0.1).
+# All traffic stays on this machine. The harness's clients reach the nodes from the host, through
+# the bridge, at 10.77.0.1; "clients" below means that address.
+#
+# Faults act in the kernel, inside the nodes' namespaces, with one nftables table per namespace
+# (inet brokerbench): a cut drops every packet between two members, in both directions, so TCP
+# sees real loss and retransmits; a loss rule drops that share of a node's packets at random.
+# This kernel has no sch_netem, so delay, duplication, reordering and corruption are not offered.
+
+CLUSTER_NODES=(n1 n2 n3)
+CLUSTER_BRIDGE=brokerbench0
+CLUSTER_HOST_ADDR=10.77.0.1
+CLUSTER_PREFIX=24
+cluster_state() { echo "$state/cluster"; }
+node_ns() { echo "brokerbench-$1"; }
+node_addr() { echo "10.77.0.1${1#n}"; }
+node_name() { echo "rabbit@$(node_addr "$1")"; }
+member_addr() { if [[ $1 == clients ]]; then echo "$CLUSTER_HOST_ADDR"; else node_addr "$1"; fi; }
+in_ns() { local n=$1; shift; ip netns exec "$(node_ns "$n")" "$@"; }
+known_node() { [[ " ${CLUSTER_NODES[*]} " == *" $1 "* ]] || die "cluster: unknown node '$1' (expected ${CLUSTER_NODES[*]})"; }
+known_member() { [[ $1 == clients ]] || known_node "$1"; }
+
+node_env() {
+  local n=$1 dir; dir="$(cluster_state)/$n"
+  export RABBITMQ_USE_LONGNAME=true
+  export RABBITMQ_NODENAME; RABBITMQ_NODENAME=$(node_name "$n")
+  export RABBITMQ_NODE_IP_ADDRESS; RABBITMQ_NODE_IP_ADDRESS=$(node_addr "$n")
+  export RABBITMQ_NODE_PORT=5672
+  export RABBITMQ_DIST_PORT=25672
+  export RABBITMQ_MNESIA_BASE="$dir/mnesia"
+  export RABBITMQ_LOG_BASE="$dir/log"
+  export RABBITMQ_PID_FILE="$dir/beam.pid"
+  export RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins"
+  export RABBITMQ_CONFIG_FILE="$dir/rabbitmq"
+  export RABBITMQ_LOGS="$dir/$n.log"
+  export HOME="${HOME:-/root}"
+  # A silent peer is declared down after net_ticktime (Erlang's default 60 s, here 10 s), so a
+  # partition shows in about 10-15 s: a test or a workload's fault need not last minutes.
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel net_ticktime ${BROKERBENCH_NET_TICKTIME:-10}"
+}
+
+# rabbitmqctl against one node, from inside its namespace (a cut between the host and the node
+# must not cut the script's own control path: only the harness's clients use the bridge).
+# Within CTL_TIMEOUT seconds (default 10): during a partition not yet detected, a query such as
+# cluster_status waits about a minute for the unreachable peers before it answers.
+node_ctl() {
+  local n=$1; shift
+  (node_env "$n"; timeout -k 2 "${CTL_TIMEOUT:-10}" ip netns exec "$(node_ns "$n")" \
+    /usr/lib/rabbitmq/bin/rabbitmqctl --longnames -n "$(node_name "$n")" "$@")
+}
+node_pidfile() { echo "$(cluster_state)/$1/pid"; }
+node_running() { local pf; pf=$(node_pidfile "$1"); [[ -f $pf ]] && kill -0 "$(cat "$pf")" 2>/dev/null; }
+node_ready() { node_ctl "$1" await_startup --timeout 2 >/dev/null 2>&1; }
+
+install_cluster_tools() {
+  command -v nft >/dev/null && return
+  log "cluster: installing Debian's nftables (kernel packet filtering for partitions)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >&2 ||
+    { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >&2; }
+}
+
+# The bridge, one namespace per node and the veth pairs between them; and each namespace's
+# nftables table, empty (no fault).
+network_up() {
+  if ! ip link show "$CLUSTER_BRIDGE" >/dev/null 2>&1; then
+    ip route get 10.77.0.11 2>/dev/null | grep -q " dev lo\| via " && ip route show | grep -q "10.77.0." &&
+      die "cluster: 10.77.0.0/24 is already routed on this machine; the cluster needs it"
+    ip link add "$CLUSTER_BRIDGE" type bridge || die "cluster: cannot create a bridge (needs root and CAP_NET_ADMIN)"
+    ip addr add "$CLUSTER_HOST_ADDR/$CLUSTER_PREFIX" dev "$CLUSTER_BRIDGE"
+    ip link set "$CLUSTER_BRIDGE" up
+  fi
+  local n ns
+  for n in "${CLUSTER_NODES[@]}"; do
+    ns=$(node_ns "$n")
+    if ! ip netns list | grep -qw "$ns"; then
+      ip netns add "$ns" || die "cluster: cannot create network namespace $ns (needs root)"
+      ip link add "bb$n" type veth peer name eth0 netns "$ns"
+      ip link set "bb$n" master "$CLUSTER_BRIDGE" up
+      in_ns "$n" ip link set lo up
+      in_ns "$n" ip addr add "$(node_addr "$n")/$CLUSTER_PREFIX" dev eth0
+      in_ns "$n" ip link set eth0 up
+    fi
+    in_ns "$n" nft delete table inet brokerbench 2>/dev/null || true
+    in_ns "$n" nft -f - <<EOF
+table inet brokerbench {
+  chain input { type filter hook input priority 0; policy accept; }
+  chain output { type filter hook output priority 0; policy accept; }
+}
+EOF
+  done
+}
+
+network_down() {
+  local n
+  for n in "${CLUSTER_NODES[@]}"; do
+    ip netns list | grep -qw "$(node_ns "$n")" && ip netns del "$(node_ns "$n")"
+    ip link show "bb$n" >/dev/null 2>&1 && ip link del "bb$n"
+  done
+  ip link show "$CLUSTER_BRIDGE" >/dev/null 2>&1 && ip link del "$CLUSTER_BRIDGE"
+  return 0
+}
+
+start_node() {
+  local n=$1 dir; dir="$(cluster_state)/$n"
+  mkdir -p "$dir/mnesia" "$dir/log"
+  echo '[rabbitmq_consistent_hash_exchange].' >"$dir/enabled_plugins"
+  # pause_minority unless `partition-handling` set another mode (which rewrites this line).
+  [[ -f $dir/rabbitmq.conf ]] ||
+    printf '%s\n' 'loopback_users = none' "listeners.tcp.default = $(node_addr "$n"):5672" \
+      'cluster_partition_handling = pause_minority' >"$dir/rabbitmq.conf"
+  (node_env "$n"; in_ns "$n" nohup /usr/lib/rabbitmq/bin/rabbitmq-server >>"$dir/stdout.log" 2>&1 &
+   echo $! >"$(node_pidfile "$n")")
+}
+
+wait_node() {
+  local n=$1
+  wait_until 120 "$n" node_ready "$n" ||
+    { tail -n 20 "$(cluster_state)/$n/$n.log" >&2 || true; die "cluster: node $n did not answer within 120 s; log: $(cluster_state)/$n/$n.log"; }
+}
+
+cluster_up() {
+  install_rabbitmq
+  install_cluster_tools
+  network_up
+  local n
+  for n in "${CLUSTER_NODES[@]}"; do node_running "$n" || start_node "$n"; done
+  for n in "${CLUSTER_NODES[@]}"; do wait_node "$n"; done
+  # Join n2 and n3 to n1 unless they are already its members.
+  for n in "${CLUSTER_NODES[@]:1}"; do
+    if ! cluster_disk_nodes n1 | grep -qx "$(node_name "$n")"; then
+      CTL_TIMEOUT=60 node_ctl "$n" stop_app >/dev/null
+      CTL_TIMEOUT=60 node_ctl "$n" join_cluster "$(node_name n1)" >/dev/null || die "cluster: $n could not join $(node_name n1)"
+      CTL_TIMEOUT=60 node_ctl "$n" start_app >/dev/null
+    fi
+  done
+  cluster_faults_heal
+  log "rabbitmq cluster: up, members $(cluster_members | tr '\n' ' ')"
+  log "  clients reach amqp://guest:guest@$(node_addr n1):5672/%2f, $(node_addr n2), $(node_addr n3); logs: $(cluster_state)/n*/n*.log"
+}
+
+# The nodes node N counts as members (running or not), one per line.
+cluster_disk_nodes() {
+  node_ctl "$1" cluster_status --formatter json 2>/dev/null |
+    python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["disk_nodes"]))'
+}
+
+# The members the first answering node reports running, one per line.
+cluster_members() {
+  local n
+  for n in "${CLUSTER_NODES[@]}"; do
+    node_ctl "$n" cluster_status --formatter json 2>/dev/null |
+      python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["running_nodes"]))' 2>/dev/null && return
+  done
+  return 1
+}
+
+cluster_status() {
+  local n rc=0 view
+  for n in "${CLUSTER_NODES[@]}"; do
+    if node_ready "$n"; then
+      view=$(node_ctl "$n" cluster_status --formatter json 2>/dev/null |
+        python3 -c 'import json,sys; s=json.load(sys.stdin); p=s.get("partitions") or {}; print("sees running:", " ".join(s["running_nodes"]), "| partitions:", json.dumps(p) if p else "none")')
+      echo "$n $(node_name "$n"): up; $view"
+    elif node_ctl "$n" ping >/dev/null 2>&1; then
+      # The Erlang VM answers but RabbitMQ is stopped: pause_minority does this to a minority.
+      echo "$n $(node_name "$n"): paused (the VM runs, RabbitMQ does not: a minority under pause_minority?)"; rc=1
+    else
+      echo "$n $(node_name "$n"): down"; rc=1
+    fi
+  done
+  echo "partition handling: $(node_ctl n1 eval 'application:get_env(rabbit, cluster_partition_handling).' 2>/dev/null | tr -d '{}' | sed 's/^ok,//' || echo unknown)"
+  echo "faults in force: $(cluster_faults | paste -sd';' -)"
+  return $rc
+}
+
+# partition-handling MODE: how every running node reacts to a partition from now on.
+cluster_partition_handling() {
+  local mode=$1 n
+  case $mode in pause_minority | autoheal | ignore) ;; *) die "cluster: partition handling is pause_minority, autoheal or ignore, not '$mode'" ;; esac
+  for n in "${CLUSTER_NODES[@]}"; do
+    # In the config file too: a node that restarts (autoheal restarts the losers) keeps it.
+    sed -i "s/^cluster_partition_handling = .*/cluster_partition_handling = $mode/" "$(cluster_state)/$n/rabbitmq.conf"
+    node_ctl "$n" eval "application:set_env(rabbit, cluster_partition_handling, $mode)." >/dev/null ||
+      die "cluster: could not set partition handling on $n"
+  done
+  log "cluster: partition handling $mode"
+}
+
+# probe A B [PORT]: can member A open a TCP connection to member B (default: B's AMQP port, or
+# for B = clients nothing listens, so A must be a node)? Exit 0 if so, within 2 s.
+cluster_probe() {
+  local a=$1 b=$2 port=${3:-5672}
+  known_member "$a"; known_member "$b"
+  local cmd="exec 3<>/dev/tcp/$(member_addr "$b")/$port"
+  if [[ $a == clients ]]; then timeout 2 bash -c "$cmd" 2>/dev/null; else timeout 2 ip netns exec "$(node_ns "$a")" bash -c "$cmd" 2>/dev/null; fi
+}
+
+stop_node() {
+  local n=$1 pid
+  node_running "$n" || { rm -f "$(node_pidfile "$n")"; return 0; }
+  pid=$(cat "$(node_pidfile "$n")")
+  signal_tree CONT "$pid"
+  CTL_TIMEOUT=30 node_ctl "$n" stop >/dev/null 2>&1 || true
+  signal_tree TERM "$pid"
+  wait_until 20 "$n stop" bash -c "! kill -0 $pid" || signal_tree KILL "$pid"
+  rm -f "$(node_pidfile "$n")"
+}
+
+cluster_down() {
+  local n any=0
+  for n in "${CLUSTER_NODES[@]}"; do
+    node_running "$n" && any=1
+    stop_node "$n"
+    # The node's own epmd, in its namespace: gone with the namespace's processes.
+    pkill -KILL -f "$(cluster_state)/$n/" 2>/dev/null || true
+    ip netns pids "$(node_ns "$n")" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+  done
+  network_down
+  # The nodes' data goes too: the next `up` is a fresh cluster with the default settings.
+  rm -rf "$(cluster_state)"
+  if ((any)); then log "rabbitmq cluster: stopped; namespaces and bridge removed"; else log "rabbitmq cluster: not running"; fi
+}
+
+# node ACTION N: the per-node control commands node faults use.
+node_control() {
+  local action=$1 n=$2
+  known_node "$n"
+  case $action in
+    kill) node_running "$n" || die "cluster: node $n is not running"
+          signal_tree KILL "$(cat "$(node_pidfile "$n")")"; pkill -KILL -f "$(cluster_state)/$n/" || true
+          rm -f "$(node_pidfile "$n")" ;;
+    pause) node_running "$n" || die "cluster: node $n is not running"; signal_tree STOP "$(cat "$(node_pidfile "$n")")" ;;
+    resume) node_running "$n" || die "cluster: node $n is not running"; signal_tree CONT "$(cat "$(node_pidfile "$n")")" ;;
+    start) node_running "$n" || start_node "$n"; wait_node "$n" ;;
+    restart) stop_node "$n"; start_node "$n"; wait_node "$n" ;;
+    *) die "cluster: unknown node action '$action' (expected kill, pause, resume, start, restart)" ;;
+  esac
+  log "cluster: $action $n done"
+}
+
+# cut A B: drop every packet between members A and B (nodes, or "clients"), both directions.
+cluster_cut() {
+  local a=$1 b=$2 n other
+  known_member "$a"; known_member "$b"
+  [[ $a != "$b" ]] || die "cluster: cannot cut $a from itself"
+  for n in "$a" "$b"; do
+    [[ $n == clients ]] && continue
+    other=$([[ $n == "$a" ]] && echo "$b" || echo "$a")
+    in_ns "$n" nft add rule inet brokerbench input ip saddr "$(member_addr "$other")" counter drop comment "\"cut $other\""
+    in_ns "$n" nft add rule inet brokerbench output ip daddr "$(member_addr "$other")" counter drop comment "\"cut $other\""
+  done
+  log "cluster: cut $a | $b"
+}
+
+# loss N PCT: drop PCT% of the packets node N sends and receives on its link, at random.
+cluster_loss() {
+  local n=$1 pct=$2
+  known_node "$n"
+  [[ $pct =~ ^[0-9]+$ && $pct -ge 1 && $pct -le 100 ]] || die "cluster: loss takes a whole percentage 1..100, not '$pct'"
+  in_ns "$n" nft add rule inet brokerbench input iifname eth0 numgen random mod 100 "<" "$pct" counter drop comment "\"loss $pct%\""
+  in_ns "$n" nft add rule inet brokerbench output oifname eth0 numgen random mod 100 "<" "$pct" counter drop comment "\"loss $pct%\""
+  log "cluster: $pct% loss on $n"
+}
+
+# heal: remove every cut and loss rule (the namespaces stay).
+cluster_faults_heal() {
+  local n
+  for n in "${CLUSTER_NODES[@]}"; do
+    ip netns list | grep -qw "$(node_ns "$n")" || continue
+    in_ns "$n" nft flush chain inet brokerbench input
+    in_ns "$n" nft flush chain inet brokerbench output
+  done
+}
+
+# The rules in force, per node, for status and tests.
+cluster_faults() {
+  local n
+  for n in "${CLUSTER_NODES[@]}"; do
+    echo "$n: $(in_ns "$n" nft list table inet brokerbench 2>/dev/null | grep -o 'comment "[^"]*"' | sed 's/comment //; s/"//g' | sort -u | paste -sd, - || true)"
+  done
+}
+
+cluster_command() {
+  local cmd=$1; shift
+  case $cmd in
+    up) cluster_up ;;
+    down) cluster_down ;;
+    status) cluster_status ;;
+    node) [[ $# -eq 2 ]] || die "usage: bin/brokers node kill|pause|resume|start|restart n1|n2|n3"; node_control "$1" "$2" ;;
+    cut) [[ $# -eq 2 ]] || die "usage: bin/brokers cut A B (nodes n1..n3 or clients)"; cluster_cut "$1" "$2" ;;
+    loss) [[ $# -eq 2 ]] || die "usage: bin/brokers loss NODE PERCENT"; cluster_loss "$1" "$2" ;;
+    heal) cluster_faults_heal; log "cluster: healed" ;;
+    faults) cluster_faults ;;
+    partition-handling) [[ $# -eq 1 ]] || die "usage: bin/brokers partition-handling pause_minority|autoheal|ignore"; cluster_partition_handling "$1" ;;
+    probe) [[ $# -ge 2 ]] || die "usage: bin/brokers probe A B [PORT]"; if cluster_probe "$@"; then echo "$1 -> $2: open"; else echo "$1 -> $2: no connection"; exit 1; fi ;;
+    ctl) [[ $# -ge 1 ]] || die "usage: bin/brokers ctl NODE ARGS..."; known_node "$1"; node_ctl "$@" ;;
+  esac
+}

@@ -1,0 +1,238 @@
+//! The local three-node RabbitMQ cluster (`bin/brokers up --cluster rabbitmq`): its nodes in
+//! network namespaces, and the kernel-level faults between them, checked on the network with
+//! TCP probes and on RabbitMQ with its own `cluster_status`. Needs root (namespaces, nftables):
+//! on a machine that cannot create them, these tests fail and say why; they never skip.
+
+mod common;
+
+use std::net::{SocketAddr, TcpStream};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn brokers(args: &[&str]) -> Output {
+    std::process::Command::new(repo().join("bin/brokers"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("running bin/brokers")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = brokers(args);
+    assert!(
+        o.status.success(),
+        "bin/brokers {}: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The cluster, up for one test and removed after it (nodes, namespaces, bridge).
+struct Cluster;
+
+impl Cluster {
+    fn up() -> Cluster {
+        let o = brokers(&["up", "--cluster", "rabbitmq"]);
+        assert!(
+            o.status.success(),
+            "the cluster did not start (it needs root for network namespaces and nftables): {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Cluster
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = brokers(&["down", "--cluster", "rabbitmq"]);
+    }
+}
+
+/// Whether member `a` can open a TCP connection to member `b` (`bin/brokers probe`).
+fn reaches(a: &str, b: &str, port: &str) -> bool {
+    brokers(&["probe", a, b, port]).status.success()
+}
+
+/// The nodes `node` counts as running, from its own `cluster_status`; None when RabbitMQ on
+/// it does not answer (stopped, or paused as a minority).
+fn running_seen_by(node: &str) -> Option<Vec<String>> {
+    let o = brokers(&["ctl", node, "cluster_status", "--formatter", "json"]);
+    if !o.status.success() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+    let mut nodes: Vec<String> = v["running_nodes"]
+        .as_array()?
+        .iter()
+        .filter_map(|n| n.as_str().map(String::from))
+        .collect();
+    nodes.sort();
+    Some(nodes)
+}
+
+/// Whether RabbitMQ itself runs on `node` (its Erlang VM may run without it); None when the
+/// VM does not answer.
+fn rabbit_runs(node: &str) -> Option<bool> {
+    let o = brokers(&["ctl", node, "eval", "rabbit:is_running()."]);
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).trim() == "true")
+}
+
+fn names(nodes: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("rabbit@10.77.0.1{}", &n[1..]))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Poll `what` every second until it holds; fail after `limit`, saying what was last seen.
+fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + limit;
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(seen) if Instant::now() >= deadline => {
+                panic!(
+                    "{what}: not within {limit:?}; last seen: {seen}\n{}",
+                    ok(&["status", "--cluster", "rabbitmq"])
+                )
+            }
+            Err(_) => std::thread::sleep(Duration::from_secs(1)),
+        }
+    }
+}
+
+fn sees(node: &str, want: &[&str]) -> Result<(), String> {
+    let seen = running_seen_by(node);
+    if seen.as_deref() == Some(&names(want)[..]) {
+        Ok(())
+    } else {
+        Err(format!("{node} sees {seen:?}"))
+    }
+}
+
+/// Partition detection takes net_ticktime (10 s for the local cluster, seen here in 10–20 s)
+/// plus RabbitMQ's reaction; each poll gives up after bin/brokers' 10 s control timeout.
+const SEEN_WITHIN: Duration = Duration::from_secs(90);
+
+#[test]
+fn the_cluster_forms_and_kernel_cuts_partition_it_until_healed() {
+    let _brokers = owning_brokers();
+    let _cluster = Cluster::up();
+    for n in ["n1", "n2", "n3"] {
+        eventually(SEEN_WITHIN, "every node sees all three", || {
+            sees(n, &["n1", "n2", "n3"])
+        });
+    }
+    assert!(reaches("clients", "n1", "5672") && reaches("n1", "n2", "25672"));
+
+    // autoheal: both sides of a partition keep running, so both views can be asked.
+    ok(&["partition-handling", "autoheal"]);
+    ok(&["cut", "n1", "n2"]);
+    ok(&["cut", "n1", "n3"]);
+    // On the network: across the cut nothing connects; the rest of the network is untouched.
+    assert!(!reaches("n1", "n2", "25672"), "n1 still reaches n2");
+    assert!(!reaches("n3", "n1", "25672"), "n3 still reaches n1");
+    assert!(reaches("n2", "n3", "25672"), "the cut reached n2 - n3");
+    assert!(reaches("clients", "n1", "5672"), "the clients were cut too");
+    // On RabbitMQ: each side sees only itself running.
+    eventually(SEEN_WITHIN, "n1 alone", || sees("n1", &["n1"]));
+    eventually(SEEN_WITHIN, "n2 and n3 without n1", || {
+        sees("n2", &["n2", "n3"])
+    });
+    assert!(ok(&["faults"]).contains("n1: cut n2,cut n3"));
+
+    ok(&["heal"]);
+    assert!(reaches("n1", "n2", "25672") && reaches("n3", "n1", "25672"));
+    for n in ["n1", "n2", "n3"] {
+        eventually(SEEN_WITHIN * 2, "autoheal reunites the cluster", || {
+            sees(n, &["n1", "n2", "n3"])
+        });
+    }
+
+    // pause_minority: a node cut off from the other two stops RabbitMQ until it is healed.
+    ok(&["partition-handling", "pause_minority"]);
+    ok(&["cut", "n3", "n1"]);
+    ok(&["cut", "n3", "n2"]);
+    eventually(
+        SEEN_WITHIN,
+        "n3 pauses as a minority",
+        || match rabbit_runs("n3") {
+            Some(false) => Ok(()),
+            other => Err(format!("RabbitMQ running on n3: {other:?}")),
+        },
+    );
+    let status = brokers(&["status", "--cluster", "rabbitmq"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        !status.status.success() && text.contains("n3 rabbit@10.77.0.13: paused"),
+        "{text}"
+    );
+    eventually(SEEN_WITHIN, "the majority goes on", || {
+        sees("n1", &["n1", "n2"])
+    });
+    ok(&["heal"]);
+    for n in ["n1", "n2", "n3"] {
+        eventually(SEEN_WITHIN * 2, "n3 rejoins", || {
+            sees(n, &["n1", "n2", "n3"])
+        });
+    }
+
+    // A cut between the clients and a node leaves the nodes together.
+    ok(&["cut", "n2", "clients"]);
+    assert!(!reaches("clients", "n2", "5672") && reaches("clients", "n1", "5672"));
+    assert!(reaches("n2", "n1", "25672"));
+    ok(&["heal"]);
+    assert!(reaches("clients", "n2", "5672"));
+}
+
+#[test]
+fn node_control_commands_and_kernel_packet_loss_act_on_one_node() {
+    let _brokers = owning_brokers();
+    let _cluster = Cluster::up();
+    eventually(SEEN_WITHIN, "the cluster forms", || {
+        sees("n1", &["n1", "n2", "n3"])
+    });
+
+    ok(&["node", "kill", "n2"]);
+    assert!(
+        !reaches("clients", "n2", "5672"),
+        "n2 still listens after kill"
+    );
+    eventually(SEEN_WITHIN, "n1 sees n2 gone", || sees("n1", &["n1", "n3"]));
+    ok(&["node", "start", "n2"]);
+    eventually(SEEN_WITHIN, "n2 is back in the cluster", || {
+        sees("n1", &["n1", "n2", "n3"])
+    });
+
+    // 30% of n1's packets dropped each way: a TCP handshake needs a SYN in and a SYN-ACK out,
+    // so about half of quick connects fail. Before and after, none do.
+    let n1: SocketAddr = "10.77.0.11:5672".parse().unwrap();
+    let failing = |tries: u32| {
+        (0..tries)
+            .filter(|_| TcpStream::connect_timeout(&n1, Duration::from_millis(300)).is_err())
+            .count() as f64
+            / tries as f64
+    };
+    assert_eq!(failing(50), 0.0, "connects fail with no loss");
+    ok(&["loss", "n1", "30"]);
+    let share = failing(200);
+    ok(&["heal"]);
+    assert!(
+        (0.3..=0.75).contains(&share),
+        "with 30% loss each way, {:.0}% of connects failed (expected about 51%)",
+        share * 100.0
+    );
+    assert_eq!(failing(50), 0.0, "connects still fail after heal");
+    assert!(
+        !brokers(&["loss", "n1", "0"]).status.success(),
+        "a loss of 0% is refused"
+    );
+}
