@@ -283,6 +283,30 @@ cluster_faults() {
   done
 }
 
+# leader PREFIX: the node (n1..n3) that leads the first queue whose name starts with PREFIX
+# (a quorum queue's leader; a classic queue's home node), asked of the first node that answers.
+cluster_leader() {
+  local prefix=$1 n out
+  for n in "${CLUSTER_NODES[@]}"; do
+    out=$(node_ctl "$n" list_queues name leader pid --formatter json 2>/dev/null) || continue
+    # A classic queue has no leader; its process id names its node: <rabbit@10.77.0.12.1.2.3>.
+    PREFIX=$prefix python3 -c '
+import json, os, re, sys
+qs = sorted((q for q in json.load(sys.stdin) if q["name"].startswith(os.environ["PREFIX"])), key=lambda q: q["name"])
+if not qs:
+    sys.exit("bin/brokers: cluster: no queue starts with " + os.environ["PREFIX"])
+node = qs[0].get("leader") or ""
+if not node.startswith("rabbit@"):
+    m = re.match(r"<(rabbit@\d+\.\d+\.\d+\.\d+)\.", str(qs[0].get("pid", "")))
+    node = m.group(1) if m else ""
+if not node:
+    sys.exit("bin/brokers: cluster: queue %s has no leader now" % qs[0]["name"])
+print("n" + node.rsplit(".", 1)[-1][1:])' <<<"$out"
+    return
+  done
+  die "cluster: no node answered list_queues"
+}
+
 cluster_command() {
   local cmd=$1; shift
   case $cmd in
@@ -294,6 +318,7 @@ cluster_command() {
     loss) [[ $# -eq 2 ]] || die "usage: bin/brokers loss NODE PERCENT"; cluster_loss "$1" "$2" ;;
     heal) cluster_faults_heal; log "cluster: healed" ;;
     faults) cluster_faults ;;
+    leader) [[ $# -eq 1 ]] || die "usage: bin/brokers leader QUEUE_PREFIX"; cluster_leader "$1" ;;
     partition-handling) [[ $# -eq 1 ]] || die "usage: bin/brokers partition-handling pause_minority|autoheal|ignore"; cluster_partition_handling "$1" ;;
     probe) [[ $# -ge 2 ]] || die "usage: bin/brokers probe A B [PORT]"; if cluster_probe "$@"; then echo "$1 -> $2: open"; else echo "$1 -> $2: no connection"; exit 1; fi ;;
     ctl) [[ $# -ge 1 ]] || die "usage: bin/brokers ctl NODE ARGS..."; known_node "$1"; node_ctl "$@" ;;

@@ -236,3 +236,80 @@ fn node_control_commands_and_kernel_packet_loss_act_on_one_node() {
         "a loss of 0% is refused"
     );
 }
+
+/// The shipped workload, as a user runs it against the local cluster: the quorum queue's
+/// leader is cut off for 30 s; nothing confirmed is lost, the fault's record names the leader
+/// RabbitMQ reported, and afterwards another node leads the queue.
+#[test]
+fn isolating_the_quorum_queues_leader_loses_nothing_and_moves_the_leader() {
+    let _brokers = owning_brokers();
+    let _cluster = Cluster::up();
+    eventually(SEEN_WITHIN, "the cluster forms", || {
+        sees("n1", &["n1", "n2", "n3"])
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // Kept after the run, so that who leads it now can be asked.
+    let yaml = std::fs::read_to_string(repo().join("workloads/cluster/leader-isolated.yaml"))
+        .unwrap()
+        .replace(
+            "run: { send_timeout: 5s, drain_quiet: 2s }",
+            "run: { send_timeout: 5s, drain_quiet: 2s, keep: true }",
+        );
+    assert!(yaml.contains("keep: true"));
+    let w = workload(dir.path(), "leader-isolated", &yaml);
+    let out = dir.path().join("reports");
+    let target = repo().join("targets/local-cluster.yaml");
+    let o = brokerbench(&[
+        "run",
+        "--quiet",
+        "--target",
+        target.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        w.to_str().unwrap(),
+    ]);
+    let run = only_run_dir(&out);
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("result.json")).unwrap()).unwrap();
+    let m = &result["brokers"][0]["metrics"];
+    assert_eq!(o.status.code(), Some(0), "{}\n{m}", stderr(&o));
+    assert_eq!(m["lost"], 0, "{m}");
+    // The history says whom the cut isolated, as RabbitMQ named the leader.
+    let history = brokerbench(&["history", run.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&history.stdout);
+    let start = text
+        .lines()
+        .find(|l| l.contains("node-partition") && l.contains("isolated the leader"))
+        .unwrap_or_else(|| panic!("no fault start naming the leader in:\n{text}"));
+    let isolated = ["n1", "n2", "n3"]
+        .into_iter()
+        .find(|n| start.contains(&format!("isolated the leader {n}")))
+        .unwrap_or_else(|| panic!("{start}"));
+    assert!(
+        start.contains("leader ") && start.contains("cut "),
+        "{start}"
+    );
+    // A new leader was elected on the majority, and it stays there after the heal.
+    let queues = ok(&[
+        "ctl",
+        "n1",
+        "list_queues",
+        "name",
+        "leader",
+        "--formatter",
+        "json",
+    ]);
+    let queues: serde_json::Value = serde_json::from_str(&queues).unwrap();
+    let leaders: Vec<&str> = queues
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|q| q["leader"].as_str())
+        .collect();
+    assert_eq!(leaders.len(), 1, "{queues}");
+    assert_ne!(
+        leaders[0],
+        format!("rabbit@10.77.0.1{}", &isolated[1..]),
+        "the isolated leader still leads: {queues}"
+    );
+}

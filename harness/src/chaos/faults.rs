@@ -6,9 +6,11 @@ use anyhow::{bail, Context, Result};
 
 use super::proxy::toxic::{self, Toxic};
 use super::schedule::{self, parse_target, Window};
-use super::{network, process, BrokerCommand, Fault, Scope};
+use super::{network, node, process, BrokerCommand, Fault, Scope};
 use crate::message::{sub_seed, Stream};
-use crate::workload::{At, Direction, Fault as FaultSpec, FaultKind, Workers, Workload};
+use crate::workload::{
+    At, Direction, Fault as FaultSpec, FaultKind, NamedShape, Shape, Workers, Workload,
+};
 
 /// What a fault acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +21,8 @@ pub enum Family {
     Broker,
     /// The connections between clients and the broker, through the fault proxy.
     Network,
+    /// A cluster's nodes and the links between them, through the target's node commands.
+    Node,
 }
 
 /// How a network fault's parameters become the toxic the proxy applies; the error is the user's.
@@ -284,6 +288,86 @@ pub const KINDS: &[Kind] = &[
         toxic: None,
         build: broker,
     },
+    Kind {
+        kind: FaultKind::NodePartition,
+        name: "node-partition",
+        family: Family::Node,
+        takes: &["shape"],
+        needs: &[],
+        needs_duration: true,
+        start: &["cut"],
+        undo: &["heal"],
+        workers: None,
+        toxic: None,
+        build: |w, s| node(w, s, node::Action::Partition),
+    },
+    Kind {
+        kind: FaultKind::NodeKill,
+        name: "node-kill",
+        family: Family::Node,
+        takes: &["target", "restart_after"],
+        needs: &[],
+        needs_duration: false,
+        start: &["node_kill"],
+        undo: &["node_start"],
+        workers: None,
+        toxic: None,
+        build: |w, s| {
+            let undo = w.stop.map(|_| "node_start");
+            node(
+                w,
+                s,
+                node::Action::Each {
+                    start: "node_kill",
+                    undo,
+                },
+            )
+        },
+    },
+    Kind {
+        kind: FaultKind::NodePause,
+        name: "node-pause",
+        family: Family::Node,
+        takes: &["target"],
+        needs: &[],
+        needs_duration: true,
+        start: &["node_pause"],
+        undo: &["node_resume"],
+        workers: None,
+        toxic: None,
+        build: |w, s| {
+            node(
+                w,
+                s,
+                node::Action::Each {
+                    start: "node_pause",
+                    undo: Some("node_resume"),
+                },
+            )
+        },
+    },
+    Kind {
+        kind: FaultKind::NodeRestart,
+        name: "node-restart",
+        family: Family::Node,
+        takes: &["target"],
+        needs: &[],
+        needs_duration: false,
+        start: &["node_restart"],
+        undo: &[],
+        workers: None,
+        toxic: None,
+        build: |w, s| {
+            node(
+                w,
+                s,
+                node::Action::Each {
+                    start: "node_restart",
+                    undo: None,
+                },
+            )
+        },
+    },
 ];
 
 /// The table's entry for a kind. Every `FaultKind` has one (a unit test checks).
@@ -309,6 +393,13 @@ pub fn required_commands(f: &FaultSpec) -> Vec<&'static str> {
         if !v.contains(c) {
             v.push(c);
         }
+    }
+    let target = f
+        .target
+        .as_deref()
+        .and_then(|t| node::parse_node_target(t).ok());
+    if e.family == Family::Node && node::needs_leader(target.as_ref(), f.shape.as_ref()) {
+        v.insert(0, "leader");
     }
     v
 }
@@ -368,6 +459,26 @@ fn broker(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
         e.undo,
         &s.control,
         s.control_dir.clone(),
+    )))
+}
+
+fn node(w: &Window, s: &Scope, action: node::Action) -> Result<Box<dyn Fault>> {
+    let target = match &w.node_target {
+        Some(t) => node::parse_node_target(t).map_err(anyhow::Error::msg)?,
+        None => node::NodeTarget::One,
+    };
+    let shape = w
+        .shape
+        .clone()
+        .unwrap_or(Shape::Named(NamedShape::IsolateOne));
+    Ok(Box::new(node::NodeFault::new(
+        action,
+        shape,
+        target,
+        &s.control,
+        s.control_dir.clone(),
+        s.prefix.clone(),
+        seed(w, s),
     )))
 }
 
@@ -454,7 +565,11 @@ pub fn check(f: &FaultSpec) -> Result<(), String> {
         }
     }
     if let Some(t) = &f.target {
-        parse_target(t)?;
+        if e.family == Family::Node {
+            node::parse_node_target(t)?;
+        } else {
+            parse_target(t)?;
+        }
     }
     if e.family == Family::Network {
         toxic::groups(f)?;
@@ -543,8 +658,8 @@ mod tests {
             );
             assert_eq!(
                 !e.start.is_empty(),
-                e.family == Family::Broker,
-                "{}: only broker faults run control commands",
+                matches!(e.family, Family::Broker | Family::Node),
+                "{}: only broker and node faults run control commands",
                 e.name
             );
             for p in e.takes.iter().chain(e.needs) {

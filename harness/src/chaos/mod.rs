@@ -3,6 +3,7 @@
 
 pub mod faults;
 pub mod network;
+pub mod node;
 pub mod process;
 pub mod proxy;
 pub mod schedule;
@@ -37,6 +38,8 @@ pub struct Scope {
     /// Directory the target's control commands run in.
     pub control_dir: PathBuf,
     pub seed: u64,
+    /// The run's resource prefix: node faults ask for the leader of the run's queues by it.
+    pub prefix: String,
     /// The fault proxy in front of the broker, when the schedule has network faults.
     pub proxy: Option<Arc<proxy::Proxy>>,
     /// Which faults are in effect now, for the stall watchdog.
@@ -135,6 +138,14 @@ pub fn command<'a>(c: &'a Control, name: &str) -> Option<&'a str> {
         "pause" => c.pause.as_deref(),
         "resume" => c.resume.as_deref(),
         "start" => c.start.as_deref(),
+        "node_kill" => c.node_kill.as_deref(),
+        "node_pause" => c.node_pause.as_deref(),
+        "node_resume" => c.node_resume.as_deref(),
+        "node_start" => c.node_start.as_deref(),
+        "node_restart" => c.node_restart.as_deref(),
+        "cut" => c.cut.as_deref(),
+        "heal" => c.heal.as_deref(),
+        "leader" => c.leader.as_deref(),
         _ => None,
     }
 }
@@ -181,28 +192,35 @@ impl BrokerCommand {
     async fn exec(&self, name: &str) -> Result<String> {
         let cmd = command(&self.control, name)
             .with_context(|| format!("the target profile has no `{name}` control command"))?;
-        let started = Instant::now();
-        let child = tokio::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .current_dir(&self.dir)
-            .kill_on_drop(true)
-            .output();
-        let out = tokio::time::timeout(COMMAND_TIMEOUT, child)
-            .await
-            .with_context(|| format!("`{cmd}` did not finish within {COMMAND_TIMEOUT:?}"))??;
-        if !out.status.success() {
-            bail!(
-                "`{cmd}` failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(format!(
-            "`{cmd}` took {:.1}s",
-            started.elapsed().as_secs_f64()
-        ))
+        let (_, took) = run_command(cmd, &self.dir).await?;
+        Ok(format!("`{cmd}` took {took:.1}s"))
     }
+}
+
+/// Run one control command in `dir` (within `COMMAND_TIMEOUT`): what it printed, and how many
+/// seconds it took. A failure carries its exit status and what it said on stderr.
+pub(crate) async fn run_command(cmd: &str, dir: &std::path::Path) -> Result<(String, f64)> {
+    let started = Instant::now();
+    let child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(dir)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(COMMAND_TIMEOUT, child)
+        .await
+        .with_context(|| format!("`{cmd}` did not finish within {COMMAND_TIMEOUT:?}"))??;
+    if !out.status.success() {
+        bail!(
+            "`{cmd}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok((
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        started.elapsed().as_secs_f64(),
+    ))
 }
 
 #[async_trait]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::proxy::toxic::{Group, Toxic};
 use crate::message::{sub_seed, Stream};
-use crate::workload::{Fault, FaultKind, Workers};
+use crate::workload::{Fault, FaultKind, Shape, Workers};
 
 /// Which workers a fault hits.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -83,6 +83,12 @@ pub struct Window {
     /// Process faults: which workers.
     #[serde(default)]
     pub workers: Workers,
+    /// Node faults: which nodes, as written (`one`, `leader`, `minority`, `majority`, `all`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_target: Option<String>,
+    /// node-partition: how the nodes are split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<Shape>,
 }
 
 /// What a network fault puts on the proxy, and for which client groups (none for the other
@@ -131,6 +137,8 @@ pub fn expand(
                 groups: groups.clone(),
                 reset_after: f.reset_after.map(|d| d.0),
                 workers: f.workers.unwrap_or_default(),
+                node_target: f.target.clone(),
+                shape: f.shape.clone(),
             });
         }
     }
@@ -167,6 +175,7 @@ mod tests {
             bytes: None,
             delay: None,
             reset_after: None,
+            shape: None,
         }
     }
 

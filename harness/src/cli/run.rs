@@ -293,6 +293,17 @@ fn controls_present(w: &Workload, profile: &TargetProfile) -> Result<(), String>
         let needed = crate::chaos::faults::required_commands(&f.value);
         for broker in &w.brokers {
             let control = crate::driver::control(profile, broker);
+            let family = crate::chaos::faults::kind(f.value.kind).family;
+            if family == crate::chaos::faults::Family::Node && control.nodes.len() < 2 {
+                return Err(format!(
+                    "{}:{}: fault {} acts on a cluster's nodes, but target profile `{}` lists {} for {broker} (add {broker}.control.nodes, e.g. targets/local-cluster.yaml)",
+                    f.referenced.line(),
+                    f.referenced.column(),
+                    crate::chaos::faults::name(f.value.kind),
+                    profile.name,
+                    match control.nodes.len() { 0 => "no nodes".to_string(), n => format!("{n} node") }
+                ));
+            }
             for &name in &needed {
                 if crate::chaos::command(&control, name).is_none() {
                     return Err(format!(

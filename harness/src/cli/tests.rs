@@ -16,11 +16,14 @@ fn parse_err(src: &str) -> WorkloadError {
 fn every_shipped_workload_is_valid() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workloads");
     let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            load_workload(&path).unwrap_or_else(|e| panic!("{e}"));
-            n += 1;
+    // The cluster's workloads (targets/local-cluster.yaml) are shipped too.
+    for d in [dir.clone(), dir.join("cluster")] {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                load_workload(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
         }
     }
     assert!(
@@ -242,4 +245,40 @@ fn a_stepped_rate_checks_its_bounds_and_its_own_expectation() {
         "max_sustainable_rate: \"> 50\"",
     );
     assert!(parse(Path::new("w.yaml"), &src, super::RULES).is_ok());
+}
+
+#[test]
+fn node_faults_take_shapes_and_node_targets_and_nothing_else() {
+    let with = |fault: &str| format!("{VALID}faults:\n  - {fault}\n");
+    let w = parse(
+        Path::new("w.yaml"),
+        &with("{ at: 3s, kind: node-partition, shape: [[n1], [n2, n3]], duration: 2s }"),
+        super::RULES,
+    )
+    .unwrap();
+    assert_eq!(w.faults[0].value.kind, FaultKind::NodePartition);
+    for ok in [
+        "{ at: 3s, kind: node-partition, shape: isolate-leader, duration: 2s }",
+        "{ at: 3s, kind: node-kill, target: leader, restart_after: 2s }",
+        "{ at: 3s, kind: node-pause, target: minority, duration: 2s }",
+        "{ at: 3s, kind: node-restart, target: n2 }",
+    ] {
+        parse(Path::new("w.yaml"), &with(ok), super::RULES).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    let e = parse_err(&with(
+        "{ at: 3s, kind: node-partition, shape: halfs, duration: 2s }",
+    ));
+    assert_eq!(e.line, 23, "{e}");
+    let e = parse_err(&with("{ at: 3s, kind: node-partition }"));
+    assert!(e.message.contains("needs a `duration`"), "{e}");
+    let e = parse_err(&with(
+        "{ at: 3s, kind: pause, shape: halves, duration: 2s }",
+    ));
+    assert!(
+        e.message
+            .contains("`shape` does not apply to pause; it applies to node-partition"),
+        "{e}"
+    );
+    let e = parse_err(&with("{ at: 3s, kind: node-kill, target: 50% }"));
+    assert!(e.message.contains("invalid node target"), "{e}");
 }

@@ -350,6 +350,7 @@ impl Run<'_> {
             control: driver::control(&plan.target, &plan.broker),
             control_dir: plan.target.dir.clone(),
             seed: self.seed,
+            prefix: plan.resource_prefix.clone(),
             proxy: clients.proxy.clone(),
             activity: activity.clone(),
         };

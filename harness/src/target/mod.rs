@@ -38,6 +38,21 @@ pub struct Control {
     /// For a broker in a container: a command that streams `docker stats --format '{{json .}}'`
     /// lines for it, sampled the same way (used when there is no `pid_file`).
     pub stats: Option<String>,
+    /// A cluster's nodes, by the names its node commands take (`{node}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+    /// Node faults (`node-kill`, `node-pause`, `node-restart`): one node at a time, `{node}`.
+    pub node_kill: Option<String>,
+    pub node_pause: Option<String>,
+    pub node_resume: Option<String>,
+    pub node_start: Option<String>,
+    pub node_restart: Option<String>,
+    /// node-partition: drop every packet between nodes `{a}` and `{b}`, both ways...
+    pub cut: Option<String>,
+    /// ...and undo every cut.
+    pub heal: Option<String>,
+    /// Print the name of the node that leads queue `{queue}` (the run's first queue) now.
+    pub leader: Option<String>,
 }
 
 /// A check that a later stage adds to reading a profile (the driver registry's): every problem,

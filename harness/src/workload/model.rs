@@ -370,6 +370,35 @@ pub enum FaultKind {
     BrokerKill,
     BrokerPause,
     BrokerRestart,
+    NodePartition,
+    NodeKill,
+    NodePause,
+    NodeRestart,
+}
+
+/// How `node-partition` splits a cluster's nodes, in Jepsen's nemesis vocabulary: a named shape
+/// or explicit groups such as `[[n1], [n2, n3]]` (each node in one group; every link between two
+/// groups is cut).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Shape {
+    Named(NamedShape),
+    Groups(Vec<Vec<String>>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum NamedShape {
+    /// One node, drawn from the run's seed, cut off from the others.
+    IsolateOne,
+    /// The leader of the run's first queue when the fault starts, cut off from the others.
+    IsolateLeader,
+    /// Two halves, the smaller first (one node against two, for three).
+    Halves,
+    /// Two halves that both still reach one bridge node.
+    Bridge,
+    /// Each node keeps a majority, but no two keep the same one (five nodes or more).
+    MajoritiesRing,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -434,13 +463,17 @@ pub struct Fault {
     /// during the fault still hang. Default: never; the connections resume when it heals.
     #[serde(default)]
     pub reset_after: Option<Dur>,
+    /// node-partition: how the cluster's nodes are split (default: isolate-one).
+    #[serde(default)]
+    pub shape: Option<Shape>,
 }
 
 impl Fault {
     /// Each optional parameter by the name users write, and whether this fault sets it. The
     /// fault table (`chaos::faults`) says which kinds take which.
-    pub fn parameters(&self) -> [(&'static str, bool); 13] {
+    pub fn parameters(&self) -> [(&'static str, bool); 14] {
         [
+            ("shape", self.shape.is_some()),
             ("target", self.target.is_some()),
             ("workers", self.workers.is_some()),
             ("restart_after", self.restart_after.is_some()),

@@ -70,19 +70,27 @@ pub struct RabbitDriver {
     plan: Arc<Plan>,
     options: Options,
     target: RabbitTarget,
-    url: String,
+    /// The nodes' URLs: `url`, or a cluster's `urls`.
+    urls: Vec<String>,
+    /// Which node the next connection tries first.
+    next: std::sync::atomic::AtomicUsize,
 }
 
 impl RabbitDriver {
     pub fn new(plan: Arc<Plan>) -> Result<Self> {
         let options = super::options(&plan.workload, BROKER.name)?;
         let target: RabbitTarget = super::settings(&plan.target, BROKER.name)?;
-        let url = target.url.clone();
+        let urls = if target.urls.is_empty() {
+            vec![target.url.clone()]
+        } else {
+            target.urls.clone()
+        };
         Ok(RabbitDriver {
             plan,
             options,
             target,
-            url,
+            urls,
+            next: Default::default(),
         })
     }
 
@@ -105,31 +113,44 @@ impl RabbitDriver {
         format!("{}-q{i}", self.plan.resource_prefix)
     }
 
-    /// The broker's URL with the workload's heartbeat, unless the target sets one: a connection
+    /// A node's URL with the workload's heartbeat, unless the target sets one: a connection
     /// that hears nothing for two intervals is then declared dead (and replaced) instead of
     /// waiting forever on a silent peer.
-    fn url_with_heartbeat(&self) -> String {
+    fn with_heartbeat(&self, url: &str) -> String {
         let secs = self.plan.workload.run.heartbeat.0.as_secs().max(1);
-        match url::Url::parse(&self.url) {
+        match url::Url::parse(url) {
             Ok(mut u) if !u.query_pairs().any(|(k, _)| k == "heartbeat") => {
                 u.query_pairs_mut()
                     .append_pair("heartbeat", &secs.to_string());
                 u.to_string()
             }
-            _ => self.url.clone(),
+            _ => url.to_string(),
         }
     }
 
+    /// A connection to the next node in turn, or to the ones after it when it does not answer
+    /// (each within `run.connect_timeout`). The error names every node tried.
     async fn connect(&self, role: &str) -> Result<Connection> {
         let timeout = self.plan.workload.run.connect_timeout.0;
-        let shown = redact_url(&self.url);
-        let props = ConnectionProperties::default()
-            .with_connection_name(format!("brokerbench {role}").into());
-        let url = self.url_with_heartbeat();
-        tokio::time::timeout(timeout, Connection::connect(&url, props))
+        let first = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut failures = Vec::new();
+        for i in 0..self.urls.len() {
+            let url = &self.urls[(first + i) % self.urls.len()];
+            let shown = redact_url(url);
+            let props = ConnectionProperties::default()
+                .with_connection_name(format!("brokerbench {role}").into());
+            match tokio::time::timeout(
+                timeout,
+                Connection::connect(&self.with_heartbeat(url), props),
+            )
             .await
-            .map_err(|_| anyhow!("rabbitmq: no answer from {shown} within {timeout:?}"))?
-            .with_context(|| format!("rabbitmq: cannot connect to {shown}"))
+            {
+                Ok(Ok(c)) => return Ok(c),
+                Ok(Err(e)) => failures.push(format!("cannot connect to {shown}: {e}")),
+                Err(_) => failures.push(format!("no answer from {shown} within {timeout:?}")),
+            }
+        }
+        Err(anyhow!("rabbitmq: {}", failures.join("; ")))
     }
 }
 
@@ -584,7 +605,11 @@ mod tests {
         assert_eq!(d.queue_count(), 4);
         assert_eq!(d.options.queue_type, QueueType::Classic);
         assert_eq!(d.options.channels_per_consumer, 1);
-        assert!(d.url.starts_with("amqp://"), "{}", d.url);
+        assert!(
+            d.urls.len() == 1 && d.urls[0].starts_with("amqp://"),
+            "{:?}",
+            d.urls
+        );
     }
 
     #[test]

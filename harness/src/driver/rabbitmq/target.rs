@@ -11,6 +11,12 @@ use crate::workload::Raw;
 pub struct RabbitTarget {
     /// amqp://user:password@host:port/vhost
     pub url: String,
+    /// A cluster: every node's URL (`url` among them or not). Each new connection goes to the
+    /// next node in turn, and on to the others when that one does not answer, as a production
+    /// client given a node list does; so a client that reconnects after a fault lands on
+    /// another node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
     pub product: String,
     #[serde(default)]
     pub control: Control,
@@ -22,7 +28,15 @@ impl Section for RabbitTarget {
     }
 
     fn address(&self) -> String {
-        redact_url(&self.url)
+        if self.urls.is_empty() {
+            redact_url(&self.url)
+        } else {
+            self.urls
+                .iter()
+                .map(|u| redact_url(u))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
     }
 
     fn upstream(&self) -> Result<String> {
