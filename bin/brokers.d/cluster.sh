@@ -283,28 +283,30 @@ cluster_faults() {
   done
 }
 
-# leader PREFIX: the node (n1..n3) that leads the first queue whose name starts with PREFIX
-# (a quorum queue's leader; a classic queue's home node), asked of the first node that answers.
-cluster_leader() {
-  local prefix=$1 n out
-  for n in "${CLUSTER_NODES[@]}"; do
-    out=$(node_ctl "$n" list_queues name leader pid --formatter json 2>/dev/null) || continue
-    # A classic queue has no leader; its process id names its node: <rabbit@10.77.0.12.1.2.3>.
-    PREFIX=$prefix python3 -c '
-import json, os, re, sys
+# leader PREFIX: the node (n1..n3) that leads the first queue whose name starts with PREFIX:
+# a quorum queue's leader, or the node a classic queue lives on (the one that lists it as
+# `--local`), asked of the nodes that answer.
+first_queue() { # PREFIX FIELD: from list_queues JSON on stdin, FIELD of the first such queue
+  PREFIX=$1 FIELD=$2 python3 -c '
+import json, os, sys
 qs = sorted((q for q in json.load(sys.stdin) if q["name"].startswith(os.environ["PREFIX"])), key=lambda q: q["name"])
-if not qs:
-    sys.exit("bin/brokers: cluster: no queue starts with " + os.environ["PREFIX"])
-node = qs[0].get("leader") or ""
-if not node.startswith("rabbit@"):
-    m = re.match(r"<(rabbit@\d+\.\d+\.\d+\.\d+)\.", str(qs[0].get("pid", "")))
-    node = m.group(1) if m else ""
-if not node:
-    sys.exit("bin/brokers: cluster: queue %s has no leader now" % qs[0]["name"])
-print("n" + node.rsplit(".", 1)[-1][1:])' <<<"$out"
-    return
+print(qs[0].get(os.environ["FIELD"], "") if qs else "")'
+}
+
+cluster_leader() {
+  local prefix=$1 n out leader
+  for n in "${CLUSTER_NODES[@]}"; do
+    out=$(node_ctl "$n" list_queues name leader --formatter json 2>/dev/null) || continue
+    [[ -n $(first_queue "$prefix" name <<<"$out") ]] || die "cluster: no queue starts with $prefix"
+    leader=$(first_queue "$prefix" leader <<<"$out")
+    if [[ $leader == rabbit@* ]]; then echo "n${leader##*.1}"; return; fi
+    break
   done
-  die "cluster: no node answered list_queues"
+  for n in "${CLUSTER_NODES[@]}"; do
+    out=$(node_ctl "$n" list_queues name --local --formatter json 2>/dev/null) || continue
+    if [[ -n $(first_queue "$prefix" name <<<"$out") ]]; then echo "$n"; return; fi
+  done
+  die "cluster: no answering node leads or holds a queue starting with $prefix"
 }
 
 cluster_command() {

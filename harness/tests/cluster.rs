@@ -313,3 +313,42 @@ fn isolating_the_quorum_queues_leader_loses_nothing_and_moves_the_leader() {
         "the isolated leader still leads: {queues}"
     );
 }
+
+/// The shipped classic-queue workload fails, and says why: what was published while the
+/// queue's only node was down was confirmed and dropped, and the report counts it as lost.
+#[test]
+fn a_classic_queue_on_a_killed_node_loses_what_was_confirmed_meanwhile() {
+    let _brokers = owning_brokers();
+    let _cluster = Cluster::up();
+    eventually(SEEN_WITHIN, "the cluster forms", || {
+        sees("n1", &["n1", "n2", "n3"])
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("reports");
+    let target = repo().join("targets/local-cluster.yaml");
+    let w = repo().join("workloads/cluster/classic-queue-node-killed.yaml");
+    let o = brokerbench(&[
+        "run",
+        "--quiet",
+        "--target",
+        target.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        w.to_str().unwrap(),
+    ]);
+    let run = only_run_dir(&out);
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("result.json")).unwrap()).unwrap();
+    let m = &result["brokers"][0]["metrics"];
+    assert_eq!(o.status.code(), Some(1), "{}\n{m}", stderr(&o));
+    // Lost means confirmed and then found nowhere, the final read complete.
+    assert!(m["lost"].as_u64().unwrap() > 100, "{m}");
+    assert_eq!(m["unverified"], 0, "{m}");
+    let history = brokerbench(&["history", run.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&history.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("node-kill") && l.contains("\"Start\"") && l.contains("leader n")),
+        "{text}"
+    );
+}
