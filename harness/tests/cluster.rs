@@ -118,6 +118,34 @@ fn sees(node: &str, want: &[&str]) -> Result<(), String> {
     }
 }
 
+/// Run workload `w` against the local cluster: the process's output, the run's metrics
+/// from result.json, and its history as JSON lines.
+fn run_on_cluster(
+    dir: &std::path::Path,
+    w: &std::path::Path,
+) -> (Output, serde_json::Value, String) {
+    let out = dir.join("reports");
+    let target = repo().join("targets/local-cluster.yaml");
+    let o = brokerbench(&[
+        "run",
+        "--quiet",
+        "--target",
+        target.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        w.to_str().unwrap(),
+    ]);
+    let run = only_run_dir(&out);
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("result.json")).unwrap()).unwrap();
+    let history = brokerbench(&["history", run.to_str().unwrap()]);
+    (
+        o,
+        result["brokers"][0]["metrics"].clone(),
+        String::from_utf8_lossy(&history.stdout).into_owned(),
+    )
+}
+
 /// Partition detection takes net_ticktime (10 s for the local cluster, seen here in 10–20 s)
 /// plus RabbitMQ's reaction; each poll gives up after bin/brokers' 10 s control timeout.
 const SEEN_WITHIN: Duration = Duration::from_secs(90);
@@ -257,26 +285,10 @@ fn isolating_the_quorum_queues_leader_loses_nothing_and_moves_the_leader() {
         );
     assert!(yaml.contains("keep: true"));
     let w = workload(dir.path(), "leader-isolated", &yaml);
-    let out = dir.path().join("reports");
-    let target = repo().join("targets/local-cluster.yaml");
-    let o = brokerbench(&[
-        "run",
-        "--quiet",
-        "--target",
-        target.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        w.to_str().unwrap(),
-    ]);
-    let run = only_run_dir(&out);
-    let result: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run.join("result.json")).unwrap()).unwrap();
-    let m = &result["brokers"][0]["metrics"];
+    let (o, m, text) = run_on_cluster(dir.path(), &w);
     assert_eq!(o.status.code(), Some(0), "{}\n{m}", stderr(&o));
     assert_eq!(m["lost"], 0, "{m}");
     // The history says whom the cut isolated, as RabbitMQ named the leader.
-    let history = brokerbench(&["history", run.to_str().unwrap()]);
-    let text = String::from_utf8_lossy(&history.stdout);
     let start = text
         .lines()
         .find(|l| l.contains("node-partition") && l.contains("isolated the leader"))
@@ -324,28 +336,12 @@ fn a_classic_queue_on_a_killed_node_loses_what_was_confirmed_meanwhile() {
         sees("n1", &["n1", "n2", "n3"])
     });
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("reports");
-    let target = repo().join("targets/local-cluster.yaml");
     let w = repo().join("workloads/cluster/classic-queue-node-killed.yaml");
-    let o = brokerbench(&[
-        "run",
-        "--quiet",
-        "--target",
-        target.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        w.to_str().unwrap(),
-    ]);
-    let run = only_run_dir(&out);
-    let result: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run.join("result.json")).unwrap()).unwrap();
-    let m = &result["brokers"][0]["metrics"];
+    let (o, m, text) = run_on_cluster(dir.path(), &w);
     assert_eq!(o.status.code(), Some(1), "{}\n{m}", stderr(&o));
     // Lost means confirmed and then found nowhere, the final read complete.
     assert!(m["lost"].as_u64().unwrap() > 100, "{m}");
     assert_eq!(m["unverified"], 0, "{m}");
-    let history = brokerbench(&["history", run.to_str().unwrap()]);
-    let text = String::from_utf8_lossy(&history.stdout);
     assert!(
         text.lines()
             .any(|l| l.contains("node-kill") && l.contains("\"Start\"") && l.contains("leader n")),
