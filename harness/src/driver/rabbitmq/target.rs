@@ -46,6 +46,9 @@ impl Section for RabbitTarget {
     fn routed_through(&self, proxy: std::net::SocketAddr) -> Result<Raw> {
         let mut routed = self.clone();
         routed.url = with_address(&self.url, proxy)?;
+        // Through the proxy, every connection goes to it (and on to `url`'s node): the other
+        // nodes would be reached around the faults.
+        routed.urls.clear();
         Ok(serde_json::to_value(routed)?)
     }
 }
