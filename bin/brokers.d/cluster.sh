@@ -66,7 +66,7 @@ install_cluster_tools() {
 # nftables table, empty (no fault).
 network_up() {
   if ! ip link show "$CLUSTER_BRIDGE" >/dev/null 2>&1; then
-    ip route get 10.77.0.11 2>/dev/null | grep -q " dev lo\| via " && ip route show | grep -q "10.77.0." &&
+    ! ip route show | grep -q '^10\.77\.0\.' ||
       die "cluster: 10.77.0.0/24 is already routed on this machine; the cluster needs it"
     ip link add "$CLUSTER_BRIDGE" type bridge || die "cluster: cannot create a bridge (needs root and CAP_NET_ADMIN)"
     ip addr add "$CLUSTER_HOST_ADDR/$CLUSTER_PREFIX" dev "$CLUSTER_BRIDGE"
