@@ -52,15 +52,7 @@ sqs: { endpoint: http://127.0.0.1:1, region: us-east-1, access_key_id: a, secret
     .unwrap();
     let w = workload(dir.path(), "w", "name: w\nbrokers: [kafka, rabbitmq, sqs]\nload: { rate: 10/s, duration: 1s }\nrun: { connect_timeout: 3s }\n");
     let started = Instant::now();
-    let out = brokerbench(&[
-        "run",
-        "--quiet",
-        "--target",
-        target.to_str().unwrap(),
-        "--out",
-        dir.path().join("r").to_str().unwrap(),
-        w.to_str().unwrap(),
-    ]);
+    let out = run_against(&target, &dir.path().join("r"), &[w.to_str().unwrap()]);
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "took {:?}",

@@ -35,6 +35,7 @@ fn ok(args: &[&str]) -> String {
 struct Cluster;
 
 impl Cluster {
+    /// Started, and formed: n1 sees all three nodes running.
     fn up() -> Cluster {
         let o = brokers(&["up", "--cluster", "rabbitmq"]);
         assert!(
@@ -42,7 +43,11 @@ impl Cluster {
             "the cluster did not start (it needs root for network namespaces and nftables): {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        Cluster
+        let cluster = Cluster;
+        eventually(SEEN_WITHIN, "the cluster forms", || {
+            sees("n1", &["n1", "n2", "n3"])
+        });
+        cluster
     }
 }
 
@@ -126,15 +131,7 @@ fn run_on_cluster(
 ) -> (Output, serde_json::Value, String) {
     let out = dir.join("reports");
     let target = repo().join("targets/local-cluster.yaml");
-    let o = brokerbench(&[
-        "run",
-        "--quiet",
-        "--target",
-        target.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        w.to_str().unwrap(),
-    ]);
+    let o = run_against(&target, &out, &[w.to_str().unwrap()]);
     let run = only_run_dir(&out);
     let result: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("result.json")).unwrap()).unwrap();
@@ -225,10 +222,6 @@ fn the_cluster_forms_and_kernel_cuts_partition_it_until_healed() {
 fn node_control_commands_and_kernel_packet_loss_act_on_one_node() {
     let _brokers = owning_brokers();
     let _cluster = Cluster::up();
-    eventually(SEEN_WITHIN, "the cluster forms", || {
-        sees("n1", &["n1", "n2", "n3"])
-    });
-
     ok(&["node", "kill", "n2"]);
     assert!(
         !reaches("clients", "n2", "5672"),
@@ -272,9 +265,6 @@ fn node_control_commands_and_kernel_packet_loss_act_on_one_node() {
 fn isolating_the_quorum_queues_leader_loses_nothing_and_moves_the_leader() {
     let _brokers = owning_brokers();
     let _cluster = Cluster::up();
-    eventually(SEEN_WITHIN, "the cluster forms", || {
-        sees("n1", &["n1", "n2", "n3"])
-    });
     let dir = tempfile::tempdir().unwrap();
     // Kept after the run, so that who leads it now can be asked.
     let yaml = std::fs::read_to_string(repo().join("workloads/cluster/leader-isolated.yaml"))
@@ -332,9 +322,6 @@ fn isolating_the_quorum_queues_leader_loses_nothing_and_moves_the_leader() {
 fn a_classic_queue_on_a_killed_node_loses_what_was_confirmed_meanwhile() {
     let _brokers = owning_brokers();
     let _cluster = Cluster::up();
-    eventually(SEEN_WITHIN, "the cluster forms", || {
-        sees("n1", &["n1", "n2", "n3"])
-    });
     let dir = tempfile::tempdir().unwrap();
     let w = repo().join("workloads/cluster/classic-queue-node-killed.yaml");
     let (o, m, text) = run_on_cluster(dir.path(), &w);

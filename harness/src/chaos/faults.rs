@@ -299,7 +299,7 @@ pub const KINDS: &[Kind] = &[
         undo: &["heal"],
         workers: None,
         toxic: None,
-        build: |w, s| node(w, s, node::Action::Partition),
+        build: node,
     },
     Kind {
         kind: FaultKind::NodeKill,
@@ -312,17 +312,7 @@ pub const KINDS: &[Kind] = &[
         undo: &["node_start"],
         workers: None,
         toxic: None,
-        build: |w, s| {
-            let undo = w.stop.map(|_| "node_start");
-            node(
-                w,
-                s,
-                node::Action::Each {
-                    start: "node_kill",
-                    undo,
-                },
-            )
-        },
+        build: node,
     },
     Kind {
         kind: FaultKind::NodePause,
@@ -335,16 +325,7 @@ pub const KINDS: &[Kind] = &[
         undo: &["node_resume"],
         workers: None,
         toxic: None,
-        build: |w, s| {
-            node(
-                w,
-                s,
-                node::Action::Each {
-                    start: "node_pause",
-                    undo: Some("node_resume"),
-                },
-            )
-        },
+        build: node,
     },
     Kind {
         kind: FaultKind::NodeRestart,
@@ -357,16 +338,7 @@ pub const KINDS: &[Kind] = &[
         undo: &[],
         workers: None,
         toxic: None,
-        build: |w, s| {
-            node(
-                w,
-                s,
-                node::Action::Each {
-                    start: "node_restart",
-                    undo: None,
-                },
-            )
-        },
+        build: node,
     },
 ];
 
@@ -462,7 +434,22 @@ fn broker(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
     )))
 }
 
-fn node(w: &Window, s: &Scope, action: node::Action) -> Result<Box<dyn Fault>> {
+/// Node faults run the table's commands: a partition cuts with its start command and heals with
+/// its undo; the others run their start command on each chosen node, and their undo (if the
+/// window ends) on the same nodes.
+fn node(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
+    let e = kind(w.kind);
+    let undo = w.stop.and(e.undo.first().copied());
+    let action = match w.kind {
+        FaultKind::NodePartition => node::Action::Partition {
+            cut: e.start[0],
+            heal: undo.context("a partition needs its duration and its undo command")?,
+        },
+        _ => node::Action::Each {
+            start: e.start[0],
+            undo,
+        },
+    };
     let target = match &w.node_target {
         Some(t) => node::parse_node_target(t).map_err(anyhow::Error::msg)?,
         None => node::NodeTarget::One,

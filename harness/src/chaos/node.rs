@@ -189,10 +189,14 @@ pub fn cuts(
     })
 }
 
-/// What a node fault does at its start, and at its end.
+/// What a node fault does at its start, and at its end: the names of the profile's commands.
 #[derive(Debug, Clone, Copy)]
 pub enum Action {
-    Partition,
+    /// Run `cut` for every link across the split, and `heal` at the end.
+    Partition {
+        cut: &'static str,
+        heal: &'static str,
+    },
     /// Run this node command on each chosen node, and that one at the end (if any).
     Each {
         start: &'static str,
@@ -273,7 +277,7 @@ impl Fault for NodeFault {
     async fn start(&mut self) -> Result<String> {
         let mut rng = SmallRng::seed_from_u64(self.seed);
         let wants_leader = match self.action {
-            Action::Partition => needs_leader(None, Some(&self.shape)),
+            Action::Partition { .. } => needs_leader(None, Some(&self.shape)),
             Action::Each { .. } => needs_leader(Some(&self.target), None),
         };
         let mut said = Vec::new();
@@ -286,11 +290,11 @@ impl Fault for NodeFault {
         };
         let nodes = self.control.nodes.clone();
         match self.action {
-            Action::Partition => {
+            Action::Partition { cut, .. } => {
                 let (pairs, how) = cuts(&self.shape, &nodes, leader.as_deref(), &mut rng)
                     .map_err(anyhow::Error::msg)?;
                 said.push(how);
-                let template = self.template("cut")?.to_string();
+                let template = self.template(cut)?.to_string();
                 for (a, b) in &pairs {
                     let cmd = template.replace("{a}", a).replace("{b}", b);
                     run_command(&cmd, &self.dir).await?;
@@ -316,8 +320,8 @@ impl Fault for NodeFault {
 
     async fn stop(&mut self) -> Result<String> {
         match self.action {
-            Action::Partition => {
-                let cmd = self.template("heal")?.to_string();
+            Action::Partition { heal, .. } => {
+                let cmd = self.template(heal)?.to_string();
                 let (_, took) = run_command(&cmd, &self.dir).await?;
                 Ok(format!("healed: `{cmd}` took {took:.1}s"))
             }

@@ -47,7 +47,11 @@ pub fn brokerbench(args: &[&str]) -> Output {
 
 /// `brokerbench run` with the local target into `out_dir`, with `args` (workloads, options).
 pub fn run_into(out_dir: &Path, args: &[&str]) -> Output {
-    let target = local_target();
+    run_against(&local_target(), out_dir, args)
+}
+
+/// `brokerbench run` with the target profile `target` into `out_dir`, with `args`.
+pub fn run_against(target: &Path, out_dir: &Path, args: &[&str]) -> Output {
     let mut all = vec![
         "run",
         "--quiet",
