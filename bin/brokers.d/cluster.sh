@@ -256,13 +256,34 @@ cluster_cut() {
 }
 
 # loss N PCT: drop PCT% of the packets node N sends and receives on its link, at random.
+# loss A B PCT: only those between members A and B (nodes, or "clients"), both directions.
 cluster_loss() {
-  local n=$1 pct=$2
-  known_node "$n"
+  local pct=${*: -1} a=$1 b=${3:+$2} n other match share
   [[ $pct =~ ^[0-9]+$ && $pct -ge 1 && $pct -le 100 ]] || die "cluster: loss takes a whole percentage 1..100, not '$pct'"
-  in_ns "$n" nft add rule inet brokerbench input iifname eth0 numgen random mod 100 "<" "$pct" counter drop comment "\"loss $pct%\""
-  in_ns "$n" nft add rule inet brokerbench output oifname eth0 numgen random mod 100 "<" "$pct" counter drop comment "\"loss $pct%\""
-  log "cluster: $pct% loss on $n"
+  # numgen draws 0..99, so 100% is every packet: no draw at all.
+  share=(numgen random mod 100 "<" "$pct")
+  [[ $pct -lt 100 ]] || share=()
+  if [[ -z $b ]]; then
+    known_node "$a"
+    in_ns "$a" nft add rule inet brokerbench input iifname eth0 "${share[@]}" counter drop comment "\"loss $pct%\""
+    in_ns "$a" nft add rule inet brokerbench output oifname eth0 "${share[@]}" counter drop comment "\"loss $pct%\""
+    log "cluster: $pct% loss on $a"
+    return
+  fi
+  known_member "$a"; known_member "$b"
+  [[ $a != "$b" ]] || die "cluster: no link from $a to itself"
+  # Each node end drops its share of what it receives from the other, and of what it sends
+  # to it: between two nodes the share is dropped once per direction, at the sender.
+  for n in "$a" "$b"; do
+    [[ $n == clients ]] && continue
+    other=$([[ $n == "$a" ]] && echo "$b" || echo "$a")
+    match=(ip daddr "$(member_addr "$other")")
+    in_ns "$n" nft add rule inet brokerbench output "${match[@]}" "${share[@]}" counter drop comment "\"loss $pct% to $other\""
+    if [[ $other == clients ]]; then
+      in_ns "$n" nft add rule inet brokerbench input ip saddr "$(member_addr "$other")" "${share[@]}" counter drop comment "\"loss $pct% from $other\""
+    fi
+  done
+  log "cluster: $pct% loss between $a and $b"
 }
 
 # heal: remove every cut and loss rule (the namespaces stay).
@@ -317,7 +338,7 @@ cluster_command() {
     status) cluster_status ;;
     node) [[ $# -eq 2 ]] || die "usage: bin/brokers node kill|pause|resume|start|restart n1|n2|n3"; node_control "$1" "$2" ;;
     cut) [[ $# -eq 2 ]] || die "usage: bin/brokers cut A B (nodes n1..n3 or clients)"; cluster_cut "$1" "$2" ;;
-    loss) [[ $# -eq 2 ]] || die "usage: bin/brokers loss NODE PERCENT"; cluster_loss "$1" "$2" ;;
+    loss) [[ $# -eq 2 || $# -eq 3 ]] || die "usage: bin/brokers loss NODE PERCENT | loss A B PERCENT (nodes n1..n3 or clients)"; cluster_loss "$@" ;;
     heal) cluster_faults_heal; log "cluster: healed" ;;
     faults) cluster_faults ;;
     leader) [[ $# -eq 1 ]] || die "usage: bin/brokers leader QUEUE_PREFIX"; cluster_leader "$1" ;;

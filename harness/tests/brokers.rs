@@ -277,7 +277,7 @@ expect: {{ lost: 0, unread: 0, catch_up_time: \"< 20s\" }}
 }
 
 #[test]
-fn rate_max_grows_its_window_while_it_pays_and_says_where_it_settled() {
+fn rate_max_takes_the_drivers_window_and_auto_grows_while_it_pays() {
     let _brokers = sharing_brokers();
     let yaml = "name: auto-window
 brokers: [rabbitmq]
@@ -286,17 +286,40 @@ load: { rate: max, duration: 8s, warmup: 2s, keys: { count: 100 } }
 consumers: { count: 0 }
 expect: { lost: 0 }
 ";
-    let ran = run_ok(yaml, "rabbitmq");
-    let settled: Vec<u32> = ran
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            brokerbench::history::Event::SendWindow { size, .. } => Some(*size),
-            _ => None,
-        })
-        .collect();
-    // One producer, one decision: the RabbitMQ driver's start of 8000, or a doubling of it.
-    assert_eq!(settled.len(), 1, "{settled:?}");
+    let windows = |events: &[brokerbench::history::Event]| -> Vec<u32> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                brokerbench::history::Event::SendWindow { size, .. } => Some(*size),
+                _ => None,
+            })
+            .collect()
+    };
+    // Unset, RabbitMQ's driver fixes 10,000 in flight: nothing to settle, and the report's
+    // client settings say what was used.
+    let dir = tempfile::tempdir().unwrap();
+    let (out, result) = run(dir.path(), &workload(dir.path(), "w", yaml), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let b = &result.brokers[0];
+    assert_eq!(
+        b.client_settings.get("max_in_flight").map(String::as_str),
+        Some("10000"),
+        "{:?}",
+        b.client_settings
+    );
+    assert_eq!(b.metrics.as_ref().unwrap().in_flight_window, None);
+    assert!(windows(&history_of(dir.path(), &result, "rabbitmq")).is_empty());
+
+    // Asked for, `auto` starts at the driver's 8000 and settles once, on 8000 or a doubling.
+    let ran = run_ok(
+        &yaml.replace(
+            "keys: { count: 100 } }",
+            "keys: { count: 100 }, max_in_flight: auto }",
+        ),
+        "rabbitmq",
+    );
+    let settled = windows(&ran.events);
+    assert_eq!(settled.len(), 1, "one producer, one decision: {settled:?}");
     let size = settled[0];
     assert!(
         size.is_multiple_of(8000) && (size / 8000).is_power_of_two() && size <= 128_000,

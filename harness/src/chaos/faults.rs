@@ -340,6 +340,19 @@ pub const KINDS: &[Kind] = &[
         toxic: None,
         build: node,
     },
+    Kind {
+        kind: FaultKind::NodeLoss,
+        name: "node-loss",
+        family: Family::Node,
+        takes: &["target", "loss", "links"],
+        needs: &["loss"],
+        needs_duration: true,
+        start: &["loss"],
+        undo: &["heal"],
+        workers: None,
+        toxic: None,
+        build: node,
+    },
 ];
 
 /// The table's entry for a kind. Every `FaultKind` has one (a unit test checks).
@@ -445,6 +458,12 @@ fn node(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
             cut: e.start[0],
             heal: undo.context("a partition needs its duration and its undo command")?,
         },
+        FaultKind::NodeLoss => node::Action::Loss {
+            loss: e.start[0],
+            heal: undo.context("packet loss needs its duration and its undo command")?,
+            percent: w.loss.context("node-loss needs `loss`")?,
+            links: w.links,
+        },
         _ => node::Action::Each {
             start: e.start[0],
             undo,
@@ -452,6 +471,8 @@ fn node(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
     };
     let target = match &w.node_target {
         Some(t) => node::parse_node_target(t).map_err(anyhow::Error::msg)?,
+        // Packet loss is a property of the network: every node's, unless the workload says.
+        None if w.kind == FaultKind::NodeLoss => node::NodeTarget::All,
         None => node::NodeTarget::One,
     };
     let shape = w
@@ -610,6 +631,10 @@ mod tests {
         let restart = f("{kind: broker-restart, at: 1s}");
         assert_eq!(required_commands(&restart), ["kill", "start"]);
         assert!(required_commands(&f("{kind: partition, at: 1s, duration: 2s}")).is_empty());
+        let loss = f("{kind: node-loss, loss: 5%, at: 1s, duration: 2s}");
+        assert_eq!(required_commands(&loss), ["loss", "heal"]);
+        let leaders = f("{kind: node-loss, loss: 5%, target: leader, at: 1s, duration: 2s}");
+        assert_eq!(required_commands(&leaders), ["leader", "loss", "heal"]);
     }
 
     #[test]

@@ -144,6 +144,7 @@ pub fn command<'a>(c: &'a Control, name: &str) -> Option<&'a str> {
         "node_start" => c.node_start.as_deref(),
         "node_restart" => c.node_restart.as_deref(),
         "cut" => c.cut.as_deref(),
+        "loss" => c.loss.as_deref(),
         "heal" => c.heal.as_deref(),
         "leader" => c.leader.as_deref(),
         _ => None,

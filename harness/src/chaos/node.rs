@@ -12,7 +12,8 @@ use rand::SeedableRng;
 
 use super::{run_command, Fault};
 use crate::target::Control;
-use crate::workload::{NamedShape, Shape};
+use crate::workload::units::Percent;
+use crate::workload::{Links, NamedShape, Shape};
 
 /// Which nodes a node-kill, node-pause or node-restart acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,6 +190,28 @@ pub fn cuts(
     })
 }
 
+/// The links a packet fault on `hit` acts on: each to the clients (`clients`, as the profile's
+/// commands name the harness's side), each to every other node, or both; every link once.
+pub fn links(hit: &[String], nodes: &[String], links: Links) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    for node in hit {
+        if links != Links::Peers {
+            pairs.push(("clients".to_string(), node.clone()));
+        }
+        if links != Links::Clients {
+            for other in nodes.iter().filter(|o| *o != node) {
+                let seen = pairs
+                    .iter()
+                    .any(|(a, b)| (a == other && b == node) || (a == node && b == other));
+                if !seen {
+                    pairs.push((node.clone(), other.clone()));
+                }
+            }
+        }
+    }
+    pairs
+}
+
 /// What a node fault does at its start, and at its end: the names of the profile's commands.
 #[derive(Debug, Clone, Copy)]
 pub enum Action {
@@ -196,6 +219,13 @@ pub enum Action {
     Partition {
         cut: &'static str,
         heal: &'static str,
+    },
+    /// Run `loss` with the percentage for every link of the chosen nodes, and `heal` at the end.
+    Loss {
+        loss: &'static str,
+        heal: &'static str,
+        percent: Percent,
+        links: Links,
     },
     /// Run this node command on each chosen node, and that one at the end (if any).
     Each {
@@ -278,7 +308,7 @@ impl Fault for NodeFault {
         let mut rng = SmallRng::seed_from_u64(self.seed);
         let wants_leader = match self.action {
             Action::Partition { .. } => needs_leader(None, Some(&self.shape)),
-            Action::Each { .. } => needs_leader(Some(&self.target), None),
+            Action::Loss { .. } | Action::Each { .. } => needs_leader(Some(&self.target), None),
         };
         let mut said = Vec::new();
         let leader = if wants_leader {
@@ -308,6 +338,32 @@ impl Fault for NodeFault {
                         .join(", ")
                 ));
             }
+            Action::Loss {
+                loss,
+                percent,
+                links: which,
+                ..
+            } => {
+                self.hit = pick(self.target.clone(), &nodes, leader.as_deref(), &mut rng)
+                    .map_err(anyhow::Error::msg)?;
+                let pairs = links(&self.hit, &nodes, which);
+                let template = self.template(loss)?.to_string();
+                for (a, b) in &pairs {
+                    let cmd = template
+                        .replace("{a}", a)
+                        .replace("{b}", b)
+                        .replace("{percent}", &percent.0.to_string());
+                    run_command(&cmd, &self.dir).await?;
+                }
+                said.push(format!(
+                    "{percent} loss on {} (`{template}`)",
+                    pairs
+                        .iter()
+                        .map(|(a, b)| format!("{a}|{b}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
             Action::Each { start, .. } => {
                 self.hit = pick(self.target.clone(), &nodes, leader.as_deref(), &mut rng)
                     .map_err(anyhow::Error::msg)?;
@@ -320,7 +376,7 @@ impl Fault for NodeFault {
 
     async fn stop(&mut self) -> Result<String> {
         match self.action {
-            Action::Partition { heal, .. } => {
+            Action::Partition { heal, .. } | Action::Loss { heal, .. } => {
                 let cmd = self.template(heal)?.to_string();
                 let (_, took) = run_command(&cmd, &self.dir).await?;
                 Ok(format!("healed: `{cmd}` took {took:.1}s"))
@@ -376,6 +432,28 @@ mod tests {
             &mut rng()
         )
         .is_err());
+    }
+
+    #[test]
+    fn packet_loss_acts_on_the_chosen_nodes_links_once_each() {
+        let ns = nodes(3);
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            links(&ns, &ns, Links::Clients),
+            [
+                pair("clients", "n1"),
+                pair("clients", "n2"),
+                pair("clients", "n3")
+            ]
+        );
+        assert_eq!(
+            links(&["n2".into()], &ns, Links::Peers),
+            [pair("n2", "n1"), pair("n2", "n3")]
+        );
+        // Among all three nodes, each peer link once, and each node's link to the clients.
+        let all = links(&ns, &ns, Links::All);
+        assert_eq!(all.len(), 3 + 3, "{all:?}");
+        assert!(all.contains(&pair("n1", "n2")) && !all.contains(&pair("n2", "n1")));
     }
 
     #[test]

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::proxy::toxic::{Group, Toxic};
 use crate::message::{sub_seed, Stream};
-use crate::workload::{Fault, FaultKind, Shape, Workers};
+use crate::workload::units::Percent;
+use crate::workload::{Fault, FaultKind, Links, Shape, Workers};
 
 /// Which workers a fault hits.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -89,6 +90,11 @@ pub struct Window {
     /// node-partition: how the nodes are split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shape: Option<Shape>,
+    /// node-loss: the share of packets dropped, and on which of the nodes' links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<Percent>,
+    #[serde(default)]
+    pub links: Links,
 }
 
 /// What a network fault puts on the proxy, and for which client groups (none for the other
@@ -139,6 +145,8 @@ pub fn expand(
                 workers: f.workers.unwrap_or_default(),
                 node_target: f.target.clone(),
                 shape: f.shape.clone(),
+                loss: f.loss,
+                links: f.links.unwrap_or_default(),
             });
         }
     }
@@ -176,6 +184,8 @@ mod tests {
             delay: None,
             reset_after: None,
             shape: None,
+            loss: None,
+            links: None,
         }
     }
 

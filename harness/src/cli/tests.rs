@@ -262,6 +262,8 @@ fn node_faults_take_shapes_and_node_targets_and_nothing_else() {
         "{ at: 3s, kind: node-kill, target: leader, restart_after: 2s }",
         "{ at: 3s, kind: node-pause, target: minority, duration: 2s }",
         "{ at: 3s, kind: node-restart, target: n2 }",
+        "{ at: 3s, kind: node-loss, loss: 5%, duration: 2s }",
+        "{ at: 3s, kind: node-loss, loss: 20%, links: peers, target: leader, duration: 2s }",
     ] {
         parse(Path::new("w.yaml"), &with(ok), super::RULES).unwrap_or_else(|e| panic!("{ok}: {e}"));
     }
@@ -281,4 +283,16 @@ fn node_faults_take_shapes_and_node_targets_and_nothing_else() {
     );
     let e = parse_err(&with("{ at: 3s, kind: node-kill, target: 50% }"));
     assert!(e.message.contains("invalid node target"), "{e}");
+    let e = parse_err(&with("{ at: 3s, kind: node-loss, duration: 2s }"));
+    assert!(e.message.contains("node-loss needs `loss`"), "{e}");
+    let e = parse_err(&with(
+        "{ at: 3s, kind: node-loss, loss: 0.5%, duration: 2s }",
+    ));
+    assert!(e.message.contains("whole percentage"), "{e}");
+    assert_eq!((e.line, e.column), (23, 38), "at the value: {e}");
+    let e = parse_err(&with("{ at: 3s, kind: node-kill, links: peers }"));
+    assert!(
+        e.message.contains("`links` does not apply to node-kill"),
+        "{e}"
+    );
 }

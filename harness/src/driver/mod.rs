@@ -22,7 +22,7 @@ use crate::chaos::proxy::Wire;
 use crate::history::Position;
 use crate::message::MsgId;
 use crate::target::{Section, TargetProfile};
-use crate::workload::{self, BrokerKind, Raw, Workload};
+use crate::workload::{self, BrokerKind, InFlight, Raw, Workload};
 use serde::de::DeserializeOwned;
 
 /// Everything a driver needs to know, in the coordinator and in each worker process alike.
@@ -239,6 +239,11 @@ pub trait Driver: Send + Sync {
     /// where it is known to level off.
     fn auto_window_start(&self) -> usize {
         DEFAULT_AUTO_WINDOW_START
+    }
+    /// The window at `rate: max` when the workload sets none: `auto`, unless the broker is known
+    /// to defeat the probe and a measured number serves better.
+    fn max_rate_window(&self) -> InFlight {
+        InFlight::Auto
     }
 }
 

@@ -75,7 +75,10 @@ impl ProducerTask {
         );
         let size = load.message_size.0 as usize;
         let mut body = Vec::with_capacity(size);
-        let mut window = SendWindow::new(load.window(), self.driver.auto_window_start());
+        let mut window = SendWindow::new(
+            load.window(self.driver.max_rate_window()),
+            self.driver.auto_window_start(),
+        );
         // This producer's own totals, for an `auto` window to learn from.
         let mut tally = Tally::default();
         let send_timeout = w.run.send_timeout.0;

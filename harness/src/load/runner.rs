@@ -18,7 +18,7 @@ use crate::chaos::proxy::{Group, Proxy};
 use crate::chaos::{self, schedule::Window};
 use crate::driver::{self, Plan};
 use crate::history::{self, now_ns, Event, FinalReadOutcome, Phase, Recorder};
-use crate::workload::RunOptions;
+use crate::workload::{InFlight, RunOptions};
 
 /// What a finished (or interrupted) run of one broker left behind.
 #[derive(Debug, Clone)]
@@ -58,7 +58,17 @@ pub async fn run_broker(
     // Nothing is created on the broker before this succeeds; an unreachable broker fails here.
     driver.setup().await?;
     let product = driver.product().await;
-    let client_settings = driver.client_settings().into_iter().collect();
+    let mut client_settings: Vec<(String, String)> = driver.client_settings();
+    // The producers' window is a client setting too, and at `rate: max` the driver picks it.
+    let window = plan.workload.load.window(driver.max_rate_window());
+    client_settings.push((
+        "max_in_flight".into(),
+        match window {
+            InFlight::Auto => format!("auto, from {}", driver.auto_window_start()),
+            InFlight::Fixed(n) => n.to_string(),
+        },
+    ));
+    let client_settings = client_settings.into_iter().collect();
 
     let history_path = dir.join("history.bin");
     let (recorder, writer) = history::create(&history_path)?;

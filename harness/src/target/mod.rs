@@ -49,7 +49,10 @@ pub struct Control {
     pub node_restart: Option<String>,
     /// node-partition: drop every packet between nodes `{a}` and `{b}`, both ways...
     pub cut: Option<String>,
-    /// ...and undo every cut.
+    /// node-loss: drop `{percent}` of the packets between `{a}` and `{b}` (nodes, or `clients`)
+    /// at random, both ways...
+    pub loss: Option<String>,
+    /// ...and undo every cut and loss.
     pub heal: Option<String>,
     /// Print the name of the node that leads queue `{queue}` (the run's first queue) now.
     pub leader: Option<String>,

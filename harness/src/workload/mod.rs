@@ -75,7 +75,8 @@ pub fn parse(path: &Path, src: &str, rules: &[Rule]) -> Result<Workload, Workloa
         let (line, column, message) = yaml_error(&e);
         WorkloadError::new(path, (line, column), message)
     })?;
-    // Written out, so that the digest and the report say which window the run used.
+    // Written out, so that the digest and the report say which window the run used (at
+    // `rate: max` the driver chooses, and the report's client settings say what).
     if workload.load.max_in_flight.is_none() {
         workload.load.max_in_flight = InFlight::default_for(&workload.load.rate);
     }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 use super::steps::LoadRate;
-use super::units::{Bound, Dur, Size};
+use super::units::{Bound, Dur, Percent, Size};
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -121,8 +121,9 @@ pub struct Load {
     /// Leading time excluded from throughput and latency figures (still checked for loss).
     #[serde(default)]
     pub warmup: Dur,
-    /// Most unacknowledged sends per producer, or `auto` (the default for `rate: max`; 1000
-    /// for a fixed rate, where it only bounds memory): see `load::window`.
+    /// Most unacknowledged sends per producer, or `auto`. Unset, `rate: max` takes what the
+    /// driver says suits its broker (`Driver::max_rate_window`: `auto` unless measured
+    /// otherwise), a fixed rate 1000, where it only bounds memory: see `load::window`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<InFlight>,
     /// A consumer backlog first: the producers run on their schedule while the consumers are
@@ -142,11 +143,13 @@ pub enum Backlog {
 }
 
 impl Load {
-    /// The window the producers use (see `InFlight::default_for`).
-    pub fn window(&self) -> InFlight {
+    /// The window the producers use: the workload's; else 1000 at a fixed rate, where it only
+    /// bounds memory; else, at `rate: max`, where the window is what limits the rate, `at_max`:
+    /// what the driver says suits its broker.
+    pub fn window(&self, at_max: InFlight) -> InFlight {
         self.max_in_flight
             .or_else(|| InFlight::default_for(&self.rate))
-            .unwrap_or(InFlight::Fixed(DEFAULT_IN_FLIGHT))
+            .unwrap_or(at_max)
     }
 
     /// Messages to have acknowledged before the consumers start; None without a backlog.
@@ -175,11 +178,11 @@ pub enum InFlight {
 }
 
 impl InFlight {
-    /// What a workload that does not say gets: `auto` at `rate: max`, where the window is what
-    /// limits the rate, 1000 otherwise.
+    /// What a workload that does not say gets at a fixed rate; None at `rate: max`, where the
+    /// driver chooses (`Load::window`).
     pub fn default_for(rate: &super::steps::LoadRate) -> Option<InFlight> {
         match rate.single()? {
-            super::units::Rate::Max => Some(InFlight::Auto),
+            super::units::Rate::Max => None,
             super::units::Rate::PerSecond(_) => Some(InFlight::Fixed(DEFAULT_IN_FLIGHT)),
         }
     }
@@ -374,6 +377,7 @@ pub enum FaultKind {
     NodeKill,
     NodePause,
     NodeRestart,
+    NodeLoss,
 }
 
 /// How `node-partition` splits a cluster's nodes, in Jepsen's nemesis vocabulary: a named shape
@@ -466,14 +470,35 @@ pub struct Fault {
     /// node-partition: how the cluster's nodes are split (default: isolate-one).
     #[serde(default)]
     pub shape: Option<Shape>,
+    /// node-loss: the share of packets dropped at random, e.g. 5%.
+    #[serde(default)]
+    pub loss: Option<Percent>,
+    /// node-loss: which links of the chosen nodes lose them: to the harness's clients (the
+    /// default), to the other nodes, or both.
+    #[serde(default)]
+    pub links: Option<Links>,
+}
+
+/// The links of a node a packet fault acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Links {
+    /// Between the harness's clients and the node.
+    #[default]
+    Clients,
+    /// Between the node and the other nodes of the cluster.
+    Peers,
+    All,
 }
 
 impl Fault {
     /// Each optional parameter by the name users write, and whether this fault sets it. The
     /// fault table (`chaos::faults`) says which kinds take which.
-    pub fn parameters(&self) -> [(&'static str, bool); 14] {
+    pub fn parameters(&self) -> [(&'static str, bool); 16] {
         [
             ("shape", self.shape.is_some()),
+            ("loss", self.loss.is_some()),
+            ("links", self.links.is_some()),
             ("target", self.target.is_some()),
             ("workers", self.workers.is_some()),
             ("restart_after", self.restart_after.is_some()),

@@ -226,3 +226,42 @@ fn a_step_is_the_workload_at_one_rate_and_reads_back_as_written() {
     assert_eq!(back.name, step.name);
     assert_ne!(step.digest(), w.at(Rate::Max).digest());
 }
+
+#[test]
+fn the_window_is_the_workloads_else_1000_at_a_fixed_rate_else_the_drivers_at_max() {
+    let w = parse(Path::new("w.yaml"), VALID, &[]).unwrap();
+    let drivers = InFlight::Fixed(10_000);
+    assert_eq!(w.load.window(drivers), InFlight::Fixed(DEFAULT_IN_FLIGHT));
+    let max = parse(
+        Path::new("w.yaml"),
+        &VALID.replace("rate: 500/s", "rate: max"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(max.load.max_in_flight, None, "left to the driver");
+    assert_eq!(max.load.window(drivers), drivers);
+    assert_eq!(max.load.window(InFlight::Auto), InFlight::Auto);
+    let set = parse(
+        Path::new("w.yaml"),
+        &VALID.replace("rate: 500/s", "rate: max\n  max_in_flight: auto"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        set.load.window(drivers),
+        InFlight::Auto,
+        "the workload's own wins"
+    );
+    // A step at max leaves it to the driver too, and one at a fixed rate writes 1000 out.
+    let stepped = parse(
+        Path::new("w.yaml"),
+        &VALID.replace("rate: 500/s", "rate: { sweep: [100/s, max] }"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(stepped.at(Rate::Max).load.max_in_flight, None);
+    assert_eq!(
+        stepped.at(Rate::PerSecond(100.0)).load.max_in_flight,
+        Some(InFlight::Fixed(DEFAULT_IN_FLIGHT))
+    );
+}

@@ -65,6 +65,40 @@ impl fmt::Display for Size {
     }
 }
 
+/// A whole percentage from 1 to 100, written with its sign: `5%`. Whole, because the kernel rules
+/// that drop packets draw a number below 100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Percent(pub u32);
+
+impl std::str::FromStr for Percent {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "invalid percentage {s:?}; expected a whole percentage from 1% to 100%, e.g. 5%"
+            )
+        };
+        let n: u32 = s
+            .trim()
+            .strip_suffix('%')
+            .ok_or_else(bad)?
+            .trim()
+            .parse()
+            .map_err(|_| bad())?;
+        if (1..=100).contains(&n) {
+            Ok(Percent(n))
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+impl fmt::Display for Percent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}%", self.0)
+    }
+}
+
 /// Offered load: a fixed number of messages per second (open loop), or `max`: as fast as the
 /// broker acknowledges, bounded by the producer's in-flight window.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -251,6 +285,7 @@ string_quantity!(
     "messages per unit of time, e.g. 2000/s, or `max`",
     r"^\s*(max|\d+(\.\d+)?\s*/\s*(s|ms|m|min))\s*$"
 );
+string_quantity!(Percent, "a whole percentage, e.g. 5%", r"^\s*\d+\s*%\s*$");
 string_quantity!(
     Bound,
     "a comparison, e.g. \"< 1%\", \"<= 250ms\", 0",
@@ -260,6 +295,15 @@ string_quantity!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentages_are_whole_and_carry_their_sign() {
+        assert_eq!("5%".parse::<Percent>().unwrap(), Percent(5));
+        assert_eq!(" 100 % ".parse::<Percent>().unwrap(), Percent(100));
+        for bad in ["5", "0%", "101%", "2.5%", "x%"] {
+            assert!(bad.parse::<Percent>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations_take_units() {
