@@ -291,6 +291,26 @@ impl NodeFault {
         ))
     }
 
+    /// Run command `name` once per link, `{a}` and `{b}` its ends (and `{percent}`, for a
+    /// loss); what was done, as ``n1|n2, n1|n3 (`template`)``.
+    async fn on_links(
+        &self,
+        name: &str,
+        pairs: &[(String, String)],
+        percent: Option<Percent>,
+    ) -> Result<String> {
+        let template = self.template(name)?.to_string();
+        for (a, b) in pairs {
+            let mut cmd = template.replace("{a}", a).replace("{b}", b);
+            if let Some(p) = percent {
+                cmd = cmd.replace("{percent}", &p.0.to_string());
+            }
+            run_command(&cmd, &self.dir).await?;
+        }
+        let links: Vec<String> = pairs.iter().map(|(a, b)| format!("{a}|{b}")).collect();
+        Ok(format!("{} (`{template}`)", links.join(", ")))
+    }
+
     async fn each(&self, name: &str, nodes: &[String]) -> Result<Vec<String>> {
         let mut done = Vec::new();
         for node in nodes {
@@ -324,19 +344,7 @@ impl Fault for NodeFault {
                 let (pairs, how) = cuts(&self.shape, &nodes, leader.as_deref(), &mut rng)
                     .map_err(anyhow::Error::msg)?;
                 said.push(how);
-                let template = self.template(cut)?.to_string();
-                for (a, b) in &pairs {
-                    let cmd = template.replace("{a}", a).replace("{b}", b);
-                    run_command(&cmd, &self.dir).await?;
-                }
-                said.push(format!(
-                    "cut {} (`{template}`)",
-                    pairs
-                        .iter()
-                        .map(|(a, b)| format!("{a}|{b}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
+                said.push(format!("cut {}", self.on_links(cut, &pairs, None).await?));
             }
             Action::Loss {
                 loss,
@@ -347,22 +355,8 @@ impl Fault for NodeFault {
                 self.hit = pick(self.target.clone(), &nodes, leader.as_deref(), &mut rng)
                     .map_err(anyhow::Error::msg)?;
                 let pairs = links(&self.hit, &nodes, which);
-                let template = self.template(loss)?.to_string();
-                for (a, b) in &pairs {
-                    let cmd = template
-                        .replace("{a}", a)
-                        .replace("{b}", b)
-                        .replace("{percent}", &percent.0.to_string());
-                    run_command(&cmd, &self.dir).await?;
-                }
-                said.push(format!(
-                    "{percent} loss on {} (`{template}`)",
-                    pairs
-                        .iter()
-                        .map(|(a, b)| format!("{a}|{b}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
+                let done = self.on_links(loss, &pairs, Some(percent)).await?;
+                said.push(format!("{percent} loss on {done}"));
             }
             Action::Each { start, .. } => {
                 self.hit = pick(self.target.clone(), &nodes, leader.as_deref(), &mut rng)

@@ -1,11 +1,11 @@
 //! How many sends a producer keeps unacknowledged. A fixed number, or `auto`: start at the
-//! driver's `auto_window_start` (1000 unless it knows better) and, after a first second of start-up, double each second for as long as the
-//! doublings still raise the acknowledged rate by 2% or more. After two doublings in a row that
-//! did not (one second's rate is noisy: one miss is not a plateau), or the first that brings
-//! failures or a second without any acknowledgement, it settles on the best window seen: the smallest that reached the highest rate. So
-//! `rate: max` measures the broker rather than the harness's window, without drowning a broker
-//! that answers a bigger window with timeouts (LocalStack's SQS does, beyond about 3,000 in
-//! flight here).
+//! driver's `auto_window_start` (1000 unless it knows better) and, after a first second of
+//! start-up, double each second for as long as the doublings still raise the acknowledged rate by
+//! 2% or more. After two doublings in a row that did not (one second's rate is noisy: one miss is
+//! not a plateau), or the first that brings failures or a second without any acknowledgement, it
+//! settles on the best window seen: the smallest that reached the highest rate. So `rate: max`
+//! measures the broker rather than the harness's window, without drowning a broker that answers
+//! a bigger window with timeouts (LocalStack's SQS does, beyond about 3,000 in flight here).
 
 use crate::workload::InFlight;
 
