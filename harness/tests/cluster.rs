@@ -104,14 +104,34 @@ fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> Result<(),
         match check() {
             Ok(()) => return,
             Err(seen) if Instant::now() >= deadline => {
+                // `status` exits non-zero when a node is down or paused: print it either way.
+                let status = brokers(&["status", "--cluster", "rabbitmq"]);
                 panic!(
-                    "{what}: not within {limit:?}; last seen: {seen}\n{}",
-                    ok(&["status", "--cluster", "rabbitmq"])
+                    "{what}: not within {limit:?}; last seen: {seen}\n{}{}\n{}",
+                    String::from_utf8_lossy(&status.stdout),
+                    String::from_utf8_lossy(&status.stderr),
+                    partition_log()
                 )
             }
             Err(_) => std::thread::sleep(Duration::from_secs(1)),
         }
     }
+}
+
+/// What the nodes' own logs say about partitions and autoheal, for a failed wait.
+fn partition_log() -> String {
+    let mut out = String::new();
+    for n in ["n1", "n2", "n3"] {
+        let log = repo().join(format!(".brokers/cluster/{n}/{n}.log"));
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        for line in text
+            .lines()
+            .filter(|l| l.contains("utoheal") || l.contains("partition") || l.contains("node down"))
+        {
+            out.push_str(&format!("{n}: {line}\n"));
+        }
+    }
+    out
 }
 
 fn sees(node: &str, want: &[&str]) -> Result<(), String> {
@@ -158,24 +178,27 @@ fn the_cluster_forms_and_kernel_cuts_partition_it_until_healed() {
     }
     assert!(reaches("clients", "n1", "5672") && reaches("n1", "n2", "25672"));
 
-    // autoheal: both sides of a partition keep running, so both views can be asked.
+    // autoheal: both sides of a partition keep running, so both views can be asked. n3 is
+    // the one cut off: autoheal's coordinator is the first node by name (n1), and with the
+    // coordinator among the losers RabbitMQ once left n1 paused for over 3 minutes after the
+    // heal (a fresh-clone CI run). That is RabbitMQ's to answer for, not this test's.
     ok(&["partition-handling", "autoheal"]);
-    ok(&["cut", "n1", "n2"]);
-    ok(&["cut", "n1", "n3"]);
+    ok(&["cut", "n3", "n1"]);
+    ok(&["cut", "n3", "n2"]);
     // On the network: across the cut nothing connects; the rest of the network is untouched.
-    assert!(!reaches("n1", "n2", "25672"), "n1 still reaches n2");
     assert!(!reaches("n3", "n1", "25672"), "n3 still reaches n1");
-    assert!(reaches("n2", "n3", "25672"), "the cut reached n2 - n3");
-    assert!(reaches("clients", "n1", "5672"), "the clients were cut too");
+    assert!(!reaches("n2", "n3", "25672"), "n2 still reaches n3");
+    assert!(reaches("n1", "n2", "25672"), "the cut reached n1 - n2");
+    assert!(reaches("clients", "n3", "5672"), "the clients were cut too");
     // On RabbitMQ: each side sees only itself running.
-    eventually(SEEN_WITHIN, "n1 alone", || sees("n1", &["n1"]));
-    eventually(SEEN_WITHIN, "n2 and n3 without n1", || {
-        sees("n2", &["n2", "n3"])
+    eventually(SEEN_WITHIN, "n3 alone", || sees("n3", &["n3"]));
+    eventually(SEEN_WITHIN, "n1 and n2 without n3", || {
+        sees("n1", &["n1", "n2"])
     });
-    assert!(ok(&["faults"]).contains("n1: cut n2,cut n3"));
+    assert!(ok(&["faults"]).contains("n3: cut n1,cut n2"));
 
     ok(&["heal"]);
-    assert!(reaches("n1", "n2", "25672") && reaches("n3", "n1", "25672"));
+    assert!(reaches("n3", "n1", "25672") && reaches("n2", "n3", "25672"));
     for n in ["n1", "n2", "n3"] {
         eventually(SEEN_WITHIN * 2, "autoheal reunites the cluster", || {
             sees(n, &["n1", "n2", "n3"])
@@ -256,6 +279,17 @@ fn node_control_commands_and_kernel_packet_loss_act_on_one_node() {
         !brokers(&["loss", "n1", "0"]).status.success(),
         "a loss of 0% is refused"
     );
+
+    // Between two members only (the form node-loss uses): 100% between n1 and n2 stops their
+    // link and nothing else.
+    ok(&["loss", "n1", "n2", "100"]);
+    assert!(!reaches("n1", "n2", "25672"), "n1 still reaches n2");
+    assert!(reaches("n1", "n3", "25672") && reaches("clients", "n1", "5672"));
+    ok(&["heal"]);
+    assert!(
+        reaches("n1", "n2", "25672"),
+        "n1 - n2 still lossy after heal"
+    );
 }
 
 /// The shipped workload, as a user runs it against the local cluster: the quorum queue's
@@ -333,5 +367,78 @@ fn a_classic_queue_on_a_killed_node_loses_what_was_confirmed_meanwhile() {
         text.lines()
             .any(|l| l.contains("node-kill") && l.contains("\"Start\"") && l.contains("leader n")),
         "{text}"
+    );
+}
+
+/// The shipped minority-partition workload: one node cut off from the other two while the
+/// clients reach all three. Under pause_minority it stops serving rather than confirm what it
+/// cannot replicate: nothing confirmed is lost, the run passes its expectations, the history
+/// names the node, and after the heal it is back in the cluster.
+#[test]
+fn a_node_cut_off_from_the_majority_loses_nothing_and_rejoins() {
+    let _brokers = owning_brokers();
+    let _cluster = Cluster::up();
+    let dir = tempfile::tempdir().unwrap();
+    let w = repo().join("workloads/cluster/minority-partition.yaml");
+    let (o, m, text) = run_on_cluster(dir.path(), &w);
+    assert_eq!(o.status.code(), Some(0), "{}\n{m}", stderr(&o));
+    assert_eq!(m["lost"], 0, "{m}");
+    assert_eq!(m["unverified"], 0, "{m}");
+    // The failover the clients lived through is measured (and bounded by the expectations).
+    let outage = m["faults"][0]["send_outage_s"].as_f64();
+    assert!(outage.is_some_and(|s| s < 30.0), "{m}");
+    let start = text
+        .lines()
+        .find(|l| l.contains("node-partition") && l.contains("\"Start\""))
+        .unwrap_or_else(|| panic!("no fault start in:\n{text}"));
+    let isolated = ["n1", "n2", "n3"]
+        .into_iter()
+        .find(|n| start.contains(&format!("isolated {n};")))
+        .unwrap_or_else(|| panic!("the start names no isolated node: {start}"));
+    for other in ["n1", "n2", "n3"].into_iter().filter(|n| *n != isolated) {
+        assert!(
+            start.contains(&format!("{isolated}|{other}")),
+            "{isolated} not cut from {other}: {start}"
+        );
+    }
+    for n in ["n1", "n2", "n3"] {
+        eventually(SEEN_WITHIN * 2, "the cut-off node rejoins", || {
+            sees(n, &["n1", "n2", "n3"])
+        });
+    }
+}
+
+/// The shipped packet-loss workload: 5% of the packets between the clients and every node
+/// dropped for 30 s. TCP retransmits, so the verdicts stay clean and the faults are in force on
+/// all three nodes while it runs (the history's record), and gone after.
+#[test]
+fn packet_loss_on_the_clients_links_costs_latency_not_messages() {
+    let _brokers = owning_brokers();
+    let _cluster = Cluster::up();
+    let dir = tempfile::tempdir().unwrap();
+    let w = repo().join("workloads/cluster/packet-loss.yaml");
+    let (o, m, text) = run_on_cluster(dir.path(), &w);
+    assert_eq!(o.status.code(), Some(0), "{}\n{m}", stderr(&o));
+    assert_eq!(m["lost"], 0, "{m}");
+    assert_eq!(m["per_key_order_violations"], 0, "{m}");
+    let start = text
+        .lines()
+        .find(|l| l.contains("node-loss") && l.contains("\"Start\""))
+        .unwrap_or_else(|| panic!("no fault start in:\n{text}"));
+    for n in ["n1", "n2", "n3"] {
+        assert!(
+            start.contains(&format!("{n}|clients")) || start.contains(&format!("clients|{n}")),
+            "no loss on {n}'s client link: {start}"
+        );
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.contains("node-loss") && l.contains("\"Stop\"")),
+        "{text}"
+    );
+    assert_eq!(
+        ok(&["faults"]).trim(),
+        "n1: \nn2: \nn3:",
+        "faults left after the run"
     );
 }

@@ -546,3 +546,55 @@ run: { drain_quiet: 2s }
     assert!(m.publish_latency.max >= 1.5, "{m:?}");
     assert_eq!(m.lost, 0, "{m:?}");
 }
+
+/// A RabbitMQ broker that stops answering without closing the connection (SIGSTOP here, the
+/// minority side of a partition in a cluster) gets no say over how long a send waits: AMQP has
+/// no deadline for a confirm, so the harness gives each one `run.send_timeout` and records
+/// what is unanswered by then as indeterminate, while the broker is still stopped.
+#[test]
+fn rabbitmq_confirms_unanswered_within_send_timeout_are_indeterminate_on_time() {
+    let _brokers = owning_brokers();
+    let yaml = "name: confirm-timeout
+brokers: [rabbitmq]
+load: { rate: 50/s, keys: { count: 4 }, duration: 10s, warmup: 0s }
+consumers: { count: 1 }
+faults:
+  - { kind: broker-pause, at: 2s, duration: 6s }
+run: { send_timeout: 2s, drain_quiet: 2s }
+";
+    let ran = run_ok(yaml, "rabbitmq");
+    let (m, events) = (&ran.metrics, &ran.events);
+    let invoked: std::collections::HashMap<_, u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::SendInvoke { t, id, .. } => Some((*id, *t)),
+            _ => None,
+        })
+        .collect();
+    let timed_out: Vec<(u64, u64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::SendInfo { t, id, error } if error.contains("no confirm within") => {
+                Some((invoked[id], *t))
+            }
+            _ => None,
+        })
+        .collect();
+    // About 4 s of sends (the pause less the timeout) time out while the broker is stopped.
+    assert!(
+        timed_out.len() >= 100,
+        "{} timed out; {m:?}",
+        timed_out.len()
+    );
+    let second = 1_000_000_000;
+    for (sent, resolved) in &timed_out {
+        let waited = resolved - sent;
+        assert!(
+            (2 * second..3 * second).contains(&waited),
+            "a send given up {:.2} s after it was made, with send_timeout 2s",
+            waited as f64 / 1e9
+        );
+    }
+    // Given up on, not lost: what the broker stored after it resumed is found.
+    assert_eq!(m.lost, 0, "{m:?}");
+}

@@ -343,6 +343,19 @@ pub const METRICS: &[Metric] = &[
         get: worst_recovery,
     },
     Metric {
+        key: "send_outage",
+        label: "longest send outage (a fault's)",
+        unit: Unit::Seconds,
+        better: Better::Lower,
+        judge: Judge::PerRun,
+        get: |m| {
+            m.faults
+                .iter()
+                .filter_map(|f| f.send_outage_s)
+                .reduce(f64::max)
+        },
+    },
+    Metric {
         key: "catch_up_time",
         label: "backlog caught up in",
         unit: Unit::Seconds,
@@ -510,6 +523,7 @@ mod tests {
             recovery_s: rec,
             producers_recovered_s: rec,
             consumers_recovered_s: rec,
+            send_outage_s: None,
         };
         let mut m = Metrics::default();
         assert_eq!(worst_recovery(&m), None, "no fault: nothing measured");

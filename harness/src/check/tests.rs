@@ -652,6 +652,59 @@ fn recovery_time_runs_from_fault_end_to_first_success_on_both_sides() {
     assert!((r - 0.7).abs() < 1e-9, "{r}");
 }
 
+/// A fault from 1 s to 3 s; producer 0 acknowledged every 100 ms throughout, producer 1 not
+/// from 0.9 s until 4.4 s (it failed over), then again. The fault's outage is producer 1's
+/// 3.5 s; a stretch that ends before the fault starts is not its outage.
+#[test]
+fn send_outage_is_the_longest_a_producer_went_unacknowledged_across_a_fault() {
+    let fault = |t: u64, phase| Event::Fault {
+        t: t * MS,
+        index: 0,
+        kind: "node-partition".into(),
+        phase,
+        detail: String::new(),
+    };
+    let ok = |p: u32, seq: u64, t: u64| Event::SendOk {
+        t: t * MS,
+        id: id(p, 0, seq),
+        intended: t * MS - MS,
+        pos: Position::Unknown,
+    };
+    let history = |producer_1_back: Option<u64>| {
+        let mut ev = vec![
+            Event::Phase {
+                t: 0,
+                phase: Phase::LoadStart {
+                    warmup_ns: 0,
+                    duration_ns: 6_000 * MS,
+                },
+            },
+            fault(1_000, FaultPhase::Start),
+            fault(3_000, FaultPhase::Stop),
+        ];
+        for (seq, t) in (100..=6_000).step_by(100).enumerate() {
+            ev.push(ok(0, seq as u64, t));
+            if t <= 900 || producer_1_back.is_some_and(|back| t >= back) {
+                ev.push(ok(1, seq as u64, t));
+            }
+        }
+        ev.push(Event::Phase {
+            t: 6_000 * MS,
+            phase: Phase::LoadEnd,
+        });
+        check_events(ev)
+    };
+    let secs = |m: &Metrics| m.faults[0].send_outage_s.unwrap();
+    let m = history(Some(4_400));
+    assert!((secs(&m) - 3.5).abs() < 1e-9, "{:?}", m.faults[0]);
+    // Never acknowledged again: out from its last acknowledgement until the load ended.
+    let m = history(None);
+    assert!((secs(&m) - 5.1).abs() < 1e-9, "{:?}", m.faults[0]);
+    // Nothing stalls: the outage is one producer's gap between sends.
+    let m = history(Some(1_000));
+    assert!((secs(&m) - 0.1).abs() < 1e-6, "{:?}", m.faults[0]);
+}
+
 mod reference {
     //! A deliberately naive model of the definitions (quadratic, obviously right) compared with
     //! the streaming checker on random histories.

@@ -57,6 +57,11 @@ pub struct FaultWindow {
     /// Seconds from the fault's end until a consumer processed a message again.
     #[serde(default)]
     pub consumers_recovered_s: Option<f64>,
+    /// The longest a producer went without an acknowledged send, over a stretch that overlaps
+    /// the fault: what its clients lived through, failover included (a cluster's clients moving
+    /// to another node). None if no producer was acknowledged around it.
+    #[serde(default)]
+    pub send_outage_s: Option<f64>,
 }
 
 /// What the timing checker measured: latencies, throughput, availability, the faults and their
@@ -125,6 +130,11 @@ pub struct TimingChecker {
     consumers_start: Option<(u64, u64)>,
     /// The largest window an `auto` producer settled on.
     in_flight_window: Option<u32>,
+    /// Per producer, when a send of its was last acknowledged (ns; the load's start before
+    /// the first): the gaps between them are its outages.
+    last_ok: Vec<u64>,
+    /// Each fault's start and end (ns), to tell which outages overlap it.
+    fault_ns: Vec<(u64, Option<u64>)>,
 }
 
 /// Keep the earliest time seen: events from different pipes may arrive slightly out of order.
@@ -241,17 +251,50 @@ impl TimingChecker {
         t.saturating_sub(self.start.unwrap_or(t)) as f64 / 1e9
     }
 
+    fn producer_seen(&mut self, producer: u32) {
+        let p = producer as usize;
+        if self.last_ok.len() <= p {
+            self.last_ok.resize(p + 1, self.start.unwrap_or(0));
+        }
+    }
+
+    /// Producer `producer` had a send acknowledged at `t`: the stretch since its last one is
+    /// an outage of every fault it overlaps.
+    fn acked_at(&mut self, producer: u32, t: u64) {
+        self.producer_seen(producer);
+        let last = &mut self.last_ok[producer as usize];
+        let since = *last;
+        if t <= since {
+            return;
+        }
+        *last = t;
+        self.outage(since, t);
+    }
+
+    fn outage(&mut self, from: u64, to: u64) {
+        let gap = (to - from) as f64 / 1e9;
+        for (f, (start, end)) in self.faults.iter_mut().zip(&self.fault_ns) {
+            if from < end.unwrap_or(u64::MAX) && to > *start {
+                f.send_outage_s = Some(f.send_outage_s.map_or(gap, |g| g.max(gap)));
+            }
+        }
+    }
+
     fn apply(&mut self, ev: &Event, facts: Facts) {
         match ev {
             Event::SendWindow { size, .. } => {
                 self.in_flight_window = self.in_flight_window.max(Some(*size));
             }
-            Event::SendInvoke { t, .. } => {
+            Event::SendInvoke { t, id, .. } => {
                 if let Some(w) = self.window(*t) {
                     self.windows[w].sent += 1;
                 }
+                self.producer_seen(id.producer);
             }
-            Event::SendOk { t, intended, .. } => {
+            Event::SendOk {
+                t, intended, id, ..
+            } => {
+                self.acked_at(id.producer, *t);
                 let us = t.saturating_sub(*intended) / 1000;
                 // Counted when the broker acknowledged: that is the throughput it delivered.
                 if let Some(w) = self.window(*t) {
@@ -329,16 +372,20 @@ impl TimingChecker {
                         recovery_s: None,
                         producers_recovered_s: None,
                         consumers_recovered_s: None,
+                        send_outage_s: None,
                     });
+                    self.fault_ns.push((u64::MAX, None));
                 }
                 let f = &mut self.faults[i];
                 match phase {
                     FaultPhase::Start => {
                         f.start_s = start_s;
                         f.detail = detail.clone();
+                        self.fault_ns[i].0 = *t;
                     }
                     FaultPhase::Stop => {
                         f.end_s = Some(start_s);
+                        self.fault_ns[i].1 = Some(*t);
                         if !detail.is_empty() {
                             f.detail = format!("{}; then {detail}", f.detail);
                         }
@@ -456,6 +503,14 @@ impl Checker for TimingChecker {
                     .producers_recovered_s
                     .zip(f.consumers_recovered_s)
                     .map(|(p, c)| p.max(c));
+            }
+        }
+        // A producer not acknowledged again before the load ended was out until then.
+        if let Some(end) = self.load_end {
+            for since in std::mem::take(&mut self.last_ok) {
+                if since < end {
+                    self.outage(since, end);
+                }
             }
         }
         m.reconnects = self.reconnects;

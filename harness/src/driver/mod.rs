@@ -73,7 +73,10 @@ pub type SendOutcome = (SendToken, Result<Position, SendError>);
 #[async_trait]
 pub trait Publisher: Send {
     /// Hand one message to the client, in order; its outcome comes back from `acks` with
-    /// `token`. Callers keep many sends in flight (open loop). Clients copy `body`.
+    /// `token`. Callers keep many sends in flight (open loop). Clients copy `body`. Every
+    /// send's outcome comes back in bounded time, from `run.send_timeout` (indeterminate if the
+    /// broker has not answered): the client's own deadline where it has one (Kafka's
+    /// message.timeout.ms, SQS's attempt timeout), else a timer per send (RabbitMQ).
     async fn submit(&mut self, token: SendToken, id: MsgId, body: &[u8]) -> Result<(), SendError>;
     /// Wait for outcomes of submitted sends and append them to `out`: at least one, and every
     /// other one already known. Outcomes come in batches, so this costs one wake-up per batch

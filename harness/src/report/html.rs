@@ -217,7 +217,7 @@ fn broker_plots(m: &Metrics) -> Vec<Plot> {
     });
     plots.push(Plot {
         title: "Availability".into(),
-        note: "Per second: share of send attempts that succeeded, and whether consumers processed anything while messages were waiting.".into(),
+        note: "Per second: share of send attempts that succeeded, counted in the second their outcome came (a send that timed out shows run.send_timeout after it was made), and whether consumers processed anything while messages were waiting.".into(),
         svg: plots::time_plot(
             "availability",
             "% of sends ok",
@@ -371,7 +371,7 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
                 .map(|m| {
                     m.faults
                         .iter()
-                        .map(|f| context! { index => f.index, kind => f.kind, start => format!("{:.1}", f.start_s), end => f.end_s.map_or("—".into(), |e| format!("{e:.1}")), producers => recovered(f.end_s, f.producers_recovered_s), consumers => recovered(f.end_s, f.consumers_recovered_s), detail => f.detail })
+                        .map(|f| context! { index => f.index, kind => f.kind, start => format!("{:.1}", f.start_s), end => f.end_s.map_or("—".into(), |e| format!("{e:.1}")), outage => f.send_outage_s.map_or("—".into(), |s| format!("{s:.2}")), producers => recovered(f.end_s, f.producers_recovered_s), consumers => recovered(f.end_s, f.consumers_recovered_s), detail => f.detail })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -492,6 +492,7 @@ mod tests {
                 recovery_s: Some(0.5),
                 producers_recovered_s: Some(0.1),
                 consumers_recovered_s: Some(0.5),
+                send_outage_s: Some(1.5),
             })
             .collect();
         let metrics = Metrics {

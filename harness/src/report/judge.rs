@@ -473,6 +473,7 @@ mod tests {
             recovery_s: None,
             producers_recovered_s: None,
             consumers_recovered_s: None,
+            send_outage_s: None,
         });
         let mut fine = never.clone();
         fine.faults[0].recovery_s = Some(1.0);

@@ -442,6 +442,7 @@ mod tests {
             detail: String::new(),
             producers_recovered_s: None,
             consumers_recovered_s: None,
+            send_outage_s: None,
             recovery_s: None,
         };
         let svg = time_plot("throughput", "msg/s", &[s], &[f], 1.0);

@@ -26,6 +26,7 @@ const KEY: &[&str] = &[
     "lost",
     "unread",
     "recovery_time",
+    "send_outage",
 ];
 
 /// One night: everything one path given to `trend` holds (a run, or a suite run with repeats).

@@ -227,6 +227,7 @@ impl Driver for RabbitDriver {
             exchange,
             single_queue,
             confirms: PendingAcks::default(),
+            send_timeout: self.plan.workload.run.send_timeout.0,
         }))
     }
 
@@ -382,6 +383,10 @@ struct RabbitPublisher {
     exchange: String,
     single_queue: Option<String>,
     confirms: PendingAcks,
+    /// AMQP has no deadline for a confirm: a node that stops answering without closing the
+    /// connection (the minority side of a partition, before it notices) would hold the send
+    /// until the connection dies. Each confirm waits this long at most (`run.send_timeout`).
+    send_timeout: std::time::Duration,
 }
 
 #[async_trait]
@@ -401,12 +406,16 @@ impl Publisher for RabbitPublisher {
             )
             .await
             .map_err(|e| SendError::Failed(format!("publish: {e}")))?;
+        let timeout = self.send_timeout;
         self.confirms.push(token, async move {
-            match confirm.await {
-                Ok(c) if c.is_ack() => Ok(Position::Unknown),
-                Ok(_) => Err(SendError::Failed("broker nacked the message".into())),
+            match tokio::time::timeout(timeout, confirm).await {
+                Ok(Ok(c)) if c.is_ack() => Ok(Position::Unknown),
+                Ok(Ok(_)) => Err(SendError::Failed("broker nacked the message".into())),
                 // Channel or connection died with the message in flight: it may be stored.
-                Err(e) => Err(SendError::Indeterminate(format!("confirm: {e}"))),
+                Ok(Err(e)) => Err(SendError::Indeterminate(format!("confirm: {e}"))),
+                Err(_) => Err(SendError::Indeterminate(format!(
+                    "no confirm within {timeout:?} (run.send_timeout)"
+                ))),
             }
         });
         Ok(())
