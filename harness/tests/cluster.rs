@@ -325,6 +325,20 @@ fn isolating_the_quorum_queues_leader_loses_nothing_and_moves_the_leader() {
         start.contains("leader ") && start.contains("cut "),
         "{start}"
     );
+    // And whom RabbitMQ named once it was healed (recorded after the stop, which keeps the
+    // heal's time): another node, so the record shows the move.
+    let said = text
+        .lines()
+        .find(|l| l.contains("node-partition") && l.contains("\"After\""))
+        .unwrap_or_else(|| panic!("no record after the fault in:\n{text}"));
+    let after = said
+        .split("after it, leader ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no leader named after the heal: {said}"));
+    assert!(
+        !after.starts_with(isolated),
+        "the isolated {isolated} still leads after the heal: {said}"
+    );
     // A new leader was elected on the majority, and it stays there after the heal.
     let queues = ok(&[
         "ctl",

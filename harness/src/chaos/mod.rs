@@ -25,6 +25,11 @@ use schedule::Window;
 pub trait Fault: Send {
     async fn start(&mut self) -> Result<String>;
     async fn stop(&mut self) -> Result<String>;
+    /// What the broker says once the fault is undone (a cluster's leader by then), recorded
+    /// after the stop.
+    async fn after(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// What faults act on.
@@ -124,7 +129,16 @@ async fn run_window(w: Window, scope: Scope, rec: Recorder, load_start: Instant)
     if let Some(stop) = w.stop {
         tokio::time::sleep_until((load_start + stop).into()).await;
         match fault.stop().await {
-            Ok(detail) => record(FaultPhase::Stop, detail),
+            Ok(detail) => {
+                // Recorded when it happened: the checkers read events in time order, and
+                // recovery counts from the stop.
+                record(FaultPhase::Stop, detail);
+                scope.activity.end();
+                if let Some(after) = fault.after().await {
+                    record(FaultPhase::After, after);
+                }
+                return;
+            }
             Err(e) => record(FaultPhase::Failed, format!("undoing: {e:#}")),
         }
     }

@@ -381,6 +381,16 @@ impl Fault for NodeFault {
             Action::Each { undo: None, .. } => Ok(String::new()),
         }
     }
+
+    /// Who leads the run's queues once the fault is over, when the profile can say: with the
+    /// start's `leader` (for faults aimed at it), the record shows whether the lead moved.
+    async fn after(&mut self) -> Option<String> {
+        self.control.leader.as_ref()?;
+        Some(match self.leader().await {
+            Ok((_, said)) => format!("after it, {said}"),
+            Err(e) => format!("after it, no leader known: {e:#}"),
+        })
+    }
 }
 
 #[cfg(test)]

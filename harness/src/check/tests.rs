@@ -640,6 +640,14 @@ fn recovery_time_runs_from_fault_end_to_first_success_on_both_sides() {
         intended: 2_100 * MS,
         pos: Position::Unknown,
     });
+    // What the broker said afterwards joins the fault's detail and moves nothing.
+    ev.push(Event::Fault {
+        t: 2_500 * MS,
+        index: 0,
+        kind: "partition".into(),
+        phase: FaultPhase::After,
+        detail: "after it, leader n2".into(),
+    });
     ev.push(Event::Processed {
         t: 2_700 * MS,
         consumer: 0,
@@ -648,6 +656,11 @@ fn recovery_time_runs_from_fault_end_to_first_success_on_both_sides() {
     let m = check_events(ev);
     assert_eq!(m.faults.len(), 1);
     assert_eq!((m.faults[0].start_s, m.faults[0].end_s), (1.0, Some(2.0)));
+    assert!(
+        m.faults[0].detail.ends_with("; after it, leader n2"),
+        "{:?}",
+        m.faults[0]
+    );
     let r = m.recovery_time.unwrap();
     assert!((r - 0.7).abs() < 1e-9, "{r}");
 }

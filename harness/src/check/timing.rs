@@ -391,6 +391,9 @@ impl TimingChecker {
                         }
                         self.ended.push((i, *t, None, None));
                     }
+                    FaultPhase::After => {
+                        f.detail = format!("{}; {detail}", f.detail);
+                    }
                     FaultPhase::Failed => {
                         f.failed = true;
                         f.detail = if f.detail.is_empty() {

@@ -64,6 +64,9 @@ pub enum FaultPhase {
     Stop,
     /// Could not be applied; `detail` says why.
     Failed,
+    /// What the broker said once the fault was undone (a cluster's leader by then), asked after
+    /// the stop was recorded so that asking does not move the stop's time.
+    After,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
