@@ -163,6 +163,16 @@ fn run_on_cluster(
     )
 }
 
+/// The history's record of the fault of `kind` in `phase` ("Start", "Stop", "After"), as
+/// `brokerbench history` prints it.
+fn fault_record<'a>(history: &'a str, kind: &str, phase: &str) -> &'a str {
+    let phase = format!("\"phase\":\"{phase}\"");
+    history
+        .lines()
+        .find(|l| l.contains(&format!("\"kind\":\"{kind}\"")) && l.contains(&phase))
+        .unwrap_or_else(|| panic!("no {kind} record with {phase} in:\n{history}"))
+}
+
 /// Partition detection takes net_ticktime (10 s for the local cluster, seen here in 10–20 s)
 /// plus RabbitMQ's reaction; each poll gives up after bin/brokers' 10 s control timeout.
 const SEEN_WITHIN: Duration = Duration::from_secs(90);
@@ -313,10 +323,7 @@ fn isolating_the_quorum_queues_leader_loses_nothing_and_moves_the_leader() {
     assert_eq!(o.status.code(), Some(0), "{}\n{m}", stderr(&o));
     assert_eq!(m["lost"], 0, "{m}");
     // The history says whom the cut isolated, as RabbitMQ named the leader.
-    let start = text
-        .lines()
-        .find(|l| l.contains("node-partition") && l.contains("isolated the leader"))
-        .unwrap_or_else(|| panic!("no fault start naming the leader in:\n{text}"));
+    let start = fault_record(&text, "node-partition", "Start");
     let isolated = ["n1", "n2", "n3"]
         .into_iter()
         .find(|n| start.contains(&format!("isolated the leader {n}")))
@@ -327,10 +334,7 @@ fn isolating_the_quorum_queues_leader_loses_nothing_and_moves_the_leader() {
     );
     // And whom RabbitMQ named once it was healed (recorded after the stop, which keeps the
     // heal's time): another node, so the record shows the move.
-    let said = text
-        .lines()
-        .find(|l| l.contains("node-partition") && l.contains("\"After\""))
-        .unwrap_or_else(|| panic!("no record after the fault in:\n{text}"));
+    let said = fault_record(&text, "node-partition", "After");
     let after = said
         .split("after it, leader ")
         .nth(1)
@@ -377,17 +381,14 @@ fn a_classic_queue_on_a_killed_node_loses_what_was_confirmed_meanwhile() {
     // Lost means confirmed and then found nowhere, the final read complete.
     assert!(m["lost"].as_u64().unwrap() > 100, "{m}");
     assert_eq!(m["unverified"], 0, "{m}");
-    assert!(
-        text.lines()
-            .any(|l| l.contains("node-kill") && l.contains("\"Start\"") && l.contains("leader n")),
-        "{text}"
-    );
+    let start = fault_record(&text, "node-kill", "Start");
+    assert!(start.contains("leader n"), "{start}");
 }
 
 /// The shipped minority-partition workload: one node cut off from the other two while the
 /// clients reach all three. Under pause_minority it stops serving rather than confirm what it
-/// cannot replicate: nothing confirmed is lost, the run passes its expectations, the history
-/// names the node, and after the heal it is back in the cluster.
+/// cannot replicate: nothing confirmed is lost, the run passes its expectations, and the history
+/// names the node and which node each client used.
 #[test]
 fn a_node_cut_off_from_the_majority_loses_nothing_and_rejoins() {
     let _brokers = owning_brokers();
@@ -401,10 +402,25 @@ fn a_node_cut_off_from_the_majority_loses_nothing_and_rejoins() {
     // The failover the clients lived through is measured (and bounded by the expectations).
     let outage = m["faults"][0]["send_outage_s"].as_f64();
     assert!(outage.is_some_and(|s| s < 30.0), "{m}");
-    let start = text
+    // Which node each client used is on record, from its first connection on, and in the report.
+    let connected = text
         .lines()
-        .find(|l| l.contains("node-partition") && l.contains("\"Start\""))
-        .unwrap_or_else(|| panic!("no fault start in:\n{text}"));
+        .filter(|l| l.contains("{\"Connected\":"))
+        .count();
+    assert!(
+        connected >= 3,
+        "2 producers and 1 consumer, {connected} connections:\n{text}"
+    );
+    assert_eq!(
+        m["connections"].as_array().map(Vec::len),
+        Some(connected),
+        "{m}"
+    );
+    let report =
+        std::fs::read_to_string(only_run_dir(&dir.path().join("reports")).join("index.html"))
+            .unwrap();
+    assert!(report.contains("Which node each client used") && report.contains("10.77.0.1"));
+    let start = fault_record(&text, "node-partition", "Start");
     let isolated = ["n1", "n2", "n3"]
         .into_iter()
         .find(|n| start.contains(&format!("isolated {n};")))
@@ -415,11 +431,8 @@ fn a_node_cut_off_from_the_majority_loses_nothing_and_rejoins() {
             "{isolated} not cut from {other}: {start}"
         );
     }
-    for n in ["n1", "n2", "n3"] {
-        eventually(SEEN_WITHIN * 2, "the cut-off node rejoins", || {
-            sees(n, &["n1", "n2", "n3"])
-        });
-    }
+    // Whether the paused node rejoins after the heal is RabbitMQ's recovery, asked of it by the
+    // partition test above; here the run's verdict is the point.
 }
 
 /// The shipped packet-loss workload: 5% of the packets between the clients and every node
@@ -435,21 +448,14 @@ fn packet_loss_on_the_clients_links_costs_latency_not_messages() {
     assert_eq!(o.status.code(), Some(0), "{}\n{m}", stderr(&o));
     assert_eq!(m["lost"], 0, "{m}");
     assert_eq!(m["per_key_order_violations"], 0, "{m}");
-    let start = text
-        .lines()
-        .find(|l| l.contains("node-loss") && l.contains("\"Start\""))
-        .unwrap_or_else(|| panic!("no fault start in:\n{text}"));
+    let start = fault_record(&text, "node-loss", "Start");
     for n in ["n1", "n2", "n3"] {
         assert!(
             start.contains(&format!("{n}|clients")) || start.contains(&format!("clients|{n}")),
             "no loss on {n}'s client link: {start}"
         );
     }
-    assert!(
-        text.lines()
-            .any(|l| l.contains("node-loss") && l.contains("\"Stop\"")),
-        "{text}"
-    );
+    fault_record(&text, "node-loss", "Stop");
     assert_eq!(
         ok(&["faults"]).trim(),
         "n1: \nn2: \nn3:",

@@ -344,7 +344,7 @@ pub const METRICS: &[Metric] = &[
     },
     Metric {
         key: "send_outage",
-        label: "longest send outage (a fault's)",
+        label: "longest send outage in a fault",
         unit: Unit::Seconds,
         better: Better::Lower,
         judge: Judge::PerRun,

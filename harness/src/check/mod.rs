@@ -21,7 +21,7 @@ use hdrhistogram::serialization::{Serializer as _, V2Serializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-pub use timing::{CatchUp, FaultWindow, Window};
+pub use timing::{CatchUp, ClientConnection, FaultWindow, Window};
 
 use crate::history::{self, Event, Stop};
 
@@ -166,6 +166,10 @@ pub struct Metrics {
     /// if producers differ. None for a fixed window, or one still growing when the load ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_flight_window: Option<u32>,
+    /// Which node each client of the harness connected to, and when, where clients choose among
+    /// several (RabbitMQ's `urls`); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connections: Vec<ClientConnection>,
 }
 
 impl Metrics {
@@ -229,6 +233,7 @@ impl Metrics {
             recovery_time: t.recovery_time,
             catch_up: t.catch_up,
             in_flight_window: t.in_flight_window,
+            connections: t.connections,
             reconnects: t.reconnects,
             faults: t.faults,
             timeline,

@@ -718,6 +718,40 @@ fn send_outage_is_the_longest_a_producer_went_unacknowledged_across_a_fault() {
     assert!((secs(&m) - 0.1).abs() < 1e-6, "{:?}", m.faults[0]);
 }
 
+/// Which node each client used comes through as the history says, its time since the load
+/// started (before it: negative), whatever order the pipes delivered it in.
+#[test]
+fn client_connections_are_kept_in_time_order_relative_to_the_load() {
+    let connected = |t: u64, index: u32, endpoint: &str| Event::Connected {
+        t: t * MS,
+        role: crate::history::ClientRole::Consumer,
+        index,
+        endpoint: endpoint.into(),
+    };
+    let m = check_events(vec![
+        connected(500, 0, "10.77.0.11:5672"),
+        Event::Phase {
+            t: 1_000 * MS,
+            phase: Phase::LoadStart {
+                warmup_ns: 0,
+                duration_ns: 10_000 * MS,
+            },
+        },
+        connected(23_700, 0, "10.77.0.13:5672"),
+    ]);
+    let seen: Vec<(&str, f64)> = m
+        .connections
+        .iter()
+        .map(|c| (c.endpoint.as_str(), c.at_s))
+        .collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].0, "10.77.0.11:5672");
+    assert!(
+        (seen[0].1 + 0.5).abs() < 1e-9 && (seen[1].1 - 22.7).abs() < 1e-9,
+        "{seen:?}"
+    );
+}
+
 mod reference {
     //! A deliberately naive model of the definitions (quadratic, obviously right) compared with
     //! the streaming checker on random histories.

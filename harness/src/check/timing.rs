@@ -4,7 +4,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::{Checker, Facts, LatencySummary};
-use crate::history::{Event, FaultPhase, Phase};
+use crate::history::{ClientRole, Event, FaultPhase, Phase};
 
 const NS_PER_S: u64 = 1_000_000_000;
 
@@ -83,6 +83,7 @@ pub struct TimingSection {
     pub duration_s: f64,
     pub catch_up: Option<CatchUp>,
     pub in_flight_window: Option<u32>,
+    pub connections: Vec<ClientConnection>,
 }
 
 /// How a backlog run's consumers caught up (`load.backlog`).
@@ -99,6 +100,20 @@ pub struct CatchUp {
     /// load that kept coming, at the pace the consumers could take them.
     pub rate: Option<f64>,
 }
+
+/// A client of the harness connecting to one node of several (`Event::Connected`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ClientConnection {
+    pub role: ClientRole,
+    pub index: u32,
+    pub endpoint: String,
+    /// Seconds since the load started (negative: connected before it).
+    pub at_s: f64,
+}
+
+/// At most this many connections are kept: a client reconnecting in a loop must not grow the
+/// result without bound.
+const CONNECTIONS_KEPT: usize = 1000;
 
 /// A backlog counts as caught up once it is this share of what it was when consumers started.
 const CAUGHT_UP: f64 = 0.01;
@@ -130,6 +145,7 @@ pub struct TimingChecker {
     consumers_start: Option<(u64, u64)>,
     /// The largest window an `auto` producer settled on.
     in_flight_window: Option<u32>,
+    connections: Vec<ClientConnection>,
     /// Per producer, when a send of its was last acknowledged (ns; the load's start before
     /// the first): the gaps between them are its outages.
     last_ok: Vec<u64>,
@@ -284,6 +300,20 @@ impl TimingChecker {
         match ev {
             Event::SendWindow { size, .. } => {
                 self.in_flight_window = self.in_flight_window.max(Some(*size));
+            }
+            Event::Connected {
+                t,
+                role,
+                index,
+                endpoint,
+            } if self.connections.len() < CONNECTIONS_KEPT => {
+                let start = self.start.unwrap_or(*t);
+                self.connections.push(ClientConnection {
+                    role: *role,
+                    index: *index,
+                    endpoint: endpoint.clone(),
+                    at_s: (*t as f64 - start as f64) / 1e9,
+                });
             }
             Event::SendInvoke { t, id, .. } => {
                 if let Some(w) = self.window(*t) {
@@ -528,6 +558,7 @@ impl Checker for TimingChecker {
             .consumers_start
             .map(|(t, backlog)| catch_up(&self.windows, t.saturating_sub(start), backlog));
         m.in_flight_window = self.in_flight_window;
+        m.connections = self.connections;
         m.faults = self.faults;
         m.timeline = self.windows;
         m.load_start_ns = start;

@@ -87,6 +87,10 @@ pub trait Publisher: Send {
     fn is_broken(&self) -> bool {
         false
     }
+    /// The broker address this client is connected to (see `Consumer::endpoint`).
+    fn endpoint(&self) -> Option<String> {
+        None
+    }
     /// Wait for in-flight sends and close cleanly.
     async fn close(&mut self) {}
 }
@@ -206,6 +210,12 @@ pub trait Consumer: Send {
     /// then replaces it with a fresh consumer, as an application's reconnect logic would.
     fn is_broken(&self) -> bool {
         false
+    }
+    /// The broker address this client is connected to, where one client talks to one node of
+    /// several (RabbitMQ's `urls`); None where the client library spreads itself over the
+    /// cluster (Kafka) or there is one endpoint.
+    fn endpoint(&self) -> Option<String> {
+        None
     }
     /// Final read only: how many of the run's messages the broker still holds that this reader
     /// has not handed out yet (0 = it has read everything). None when the broker cannot tell.

@@ -210,6 +210,14 @@ pub enum Event {
         producer: u32,
         size: u32,
     },
+    /// A client of the harness connected to one node of several (first, or after a reconnect):
+    /// which node each client used, for clusters.
+    Connected {
+        t: u64,
+        role: ClientRole,
+        index: u32,
+        endpoint: String,
+    },
 }
 
 impl Event {
@@ -234,7 +242,8 @@ impl Event {
             | Event::FinalRead { t, .. }
             | Event::FinalReadDone { t, .. }
             | Event::BrokerUsage { t, .. }
-            | Event::SendWindow { t, .. } => *t,
+            | Event::SendWindow { t, .. }
+            | Event::Connected { t, .. } => *t,
         }
     }
 }

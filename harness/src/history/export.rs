@@ -208,6 +208,12 @@ mod tests {
                 producer: 0,
                 size: 8000,
             },
+            Event::Connected {
+                t: 15,
+                role: ClientRole::Consumer,
+                index: 1,
+                endpoint: "10.77.0.12:5672".into(),
+            },
         ]
     }
 
@@ -244,6 +250,7 @@ mod tests {
             "FinalReadDone",
             "BrokerUsage",
             "SendWindow",
+            "Connected",
         ] {
             assert!(schema.contains(&format!("\"{kind}\"")), "{kind} missing");
         }

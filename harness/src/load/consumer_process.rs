@@ -51,6 +51,19 @@ impl<W: Write> Record<W> {
         })
     }
 
+    /// Which node `consumer` went to, where the driver can say.
+    fn connected(&mut self, consumer: &dyn driver::Consumer) -> Result<()> {
+        match consumer.endpoint() {
+            Some(endpoint) => self.emit(Event::Connected {
+                t: now_ns(),
+                role: ClientRole::Consumer,
+                index: self.consumer,
+                endpoint,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Before any step that could make the record untrue if the process died during it.
     fn flush(&mut self) -> Result<()> {
         self.out.flush()?;
@@ -130,6 +143,7 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
             pid: std::process::id(),
         },
     })?;
+    rec.connected(&*consumer)?;
     rec.flush()?;
 
     let mut owed = Owed::default();
@@ -159,6 +173,7 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
                 index,
                 reason,
             })?;
+            rec.connected(&*consumer)?;
             rec.flush()?;
         }
         let batch = match consumer.poll(POLL_WAIT).await {

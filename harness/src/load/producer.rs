@@ -55,6 +55,7 @@ struct Tally {
 
 impl ProducerTask {
     pub async fn run(mut self, w: &Workload, mut publisher: Box<dyn Publisher>) {
+        self.connected(&*publisher);
         let load = &w.load;
         // The runner refuses a stepped workload: its steps are run one by one, each at one rate.
         let Some(rate) = load.rate.single() else {
@@ -261,7 +262,20 @@ impl ProducerTask {
             index: self.index,
             reason: why.to_string(),
         });
+        self.connected(&*fresh);
         fresh
+    }
+
+    /// Which node `publisher` went to, where the driver can say.
+    fn connected(&self, publisher: &dyn Publisher) {
+        if let Some(endpoint) = publisher.endpoint() {
+            self.recorder.record(Event::Connected {
+                t: now_ns(),
+                role: ClientRole::Producer,
+                index: self.index,
+                endpoint,
+            });
+        }
     }
 
     /// Record the outcomes the publisher reported, emptying `outcomes` for the next batch;

@@ -150,6 +150,32 @@ fn series(
     Series::new(name, PALETTE[color % PALETTE.len()], pts)
 }
 
+/// One row per client of the harness: the nodes it connected to, in order, with the second of
+/// the load each connection began.
+fn clients_table(connections: &[crate::check::ClientConnection]) -> Vec<minijinja::Value> {
+    let mut rows: Vec<(crate::history::ClientRole, u32, Vec<String>)> = Vec::new();
+    for c in connections {
+        let at = format!("{} from {:.1} s", c.endpoint, c.at_s.max(0.0));
+        match rows
+            .iter_mut()
+            .find(|(r, i, _)| *r == c.role && *i == c.index)
+        {
+            Some((_, _, seen)) => seen.push(at),
+            None => rows.push((c.role, c.index, vec![at])),
+        }
+    }
+    rows.sort_by_key(|(r, i, _)| (*r == crate::history::ClientRole::Consumer, *i));
+    rows.into_iter()
+        .map(|(role, index, seen)| {
+            let role = match role {
+                crate::history::ClientRole::Producer => "producer",
+                crate::history::ClientRole::Consumer => "consumer",
+            };
+            context! { client => format!("{role} {index}"), moves => seen.len() - 1, nodes => seen.join(" → ") }
+        })
+        .collect()
+}
+
 /// A fault's recovery time for the table: seconds, or why there is none.
 fn recovered(end: Option<f64>, after: Option<f64>) -> String {
     match (end, after) {
@@ -375,9 +401,11 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
                         .collect()
                 })
                 .unwrap_or_default();
+            let clients = m.map(|m| clients_table(&m.connections)).unwrap_or_default();
             context! {
                 name => b.broker.to_string(),
                 product => b.product,
+                clients => clients,
                 client_settings => b.client_settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>(),
                 shard_load => m.map(|m| shard_table(&m.shard_load)),
                 window => m.and_then(|m| m.in_flight_window),

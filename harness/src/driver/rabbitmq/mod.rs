@@ -129,8 +129,9 @@ impl RabbitDriver {
     }
 
     /// A connection to the next node in turn, or to the ones after it when it does not answer
-    /// (each within `run.connect_timeout`). The error names every node tried.
-    async fn connect(&self, role: &str) -> Result<Connection> {
+    /// (each within `run.connect_timeout`), and the address it went to when there is a choice
+    /// (credentials left out). The error names every node tried.
+    async fn connect(&self, role: &str) -> Result<(Connection, Option<String>)> {
         let timeout = self.plan.workload.run.connect_timeout.0;
         let first = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut failures = Vec::new();
@@ -145,7 +146,7 @@ impl RabbitDriver {
             )
             .await
             {
-                Ok(Ok(c)) => return Ok(c),
+                Ok(Ok(c)) => return Ok((c, (self.urls.len() > 1).then(|| endpoint_of(url)))),
                 Ok(Err(e)) => failures.push(format!("cannot connect to {shown}: {e}")),
                 Err(_) => failures.push(format!("no answer from {shown} within {timeout:?}")),
             }
@@ -157,7 +158,7 @@ impl RabbitDriver {
 #[async_trait]
 impl Driver for RabbitDriver {
     async fn setup(&self) -> Result<()> {
-        let conn = self.connect("setup").await?;
+        let (conn, _) = self.connect("setup").await?;
         let ch = conn
             .create_channel()
             .await
@@ -207,7 +208,7 @@ impl Driver for RabbitDriver {
     }
 
     async fn publisher(&self, producer: u32) -> Result<Box<dyn Publisher>> {
-        let conn = self.connect(&format!("producer {producer}")).await?;
+        let (conn, endpoint) = self.connect(&format!("producer {producer}")).await?;
         let channel = conn
             .create_channel()
             .await
@@ -223,6 +224,7 @@ impl Driver for RabbitDriver {
         };
         Ok(Box::new(RabbitPublisher {
             _conn: conn,
+            endpoint,
             channel,
             exchange,
             single_queue,
@@ -284,7 +286,7 @@ impl Driver for RabbitDriver {
     }
 
     async fn teardown(&self) -> Result<()> {
-        let conn = self.connect("teardown").await?;
+        let (conn, _) = self.connect("teardown").await?;
         let ch = conn.create_channel().await?;
         for i in 0..self.queue_count() {
             ch.queue_delete(self.queue(i).into(), QueueDeleteOptions::default())
@@ -341,6 +343,18 @@ fn spread(index: u32, count: u32, queues: &[u32]) -> (Vec<u32>, Vec<u32>) {
     queues.iter().partition(|&&q| q % count == index % count)
 }
 
+/// The host and port of an AMQP URL (`amqp://user:pass@10.77.0.12:5672/%2f` → `10.77.0.12:5672`),
+/// what a reader needs to tell the nodes apart; the whole URL, credentials hidden, if it has
+/// another shape.
+fn endpoint_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    match rest.split('/').next() {
+        Some(host) if !host.is_empty() => host.to_string(),
+        _ => redact_url(url),
+    }
+}
+
 impl RabbitDriver {
     /// A connection and its channels to consume on, subscribed to no queue yet.
     async fn open_consumer(
@@ -351,7 +365,7 @@ impl RabbitDriver {
         channels: u16,
         no_ack: bool,
     ) -> Result<RabbitConsumer> {
-        let conn = self.connect(name).await?;
+        let (conn, endpoint) = self.connect(name).await?;
         let mut opened = Vec::new();
         for _ in 0..channels.max(1) {
             let channel = conn
@@ -366,6 +380,7 @@ impl RabbitDriver {
         }
         Ok(RabbitConsumer {
             _conn: conn,
+            endpoint,
             channels: opened,
             streams: SelectAll::new(),
             no_ack,
@@ -379,6 +394,8 @@ impl RabbitDriver {
 
 struct RabbitPublisher {
     _conn: Connection,
+    /// The node's address (host:port), when the target names several.
+    endpoint: Option<String>,
     channel: Channel,
     exchange: String,
     single_queue: Option<String>,
@@ -428,6 +445,10 @@ impl Publisher for RabbitPublisher {
     fn is_broken(&self) -> bool {
         !self._conn.status().connected() || !self.channel.status().connected()
     }
+
+    fn endpoint(&self) -> Option<String> {
+        self.endpoint.clone()
+    }
 }
 
 type DeliveryStream =
@@ -435,6 +456,8 @@ type DeliveryStream =
 
 struct RabbitConsumer {
     _conn: Connection,
+    /// The node's address (host:port), when the target names several.
+    endpoint: Option<String>,
     /// Queue i is consumed, and its deliveries acknowledged, on channel i mod len: delivery tags
     /// belong to a channel.
     channels: Vec<Channel>,
@@ -538,6 +561,10 @@ impl Consumer for RabbitConsumer {
         !self._conn.status().connected() || self.channels.iter().any(|c| !c.status().connected())
     }
 
+    fn endpoint(&self) -> Option<String> {
+        self.endpoint.clone()
+    }
+
     async fn close(&mut self) {
         for channel in &self.channels {
             let _ = channel.close(200, "consumer done".into()).await;
@@ -593,6 +620,19 @@ mod tests {
             "name: t\nbrokers: [rabbitmq]\ntopology:\n  partitions: 4\n{topology}load: {{ rate: 1/s, duration: 1s }}\n"
         );
         RabbitDriver::new(super::super::test_plan("rabbitmq", &yaml)).unwrap()
+    }
+
+    #[test]
+    fn a_clients_endpoint_is_its_nodes_host_and_port_without_credentials() {
+        assert_eq!(
+            endpoint_of("amqp://guest:guest@10.77.0.12:5672/%2f"),
+            "10.77.0.12:5672"
+        );
+        assert_eq!(endpoint_of("amqp://localhost:5672"), "localhost:5672");
+        assert_eq!(
+            endpoint_of("amqps://u:p@q@mq.example:5671/vh"),
+            "mq.example:5671"
+        );
     }
 
     #[test]
