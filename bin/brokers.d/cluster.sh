@@ -165,8 +165,11 @@ cluster_status() {
   local n rc=0 view
   for n in "${CLUSTER_NODES[@]}"; do
     if node_ready "$n"; then
+      # A node that has just lost its peers can take longer than the control timeout to answer;
+      # say so rather than let `set -e` end the report on the first node that is slow.
       view=$(node_ctl "$n" cluster_status --formatter json 2>/dev/null |
-        python3 -c 'import json,sys; s=json.load(sys.stdin); p=s.get("partitions") or {}; print("sees running:", " ".join(s["running_nodes"]), "| partitions:", json.dumps(p) if p else "none")')
+        python3 -c 'import json,sys; s=json.load(sys.stdin); p=s.get("partitions") or {}; print("sees running:", " ".join(s["running_nodes"]), "| partitions:", json.dumps(p) if p else "none")' 2>/dev/null) ||
+        view="cluster_status gave no answer within ${CTL_TIMEOUT:-10} s"
       echo "$n $(node_name "$n"): up; $view"
     elif node_ctl "$n" ping >/dev/null 2>&1; then
       # The Erlang VM answers but RabbitMQ is stopped: pause_minority does this to a minority.
