@@ -230,3 +230,37 @@ run: { connect_timeout: 2s, final_read_timeout: 5s }
         }
     }
 }
+
+#[test]
+fn a_partition_handling_the_target_cannot_set_is_refused_at_the_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = workload(
+        dir.path(),
+        "w",
+        "name: w\nbrokers: [rabbitmq]\ntopology:\n  rabbitmq:\n    queue_type: quorum\n    partition_handling: autoheal\nload: { rate: 10/s, duration: 1s }\n",
+    );
+    // The single-node profile: nothing there to set a cluster's partition handling with.
+    let target = repo().join("targets/local.yaml");
+    let out = run_against(&target, &dir.path().join("r"), &[w.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("w.yaml:6:5: topology.rabbitmq.partition_handling needs the `partition_handling` control command")
+            && err.contains("target profile `local`"),
+        "{err}"
+    );
+    assert!(!dir.path().join("r").exists());
+    // A mode RabbitMQ does not have is refused where it is written, naming the ones there are.
+    let w = workload(
+        dir.path(),
+        "w2",
+        "name: w\nbrokers: [rabbitmq]\ntopology:\n  rabbitmq: { partition_handling: pause-minority }\nload: { rate: 10/s, duration: 1s }\n",
+    );
+    let out = brokerbench(&["validate", w.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("w2.yaml:4:") && err.contains("pause_minority"),
+        "{err}"
+    );
+}

@@ -399,8 +399,16 @@ fn a_node_cut_off_from_the_majority_loses_nothing_and_rejoins() {
     let _brokers = owning_brokers();
     let _cluster = Cluster::up();
     let dir = tempfile::tempdir().unwrap();
+    // The workload chooses pause_minority: it is set for the run, whatever the cluster had.
+    ok(&["partition-handling", "autoheal"]);
     let w = repo().join("workloads/cluster/minority-partition.yaml");
     let (o, m, text) = run_on_cluster(dir.path(), &w);
+    let status = brokers(&["status", "--cluster", "rabbitmq"]);
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("partition handling: pause_minority"),
+        "{status}"
+    );
     assert_eq!(o.status.code(), Some(0), "{}\n{m}", stderr(&o));
     assert_eq!(m["lost"], 0, "{m}");
     assert_eq!(m["unverified"], 0, "{m}");

@@ -161,6 +161,7 @@ pub fn command<'a>(c: &'a Control, name: &str) -> Option<&'a str> {
         "loss" => c.loss.as_deref(),
         "heal" => c.heal.as_deref(),
         "leader" => c.leader.as_deref(),
+        "partition_handling" => c.partition_handling.as_deref(),
         _ => None,
     }
 }

@@ -46,6 +46,10 @@ pub async fn run(
             eprintln!("{}: {msg}", f.display());
             return EXIT_INVALID;
         }
+        if let Err(msg) = option_controls_present(f, w, &profile) {
+            eprintln!("{msg}");
+            return EXIT_INVALID;
+        }
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -314,6 +318,35 @@ fn controls_present(w: &Workload, profile: &TargetProfile) -> Result<(), String>
                         profile.name
                     ));
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Broker options that act through a control command (RabbitMQ's `partition_handling`) need
+/// the target to have it: reported at the option, before anything runs.
+fn option_controls_present(
+    file: &Path,
+    w: &Workload,
+    profile: &TargetProfile,
+) -> Result<(), String> {
+    for kind in &w.brokers {
+        let Ok(broker) = crate::driver::broker(kind) else {
+            continue; // unknown names are refused when the workload is read
+        };
+        let control = crate::driver::control(profile, kind);
+        for (path, name) in (broker.needs_controls)(w) {
+            if crate::chaos::command(&control, name).is_none() {
+                let (l, c) = std::fs::read_to_string(file)
+                    .map(|src| crate::workload::locate(&src, &path))
+                    .unwrap_or((1, 1));
+                return Err(format!(
+                    "{}:{l}:{c}: {} needs the `{name}` control command, but target profile `{}` has none for {kind} (add {kind}.control.{name}, as targets/local-cluster.yaml does)",
+                    file.display(),
+                    path.join("."),
+                    profile.name
+                ));
             }
         }
     }

@@ -281,7 +281,14 @@ pub struct Broker {
     pub ready_slack: fn(&Workload) -> Duration,
     /// Its own checks of a workload that lists it (option values, size limits).
     pub validate: workload::Rule,
+    /// The target's control commands its options call on (by `chaos::command` name), each with
+    /// the workload key that asks for it: checked before anything runs.
+    pub needs_controls: fn(&Workload) -> Vec<NeededControl>,
 }
+
+/// A control command an option calls on: the option's keys in the workload, and the command's
+/// name (as `chaos::command` knows it).
+pub type NeededControl = (Vec<String>, &'static str);
 
 /// Every broker brokerbench drives, one line each.
 pub const BROKERS: &[&Broker] = &[&kafka::BROKER, &rabbitmq::BROKER, &sqs::BROKER];

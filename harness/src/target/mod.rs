@@ -56,6 +56,9 @@ pub struct Control {
     pub heal: Option<String>,
     /// Print the name of the node that leads queue `{queue}` (the run's first queue) now.
     pub leader: Option<String>,
+    /// Set how the cluster's nodes react to a partition to `{mode}`, for a workload that
+    /// chooses (RabbitMQ: pause_minority, autoheal or ignore).
+    pub partition_handling: Option<String>,
 }
 
 /// A check that a later stage adds to reading a profile (the driver registry's): every problem,

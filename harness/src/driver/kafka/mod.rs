@@ -47,6 +47,7 @@ pub const BROKER: super::Broker = super::Broker {
         o.session_timeout.0
     },
     validate,
+    needs_controls: |_| Vec::new(),
 };
 
 /// Every client property the workload passes through: not one the harness owns, and one

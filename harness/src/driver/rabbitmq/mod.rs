@@ -41,7 +41,22 @@ pub const BROKER: super::Broker = super::Broker {
     wire: None,
     ready_slack: |_| Duration::ZERO,
     validate,
+    needs_controls,
 };
+
+/// A workload that chooses the partition handling needs a target that can set it.
+fn needs_controls(w: &Workload) -> Vec<super::NeededControl> {
+    let rabbit = super::options::<Options>(w, BROKER.name).unwrap_or_default();
+    match rabbit.partition_handling {
+        Some(_) => vec![(
+            ["topology", "rabbitmq", "partition_handling"]
+                .map(String::from)
+                .to_vec(),
+            "partition_handling",
+        )],
+        None => Vec::new(),
+    }
+}
 
 /// The most channels a consumer may spread its queues over: more than a consumer has queues
 /// would leave channels idle, and RabbitMQ's own default cap per connection is 2047.
@@ -158,6 +173,21 @@ impl RabbitDriver {
 #[async_trait]
 impl Driver for RabbitDriver {
     async fn setup(&self) -> Result<()> {
+        if let Some(mode) = self.options.partition_handling {
+            // Checked before the run (needs_controls), so a missing command is a profile edited since.
+            let cmd = self
+                .target
+                .control
+                .partition_handling
+                .as_deref()
+                .context("rabbitmq: the target profile has no partition_handling command")?
+                .replace("{mode}", mode.as_str());
+            crate::chaos::run_command(&cmd, &self.plan.target.dir)
+                .await
+                .with_context(|| {
+                    format!("rabbitmq: setting partition handling {}", mode.as_str())
+                })?;
+        }
         let (conn, _) = self.connect("setup").await?;
         let ch = conn
             .create_channel()

@@ -44,6 +44,7 @@ pub const BROKER: super::Broker = super::Broker {
     wire: None,
     ready_slack: |_| Duration::ZERO,
     validate,
+    needs_controls: |_| Vec::new(),
 };
 
 fn connect(plan: Arc<Plan>) -> Result<Box<dyn Driver>> {
