@@ -627,6 +627,141 @@ mod tests {
         }
     }
 
+    /// Every node-fault kind runs against both cluster profiles: the local one (network
+    /// namespaces, run by the cluster tests) and the docker one (which cannot run here), so a
+    /// workload written for one runs on the other.
+    #[test]
+    fn both_cluster_profiles_offer_every_node_fault_with_its_commands() {
+        use crate::chaos::faults::{Family, KINDS};
+        let (local, docker) = (
+            profile("local-cluster.yaml"),
+            profile("docker-cluster.yaml"),
+        );
+        let node_kinds: Vec<_> = KINDS.iter().filter(|k| k.family == Family::Node).collect();
+        assert!(node_kinds.len() >= 5, "the node faults left the table");
+        let sections = [
+            (&local, "rabbitmq"),
+            (&docker, "rabbitmq"),
+            (&docker, "kafka"),
+        ];
+        for (p, b) in sections {
+            let c = section(p, &BrokerKind::new(b)).unwrap().control().clone();
+            assert_eq!(c.nodes, ["n1", "n2", "n3"], "{} {b}", p.name);
+            for k in &node_kinds {
+                // `leader` for the faults aimed at it.
+                for name in k.start.iter().chain(k.undo).chain(&["leader"]) {
+                    assert!(
+                        crate::chaos::command(&c, name).is_some(),
+                        "{} {b}: {} needs `{name}`",
+                        p.name,
+                        k.name
+                    );
+                }
+            }
+            // Per-node commands name the node; per-link ones both ends.
+            for name in [
+                "node_kill",
+                "node_pause",
+                "node_resume",
+                "node_start",
+                "node_restart",
+            ] {
+                assert!(crate::chaos::command(&c, name).is_some_and(|t| t.contains("{node}")));
+            }
+            for name in ["cut", "loss"] {
+                let t = crate::chaos::command(&c, name).unwrap_or_default();
+                assert!(
+                    t.contains("{a}") && t.contains("{b}"),
+                    "{} {b}: {t}",
+                    p.name
+                );
+            }
+        }
+        // The workload's partition handling, on both RabbitMQ clusters.
+        for p in [&local, &docker] {
+            let c = control(p, &BrokerKind::new("rabbitmq"));
+            assert!(c.partition_handling.is_some_and(|t| t.contains("{mode}")));
+        }
+    }
+
+    /// docker-compose.yml's cluster profile as targets/docker-cluster.yaml and bin/docker-cluster
+    /// use it: a service per node, each node's published port in the profile, and every pair of
+    /// nodes on a network of its own, where each finds the other at the address bin/docker-cluster
+    /// connects it back with (10.79.<ij>.<1k Kafka, 2k RabbitMQ>).
+    #[test]
+    fn the_compose_cluster_profile_matches_its_target_and_its_fault_script() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let src = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+        let compose: serde_json::Value = serde_saphyr::from_str(&src).unwrap();
+        let services = &compose["services"];
+        let docker = profile("docker-cluster.yaml");
+        let addresses = address(&docker, &BrokerKind::new("kafka"))
+            + ", "
+            + &address(&docker, &BrokerKind::new("rabbitmq"));
+        for (broker, octet) in [("kafka", 1), ("rabbitmq", 2)] {
+            for i in 1..=3u32 {
+                let name = format!("{broker}-n{i}");
+                let s = &services[&name];
+                assert_eq!(s["profiles"], serde_json::json!(["cluster"]), "{name}");
+                assert_eq!(s["hostname"], name.as_str());
+                // Published on loopback at the port the profile connects to.
+                let port = s["ports"][0].as_str().unwrap_or_default();
+                let published = port.split(':').nth(1).unwrap_or_default();
+                assert!(
+                    port.starts_with("127.0.0.1:")
+                        && addresses.contains(&format!("127.0.0.1:{published}")),
+                    "{name}: {port} is not in {addresses}"
+                );
+                let nets = &s["networks"];
+                assert_eq!(
+                    nets["bb-clients"]["ipv4_address"],
+                    format!("10.79.0.{octet}{i}").as_str(),
+                    "{name}"
+                );
+                for j in (1..=3u32).filter(|j| *j != i) {
+                    let (lo, hi) = (i.min(j), i.max(j));
+                    let net = format!("bb-n{lo}-n{hi}");
+                    assert_eq!(
+                        nets[&net]["ipv4_address"],
+                        format!("10.79.{lo}{hi}.{octet}{i}").as_str(),
+                        "{name} on {net}"
+                    );
+                    // Named as bin/docker-cluster disconnects and connects it.
+                    assert_eq!(
+                        compose["networks"][&net]["name"],
+                        format!("brokerbench-n{lo}-n{hi}").as_str()
+                    );
+                    // The peer's name leads to the peer over their pair's network only.
+                    let peer = format!("{broker}-n{j}:10.79.{lo}{hi}.{octet}{j}");
+                    assert!(
+                        s["extra_hosts"]
+                            .as_array()
+                            .is_some_and(|h| h.iter().any(|x| x == peer.as_str())),
+                        "{name} lacks {peer}"
+                    );
+                }
+            }
+        }
+        // Replicated as production would: three copies, two in sync before a write is acknowledged.
+        let env = &services["kafka-n2"]["environment"];
+        assert_eq!(env["KAFKA_NODE_ID"], 2);
+        assert_eq!(env["KAFKA_MIN_INSYNC_REPLICAS"], 2);
+        assert_eq!(env["KAFKA_DEFAULT_REPLICATION_FACTOR"], 3);
+        // The single-node services stay outside the profile: `docker compose up` is unchanged.
+        for single in ["kafka", "rabbitmq", "localstack"] {
+            assert!(services[single]["profiles"].is_null(), "{single}");
+        }
+        // The script's addressing scheme is the one checked above.
+        let script = std::fs::read_to_string(root.join("bin/docker-cluster")).unwrap();
+        assert!(script.contains(r#"echo "brokerbench-n$a-n$b 10.79.$a$b""#));
+        assert_eq!(
+            compose["networks"]["bb-clients"]["name"],
+            "brokerbench-clients"
+        );
+        assert!(script.contains("peer=10.79.0.1 ") && src.contains("gateway: 10.79.0.1 "));
+        assert!(script.contains(r#"kafka) echo "1${2#n}" ;; rabbitmq) echo "2${2#n}""#));
+    }
+
     #[test]
     fn a_section_routed_through_the_proxy_reads_back_with_the_proxy_address() {
         let local = profile("local.yaml");
