@@ -15,7 +15,8 @@ use futures::FutureExt;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{
     BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
@@ -176,6 +177,11 @@ impl KafkaDriver {
         for (k, v) in &self.options.consumer {
             c.set(k, v.to_string());
         }
+        // rdkafka applies its own log level after creating the client, over the property: a
+        // workload's `log_level` (with `debug`, to see what a consumer did) must reach both.
+        if let Some(level) = self.options.consumer.get("log_level") {
+            c.set_log_level(log_level(&level.to_string()));
+        }
         c
     }
 
@@ -262,9 +268,9 @@ impl Driver for KafkaDriver {
 
     async fn consumer(&self, _consumer: u32) -> Result<Box<dyn Consumer>> {
         let auto = self.plan.workload.consumers.ack == AckMode::Auto;
-        let consumer: StreamConsumer = self
+        let consumer: StreamConsumer<LogToStderr> = self
             .consumer_config()
-            .create()
+            .create_with_context(LogToStderr)
             .with_context(|| format!("kafka: creating consumer for {}", self.bootstrap))?;
         consumer
             .subscribe(&[&self.topic])
@@ -279,7 +285,7 @@ impl Driver for KafkaDriver {
 
     async fn final_reader(&self) -> Result<Box<dyn Consumer>> {
         self.check_reachable().await?;
-        let consumer: StreamConsumer = self
+        let consumer: StreamConsumer<LogToStderr> = self
             .base_config()
             // A group of its own, so nothing the workload's consumers committed applies; the
             // partitions are assigned explicitly, so no rebalance can stall it.
@@ -289,7 +295,7 @@ impl Driver for KafkaDriver {
             )
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .create()
+            .create_with_context(LogToStderr)
             .with_context(|| format!("kafka: creating the final reader for {}", self.bootstrap))?;
         let timeout = self.timeout();
         let bootstrap = &self.bootstrap;
@@ -494,8 +500,40 @@ impl Consumer for KafkaFinalReader {
     }
 }
 
+/// librdkafka's own log lines (errors by default, more with a workload's `debug` property), on
+/// stderr: a consumer worker's stderr is its log file in the run directory, where they explain
+/// what the client did when a delivery was late. (rdkafka's default context hands them to the
+/// `log` crate, which this program does not install, so they were lost.)
+struct LogToStderr;
+
+/// librdkafka's syslog-style level number, as its `log_level` property takes it.
+fn log_level(n: &str) -> RDKafkaLogLevel {
+    use RDKafkaLogLevel::*;
+    match n.trim() {
+        "0" => Emerg,
+        "1" => Alert,
+        "2" => Critical,
+        "3" => Error,
+        "4" => Warning,
+        "5" => Notice,
+        "6" => Info,
+        _ => Debug,
+    }
+}
+
+impl ClientContext for LogToStderr {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        eprintln!(
+            "{} librdkafka {level:?} {fac}: {log_message}",
+            humantime::format_rfc3339_millis(std::time::SystemTime::now())
+        );
+    }
+}
+
+impl ConsumerContext for LogToStderr {}
+
 struct KafkaConsumer {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<LogToStderr>,
     topic: String,
     auto: bool,
     /// Messages received while waiting for the assignment, handed out by the next poll.
@@ -503,6 +541,33 @@ struct KafkaConsumer {
 }
 
 impl KafkaConsumer {
+    /// The offsets that acknowledge `handles`: per partition, the one after the highest. A
+    /// partition's deliveries are processed in offset order, so its highest covers them all
+    /// (and one entry per partition saves looking the topic up per message).
+    fn next_offsets(&self, handles: Vec<AckHandle>) -> Result<Option<TopicPartitionList>> {
+        let mut highest = std::collections::BTreeMap::new();
+        for h in handles {
+            if let AckHandle::Offset {
+                shard: partition,
+                offset,
+            } = h
+            {
+                let e = highest.entry(partition).or_insert(offset);
+                *e = (*e).max(offset);
+            }
+        }
+        if highest.is_empty() {
+            return Ok(None);
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (partition, offset) in highest {
+            // Committed or stored as given: the next offset to read.
+            tpl.add_partition_offset(&self.topic, partition, Offset::Offset(offset + 1))
+                .context("kafka: building offsets")?;
+        }
+        Ok(Some(tpl))
+    }
+
     fn received(&self, msg: &rdkafka::message::BorrowedMessage<'_>) -> Received {
         let (partition, offset) = (msg.partition(), msg.offset());
         let payload = msg.payload().unwrap_or_default();
@@ -587,32 +652,39 @@ impl Consumer for KafkaConsumer {
         Ok(())
     }
 
+    /// A whole polled batch at once, as the documented pattern does (poll, process the batch,
+    /// commit): one commit per batch. Committing each message on its own queued tens of thousands
+    /// of OffsetCommit requests at 10,000 msg/s, and the group's heartbeats waited behind them
+    /// until the session timed out: a rebalance, and 20 s without deliveries, that the harness
+    /// had caused.
+    fn acks_per_request(&self) -> usize {
+        usize::MAX
+    }
+
+    async fn ack_all(&mut self, handles: Vec<AckHandle>) -> Vec<Result<()>> {
+        let n = handles.len();
+        let committed = match self.next_offsets(handles) {
+            Ok(None) => Ok(()),
+            Ok(Some(tpl)) => self
+                .consumer
+                .commit(&tpl, CommitMode::Async)
+                .context("kafka: committing"),
+            Err(e) => Err(e),
+        };
+        match committed {
+            Ok(()) => (0..n).map(|_| Ok(())).collect(),
+            Err(e) => (0..n).map(|_| Err(anyhow!("{e:#}"))).collect(),
+        }
+    }
+
     async fn mark_processed(&mut self, handles: Vec<AckHandle>) -> Result<()> {
-        // A partition's deliveries are processed in offset order, so its highest offset covers
-        // the batch: one store per batch instead of one per message (each looks the topic up).
-        let mut highest = std::collections::BTreeMap::new();
-        for h in handles {
-            if let AckHandle::Offset {
-                shard: partition,
-                offset,
-            } = h
-            {
-                let e = highest.entry(partition).or_insert(offset);
-                *e = (*e).max(offset);
-            }
+        match self.next_offsets(handles)? {
+            Some(tpl) => self
+                .consumer
+                .store_offsets(&tpl)
+                .context("kafka: storing offsets"),
+            None => Ok(()),
         }
-        if highest.is_empty() {
-            return Ok(());
-        }
-        let mut tpl = TopicPartitionList::new();
-        for (partition, offset) in highest {
-            // Unlike `store_offset`, this stores the given offset: the next one to read.
-            tpl.add_partition_offset(&self.topic, partition, Offset::Offset(offset + 1))
-                .context("kafka: building offsets to store")?;
-        }
-        self.consumer
-            .store_offsets(&tpl)
-            .context("kafka: storing offsets")
     }
 
     async fn close(&mut self) {
