@@ -337,6 +337,64 @@ cluster_leader() {
   die "cluster: no answering node leads or holds a queue starting with $prefix"
 }
 
+# Evaluate an Erlang expression on node N with erl_call, from inside its namespace, within
+# $2 seconds. erl_call is a small C program that speaks the distribution protocol: no Erlang VM
+# boots, so it costs milliseconds where rabbitmqctl costs 0.5-1 s of CPU; `view` runs it every
+# few seconds during a run. Prints the result as Erlang prints it.
+node_eval() { # N SECONDS EXPRESSION
+  local n=$1 secs=$2
+  (node_env "$n"; printf '%s\n' "$3" | timeout -k 1 "$secs" ip netns exec "$(node_ns "$n")" \
+    erl_call -name "$(node_name "$n")" -timeout "$secs" -e)
+}
+nodes_as_n() { sed 's/rabbit@10\.77\.0\.1\([0-9]\)/n\1/g'; }
+# The string of erl_call's `{ok, "..."}`; fails on anything else (an error, a badrpc).
+ok_string() { sed -nE 's/^\{ok, ?"(.*)"\}$/\1/p' <<<"$1" | grep .; }
+
+# view PREFIX: the cluster now, as the nodes see it, one `name: state` line each, for the
+# harness to record while a run goes on (targets/local-cluster.yaml's `view`):
+#   n1: n1 n2 n3                 the members node n1 sees running
+#   n3: n3 (partitioned from n1 n2)
+#   n2: paused                   its VM answers, RabbitMQ does not (pause_minority)
+#   n1: no answer                down, or its VM too busy to answer within 2 s
+#   leader: n2                   the node leading the first queue whose name starts with PREFIX
+#   leaders: n1 4, n2 2          with several such queues: how many each node leads
+cluster_view() {
+  local prefix=$1 n out asked=""
+  local sees='case rabbit:is_running() of
+    false -> "paused";
+    true ->
+      Names = fun(Ns) -> string:join([atom_to_list(X) || X <- lists:sort(Ns)], " ") end,
+      case rabbit_node_monitor:partitions() of
+        [] -> Names(rabbit_nodes:all_running());
+        P -> Names(rabbit_nodes:all_running()) ++ " (partitioned from " ++ Names(P) ++ ")"
+      end
+  end.'
+  local leads='P = <<"'"$prefix"'">>,
+  Node = fun({_, N}) when is_atom(N) -> atom_to_list(N); (Pid) when is_pid(Pid) -> atom_to_list(node(Pid)); (_) -> "none" end,
+  Qs = lists:sort([{element(4, amqqueue:get_name(Q)), Node(amqqueue:get_pid(Q))} || Q <- rabbit_amqqueue:list(),
+         binary:longest_common_prefix([element(4, amqqueue:get_name(Q)), P]) =:= byte_size(P)]),
+  Count = fun(L) -> string:join([N ++ " " ++ integer_to_list(length([x || {_, M} <- Qs, M =:= N])) || N <- lists:usort([M || {_, M} <- L])], ", ") end,
+  case Qs of
+    [] -> "leader: none (no queue yet)";
+    [{_, L}] -> "leader: " ++ L;
+    [{_, L} | _] -> "leader: " ++ L ++ "~nleaders: " ++ Count(Qs)
+  end.'
+  for n in "${CLUSTER_NODES[@]}"; do
+    if out=$(node_eval "$n" 2 "$sees" 2>/dev/null) && out=$(ok_string "$out"); then
+      echo "$n: $out" | nodes_as_n
+      [[ -n $asked || $out == paused* ]] || asked=$n
+    else
+      echo "$n: no answer"
+    fi
+  done
+  [[ -n $asked ]] || return 0
+  if out=$(node_eval "$asked" 3 "$leads" 2>/dev/null) && out=$(ok_string "$out"); then
+    echo "$out" | sed 's/~n/\n/' | nodes_as_n
+  else
+    echo "leader: no answer from $asked"
+  fi
+}
+
 cluster_command() {
   local cmd=$1; shift
   case $cmd in
@@ -349,6 +407,7 @@ cluster_command() {
     heal) cluster_faults_heal; log "cluster: healed" ;;
     faults) cluster_faults ;;
     leader) [[ $# -eq 1 ]] || die "usage: bin/brokers leader QUEUE_PREFIX"; cluster_leader "$1" ;;
+    view) [[ $# -eq 1 ]] || die "usage: bin/brokers view QUEUE_PREFIX"; cluster_view "$1" ;;
     partition-handling) [[ $# -eq 1 ]] || die "usage: bin/brokers partition-handling pause_minority|autoheal|ignore"; cluster_partition_handling "$1" ;;
     probe) [[ $# -ge 2 ]] || die "usage: bin/brokers probe A B [PORT]"; if cluster_probe "$@"; then echo "$1 -> $2: open"; else echo "$1 -> $2: no connection"; exit 1; fi ;;
     ctl) [[ $# -ge 1 ]] || die "usage: bin/brokers ctl NODE ARGS..."; known_node "$1"; node_ctl "$@" ;;

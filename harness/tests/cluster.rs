@@ -348,6 +348,51 @@ fn isolating_the_quorum_queues_leader_loses_nothing_and_moves_the_leader() {
         !after.starts_with(isolated),
         "the isolated {isolated} still leads after the heal: {said}"
     );
+    // The cluster over time, as the nodes described it during the run: first whole, led by
+    // the node the fault isolated; then that node alone on its side (paused by pause_minority,
+    // or seeing only itself) while the others see each other and one of them leads; whole again
+    // after the heal.
+    let views = m["cluster"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no cluster views: {m}"));
+    let line = |v: &serde_json::Value, name: &str| -> String {
+        v["lines"]
+            .as_array()
+            .and_then(|l| l.iter().find(|p| p[0] == name))
+            .and_then(|p| p[1].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let whole = |v: &serde_json::Value| ["n1", "n2", "n3"].iter().all(|n| line(v, n) == "n1 n2 n3");
+    let shown = || {
+        views
+            .iter()
+            .map(|v| format!("{} {}", v["at_s"], v["lines"]))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        whole(&views[0]) && line(&views[0], "leader") == isolated,
+        "first view:\n{}",
+        shown()
+    );
+    let split = views
+        .iter()
+        .position(|v| {
+            let alone = line(v, isolated);
+            (alone == "paused" || alone == isolated)
+                && ["n1", "n2", "n3"]
+                    .iter()
+                    .filter(|n| **n != isolated)
+                    .all(|n| !line(v, n).contains(isolated))
+                && !line(v, "leader").starts_with(isolated)
+        })
+        .unwrap_or_else(|| panic!("no view shows {isolated} cut off:\n{}", shown()));
+    assert!(
+        views[split..].iter().any(whole),
+        "never whole again after the split:\n{}",
+        shown()
+    );
     // A new leader was elected on the majority, and it stays there after the heal.
     let queues = ok(&[
         "ctl",

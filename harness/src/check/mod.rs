@@ -21,7 +21,7 @@ use hdrhistogram::serialization::{Serializer as _, V2Serializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-pub use timing::{CatchUp, ClientConnection, FaultWindow, Window};
+pub use timing::{CatchUp, ClientConnection, ClusterView, FaultWindow, Window};
 
 use crate::history::{self, Event, Stop};
 
@@ -170,6 +170,10 @@ pub struct Metrics {
     /// several (RabbitMQ's `urls`); empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connections: Vec<ClientConnection>,
+    /// The cluster over time, as the target's `view` command described it each time its answer
+    /// changed; empty without one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster: Vec<ClusterView>,
 }
 
 impl Metrics {
@@ -234,6 +238,7 @@ impl Metrics {
             catch_up: t.catch_up,
             in_flight_window: t.in_flight_window,
             connections: t.connections,
+            cluster: t.cluster,
             reconnects: t.reconnects,
             faults: t.faults,
             timeline,

@@ -84,6 +84,7 @@ pub struct TimingSection {
     pub catch_up: Option<CatchUp>,
     pub in_flight_window: Option<u32>,
     pub connections: Vec<ClientConnection>,
+    pub cluster: Vec<ClusterView>,
 }
 
 /// How a backlog run's consumers caught up (`load.backlog`).
@@ -111,7 +112,17 @@ pub struct ClientConnection {
     pub at_s: f64,
 }
 
-/// At most this many connections are kept: a client reconnecting in a loop must not grow the
+/// The cluster as the target's `view` command described it (`Event::ClusterView`), from
+/// `at_s` until the next view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ClusterView {
+    /// Seconds since the load started.
+    pub at_s: f64,
+    /// (name, state), in the order the command printed them.
+    pub lines: Vec<(String, String)>,
+}
+
+/// At most this many connections (and cluster views) are kept: a client reconnecting in a loop must not grow the
 /// result without bound.
 const CONNECTIONS_KEPT: usize = 1000;
 
@@ -146,6 +157,7 @@ pub struct TimingChecker {
     /// The largest window an `auto` producer settled on.
     in_flight_window: Option<u32>,
     connections: Vec<ClientConnection>,
+    cluster: Vec<ClusterView>,
     /// Per producer, when a send of its was last acknowledged (ns; the load's start before
     /// the first): the gaps between them are its outages.
     last_ok: Vec<u64>,
@@ -313,6 +325,13 @@ impl TimingChecker {
                     index: *index,
                     endpoint: endpoint.clone(),
                     at_s: (*t as f64 - start as f64) / 1e9,
+                });
+            }
+            Event::ClusterView { t, lines } if self.cluster.len() < CONNECTIONS_KEPT => {
+                let start = self.start.unwrap_or(*t);
+                self.cluster.push(ClusterView {
+                    at_s: (*t as f64 - start as f64) / 1e9,
+                    lines: lines.clone(),
                 });
             }
             Event::SendInvoke { t, id, .. } => {
@@ -559,6 +578,7 @@ impl Checker for TimingChecker {
             .map(|(t, backlog)| catch_up(&self.windows, t.saturating_sub(start), backlog));
         m.in_flight_window = self.in_flight_window;
         m.connections = self.connections;
+        m.cluster = self.cluster;
         m.faults = self.faults;
         m.timeline = self.windows;
         m.load_start_ns = start;

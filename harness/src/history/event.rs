@@ -218,6 +218,13 @@ pub enum Event {
         index: u32,
         endpoint: String,
     },
+    /// The cluster as the target's `view` command described it at `t`, one (name, state) pair
+    /// per line it printed (`n1: n1 n2 n3`, `leader: n2`, or `view: no answer` when the command
+    /// failed). Recorded when the answer differs from the one before.
+    ClusterView {
+        t: u64,
+        lines: Vec<(String, String)>,
+    },
 }
 
 impl Event {
@@ -243,7 +250,8 @@ impl Event {
             | Event::FinalReadDone { t, .. }
             | Event::BrokerUsage { t, .. }
             | Event::SendWindow { t, .. }
-            | Event::Connected { t, .. } => *t,
+            | Event::Connected { t, .. }
+            | Event::ClusterView { t, .. } => *t,
         }
     }
 }

@@ -214,6 +214,13 @@ mod tests {
                 index: 1,
                 endpoint: "10.77.0.12:5672".into(),
             },
+            Event::ClusterView {
+                t: 16,
+                lines: vec![
+                    ("n1".into(), "n1 n2 n3".into()),
+                    ("leader".into(), "n2".into()),
+                ],
+            },
         ]
     }
 
@@ -251,6 +258,7 @@ mod tests {
             "BrokerUsage",
             "SendWindow",
             "Connected",
+            "ClusterView",
         ] {
             assert!(schema.contains(&format!("\"{kind}\"")), "{kind} missing");
         }

@@ -7,9 +7,12 @@
 //! - `consumer_process`: a consumer as its own OS process.
 //! - `process_fleet`: starting, signalling and stopping worker processes.
 //! - `final_read`: the read after the run that tells *lost* from *unread*.
+//! - `broker_usage`, `cluster_view`: what the broker costs, and how its cluster looks, sampled
+//!   beside the load.
 //! - `schedule`: the open-loop send schedule; `dedupe`: the idempotent consumer's store.
 
 pub mod broker_usage;
+pub mod cluster_view;
 pub mod consumer_process;
 pub mod dedupe;
 pub mod final_read;

@@ -213,6 +213,7 @@ async fn drive(mut run: Run<'_>, clients: Clients, faults: Vec<Window>) -> Resul
     let prepared = producer_group::prepare(&setup, signals_producers).await?;
     let load = run.start_load(prepared, &setup)?;
     let usage = run.start_usage();
+    let view = run.start_view();
     let activity = Arc::new(chaos::Activity::default());
     let fault_task = run.start_faults(faults, &clients, &consumers, &load, &activity);
     let mut watchdog = Watchdog::new(plan.workload.run.stall_timeout.0, load.start_ns);
@@ -227,6 +228,9 @@ async fn drive(mut run: Run<'_>, clients: Clients, faults: Vec<Window>) -> Resul
     // What the final read costs the broker is the harness's doing, not the workload's.
     if let Some(u) = usage {
         u.stop().await;
+    }
+    if let Some(v) = view {
+        v.stop().await;
     }
     run.stop_consumers(consumers).await?;
     run.final_read().await?;
@@ -338,6 +342,18 @@ impl Run<'_> {
             stats,
             plan.target.dir.clone(),
             recorder,
+        ))
+    }
+
+    /// The cluster as the broker describes it, asked beside the load when the target has a
+    /// `view` command.
+    fn start_view(&self) -> Option<super::cluster_view::Watcher> {
+        let plan = self.plan;
+        let view = driver::control(&plan.target, &plan.broker).view?;
+        Some(super::cluster_view::Watcher::start(
+            view.replace("{prefix}", &plan.resource_prefix),
+            plan.target.dir.clone(),
+            self.recorder.clone(),
         ))
     }
 

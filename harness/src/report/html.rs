@@ -176,6 +176,44 @@ fn clients_table(connections: &[crate::check::ClientConnection]) -> Vec<minijinj
         .collect()
 }
 
+/// The cluster over time: a column per name the view printed (in the order first seen), a row
+/// per change, each cell the state then; a state unchanged from the row above is marked as such.
+fn cluster_table(views: &[crate::check::ClusterView]) -> Option<minijinja::Value> {
+    if views.is_empty() {
+        return None;
+    }
+    let mut columns: Vec<&str> = Vec::new();
+    for v in views {
+        for (name, _) in &v.lines {
+            if !columns.contains(&name.as_str()) {
+                columns.push(name);
+            }
+        }
+    }
+    let mut before: Vec<Option<&str>> = vec![None; columns.len()];
+    let rows: Vec<_> = views
+        .iter()
+        .map(|v| {
+            let cells: Vec<_> = columns
+                .iter()
+                .zip(before.iter_mut())
+                .map(|(c, was)| {
+                    let now = v
+                        .lines
+                        .iter()
+                        .find(|(n, _)| n == c)
+                        .map(|(_, s)| s.as_str());
+                    let same = *was == now;
+                    *was = now;
+                    context! { state => now.unwrap_or("—"), same => same }
+                })
+                .collect();
+            context! { at => format!("{:.1}", v.at_s), cells => cells }
+        })
+        .collect();
+    Some(context! { columns => columns, rows => rows })
+}
+
 /// A fault's recovery time for the table: seconds, or why there is none.
 fn recovered(end: Option<f64>, after: Option<f64>) -> String {
     match (end, after) {
@@ -406,6 +444,7 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
                 name => b.broker.to_string(),
                 product => b.product,
                 clients => clients,
+                cluster => m.and_then(|m| cluster_table(&m.cluster)),
                 client_settings => b.client_settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>(),
                 shard_load => m.map(|m| shard_table(&m.shard_load)),
                 window => m.and_then(|m| m.in_flight_window),
@@ -483,6 +522,38 @@ mod tests {
         // Rates to a tenth below 100/s, whole above.
         assert_eq!(v("throughput", 99.7333, "> 50").0, "99.7");
         assert_eq!(v("throughput", 20431.77, "> 20000").0, "20432");
+    }
+
+    #[test]
+    fn the_cluster_table_has_a_column_per_name_and_greys_what_did_not_change() {
+        let view = |at_s: f64, lines: &[(&str, &str)]| crate::check::ClusterView {
+            at_s,
+            lines: lines
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        };
+        assert!(cluster_table(&[]).is_none());
+        let t = cluster_table(&[
+            view(0.1, &[("n1", "n1 n2"), ("leader", "n1")]),
+            view(
+                12.0,
+                &[("n1", "paused"), ("leader", "n2"), ("view", "slow")],
+            ),
+            view(14.0, &[("n1", "paused"), ("leader", "n2")]),
+        ])
+        .unwrap();
+        let json = serde_json::to_value(&t).unwrap();
+        assert_eq!(json["columns"], serde_json::json!(["n1", "leader", "view"]));
+        let cell = |row: usize, col: usize| json["rows"][row]["cells"][col].clone();
+        assert_eq!(json["rows"][1]["at"], "12.0");
+        assert_eq!(cell(0, 2)["state"], "—");
+        assert_eq!(cell(1, 0)["state"], "paused");
+        assert_eq!(cell(1, 0)["same"], false);
+        assert_eq!(cell(2, 0)["same"], true);
+        // A line that disappears is a change too.
+        assert_eq!(cell(2, 2)["state"], "—");
+        assert_eq!(cell(2, 2)["same"], false);
     }
 
     /// A ten-minute run on three brokers with a fault every minute must stay under 2 MB.

@@ -59,6 +59,11 @@ pub struct Control {
     /// Set how the cluster's nodes react to a partition to `{mode}`, for a workload that
     /// chooses (RabbitMQ: pause_minority, autoheal or ignore).
     pub partition_handling: Option<String>,
+    /// Print the cluster as the broker sees it now, one `name: state` line each (each node's
+    /// view of its peers, the leader of the run's queues `{prefix}`, ...). While the load and the
+    /// drain run it is asked every few seconds, and recorded whenever its answer changes: the
+    /// report's "cluster over time".
+    pub view: Option<String>,
 }
 
 /// A check that a later stage adds to reading a profile (the driver registry's): every problem,
