@@ -187,45 +187,51 @@ fn kafka_client_properties_from_the_workload_are_used_and_recorded() {
     );
 }
 
-/// After processing, a Kafka consumer commits once per polled batch, as the documented pattern
-/// does: one commit per message queued thousands of OffsetCommit requests at 10,000 msg/s, the
-/// group's heartbeats waited behind them, the session timed out and deliveries stopped for 20 s.
-/// The consumers' own librdkafka log (with `debug: cgrp`, in the run directory) counts the
-/// commits, and says whether a session ever timed out.
+/// A Kafka consumer commits once per polled batch, after processing it or (at-most-once) before,
+/// as the documented poll loop does: one commit per message queued thousands of OffsetCommit
+/// requests at 10,000 msg/s, the group's heartbeats waited behind them, the session timed out
+/// and deliveries stopped for 20 s. The consumers' own librdkafka log (with `debug: cgrp`, in the
+/// run directory) counts the commits, and says whether a session ever timed out.
 #[test]
 fn kafka_consumers_commit_per_batch_and_keep_their_group_session() {
     let _brokers = sharing_brokers();
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = steady(
-        "kafka",
-        "  kafka:\n    consumer: { debug: cgrp, log_level: 7 }",
-    )
-    .replace("rate: 300/s", "rate: 2000/s");
-    let w = workload(dir.path(), "kafka-commits", &yaml);
-    let (out, result) = run(dir.path(), &w, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let m = result.brokers[0].metrics.as_ref().unwrap();
-    assert_eq!(m.lost, 0);
-    let kafka = dir
-        .path()
-        .join("reports")
-        .join(&result.run_id)
-        .join("kafka");
-    let mut log = String::new();
-    for i in 0..2 {
-        log += &std::fs::read_to_string(kafka.join(format!("consumer-{i}.log"))).unwrap();
+    for mode in ["after-process", "before-process"] {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = steady(
+            "kafka",
+            "  kafka:\n    consumer: { debug: cgrp, log_level: 7 }",
+        )
+        .replace("rate: 300/s", "rate: 2000/s")
+        .replace("ack: after-process", &format!("ack: {mode}"));
+        let w = workload(dir.path(), "kafka-commits", &yaml);
+        let (out, result) = run(dir.path(), &w, &[]);
+        assert!(out.status.success(), "{mode}: {}", stderr(&out));
+        let m = result.brokers[0].metrics.as_ref().unwrap();
+        assert_eq!(m.lost, 0, "{mode}");
+        let kafka = dir
+            .path()
+            .join("reports")
+            .join(&result.run_id)
+            .join("kafka");
+        let mut log = String::new();
+        for i in 0..2 {
+            log += &std::fs::read_to_string(kafka.join(format!("consumer-{i}.log"))).unwrap();
+        }
+        let commits = log.matches("Committing offsets for").count() as u64;
+        assert!(
+            commits > 0,
+            "{mode}: librdkafka's debug log reaches the consumers' log files"
+        );
+        assert!(
+            commits * 5 < m.delivered,
+            "{mode}: {commits} commits for {} deliveries: not one per polled batch",
+            m.delivered
+        );
+        assert!(
+            !log.contains("session timed out"),
+            "{mode}: a session timed out"
+        );
     }
-    let commits = log.matches("Committing offsets for").count() as u64;
-    assert!(
-        commits > 0,
-        "librdkafka's debug log reaches the consumers' log files"
-    );
-    assert!(
-        commits * 5 < m.delivered,
-        "{commits} commits for {} deliveries: not one per polled batch",
-        m.delivered
-    );
-    assert!(!log.contains("session timed out"), "a session timed out");
 }
 
 /// `consumers.count: 0` publishes only: the final read finds every acknowledged message stored,

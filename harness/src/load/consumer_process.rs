@@ -17,7 +17,7 @@ use futures::FutureExt;
 use crate::driver::{self, AckHandle, Driver, Plan, Received};
 use crate::history::codec::write_frame;
 use crate::history::{now_ns, ClientRole, Event, WorkerEvent};
-use crate::workload::{AckMode, Dedupe};
+use crate::workload::{AckMode, Dedupe, Workload};
 
 const POLL_WAIT: Duration = Duration::from_millis(250);
 
@@ -148,6 +148,11 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
 
     let mut owed = Owed::default();
     let mut replace: Option<String> = None;
+    // `ack: before-process` on a broker that takes acknowledgements in batches (a Kafka commit,
+    // SQS's DeleteMessageBatch): the polled batch at once, before any of it is processed, as
+    // at-most-once consumers there do (poll, commit, process). One by one, at 10,000 msg/s a
+    // Kafka consumer's commits crowded out its heartbeats until its session expired.
+    let batch_before = w.consumers.ack == AckMode::BeforeProcess && consumer.acks_per_request() > 1;
     while !stop.load(Ordering::Relaxed) {
         if kicks.recv().now_or_never().is_some() {
             replace = Some(format!(
@@ -185,17 +190,33 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
                 continue;
             }
         };
+        // On record as delivered first, every one of them: nothing may be acknowledged (and so
+        // handed on to another consumer) before its delivery is in the history.
+        let mut got = Vec::with_capacity(batch.len());
         for r in batch {
-            handle(
-                r,
-                &plan,
-                tag,
-                &mut *consumer,
-                &mut store,
-                &mut owed,
-                &mut rec,
-            )
-            .await?;
+            if let Some(d) = receive(r, w, tag, &mut *consumer, &mut rec).await? {
+                got.push(d);
+            }
+        }
+        if batch_before {
+            let mut before: Vec<_> = got
+                .iter()
+                .filter(|d| d.when == Acknowledge::Before)
+                .map(|d| (d.handle.clone(), d.id))
+                .collect();
+            ack(&mut *consumer, &mut before, &mut rec).await?;
+        }
+        for d in got {
+            if d.when == Acknowledge::Before && !batch_before {
+                // Each one before its own processing starts, so never part of a batch.
+                ack(
+                    &mut *consumer,
+                    &mut vec![(d.handle.clone(), d.id)],
+                    &mut rec,
+                )
+                .await?;
+            }
+            process(d, w, &mut *consumer, &mut store, &mut owed, &mut rec).await?;
         }
         ack(&mut *consumer, &mut owed.acks, &mut rec).await?;
         flush_and_mark(&mut *consumer, &mut owed.marks, &mut rec).await?;
@@ -204,19 +225,23 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
     rec.flush()
 }
 
-/// One delivery, as the workload's consumer handles it: on record as delivered, acknowledged
-/// before or after processing (or marked for the client's timed commit), processed (through the
-/// idempotent store when the workload dedupes), on record as processed.
-async fn handle<W: Write>(
+/// A delivery of this run's, on record as delivered, waiting for its processing.
+struct Delivered {
+    id: MsgId,
+    handle: AckHandle,
+    when: Acknowledge,
+}
+
+/// One delivery as the workload's consumer receives it: on record as delivered, or, when it is
+/// not this run's, removed (best effort) and left out.
+async fn receive<W: Write>(
     r: Received,
-    plan: &Plan,
+    w: &Workload,
     tag: u64,
     consumer: &mut dyn driver::Consumer,
-    store: &mut Option<ProcessedIds>,
-    owed: &mut Owed,
     rec: &mut Record<W>,
-) -> Result<()> {
-    let (w, index) = (&plan.workload, rec.consumer);
+) -> Result<Option<Delivered>> {
+    let index = rec.consumer;
     let t = now_ns();
     let env = match Envelope::decode(&r.body) {
         Ok(env) if env.run_tag == tag => env,
@@ -233,7 +258,7 @@ async fn handle<W: Write>(
             })?;
             // Not ours to judge; removing it is best effort and never stops the worker.
             let _ = tokio::time::timeout(ACK_TIMEOUT, consumer.ack(r.handle)).await;
-            return Ok(());
+            return Ok(None);
         }
     };
     let id = env.id;
@@ -246,11 +271,27 @@ async fn handle<W: Write>(
         redelivered: r.redelivered,
         receive_count: r.receive_count,
     })?;
-    let when = Acknowledge::of(w.consumers.ack, &r.handle);
-    if when == Acknowledge::Before {
-        // Each one before its own processing starts, so never part of a batch.
-        ack(consumer, &mut vec![(r.handle.clone(), id)], rec).await?;
-    }
+    Ok(Some(Delivered {
+        id,
+        when: Acknowledge::of(w.consumers.ack, &r.handle),
+        handle: r.handle,
+    }))
+}
+
+/// One delivery, as the workload's consumer processes it (its acknowledgement before
+/// processing already sent): processed (through the idempotent store when the workload
+/// dedupes), on record as processed, then acknowledged after processing (or marked for the
+/// client's timed commit).
+async fn process<W: Write>(
+    d: Delivered,
+    w: &Workload,
+    consumer: &mut dyn driver::Consumer,
+    store: &mut Option<ProcessedIds>,
+    owed: &mut Owed,
+    rec: &mut Record<W>,
+) -> Result<()> {
+    let Delivered { id, handle, when } = d;
+    let index = rec.consumer;
     let process = w.consumers.processing_time.0;
     if !process.is_zero() {
         // Flush first: if we are killed while "processing", the delivery is on record. What was
@@ -284,12 +325,12 @@ async fn handle<W: Write>(
     })?;
     match when {
         Acknowledge::After => {
-            owed.acks.push((r.handle, id));
+            owed.acks.push((handle, id));
             if owed.acks.len() >= consumer.acks_per_request() {
                 ack(consumer, &mut owed.acks, rec).await?;
             }
         }
-        Acknowledge::Mark => owed.marks.push(r.handle),
+        Acknowledge::Mark => owed.marks.push(handle),
         Acknowledge::Before | Acknowledge::Never => {}
     }
     Ok(())

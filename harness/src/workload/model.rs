@@ -316,9 +316,12 @@ impl JsonSchema for KeyDistribution {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AckMode {
-    /// Process, then acknowledge/commit: at-least-once; a crash causes redelivery.
+    /// Process, then acknowledge/commit: at-least-once; a crash causes redelivery. Kafka
+    /// commits once per polled batch, SQS deletes up to 10 in one request, RabbitMQ acks each.
     AfterProcess,
-    /// Acknowledge/commit, then process: at-most-once; a crash loses the message.
+    /// Acknowledge/commit, then process: at-most-once; a crash loses the message. Where the
+    /// broker takes acknowledgements in batches (a Kafka commit, SQS's DeleteMessageBatch), the
+    /// polled batch is acknowledged before any of it is processed.
     BeforeProcess,
     /// The client acknowledges by itself: Kafka auto-commits processed offsets on a timer
     /// (at-least-once, replaying up to a second after a crash); RabbitMQ no-ack and SQS
