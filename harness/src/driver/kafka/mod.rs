@@ -380,6 +380,14 @@ impl Driver for KafkaDriver {
                 }
             }
         }
+        // Not a librdkafka property but the harness's own loop, and it decides what a
+        // consumer costs the broker (one commit per message stalled the group at 10,000 msg/s).
+        let commits = match self.plan.workload.consumers.ack {
+            AckMode::AfterProcess => "one per polled batch, after processing it",
+            AckMode::BeforeProcess => "one per polled batch, before processing it",
+            AckMode::Auto => "librdkafka's timed auto-commit of the processed offsets",
+        };
+        out.push(("consumer commits (harness)".into(), commits.into()));
         out
     }
 }
@@ -737,6 +745,10 @@ load: { rate: 1/s, duration: 1s }
             ("producer.batch.size", "131072"),
             ("consumer.fetch.min.bytes", "1024"),
             ("consumer.enable.auto.offset.store", "false"),
+            (
+                "consumer commits (harness)",
+                "one per polled batch, after processing it",
+            ),
         ] {
             assert!(
                 settings
