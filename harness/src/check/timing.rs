@@ -122,8 +122,8 @@ pub struct ClusterView {
     pub lines: Vec<(String, String)>,
 }
 
-/// At most this many connections (and cluster views) are kept: a client reconnecting in a loop must not grow the
-/// result without bound.
+/// At most this many connections (and cluster views) are kept: a client reconnecting in a loop
+/// must not grow the result without bound.
 const CONNECTIONS_KEPT: usize = 1000;
 
 /// A backlog counts as caught up once it is this share of what it was when consumers started.
@@ -328,9 +328,9 @@ impl TimingChecker {
                 });
             }
             Event::ClusterView { t, lines } if self.cluster.len() < CONNECTIONS_KEPT => {
-                let start = self.start.unwrap_or(*t);
+                // Asked only once the load has started: never before it.
                 self.cluster.push(ClusterView {
-                    at_s: (*t as f64 - start as f64) / 1e9,
+                    at_s: self.secs(*t),
                     lines: lines.clone(),
                 });
             }

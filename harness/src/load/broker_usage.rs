@@ -11,8 +11,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::sync::watch;
-
+use super::Beside;
 use crate::history::{now_ns, Event, Recorder};
 
 const EVERY: Duration = Duration::from_secs(1);
@@ -115,118 +114,101 @@ fn read_pid(file: &PathBuf) -> Option<i32> {
     std::fs::read_to_string(file).ok()?.trim().parse().ok()
 }
 
-/// Sampling in the background until `stop` is set (or its sender dropped).
-pub struct Sampler {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+/// Sample the broker whose pid is in `pid_file`, beside the load until stopped.
+pub fn sample(pid_file: PathBuf, recorder: Recorder) -> Beside {
+    Beside::spawn(move |mut stopped| async move {
+        let ns_per_tick = 1e9 / procfs::ticks_per_second() as f64;
+        let mut deltas = Deltas::default();
+        let mut tick = tokio::time::interval(EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = now_ns();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stopped.changed() => return,
+            }
+            // Reading /proc is a few ms of blocking file reads.
+            let file = pid_file.clone();
+            let sampled = tokio::task::spawn_blocking(move || {
+                let root = read_pid(&file)?;
+                let all = processes();
+                let procs: Vec<Proc> = tree(root, &all).into_iter().cloned().collect();
+                (!procs.is_empty()).then_some(procs)
+            })
+            .await
+            .ok()
+            .flatten();
+            let t = now_ns();
+            // The broker is down (between a kill and its restart): nothing to record.
+            let Some(procs) = sampled else {
+                last = t;
+                continue;
+            };
+            let refs: Vec<&Proc> = procs.iter().collect();
+            if let Some(u) = deltas.sample(&refs) {
+                recorder.record(Event::BrokerUsage {
+                    t,
+                    interval_ns: t.saturating_sub(last),
+                    processes: u.processes,
+                    cpu_ns: (u.cpu_ticks as f64 * ns_per_tick) as u64,
+                    rss_bytes: u.rss_bytes,
+                    written_bytes: u.written_bytes,
+                });
+            }
+            last = t;
+        }
+    })
 }
 
-impl Sampler {
-    /// Start sampling the broker whose pid is in `pid_file`.
-    pub fn start(pid_file: PathBuf, recorder: Recorder) -> Sampler {
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let ns_per_tick = 1e9 / procfs::ticks_per_second() as f64;
-            let mut deltas = Deltas::default();
-            let mut tick = tokio::time::interval(EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut last = now_ns();
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stopped.changed() => return,
-                }
-                // Reading /proc is a few ms of blocking file reads.
-                let file = pid_file.clone();
-                let sampled = tokio::task::spawn_blocking(move || {
-                    let root = read_pid(&file)?;
-                    let all = processes();
-                    let procs: Vec<Proc> = tree(root, &all).into_iter().cloned().collect();
-                    (!procs.is_empty()).then_some(procs)
-                })
-                .await
-                .ok()
-                .flatten();
-                let t = now_ns();
-                // The broker is down (between a kill and its restart): nothing to record.
-                let Some(procs) = sampled else {
-                    last = t;
-                    continue;
-                };
-                let refs: Vec<&Proc> = procs.iter().collect();
-                if let Some(u) = deltas.sample(&refs) {
-                    recorder.record(Event::BrokerUsage {
-                        t,
-                        interval_ns: t.saturating_sub(last),
-                        processes: u.processes,
-                        cpu_ns: (u.cpu_ticks as f64 * ns_per_tick) as u64,
-                        rss_bytes: u.rss_bytes,
-                        written_bytes: u.written_bytes,
-                    });
-                }
-                last = t;
-            }
-        });
-        Sampler { stop, task }
-    }
-
-    /// Start sampling from `command`'s output (run with `sh -c` in `dir`), one `docker stats
-    /// --format '{{json .}}'` line per sample. The command is killed when sampling stops.
-    pub fn start_stats(command: String, dir: PathBuf, recorder: Recorder) -> Sampler {
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            use tokio::io::AsyncBufReadExt;
-            let child = tokio::process::Command::new("sh")
-                .arg("-c")
-                .arg(&command)
-                .current_dir(&dir)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::null())
-                .kill_on_drop(true)
-                .spawn();
-            let Ok(mut child) = child else {
-                eprintln!("warning: could not run the broker's stats command `{command}`");
-                return;
+/// Sample from `command`'s output (run with `sh -c` in `dir`), one `docker stats --format
+/// '{{json .}}'` line per sample, beside the load until stopped; the command is killed then.
+pub fn sample_stats(command: String, dir: PathBuf, recorder: Recorder) -> Beside {
+    Beside::spawn(move |mut stopped| async move {
+        use tokio::io::AsyncBufReadExt;
+        let child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .current_dir(&dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn();
+        let Ok(mut child) = child else {
+            eprintln!("warning: could not run the broker's stats command `{command}`");
+            return;
+        };
+        let Some(out) = child.stdout.take() else {
+            return;
+        };
+        let mut lines = tokio::io::BufReader::new(out).lines();
+        let mut last: Option<(u64, u64)> = None;
+        loop {
+            let line = tokio::select! {
+                l = lines.next_line() => l,
+                _ = stopped.changed() => break,
             };
-            let Some(out) = child.stdout.take() else {
-                return;
+            let Ok(Some(line)) = line else { break };
+            let Some(s) = DockerStats::parse(&line) else {
+                continue;
             };
-            let mut lines = tokio::io::BufReader::new(out).lines();
-            let mut last: Option<(u64, u64)> = None;
-            loop {
-                let line = tokio::select! {
-                    l = lines.next_line() => l,
-                    _ = stopped.changed() => break,
-                };
-                let Ok(Some(line)) = line else { break };
-                let Some(s) = DockerStats::parse(&line) else {
-                    continue;
-                };
-                let t = now_ns();
-                // The first line sets the baseline of the storage writes and the interval.
-                if let Some((t0, written0)) = last {
-                    let interval_ns = t.saturating_sub(t0);
-                    recorder.record(Event::BrokerUsage {
-                        t,
-                        interval_ns,
-                        processes: s.processes,
-                        cpu_ns: (s.cores * interval_ns as f64) as u64,
-                        rss_bytes: s.rss_bytes,
-                        written_bytes: s.written_bytes.saturating_sub(written0),
-                    });
-                }
-                last = Some((t, s.written_bytes));
+            let t = now_ns();
+            // The first line sets the baseline of the storage writes and the interval.
+            if let Some((t0, written0)) = last {
+                let interval_ns = t.saturating_sub(t0);
+                recorder.record(Event::BrokerUsage {
+                    t,
+                    interval_ns,
+                    processes: s.processes,
+                    cpu_ns: (s.cores * interval_ns as f64) as u64,
+                    rss_bytes: s.rss_bytes,
+                    written_bytes: s.written_bytes.saturating_sub(written0),
+                });
             }
-            let _ = child.kill().await;
-        });
-        Sampler { stop, task }
-    }
-
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
-    }
+            last = Some((t, s.written_bytes));
+        }
+        let _ = child.kill().await;
+    })
 }
 
 /// One line of `docker stats --format '{{json .}}'`.
@@ -325,7 +307,7 @@ mod tests {
             .map(|l| format!("echo '{l}'; sleep 0.3\n"))
             .collect();
         std::fs::write(&script, format!("{body}sleep 30\n")).unwrap();
-        let sampler = Sampler::start_stats(
+        let sampler = sample_stats(
             format!("sh {}", script.display()),
             dir.path().to_owned(),
             recorder.clone(),

@@ -8,8 +8,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::sync::watch;
-
+use super::Beside;
 use crate::history::{now_ns, Event, Recorder};
 
 /// Often enough to place a leader change within a few seconds of a fault; rarely enough that
@@ -31,51 +30,36 @@ pub fn parse(out: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Asking in the background until stopped.
-pub struct Watcher {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Watcher {
-    /// Ask `command` (run with `sh -c` in `dir`) every few seconds.
-    pub fn start(command: String, dir: PathBuf, recorder: Recorder) -> Watcher {
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut last: Option<Vec<(String, String)>> = None;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stopped.changed() => return,
-                }
-                let asked = tokio::select! {
-                    r = tokio::time::timeout(TIMEOUT, crate::chaos::run_command(&command, &dir)) => r,
-                    _ = stopped.changed() => return,
-                };
-                // A cluster that cannot answer is part of the picture, not a reason to stop.
-                let lines = match asked {
-                    Ok(Ok((out, _))) => parse(&out),
-                    Ok(Err(e)) => vec![("view".to_string(), format!("no answer: {e:#}"))],
-                    Err(_) => vec![("view".to_string(), format!("no answer within {TIMEOUT:?}"))],
-                };
-                if last.as_ref() != Some(&lines) {
-                    recorder.record(Event::ClusterView {
-                        t: now_ns(),
-                        lines: lines.clone(),
-                    });
-                    last = Some(lines);
-                }
+/// Ask `command` (run with `sh -c` in `dir`) every few seconds, beside the load until stopped.
+pub fn watch(command: String, dir: PathBuf, recorder: Recorder) -> Beside {
+    Beside::spawn(move |mut stopped| async move {
+        let mut tick = tokio::time::interval(EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last: Option<Vec<(String, String)>> = None;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stopped.changed() => return,
             }
-        });
-        Watcher { stop, task }
-    }
-
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
-    }
+            let asked = tokio::select! {
+                r = tokio::time::timeout(TIMEOUT, crate::chaos::run_command(&command, &dir)) => r,
+                _ = stopped.changed() => return,
+            };
+            // A cluster that cannot answer is part of the picture, not a reason to stop.
+            let lines = match asked {
+                Ok(Ok((out, _))) => parse(&out),
+                Ok(Err(e)) => vec![("view".to_string(), format!("no answer: {e:#}"))],
+                Err(_) => vec![("view".to_string(), format!("no answer within {TIMEOUT:?}"))],
+            };
+            if last.as_ref() != Some(&lines) {
+                recorder.record(Event::ClusterView {
+                    t: now_ns(),
+                    lines: lines.clone(),
+                });
+                last = Some(lines);
+            }
+        }
+    })
 }
 
 #[cfg(test)]

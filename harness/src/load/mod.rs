@@ -43,6 +43,33 @@ pub struct Counters {
     pub final_read_done: AtomicBool,
 }
 
+/// A task that runs beside the load (sampling what the broker costs, asking how its cluster
+/// looks) until it is stopped.
+pub struct Beside {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Beside {
+    /// Spawn `work`, handing it a receiver that changes when the task is asked to stop.
+    pub fn spawn<F>(work: impl FnOnce(tokio::sync::watch::Receiver<bool>) -> F) -> Beside
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        Beside {
+            stop,
+            task: tokio::spawn(work(stopped)),
+        }
+    }
+
+    /// Ask it to stop, and wait (at most 5 s) until it has.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await;
+    }
+}
+
 /// For a worker process: a flag that turns true once stdin ends (EOF or an error), which is how
 /// the coordinator asks it to finish, and which also happens if the coordinator dies.
 pub fn stop_when_stdin_closes() -> Arc<AtomicBool> {

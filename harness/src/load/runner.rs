@@ -329,28 +329,24 @@ impl Run<'_> {
 
     /// What the broker costs, sampled beside the load when the target says where its pid is
     /// (or, for a container, how to stream its `docker stats`).
-    fn start_usage(&self) -> Option<super::broker_usage::Sampler> {
-        use super::broker_usage::Sampler;
+    fn start_usage(&self) -> Option<super::Beside> {
+        use super::broker_usage::{sample, sample_stats};
         let plan = self.plan;
         let control = driver::control(&plan.target, &plan.broker);
         let recorder = self.recorder.clone();
         if let Some(pid_file) = control.pid_file {
-            return Some(Sampler::start(plan.target.dir.join(pid_file), recorder));
+            return Some(sample(plan.target.dir.join(pid_file), recorder));
         }
         let stats = control.stats?;
-        Some(Sampler::start_stats(
-            stats,
-            plan.target.dir.clone(),
-            recorder,
-        ))
+        Some(sample_stats(stats, plan.target.dir.clone(), recorder))
     }
 
     /// The cluster as the broker describes it, asked beside the load when the target has a
     /// `view` command.
-    fn start_view(&self) -> Option<super::cluster_view::Watcher> {
+    fn start_view(&self) -> Option<super::Beside> {
         let plan = self.plan;
         let view = driver::control(&plan.target, &plan.broker).view?;
-        Some(super::cluster_view::Watcher::start(
+        Some(super::cluster_view::watch(
             view.replace("{prefix}", &plan.resource_prefix),
             plan.target.dir.clone(),
             self.recorder.clone(),
