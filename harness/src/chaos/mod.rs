@@ -30,6 +30,11 @@ pub trait Fault: Send {
     async fn after(&mut self) -> Option<String> {
         None
     }
+    /// Once started, the cluster nodes it acts on, each with what it does to that node; empty
+    /// for faults that do not act on a cluster's nodes.
+    fn nodes(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// What faults act on.
@@ -119,7 +124,17 @@ async fn run_window(w: Window, scope: Scope, rec: Recorder, load_start: Instant)
     };
     scope.activity.begin();
     match fault.start().await {
-        Ok(detail) => record(FaultPhase::Start, detail),
+        Ok(detail) => {
+            record(FaultPhase::Start, detail);
+            let nodes = fault.nodes();
+            if !nodes.is_empty() {
+                rec.record(Event::FaultNodes {
+                    t: now_ns(),
+                    index: w.index,
+                    nodes,
+                });
+            }
+        }
         Err(e) => {
             scope.activity.end();
             return record(FaultPhase::Failed, format!("{e:#}"));

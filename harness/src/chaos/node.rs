@@ -212,6 +212,26 @@ pub fn links(hit: &[String], nodes: &[String], links: Links) -> Vec<(String, Str
     pairs
 }
 
+/// What acting on `pairs` does to each node, in the profile's order: `{what} {the other ends}`
+/// for every node at one end of a pair or more (`cut from n2 n3`). `clients` is an end, not a
+/// node.
+pub fn per_node(nodes: &[String], pairs: &[(String, String)], what: &str) -> Vec<(String, String)> {
+    nodes
+        .iter()
+        .filter_map(|node| {
+            let others: Vec<&str> = pairs
+                .iter()
+                .filter_map(|(a, b)| {
+                    (a == node)
+                        .then_some(b.as_str())
+                        .or((b == node).then_some(a.as_str()))
+                })
+                .collect();
+            (!others.is_empty()).then(|| (node.clone(), format!("{what} {}", others.join(" "))))
+        })
+        .collect()
+}
+
 /// What a node fault does at its start, and at its end: the names of the profile's commands.
 #[derive(Debug, Clone, Copy)]
 pub enum Action {
@@ -245,6 +265,8 @@ pub struct NodeFault {
     pub seed: u64,
     /// The nodes the start acted on, for the undo.
     hit: Vec<String>,
+    /// What the start did to each node it touched, for the history.
+    effects: Vec<(String, String)>,
 }
 
 impl NodeFault {
@@ -266,6 +288,7 @@ impl NodeFault {
             prefix,
             seed,
             hit: Vec::new(),
+            effects: Vec::new(),
         }
     }
 
@@ -345,6 +368,7 @@ impl Fault for NodeFault {
                     .map_err(anyhow::Error::msg)?;
                 said.push(how);
                 said.push(format!("cut {}", self.on_links(cut, &pairs, None).await?));
+                self.effects = per_node(&nodes, &pairs, "cut from");
             }
             Action::Loss {
                 loss,
@@ -357,12 +381,20 @@ impl Fault for NodeFault {
                 let pairs = links(&self.hit, &nodes, which);
                 let done = self.on_links(loss, &pairs, Some(percent)).await?;
                 said.push(format!("{percent} loss on {done}"));
+                self.effects = per_node(&nodes, &pairs, &format!("{percent} loss to"));
             }
             Action::Each { start, .. } => {
                 self.hit = pick(self.target.clone(), &nodes, leader.as_deref(), &mut rng)
                     .map_err(anyhow::Error::msg)?;
                 said.push(format!("nodes {}", self.hit.join(" ")));
                 said.extend(self.each(start, &self.hit.clone()).await?);
+                // `node_kill` → `kill`: the profile's command names say what was done.
+                let verb = start.strip_prefix("node_").unwrap_or(start);
+                self.effects = self
+                    .hit
+                    .iter()
+                    .map(|n| (n.clone(), verb.to_string()))
+                    .collect();
             }
         }
         Ok(said.join("; "))
@@ -390,6 +422,10 @@ impl Fault for NodeFault {
             Ok((_, said)) => format!("after it, {said}"),
             Err(e) => format!("after it, no leader known: {e:#}"),
         })
+    }
+
+    fn nodes(&self) -> Vec<(String, String)> {
+        self.effects.clone()
     }
 }
 
@@ -550,5 +586,32 @@ mod tests {
         // The same seed picks the same node.
         let a = pick(NodeTarget::One, &ns, None, &mut rng()).unwrap();
         assert_eq!(a, pick(NodeTarget::One, &ns, None, &mut rng()).unwrap());
+    }
+
+    #[test]
+    fn each_node_is_told_what_a_fault_did_to_it() {
+        let ns = nodes(3);
+        let (pairs, _) = cuts(
+            &Shape::Named(NamedShape::IsolateLeader),
+            &ns,
+            Some("n2"),
+            &mut rng(),
+        )
+        .unwrap();
+        assert_eq!(
+            per_node(&ns, &pairs, "cut from"),
+            [
+                ("n1".to_string(), "cut from n2".to_string()),
+                ("n2".to_string(), "cut from n1 n3".to_string()),
+                ("n3".to_string(), "cut from n2".to_string()),
+            ]
+        );
+        // The clients' side is an end of a link, not a node of its own.
+        let pairs = links(&["n3".to_string()], &ns, Links::Clients);
+        assert_eq!(
+            per_node(&ns, &pairs, "5% loss to"),
+            [("n3".to_string(), "5% loss to clients".to_string())]
+        );
+        assert!(per_node(&ns, &[], "cut from").is_empty());
     }
 }

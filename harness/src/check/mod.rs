@@ -21,7 +21,7 @@ use hdrhistogram::serialization::{Serializer as _, V2Serializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-pub use timing::{CatchUp, ClientConnection, ClusterView, FaultWindow, Window};
+pub use timing::{CatchUp, ClientConnection, ClusterView, FaultWindow, NodeEffect, Window};
 
 use crate::history::{self, Event, Stop};
 

@@ -62,6 +62,16 @@ pub struct FaultWindow {
     /// to another node). None if no producer was acknowledged around it.
     #[serde(default)]
     pub send_outage_s: Option<f64>,
+    /// The cluster nodes it acted on, each with what it did there (node faults only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeEffect>,
+}
+
+/// What a fault did to one cluster node: `cut from n2 n3`, `30% loss to clients`, `kill`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct NodeEffect {
+    pub node: String,
+    pub effect: String,
 }
 
 /// What the timing checker measured: latencies, throughput, availability, the faults and their
@@ -334,6 +344,18 @@ impl TimingChecker {
                     lines: lines.clone(),
                 });
             }
+            Event::FaultNodes { index, nodes, .. } => {
+                // Recorded after its fault's start, so the window exists.
+                if let Some(f) = self.faults.get_mut(*index as usize) {
+                    f.nodes = nodes
+                        .iter()
+                        .map(|(node, effect)| NodeEffect {
+                            node: node.clone(),
+                            effect: effect.clone(),
+                        })
+                        .collect();
+                }
+            }
             Event::SendInvoke { t, id, .. } => {
                 if let Some(w) = self.window(*t) {
                     self.windows[w].sent += 1;
@@ -422,6 +444,7 @@ impl TimingChecker {
                         producers_recovered_s: None,
                         consumers_recovered_s: None,
                         send_outage_s: None,
+                        nodes: Vec::new(),
                     });
                     self.fault_ns.push((u64::MAX, None));
                 }

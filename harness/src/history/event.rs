@@ -225,6 +225,14 @@ pub enum Event {
         t: u64,
         lines: Vec<(String, String)>,
     },
+    /// The cluster nodes fault `index` acted on when it started, each with what it did to that
+    /// node (`cut from n2 n3`, `30% loss to clients`, `kill`): its window, node by node.
+    /// Recorded right after the fault's `Start`.
+    FaultNodes {
+        t: u64,
+        index: u32,
+        nodes: Vec<(String, String)>,
+    },
 }
 
 impl Event {
@@ -251,7 +259,8 @@ impl Event {
             | Event::BrokerUsage { t, .. }
             | Event::SendWindow { t, .. }
             | Event::Connected { t, .. }
-            | Event::ClusterView { t, .. } => *t,
+            | Event::ClusterView { t, .. }
+            | Event::FaultNodes { t, .. } => *t,
         }
     }
 }

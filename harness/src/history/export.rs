@@ -221,6 +221,14 @@ mod tests {
                     ("leader".into(), "n2".into()),
                 ],
             },
+            Event::FaultNodes {
+                t: 17,
+                index: 0,
+                nodes: vec![
+                    ("n1".into(), "cut from n2 n3".into()),
+                    ("n2".into(), "cut from n1".into()),
+                ],
+            },
         ]
     }
 
@@ -259,6 +267,7 @@ mod tests {
             "SendWindow",
             "Connected",
             "ClusterView",
+            "FaultNodes",
         ] {
             assert!(schema.contains(&format!("\"{kind}\"")), "{kind} missing");
         }

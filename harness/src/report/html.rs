@@ -214,6 +214,16 @@ fn cluster_table(views: &[crate::check::ClusterView]) -> Option<minijinja::Value
     Some(context! { columns => columns, rows => rows })
 }
 
+/// How far the run's time axes reach: its last second, or the end of a fault or a cluster view
+/// after it.
+fn seconds(m: &Metrics) -> f64 {
+    // Where the time plots end: their points sit mid-second.
+    let last = m.timeline.iter().map(|w| w.second as f64 + 0.5);
+    let ends = m.faults.iter().filter_map(|f| f.end_s);
+    let views = m.cluster.iter().map(|v| v.at_s);
+    last.chain(ends).chain(views).fold(1.0, f64::max)
+}
+
 /// A fault's recovery time for the table: seconds, or why there is none.
 fn recovered(end: Option<f64>, after: Option<f64>) -> String {
     match (end, after) {
@@ -445,6 +455,7 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
                 product => b.product,
                 clients => clients,
                 cluster => m.and_then(|m| cluster_table(&m.cluster)),
+                lanes => m.and_then(|m| plots::lanes_plot(&m.faults, &m.cluster, seconds(m))),
                 client_settings => b.client_settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>(),
                 shard_load => m.map(|m| shard_table(&m.shard_load)),
                 window => m.and_then(|m| m.in_flight_window),
@@ -592,6 +603,7 @@ mod tests {
                 producers_recovered_s: Some(0.1),
                 consumers_recovered_s: Some(0.5),
                 send_outage_s: Some(1.5),
+                nodes: Vec::new(),
             })
             .collect();
         let metrics = Metrics {

@@ -4,7 +4,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::check::FaultWindow;
+use crate::check::{ClusterView, FaultWindow};
 
 /// Line colours, in order: enough that the nightly suite's eleven workload × broker lines on a
 /// trend plot each get their own.
@@ -205,6 +205,161 @@ pub fn time_plot(
         shade_faults(&mut chart, faults, x_max, (0.0, y_max))?;
         lines(&mut chart, series)
     })
+}
+
+/// One row of the node-by-node picture: a cluster node (or another line of the cluster's view,
+/// such as `leader`), the faults that acted on it, and the states the view gave it.
+#[derive(Debug, PartialEq)]
+pub struct Lane {
+    pub name: String,
+    /// (from s, to s, label, fault index, failed).
+    pub faults: Vec<(f64, f64, String, u32, bool)>,
+    /// (from s, to s, state, whether it differs from the lane's first state).
+    pub states: Vec<(f64, f64, String, bool)>,
+}
+
+/// The lanes of a run: every node a fault acted on (in name order), then every other name the
+/// cluster's view printed (in its order). A fault with no end lasts to `x_max`.
+pub fn lanes(faults: &[FaultWindow], views: &[ClusterView], x_max: f64) -> Vec<Lane> {
+    let mut names: Vec<String> = faults
+        .iter()
+        .flat_map(|f| f.nodes.iter().map(|n| n.node.clone()))
+        .collect();
+    // n2 before n10.
+    names.sort_by(|a, b| (a.len(), a).cmp(&(b.len(), b)));
+    names.dedup();
+    for (name, _) in views.iter().flat_map(|v| &v.lines) {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let faults = faults
+                .iter()
+                .flat_map(|f| {
+                    let end = f.end_s.unwrap_or(x_max).max(f.start_s + 0.05);
+                    f.nodes.iter().filter(|n| n.node == name).map(move |n| {
+                        let label = format!("#{} {}: {}", f.index, f.kind, n.effect);
+                        (f.start_s, end, label, f.index, f.failed)
+                    })
+                })
+                .collect();
+            let mut states: Vec<(f64, f64, String, bool)> = Vec::new();
+            let mut first: Option<String> = None;
+            for (i, v) in views.iter().enumerate() {
+                let to = views.get(i + 1).map_or(x_max, |next| next.at_s).max(v.at_s);
+                let state = v
+                    .lines
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map_or("—".to_string(), |(_, s)| s.clone());
+                let first = first.get_or_insert_with(|| state.clone());
+                match states.last_mut() {
+                    Some(last) if last.2 == state => last.1 = to,
+                    _ => states.push((v.at_s, to, state.clone(), state != *first)),
+                }
+            }
+            Lane {
+                name,
+                faults,
+                states,
+            }
+        })
+        .collect()
+}
+
+/// The faults and the cluster node by node: a lane per node, its upper half the fault windows
+/// that acted on it (coloured by fault), its lower half the states the cluster's view gave it
+/// (amber where it differs from the state the run began with). None when there is neither.
+pub fn lanes_plot(faults: &[FaultWindow], views: &[ClusterView], x_max: f64) -> Option<String> {
+    let lanes = lanes(faults, views, x_max);
+    if lanes.is_empty() {
+        return None;
+    }
+    let n = lanes.len();
+    let height = 80 + 46 * n as u32;
+    Some(sized_svg((SIZE.0, height), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption("faults and the cluster, node by node", ("sans-serif", 15))
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(62)
+            // The first lane is at the top: lane i is centred on y = n - 1 - i.
+            .build_cartesian_2d(0f64..x_max, -0.5f64..(n as f64 - 0.5))
+            .map_err(|e| e.to_string())?;
+        let names: Vec<&str> = lanes.iter().map(|l| l.name.as_str()).collect();
+        chart
+            .configure_mesh()
+            .x_desc("seconds since load start")
+            .y_labels(n)
+            .y_label_formatter(&|y| {
+                let i = y.round();
+                let on_lane = (y - i).abs() < 1e-6 && i >= 0.0;
+                on_lane
+                    .then(|| {
+                        names
+                            .get(n.wrapping_sub(1 + i as usize))
+                            .map(|s| s.to_string())
+                    })
+                    .flatten()
+                    .unwrap_or_default()
+            })
+            .disable_y_mesh()
+            .light_line_style(RGBColor(240, 240, 240))
+            .label_style(("sans-serif", 11))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let font = ("sans-serif", 11).into_font();
+        for (i, lane) in lanes.iter().enumerate() {
+            let y = (n - 1 - i) as f64;
+            for (from, to, label, index, failed) in &lane.faults {
+                let color = if *failed {
+                    RGBColor(160, 160, 160)
+                } else {
+                    PALETTE[*index as usize % PALETTE.len()]
+                };
+                chart
+                    .draw_series([
+                        Rectangle::new(
+                            [(*from, y + 0.02), (*to, y + 0.42)],
+                            color.mix(0.35).filled(),
+                        ),
+                        Rectangle::new([(*from, y + 0.02), (*to, y + 0.42)], color.stroke_width(1)),
+                    ])
+                    .map_err(|e| e.to_string())?;
+                chart
+                    .draw_series([Text::new(
+                        label.clone(),
+                        (*from + 0.2, y + 0.36),
+                        font.clone(),
+                    )])
+                    .map_err(|e| e.to_string())?;
+            }
+            for (from, to, state, changed) in &lane.states {
+                let fill = if *changed {
+                    RGBColor(255, 200, 90)
+                } else {
+                    RGBColor(225, 230, 235)
+                };
+                chart
+                    .draw_series([
+                        Rectangle::new([(*from, y - 0.42), (*to, y - 0.02)], fill.filled()),
+                        Rectangle::new([(*from, y - 0.42), (*to, y - 0.02)], WHITE.stroke_width(1)),
+                    ])
+                    .map_err(|e| e.to_string())?;
+                chart
+                    .draw_series([Text::new(
+                        state.clone(),
+                        (*from + 0.2, y - 0.08),
+                        font.clone(),
+                    )])
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }))
 }
 
 /// A value per night: x = the night's index, labelled with `nights[x]`; points where a metric
@@ -443,12 +598,84 @@ mod tests {
             producers_recovered_s: None,
             consumers_recovered_s: None,
             send_outage_s: None,
+            nodes: Vec::new(),
             recovery_s: None,
         };
         let svg = time_plot("throughput", "msg/s", &[s], &[f], 1.0);
         assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
         assert!(svg.contains("consumer-crash") && svg.contains("acked"));
         assert!(svg.contains("<rect"));
+    }
+
+    #[test]
+    fn each_node_gets_a_lane_with_its_faults_and_its_states() {
+        let effect = |node: &str, effect: &str| crate::check::NodeEffect {
+            node: node.into(),
+            effect: effect.into(),
+        };
+        let cut = FaultWindow {
+            index: 0,
+            kind: "node-partition".into(),
+            start_s: 10.0,
+            end_s: Some(40.0),
+            failed: false,
+            detail: String::new(),
+            producers_recovered_s: None,
+            consumers_recovered_s: None,
+            send_outage_s: None,
+            nodes: vec![effect("n10", "cut from n1"), effect("n1", "cut from n10")],
+            recovery_s: None,
+        };
+        let kill = FaultWindow {
+            index: 1,
+            kind: "node-kill".into(),
+            start_s: 50.0,
+            end_s: None,
+            nodes: vec![effect("n2", "kill")],
+            ..cut.clone()
+        };
+        let view = |at_s: f64, lines: &[(&str, &str)]| ClusterView {
+            at_s,
+            lines: lines
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        };
+        let views = [
+            view(0.0, &[("n1", "n1 n2"), ("leader", "n1")]),
+            view(20.0, &[("n1", "paused"), ("leader", "n2")]),
+            view(30.0, &[("n1", "paused"), ("leader", "n1")]),
+            view(45.0, &[("n1", "n1 n2"), ("leader", "n1")]),
+        ];
+        let lanes = lanes(&[cut.clone(), kill], &views, 60.0);
+        let names: Vec<&str> = lanes.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["n1", "n2", "n10", "leader"]);
+        assert_eq!(
+            lanes[0].faults,
+            [(
+                10.0,
+                40.0,
+                "#0 node-partition: cut from n10".into(),
+                0,
+                false
+            )]
+        );
+        // A kill that is never undone lasts to the end of the axis.
+        assert_eq!(lanes[1].faults[0].1, 60.0);
+        assert!(lanes[1].states.iter().all(|s| s.2 == "—" && !s.3));
+        // Equal states in a row are one stretch; only what differs from the start is marked.
+        assert_eq!(
+            lanes[0].states,
+            [
+                (0.0, 20.0, "n1 n2".into(), false),
+                (20.0, 45.0, "paused".into(), true),
+                (45.0, 60.0, "n1 n2".into(), false),
+            ]
+        );
+        assert_eq!(lanes[3].states.len(), 3);
+        let svg = lanes_plot(&[cut], &views, 60.0).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("cut from n10") && svg.contains("paused"));
+        assert!(lanes_plot(&[], &[], 60.0).is_none());
     }
 
     #[test]
