@@ -8,7 +8,9 @@
 # Faults act in the kernel, inside the nodes' namespaces, with one nftables table per namespace
 # (inet brokerbench): a cut drops every packet between two members, in both directions, so TCP
 # sees real loss and retransmits; a loss rule drops that share of a node's packets at random.
-# This kernel has no sch_netem, so delay, duplication, reordering and corruption are not offered.
+# This kernel has no sch_netem: a delay sends a link's packets through a netfilter queue to
+# `brokerbench delay-packets` instead (see cluster_delay); duplication and corruption are not
+# offered.
 
 CLUSTER_NODES=(n1 n2 n3)
 CLUSTER_BRIDGE=brokerbench0
@@ -60,10 +62,10 @@ node_running() { local pf; pf=$(node_pidfile "$1"); [[ -f $pf ]] && kill -0 "$(c
 node_ready() { node_ctl "$1" await_startup --timeout 2 >/dev/null 2>&1; }
 
 install_cluster_tools() {
-  command -v nft >/dev/null && return
-  log "cluster: installing Debian's nftables (kernel packet filtering for partitions)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >&2 ||
-    { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >&2; }
+  command -v nft >/dev/null && command -v iptables >/dev/null && return
+  log "cluster: installing Debian's nftables and iptables (kernel packet filtering for partitions, netfilter queues for delays)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables iptables >&2 ||
+    { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables iptables >&2; }
 }
 
 # The bridge, one namespace per node and the veth pairs between them; and each namespace's
@@ -293,13 +295,95 @@ cluster_loss() {
   log "cluster: $pct% loss between $a and $b"
 }
 
-# heal: remove every cut and loss rule (the namespaces stay).
+# delay N MS JITTER: hold every packet node N sends or receives on its link for MS ± JITTER ms.
+# delay A B MS JITTER: only those between members A and B (nodes, or "clients"), once each way.
+# This kernel has no sch_netem, so the packets go to a netfilter queue (iptables NFQUEUE) in
+# the node's namespace, where `brokerbench delay-packets` holds each for its delay (jitter:
+# uniform, so packets may overtake each other, as under netem). The queue fails open: if that
+# process dies, packets pass undelayed. $BROKERBENCH names the binary (the harness sets it).
+cluster_delay() {
+  local a b="" ms jitter n other bin
+  case $# in
+    3) a=$1 ms=$2 jitter=$3 ;;
+    4) a=$1 b=$2 ms=$3 jitter=$4 ;;
+    *) die "usage: bin/brokers delay NODE MS JITTER_MS | delay A B MS JITTER_MS (nodes n1..n3 or clients)" ;;
+  esac
+  [[ $ms =~ ^[0-9]+$ && $ms -ge 1 && $ms -le 60000 ]] || die "cluster: delay takes whole milliseconds 1..60000, not '$ms'"
+  [[ $jitter =~ ^[0-9]+$ && $jitter -le $ms ]] || die "cluster: jitter takes whole milliseconds 0..$ms (at most the delay), not '$jitter'"
+  bin=$(brokerbench_bin)
+  if [[ -z $b ]]; then
+    known_node "$a"
+    delay_packets "$a" "$bin" "$ms" "$jitter" "delay ${ms}ms" -o eth0 -- -i eth0
+    log "cluster: ${ms}±${jitter} ms delay on $a"
+    return
+  fi
+  known_member "$a"; known_member "$b"
+  [[ $a != "$b" ]] || die "cluster: no link from $a to itself"
+  # As with loss: a node end delays what it sends to the other; toward the clients, whose end
+  # is the host, it also delays what it receives from them.
+  for n in "$a" "$b"; do
+    [[ $n == clients ]] && continue
+    other=$([[ $n == "$a" ]] && echo "$b" || echo "$a")
+    if [[ $other == clients ]]; then
+      delay_packets "$n" "$bin" "$ms" "$jitter" "delay ${ms}ms to $other" -d "$(member_addr "$other")" -- -s "$(member_addr "$other")"
+    else
+      delay_packets "$n" "$bin" "$ms" "$jitter" "delay ${ms}ms to $other" -d "$(member_addr "$other")"
+    fi
+  done
+  log "cluster: ${ms}±${jitter} ms delay between $a and $b"
+}
+
+brokerbench_bin() {
+  local c
+  for c in "${BROKERBENCH:-}" "${CARGO_TARGET_DIR:-$root/harness/target}/release/brokerbench" "$(command -v brokerbench || true)"; do
+    [[ -n $c && -x $c ]] && { echo "$c"; return; }
+  done
+  die "cluster: delay needs the brokerbench binary: build it (cargo build --release) or set BROKERBENCH=/path/to/brokerbench"
+}
+
+# delay_packets N BIN MS JITTER COMMENT OUTPUT-MATCH... [-- INPUT-MATCH...]: start a delay loop
+# on a fresh queue of node N's namespace, wait until it listens, then queue the matching
+# packets to it.
+delay_packets() {
+  local n=$1 bin=$2 ms=$3 jitter=$4 comment=$5 dir queue i
+  shift 5
+  local out=() in=()
+  while [[ $# -gt 0 && $1 != -- ]]; do out+=("$1"); shift; done
+  [[ $# -gt 0 ]] && { shift; in=("$@"); }
+  dir=$(cluster_state)/delay
+  mkdir -p "$dir"
+  queue=$(( $(cat "$dir/$n.queues" 2>/dev/null || echo 0) + 1 ))
+  echo "$queue" >"$dir/$n.queues"
+  in_ns "$n" setsid "$bin" delay-packets --queue "$queue" --delay "${ms}ms" --jitter "${jitter}ms" \
+    --seed "$queue" </dev/null >>"$dir/$n.log" 2>&1 &
+  echo $! >"$dir/$n.$queue.pid"
+  # The kernel lists a namespace's bound queues in /proc/net/netfilter/nfnetlink_queue.
+  for i in $(seq 50); do
+    in_ns "$n" awk -v q="$queue" '$1 == q { found = 1 } END { exit !found }' /proc/net/netfilter/nfnetlink_queue && break
+    kill -0 "$(cat "$dir/$n.$queue.pid")" 2>/dev/null || die "cluster: the delay loop on $n exited: $(tail -3 "$dir/$n.log")"
+    [[ $i -lt 50 ]] || die "cluster: the delay loop on $n did not bind queue $queue within 5 s"
+    sleep 0.1
+  done
+  local to=(-j NFQUEUE --queue-num "$queue" --queue-bypass -m comment --comment "$comment")
+  in_ns "$n" iptables -w -A OUTPUT "${out[@]}" "${to[@]}"
+  [[ ${#in[@]} -eq 0 ]] || in_ns "$n" iptables -w -A INPUT "${in[@]}" "${to[@]}"
+}
+
+# heal: remove every cut, loss and delay (the namespaces stay).
 cluster_faults_heal() {
-  local n
+  local n pf
   for n in "${CLUSTER_NODES[@]}"; do
     ip netns list | grep -qw "$(node_ns "$n")" || continue
     in_ns "$n" nft flush chain inet brokerbench input
     in_ns "$n" nft flush chain inet brokerbench output
+    if [[ -n $(compgen -G "$(cluster_state)/delay/$n.*.pid") ]]; then
+      in_ns "$n" iptables -w -F INPUT; in_ns "$n" iptables -w -F OUTPUT
+      # Stopped after its rules are gone, so it lets go of what it still holds.
+      for pf in "$(cluster_state)/delay/$n".*.pid; do
+        kill -TERM "$(cat "$pf")" 2>/dev/null || true
+        rm -f "$pf"
+      done
+    fi
   done
 }
 
@@ -307,34 +391,36 @@ cluster_faults_heal() {
 cluster_faults() {
   local n
   for n in "${CLUSTER_NODES[@]}"; do
-    echo "$n: $(in_ns "$n" nft list table inet brokerbench 2>/dev/null | grep -o 'comment "[^"]*"' | sed 's/comment //; s/"//g' | sort -u | paste -sd, - || true)"
+    echo "$n: $({ in_ns "$n" nft list table inet brokerbench 2>/dev/null | grep -o 'comment "[^"]*"' | sed 's/comment //'
+      in_ns "$n" iptables -w -S 2>/dev/null | grep -o -- '--comment "[^"]*"' | sed 's/--comment //'; } | sed 's/"//g' | sort -u | paste -sd, - || true)"
   done
 }
 
 # leader PREFIX: the node (n1..n3) that leads the first queue whose name starts with PREFIX:
-# a quorum queue's leader, or the node a classic queue lives on (the one that lists it as
-# `--local`), asked of the nodes that answer.
-first_queue() { # PREFIX FIELD: from list_queues JSON on stdin, FIELD of the first such queue
-  PREFIX=$1 FIELD=$2 python3 -c '
-import json, os, sys
-qs = sorted((q for q in json.load(sys.stdin) if q["name"].startswith(os.environ["PREFIX"])), key=lambda q: q["name"])
-print(qs[0].get(os.environ["FIELD"], "") if qs else "")'
-}
-
+# a quorum queue's leader, or the node a classic queue's process lives on, as the first node
+# that answers and is not paused knows it. Through erl_call, like `view`: milliseconds.
 cluster_leader() {
-  local prefix=$1 n out leader
+  local prefix=$1 n out
   for n in "${CLUSTER_NODES[@]}"; do
-    out=$(node_ctl "$n" list_queues name leader --formatter json 2>/dev/null) || continue
-    [[ -n $(first_queue "$prefix" name <<<"$out") ]] || die "cluster: no queue starts with $prefix"
-    leader=$(first_queue "$prefix" leader <<<"$out")
-    if [[ $leader == rabbit@* ]]; then echo "n${leader##*.1}"; return; fi
-    break
-  done
-  for n in "${CLUSTER_NODES[@]}"; do
-    out=$(node_ctl "$n" list_queues name --local --formatter json 2>/dev/null) || continue
-    if [[ -n $(first_queue "$prefix" name <<<"$out") ]]; then echo "$n"; return; fi
+    out=$(node_eval "$n" 3 "case rabbit:is_running() of false -> \"paused\"; true -> $(queues_by_leader "$prefix")
+      case Qs of [] -> \"none\"; [{_, L} | _] -> L end end." 2>/dev/null) && out=$(ok_string "$out") || continue
+    case $out in
+      paused) continue ;;
+      none) die "cluster: no queue starts with $prefix" ;;
+      *) nodes_as_n <<<"$out"; return ;;
+    esac
   done
   die "cluster: no answering node leads or holds a queue starting with $prefix"
+}
+
+# The Erlang that binds Qs to [{QueueName, LeaderNode}] for the queues whose name starts with
+# PREFIX, sorted by name: a quorum queue's pid is {RaName, LeaderNode}, a classic queue's is its
+# process, on the node that holds it.
+queues_by_leader() { # PREFIX
+  printf '%s' 'P = <<"'"$1"'">>,
+  Node = fun({_, N}) when is_atom(N) -> atom_to_list(N); (Pid) when is_pid(Pid) -> atom_to_list(node(Pid)); (_) -> "none" end,
+  Qs = lists:sort([{element(4, amqqueue:get_name(Q)), Node(amqqueue:get_pid(Q))} || Q <- rabbit_amqqueue:list(),
+         binary:longest_common_prefix([element(4, amqqueue:get_name(Q)), P]) =:= byte_size(P)]),'
 }
 
 # Evaluate an Erlang expression on node N with erl_call, from inside its namespace, within
@@ -369,10 +455,8 @@ cluster_view() {
         P -> Names(rabbit_nodes:all_running()) ++ " (partitioned from " ++ Names(P) ++ ")"
       end
   end.'
-  local leads='P = <<"'"$prefix"'">>,
-  Node = fun({_, N}) when is_atom(N) -> atom_to_list(N); (Pid) when is_pid(Pid) -> atom_to_list(node(Pid)); (_) -> "none" end,
-  Qs = lists:sort([{element(4, amqqueue:get_name(Q)), Node(amqqueue:get_pid(Q))} || Q <- rabbit_amqqueue:list(),
-         binary:longest_common_prefix([element(4, amqqueue:get_name(Q)), P]) =:= byte_size(P)]),
+  local leads
+  leads="$(queues_by_leader "$prefix")"'
   Count = fun(L) -> string:join([N ++ " " ++ integer_to_list(length([x || {_, M} <- Qs, M =:= N])) || N <- lists:usort([M || {_, M} <- L])], ", ") end,
   case Qs of
     [] -> "leader: none (no queue yet)";
@@ -403,6 +487,7 @@ cluster_command() {
     status) cluster_status ;;
     node) [[ $# -eq 2 ]] || die "usage: bin/brokers node kill|pause|resume|start|restart n1|n2|n3"; node_control "$1" "$2" ;;
     cut) [[ $# -eq 2 ]] || die "usage: bin/brokers cut A B (nodes n1..n3 or clients)"; cluster_cut "$1" "$2" ;;
+    delay) cluster_delay "$@" ;;
     loss) [[ $# -eq 2 || $# -eq 3 ]] || die "usage: bin/brokers loss NODE PERCENT | loss A B PERCENT (nodes n1..n3 or clients)"; cluster_loss "$@" ;;
     heal) cluster_faults_heal; log "cluster: healed" ;;
     faults) cluster_faults ;;

@@ -14,6 +14,8 @@ use common::*;
 fn brokers(args: &[&str]) -> Output {
     std::process::Command::new(repo().join("bin/brokers"))
         .args(args)
+        // `delay` runs this build's `brokerbench delay-packets` in the node's namespace.
+        .env("BROKERBENCH", env!("CARGO_BIN_EXE_brokerbench"))
         .current_dir(repo())
         .output()
         .expect("running bin/brokers")
@@ -319,6 +321,84 @@ fn node_control_commands_and_kernel_packet_loss_act_on_one_node() {
     );
 }
 
+/// The median time, in ms, that `from` takes to open a TCP connection to `to` (one round trip),
+/// over 15 tries; from the host (`clients`) or from inside a node's namespace.
+fn connect_ms(from: &str, to: &str, port: &str) -> f64 {
+    let script = format!(
+        "import socket, time\nts = []\nfor _ in range(15):\n    t = time.monotonic()\n    socket.create_connection(('{to}', {port}), timeout=5).close()\n    ts.append((time.monotonic() - t) * 1000)\nprint(sorted(ts)[7])"
+    );
+    let mut cmd = if from == "clients" {
+        std::process::Command::new("python3")
+    } else {
+        let mut c = std::process::Command::new("ip");
+        c.args(["netns", "exec", &format!("brokerbench-{from}"), "python3"]);
+        c
+    };
+    let o = cmd.args(["-c", &script]).output().expect("running python3");
+    assert!(o.status.success(), "probe {from} -> {to}: {}", stderr(&o));
+    String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+}
+
+/// A delay holds each packet of a link, each way: a connect (one round trip) takes at least
+/// twice the delay across it and no longer elsewhere, with the jitter's spread, and none after
+/// the heal. This kernel has no sch_netem; the packets wait in a netfilter queue instead.
+#[test]
+fn a_delay_holds_the_packets_of_one_link_until_healed() {
+    let _brokers = owning_brokers();
+    let _cluster = Cluster::up();
+    let (n1, n2) = ("10.77.0.11", "10.77.0.12");
+    assert!(connect_ms("clients", n1, "5672") < 20.0);
+
+    ok(&["delay", "n1", "clients", "100", "0"]);
+    assert!(ok(&["faults"]).contains("n1: delay 100ms to clients"));
+    let delayed = connect_ms("clients", n1, "5672");
+    assert!(
+        (199.0..400.0).contains(&delayed),
+        "clients -> n1 took {delayed} ms"
+    );
+    assert!(connect_ms("clients", n2, "5672") < 20.0, "n2 delayed too");
+    assert!(
+        connect_ms("n2", n1, "25672") < 20.0,
+        "n1's peer link delayed too"
+    );
+    ok(&["heal"]);
+    assert!(
+        connect_ms("clients", n1, "5672") < 20.0,
+        "still delayed after heal"
+    );
+
+    // Between two nodes only: once each way, at each sender.
+    ok(&["delay", "n1", "n2", "50", "0"]);
+    let peers = connect_ms("n2", n1, "25672");
+    assert!((99.0..300.0).contains(&peers), "n2 -> n1 took {peers} ms");
+    assert!(connect_ms("n3", n1, "25672") < 20.0, "n3 -> n1 delayed too");
+    ok(&["heal"]);
+    assert!(
+        connect_ms("n2", n1, "25672") < 20.0,
+        "n1 - n2 still delayed after heal"
+    );
+    assert_eq!(
+        ok(&["faults"]).trim(),
+        "n1: \nn2: \nn3:",
+        "faults left after heal"
+    );
+
+    // Jitter spreads the round trips around twice the delay.
+    ok(&["delay", "n1", "clients", "100", "50"]);
+    let spread: Vec<f64> = (0..4).map(|_| connect_ms("clients", n1, "5672")).collect();
+    ok(&["heal"]);
+    assert!(
+        spread.iter().all(|ms| (100.0..400.0).contains(ms)),
+        "{spread:?}"
+    );
+    assert!(
+        !brokers(&["delay", "n1", "clients", "10", "20"])
+            .status
+            .success(),
+        "a jitter above the delay is refused"
+    );
+}
+
 /// The shipped workload, as a user runs it against the local cluster: the quorum queue's
 /// leader is cut off for 30 s; nothing confirmed is lost, the fault's record names the leader
 /// RabbitMQ reported, and afterwards another node leads the queue.
@@ -560,6 +640,66 @@ fn packet_loss_on_the_clients_links_costs_latency_not_messages() {
         );
     }
     fault_record(&text, "node-loss", "Stop");
+    assert_eq!(
+        ok(&["faults"]).trim(),
+        "n1: \nn2: \nn3:",
+        "faults left after the run"
+    );
+}
+
+/// The shipped slow-replication workload: 50 ± 10 ms on the quorum queue's leader's links to
+/// its followers for 30 s. Nothing is lost or reordered, and while the delay lasts each message
+/// waits at least a round trip to a follower before it is committed and delivered.
+#[test]
+fn a_slow_link_between_the_nodes_costs_latency_not_messages() {
+    let _brokers = owning_brokers();
+    let _cluster = Cluster::up();
+    let dir = tempfile::tempdir().unwrap();
+    let w = repo().join("workloads/cluster/slow-replication.yaml");
+    let (o, m, text) = run_on_cluster(dir.path(), &w);
+    assert_eq!(o.status.code(), Some(0), "{}\n{m}", stderr(&o));
+    assert_eq!(m["lost"], 0, "{m}");
+    assert_eq!(m["per_key_order_violations"], 0, "{m}");
+    let start = fault_record(&text, "node-delay", "Start");
+    let leader = ["n1", "n2", "n3"]
+        .into_iter()
+        .find(|n| {
+            start.starts_with(&format!("leader {n}"))
+                || start.contains(&format!("\"detail\":\"leader {n} "))
+        })
+        .unwrap_or_else(|| panic!("no leader named: {start}"));
+    let effect = m["faults"][0]["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|e| e["node"] == leader))
+        .and_then(|e| e["effect"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        effect.starts_with("50±10 ms delay to ") && !effect.contains("clients"),
+        "{effect}"
+    );
+    // Seconds wholly inside the delay: the jitter is at most 10 ms each way, so a commit's round
+    // trip to a follower takes at least 80 ms.
+    let (from, to) = (
+        m["faults"][0]["start_s"].as_f64().unwrap(),
+        m["faults"][0]["end_s"].as_f64().unwrap(),
+    );
+    let mut slow: Vec<f64> = m["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| {
+            let s = w["second"].as_f64().unwrap();
+            s >= from + 2.0 && s + 1.0 <= to
+        })
+        .filter_map(|w| w["e2e_p50_ms"].as_f64())
+        .collect();
+    slow.sort_by(f64::total_cmp);
+    assert!(slow.len() > 20, "{slow:?}");
+    assert!(
+        slow[slow.len() / 2] >= 80.0,
+        "end-to-end p50 per second in the delay: {slow:?}"
+    );
     assert_eq!(
         ok(&["faults"]).trim(),
         "n1: \nn2: \nn3:",

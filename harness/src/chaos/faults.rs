@@ -353,6 +353,19 @@ pub const KINDS: &[Kind] = &[
         toxic: None,
         build: node,
     },
+    Kind {
+        kind: FaultKind::NodeDelay,
+        name: "node-delay",
+        family: Family::Node,
+        takes: &["target", "latency", "jitter", "links"],
+        needs: &["latency"],
+        needs_duration: true,
+        start: &["delay"],
+        undo: &["heal"],
+        workers: None,
+        toxic: None,
+        build: node,
+    },
 ];
 
 /// The table's entry for a kind. Every `FaultKind` has one (a unit test checks).
@@ -458,24 +471,45 @@ fn node(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
             cut: e.start[0],
             heal: undo.context("a partition needs its duration and its undo command")?,
         },
-        FaultKind::NodeLoss => node::Action::Loss {
-            loss: e.start[0],
-            heal: undo.context("packet loss needs its duration and its undo command")?,
-            percent: w.loss.context("node-loss needs `loss`")?,
-            links: w.links,
-        },
+        FaultKind::NodeLoss => {
+            let percent = w.node.loss.context("node-loss needs `loss`")?;
+            node::Action::OnLinks {
+                start: e.start[0],
+                heal: undo.context("packet loss needs its duration and its undo command")?,
+                with: vec![("{percent}", percent.0.to_string())],
+                what: format!("{percent} loss to"),
+                links: w.node.links,
+            }
+        }
+        FaultKind::NodeDelay => {
+            let latency = w.node.latency.context("node-delay needs `latency`")?;
+            let jitter = w.node.jitter;
+            node::Action::OnLinks {
+                start: e.start[0],
+                heal: undo.context("a delay needs its duration and its undo command")?,
+                with: vec![
+                    ("{ms}", latency.as_millis().to_string()),
+                    ("{jitter_ms}", jitter.as_millis().to_string()),
+                ],
+                what: format!("{}±{} ms delay to", latency.as_millis(), jitter.as_millis()),
+                links: w.node.links,
+            }
+        }
         _ => node::Action::Each {
             start: e.start[0],
             undo,
         },
     };
-    let target = match &w.node_target {
+    let target = match &w.node.target {
         Some(t) => node::parse_node_target(t).map_err(anyhow::Error::msg)?,
-        // Packet loss is a property of the network: every node's, unless the workload says.
-        None if w.kind == FaultKind::NodeLoss => node::NodeTarget::All,
+        // Loss and delay are properties of the network: every node's, unless the workload says.
+        None if matches!(w.kind, FaultKind::NodeLoss | FaultKind::NodeDelay) => {
+            node::NodeTarget::All
+        }
         None => node::NodeTarget::One,
     };
     let shape = w
+        .node
         .shape
         .clone()
         .unwrap_or(Shape::Named(NamedShape::IsolateOne));
@@ -581,6 +615,24 @@ pub fn check(f: &FaultSpec) -> Result<(), String> {
     }
     if e.family == Family::Network {
         toxic::groups(f)?;
+    }
+    if f.kind == FaultKind::NodeDelay {
+        // The profiles' commands take whole milliseconds, and a packet cannot leave early.
+        let latency = f.latency.map(|d| d.0).unwrap_or_default();
+        let jitter = f.jitter.map(|d| d.0).unwrap_or_default();
+        let whole_ms = |d: std::time::Duration| d.subsec_nanos().is_multiple_of(1_000_000);
+        if latency < std::time::Duration::from_millis(1) || !whole_ms(latency) {
+            return Err(format!(
+                "node-delay needs a `latency` of whole milliseconds, at least 1ms (not {})",
+                humantime::format_duration(latency)
+            ));
+        }
+        if jitter > latency || !whole_ms(jitter) {
+            return Err(format!(
+                "node-delay's `jitter` is whole milliseconds, at most the latency ({})",
+                humantime::format_duration(latency)
+            ));
+        }
     }
     toxic(f).map(|_| ())
 }

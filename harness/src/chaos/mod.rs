@@ -4,6 +4,7 @@
 pub mod faults;
 pub mod network;
 pub mod node;
+pub mod packet_delay;
 pub mod process;
 pub mod proxy;
 pub mod schedule;
@@ -160,27 +161,6 @@ async fn run_window(w: Window, scope: Scope, rec: Recorder, load_start: Instant)
     scope.activity.end();
 }
 
-/// The target profile's control command of this name, if it has one.
-pub fn command<'a>(c: &'a Control, name: &str) -> Option<&'a str> {
-    match name {
-        "kill" => c.kill.as_deref(),
-        "pause" => c.pause.as_deref(),
-        "resume" => c.resume.as_deref(),
-        "start" => c.start.as_deref(),
-        "node_kill" => c.node_kill.as_deref(),
-        "node_pause" => c.node_pause.as_deref(),
-        "node_resume" => c.node_resume.as_deref(),
-        "node_start" => c.node_start.as_deref(),
-        "node_restart" => c.node_restart.as_deref(),
-        "cut" => c.cut.as_deref(),
-        "loss" => c.loss.as_deref(),
-        "heal" => c.heal.as_deref(),
-        "leader" => c.leader.as_deref(),
-        "partition_handling" => c.partition_handling.as_deref(),
-        _ => None,
-    }
-}
-
 /// Broker faults through the target's control commands (shell commands that return when done).
 pub(crate) struct BrokerCommand {
     /// Control command names (see `command`) that apply the fault, and those that undo it.
@@ -221,7 +201,9 @@ impl BrokerCommand {
     }
 
     async fn exec(&self, name: &str) -> Result<String> {
-        let cmd = command(&self.control, name)
+        let cmd = self
+            .control
+            .command(name)
             .with_context(|| format!("the target profile has no `{name}` control command"))?;
         let (_, took) = run_command(cmd, &self.dir).await?;
         Ok(format!("`{cmd}` took {took:.1}s"))
@@ -232,12 +214,14 @@ impl BrokerCommand {
 /// seconds it took. A failure carries its exit status and what it said on stderr.
 pub(crate) async fn run_command(cmd: &str, dir: &std::path::Path) -> Result<(String, f64)> {
     let started = Instant::now();
-    let child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .current_dir(dir)
-        .kill_on_drop(true)
-        .output();
+    let mut child = tokio::process::Command::new("sh");
+    child.arg("-c").arg(cmd).current_dir(dir);
+    // A profile's commands may need this binary's own helpers (the local cluster's `delay`
+    // runs `brokerbench delay-packets`): they find it here.
+    if let Ok(me) = std::env::current_exe() {
+        child.env("BROKERBENCH", me);
+    }
+    let child = child.kill_on_drop(true).output();
     let out = tokio::time::timeout(COMMAND_TIMEOUT, child)
         .await
         .with_context(|| format!("`{cmd}` did not finish within {COMMAND_TIMEOUT:?}"))??;

@@ -12,7 +12,6 @@ use rand::SeedableRng;
 
 use super::{run_command, Fault};
 use crate::target::Control;
-use crate::workload::units::Percent;
 use crate::workload::{Links, NamedShape, Shape};
 
 /// Which nodes a node-kill, node-pause or node-restart acts on.
@@ -233,18 +232,21 @@ pub fn per_node(nodes: &[String], pairs: &[(String, String)], what: &str) -> Vec
 }
 
 /// What a node fault does at its start, and at its end: the names of the profile's commands.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Action {
     /// Run `cut` for every link across the split, and `heal` at the end.
     Partition {
         cut: &'static str,
         heal: &'static str,
     },
-    /// Run `loss` with the percentage for every link of the chosen nodes, and `heal` at the end.
-    Loss {
-        loss: &'static str,
+    /// Run `start` for every link of the chosen nodes, with `with`'s placeholders filled in
+    /// (`{percent}` for a loss, `{ms}` and `{jitter_ms}` for a delay), and `heal` at the end;
+    /// `what` says what it does to a link's far end (`5% loss to`).
+    OnLinks {
+        start: &'static str,
         heal: &'static str,
-        percent: Percent,
+        with: Vec<(&'static str, String)>,
+        what: String,
         links: Links,
     },
     /// Run this node command on each chosen node, and that one at the end (if any).
@@ -293,7 +295,8 @@ impl NodeFault {
     }
 
     fn template(&self, name: &str) -> Result<&str> {
-        super::command(&self.control, name)
+        self.control
+            .command(name)
             .with_context(|| format!("the target profile has no `{name}` control command"))
     }
 
@@ -314,19 +317,19 @@ impl NodeFault {
         ))
     }
 
-    /// Run command `name` once per link, `{a}` and `{b}` its ends (and `{percent}`, for a
-    /// loss); what was done, as ``n1|n2, n1|n3 (`template`)``.
+    /// Run command `name` once per link, `{a}` and `{b}` its ends (and each placeholder of
+    /// `with` filled in); what was done, as ``n1|n2, n1|n3 (`template`)``.
     async fn on_links(
         &self,
         name: &str,
         pairs: &[(String, String)],
-        percent: Option<Percent>,
+        with: &[(&str, String)],
     ) -> Result<String> {
         let template = self.template(name)?.to_string();
         for (a, b) in pairs {
             let mut cmd = template.replace("{a}", a).replace("{b}", b);
-            if let Some(p) = percent {
-                cmd = cmd.replace("{percent}", &p.0.to_string());
+            for (placeholder, value) in with {
+                cmd = cmd.replace(placeholder, value);
             }
             run_command(&cmd, &self.dir).await?;
         }
@@ -351,7 +354,7 @@ impl Fault for NodeFault {
         let mut rng = SmallRng::seed_from_u64(self.seed);
         let wants_leader = match self.action {
             Action::Partition { .. } => needs_leader(None, Some(&self.shape)),
-            Action::Loss { .. } | Action::Each { .. } => needs_leader(Some(&self.target), None),
+            Action::OnLinks { .. } | Action::Each { .. } => needs_leader(Some(&self.target), None),
         };
         let mut said = Vec::new();
         let leader = if wants_leader {
@@ -362,26 +365,29 @@ impl Fault for NodeFault {
             None
         };
         let nodes = self.control.nodes.clone();
-        match self.action {
+        match self.action.clone() {
             Action::Partition { cut, .. } => {
                 let (pairs, how) = cuts(&self.shape, &nodes, leader.as_deref(), &mut rng)
                     .map_err(anyhow::Error::msg)?;
                 said.push(how);
-                said.push(format!("cut {}", self.on_links(cut, &pairs, None).await?));
+                said.push(format!("cut {}", self.on_links(cut, &pairs, &[]).await?));
                 self.effects = per_node(&nodes, &pairs, "cut from");
             }
-            Action::Loss {
-                loss,
-                percent,
+            Action::OnLinks {
+                start,
+                with,
+                what,
                 links: which,
                 ..
             } => {
                 self.hit = pick(self.target.clone(), &nodes, leader.as_deref(), &mut rng)
                     .map_err(anyhow::Error::msg)?;
                 let pairs = links(&self.hit, &nodes, which);
-                let done = self.on_links(loss, &pairs, Some(percent)).await?;
-                said.push(format!("{percent} loss on {done}"));
-                self.effects = per_node(&nodes, &pairs, &format!("{percent} loss to"));
+                let done = self.on_links(start, &pairs, &with).await?;
+                // `5% loss to` names the far end; the record lists the links.
+                let done_what = what.strip_suffix(" to").unwrap_or(&what);
+                said.push(format!("{done_what} on {done}"));
+                self.effects = per_node(&nodes, &pairs, &what);
             }
             Action::Each { start, .. } => {
                 self.hit = pick(self.target.clone(), &nodes, leader.as_deref(), &mut rng)
@@ -402,7 +408,7 @@ impl Fault for NodeFault {
 
     async fn stop(&mut self) -> Result<String> {
         match self.action {
-            Action::Partition { heal, .. } | Action::Loss { heal, .. } => {
+            Action::Partition { heal, .. } | Action::OnLinks { heal, .. } => {
                 let cmd = self.template(heal)?.to_string();
                 let (_, took) = run_command(&cmd, &self.dir).await?;
                 Ok(format!("healed: `{cmd}` took {took:.1}s"))

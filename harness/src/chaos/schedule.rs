@@ -84,15 +84,29 @@ pub struct Window {
     /// Process faults: which workers.
     #[serde(default)]
     pub workers: Workers,
-    /// Node faults: which nodes, as written (`one`, `leader`, `minority`, `majority`, `all`).
+    /// Node faults: which nodes, and what is done to them or their links.
+    #[serde(default)]
+    pub node: NodeParams,
+}
+
+/// What a node fault acts on and how, as the workload wrote it (unused by other families).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeParams {
+    /// Which nodes, as written (`one`, `leader`, `minority`, `majority`, `all`, a name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node_target: Option<String>,
+    pub target: Option<String>,
     /// node-partition: how the nodes are split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shape: Option<Shape>,
-    /// node-loss: the share of packets dropped, and on which of the nodes' links.
+    /// node-loss: the share of packets dropped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<Percent>,
+    /// node-delay: how long each packet is held, and by how much that varies either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Duration>,
+    #[serde(default)]
+    pub jitter: Duration,
+    /// node-loss, node-delay: on which of the chosen nodes' links.
     #[serde(default)]
     pub links: Links,
 }
@@ -143,10 +157,14 @@ pub fn expand(
                 groups: groups.clone(),
                 reset_after: f.reset_after.map(|d| d.0),
                 workers: f.workers.unwrap_or_default(),
-                node_target: f.target.clone(),
-                shape: f.shape.clone(),
-                loss: f.loss,
-                links: f.links.unwrap_or_default(),
+                node: NodeParams {
+                    target: f.target.clone(),
+                    shape: f.shape.clone(),
+                    loss: f.loss,
+                    latency: f.latency.map(|d| d.0),
+                    jitter: f.jitter.map(|d| d.0).unwrap_or_default(),
+                    links: f.links.unwrap_or_default(),
+                },
             });
         }
     }

@@ -117,6 +117,19 @@ enum Command {
         #[arg(long, value_enum, default_value = "jsonl")]
         format: HistoryFormat,
     },
+    /// Hold the packets of a netfilter queue for a delay (started by the local cluster's
+    /// `delay` command inside a node's network namespace; see chaos::packet_delay).
+    #[command(hide = true)]
+    DelayPackets {
+        #[arg(long)]
+        queue: u16,
+        #[arg(long)]
+        delay: crate::workload::units::Dur,
+        #[arg(long, default_value = "0s")]
+        jitter: crate::workload::units::Dur,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// A consumer or producer worker process (started by `run`).
     #[command(hide = true)]
     Worker {
@@ -229,6 +242,18 @@ pub fn main() -> i32 {
             quiet,
         } => with_runtime(run::run(workloads, target, out, brokers, repeat, quiet)),
         Command::Report { run_dir } => with_runtime(async move { run::report(&run_dir) }),
+        Command::DelayPackets {
+            queue,
+            delay,
+            jitter,
+            seed,
+        } => match crate::chaos::packet_delay::run(queue, delay.0, jitter.0, seed) {
+            Ok(()) => EXIT_PASS,
+            Err(e) => {
+                eprintln!("delay-packets: {e:#}");
+                EXIT_INVALID
+            }
+        },
         Command::Worker {
             plan,
             consumer,

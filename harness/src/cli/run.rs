@@ -309,7 +309,7 @@ fn controls_present(w: &Workload, profile: &TargetProfile) -> Result<(), String>
                 ));
             }
             for &name in &needed {
-                if crate::chaos::command(&control, name).is_none() {
+                if control.command(name).is_none() {
                     return Err(format!(
                         "{}:{}: fault {} needs the `{name}` control command, but target profile `{}` has none for {broker} (add {broker}.control.{name})",
                         f.referenced.line(),
@@ -337,7 +337,7 @@ fn option_controls_present(
         };
         let control = crate::driver::control(profile, kind);
         for (path, name) in (broker.needs_controls)(w) {
-            if crate::chaos::command(&control, name).is_none() {
+            if control.command(name).is_none() {
                 let (l, c) = std::fs::read_to_string(file)
                     .map(|src| crate::workload::locate(&src, &path))
                     .unwrap_or((1, 1));

@@ -264,6 +264,8 @@ fn node_faults_take_shapes_and_node_targets_and_nothing_else() {
         "{ at: 3s, kind: node-restart, target: n2 }",
         "{ at: 3s, kind: node-loss, loss: 5%, duration: 2s }",
         "{ at: 3s, kind: node-loss, loss: 20%, links: peers, target: leader, duration: 2s }",
+        "{ at: 3s, kind: node-delay, latency: 50ms, duration: 2s }",
+        "{ at: 3s, kind: node-delay, latency: 50ms, jitter: 10ms, links: all, target: n2, duration: 2s }",
     ] {
         parse(Path::new("w.yaml"), &with(ok), super::RULES).unwrap_or_else(|e| panic!("{ok}: {e}"));
     }
@@ -290,6 +292,26 @@ fn node_faults_take_shapes_and_node_targets_and_nothing_else() {
     ));
     assert!(e.message.contains("whole percentage"), "{e}");
     assert_eq!((e.line, e.column), (23, 38), "at the value: {e}");
+    let e = parse_err(&with("{ at: 3s, kind: node-delay, duration: 2s }"));
+    assert!(e.message.contains("node-delay needs `latency`"), "{e}");
+    let e = parse_err(&with(
+        "{ at: 3s, kind: node-delay, latency: 10ms, jitter: 20ms, duration: 2s }",
+    ));
+    assert!(e.message.contains("at most the latency (10ms)"), "{e}");
+    let e = parse_err(&with(
+        "{ at: 3s, kind: node-delay, latency: 500us, duration: 2s }",
+    ));
+    assert!(
+        e.message.contains("whole milliseconds, at least 1ms"),
+        "{e}"
+    );
+    let e = parse_err(&with(
+        "{ at: 3s, kind: node-delay, latency: 5ms, loss: 5%, duration: 2s }",
+    ));
+    assert!(
+        e.message.contains("`loss` does not apply to node-delay"),
+        "{e}"
+    );
     let e = parse_err(&with("{ at: 3s, kind: node-kill, links: peers }"));
     assert!(
         e.message.contains("`links` does not apply to node-kill"),

@@ -281,13 +281,13 @@ pub struct Broker {
     pub ready_slack: fn(&Workload) -> Duration,
     /// Its own checks of a workload that lists it (option values, size limits).
     pub validate: workload::Rule,
-    /// The target's control commands its options call on (by `chaos::command` name), each with
+    /// The target's control commands its options call on (by `Control::command` name), each with
     /// the workload key that asks for it: checked before anything runs.
     pub needs_controls: fn(&Workload) -> Vec<NeededControl>,
 }
 
 /// A control command an option calls on: the option's keys in the workload, and the command's
-/// name (as `chaos::command` knows it).
+/// name (as `Control::command` knows it).
 pub type NeededControl = (Vec<String>, &'static str);
 
 /// Every broker brokerbench drives, one line each.
@@ -651,7 +651,7 @@ mod tests {
                 // `leader` for the faults aimed at it.
                 for name in k.start.iter().chain(k.undo).chain(&["leader"]) {
                     assert!(
-                        crate::chaos::command(&c, name).is_some(),
+                        c.command(name).is_some(),
                         "{} {b}: {} needs `{name}`",
                         p.name,
                         k.name
@@ -666,10 +666,10 @@ mod tests {
                 "node_start",
                 "node_restart",
             ] {
-                assert!(crate::chaos::command(&c, name).is_some_and(|t| t.contains("{node}")));
+                assert!(c.command(name).is_some_and(|t| t.contains("{node}")));
             }
             for name in ["cut", "loss"] {
-                let t = crate::chaos::command(&c, name).unwrap_or_default();
+                let t = c.command(name).unwrap_or_default();
                 assert!(
                     t.contains("{a}") && t.contains("{b}"),
                     "{} {b}: {t}",

@@ -52,7 +52,10 @@ pub struct Control {
     /// node-loss: drop `{percent}` of the packets between `{a}` and `{b}` (nodes, or `clients`)
     /// at random, both ways...
     pub loss: Option<String>,
-    /// ...and undo every cut and loss.
+    /// node-delay: hold the packets between `{a}` and `{b}` for `{ms}` ± `{jitter_ms}`
+    /// milliseconds, both ways...
+    pub delay: Option<String>,
+    /// ...and undo every cut, loss and delay.
     pub heal: Option<String>,
     /// Print the name of the node that leads queue `{queue}` (the run's first queue) now.
     pub leader: Option<String>,
@@ -64,6 +67,32 @@ pub struct Control {
     /// drain run it is asked every few seconds, and recorded whenever its answer changes: the
     /// report's "cluster over time".
     pub view: Option<String>,
+}
+
+impl Control {
+    /// The control command of this name (its key in the profile), if the profile gives it.
+    /// `pid_file`, `stats` and `nodes` are not commands.
+    pub fn command(&self, name: &str) -> Option<&str> {
+        match name {
+            "kill" => self.kill.as_deref(),
+            "pause" => self.pause.as_deref(),
+            "resume" => self.resume.as_deref(),
+            "start" => self.start.as_deref(),
+            "node_kill" => self.node_kill.as_deref(),
+            "node_pause" => self.node_pause.as_deref(),
+            "node_resume" => self.node_resume.as_deref(),
+            "node_start" => self.node_start.as_deref(),
+            "node_restart" => self.node_restart.as_deref(),
+            "cut" => self.cut.as_deref(),
+            "loss" => self.loss.as_deref(),
+            "delay" => self.delay.as_deref(),
+            "heal" => self.heal.as_deref(),
+            "leader" => self.leader.as_deref(),
+            "partition_handling" => self.partition_handling.as_deref(),
+            "view" => self.view.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// A check that a later stage adds to reading a profile (the driver registry's): every problem,
@@ -155,6 +184,23 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A command field added to `Control` without its name in `command` would be read from the
+    /// profile and never run: every field but the three that are not commands is reachable.
+    #[test]
+    fn every_control_command_is_found_by_its_name() {
+        let fields = serde_json::to_value(Control::default()).unwrap();
+        let fields = fields.as_object().unwrap();
+        assert!(fields.len() > 15, "{fields:?}");
+        for name in fields.keys() {
+            if ["pid_file", "stats", "nodes"].contains(&name.as_str()) {
+                continue;
+            }
+            let c: Control =
+                serde_json::from_value(serde_json::json!({ name.clone(): name })).unwrap();
+            assert_eq!(c.command(name), Some(name.as_str()), "{name}");
+        }
+    }
 
     #[test]
     fn redacts_passwords() {

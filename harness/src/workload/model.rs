@@ -381,6 +381,7 @@ pub enum FaultKind {
     NodePause,
     NodeRestart,
     NodeLoss,
+    NodeDelay,
 }
 
 /// How `node-partition` splits a cluster's nodes, in Jepsen's nemesis vocabulary: a named shape
@@ -443,10 +444,10 @@ pub struct Fault {
     /// (broker to client) or `both` (the default).
     #[serde(default)]
     pub direction: Option<Direction>,
-    /// latency: delay added to every chunk of data.
+    /// latency: delay added to every chunk of data. node-delay: how long each packet is held.
     #[serde(default)]
     pub latency: Option<Dur>,
-    /// latency: the delay varies uniformly by up to this much either way.
+    /// latency, node-delay: the delay varies uniformly by up to this much either way.
     #[serde(default)]
     pub jitter: Option<Dur>,
     /// bandwidth: bytes per second, e.g. 100KiB.
@@ -476,8 +477,8 @@ pub struct Fault {
     /// node-loss: the share of packets dropped at random, e.g. 5%.
     #[serde(default)]
     pub loss: Option<Percent>,
-    /// node-loss: which links of the chosen nodes lose them: to the harness's clients (the
-    /// default), to the other nodes, or both.
+    /// node-loss, node-delay: which links of the chosen nodes it acts on: to the harness's
+    /// clients (the default), to the other nodes, or both.
     #[serde(default)]
     pub links: Option<Links>,
 }
