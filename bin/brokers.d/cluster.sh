@@ -296,24 +296,26 @@ cluster_loss() {
 }
 
 # delay N MS JITTER: hold every packet node N sends or receives on its link for MS ± JITTER ms.
-# delay A B MS JITTER: only those between members A and B (nodes, or "clients"), once each way.
+# delay A B MS JITTER [REORDER]: only those between members A and B (nodes, or "clients"), once
+# each way; REORDER percent of them pass at once, overtaking the held ones (netem's reorder).
 # This kernel has no sch_netem, so the packets go to a netfilter queue (iptables NFQUEUE) in
 # the node's namespace, where `brokerbench delay-packets` holds each for its delay (jitter:
 # uniform, so packets may overtake each other, as under netem). The queue fails open: if that
 # process dies, packets pass undelayed. $BROKERBENCH names the binary (the harness sets it).
 cluster_delay() {
-  local a b="" ms jitter n other bin
+  local a b="" ms jitter reorder=0 n other bin
   case $# in
     3) a=$1 ms=$2 jitter=$3 ;;
-    4) a=$1 b=$2 ms=$3 jitter=$4 ;;
-    *) die "usage: bin/brokers delay NODE MS JITTER_MS | delay A B MS JITTER_MS (nodes n1..n3 or clients)" ;;
+    4 | 5) a=$1 b=$2 ms=$3 jitter=$4 reorder=${5:-0} ;;
+    *) die "usage: bin/brokers delay NODE MS JITTER_MS | delay A B MS JITTER_MS [REORDER_PCT] (nodes n1..n3 or clients)" ;;
   esac
+  [[ $reorder =~ ^[0-9]+$ && $reorder -le 100 ]] || die "cluster: reorder takes a whole percentage 0..100, not '$reorder'"
   [[ $ms =~ ^[0-9]+$ && $ms -ge 1 && $ms -le 60000 ]] || die "cluster: delay takes whole milliseconds 1..60000, not '$ms'"
   [[ $jitter =~ ^[0-9]+$ && $jitter -le $ms ]] || die "cluster: jitter takes whole milliseconds 0..$ms (at most the delay), not '$jitter'"
   bin=$(brokerbench_bin)
   if [[ -z $b ]]; then
     known_node "$a"
-    delay_packets "$a" "$bin" "$ms" "$jitter" "delay ${ms}ms" -o eth0 -- -i eth0
+    delay_packets "$a" "$bin" "$ms" "$jitter" 0 "delay ${ms}ms" -o eth0 -- -i eth0
     log "cluster: ${ms}±${jitter} ms delay on $a"
     return
   fi
@@ -325,12 +327,13 @@ cluster_delay() {
     [[ $n == clients ]] && continue
     other=$([[ $n == "$a" ]] && echo "$b" || echo "$a")
     if [[ $other == clients ]]; then
-      delay_packets "$n" "$bin" "$ms" "$jitter" "delay ${ms}ms to $other" -d "$(member_addr "$other")" -- -s "$(member_addr "$other")"
+      delay_packets "$n" "$bin" "$ms" "$jitter" "$reorder" "delay ${ms}ms to $other" -d "$(member_addr "$other")" -- -s "$(member_addr "$other")"
     else
-      delay_packets "$n" "$bin" "$ms" "$jitter" "delay ${ms}ms to $other" -d "$(member_addr "$other")"
+      delay_packets "$n" "$bin" "$ms" "$jitter" "$reorder" "delay ${ms}ms to $other" -d "$(member_addr "$other")"
     fi
   done
-  log "cluster: ${ms}±${jitter} ms delay between $a and $b"
+  if [[ $reorder == 0 ]]; then log "cluster: ${ms}±${jitter} ms delay between $a and $b"
+  else log "cluster: ${ms}±${jitter} ms delay between $a and $b, $reorder% reordered (passed at once)"; fi
 }
 
 brokerbench_bin() {
@@ -341,12 +344,12 @@ brokerbench_bin() {
   die "cluster: delay needs the brokerbench binary: build it (cargo build --release) or set BROKERBENCH=/path/to/brokerbench"
 }
 
-# delay_packets N BIN MS JITTER COMMENT OUTPUT-MATCH... [-- INPUT-MATCH...]: start a delay loop
+# delay_packets N BIN MS JITTER REORDER COMMENT OUTPUT-MATCH... [-- INPUT-MATCH...]: start a delay loop
 # on a fresh queue of node N's namespace, wait until it listens, then queue the matching
 # packets to it.
 delay_packets() {
-  local n=$1 bin=$2 ms=$3 jitter=$4 comment=$5 dir queue i
-  shift 5
+  local n=$1 bin=$2 ms=$3 jitter=$4 reorder=$5 comment=$6 dir queue i
+  shift 6
   local out=() in=()
   while [[ $# -gt 0 && $1 != -- ]]; do out+=("$1"); shift; done
   [[ $# -gt 0 ]] && { shift; in=("$@"); }
@@ -354,7 +357,10 @@ delay_packets() {
   mkdir -p "$dir"
   queue=$(( $(cat "$dir/$n.queues" 2>/dev/null || echo 0) + 1 ))
   echo "$queue" >"$dir/$n.queues"
-  in_ns "$n" setsid "$bin" delay-packets --queue "$queue" --delay "${ms}ms" --jitter "${jitter}ms" \
+  # One simple command, so that each of nohup, ip and the loop execs the next: $! is the
+  # loop's own pid, which heal signals.
+  nohup ip netns exec "$(node_ns "$n")" "$bin" delay-packets --queue "$queue" --delay "${ms}ms" \
+    --jitter "${jitter}ms" --reorder "$(awk -v p="$reorder" 'BEGIN { print p / 100 }')" \
     --seed "$queue" </dev/null >>"$dir/$n.log" 2>&1 &
   echo $! >"$dir/$n.$queue.pid"
   # The kernel lists a namespace's bound queues in /proc/net/netfilter/nfnetlink_queue.

@@ -397,6 +397,65 @@ fn a_delay_holds_the_packets_of_one_link_until_healed() {
             .success(),
         "a jitter above the delay is refused"
     );
+
+    // Without jitter every packet waits the same, so order is kept; with `reorder`, that share
+    // passes at once and overtakes the held ones.
+    ok(&["delay", "n1", "clients", "30", "0"]);
+    let kept = udp_arrival_order(n1);
+    ok(&["heal"]);
+    ok(&["delay", "n1", "clients", "30", "0", "25"]);
+    let mixed = udp_arrival_order(n1);
+    ok(&["heal"]);
+    assert_eq!(kept.len(), 200, "datagrams lost: {kept:?}");
+    assert_eq!(inversions(&kept), 0, "reordered without reorder: {kept:?}");
+    assert_eq!(mixed.len(), 200, "datagrams lost: {mixed:?}");
+    assert!(inversions(&mixed) > 10, "not reordered: {mixed:?}");
+    // heal stops the loops too, not only their rules.
+    let left = std::process::Command::new("pgrep")
+        .args(["-af", "delay-packets --queue"])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "delay loops left running after heal: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}
+
+/// The order in which 200 numbered UDP datagrams, sent 1 ms apart from the host, reached a
+/// listener inside n1's namespace at `addr`.
+fn udp_arrival_order(addr: &str) -> Vec<u32> {
+    let listener = "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('0.0.0.0', 9999))\ns.settimeout(3)\nseen = []\ntry:\n    while len(seen) < 200:\n        seen.append(s.recv(64).decode())\nexcept socket.timeout:\n    pass\nprint(','.join(seen))";
+    let child = std::process::Command::new("ip")
+        .args(["netns", "exec", "brokerbench-n1", "python3", "-c", listener])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting the UDP listener");
+    std::thread::sleep(Duration::from_millis(500));
+    let out = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    for i in 0..200u32 {
+        out.send_to(i.to_string().as_bytes(), (addr, 9999)).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let o = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .split(',')
+        .filter_map(|x| x.parse().ok())
+        .collect()
+}
+
+/// How many datagrams arrived after one numbered higher.
+fn inversions(order: &[u32]) -> usize {
+    let mut highest = 0;
+    order
+        .iter()
+        .filter(|&&x| {
+            let late = x < highest;
+            highest = highest.max(x);
+            late
+        })
+        .count()
 }
 
 /// The shipped workload, as a user runs it against the local cluster: the quorum queue's

@@ -357,7 +357,7 @@ pub const KINDS: &[Kind] = &[
         kind: FaultKind::NodeDelay,
         name: "node-delay",
         family: Family::Node,
-        takes: &["target", "latency", "jitter", "links"],
+        takes: &["target", "latency", "jitter", "reorder", "links"],
         needs: &["latency"],
         needs_duration: true,
         start: &["delay"],
@@ -483,15 +483,24 @@ fn node(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
         }
         FaultKind::NodeDelay => {
             let latency = w.node.latency.context("node-delay needs `latency`")?;
-            let jitter = w.node.jitter;
+            let (jitter, reorder) = (w.node.jitter, w.node.reorder.map_or(0, |p| p.0));
+            let reordered = match reorder {
+                0 => String::new(),
+                p => format!(" ({p}% reordered)"),
+            };
             node::Action::OnLinks {
                 start: e.start[0],
                 heal: undo.context("a delay needs its duration and its undo command")?,
                 with: vec![
                     ("{ms}", latency.as_millis().to_string()),
                     ("{jitter_ms}", jitter.as_millis().to_string()),
+                    ("{reorder}", reorder.to_string()),
                 ],
-                what: format!("{}±{} ms delay to", latency.as_millis(), jitter.as_millis()),
+                what: format!(
+                    "{}±{} ms delay{reordered} to",
+                    latency.as_millis(),
+                    jitter.as_millis()
+                ),
                 links: w.node.links,
             }
         }

@@ -337,6 +337,19 @@ impl NodeFault {
         Ok(format!("{} (`{template}`)", links.join(", ")))
     }
 
+    /// A start that failed part way leaves the links it reached cut, lossy or slow, and a
+    /// failed start is never stopped: heal them now, and say so in the error.
+    async fn or_heal(&self, done: Result<String>, heal: &str) -> Result<String> {
+        let Err(e) = done else { return done };
+        let Ok(cmd) = self.template(heal) else {
+            return Err(e);
+        };
+        Err(match run_command(cmd, &self.dir).await {
+            Ok(_) => e.context(format!("healed what it had done (`{cmd}`)")),
+            Err(h) => e.context(format!("and healing what it had done failed too: {h:#}")),
+        })
+    }
+
     async fn each(&self, name: &str, nodes: &[String]) -> Result<Vec<String>> {
         let mut done = Vec::new();
         for node in nodes {
@@ -366,24 +379,26 @@ impl Fault for NodeFault {
         };
         let nodes = self.control.nodes.clone();
         match self.action.clone() {
-            Action::Partition { cut, .. } => {
+            Action::Partition { cut, heal } => {
                 let (pairs, how) = cuts(&self.shape, &nodes, leader.as_deref(), &mut rng)
                     .map_err(anyhow::Error::msg)?;
                 said.push(how);
-                said.push(format!("cut {}", self.on_links(cut, &pairs, &[]).await?));
+                let done = self.on_links(cut, &pairs, &[]).await;
+                said.push(format!("cut {}", self.or_heal(done, heal).await?));
                 self.effects = per_node(&nodes, &pairs, "cut from");
             }
             Action::OnLinks {
                 start,
+                heal,
                 with,
                 what,
                 links: which,
-                ..
             } => {
                 self.hit = pick(self.target.clone(), &nodes, leader.as_deref(), &mut rng)
                     .map_err(anyhow::Error::msg)?;
                 let pairs = links(&self.hit, &nodes, which);
-                let done = self.on_links(start, &pairs, &with).await?;
+                let done = self.on_links(start, &pairs, &with).await;
+                let done = self.or_heal(done, heal).await?;
                 // `5% loss to` names the far end; the record lists the links.
                 let done_what = what.strip_suffix(" to").unwrap_or(&what);
                 said.push(format!("{done_what} on {done}"));
@@ -619,5 +634,40 @@ mod tests {
             [("n3".to_string(), "5% loss to clients".to_string())]
         );
         assert!(per_node(&ns, &[], "cut from").is_empty());
+    }
+
+    /// A partition whose second cut fails heals the first before it reports the failure: a
+    /// failed start is never stopped, and a cut left behind would outlive its window.
+    #[tokio::test]
+    async fn a_start_that_fails_part_way_heals_what_it_did() {
+        let dir = tempfile::tempdir().unwrap();
+        let control = Control {
+            nodes: nodes(3),
+            cut: Some("test {b} != n3 && echo {a}-{b} >> cuts".into()),
+            heal: Some("echo healed > healed".into()),
+            ..Control::default()
+        };
+        let groups = Shape::Groups(vec![vec!["n1".into()], vec!["n2".into(), "n3".into()]]);
+        let mut fault = NodeFault::new(
+            Action::Partition {
+                cut: "cut",
+                heal: "heal",
+            },
+            groups,
+            NodeTarget::One,
+            &control,
+            dir.path().to_path_buf(),
+            "bb".into(),
+            1,
+        );
+        let e = fault.start().await.unwrap_err();
+        assert!(
+            format!("{e:#}").starts_with("healed what it had done"),
+            "{e:#}"
+        );
+        let cuts = std::fs::read_to_string(dir.path().join("cuts")).unwrap();
+        assert_eq!(cuts.trim(), "n1-n2");
+        assert!(dir.path().join("healed").exists());
+        assert!(fault.nodes().is_empty(), "a failed start names no nodes");
     }
 }

@@ -3,7 +3,8 @@
 //! namespace, and this loop, started there as `brokerbench delay-packets`, holds each one for
 //! its delay before accepting it. TCP on both ends sees the longer round trip, retransmits and
 //! all, as it would behind netem. With jitter each packet draws its own delay, so packets can
-//! overtake each other, as netem's do.
+//! overtake each other, as netem's do; with `reorder`, that share of the packets is passed on
+//! at once, ahead of those held (netem's `reorder`).
 //!
 //! Packets are held in the kernel (only their metadata is copied out), and the queue fails
 //! open: if this process dies, packets pass undelayed rather than being dropped.
@@ -18,8 +19,12 @@ use anyhow::{Context, Result};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-/// How long one packet is held: `delay` ± up to `jitter`, uniformly, never below zero.
-pub fn draw(delay: Duration, jitter: Duration, rng: &mut impl Rng) -> Duration {
+/// How long one packet is held: `delay` ± up to `jitter`, uniformly, never below zero; not at
+/// all for the share `reorder` (0..=1) of packets, which overtake the held ones.
+pub fn draw(delay: Duration, jitter: Duration, reorder: f64, rng: &mut impl Rng) -> Duration {
+    if reorder > 0.0 && rng.random_bool(reorder.min(1.0)) {
+        return Duration::ZERO;
+    }
     if jitter.is_zero() {
         return delay;
     }
@@ -64,7 +69,7 @@ const POLL: Duration = Duration::from_millis(1);
 
 /// Hold every packet of netfilter queue `queue` for its delay, until SIGTERM or SIGINT; then
 /// let everything still held go at once.
-pub fn run(queue: u16, delay: Duration, jitter: Duration, seed: u64) -> Result<()> {
+pub fn run(queue: u16, delay: Duration, jitter: Duration, reorder: f64, seed: u64) -> Result<()> {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     let action = SigAction::new(
         SigHandler::Handler(on_term),
@@ -90,7 +95,7 @@ pub fn run(queue: u16, delay: Duration, jitter: Duration, seed: u64) -> Result<(
             match q.recv() {
                 Ok(msg) => {
                     seq += 1;
-                    let due = Instant::now() + draw(delay, jitter, &mut rng);
+                    let due = Instant::now() + draw(delay, jitter, reorder, &mut rng);
                     held.push(Reverse(Held { due, seq, msg }));
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -128,18 +133,32 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(1);
         let (d, j) = (Duration::from_millis(100), Duration::from_millis(20));
         let draws: Vec<f64> = (0..10_000)
-            .map(|_| draw(d, j, &mut rng).as_secs_f64() * 1e3)
+            .map(|_| draw(d, j, 0.0, &mut rng).as_secs_f64() * 1e3)
             .collect();
         assert!(draws.iter().all(|ms| (80.0..=120.0).contains(ms)));
         let mean = draws.iter().sum::<f64>() / draws.len() as f64;
         assert!((mean - 100.0).abs() < 1.0, "{mean}");
         assert!(draws.iter().any(|ms| *ms < 85.0) && draws.iter().any(|ms| *ms > 115.0));
-        assert_eq!(draw(d, Duration::ZERO, &mut rng), d);
+        assert_eq!(draw(d, Duration::ZERO, 0.0, &mut rng), d);
         let small = draw(
             Duration::from_millis(1),
             Duration::from_millis(50),
+            0.0,
             &mut rng,
         );
         assert!(small <= Duration::from_millis(51));
+    }
+
+    #[test]
+    fn a_reordered_share_passes_at_once_and_the_rest_wait() {
+        let mut rng = SmallRng::seed_from_u64(2);
+        let d = Duration::from_millis(20);
+        let at_once = (0..10_000)
+            .map(|_| draw(d, Duration::ZERO, 0.25, &mut rng))
+            .inspect(|x| assert!(*x == Duration::ZERO || *x == d))
+            .filter(|x| x.is_zero())
+            .count();
+        assert!((2_300..2_700).contains(&at_once), "{at_once}");
+        assert!((0..100).all(|_| draw(d, Duration::ZERO, 1.0, &mut rng).is_zero()));
     }
 }

@@ -106,6 +106,9 @@ pub struct NodeParams {
     pub latency: Option<Duration>,
     #[serde(default)]
     pub jitter: Duration,
+    /// node-delay: the share of packets passed on at once, ahead of the delayed ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reorder: Option<Percent>,
     /// node-loss, node-delay: on which of the chosen nodes' links.
     #[serde(default)]
     pub links: Links,
@@ -163,6 +166,7 @@ pub fn expand(
                     loss: f.loss,
                     latency: f.latency.map(|d| d.0),
                     jitter: f.jitter.map(|d| d.0).unwrap_or_default(),
+                    reorder: f.reorder,
                     links: f.links.unwrap_or_default(),
                 },
             });
@@ -204,6 +208,7 @@ mod tests {
             shape: None,
             loss: None,
             links: None,
+            reorder: None,
         }
     }
 

@@ -127,6 +127,9 @@ enum Command {
         delay: crate::workload::units::Dur,
         #[arg(long, default_value = "0s")]
         jitter: crate::workload::units::Dur,
+        /// The share of packets (0 to 1) passed on at once, ahead of the held ones.
+        #[arg(long, default_value_t = 0.0)]
+        reorder: f64,
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
@@ -246,8 +249,9 @@ pub fn main() -> i32 {
             queue,
             delay,
             jitter,
+            reorder,
             seed,
-        } => match crate::chaos::packet_delay::run(queue, delay.0, jitter.0, seed) {
+        } => match crate::chaos::packet_delay::run(queue, delay.0, jitter.0, reorder, seed) {
             Ok(()) => EXIT_PASS,
             Err(e) => {
                 eprintln!("delay-packets: {e:#}");

@@ -266,6 +266,7 @@ fn node_faults_take_shapes_and_node_targets_and_nothing_else() {
         "{ at: 3s, kind: node-loss, loss: 20%, links: peers, target: leader, duration: 2s }",
         "{ at: 3s, kind: node-delay, latency: 50ms, duration: 2s }",
         "{ at: 3s, kind: node-delay, latency: 50ms, jitter: 10ms, links: all, target: n2, duration: 2s }",
+        "{ at: 3s, kind: node-delay, latency: 20ms, reorder: 25%, duration: 2s }",
     ] {
         parse(Path::new("w.yaml"), &with(ok), super::RULES).unwrap_or_else(|e| panic!("{ok}: {e}"));
     }
@@ -310,6 +311,13 @@ fn node_faults_take_shapes_and_node_targets_and_nothing_else() {
     ));
     assert!(
         e.message.contains("`loss` does not apply to node-delay"),
+        "{e}"
+    );
+    let e = parse_err(&with(
+        "{ at: 3s, kind: node-loss, loss: 5%, reorder: 5%, duration: 2s }",
+    ));
+    assert!(
+        e.message.contains("`reorder` does not apply to node-loss"),
         "{e}"
     );
     let e = parse_err(&with("{ at: 3s, kind: node-kill, links: peers }"));

@@ -481,6 +481,10 @@ pub struct Fault {
     /// clients (the default), to the other nodes, or both.
     #[serde(default)]
     pub links: Option<Links>,
+    /// node-delay: this share of the packets is passed on at once, overtaking the delayed ones
+    /// (netem's `reorder`), e.g. 25%.
+    #[serde(default)]
+    pub reorder: Option<Percent>,
 }
 
 /// The links of a node a packet fault acts on.
@@ -498,10 +502,11 @@ pub enum Links {
 impl Fault {
     /// Each optional parameter by the name users write, and whether this fault sets it. The
     /// fault table (`chaos::faults`) says which kinds take which.
-    pub fn parameters(&self) -> [(&'static str, bool); 16] {
+    pub fn parameters(&self) -> [(&'static str, bool); 17] {
         [
             ("shape", self.shape.is_some()),
             ("loss", self.loss.is_some()),
+            ("reorder", self.reorder.is_some()),
             ("links", self.links.is_some()),
             ("target", self.target.is_some()),
             ("workers", self.workers.is_some()),
