@@ -447,13 +447,19 @@ ok_string() { sed -nE 's/^\{ok, ?"(.*)"\}$/\1/p' <<<"$1" | grep .; }
 #   n1: n1 n2 n3                 the members node n1 sees running
 #   n3: n3 (partitioned from n1 n2)
 #   n2: paused                   its VM answers, RabbitMQ does not (pause_minority)
+#   n2: starting                 RabbitMQ is booting (after a start or restart), or stopping
 #   n1: no answer                down, or its VM too busy to answer within 2 s
 #   leader: n2                   the node leading the first queue whose name starts with PREFIX
 #   leaders: n1 4, n2 2          with several such queues: how many each node leads
 cluster_view() {
   local prefix=$1 n out asked=""
   local sees='case rabbit:is_running() of
-    false -> "paused";
+    false ->
+      case catch rabbit_boot_state:get() of
+        S when S =:= booting; S =:= core_started -> "starting";
+        stopping -> "stopping";
+        _ -> "paused"
+      end;
     true ->
       Names = fun(Ns) -> string:join([atom_to_list(X) || X <- lists:sort(Ns)], " ") end,
       case rabbit_node_monitor:partitions() of

@@ -507,6 +507,7 @@ fn node(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
         _ => node::Action::Each {
             start: e.start[0],
             undo,
+            ends_itself: w.kind == FaultKind::NodeRestart,
         },
     };
     let target = match &w.node.target {

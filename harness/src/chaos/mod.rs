@@ -31,6 +31,12 @@ pub trait Fault: Send {
     async fn after(&mut self) -> Option<String> {
         None
     }
+    /// Whether the fault is over once its start returns, with nothing to undo (a node restart
+    /// brings the node back itself), as opposed to lasting until the run ends (a kill with no
+    /// restart).
+    fn over_once_started(&self) -> bool {
+        false
+    }
     /// Once started, the cluster nodes it acts on, each with what it does to that node; empty
     /// for faults that do not act on a cluster's nodes.
     fn nodes(&self) -> Vec<(String, String)> {
@@ -124,6 +130,7 @@ async fn run_window(w: Window, scope: Scope, rec: Recorder, load_start: Instant)
         Err(e) => return record(FaultPhase::Failed, format!("{e:#}")),
     };
     scope.activity.begin();
+    record(FaultPhase::Invoke, String::new());
     match fault.start().await {
         Ok(detail) => {
             record(FaultPhase::Start, detail);
@@ -140,6 +147,14 @@ async fn run_window(w: Window, scope: Scope, rec: Recorder, load_start: Instant)
             scope.activity.end();
             return record(FaultPhase::Failed, format!("{e:#}"));
         }
+    }
+    if w.stop.is_none() && fault.over_once_started() {
+        record(FaultPhase::Stop, String::new());
+        scope.activity.end();
+        if let Some(after) = fault.after().await {
+            record(FaultPhase::After, after);
+        }
+        return;
     }
     // A fault with no undo (a crash without restart) is over once applied.
     if let Some(stop) = w.stop {

@@ -250,9 +250,11 @@ pub enum Action {
         links: Links,
     },
     /// Run this node command on each chosen node, and that one at the end (if any).
+    /// `ends_itself`: the command undoes its own effect before it returns (a restart).
     Each {
         start: &'static str,
         undo: Option<&'static str>,
+        ends_itself: bool,
     },
 }
 
@@ -447,6 +449,16 @@ impl Fault for NodeFault {
 
     fn nodes(&self) -> Vec<(String, String)> {
         self.effects.clone()
+    }
+
+    fn over_once_started(&self) -> bool {
+        matches!(
+            self.action,
+            Action::Each {
+                ends_itself: true,
+                ..
+            }
+        )
     }
 }
 

@@ -529,6 +529,7 @@ mod tests {
             producers_recovered_s: rec,
             consumers_recovered_s: rec,
             send_outage_s: None,
+            applied_s: None,
             nodes: Vec::new(),
         };
         let mut m = Metrics::default();

@@ -665,6 +665,58 @@ fn recovery_time_runs_from_fault_end_to_first_success_on_both_sides() {
     assert!((r - 0.7).abs() < 1e-9, "{r}");
 }
 
+/// A node restart invoked at 1 s is in force at 8 s (its command took 7 s) and over then: its
+/// window runs from the invoke, and says when it was in force. One invoked that then failed
+/// was never in force, so no outage is its.
+#[test]
+fn a_fault_window_opens_at_its_invoke_and_a_failed_one_has_no_outage() {
+    let fault = |t: u64, index: u32, phase| Event::Fault {
+        t: t * MS,
+        index,
+        kind: "node-restart".into(),
+        phase,
+        detail: String::new(),
+    };
+    let ev = vec![
+        Event::Phase {
+            t: 0,
+            phase: Phase::LoadStart {
+                warmup_ns: 0,
+                duration_ns: 20_000 * MS,
+            },
+        },
+        Event::SendOk {
+            t: 500 * MS,
+            id: id(0, 0, 0),
+            intended: 400 * MS,
+            pos: Position::Unknown,
+        },
+        fault(1_000, 0, FaultPhase::Invoke),
+        fault(8_000, 0, FaultPhase::Start),
+        fault(8_000, 0, FaultPhase::Stop),
+        fault(9_000, 1, FaultPhase::Invoke),
+        fault(9_100, 1, FaultPhase::Failed),
+        Event::SendOk {
+            t: 12_000 * MS,
+            id: id(0, 0, 1),
+            intended: 11_900 * MS,
+            pos: Position::Unknown,
+        },
+    ];
+    let m = check_events(ev);
+    let f = &m.faults[0];
+    assert_eq!(
+        (f.start_s, f.applied_s, f.end_s),
+        (1.0, Some(8.0), Some(8.0))
+    );
+    assert!((f.send_outage_s.unwrap() - 11.5).abs() < 1e-9, "{f:?}");
+    assert!(
+        m.faults[1].failed && m.faults[1].send_outage_s.is_none(),
+        "{:?}",
+        m.faults[1]
+    );
+}
+
 /// A fault from 1 s to 3 s; producer 0 acknowledged every 100 ms throughout, producer 1 not
 /// from 0.9 s until 4.4 s (it failed over), then again. The fault's outage is producer 1's
 /// 3.5 s; a stretch that ends before the fault starts is not its outage.

@@ -45,7 +45,12 @@ pub struct Window {
 pub struct FaultWindow {
     pub index: u32,
     pub kind: String,
+    /// When its start began (the history's `Invoke`; in older histories, when it was in force).
     pub start_s: f64,
+    /// When it was in force: after `start_s` by however long applying it took (a node restart
+    /// takes seconds). None in older histories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_s: Option<f64>,
     pub end_s: Option<f64>,
     pub failed: bool,
     pub detail: String,
@@ -437,6 +442,7 @@ impl TimingChecker {
                         index,
                         kind: kind.clone(),
                         start_s,
+                        applied_s: None,
                         end_s: None,
                         failed: false,
                         detail: String::new(),
@@ -450,10 +456,18 @@ impl TimingChecker {
                 }
                 let f = &mut self.faults[i];
                 match phase {
-                    FaultPhase::Start => {
+                    FaultPhase::Invoke => {
                         f.start_s = start_s;
-                        f.detail = detail.clone();
                         self.fault_ns[i].0 = *t;
+                    }
+                    FaultPhase::Start => {
+                        // Without an invoke (an older history), the window opens here.
+                        if self.fault_ns[i].0 == u64::MAX {
+                            f.start_s = start_s;
+                            self.fault_ns[i].0 = *t;
+                        }
+                        f.applied_s = Some(start_s);
+                        f.detail = detail.clone();
                     }
                     FaultPhase::Stop => {
                         f.end_s = Some(start_s);
@@ -468,6 +482,10 @@ impl TimingChecker {
                     }
                     FaultPhase::Failed => {
                         f.failed = true;
+                        // Never in force: no send outage is its.
+                        if f.applied_s.is_none() {
+                            self.fault_ns[i].0 = u64::MAX;
+                        }
                         f.detail = if f.detail.is_empty() {
                             detail.clone()
                         } else {

@@ -67,6 +67,10 @@ pub enum FaultPhase {
     /// What the broker said once the fault was undone (a cluster's leader by then), asked after
     /// the stop was recorded so that asking does not move the stop's time.
     After,
+    /// Its start began (Jepsen's invoke): recorded before the fault is applied, so that one
+    /// whose start takes a while (a node restart: seconds) is on record from when it began to
+    /// act. `Start` follows once it is in force. (Appended last: older histories still read.)
+    Invoke,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

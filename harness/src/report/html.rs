@@ -224,6 +224,15 @@ fn seconds(m: &Metrics) -> f64 {
     last.chain(ends).chain(views).fold(1.0, f64::max)
 }
 
+/// When a fault began, for the table, and when it was in force if applying it took a while
+/// (a node restart: seconds).
+fn started(f: &crate::check::FaultWindow) -> String {
+    match f.applied_s {
+        Some(a) if a - f.start_s >= 0.5 => format!("{:.1} (in force {a:.1})", f.start_s),
+        _ => format!("{:.1}", f.start_s),
+    }
+}
+
 /// A fault's recovery time for the table: seconds, or why there is none.
 fn recovered(end: Option<f64>, after: Option<f64>) -> String {
     match (end, after) {
@@ -445,7 +454,7 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
                 .map(|m| {
                     m.faults
                         .iter()
-                        .map(|f| context! { index => f.index, kind => f.kind, start => format!("{:.1}", f.start_s), end => f.end_s.map_or("—".into(), |e| format!("{e:.1}")), outage => f.send_outage_s.map_or("—".into(), |s| format!("{s:.2}")), producers => recovered(f.end_s, f.producers_recovered_s), consumers => recovered(f.end_s, f.consumers_recovered_s), detail => f.detail })
+                        .map(|f| context! { index => f.index, kind => f.kind, start => started(f), end => f.end_s.map_or("—".into(), |e| format!("{e:.1}")), outage => f.send_outage_s.map_or("—".into(), |s| format!("{s:.2}")), producers => recovered(f.end_s, f.producers_recovered_s), consumers => recovered(f.end_s, f.consumers_recovered_s), detail => f.detail })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -603,6 +612,7 @@ mod tests {
                 producers_recovered_s: Some(0.1),
                 consumers_recovered_s: Some(0.5),
                 send_outage_s: Some(1.5),
+                applied_s: None,
                 nodes: Vec::new(),
             })
             .collect();

@@ -474,6 +474,7 @@ mod tests {
             producers_recovered_s: None,
             consumers_recovered_s: None,
             send_outage_s: None,
+            applied_s: None,
             nodes: Vec::new(),
         });
         let mut fine = never.clone();

@@ -598,6 +598,7 @@ mod tests {
             producers_recovered_s: None,
             consumers_recovered_s: None,
             send_outage_s: None,
+            applied_s: None,
             nodes: Vec::new(),
             recovery_s: None,
         };
@@ -623,6 +624,7 @@ mod tests {
             producers_recovered_s: None,
             consumers_recovered_s: None,
             send_outage_s: None,
+            applied_s: None,
             nodes: vec![effect("n10", "cut from n1"), effect("n1", "cut from n10")],
             recovery_s: None,
         };
