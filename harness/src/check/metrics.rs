@@ -523,14 +523,10 @@ mod tests {
             kind: "partition".into(),
             start_s: 1.0,
             end_s: end,
-            failed: false,
-            detail: String::new(),
             recovery_s: rec,
             producers_recovered_s: rec,
             consumers_recovered_s: rec,
-            send_outage_s: None,
-            applied_s: None,
-            nodes: Vec::new(),
+            ..Default::default()
         };
         let mut m = Metrics::default();
         assert_eq!(worst_recovery(&m), None, "no fault: nothing measured");

@@ -41,7 +41,7 @@ pub struct Window {
     pub broker_rss_bytes: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct FaultWindow {
     pub index: u32,
     pub kind: String,
@@ -442,15 +442,7 @@ impl TimingChecker {
                         index,
                         kind: kind.clone(),
                         start_s,
-                        applied_s: None,
-                        end_s: None,
-                        failed: false,
-                        detail: String::new(),
-                        recovery_s: None,
-                        producers_recovered_s: None,
-                        consumers_recovered_s: None,
-                        send_outage_s: None,
-                        nodes: Vec::new(),
+                        ..FaultWindow::default()
                     });
                     self.fault_ns.push((u64::MAX, None));
                 }

@@ -606,14 +606,12 @@ mod tests {
                 kind: "consumer-crash".into(),
                 start_s: 60.0 * i as f64 + 5.0,
                 end_s: Some(60.0 * i as f64 + 10.0),
-                failed: false,
                 detail: "SIGKILL consumer 1".into(),
                 recovery_s: Some(0.5),
                 producers_recovered_s: Some(0.1),
                 consumers_recovered_s: Some(0.5),
                 send_outage_s: Some(1.5),
-                applied_s: None,
-                nodes: Vec::new(),
+                ..Default::default()
             })
             .collect();
         let metrics = Metrics {

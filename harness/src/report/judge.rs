@@ -468,14 +468,7 @@ mod tests {
             kind: "partition".into(),
             start_s: 5.0,
             end_s: Some(10.0),
-            failed: false,
-            detail: String::new(),
-            recovery_s: None,
-            producers_recovered_s: None,
-            consumers_recovered_s: None,
-            send_outage_s: None,
-            applied_s: None,
-            nodes: Vec::new(),
+            ..Default::default()
         });
         let mut fine = never.clone();
         fine.faults[0].recovery_s = Some(1.0);

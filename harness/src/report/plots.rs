@@ -593,14 +593,7 @@ mod tests {
             kind: "consumer-crash".into(),
             start_s: 10.0,
             end_s: Some(15.0),
-            failed: false,
-            detail: String::new(),
-            producers_recovered_s: None,
-            consumers_recovered_s: None,
-            send_outage_s: None,
-            applied_s: None,
-            nodes: Vec::new(),
-            recovery_s: None,
+            ..Default::default()
         };
         let svg = time_plot("throughput", "msg/s", &[s], &[f], 1.0);
         assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
@@ -619,14 +612,8 @@ mod tests {
             kind: "node-partition".into(),
             start_s: 10.0,
             end_s: Some(40.0),
-            failed: false,
-            detail: String::new(),
-            producers_recovered_s: None,
-            consumers_recovered_s: None,
-            send_outage_s: None,
-            applied_s: None,
             nodes: vec![effect("n10", "cut from n1"), effect("n1", "cut from n10")],
-            recovery_s: None,
+            ..Default::default()
         };
         let kill = FaultWindow {
             index: 1,
