@@ -148,32 +148,32 @@ async fn run_window(w: Window, scope: Scope, rec: Recorder, load_start: Instant)
             return record(FaultPhase::Failed, format!("{e:#}"));
         }
     }
-    if w.stop.is_none() && fault.over_once_started() {
-        record(FaultPhase::Stop, String::new());
-        scope.activity.end();
-        if let Some(after) = fault.after().await {
-            record(FaultPhase::After, after);
-        }
-        return;
-    }
-    // A fault with no undo (a crash without restart) is over once applied.
-    if let Some(stop) = w.stop {
+    // How it ends: undone when its window closes; over as soon as it started (a node
+    // restart); or never, for a fault with no undo (a crash without restart).
+    let stopped = if w.stop.is_none() && fault.over_once_started() {
+        Some(Ok(String::new()))
+    } else if let Some(stop) = w.stop {
         tokio::time::sleep_until((load_start + stop).into()).await;
-        match fault.stop().await {
-            Ok(detail) => {
-                // Recorded when it happened: the checkers read events in time order, and
-                // recovery counts from the stop.
-                record(FaultPhase::Stop, detail);
-                scope.activity.end();
-                if let Some(after) = fault.after().await {
-                    record(FaultPhase::After, after);
-                }
-                return;
+        Some(fault.stop().await)
+    } else {
+        None
+    };
+    match stopped {
+        Some(Ok(detail)) => {
+            // Recorded when it happened: the checkers read events in time order, and
+            // recovery counts from the stop.
+            record(FaultPhase::Stop, detail);
+            scope.activity.end();
+            if let Some(after) = fault.after().await {
+                record(FaultPhase::After, after);
             }
-            Err(e) => record(FaultPhase::Failed, format!("undoing: {e:#}")),
         }
+        Some(Err(e)) => {
+            record(FaultPhase::Failed, format!("undoing: {e:#}"));
+            scope.activity.end();
+        }
+        None => scope.activity.end(),
     }
-    scope.activity.end();
 }
 
 /// Broker faults through the target's control commands (shell commands that return when done).
