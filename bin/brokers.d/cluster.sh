@@ -478,7 +478,9 @@ cluster_view() {
   for n in "${CLUSTER_NODES[@]}"; do
     if out=$(node_eval "$n" 2 "$sees" 2>/dev/null) && out=$(ok_string "$out"); then
       echo "$n: $out" | nodes_as_n
-      [[ -n $asked || $out == paused* ]] || asked=$n
+      # The leader is asked of a node whose RabbitMQ runs: one that is booting would block
+      # the query on tables it has not loaded yet (and slow its own boot).
+      case $out in paused | starting | stopping) ;; *) [[ -n $asked ]] || asked=$n ;; esac
     else
       echo "$n: no answer"
     fi
