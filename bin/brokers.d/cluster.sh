@@ -8,9 +8,10 @@
 # Faults act in the kernel, inside the nodes' namespaces, with one nftables table per namespace
 # (inet brokerbench): a cut drops every packet between two members, in both directions, so TCP
 # sees real loss and retransmits; a loss rule drops that share of a node's packets at random.
-# This kernel has no sch_netem: a delay sends a link's packets through a netfilter queue to
-# `brokerbench delay-packets` instead (see cluster_delay); duplication and corruption are not
-# offered.
+# A second table (ip brokerbench, nftables' `dup` needs the ip family) sends a share twice.
+# This kernel has no sch_netem: delay, corruption and bursty (correlated) loss send a link's
+# packets through a netfilter queue to `brokerbench packet-faults` instead (see queue_packets),
+# which decides packet by packet.
 
 CLUSTER_NODES=(n1 n2 n3)
 CLUSTER_BRIDGE=brokerbench0
@@ -90,9 +91,14 @@ network_up() {
       in_ns "$n" ip link set eth0 up
     fi
     in_ns "$n" nft delete table inet brokerbench 2>/dev/null || true
+    in_ns "$n" nft delete table ip brokerbench 2>/dev/null || true
     in_ns "$n" nft -f - <<EOF
 table inet brokerbench {
   chain input { type filter hook input priority 0; policy accept; }
+  chain output { type filter hook output priority 0; policy accept; }
+}
+table ip brokerbench {
+  chain prerouting { type filter hook prerouting priority 0; policy accept; }
   chain output { type filter hook output priority 0; policy accept; }
 }
 EOF
@@ -264,131 +270,184 @@ cluster_cut() {
   log "cluster: cut $a | $b"
 }
 
-# loss N PCT: drop PCT% of the packets node N sends and receives on its link, at random.
-# loss A B PCT: only those between members A and B (nodes, or "clients"), both directions.
-cluster_loss() {
-  local pct=${*: -1} a=$1 b=${3:+$2} n other match share
-  [[ $pct =~ ^[0-9]+$ && $pct -ge 1 && $pct -le 100 ]] || die "cluster: loss takes a whole percentage 1..100, not '$pct'"
-  # numgen draws 0..99, so 100% is every packet: no draw at all.
-  share=(numgen random mod 100 "<" "$pct")
-  [[ $pct -lt 100 ]] || share=()
-  if [[ -z $b ]]; then
-    known_node "$a"
-    in_ns "$a" nft add rule inet brokerbench input iifname eth0 "${share[@]}" counter drop comment "\"loss $pct%\""
-    in_ns "$a" nft add rule inet brokerbench output oifname eth0 "${share[@]}" counter drop comment "\"loss $pct%\""
-    log "cluster: $pct% loss on $a"
-    return
-  fi
+# The packet faults below act on a link between members A and B (nodes, or "clients"), or with
+# one node N on all of its traffic. Each node end of the link acts on what it sends to the
+# other; toward the clients, whose end is the host, it also acts on what it receives from them,
+# so both directions are covered once. link_ends calls FN NODE OTHER for each node end (OTHER
+# empty: all of NODE's traffic).
+link_ends() { # FN A [B]
+  local fn=$1 a=$2 b=${3:-} n
+  if [[ -z $b ]]; then known_node "$a"; "$fn" "$a" ""; return; fi
   known_member "$a"; known_member "$b"
   [[ $a != "$b" ]] || die "cluster: no link from $a to itself"
-  # Each node end drops its share of what it receives from the other, and of what it sends
-  # to it: between two nodes the share is dropped once per direction, at the sender.
   for n in "$a" "$b"; do
     [[ $n == clients ]] && continue
-    other=$([[ $n == "$a" ]] && echo "$b" || echo "$a")
-    match=(ip daddr "$(member_addr "$other")")
-    in_ns "$n" nft add rule inet brokerbench output "${match[@]}" "${share[@]}" counter drop comment "\"loss $pct% to $other\""
-    if [[ $other == clients ]]; then
-      in_ns "$n" nft add rule inet brokerbench input ip saddr "$(member_addr "$other")" "${share[@]}" counter drop comment "\"loss $pct% from $other\""
-    fi
+    "$fn" "$n" "$([[ $n == "$a" ]] && echo "$b" || echo "$a")"
   done
-  log "cluster: $pct% loss between $a and $b"
+}
+# What node N's end of a link matches, in nft's words or iptables': OUT for what it sends, IN
+# for what it receives (empty when only the other end acts on it).
+link_match() { # nft|iptables OTHER
+  local addr
+  OUT=() IN=()
+  if [[ -z $2 ]]; then
+    if [[ $1 == nft ]]; then OUT=(oifname eth0) IN=(iifname eth0); else OUT=(-o eth0) IN=(-i eth0); fi
+    return
+  fi
+  addr=$(member_addr "$2")
+  if [[ $1 == nft ]]; then OUT=(ip daddr "$addr"); else OUT=(-d "$addr"); fi
+  [[ $2 == clients ]] || return 0
+  if [[ $1 == nft ]]; then IN=(ip saddr "$addr"); else IN=(-s "$addr"); fi
+}
+# How a rule names its link, for `faults`.
+link_name() { if [[ -n $1 ]]; then echo " to $1"; fi; }
+# The link's arguments: A B PCT... or N PCT..., told apart by whether the second is a number.
+# Sets A, B (empty for one node) and REST.
+link_args() {
+  A=$1 B=""
+  if [[ $# -ge 2 && ! $2 =~ ^[0-9]+$ ]]; then B=$2; shift; fi
+  shift
+  REST=("$@")
+}
+whole_pct() { # NAME VALUE MIN
+  [[ $2 =~ ^[0-9]+$ && $2 -ge $3 && $2 -le 100 ]] || die "cluster: $1 takes a whole percentage $3..100, not '$2'"
 }
 
-# delay N MS JITTER: hold every packet node N sends or receives on its link for MS ± JITTER ms.
-# delay A B MS JITTER [REORDER]: only those between members A and B (nodes, or "clients"), once
-# each way; REORDER percent of them pass at once, overtaking the held ones (netem's reorder).
-# This kernel has no sch_netem, so the packets go to a netfilter queue (iptables NFQUEUE) in
-# the node's namespace, where `brokerbench delay-packets` holds each for its delay (jitter:
-# uniform, so packets may overtake each other, as under netem). The queue fails open: if that
-# process dies, packets pass undelayed. $BROKERBENCH names the binary (the harness sets it).
+# loss N PCT [CORR] | loss A B PCT [CORR]: drop PCT% of the packets at random. Independent drops
+# are an nftables rule; with a correlation CORR% they come in bursts (the long-run share stays
+# PCT%), decided packet by packet in the queue loop.
+cluster_loss() {
+  local A B REST pct corr
+  link_args "$@"
+  [[ ${#REST[@]} -ge 1 && ${#REST[@]} -le 2 ]] || die "usage: bin/brokers loss NODE PERCENT [CORRELATION] | loss A B PERCENT [CORRELATION] (nodes n1..n3 or clients)"
+  pct=${REST[0]} corr=${REST[1]:-0}
+  whole_pct loss "$pct" 1; whole_pct correlation "$corr" 0
+  if [[ $corr -gt 0 ]]; then
+    LOOP=(--loss "$(share "$pct")" --correlation "$(share "$corr")") WHAT="loss $pct% (correlation $corr%)"
+    link_ends queue_end "$A" "$B"
+  else
+    WHAT="loss $pct%" NFT=(counter drop)
+    # numgen draws 0..99, so 100% is every packet: no draw at all.
+    [[ $pct -lt 100 ]] && NFT=(numgen random mod 100 "<" "$pct" counter drop)
+    link_ends drop_end "$A" "$B"
+  fi
+  log "cluster: $WHAT on $A${B:+ - $B}"
+}
+drop_end() { # N OTHER
+  link_match nft "$2"
+  in_ns "$1" nft add rule inet brokerbench output "${OUT[@]}" "${NFT[@]}" comment "\"$WHAT$(link_name "$2")\""
+  [[ ${#IN[@]} -eq 0 ]] || in_ns "$1" nft add rule inet brokerbench input "${IN[@]}" "${NFT[@]}" comment "\"$WHAT$(link_name "$2")\""
+}
+
+# duplicate N PCT | duplicate A B PCT: send PCT% of the packets twice (nftables `dup`, in the
+# kernel). What a node sends is copied on its way out; what it receives from the clients is
+# copied on its way in and handed to the node's own stack a second time.
+cluster_duplicate() {
+  local A B REST pct
+  link_args "$@"
+  [[ ${#REST[@]} -eq 1 ]] || die "usage: bin/brokers duplicate NODE PERCENT | duplicate A B PERCENT (nodes n1..n3 or clients)"
+  pct=${REST[0]}
+  whole_pct duplicate "$pct" 1
+  WHAT="duplicate $pct%" NFT=()
+  [[ $pct -lt 100 ]] && NFT=(numgen random mod 100 "<" "$pct")
+  link_ends dup_end "$A" "$B"
+  log "cluster: $WHAT on $A${B:+ - $B}"
+}
+dup_end() { # N OTHER
+  link_match nft "$2"
+  in_ns "$1" nft add rule ip brokerbench output "${OUT[@]}" "${NFT[@]}" counter dup to ip daddr comment "\"$WHAT$(link_name "$2")\""
+  # Only what came in on the link: the copy comes back in on lo and must not be copied again.
+  [[ ${#IN[@]} -eq 0 ]] || in_ns "$1" nft add rule ip brokerbench prerouting iifname eth0 "${IN[@]}" "${NFT[@]}" counter dup to ip daddr comment "\"$WHAT$(link_name "$2")\""
+}
+
+# corrupt N PCT | corrupt A B PCT: flip one bit of PCT% of the TCP and UDP packets, after
+# making their checksum whole, so that the receiver's kernel drops them as a damaged packet
+# (netstat's InCsumErrors) and TCP retransmits.
+cluster_corrupt() {
+  local A B REST pct
+  link_args "$@"
+  [[ ${#REST[@]} -eq 1 ]] || die "usage: bin/brokers corrupt NODE PERCENT | corrupt A B PERCENT (nodes n1..n3 or clients)"
+  pct=${REST[0]}
+  whole_pct corrupt "$pct" 1
+  LOOP=(--corrupt "$(share "$pct")") WHAT="corrupt $pct%"
+  link_ends queue_end "$A" "$B"
+  log "cluster: $WHAT on $A${B:+ - $B}"
+}
+
+# delay N MS JITTER | delay A B MS JITTER [REORDER]: hold every packet for MS ± JITTER ms
+# (uniform, so packets may overtake each other, as under netem); REORDER percent of them pass
+# at once, overtaking the held ones (netem's reorder).
 cluster_delay() {
-  local a b="" ms jitter reorder=0 n other bin
-  case $# in
-    3) a=$1 ms=$2 jitter=$3 ;;
-    4 | 5) a=$1 b=$2 ms=$3 jitter=$4 reorder=${5:-0} ;;
-    *) die "usage: bin/brokers delay NODE MS JITTER_MS | delay A B MS JITTER_MS [REORDER_PCT] (nodes n1..n3 or clients)" ;;
-  esac
-  [[ $reorder =~ ^[0-9]+$ && $reorder -le 100 ]] || die "cluster: reorder takes a whole percentage 0..100, not '$reorder'"
+  local A B REST ms jitter reorder
+  link_args "$@"
+  [[ ${#REST[@]} -ge 2 && ${#REST[@]} -le 3 ]] || die "usage: bin/brokers delay NODE MS JITTER_MS [REORDER_PCT] | delay A B MS JITTER_MS [REORDER_PCT] (nodes n1..n3 or clients)"
+  ms=${REST[0]} jitter=${REST[1]} reorder=${REST[2]:-0}
+  whole_pct reorder "$reorder" 0
   [[ $ms =~ ^[0-9]+$ && $ms -ge 1 && $ms -le 60000 ]] || die "cluster: delay takes whole milliseconds 1..60000, not '$ms'"
   [[ $jitter =~ ^[0-9]+$ && $jitter -le $ms ]] || die "cluster: jitter takes whole milliseconds 0..$ms (at most the delay), not '$jitter'"
-  bin=$(brokerbench_bin)
-  if [[ -z $b ]]; then
-    known_node "$a"
-    delay_packets "$a" "$bin" "$ms" "$jitter" 0 "delay ${ms}ms" -o eth0 -- -i eth0
-    log "cluster: ${ms}±${jitter} ms delay on $a"
-    return
-  fi
-  known_member "$a"; known_member "$b"
-  [[ $a != "$b" ]] || die "cluster: no link from $a to itself"
-  # As with loss: a node end delays what it sends to the other; toward the clients, whose end
-  # is the host, it also delays what it receives from them.
-  for n in "$a" "$b"; do
-    [[ $n == clients ]] && continue
-    other=$([[ $n == "$a" ]] && echo "$b" || echo "$a")
-    if [[ $other == clients ]]; then
-      delay_packets "$n" "$bin" "$ms" "$jitter" "$reorder" "delay ${ms}ms to $other" -d "$(member_addr "$other")" -- -s "$(member_addr "$other")"
-    else
-      delay_packets "$n" "$bin" "$ms" "$jitter" "$reorder" "delay ${ms}ms to $other" -d "$(member_addr "$other")"
-    fi
-  done
-  if [[ $reorder == 0 ]]; then log "cluster: ${ms}±${jitter} ms delay between $a and $b"
-  else log "cluster: ${ms}±${jitter} ms delay between $a and $b, $reorder% reordered (passed at once)"; fi
+  LOOP=(--delay "${ms}ms" --jitter "${jitter}ms" --reorder "$(share "$reorder")") WHAT="delay ${ms}ms"
+  link_ends queue_end "$A" "$B"
+  if [[ $reorder == 0 ]]; then log "cluster: ${ms}±${jitter} ms delay on $A${B:+ - $B}"
+  else log "cluster: ${ms}±${jitter} ms delay on $A${B:+ - $B}, $reorder% reordered (passed at once)"; fi
 }
+share() { awk -v p="$1" 'BEGIN { print p / 100 }'; }
 
 brokerbench_bin() {
   local c
   for c in "${BROKERBENCH:-}" "${CARGO_TARGET_DIR:-$root/harness/target}/release/brokerbench" "$(command -v brokerbench || true)"; do
     [[ -n $c && -x $c ]] && { echo "$c"; return; }
   done
-  die "cluster: delay needs the brokerbench binary: build it (cargo build --release) or set BROKERBENCH=/path/to/brokerbench"
+  die "cluster: delay, corrupt and correlated loss need the brokerbench binary: build it (cargo build --release) or set BROKERBENCH=/path/to/brokerbench"
 }
 
-# delay_packets N BIN MS JITTER REORDER COMMENT OUTPUT-MATCH... [-- INPUT-MATCH...]: start a delay loop
-# on a fresh queue of node N's namespace, wait until it listens, then queue the matching
-# packets to it.
-delay_packets() {
-  local n=$1 bin=$2 ms=$3 jitter=$4 reorder=$5 comment=$6 dir queue i
-  shift 6
-  local out=() in=()
-  while [[ $# -gt 0 && $1 != -- ]]; do out+=("$1"); shift; done
-  [[ $# -gt 0 ]] && { shift; in=("$@"); }
-  dir=$(cluster_state)/delay
+# queue_end N OTHER: start a packet-faults loop ($LOOP) on a fresh netfilter queue of node N's
+# namespace, wait until it listens, then queue the link's packets to it (iptables NFQUEUE; this
+# kernel has no sch_netem). The queue fails open: if the loop dies, packets pass untouched.
+queue_end() {
+  local n=$1 dir queue i bin mark
+  bin=$(brokerbench_bin)
+  link_match iptables "$2"
+  dir=$(cluster_state)/queues
   mkdir -p "$dir"
   queue=$(( $(cat "$dir/$n.queues" 2>/dev/null || echo 0) + 1 ))
+  [[ $queue -le 31 ]] || die "cluster: $n has 31 packet faults in force already"
   echo "$queue" >"$dir/$n.queues"
+  # Each loop marks what it lets go with its own bit and hands it back to the hook, whose next
+  # rule takes it: faults on one link stack, as netem's options do.
+  mark=$((1 << queue))
   # One simple command, so that each of nohup, ip and the loop execs the next: $! is the
   # loop's own pid, which heal signals.
-  nohup ip netns exec "$(node_ns "$n")" "$bin" delay-packets --queue "$queue" --delay "${ms}ms" \
-    --jitter "${jitter}ms" --reorder "$(awk -v p="$reorder" 'BEGIN { print p / 100 }')" \
+  nohup ip netns exec "$(node_ns "$n")" "$bin" packet-faults --queue "$queue" --mark "$mark" "${LOOP[@]}" \
     --seed "$queue" </dev/null >>"$dir/$n.log" 2>&1 &
   echo $! >"$dir/$n.$queue.pid"
   # The kernel lists a namespace's bound queues in /proc/net/netfilter/nfnetlink_queue.
   for i in $(seq 50); do
     in_ns "$n" awk -v q="$queue" '$1 == q { found = 1 } END { exit !found }' /proc/net/netfilter/nfnetlink_queue && break
-    kill -0 "$(cat "$dir/$n.$queue.pid")" 2>/dev/null || die "cluster: the delay loop on $n exited: $(tail -3 "$dir/$n.log")"
-    [[ $i -lt 50 ]] || die "cluster: the delay loop on $n did not bind queue $queue within 5 s"
+    kill -0 "$(cat "$dir/$n.$queue.pid")" 2>/dev/null || die "cluster: the packet loop on $n exited: $(tail -3 "$dir/$n.log")"
+    [[ $i -lt 50 ]] || die "cluster: the packet loop on $n did not bind queue $queue within 5 s"
     sleep 0.1
   done
-  local to=(-j NFQUEUE --queue-num "$queue" --queue-bypass -m comment --comment "$comment")
-  in_ns "$n" iptables -w -A OUTPUT "${out[@]}" "${to[@]}"
-  [[ ${#in[@]} -eq 0 ]] || in_ns "$n" iptables -w -A INPUT "${in[@]}" "${to[@]}"
+  local to=(-m mark ! --mark "$mark/$mark" -j NFQUEUE --queue-num "$queue" --queue-bypass -m comment --comment "$WHAT$(link_name "$2")")
+  in_ns "$n" iptables -w -A OUTPUT "${OUT[@]}" "${to[@]}"
+  [[ ${#IN[@]} -eq 0 ]] || in_ns "$n" iptables -w -A INPUT "${IN[@]}" "${to[@]}"
 }
 
-# heal: remove every cut, loss and delay (the namespaces stay).
+# heal: remove every cut, loss, delay, duplication and corruption (the namespaces stay).
 cluster_faults_heal() {
   local n pf
   for n in "${CLUSTER_NODES[@]}"; do
     ip netns list | grep -qw "$(node_ns "$n")" || continue
     in_ns "$n" nft flush chain inet brokerbench input
     in_ns "$n" nft flush chain inet brokerbench output
-    if [[ -n $(compgen -G "$(cluster_state)/delay/$n.*.pid") ]]; then
+    in_ns "$n" nft flush table ip brokerbench 2>/dev/null || true
+    if [[ -n $(compgen -G "$(cluster_state)/queues/$n.*.pid") ]]; then
       in_ns "$n" iptables -w -F INPUT; in_ns "$n" iptables -w -F OUTPUT
       # Stopped after its rules are gone, so it lets go of what it still holds.
-      for pf in "$(cluster_state)/delay/$n".*.pid; do
+      for pf in "$(cluster_state)/queues/$n".*.pid; do
         kill -TERM "$(cat "$pf")" 2>/dev/null || true
         rm -f "$pf"
       done
+      rm -f "$(cluster_state)/queues/$n.queues"
     fi
   done
 }
@@ -397,7 +456,7 @@ cluster_faults_heal() {
 cluster_faults() {
   local n
   for n in "${CLUSTER_NODES[@]}"; do
-    echo "$n: $({ in_ns "$n" nft list table inet brokerbench 2>/dev/null | grep -o 'comment "[^"]*"' | sed 's/comment //'
+    echo "$n: $({ in_ns "$n" nft list ruleset 2>/dev/null | grep -o 'comment "[^"]*"' | sed 's/comment //'
       in_ns "$n" iptables -w -S 2>/dev/null | grep -o -- '--comment "[^"]*"' | sed 's/--comment //'; } | sed 's/"//g' | sort -u | paste -sd, - || true)"
   done
 }
@@ -502,7 +561,9 @@ cluster_command() {
     node) [[ $# -eq 2 ]] || die "usage: bin/brokers node kill|pause|resume|start|restart n1|n2|n3"; node_control "$1" "$2" ;;
     cut) [[ $# -eq 2 ]] || die "usage: bin/brokers cut A B (nodes n1..n3 or clients)"; cluster_cut "$1" "$2" ;;
     delay) cluster_delay "$@" ;;
-    loss) [[ $# -eq 2 || $# -eq 3 ]] || die "usage: bin/brokers loss NODE PERCENT | loss A B PERCENT (nodes n1..n3 or clients)"; cluster_loss "$@" ;;
+    loss) cluster_loss "$@" ;;
+    duplicate) cluster_duplicate "$@" ;;
+    corrupt) cluster_corrupt "$@" ;;
     heal) cluster_faults_heal; log "cluster: healed" ;;
     faults) cluster_faults ;;
     leader) [[ $# -eq 1 ]] || die "usage: bin/brokers leader QUEUE_PREFIX"; cluster_leader "$1" ;;

@@ -264,3 +264,31 @@ fn a_partition_handling_the_target_cannot_set_is_refused_at_the_option() {
         "{err}"
     );
 }
+
+/// A profile whose loss command has no `{correlation}` would run bursty loss as independent
+/// loss without a word: the run is refused at the fault, naming the missing placeholder.
+#[test]
+fn a_fault_parameter_the_profiles_command_does_not_take_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = std::fs::read_to_string(repo().join("targets/local-cluster.yaml"))
+        .unwrap()
+        .replace(" {percent} {correlation}", " {percent}");
+    assert!(!profile.contains("{correlation}"));
+    // Refused before any of its commands runs, so it can live anywhere.
+    let target = dir.path().join("without-correlation.yaml");
+    std::fs::write(&target, profile).unwrap();
+    let w = workload(
+        dir.path(),
+        "w",
+        "name: w\nbrokers: [rabbitmq]\nload: { rate: 10/s, duration: 1s }\nfaults:\n  - { kind: node-loss, loss: 5%, correlation: 50%, at: 0s, duration: 1s }\n",
+    );
+    let out = run_against(&target, &dir.path().join("r"), &[w.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("w.yaml:5:5: fault node-loss sets parameters")
+            && err.contains("has no {correlation}"),
+        "{err}"
+    );
+    assert!(!dir.path().join("r").exists());
+}

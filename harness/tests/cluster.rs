@@ -14,7 +14,7 @@ use common::*;
 fn brokers(args: &[&str]) -> Output {
     std::process::Command::new(repo().join("bin/brokers"))
         .args(args)
-        // `delay` runs this build's `brokerbench delay-packets` in the node's namespace.
+        // Packet faults run this build's `brokerbench packet-faults` in the node's namespace.
         .env("BROKERBENCH", env!("CARGO_BIN_EXE_brokerbench"))
         .current_dir(repo())
         .output()
@@ -406,10 +406,10 @@ fn a_delay_holds_the_packets_of_one_link_until_healed() {
     // Without jitter every packet waits the same, so order is kept; with `reorder`, that share
     // passes at once and overtakes the held ones.
     ok(&["delay", "n1", "clients", "30", "0"]);
-    let kept = udp_arrival_order(n1);
+    let kept = udp_arrival_order();
     ok(&["heal"]);
     ok(&["delay", "n1", "clients", "30", "0", "25"]);
-    let mixed = udp_arrival_order(n1);
+    let mixed = udp_arrival_order();
     ok(&["heal"]);
     assert_eq!(kept.len(), 200, "datagrams lost: {kept:?}");
     assert_eq!(inversions(&kept), 0, "reordered without reorder: {kept:?}");
@@ -417,7 +417,7 @@ fn a_delay_holds_the_packets_of_one_link_until_healed() {
     assert!(inversions(&mixed) > 10, "not reordered: {mixed:?}");
     // heal stops the loops too, not only their rules.
     let left = std::process::Command::new("pgrep")
-        .args(["-af", "delay-packets --queue"])
+        .args(["-af", "packet-faults --queue"])
         .output()
         .unwrap();
     assert!(
@@ -428,26 +428,181 @@ fn a_delay_holds_the_packets_of_one_link_until_healed() {
 }
 
 /// The order in which 200 numbered UDP datagrams, sent 1 ms apart from the host, reached a
-/// listener inside n1's namespace at `addr`.
-fn udp_arrival_order(addr: &str) -> Vec<u32> {
-    let listener = "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('0.0.0.0', 9999))\ns.settimeout(3)\nseen = []\ntry:\n    while len(seen) < 200:\n        seen.append(s.recv(64).decode())\nexcept socket.timeout:\n    pass\nprint(','.join(seen))";
-    let child = std::process::Command::new("ip")
-        .args(["netns", "exec", "brokerbench-n1", "python3", "-c", listener])
+/// listener inside n1's namespace.
+fn udp_arrival_order() -> Vec<u32> {
+    udp_probe("clients", "n1", 200)
+}
+
+/// Send `count` numbered UDP datagrams 1 ms apart from member `from` (a node, or `clients`:
+/// the host) to a listener inside node `to`'s namespace; the numbers in the order they
+/// arrived, duplicates included, once nothing more came for 2 s.
+fn udp_probe(from: &str, to: &str, count: u32) -> Vec<u32> {
+    let listener = "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('0.0.0.0', 9999))\ns.settimeout(2)\nseen = []\ntry:\n    while True:\n        seen.append(s.recv(64).decode())\nexcept socket.timeout:\n    pass\nprint(','.join(seen))";
+    let child = in_namespace(to)
+        .args(["python3", "-c", listener])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("starting the UDP listener");
     std::thread::sleep(Duration::from_millis(500));
-    let out = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
-    for i in 0..200u32 {
-        out.send_to(i.to_string().as_bytes(), (addr, 9999)).unwrap();
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let addr = format!("10.77.0.1{}", &to[1..]);
+    let sender = format!(
+        "import socket, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor i in range({count}):\n    s.sendto(str(i).encode(), ('{addr}', 9999))\n    time.sleep(0.001)"
+    );
+    let sent = in_namespace(from)
+        .args(["python3", "-c", &sender])
+        .output()
+        .expect("running the UDP sender");
+    assert!(sent.status.success(), "UDP sender: {}", stderr(&sent));
     let o = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&o.stdout)
         .trim()
         .split(',')
         .filter_map(|x| x.parse().ok())
         .collect()
+}
+
+/// A command run on the host (`clients`) or inside a node's network namespace.
+fn in_namespace(member: &str) -> std::process::Command {
+    if member == "clients" {
+        return std::process::Command::new("env");
+    }
+    let mut c = std::process::Command::new("ip");
+    c.args(["netns", "exec", &format!("brokerbench-{member}")]);
+    c
+}
+
+/// How many UDP datagrams node `n`'s kernel dropped as damaged, and how many of those for a
+/// wrong checksum (/proc/net/snmp's InErrors and InCsumErrors).
+fn udp_errors(n: &str) -> (u64, u64) {
+    let o = in_namespace(n)
+        .args(["cat", "/proc/net/snmp"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp: "));
+    let (names, values) = (udp.next().unwrap(), udp.next().unwrap());
+    let field = |name: &str| -> u64 {
+        let at = names.split_whitespace().position(|f| f == name).unwrap();
+        values.split_whitespace().nth(at).unwrap().parse().unwrap()
+    };
+    (field("InErrors"), field("InCsumErrors"))
+}
+
+/// The mean length of the runs of datagrams that never arrived, of `count` sent.
+fn mean_gap(arrived: &[u32], count: u32) -> f64 {
+    let mut got = vec![false; count as usize];
+    for &i in arrived {
+        got[i as usize] = true;
+    }
+    let lost = got.iter().filter(|g| !**g).count();
+    let runs = got.windows(2).filter(|w| w[0] && !w[1]).count() + usize::from(!got[0]);
+    lost as f64 / runs.max(1) as f64
+}
+
+/// Duplication, corruption and bursty loss, each on one link and measured on a UDP probe: a
+/// duplicated share arrives twice; a corrupted share arrives damaged and the receiving kernel
+/// drops it for its checksum (and counts it); correlated loss drops in runs while independent
+/// loss drops one at a time; faults on one link stack; nothing is left after the heal. This
+/// kernel has no sch_netem: duplication is nftables' `dup`, the others a netfilter queue.
+#[test]
+fn duplication_corruption_and_bursty_loss_act_on_their_link_until_healed() {
+    let _brokers = owning_brokers();
+    let _cluster = Cluster::up();
+    const N: u32 = 1000;
+    let distinct = |v: &[u32]| v.iter().collect::<std::collections::BTreeSet<_>>().len();
+
+    ok(&["duplicate", "n1", "clients", "30"]);
+    assert!(ok(&["faults"]).contains("n1: duplicate 30% to clients"));
+    let twice = udp_probe("clients", "n1", N);
+    // Between two nodes, from either end.
+    ok(&["duplicate", "n2", "n3", "30"]);
+    let peers = udp_probe("n3", "n2", N);
+    let untouched = udp_probe("n3", "n1", N);
+    ok(&["heal"]);
+    no_faults_left("after heal");
+    let healed = udp_probe("clients", "n1", N);
+    for (v, what) in [(&twice, "clients -> n1"), (&peers, "n3 -> n2")] {
+        assert_eq!(distinct(v), N as usize, "{what}: datagrams lost");
+        let extra = v.len() - N as usize;
+        assert!(
+            (200..400).contains(&extra),
+            "{what}: {extra} duplicates of {N}"
+        );
+    }
+    assert_eq!(untouched.len(), N as usize, "n3 -> n1 duplicated too");
+    assert_eq!(healed.len(), N as usize, "still duplicated after heal");
+
+    // Corruption: the share that was damaged is exactly what the receiver dropped as damaged,
+    // most for their checksum (the others had their length flipped past the packet's end);
+    // nothing else went missing.
+    let before = udp_errors("n1");
+    ok(&["corrupt", "n1", "clients", "20"]);
+    assert!(ok(&["faults"]).contains("n1: corrupt 20% to clients"));
+    let damaged = udp_probe("clients", "n1", N);
+    ok(&["heal"]);
+    let after = udp_errors("n1");
+    let (dropped, checksums) = (after.0 - before.0, after.1 - before.1);
+    let missing = N as usize - damaged.len();
+    assert!((120..280).contains(&missing), "{missing} of {N} corrupted");
+    assert_eq!(
+        dropped, missing as u64,
+        "drops as damaged against missing datagrams"
+    );
+    assert!(
+        checksums * 10 >= dropped * 6,
+        "{checksums} of {dropped} for their checksum"
+    );
+    assert_eq!(distinct(&damaged), damaged.len());
+
+    // Loss: about the share asked either way, but with a correlation the drops come in runs.
+    ok(&["loss", "n1", "clients", "30"]);
+    let independent = udp_probe("clients", "n1", N);
+    ok(&["heal"]);
+    ok(&["loss", "n1", "clients", "30", "75"]);
+    assert!(ok(&["faults"]).contains("n1: loss 30% (correlation 75%) to clients"));
+    let bursty = udp_probe("clients", "n1", N);
+    ok(&["heal"]);
+    for (v, what) in [(&independent, "independent"), (&bursty, "correlated")] {
+        let share = 1.0 - v.len() as f64 / N as f64;
+        assert!((0.15..0.45).contains(&share), "{what} loss: {share}");
+    }
+    let (one_by_one, in_runs) = (mean_gap(&independent, N), mean_gap(&bursty, N));
+    assert!(
+        one_by_one < 2.0,
+        "independent drops in runs of {one_by_one}"
+    );
+    assert!(in_runs > 3.0, "correlated drops in runs of only {in_runs}");
+
+    // Stacked on one link: a delay and corruption both act (each loop hands what it passes to
+    // the next rule), and the delay keeps its order.
+    ok(&["delay", "n1", "clients", "30", "0"]);
+    ok(&["corrupt", "n1", "clients", "20"]);
+    let before = udp_errors("n1").0;
+    let started = Instant::now();
+    assert!(
+        connect_ms("clients", "10.77.0.11", "5672") >= 59.0,
+        "the delay was lost"
+    );
+    let both = udp_probe("clients", "n1", N);
+    ok(&["heal"]);
+    let dropped = udp_errors("n1").0 - before;
+    assert!(
+        (120..280).contains(&(N as usize - both.len())) && dropped > 100,
+        "{} of {N} arrived, {dropped} checksum drops, in {:?}",
+        both.len(),
+        started.elapsed()
+    );
+    assert_eq!(inversions(&both), 0, "reordered");
+    no_faults_left("after heal");
+    let left = std::process::Command::new("pgrep")
+        .args(["-af", "packet-faults --queue"])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "packet loops left running after heal: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
 }
 
 /// How many datagrams arrived after one numbered higher.

@@ -45,6 +45,10 @@ pub struct Kind {
     pub start: &'static [&'static str],
     /// Those that undo it, when its window ends (`duration` or `restart_after`).
     pub undo: &'static [&'static str],
+    /// The placeholders its start command fills from its parameters, `(placeholder,
+    /// parameter)`: a profile whose command lacks one would drop that parameter silently, so a
+    /// fault that sets it is refused before the run.
+    pub fills: &'static [(&'static str, &'static str)],
     /// Process faults: which worker processes a window acts on.
     pub workers: Option<fn(&Window) -> Workers>,
     /// Network faults: the toxic the proxy applies (value checks give the user's error).
@@ -66,6 +70,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: false,
         start: &[],
         undo: &[],
+        fills: &[],
         workers: Some(|_| Workers::Consumers),
         toxic: None,
         build: crash,
@@ -79,6 +84,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: false,
         start: &[],
         undo: &[],
+        fills: &[],
         workers: Some(|_| Workers::Producers),
         toxic: None,
         build: crash,
@@ -92,6 +98,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &[],
         undo: &[],
+        fills: &[],
         workers: Some(|w| w.workers),
         toxic: None,
         build: |w, s| {
@@ -111,6 +118,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &[],
         undo: &[],
+        fills: &[],
         workers: None,
         toxic: Some(|_| Ok(Toxic::Partition)),
         build: proxied,
@@ -124,6 +132,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &[],
         undo: &[],
+        fills: &[],
         workers: None,
         toxic: Some(|f| {
             Ok(Toxic::Latency {
@@ -143,6 +152,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &[],
         undo: &[],
+        fills: &[],
         workers: None,
         toxic: Some(|f| {
             let rate = f.rate.unwrap_or_default().0;
@@ -165,6 +175,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &[],
         undo: &[],
+        fills: &[],
         workers: None,
         toxic: Some(|f| {
             let size = f.slice_size.unwrap_or_default().0;
@@ -188,6 +199,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &[],
         undo: &[],
+        fills: &[],
         workers: None,
         toxic: Some(|f| {
             Ok(Toxic::LimitData {
@@ -206,6 +218,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &[],
         undo: &[],
+        fills: &[],
         workers: None,
         toxic: Some(|f| Ok(Toxic::SlowClose(f.delay.unwrap_or_default().0))),
         build: proxied,
@@ -219,6 +232,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &[],
         undo: &[],
+        fills: &[],
         workers: None,
         toxic: Some(|_| Ok(Toxic::ResetPeer)),
         build: proxied,
@@ -232,6 +246,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &[],
         undo: &[],
+        fills: &[],
         workers: None,
         toxic: Some(|f| Ok(Toxic::Blackhole(direction(f)))),
         build: proxied,
@@ -245,6 +260,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &[],
         undo: &[],
+        fills: &[],
         workers: None,
         toxic: Some(|_| Ok(Toxic::Down)),
         build: proxied,
@@ -258,6 +274,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: false,
         start: &["kill"],
         undo: &["start"],
+        fills: &[],
         workers: None,
         toxic: None,
         build: broker,
@@ -271,6 +288,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &["pause"],
         undo: &["resume"],
+        fills: &[],
         workers: None,
         toxic: None,
         build: broker,
@@ -284,6 +302,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: false,
         start: &["kill", "start"],
         undo: &["start"],
+        fills: &[],
         workers: None,
         toxic: None,
         build: broker,
@@ -297,6 +316,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &["cut"],
         undo: &["heal"],
+        fills: &[],
         workers: None,
         toxic: None,
         build: node,
@@ -310,6 +330,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: false,
         start: &["node_kill"],
         undo: &["node_start"],
+        fills: &[],
         workers: None,
         toxic: None,
         build: node,
@@ -323,6 +344,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &["node_pause"],
         undo: &["node_resume"],
+        fills: &[],
         workers: None,
         toxic: None,
         build: node,
@@ -336,6 +358,7 @@ pub const KINDS: &[Kind] = &[
         needs_duration: false,
         start: &["node_restart"],
         undo: &[],
+        fills: &[],
         workers: None,
         toxic: None,
         build: node,
@@ -344,11 +367,12 @@ pub const KINDS: &[Kind] = &[
         kind: FaultKind::NodeLoss,
         name: "node-loss",
         family: Family::Node,
-        takes: &["target", "loss", "links"],
+        takes: &["target", "loss", "correlation", "links"],
         needs: &["loss"],
         needs_duration: true,
         start: &["loss"],
         undo: &["heal"],
+        fills: &[("{percent}", "loss"), ("{correlation}", "correlation")],
         workers: None,
         toxic: None,
         build: node,
@@ -362,11 +386,50 @@ pub const KINDS: &[Kind] = &[
         needs_duration: true,
         start: &["delay"],
         undo: &["heal"],
+        fills: &[
+            ("{ms}", "latency"),
+            ("{jitter_ms}", "jitter"),
+            ("{reorder}", "reorder"),
+        ],
+        workers: None,
+        toxic: None,
+        build: node,
+    },
+    Kind {
+        kind: FaultKind::NodeDuplicate,
+        name: "node-duplicate",
+        family: Family::Node,
+        takes: &["target", "duplicate", "links"],
+        needs: &["duplicate"],
+        needs_duration: true,
+        start: &["duplicate"],
+        undo: &["heal"],
+        fills: &[("{percent}", "duplicate")],
+        workers: None,
+        toxic: None,
+        build: node,
+    },
+    Kind {
+        kind: FaultKind::NodeCorrupt,
+        name: "node-corrupt",
+        family: Family::Node,
+        takes: &["target", "corrupt", "links"],
+        needs: &["corrupt"],
+        needs_duration: true,
+        start: &["corrupt"],
+        undo: &["heal"],
+        fills: &[("{percent}", "corrupt")],
         workers: None,
         toxic: None,
         build: node,
     },
 ];
+
+/// Whether a kind acts on the packets of nodes' links (it takes `links`): a property of the
+/// network, so it acts on every node unless the workload names a target.
+fn on_packets(e: &Kind) -> bool {
+    e.family == Family::Node && e.takes.contains(&"links")
+}
 
 /// The table's entry for a kind. Every `FaultKind` has one (a unit test checks).
 pub fn kind(k: FaultKind) -> &'static Kind {
@@ -400,6 +463,16 @@ pub fn required_commands(f: &FaultSpec) -> Vec<&'static str> {
         v.insert(0, "leader");
     }
     v
+}
+
+/// The placeholders a fault needs in its start command, for the parameters it sets.
+pub fn unfilled(f: &FaultSpec, command: &str) -> Vec<&'static str> {
+    kind(f.kind)
+        .fills
+        .iter()
+        .filter(|(ph, param)| f.is_set(param) && !command.contains(ph))
+        .map(|(ph, _)| *ph)
+        .collect()
 }
 
 /// The toxic a network fault puts on the proxy (None for the other families).
@@ -473,11 +546,36 @@ fn node(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
         },
         FaultKind::NodeLoss => {
             let percent = w.node.loss.context("node-loss needs `loss`")?;
+            let correlation = w.node.correlation.map_or(0, |p| p.0);
+            let bursts = match correlation {
+                0 => String::new(),
+                c => format!(" (correlation {c}%)"),
+            };
             node::Action::OnLinks {
                 start: e.start[0],
                 heal: undo.context("packet loss needs its duration and its undo command")?,
+                with: vec![
+                    ("{percent}", percent.0.to_string()),
+                    ("{correlation}", correlation.to_string()),
+                ],
+                what: format!("{percent} loss{bursts} to"),
+                links: w.node.links,
+            }
+        }
+        FaultKind::NodeDuplicate | FaultKind::NodeCorrupt => {
+            let (percent, what) = if w.kind == FaultKind::NodeDuplicate {
+                (w.node.duplicate, "duplicated")
+            } else {
+                (w.node.corrupt, "corrupted")
+            };
+            let percent = percent.with_context(|| format!("{} needs its share", e.name))?;
+            node::Action::OnLinks {
+                start: e.start[0],
+                heal: undo.with_context(|| {
+                    format!("{} needs its duration and its undo command", e.name)
+                })?,
                 with: vec![("{percent}", percent.0.to_string())],
-                what: format!("{percent} loss to"),
+                what: format!("{percent} {what} to"),
                 links: w.node.links,
             }
         }
@@ -512,10 +610,8 @@ fn node(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
     };
     let target = match &w.node.target {
         Some(t) => node::parse_node_target(t).map_err(anyhow::Error::msg)?,
-        // Loss and delay are properties of the network: every node's, unless the workload says.
-        None if matches!(w.kind, FaultKind::NodeLoss | FaultKind::NodeDelay) => {
-            node::NodeTarget::All
-        }
+        // Packet faults are properties of the network: every node's, unless the workload says.
+        None if on_packets(e) => node::NodeTarget::All,
         None => node::NodeTarget::One,
     };
     let shape = w

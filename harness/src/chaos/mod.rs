@@ -4,7 +4,7 @@
 pub mod faults;
 pub mod network;
 pub mod node;
-pub mod packet_delay;
+pub mod packet_queue;
 pub mod process;
 pub mod proxy;
 pub mod schedule;

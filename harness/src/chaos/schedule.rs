@@ -98,9 +98,16 @@ pub struct NodeParams {
     /// node-partition: how the nodes are split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shape: Option<Shape>,
-    /// node-loss: the share of packets dropped.
+    /// node-loss: the share of packets dropped, and how much one drop follows the last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<Percent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<Percent>,
+    /// node-duplicate, node-corrupt: the share of packets sent twice, or damaged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<Percent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrupt: Option<Percent>,
     /// node-delay: how long each packet is held, and by how much that varies either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<Duration>,
@@ -109,7 +116,7 @@ pub struct NodeParams {
     /// node-delay: the share of packets passed on at once, ahead of the delayed ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reorder: Option<Percent>,
-    /// node-loss, node-delay: on which of the chosen nodes' links.
+    /// Packet faults: on which of the chosen nodes' links.
     #[serde(default)]
     pub links: Links,
 }
@@ -164,6 +171,9 @@ pub fn expand(
                     target: f.target.clone(),
                     shape: f.shape.clone(),
                     loss: f.loss,
+                    correlation: f.correlation,
+                    duplicate: f.duplicate,
+                    corrupt: f.corrupt,
                     latency: f.latency.map(|d| d.0),
                     jitter: f.jitter.map(|d| d.0).unwrap_or_default(),
                     reorder: f.reorder,
@@ -207,6 +217,9 @@ mod tests {
             reset_after: None,
             shape: None,
             loss: None,
+            correlation: None,
+            duplicate: None,
+            corrupt: None,
             links: None,
             reorder: None,
         }

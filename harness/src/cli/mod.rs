@@ -117,19 +117,33 @@ enum Command {
         #[arg(long, value_enum, default_value = "jsonl")]
         format: HistoryFormat,
     },
-    /// Hold the packets of a netfilter queue for a delay (started by the local cluster's
-    /// `delay` command inside a node's network namespace; see chaos::packet_delay).
+    /// Decide the fate of each packet of a netfilter queue: delay, correlated loss, corruption
+    /// (started by the local cluster's `delay`, `loss` and `corrupt` commands inside a node's
+    /// network namespace; see chaos::packet_queue).
     #[command(hide = true)]
-    DelayPackets {
+    PacketFaults {
         #[arg(long)]
         queue: u16,
+        /// The bit this loop sets in the netfilter mark of the packets it lets go (its rule
+        /// skips packets that carry it).
         #[arg(long)]
+        mark: u32,
+        #[arg(long, default_value = "0s")]
         delay: crate::workload::units::Dur,
         #[arg(long, default_value = "0s")]
         jitter: crate::workload::units::Dur,
         /// The share of packets (0 to 1) passed on at once, ahead of the held ones.
         #[arg(long, default_value_t = 0.0)]
         reorder: f64,
+        /// The share of packets (0 to 1) dropped...
+        #[arg(long, default_value_t = 0.0)]
+        loss: f64,
+        /// ...and how much a packet's fate follows the last one's (0 to 1; bursts).
+        #[arg(long, default_value_t = 0.0)]
+        correlation: f64,
+        /// The share of packets (0 to 1) with one bit flipped.
+        #[arg(long, default_value_t = 0.0)]
+        corrupt: f64,
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
@@ -245,19 +259,33 @@ pub fn main() -> i32 {
             quiet,
         } => with_runtime(run::run(workloads, target, out, brokers, repeat, quiet)),
         Command::Report { run_dir } => with_runtime(async move { run::report(&run_dir) }),
-        Command::DelayPackets {
+        Command::PacketFaults {
             queue,
+            mark,
             delay,
             jitter,
             reorder,
+            loss,
+            correlation,
+            corrupt,
             seed,
-        } => match crate::chaos::packet_delay::run(queue, delay.0, jitter.0, reorder, seed) {
-            Ok(()) => EXIT_PASS,
-            Err(e) => {
-                eprintln!("delay-packets: {e:#}");
-                EXIT_INVALID
+        } => {
+            let spec = crate::chaos::packet_queue::Spec {
+                delay: delay.0,
+                jitter: jitter.0,
+                reorder,
+                loss,
+                correlation,
+                corrupt,
+            };
+            match crate::chaos::packet_queue::run(queue, mark, spec, seed) {
+                Ok(()) => EXIT_PASS,
+                Err(e) => {
+                    eprintln!("packet-faults: {e:#}");
+                    EXIT_INVALID
+                }
             }
-        },
+        }
         Command::Worker {
             plan,
             consumer,

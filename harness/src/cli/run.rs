@@ -309,13 +309,25 @@ fn controls_present(w: &Workload, profile: &TargetProfile) -> Result<(), String>
                 ));
             }
             for &name in &needed {
-                if control.command(name).is_none() {
+                let Some(command) = control.command(name) else {
                     return Err(format!(
                         "{}:{}: fault {} needs the `{name}` control command, but target profile `{}` has none for {broker} (add {broker}.control.{name})",
                         f.referenced.line(),
                         f.referenced.column(),
                         crate::chaos::faults::name(f.value.kind),
                         profile.name
+                    ));
+                };
+                let start = crate::chaos::faults::kind(f.value.kind).start;
+                let unfilled = crate::chaos::faults::unfilled(&f.value, command);
+                if start.first() == Some(&name) && !unfilled.is_empty() {
+                    return Err(format!(
+                        "{}:{}: fault {} sets parameters that target profile `{}`'s {broker}.control.{name} does not take: it has no {} (`{command}`)",
+                        f.referenced.line(),
+                        f.referenced.column(),
+                        crate::chaos::faults::name(f.value.kind),
+                        profile.name,
+                        unfilled.join(", ")
                     ));
                 }
             }

@@ -638,7 +638,7 @@ mod tests {
             profile("docker-cluster.yaml"),
         );
         let node_kinds: Vec<_> = KINDS.iter().filter(|k| k.family == Family::Node).collect();
-        assert!(node_kinds.len() >= 5, "the node faults left the table");
+        assert!(node_kinds.len() >= 7, "the node faults left the table");
         let sections = [
             (&local, "rabbitmq"),
             (&docker, "rabbitmq"),
@@ -657,6 +657,16 @@ mod tests {
                         k.name
                     );
                 }
+                // And the start command takes every parameter the fault fills in.
+                let start = c.command(k.start[0]).unwrap_or_default();
+                for (placeholder, _) in k.fills {
+                    assert!(
+                        start.contains(placeholder),
+                        "{} {b}: {} passes {placeholder} to `{start}`",
+                        p.name,
+                        k.name
+                    );
+                }
             }
             // Per-node commands name the node; per-link ones both ends.
             for name in [
@@ -668,7 +678,7 @@ mod tests {
             ] {
                 assert!(c.command(name).is_some_and(|t| t.contains("{node}")));
             }
-            for name in ["cut", "loss"] {
+            for name in ["cut", "loss", "delay", "duplicate", "corrupt"] {
                 let t = c.command(name).unwrap_or_default();
                 assert!(
                     t.contains("{a}") && t.contains("{b}"),

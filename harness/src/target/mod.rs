@@ -50,12 +50,16 @@ pub struct Control {
     /// node-partition: drop every packet between nodes `{a}` and `{b}`, both ways...
     pub cut: Option<String>,
     /// node-loss: drop `{percent}` of the packets between `{a}` and `{b}` (nodes, or `clients`)
-    /// at random, both ways...
+    /// at random, both ways, in bursts when `{correlation}` (a percentage) is above 0...
     pub loss: Option<String>,
     /// node-delay: hold the packets between `{a}` and `{b}` for `{ms}` ± `{jitter_ms}`
     /// milliseconds, both ways, but pass `{reorder}` percent of them at once...
     pub delay: Option<String>,
-    /// ...and undo every cut, loss and delay.
+    /// node-duplicate: send `{percent}` of the packets between `{a}` and `{b}` twice...
+    pub duplicate: Option<String>,
+    /// node-corrupt: flip one bit in `{percent}` of the packets between `{a}` and `{b}`...
+    pub corrupt: Option<String>,
+    /// ...and undo every cut, loss, delay, duplication and corruption.
     pub heal: Option<String>,
     /// Print the name of the node that leads queue `{queue}` (the run's first queue) now.
     pub leader: Option<String>,
@@ -86,6 +90,8 @@ impl Control {
             "cut" => self.cut.as_deref(),
             "loss" => self.loss.as_deref(),
             "delay" => self.delay.as_deref(),
+            "duplicate" => self.duplicate.as_deref(),
+            "corrupt" => self.corrupt.as_deref(),
             "heal" => self.heal.as_deref(),
             "leader" => self.leader.as_deref(),
             "partition_handling" => self.partition_handling.as_deref(),

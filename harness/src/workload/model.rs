@@ -382,6 +382,8 @@ pub enum FaultKind {
     NodeRestart,
     NodeLoss,
     NodeDelay,
+    NodeDuplicate,
+    NodeCorrupt,
 }
 
 /// How `node-partition` splits a cluster's nodes, in Jepsen's nemesis vocabulary: a named shape
@@ -477,8 +479,20 @@ pub struct Fault {
     /// node-loss: the share of packets dropped at random, e.g. 5%.
     #[serde(default)]
     pub loss: Option<Percent>,
-    /// node-loss, node-delay: which links of the chosen nodes it acts on: to the harness's
-    /// clients (the default), to the other nodes, or both.
+    /// node-loss: how much each packet's fate follows the last one's, so that drops come in
+    /// bursts (the long-run share stays `loss`), e.g. 50%. Default: independent drops.
+    #[serde(default)]
+    pub correlation: Option<Percent>,
+    /// node-duplicate: the share of packets sent twice, e.g. 5%.
+    #[serde(default)]
+    pub duplicate: Option<Percent>,
+    /// node-corrupt: the share of packets with one bit flipped (the receiver's checksum
+    /// catches it and drops the packet), e.g. 1%.
+    #[serde(default)]
+    pub corrupt: Option<Percent>,
+    /// Packet faults (node-loss, node-delay, node-duplicate, node-corrupt): which links of the
+    /// chosen nodes it acts on: to the harness's clients (the default), to the other nodes, or
+    /// both.
     #[serde(default)]
     pub links: Option<Links>,
     /// node-delay: this share of the packets is passed on at once, overtaking the delayed ones
@@ -502,10 +516,13 @@ pub enum Links {
 impl Fault {
     /// Each optional parameter by the name users write, and whether this fault sets it. The
     /// fault table (`chaos::faults`) says which kinds take which.
-    pub fn parameters(&self) -> [(&'static str, bool); 17] {
+    pub fn parameters(&self) -> [(&'static str, bool); 20] {
         [
             ("shape", self.shape.is_some()),
             ("loss", self.loss.is_some()),
+            ("correlation", self.correlation.is_some()),
+            ("duplicate", self.duplicate.is_some()),
+            ("corrupt", self.corrupt.is_some()),
             ("reorder", self.reorder.is_some()),
             ("links", self.links.is_some()),
             ("target", self.target.is_some()),
