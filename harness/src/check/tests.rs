@@ -717,6 +717,42 @@ fn a_fault_window_opens_at_its_invoke_and_a_failed_one_has_no_outage() {
     );
 }
 
+/// Faults that start at the same moment run side by side, and their records arrive in any
+/// order: each window keeps its own kind, whichever index was recorded first.
+#[test]
+fn faults_recorded_out_of_index_order_keep_their_own_kinds() {
+    let fault = |t: u64, index: u32, kind: &str, phase| Event::Fault {
+        t: t * MS,
+        index,
+        kind: kind.into(),
+        phase,
+        detail: String::new(),
+    };
+    let ev = vec![
+        Event::Phase {
+            t: 0,
+            phase: Phase::LoadStart {
+                warmup_ns: 0,
+                duration_ns: 20_000 * MS,
+            },
+        },
+        fault(1_000, 2, "node-loss", FaultPhase::Invoke),
+        fault(1_001, 0, "node-corrupt", FaultPhase::Invoke),
+        fault(1_002, 1, "node-duplicate", FaultPhase::Invoke),
+        fault(1_300, 1, "node-duplicate", FaultPhase::Start),
+        fault(1_400, 2, "node-loss", FaultPhase::Start),
+        fault(1_500, 0, "node-corrupt", FaultPhase::Start),
+        fault(5_000, 2, "node-loss", FaultPhase::Stop),
+        fault(5_000, 0, "node-corrupt", FaultPhase::Stop),
+        fault(5_000, 1, "node-duplicate", FaultPhase::Stop),
+    ];
+    let m = check_events(ev);
+    let kinds: Vec<&str> = m.faults.iter().map(|f| f.kind.as_str()).collect();
+    assert_eq!(kinds, ["node-corrupt", "node-duplicate", "node-loss"]);
+    let applied: Vec<Option<f64>> = m.faults.iter().map(|f| f.applied_s).collect();
+    assert_eq!(applied, [Some(1.5), Some(1.3), Some(1.4)]);
+}
+
 /// A fault from 1 s to 3 s; producer 0 acknowledged every 100 ms throughout, producer 1 not
 /// from 0.9 s until 4.4 s (it failed over), then again. The fault's outage is producer 1's
 /// 3.5 s; a stretch that ends before the fault starts is not its outage.

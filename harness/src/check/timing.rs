@@ -447,6 +447,11 @@ impl TimingChecker {
                     self.fault_ns.push((u64::MAX, None));
                 }
                 let f = &mut self.faults[i];
+                // Faults that start together are recorded in any order: a window opened early,
+                // for a later record's index, takes its own kind from its own records.
+                if f.kind != *kind {
+                    f.kind.clone_from(kind);
+                }
                 match phase {
                     FaultPhase::Invoke => {
                         f.start_s = start_s;

@@ -43,7 +43,7 @@ pub async fn run(
     };
     for (f, w) in &job.workloads {
         if let Err(msg) = controls_present(w, &profile) {
-            eprintln!("{}: {msg}", f.display());
+            eprintln!("{}:{msg}", f.display());
             return EXIT_INVALID;
         }
         if let Err(msg) = option_controls_present(f, w, &profile) {

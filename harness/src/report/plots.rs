@@ -71,7 +71,8 @@ fn shade_faults<'a, DB: DrawingBackend + 'a>(
     x_max: f64,
     y: (f64, f64),
 ) -> Result<(), String> {
-    for f in faults {
+    let rows = label_rows(faults, x_max);
+    for (f, row) in faults.iter().zip(rows) {
         let end = f.end_s.unwrap_or(x_max).max(f.start_s + 0.05);
         let color = if f.failed {
             RGBColor(120, 120, 120).mix(0.15)
@@ -84,16 +85,56 @@ fn shade_faults<'a, DB: DrawingBackend + 'a>(
                 color.filled(),
             )))
             .map_err(|e| e.to_string())?;
-        let label = format!("{}{}", f.kind, if f.failed { " (failed)" } else { "" });
+        let label = fault_label(f);
+        // Each row of labels a line (about 13 px of a chart about 200 px high) lower.
+        let at = y.1 - (y.1 - y.0) * 0.065 * row as f64;
         chart
             .draw_series(std::iter::once(Text::new(
                 label,
-                (f.start_s, y.1),
+                (f.start_s, at),
                 ("sans-serif", 11).into_font().color(&RGBColor(150, 30, 30)),
             )))
             .map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+fn fault_label(f: &FaultWindow) -> String {
+    format!("{}{}", f.kind, if f.failed { " (failed)" } else { "" })
+}
+
+/// The row each fault's label goes on, so that faults starting close together (or at once) do
+/// not write over each other: the first row whose labels end before this one starts. A label is
+/// about 6.5 px a character on a plot area about 600 px wide for `x_max` seconds.
+fn label_rows(faults: &[FaultWindow], x_max: f64) -> Vec<usize> {
+    let secs_per_char = 6.5 * x_max.max(1e-9) / 600.0;
+    let spans: Vec<(f64, f64)> = faults
+        .iter()
+        .map(|f| {
+            let width = fault_label(f).len() as f64 * secs_per_char;
+            (f.start_s, f.start_s + width)
+        })
+        .collect();
+    rows(&spans)
+}
+
+/// A row for each span (from, to), in order, so that no two spans on one row overlap: the
+/// first row whose last span ended by this one's start.
+fn rows(spans: &[(f64, f64)]) -> Vec<usize> {
+    let mut ends: Vec<f64> = Vec::new();
+    spans
+        .iter()
+        .map(|&(from, to)| match ends.iter().position(|e| *e <= from) {
+            Some(row) => {
+                ends[row] = to;
+                row
+            }
+            None => {
+                ends.push(to);
+                ends.len() - 1
+            }
+        })
+        .collect()
 }
 
 fn legend<'a, DB: DrawingBackend + 'a>(
@@ -279,7 +320,14 @@ pub fn lanes_plot(faults: &[FaultWindow], views: &[ClusterView], x_max: f64) -> 
         return None;
     }
     let n = lanes.len();
-    let height = 80 + 46 * n as u32;
+    // Faults that overlap on one node share its upper half, a row each; every lane is given
+    // room for the most rows any lane needs.
+    let rows: Vec<Vec<usize>> = lanes
+        .iter()
+        .map(|l| rows(&l.faults.iter().map(|f| (f.0, f.1)).collect::<Vec<_>>()))
+        .collect();
+    let most = rows.iter().flatten().max().map_or(1, |r| r + 1);
+    let height = 80 + (46 + 14 * (most as u32 - 1)) * n as u32;
     Some(sized_svg((SIZE.0, height), |root| {
         let mut chart = ChartBuilder::on(root)
             .caption("faults and the cluster, node by node", ("sans-serif", 15))
@@ -314,7 +362,11 @@ pub fn lanes_plot(faults: &[FaultWindow], views: &[ClusterView], x_max: f64) -> 
         let font = ("sans-serif", 11).into_font();
         for (i, lane) in lanes.iter().enumerate() {
             let y = (n - 1 - i) as f64;
-            for (from, to, label, index, failed) in &lane.faults {
+            let row_height = 0.40 / most as f64;
+            for ((from, to, label, index, failed), row) in lane.faults.iter().zip(&rows[i]) {
+                // Row 0 at the top of the upper half.
+                let top = y + 0.42 - row_height * *row as f64;
+                let bottom = top - row_height + 0.01;
                 let color = if *failed {
                     RGBColor(160, 160, 160)
                 } else {
@@ -322,17 +374,14 @@ pub fn lanes_plot(faults: &[FaultWindow], views: &[ClusterView], x_max: f64) -> 
                 };
                 chart
                     .draw_series([
-                        Rectangle::new(
-                            [(*from, y + 0.02), (*to, y + 0.42)],
-                            color.mix(0.35).filled(),
-                        ),
-                        Rectangle::new([(*from, y + 0.02), (*to, y + 0.42)], color.stroke_width(1)),
+                        Rectangle::new([(*from, bottom), (*to, top)], color.mix(0.35).filled()),
+                        Rectangle::new([(*from, bottom), (*to, top)], color.stroke_width(1)),
                     ])
                     .map_err(|e| e.to_string())?;
                 chart
                     .draw_series([Text::new(
                         label.clone(),
-                        (*from + 0.2, y + 0.36),
+                        (*from + 0.2, top - row_height * 0.15),
                         font.clone(),
                     )])
                     .map_err(|e| e.to_string())?;
@@ -556,6 +605,26 @@ pub fn quantile_curve(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fault_labels_that_would_overlap_go_on_rows_of_their_own() {
+        let f = |start_s: f64, kind: &str| FaultWindow {
+            kind: kind.into(),
+            start_s,
+            ..FaultWindow::default()
+        };
+        // Three at once, one soon after the first three's labels end, one far later.
+        let faults = [
+            f(10.0, "node-corrupt"),
+            f(10.0, "node-duplicate"),
+            f(10.0, "node-loss"),
+            f(20.0, "pause"),
+            f(40.0, "node-loss"),
+        ];
+        assert_eq!(label_rows(&faults, 60.0), [0, 1, 2, 0, 0]);
+        // The same start on a long run: a label is then short in seconds, but still shared.
+        assert_eq!(label_rows(&faults[..2], 3600.0), [0, 1]);
+    }
 
     #[test]
     fn percentile_labels_follow_the_log_axis() {
