@@ -875,6 +875,47 @@ fn packet_loss_on_the_clients_links_costs_latency_not_messages() {
     no_faults_left("after the run");
 }
 
+/// The shipped damaged-packets workload: corruption, duplication and bursty loss at once on
+/// every node's links for 30 s. TCP hides them: nothing lost, nothing delivered twice, every key
+/// in order; each fault was in force on all three nodes, each under its own kind, and the
+/// packet loops are gone after the run.
+#[test]
+fn damaged_duplicated_and_burst_lost_packets_cost_latency_not_messages() {
+    let _brokers = owning_brokers();
+    let _cluster = Cluster::up();
+    let dir = tempfile::tempdir().unwrap();
+    let w = repo().join("workloads/cluster/damaged-packets.yaml");
+    let (o, m, text) = run_on_cluster(dir.path(), &w);
+    assert_eq!(o.status.code(), Some(0), "{}\n{m}", stderr(&o));
+    assert_eq!(m["lost"], 0, "{m}");
+    assert_eq!(m["redeliveries"], 0, "{m}");
+    assert_eq!(m["per_key_order_violations"], 0, "{m}");
+    for (kind, what) in [
+        ("node-corrupt", "2% corrupted"),
+        ("node-duplicate", "5% duplicated"),
+        ("node-loss", "3% loss (correlation 50%)"),
+    ] {
+        let start = fault_record(&text, kind, "Start");
+        assert!(
+            start.contains(&format!("\"detail\":\"{what} on ")),
+            "{kind}: {start}"
+        );
+        fault_record(&text, kind, "Stop");
+    }
+    let kinds: Vec<&str> = m["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["node-corrupt", "node-duplicate", "node-loss"],
+        "{m}"
+    );
+    no_faults_left("after the run");
+}
+
 /// The shipped slow-replication workload: 50 ± 10 ms on the quorum queue's leader's links to
 /// its followers for 30 s. Nothing is lost or reordered, and while the delay lasts each message
 /// waits at least a round trip to a follower before it is committed and delivered.
