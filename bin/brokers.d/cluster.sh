@@ -10,7 +10,7 @@
 # sees real loss and retransmits; a loss rule drops that share of a node's packets at random.
 # A second table (ip brokerbench, nftables' `dup` needs the ip family) sends a share twice.
 # This kernel has no sch_netem: delay, corruption and bursty (correlated) loss send a link's
-# packets through a netfilter queue to `brokerbench packet-faults` instead (see queue_packets),
+# packets through a netfilter queue to `brokerbench packet-faults` instead (see queue_end),
 # which decides packet by packet.
 
 CLUSTER_NODES=(n1 n2 n3)
