@@ -267,6 +267,9 @@ fn node_faults_take_shapes_and_node_targets_and_nothing_else() {
         "{ at: 3s, kind: node-delay, latency: 50ms, duration: 2s }",
         "{ at: 3s, kind: node-delay, latency: 50ms, jitter: 10ms, links: all, target: n2, duration: 2s }",
         "{ at: 3s, kind: node-delay, latency: 20ms, reorder: 25%, duration: 2s }",
+        "{ at: 3s, kind: node-loss, loss: 3%, correlation: 50%, duration: 2s }",
+        "{ at: 3s, kind: node-duplicate, duplicate: 5%, links: all, duration: 2s }",
+        "{ at: 3s, kind: node-corrupt, corrupt: 1%, target: leader, duration: 2s }",
     ] {
         parse(Path::new("w.yaml"), &with(ok), super::RULES).unwrap_or_else(|e| panic!("{ok}: {e}"));
     }
@@ -293,6 +296,21 @@ fn node_faults_take_shapes_and_node_targets_and_nothing_else() {
     ));
     assert!(e.message.contains("whole percentage"), "{e}");
     assert_eq!((e.line, e.column), (23, 38), "at the value: {e}");
+    let e = parse_err(&with("{ at: 3s, kind: node-duplicate, duration: 2s }"));
+    assert!(
+        e.message.contains("node-duplicate needs `duplicate`"),
+        "{e}"
+    );
+    let e = parse_err(&with("{ at: 3s, kind: node-corrupt, corrupt: 1% }"));
+    assert!(e.message.contains("node-corrupt needs a `duration`"), "{e}");
+    let e = parse_err(&with(
+        "{ at: 3s, kind: node-delay, latency: 5ms, correlation: 50%, duration: 2s }",
+    ));
+    assert!(
+        e.message
+            .contains("`correlation` does not apply to node-delay; it applies to node-loss"),
+        "{e}"
+    );
     let e = parse_err(&with("{ at: 3s, kind: node-delay, duration: 2s }"));
     assert!(e.message.contains("node-delay needs `latency`"), "{e}");
     let e = parse_err(&with(
