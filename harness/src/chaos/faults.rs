@@ -545,7 +545,7 @@ fn node(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
             heal: undo.context("a partition needs its duration and its undo command")?,
         },
         _ if on_packets(e) => {
-            let (with, what) = packet_fault(w)?;
+            let (with, what) = (fill(e, &w.node)?, packet_effect(w)?);
             node::Action::OnLinks {
                 start: e.start[0],
                 heal: undo.with_context(|| {
@@ -584,63 +584,58 @@ fn node(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
     )))
 }
 
-/// What a packet fault's start command is given (placeholder, value), and how the history says
-/// what it did to a node's link ("2% corrupted to", then the other end).
-type PacketFault = (Vec<(&'static str, String)>, String);
+/// What a packet fault's start command is given: for each of its kind's `fills`, the
+/// placeholder and the parameter's value as the profiles' commands take it (whole percent,
+/// whole milliseconds; an optional share that is not set is 0).
+fn fill(e: &Kind, n: &schedule::NodeParams) -> Result<Vec<(&'static str, String)>> {
+    let whole = |p: Option<crate::workload::units::Percent>| p.map(|p| p.0.to_string());
+    let or_zero =
+        |p: Option<crate::workload::units::Percent>| Some(p.map_or(0, |p| p.0).to_string());
+    e.fills
+        .iter()
+        .map(|&(placeholder, param)| {
+            let value = match param {
+                "loss" => whole(n.loss),
+                "duplicate" => whole(n.duplicate),
+                "corrupt" => whole(n.corrupt),
+                "correlation" => or_zero(n.correlation),
+                "reorder" => or_zero(n.reorder),
+                "latency" => n.latency.map(|d| d.as_millis().to_string()),
+                "jitter" => Some(n.jitter.as_millis().to_string()),
+                _ => None,
+            };
+            value
+                .map(|v| (placeholder, v))
+                .with_context(|| format!("{} needs `{param}`", e.name))
+        })
+        .collect()
+}
 
-fn packet_fault(w: &Window) -> Result<PacketFault> {
+/// How the history says what a packet fault did to a node's link ("2% corrupted to", then the
+/// other end).
+fn packet_effect(w: &Window) -> Result<String> {
     let n = &w.node;
     let share = |p: Option<crate::workload::units::Percent>| {
         p.with_context(|| format!("{} needs its share of packets", name(w.kind)))
     };
     Ok(match w.kind {
         FaultKind::NodeLoss => {
-            let percent = share(n.loss)?;
-            let correlation = n.correlation.map_or(0, |p| p.0);
-            let bursts = match correlation {
-                0 => String::new(),
-                c => format!(" (correlation {c}%)"),
-            };
-            (
-                vec![
-                    ("{percent}", percent.0.to_string()),
-                    ("{correlation}", correlation.to_string()),
-                ],
-                format!("{percent} loss{bursts} to"),
-            )
+            let bursts = n
+                .correlation
+                .map_or(String::new(), |c| format!(" (correlation {c})"));
+            format!("{} loss{bursts} to", share(n.loss)?)
         }
-        FaultKind::NodeDuplicate => {
-            let percent = share(n.duplicate)?;
-            (
-                vec![("{percent}", percent.0.to_string())],
-                format!("{percent} duplicated to"),
-            )
-        }
-        FaultKind::NodeCorrupt => {
-            let percent = share(n.corrupt)?;
-            (
-                vec![("{percent}", percent.0.to_string())],
-                format!("{percent} corrupted to"),
-            )
-        }
+        FaultKind::NodeDuplicate => format!("{} duplicated to", share(n.duplicate)?),
+        FaultKind::NodeCorrupt => format!("{} corrupted to", share(n.corrupt)?),
         FaultKind::NodeDelay => {
             let latency = n.latency.context("node-delay needs `latency`")?;
-            let reorder = n.reorder.map_or(0, |p| p.0);
-            let reordered = match reorder {
-                0 => String::new(),
-                p => format!(" ({p}% reordered)"),
-            };
-            (
-                vec![
-                    ("{ms}", latency.as_millis().to_string()),
-                    ("{jitter_ms}", n.jitter.as_millis().to_string()),
-                    ("{reorder}", reorder.to_string()),
-                ],
-                format!(
-                    "{}±{} ms delay{reordered} to",
-                    latency.as_millis(),
-                    n.jitter.as_millis()
-                ),
+            let reordered = n
+                .reorder
+                .map_or(String::new(), |p| format!(" ({p} reordered)"));
+            format!(
+                "{}±{} ms delay{reordered} to",
+                latency.as_millis(),
+                n.jitter.as_millis()
             )
         }
         k => bail!("{} does not act on packets", name(k)),
@@ -810,6 +805,56 @@ mod tests {
         assert_eq!(required_commands(&loss), ["loss", "heal"]);
         let leaders = f("{kind: node-loss, loss: 5%, target: leader, at: 1s, duration: 2s}");
         assert_eq!(required_commands(&leaders), ["leader", "loss", "heal"]);
+    }
+
+    /// The fault table's `fills` is what the start commands are checked against before a run
+    /// and what they are given: every placeholder gets its parameter's value.
+    #[test]
+    fn packet_faults_give_their_command_a_value_for_every_placeholder() {
+        let f = |src: &str| -> FaultSpec { serde_saphyr::from_str(src).unwrap() };
+        let filled = |src: &str| {
+            let spec = f(src);
+            let w = &windows(
+                std::slice::from_ref(&spec),
+                std::time::Duration::from_secs(9),
+                1,
+            )[0];
+            fill(kind(spec.kind), &w.node).unwrap()
+        };
+        let has = |v: &[(&str, String)], ph: &str, value: &str| {
+            v.iter().any(|(p, x)| *p == ph && x == value)
+        };
+        let loss = filled("{kind: node-loss, loss: 5%, at: 1s, duration: 2s}");
+        assert!(
+            has(&loss, "{percent}", "5") && has(&loss, "{correlation}", "0"),
+            "{loss:?}"
+        );
+        let bursty = filled("{kind: node-loss, loss: 5%, correlation: 50%, at: 1s, duration: 2s}");
+        assert!(has(&bursty, "{correlation}", "50"), "{bursty:?}");
+        let delay = filled("{kind: node-delay, latency: 50ms, jitter: 10ms, at: 1s, duration: 2s}");
+        assert!(
+            has(&delay, "{ms}", "50")
+                && has(&delay, "{jitter_ms}", "10")
+                && has(&delay, "{reorder}", "0"),
+            "{delay:?}"
+        );
+        for (src, ph, value) in [
+            (
+                "{kind: node-duplicate, duplicate: 5%, at: 1s, duration: 2s}",
+                "{percent}",
+                "5",
+            ),
+            (
+                "{kind: node-corrupt, corrupt: 1%, at: 1s, duration: 2s}",
+                "{percent}",
+                "1",
+            ),
+        ] {
+            assert!(has(&filled(src), ph, value), "{src}");
+        }
+        for k in KINDS.iter().filter(|k| on_packets(k)) {
+            assert!(!k.fills.is_empty(), "{} fills nothing in", k.name);
+        }
     }
 
     #[test]

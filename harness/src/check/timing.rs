@@ -449,9 +449,7 @@ impl TimingChecker {
                 let f = &mut self.faults[i];
                 // Faults that start together are recorded in any order: a window opened early,
                 // for a later record's index, takes its own kind from its own records.
-                if f.kind != *kind {
-                    f.kind.clone_from(kind);
-                }
+                f.kind.clone_from(kind);
                 match phase {
                     FaultPhase::Invoke => {
                         f.start_s = start_s;
