@@ -1,4 +1,5 @@
-//! Invalid workloads and unreachable brokers: clear errors, exit code 2, nothing run.
+//! Invalid workloads and unreachable brokers: clear errors; exit code 2 (nothing run) for bad
+//! input, 3 (inconclusive: nothing measured) for a broker that cannot be reached.
 
 mod common;
 
@@ -58,8 +59,14 @@ sqs: { endpoint: http://127.0.0.1:1, region: us-east-1, access_key_id: a, secret
         "took {:?}",
         started.elapsed()
     );
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    for broker in ["kafka", "rabbitmq", "sqs"] {
+        assert!(
+            all.contains(&format!("INCONCLUSIVE {broker}: the run could not happen")),
+            "{all}"
+        );
+    }
     assert!(
         all.contains("kafka") && all.contains("127.0.0.1:1"),
         "{all}"

@@ -58,7 +58,7 @@ fn assert_all_delivered(broker: &str, topology: &str, ordered: bool) {
         m.acked
     );
     assert!(m.end_to_end_latency.count > 0 && m.publish_latency.p50 > 0.0);
-    assert!(b.verdicts.iter().all(|v| v.passed), "{:?}", b.verdicts);
+    assert!(b.verdicts.iter().all(|v| v.passed()), "{:?}", b.verdicts);
     assert!(!b.product.is_empty());
     // The run directory holds the workload copy, the history and JUnit XML.
     let run_dir = dir.path().join("reports").join(&result.run_id);
@@ -386,7 +386,7 @@ fn failed_expectation_exits_1_and_says_which() {
     let failed: Vec<_> = result.brokers[0]
         .verdicts
         .iter()
-        .filter(|v| !v.passed)
+        .filter(|v| !v.passed())
         .collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].metric, "delivered");

@@ -81,7 +81,7 @@ expect: {{ lost: 0, max_sustainable_rate: \"> 1000\" }}
     );
     let knee = rabbit.max_sustainable_rate.expect("a sustained step");
     let verdict = rabbit.verdict.as_ref().unwrap();
-    assert!(!verdict.passed && verdict.measured == Some(knee));
+    assert!(!verdict.passed() && verdict.measured == Some(knee));
     let junit = std::fs::read_to_string(suite_dir.join("junit.xml")).unwrap();
     assert!(
         junit.contains("name=\"max_sustainable_rate\"><failure"),

@@ -22,6 +22,8 @@ const DELIVERED: u8 = 16;
 const PROCESSED: u8 = 32;
 /// Found by the final read.
 const STORED: u8 = 64;
+/// In the idempotent consumers' own store (their processed-ids table).
+const IN_STORE: u8 = 128;
 
 #[derive(Default)]
 struct KeyState {
@@ -61,6 +63,20 @@ pub struct DeliveryChecker {
     violations_per_second: PerSecond,
     /// The workload had no consumers: nothing is unread.
     producers_only: bool,
+    /// Values a consumer skipped as already processed (`DedupeSkip`): each must have a row in
+    /// the store. Few (redeliveries of processed values), so kept as a set.
+    dedupe_skipped: rustc_hash::FxHashSet<MsgId>,
+    /// Whether the consumers' store was read completely (None: not read, no dedupe).
+    store_read: Option<bool>,
+    /// The store's rows (t, consumer, id), taken in at the end: they are recorded once the
+    /// consumers are gone, but deliveries reach the checkers through the time-order window, so
+    /// a delivery's record may come after a row recorded later.
+    store_rows: Vec<(u64, u32, MsgId)>,
+    /// Values only the store says were processed: their consumer committed and died before
+    /// its `Processed` record.
+    processed_per_store: u64,
+    /// Rows of the store for values never delivered.
+    store_rows_undelivered: u64,
 }
 
 /// Counts per second since the load started, for the report's timeline.
@@ -216,6 +232,33 @@ impl DeliveryChecker {
         first
     }
 
+    /// The consumers' store holds a row for `id`, committed by `consumer` with its effect: it
+    /// was processed, whether or not its `Processed` record made it to the history.
+    fn in_store(&mut self, t: u64, consumer: u32, id: MsgId) {
+        let k = self.keys.get(id.producer, id.key);
+        let slot = self.slots.slot(&mut k.slots, id.seq);
+        if slot.is_implausible() {
+            return;
+        }
+        let flags = self.slots.flags(slot);
+        let before = *flags;
+        *flags |= IN_STORE | PROCESSED;
+        if before & DELIVERED == 0 {
+            self.store_rows_undelivered += 1;
+            let d = format!(
+                "the consumers' store holds it (consumer {consumer}), but it was never delivered"
+            );
+            self.example("store-row-undelivered", t, Some(id), d);
+        } else if before & PROCESSED == 0 {
+            self.processed_per_store += 1;
+            let d = format!(
+                "consumer {consumer} committed it to its store, but its processing never reached \
+                 the history (killed between the two)"
+            );
+            self.example("processed-per-store", t, Some(id), d);
+        }
+    }
+
     /// A value the final read found still stored.
     fn stored(&mut self, t: u64, id: MsgId, intended: u64, pos: &Position) {
         let k = self.keys.get(id.producer, id.key);
@@ -317,7 +360,12 @@ impl Checker for DeliveryChecker {
                     self.example("effective-duplicate", *t, Some(*id), d);
                 }
             }
-            Event::DedupeSkip { .. } => self.dedupe_skips += 1,
+            Event::DedupeSkip { id, .. } => {
+                self.dedupe_skips += 1;
+                self.dedupe_skipped.insert(*id);
+            }
+            Event::StoreHolds { t, consumer, id } => self.store_rows.push((*t, *consumer, *id)),
+            Event::StoreRead { complete, .. } => self.store_read = Some(*complete),
             Event::Foreign {
                 t,
                 consumer,
@@ -340,6 +388,9 @@ impl Checker for DeliveryChecker {
 
     fn finish(mut self) -> DeliverySection {
         let mut m = DeliverySection::default();
+        for (t, consumer, id) in std::mem::take(&mut self.store_rows) {
+            self.in_store(t, consumer, id);
+        }
         let final_read = self
             .final_read
             .take()
@@ -347,9 +398,18 @@ impl Checker for DeliveryChecker {
         let verified = final_read.verified();
         let mut c = Outcomes::default();
         let mut lost_examples = Vec::new();
+        let store_read = self.store_read == Some(true);
+        let mut store_examples = Vec::new();
         for ((producer, key), st) in self.keys.iter() {
             for (seq, f) in self.slots.iter(&st.slots) {
                 let processed = f & PROCESSED != 0;
+                // With the store read, every processed value has its row.
+                if store_read && processed && f & IN_STORE == 0 {
+                    c.not_in_store += 1;
+                    if store_examples.len() < EXAMPLES_PER_KIND {
+                        store_examples.push(MsgId { producer, key, seq });
+                    }
+                }
                 let stored = f & STORED != 0;
                 if processed {
                     c.distinct += 1;
@@ -401,6 +461,26 @@ impl Checker for DeliveryChecker {
             }
         }
         self.examples.extend(lost_examples);
+        for id in store_examples {
+            let d = "processed, but the consumers' store has no row for it".to_string();
+            self.example("processed-not-in-store", 0, Some(id), d);
+        }
+        // A skip says "already processed": the store must hold the value it skipped.
+        let mut skipped: Vec<MsgId> = self.dedupe_skipped.iter().copied().collect();
+        skipped.sort();
+        let mut unbacked = 0;
+        for id in skipped.into_iter().filter(|_| store_read) {
+            let k = self.keys.get(id.producer, id.key);
+            let backed = self
+                .slots
+                .find(&k.slots, id.seq)
+                .is_some_and(|sl| self.slots.flags_of(sl) & IN_STORE != 0);
+            if !backed {
+                unbacked += 1;
+                let d = "skipped as already processed, but the store has no row for it".into();
+                self.example("dedupe-skip-without-row", 0, Some(id), d);
+            }
+        }
         // Records whose sequence number no producer of this run could have reached.
         if let Some(seq) = self.slots.first_implausible {
             let detail = format!(
@@ -435,6 +515,9 @@ impl Checker for DeliveryChecker {
         m.skips = self.skips;
         m.effective_duplicates = self.effective_dupes;
         m.dedupe_skips = self.dedupe_skips;
+        m.processed_per_store = self.processed_per_store;
+        m.store_anomalies = c.not_in_store + unbacked + self.store_rows_undelivered;
+        m.store_read = self.store_read;
         m.final_read = final_read;
         m.examples = self.examples;
         m.order_violations_per_second = self.violations_per_second.0;
@@ -466,6 +549,9 @@ pub struct DeliverySection {
     pub skips: u64,
     pub effective_duplicates: u64,
     pub dedupe_skips: u64,
+    pub processed_per_store: u64,
+    pub store_anomalies: u64,
+    pub store_read: Option<bool>,
     pub final_read: super::FinalRead,
     pub examples: Vec<Anomaly>,
     /// Per second since the load started, for the timeline.
@@ -484,4 +570,5 @@ struct Outcomes {
     recovered: u64,
     received_only: u64,
     no_outcome: u64,
+    not_in_store: u64,
 }

@@ -1,4 +1,9 @@
 //! Expectations: turn the workload's `expect:` bounds and the measured metrics into verdicts.
+//!
+//! A verdict passes only when its bound held *and* the run can be trusted
+//! (`inconclusive::reasons` found nothing wrong with it). A bound that failed fails whatever
+//! else went wrong: a loss seen is a loss. A bound that held in a run that cannot be trusted is
+//! *not judged*, with the reasons in its note.
 
 use std::collections::BTreeMap;
 
@@ -8,36 +13,143 @@ use serde_saphyr::Spanned;
 use super::Metrics;
 use crate::workload::units::Bound;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+/// What became of one expectation. Ordered by severity: the worst of several is their max.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The bound held, in a run that did what it planned and measured something.
+    Pass,
+    /// The bound held, but the run cannot vouch for it (a fault that did not happen, nothing
+    /// measured, a damaged history, no final read): its note says why.
+    NotJudged,
+    /// The bound did not hold.
+    Fail,
+}
+
+impl Outcome {
+    /// As the terminal, JUnit and the HTML pages write it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Pass => "PASS",
+            Outcome::NotJudged => "NOT JUDGED",
+            Outcome::Fail => "FAIL",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct Verdict {
     pub metric: String,
     pub bound: String,
     pub measured: Option<f64>,
-    pub passed: bool,
-    /// What a reader must know to trust the verdict: it was not verified, or the harness's own
-    /// clients may have shaped it.
+    pub outcome: Outcome,
+    /// What a reader must know to trust the verdict: why it was not judged, that it was not
+    /// verified, or that the harness's own clients may have shaped it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
 
-pub fn verdicts(expect: &BTreeMap<String, Spanned<Bound>>, m: &Metrics) -> Vec<Verdict> {
+/// A verdict as result.json files of every readable version hold it: up to version 2 a bool
+/// `passed`, since version 3 an `outcome`.
+#[derive(Deserialize)]
+struct VerdictFile {
+    metric: String,
+    bound: String,
+    measured: Option<f64>,
+    #[serde(default)]
+    outcome: Option<Outcome>,
+    #[serde(default)]
+    passed: Option<bool>,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Verdict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Verdict, D::Error> {
+        VerdictFile::deserialize(d).map(Verdict::from)
+    }
+}
+
+impl From<VerdictFile> for Verdict {
+    fn from(f: VerdictFile) -> Verdict {
+        let outcome = f.outcome.unwrap_or(match f.passed {
+            Some(true) => Outcome::Pass,
+            _ => Outcome::Fail,
+        });
+        Verdict {
+            metric: f.metric,
+            bound: f.bound,
+            measured: f.measured,
+            outcome,
+            note: f.note,
+        }
+    }
+}
+
+impl Verdict {
+    pub fn passed(&self) -> bool {
+        self.outcome == Outcome::Pass
+    }
+
+    /// Judge `measured` against `bound` in a run whose trust is `untrusted` (the reasons it
+    /// cannot be trusted; empty when it can).
+    pub fn judge(
+        metric: &str,
+        bound: &Bound,
+        measured: Option<f64>,
+        untrusted: &[String],
+        note: Option<String>,
+    ) -> Verdict {
+        let outcome = match measured {
+            Some(v) if !bound.holds(v) => Outcome::Fail,
+            Some(_) if untrusted.is_empty() => Outcome::Pass,
+            _ => Outcome::NotJudged,
+        };
+        let why = match (outcome, measured) {
+            (Outcome::NotJudged, None) => Some("not judged: not measured in this run".to_string()),
+            (Outcome::NotJudged, Some(_)) => Some(format!("not judged: {}", untrusted.join("; "))),
+            _ => None,
+        };
+        let note = match (why, note) {
+            (Some(w), Some(n)) => Some(format!("{w}; {n}")),
+            (w, n) => w.or(n),
+        };
+        Verdict {
+            metric: metric.to_string(),
+            bound: bound.to_string(),
+            measured,
+            outcome,
+            note,
+        }
+    }
+}
+
+/// Every expectation's verdict, in a run that `untrusted` says cannot be trusted (or can, when
+/// it is empty: see `inconclusive::reasons`).
+pub fn verdicts(
+    expect: &BTreeMap<String, Spanned<Bound>>,
+    m: &Metrics,
+    untrusted: &[String],
+) -> Vec<Verdict> {
     expect
         .iter()
         .map(|(name, bound)| {
-            let measured = m.metric(name);
-            let mut passed = measured.is_some_and(|v| bound.value.holds(v));
-            // Values the final read could not vouch for may be lost: the bound must hold even
-            // if they all are.
-            if name == "lost" && m.unverified > 0 {
-                passed &= bound.value.holds((m.lost + m.unverified) as f64);
+            let mut reasons = untrusted.to_vec();
+            // Values the final read could not vouch for may be lost: a `lost` bound that
+            // would not hold if they all were is not judged. (An unverified final read already
+            // makes the whole run inconclusive; this names the values at stake.)
+            if name == "lost"
+                && m.unverified > 0
+                && !bound.value.holds((m.lost + m.unverified) as f64)
+            {
+                reasons.push(format!(
+                    "the {} unverified values may be lost",
+                    m.unverified
+                ));
             }
-            Verdict {
-                metric: name.clone(),
-                bound: bound.value.to_string(),
-                measured,
-                passed,
-                note: note(name, m),
-            }
+            Verdict::judge(name, &bound.value, m.metric(name), &reasons, note(name, m))
         })
         .collect()
 }

@@ -249,6 +249,23 @@ pub const METRICS: &[Metric] = &[
         get: |m| Some(m.effective_duplicates as f64),
     },
     Metric {
+        key: "processed_per_store",
+        label: "processed per the consumers' store only",
+        unit: Unit::Count,
+        better: Better::Lower,
+        judge: Judge::PerRun,
+        // Only with `consumers.dedupe`, once the store was read.
+        get: |m| m.store_read.map(|_| m.processed_per_store as f64),
+    },
+    Metric {
+        key: "store_anomalies",
+        label: "consumers' store anomalies",
+        unit: Unit::Count,
+        better: Better::Lower,
+        judge: Judge::AnyIncrease,
+        get: |m| m.store_read.map(|_| m.store_anomalies as f64),
+    },
+    Metric {
         key: "throughput",
         label: "throughput (acked msg/s)",
         unit: Unit::PerSecond,

@@ -4,6 +4,7 @@
 pub mod cost;
 mod delivery;
 pub mod expect;
+pub mod inconclusive;
 pub mod metrics;
 mod order;
 pub mod shards;
@@ -130,6 +131,15 @@ pub struct Metrics {
     pub skips: u64,
     pub effective_duplicates: u64,
     pub dedupe_skips: u64,
+    /// Values whose processing only the idempotent consumers' own store records: a consumer
+    /// committed them and was killed before its `Processed` record reached the history.
+    pub processed_per_store: u64,
+    /// Where the store and the history disagree: a skip as "already processed" with no row, a
+    /// row for a value never delivered, a value processed with no row.
+    pub store_anomalies: u64,
+    /// Whether the consumers' store was read completely at the end (None: the workload does
+    /// not dedupe, or the history predates the read).
+    pub store_read: Option<bool>,
     /// Acknowledged sends per second after warmup.
     pub throughput: f64,
     /// When the load started (ns since the Unix epoch); every `*_s` figure counts from here.
@@ -152,6 +162,11 @@ pub struct Metrics {
     pub examples: Vec<Anomaly>,
     /// What the reader skipped at the end of a damaged history.
     pub history_warning: Option<String>,
+    /// The history is damaged, not merely cut short at its tail: records the run wrote were
+    /// skipped, so what was checked is not the whole run (the run is inconclusive).
+    pub history_damaged: bool,
+    /// The run was interrupted (Ctrl-C, SIGTERM): what it did not get to was not measured.
+    pub interrupted: bool,
     /// What the broker's own processes cost (None when the target names no pid file).
     #[serde(default)]
     pub broker_cost: Option<cost::BrokerCost>,
@@ -225,6 +240,9 @@ impl Metrics {
             skips: d.skips,
             effective_duplicates: d.effective_duplicates,
             dedupe_skips: d.dedupe_skips,
+            processed_per_store: d.processed_per_store,
+            store_anomalies: d.store_anomalies,
+            store_read: d.store_read,
             throughput: t.throughput,
             load_start_ns: t.load_start_ns,
             duration_s: t.duration_s,
@@ -244,6 +262,8 @@ impl Metrics {
             timeline,
             examples: d.examples,
             history_warning: None,
+            history_damaged: false,
+            interrupted: counts.interrupted,
             broker_cost: c.cost,
             shard_load,
         }
@@ -366,6 +386,7 @@ pub struct Counts {
     acked: u64,
     failed: u64,
     indeterminate: u64,
+    interrupted: bool,
 }
 
 impl Checker for Counts {
@@ -377,6 +398,10 @@ impl Checker for Counts {
             Event::SendOk { .. } => self.acked += 1,
             Event::SendFail { .. } => self.failed += 1,
             Event::SendInfo { .. } => self.indeterminate += 1,
+            Event::Phase {
+                phase: history::Phase::Interrupted,
+                ..
+            } => self.interrupted = true,
             _ => {}
         }
     }
@@ -439,6 +464,7 @@ pub fn check_history(path: &Path) -> Result<Metrics> {
     if let Some(e) = io_error {
         return Err(anyhow::Error::new(e).context(format!("reading history {}", path.display())));
     }
+    m.history_damaged = matches!(reader.stop(), Some(Stop::Corrupt { .. }));
     m.history_warning = match reader.stop() {
         Some(Stop::Truncated { skipped_bytes }) => Some(format!(
             "history ends mid-record: checked up to byte {}, skipped {skipped_bytes} bytes",

@@ -1,7 +1,9 @@
 //! Command line: run, validate, report, schema, and the hidden worker.
 //!
-//! Exit codes: 0 every expectation held; 1 an expectation failed; 2 invalid input or a broker that
-//! could not be reached (nothing was measured).
+//! Exit codes (`Exit`): 0 every expectation held; 1 an expectation failed, or compare found a
+//! regression; 2 invalid input (nothing was run); 3 inconclusive (a planned fault did not
+//! happen as planned, a broker could not be reached, nothing was measured); 130 / 143
+//! interrupted by SIGINT / SIGTERM.
 
 mod run;
 mod suite;
@@ -14,12 +16,58 @@ use clap::{Parser, Subcommand};
 pub const EXIT_PASS: i32 = 0;
 pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_INVALID: i32 = 2;
+pub const EXIT_INCONCLUSIVE: i32 = 3;
+
+/// What a command comes to. Several combine by severity, not by their numbers: bad input beats
+/// a failure, a failure beats an inconclusive run (a loss seen is a loss, and an inconclusive
+/// night must not hide a regression), and an interruption beats everything (`max`, in the
+/// order of the variants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Exit {
+    Pass,
+    Inconclusive,
+    Failed,
+    Invalid,
+    /// By a signal: its exit code (128 + the signal's number).
+    Interrupted(i32),
+}
+
+impl Exit {
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Pass => EXIT_PASS,
+            Exit::Inconclusive => EXIT_INCONCLUSIVE,
+            Exit::Failed => EXIT_FAILED,
+            Exit::Invalid => EXIT_INVALID,
+            Exit::Interrupted(code) => code,
+        }
+    }
+
+    pub fn of(status: crate::report::Status) -> Exit {
+        use crate::report::Status;
+        match status {
+            Status::Pass => Exit::Pass,
+            Status::Inconclusive => Exit::Inconclusive,
+            Status::Fail => Exit::Failed,
+        }
+    }
+}
+
+const EXIT_CODES: &str = "Exit codes:
+  0        every expectation held
+  1        an expectation failed, or compare found a regression
+  2        invalid input: nothing was run
+  3        inconclusive: a planned fault did not happen as planned, a broker could not be
+           reached, nothing was measured, the history is damaged or no final read verified it
+  130/143  interrupted by SIGINT/SIGTERM (the history and a partial report are kept)
+Several runs' codes combine by severity: interrupted > 2 > 1 > 3 > 0.";
 
 #[derive(Parser)]
 #[command(
     name = "brokerbench",
     version,
-    about = "Benchmark and chaos-test message brokers against a YAML workload"
+    about = "Benchmark and chaos-test message brokers against a YAML workload",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -62,7 +110,8 @@ enum Command {
         #[arg(required = true)]
         workloads: Vec<PathBuf>,
     },
-    /// Re-check a run directory from its history and rewrite result.json and junit.xml.
+    /// Re-check a run directory from its history and rewrite result.json and junit.xml
+    /// (exit 0 pass, 1 an expectation failed, 3 inconclusive).
     Report { run_dir: PathBuf },
     /// Put runs (or the brokers of one run) side by side; with --baseline, flag regressions (exit 1).
     Compare {

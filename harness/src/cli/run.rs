@@ -1,14 +1,16 @@
 //! `brokerbench run` and `brokerbench report`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use tokio::sync::watch;
 
 use super::sweep::Stepper;
-use super::{EXIT_FAILED, EXIT_INVALID, EXIT_PASS};
-use crate::check::{self, expect};
+use super::Exit;
+use crate::check::{self, expect, inconclusive};
 use crate::driver::Plan;
 use crate::load::runner::{run_broker, StopSignal};
 use crate::report::suite::SuiteRun;
@@ -31,33 +33,37 @@ pub async fn run(
         Ok(job) => job,
         Err(e) => {
             eprintln!("{e}");
-            return EXIT_INVALID;
+            return Exit::Invalid.code();
         }
     };
     let profile = match TargetProfile::load(&target, &[crate::driver::check_target]) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e:#}");
-            return EXIT_INVALID;
+            return Exit::Invalid.code();
         }
     };
     for (f, w) in &job.workloads {
         if let Err(msg) = controls_present(w, &profile) {
             eprintln!("{}:{msg}", f.display());
-            return EXIT_INVALID;
+            return Exit::Invalid.code();
         }
         if let Err(msg) = option_controls_present(f, w, &profile) {
             eprintln!("{msg}");
-            return EXIT_INVALID;
+            return Exit::Invalid.code();
         }
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let signalled = Arc::new(AtomicI32::new(0));
+    let seen = signalled.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: stopping producers, draining briefly, keeping the history");
-            let _ = stop_tx.send(true);
-        }
+        let Some(code) = interrupt().await else {
+            return;
+        };
+        eprintln!("\ninterrupted: stopping producers, draining briefly, keeping the history");
+        seen.store(code, Ordering::SeqCst);
+        let _ = stop_tx.send(true);
     });
     let stop = StopSignal(stop_rx);
 
@@ -99,7 +105,8 @@ pub async fn run(
     }
 
     let mut done = Done {
-        code: EXIT_PASS,
+        left_faulted: BTreeMap::new(),
+        exit: Exit::Pass,
         results: Vec::new(),
         suite,
         dir: &dir,
@@ -116,6 +123,7 @@ pub async fn run(
                 &brokers,
                 stop.clone(),
                 &mut progress,
+                &mut done.left_faulted,
             )
             .await;
             done.absorb(&w.name, outcome, None);
@@ -143,6 +151,7 @@ pub async fn run(
                     &on,
                     stop.clone(),
                     &mut progress,
+                    &mut done.left_faulted,
                 )
                 .await;
                 if let Ok(result) = &outcome {
@@ -156,9 +165,7 @@ pub async fn run(
         }
         let curve = stepper.curve();
         print!("{}", summary::render_curve(&curve));
-        if !curve.passed() {
-            done.code = done.code.max(EXIT_FAILED);
-        }
+        done.exit = done.exit.max(Exit::of(curve.status()));
         if stop.requested() {
             break;
         }
@@ -166,13 +173,36 @@ pub async fn run(
     if done.suite.is_some() {
         println!("suite: {}", dir.join("index.html").display());
     }
-    done.code
+    if stop.requested() {
+        done.exit = Exit::Interrupted(signalled.load(Ordering::SeqCst));
+    }
+    done.exit.code()
+}
+
+/// Wait for SIGINT (Ctrl-C) or SIGTERM; the exit code that reports it (130 or 143). None when
+/// neither can be waited for.
+async fn interrupt() -> Option<i32> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let sigterm = async {
+        match term.as_mut() {
+            Some(t) => t.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.ok().map(|()| 130),
+        _ = sigterm => Some(143),
+    }
 }
 
 /// What the job has done so far: its exit code, its runs, and its suite page, rewritten after
 /// every run so that an interrupted suite still has one.
 struct Done<'a> {
-    code: i32,
+    exit: Exit,
+    /// Brokers an earlier run of the job left faulted (a fault's undo failed), with what was
+    /// left: the next run against one first checks that it answers.
+    left_faulted: BTreeMap<BrokerKind, String>,
     results: Vec<RunResult>,
     suite: Option<SuiteRun>,
     dir: &'a Path,
@@ -184,23 +214,14 @@ impl Done<'_> {
         match outcome {
             Ok(result) => {
                 print!("{}", summary::render(&result));
-                let errored = result
-                    .brokers
-                    .iter()
-                    .any(|b| b.error.is_some() && b.metrics.is_none());
-                let c = if errored {
-                    EXIT_INVALID
-                } else if result.passed() {
-                    EXIT_PASS
-                } else {
-                    EXIT_FAILED
-                };
-                self.code = self.code.max(c);
+                // A broker that could not be reached measured nothing: inconclusive.
+                self.exit = self.exit.max(Exit::of(result.status()));
                 self.results.push(result);
             }
             Err(e) => {
+                // The harness could not run it (or write its results): nothing was judged.
                 eprintln!("error: {e:#}");
-                self.code = EXIT_INVALID;
+                self.exit = self.exit.max(Exit::Inconclusive);
                 if let Some(s) = &mut self.suite {
                     s.errors.push(format!("{name}: {e:#}"));
                 }
@@ -216,7 +237,7 @@ impl Done<'_> {
             s.runs = self.results.iter().map(|r| r.run_id.clone()).collect();
             if let Err(e) = crate::report::suite::write(self.dir, s, &self.results) {
                 eprintln!("error: writing the suite's page: {e:#}");
-                self.code = EXIT_INVALID;
+                self.exit = self.exit.max(Exit::Inconclusive);
             }
         }
     }
@@ -392,6 +413,7 @@ async fn run_workload(
     brokers: &[BrokerKind],
     stop: StopSignal,
     progress: &mut Progress,
+    left_faulted: &mut BTreeMap<BrokerKind, String>,
 ) -> Result<RunResult> {
     let run_id = new_run_id(&w.name);
     let dir = out.join(&run_id);
@@ -432,6 +454,21 @@ async fn run_workload(
         if stop.requested() {
             break;
         }
+        let preflight = match left_faulted.remove(broker) {
+            Some(left) => match answers(profile, broker, &left).await {
+                Ok(said) => Some(said),
+                Err(e) => {
+                    eprintln!("{broker}: {e:#}");
+                    result
+                        .brokers
+                        .push(BrokerResult::errored(broker, format!("{e:#}")));
+                    left_faulted.insert(broker.clone(), left);
+                    result.write(&dir)?;
+                    continue;
+                }
+            },
+            None => None,
+        };
         let plan = Arc::new(Plan::new(&run_id, broker.clone(), w, profile));
         let bdir = dir.join(broker.as_str());
         let windows = crate::chaos::faults::windows(
@@ -457,23 +494,26 @@ async fn run_workload(
             }
             Err(e) => {
                 let history = bdir.join("history.bin");
-                // A run that broke off mid-way still has a history worth checking.
-                let mut r = if history.exists() {
-                    checked(broker, String::new(), &history, w)
+                // A run that broke off mid-way still has a history worth checking: a loss it
+                // saw is a loss, but nothing it did not get to can pass.
+                if history.exists() {
+                    let mut r = checked(broker, String::new(), &history, w);
+                    distrust(&mut r, w, format!("the run broke off: {e:#}"));
+                    r.error = Some(format!("{e:#}"));
+                    r
                 } else {
-                    BrokerResult {
-                        broker: broker.clone(),
-                        product: String::new(),
-                        client_settings: Default::default(),
-                        error: None,
-                        metrics: None,
-                        verdicts: Vec::new(),
-                    }
-                };
-                r.error = Some(format!("{e:#}"));
-                r
+                    BrokerResult::errored(broker, format!("{e:#}"))
+                }
             }
         };
+        let mut broker_result = broker_result;
+        if let Some(said) = preflight {
+            eprintln!("{broker}: {said}");
+            broker_result.preflight = Some(said);
+        }
+        if let Some(left) = left_faulted_by(&broker_result, &run_id) {
+            left_faulted.insert(broker.clone(), left);
+        }
         result.brokers.push(broker_result);
         result.write(&dir)?;
     }
@@ -481,34 +521,91 @@ async fn run_workload(
     Ok(result)
 }
 
+/// What run `run_id` left faulted on its broker: a fault whose undo failed.
+fn left_faulted_by(r: &BrokerResult, run_id: &str) -> Option<String> {
+    let m = r.metrics.as_ref()?;
+    let f = m
+        .faults
+        .iter()
+        .find(|f| f.failed && f.applied_s.is_some())?;
+    Some(format!(
+        "run {run_id} left it faulted: fault #{} ({}): {}",
+        f.index, f.kind, f.detail
+    ))
+}
+
+/// How long the target's `ready` command may take to say whether a broker answers.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Whether a broker an earlier run left faulted (`left`) answers again, through the target's
+/// `ready` command: what was found, to say in the run that follows, or why it does not.
+async fn answers(profile: &TargetProfile, broker: &BrokerKind, left: &str) -> Result<String> {
+    let control = crate::driver::control(profile, broker);
+    let Some(cmd) = control.command("ready") else {
+        return Ok(format!(
+            "{left}; target profile `{}` has no `ready` command for {broker}, so this run's own \
+             connection is the check",
+            profile.name
+        ));
+    };
+    let asked = tokio::time::timeout(READY_TIMEOUT, crate::chaos::run_command(cmd, &profile.dir));
+    match asked.await {
+        Ok(Ok((_, took))) => Ok(format!(
+            "{left}; checked before this run: `{cmd}` says it answers ({took:.1}s)"
+        )),
+        Ok(Err(e)) => anyhow::bail!("{left}; it does not answer now: {e:#}"),
+        Err(_) => anyhow::bail!(
+            "{left}; it does not answer now: `{cmd}` gave no answer within {READY_TIMEOUT:?}"
+        ),
+    }
+}
+
+/// Check one broker's history and judge the workload's expectations against it.
 fn checked(broker: &BrokerKind, product: String, history: &Path, w: &Workload) -> BrokerResult {
-    let broker = broker.clone();
     match check::check_history(history) {
-        Ok(m) => BrokerResult {
-            broker,
-            product,
-            client_settings: Default::default(),
-            error: None,
-            verdicts: expect::verdicts(&w.expect, &m),
-            metrics: Some(m),
-        },
-        Err(e) => BrokerResult {
-            broker,
-            product,
-            client_settings: Default::default(),
-            error: Some(format!("checking {}: {e:#}", history.display())),
-            metrics: None,
-            verdicts: Vec::new(),
-        },
+        Ok(m) => {
+            let untrusted = inconclusive::reasons(&m, &inconclusive::Plan::of(w));
+            BrokerResult {
+                broker: broker.clone(),
+                product,
+                client_settings: Default::default(),
+                error: None,
+                verdicts: expect::verdicts(&w.expect, &m, &untrusted),
+                inconclusive: untrusted,
+                metrics: Some(m),
+                preflight: None,
+            }
+        }
+        Err(e) => {
+            let mut r =
+                BrokerResult::errored(broker, format!("checking {}: {e:#}", history.display()));
+            r.product = product;
+            r
+        }
+    }
+}
+
+/// A run that stopped early vouches for nothing it did not get to: every verdict that held
+/// is not judged, for `why`.
+fn distrust(r: &mut BrokerResult, w: &Workload, why: String) {
+    r.inconclusive.push(why);
+    if let Some(m) = &r.metrics {
+        r.verdicts = expect::verdicts(&w.expect, m, &r.inconclusive);
     }
 }
 
 /// Rebuild result.json and junit.xml from a run directory alone (workload + histories).
 pub fn report(dir: &Path) -> i32 {
-    super::exit_code(rebuild(dir).map(|result| {
-        print!("{}", summary::render(&result));
-        result.passed()
-    }))
+    match rebuild(dir) {
+        Ok(result) => {
+            print!("{}", summary::render(&result));
+            Exit::of(result.status()).code()
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Exit::Invalid.code()
+        }
+    }
 }
 
 fn rebuild(dir: &Path) -> Result<RunResult> {
@@ -530,17 +627,29 @@ fn rebuild(dir: &Path) -> Result<RunResult> {
     }
     for broker in &w.brokers {
         let history = dir.join(broker.as_str()).join("history.bin");
-        if !history.exists() {
-            continue;
-        }
         let before = previous
             .as_ref()
             .and_then(|p| p.brokers.iter().find(|b| &b.broker == broker));
+        if !history.exists() {
+            // A broker the run could not reach has no history: what the run said stands.
+            if let Some(b) = before.filter(|b| b.error.is_some()) {
+                result.brokers.push(b.clone());
+            }
+            continue;
+        }
         let product = before.map(|b| b.product.clone()).unwrap_or_default();
         let mut r = checked(broker, product, &history, &w);
         r.client_settings = before
             .map(|b| b.client_settings.clone())
             .unwrap_or_default();
+        // The run broke off with an error only the run knew: it still holds.
+        if let Some(e) = before
+            .and_then(|b| b.error.clone())
+            .filter(|_| r.error.is_none())
+        {
+            distrust(&mut r, &w, format!("the run broke off: {e}"));
+            r.error = Some(e);
+        }
         result.brokers.push(r);
     }
     anyhow::ensure!(

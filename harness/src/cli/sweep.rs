@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::check::sustain::{shown, sustained, Sustained};
-use crate::report::sweep::{BrokerCurve, Curve, Point, Step};
+use crate::report::sweep::{fmt_rate, BrokerCurve, Curve, Point, Step};
 use crate::report::RunResult;
 use crate::workload::steps::{rate_label, MAX_SUSTAINABLE_RATE};
 use crate::workload::units::Rate;
@@ -218,15 +218,25 @@ impl<'a> Stepper<'a> {
                         .filter_map(|p| p.offered)
                         .reduce(f64::max),
                 };
+                // A step that could not vouch for its figures leaves the answer unproven.
+                let untrusted: Vec<String> = points
+                    .iter()
+                    .filter_map(|p| {
+                        let why = p.inconclusive.as_ref()?;
+                        Some(format!(
+                            "the step at {} was inconclusive: {why}",
+                            fmt_rate(p.offered)
+                        ))
+                    })
+                    .collect();
                 let verdict = self.w.expect.get(MAX_SUSTAINABLE_RATE).map(|bound| {
-                    let measured = max.unwrap_or(0.0);
-                    crate::check::expect::Verdict {
-                        metric: MAX_SUSTAINABLE_RATE.into(),
-                        bound: bound.value.to_string(),
-                        measured: Some(measured),
-                        passed: bound.value.holds(measured),
-                        note: None,
-                    }
+                    crate::check::expect::Verdict::judge(
+                        MAX_SUSTAINABLE_RATE,
+                        &bound.value,
+                        Some(max.unwrap_or(0.0)),
+                        &untrusted,
+                        None,
+                    )
                 });
                 BrokerCurve {
                     broker: b.clone(),

@@ -597,7 +597,8 @@ mod tests {
                     c.kill.is_some()
                         && c.pause.is_some()
                         && c.resume.is_some()
-                        && c.start.is_some(),
+                        && c.start.is_some()
+                        && c.ready.is_some(),
                     "{} {kind}",
                     p.name
                 );

@@ -237,6 +237,23 @@ pub enum Event {
         index: u32,
         nodes: Vec<(String, String)>,
     },
+    /// Once the consumers are gone, the idempotent consumers' own store (their processed-ids
+    /// table) holds `id`, committed by `consumer` together with its effect. It is evidence of
+    /// processing as good as a `Processed` record: a consumer killed between its commit and
+    /// that record processed the value all the same.
+    StoreHolds {
+        t: u64,
+        consumer: u32,
+        id: MsgId,
+    },
+    /// The store was read: `rows` rows of this run, each recorded as `StoreHolds`; or it could
+    /// not be read (`complete` false), and `detail` says why.
+    StoreRead {
+        t: u64,
+        complete: bool,
+        rows: u64,
+        detail: String,
+    },
 }
 
 impl Event {
@@ -264,7 +281,9 @@ impl Event {
             | Event::SendWindow { t, .. }
             | Event::Connected { t, .. }
             | Event::ClusterView { t, .. }
-            | Event::FaultNodes { t, .. } => *t,
+            | Event::FaultNodes { t, .. }
+            | Event::StoreHolds { t, .. }
+            | Event::StoreRead { t, .. } => *t,
         }
     }
 }

@@ -229,6 +229,21 @@ mod tests {
                     ("n2".into(), "cut from n1".into()),
                 ],
             },
+            Event::StoreHolds {
+                t: 18,
+                consumer: 1,
+                id: MsgId {
+                    producer: 0,
+                    key: 6,
+                    seq: 70,
+                },
+            },
+            Event::StoreRead {
+                t: 19,
+                complete: true,
+                rows: 1,
+                detail: String::new(),
+            },
         ]
     }
 
@@ -268,6 +283,8 @@ mod tests {
             "Connected",
             "ClusterView",
             "FaultNodes",
+            "StoreHolds",
+            "StoreRead",
         ] {
             assert!(schema.contains(&format!("\"{kind}\"")), "{kind} missing");
         }

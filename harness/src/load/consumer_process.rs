@@ -124,7 +124,7 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
     let mut store = match w.consumers.dedupe {
         Dedupe::ProcessedIds => {
             let dir = spec.parent().unwrap_or(Path::new("."));
-            Some(ProcessedIds::open(&dir.join("processed-ids.sqlite"))?)
+            Some(ProcessedIds::open(&dir.join(super::dedupe::STORE_FILE))?)
         }
         Dedupe::None => None,
     };

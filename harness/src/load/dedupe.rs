@@ -11,6 +11,9 @@ use rusqlite::{params, Connection, TransactionBehavior};
 
 use crate::message::MsgId;
 
+/// The store's file, in the broker's run directory, shared by every consumer process.
+pub const STORE_FILE: &str = "processed-ids.sqlite";
+
 pub struct ProcessedIds {
     db: Connection,
 }
@@ -77,6 +80,30 @@ impl ProcessedIds {
         tx.commit()?;
         Ok(Outcome::Applied)
     }
+}
+
+/// Every row of the store at `path` once its consumers are gone: each processed id with the
+/// consumer that committed it. Ids that are not this harness's (`producer-key-seq`) are counted
+/// apart, so a damaged row cannot hide.
+pub fn rows(path: &Path) -> Result<(Vec<(MsgId, u32)>, u64)> {
+    let db = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("opening processed-ids store {}", path.display()))?;
+    db.busy_timeout(OPEN_TIMEOUT)?;
+    let mut stmt = db
+        .prepare("SELECT id, consumer FROM processed_messages")
+        .with_context(|| format!("reading processed-ids store {}", path.display()))?;
+    let mut out = Vec::new();
+    let mut foreign = 0;
+    let mut q = stmt.query([])?;
+    while let Some(row) = q.next()? {
+        let id: String = row.get(0)?;
+        let consumer: u32 = row.get(1)?;
+        match MsgId::from_dedupe_id(&id) {
+            Some(id) => out.push((id, consumer)),
+            None => foreign += 1,
+        }
+    }
+    Ok((out, foreign))
 }
 
 /// SQLite's "try again later": another connection holds the lock.

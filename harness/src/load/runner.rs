@@ -233,6 +233,7 @@ async fn drive(mut run: Run<'_>, clients: Clients, faults: Vec<Window>) -> Resul
         v.stop().await;
     }
     run.stop_consumers(consumers).await?;
+    run.read_store();
     run.final_read().await?;
     run.bar.finish_and_clear();
     Ok(())
@@ -513,6 +514,40 @@ impl Run<'_> {
             phase: Phase::DrainEnd,
         });
         Ok(())
+    }
+
+    /// The consumers are gone: when they deduplicate, what their own store holds is on record
+    /// too (`StoreHolds`), as evidence of processing that a consumer killed between its commit
+    /// and its `Processed` record leaves nowhere else.
+    fn read_store(&self) {
+        if self.plan.workload.consumers.dedupe != crate::workload::Dedupe::ProcessedIds {
+            return;
+        }
+        let path = self.dir.join(super::dedupe::STORE_FILE);
+        let (complete, rows, detail) = match super::dedupe::rows(&path) {
+            Ok((rows, foreign)) => {
+                let n = rows.len() as u64;
+                for (id, consumer) in rows {
+                    self.recorder.record(Event::StoreHolds {
+                        t: now_ns(),
+                        consumer,
+                        id,
+                    });
+                }
+                let detail = match foreign {
+                    0 => String::new(),
+                    f => format!("{f} rows hold ids this harness never writes"),
+                };
+                (true, n, detail)
+            }
+            Err(e) => (false, 0, format!("{e:#}")),
+        };
+        self.recorder.record(Event::StoreRead {
+            t: now_ns(),
+            complete,
+            rows,
+            detail,
+        });
     }
 
     /// Every fault is undone and the consumers are gone: read what the broker still holds, with

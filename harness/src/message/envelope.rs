@@ -38,6 +38,17 @@ impl MsgId {
     pub fn dedupe_id(&self) -> String {
         format!("{}-{}-{}", self.producer, self.key, self.seq)
     }
+
+    /// The id `dedupe_id` wrote (`producer-key-seq`), or None for anything else.
+    pub fn from_dedupe_id(s: &str) -> Option<MsgId> {
+        let mut parts = s.split('-');
+        let id = MsgId {
+            producer: parts.next()?.parse().ok()?,
+            key: parts.next()?.parse().ok()?,
+            seq: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(id)
+    }
 }
 
 pub fn key_name(key: u32) -> String {

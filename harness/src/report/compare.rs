@@ -11,7 +11,7 @@ use super::html::{fmt_metric, histogram, page};
 use super::judge::{self, Change, Judgement};
 use super::plots::{self, Series, PALETTE};
 use super::sweep;
-use super::RunResult;
+use super::{RunResult, Status};
 use crate::check::metrics::{Metric, METRICS};
 use crate::check::Metrics;
 use crate::workload::BrokerKind;
@@ -29,7 +29,7 @@ pub struct Column {
     pub digest: String,
     pub broker: BrokerKind,
     pub product: String,
-    pub passed: bool,
+    pub status: Status,
     pub metrics: Metrics,
 }
 
@@ -75,7 +75,7 @@ pub fn columns(results: &[RunResult]) -> Vec<Column> {
                     digest: r.workload_digest.clone(),
                     broker: b.broker.clone(),
                     product: b.product.clone(),
-                    passed: b.passed(),
+                    status: b.status(),
                     metrics,
                 })
             })
@@ -325,7 +325,7 @@ pub fn render(
     ];
     let cols: Vec<_> = columns
         .iter()
-        .map(|c| context! { label => c.label, workload => c.workload, product => c.product, run_id => c.run_id, passed => c.passed })
+        .map(|c| context! { label => c.label, workload => c.workload, product => c.product, run_id => c.run_id, verdict => c.status.label(), class => c.status.class() })
         .collect();
     let html = page(
         "compare.html",
@@ -420,7 +420,7 @@ mod tests {
             digest: "d1".into(),
             broker,
             product: String::new(),
-            passed: true,
+            status: Status::Pass,
             metrics,
         }
     }

@@ -12,7 +12,8 @@ use minijinja::{context, Environment};
 use serde::Serialize;
 
 use super::plots::{self, Series, PALETTE};
-use super::{BrokerResult, RunResult};
+use super::{BrokerResult, RunResult, Status};
+use crate::check::expect::Outcome;
 use crate::check::metrics::{Metric, Unit, METRICS};
 use crate::check::Metrics;
 use crate::workload::units::Bound;
@@ -33,7 +34,8 @@ struct VerdictRow {
     metric: String,
     measured: String,
     bound: String,
-    passed: bool,
+    outcome: &'static str,
+    class: &'static str,
     note: String,
 }
 
@@ -41,6 +43,15 @@ struct VerdictRow {
 pub struct Row {
     pub label: String,
     pub cells: Vec<String>,
+}
+
+/// The pages' CSS class for a verdict's outcome.
+pub fn outcome_class(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "pass",
+        Outcome::NotJudged => "warn",
+        Outcome::Fail => "fail",
+    }
 }
 
 /// Decode a serialized HdrHistogram from result.json.
@@ -429,7 +440,8 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
                     metric: v.metric.clone(),
                     measured,
                     bound,
-                    passed: v.passed,
+                    outcome: v.outcome.label(),
+                    class: outcome_class(v.outcome),
                     note: v.note.clone().unwrap_or_default(),
                 }
             })
@@ -475,6 +487,8 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
                     rate => c.rate.map(|r| format!("{r:.0}")),
                 }),
                 error => b.error,
+                preflight => b.preflight,
+                inconclusive => (b.status() == Status::Inconclusive).then(|| b.why_inconclusive()),
                 warning => m.and_then(|m| m.history_warning.clone()),
                 plots => m.map(broker_plots).unwrap_or_default(),
                 examples => examples,
@@ -496,7 +510,7 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
     Ok(tmpl.render(context! {
         css => CSS,
         run => r,
-        passed => r.passed(),
+        status => context! { label => r.status().label(), class => r.status().class() },
         verdicts => verdicts,
         summary => summary_rows(&refs),
         brokers => brokers,
@@ -646,6 +660,8 @@ mod tests {
                 error: None,
                 metrics: Some(metrics.clone()),
                 verdicts: Vec::new(),
+                inconclusive: Vec::new(),
+                preflight: None,
             })
             .collect();
         let r = RunResult {

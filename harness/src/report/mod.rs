@@ -16,15 +16,65 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::check::expect::Verdict;
+use crate::check::expect::{Outcome, Verdict};
 use crate::check::Metrics;
 use crate::workload::BrokerKind;
 
 /// Bumped whenever a field changes meaning or disappears (adding fields keeps the version).
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version 3: a verdict's `passed` became its `outcome` (pass, not-judged, fail), and each
+/// broker says why its run is `inconclusive`.
+pub const SCHEMA_VERSION: u32 = 3;
 /// Version 1 (before the final read) is still read: its new fields take their defaults, and its
-/// `lost` counted every acknowledged value that was not processed.
+/// `lost` counted every acknowledged value that was not processed. Versions 1 and 2 verdicts'
+/// `passed` reads as a pass or a fail; they knew no inconclusive runs.
 const OLDEST_READABLE: u32 = 1;
+
+/// What a run (or a broker's part of it, or a suite) comes to. Ordered by severity, so the
+/// worst of several is their max: a failure seen is a failure whatever else went wrong, and
+/// anything untrusted is not a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Pass,
+    /// Nothing failed, but something could not be judged: a planned fault did not happen as
+    /// planned, nothing was measured, the history is damaged, or the run broke off.
+    Inconclusive,
+    Fail,
+}
+
+impl Status {
+    /// As the terminal and the pages write it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Inconclusive => "INCONCLUSIVE",
+            Status::Fail => "FAIL",
+        }
+    }
+
+    /// The pages' CSS class for it.
+    pub fn class(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Inconclusive => "warn",
+            Status::Fail => "fail",
+        }
+    }
+
+    /// What one verdict comes to.
+    pub fn of(o: Outcome) -> Status {
+        match o {
+            Outcome::Pass => Status::Pass,
+            Outcome::NotJudged => Status::Inconclusive,
+            Outcome::Fail => Status::Fail,
+        }
+    }
+
+    /// The worst of `statuses`; a pass when there are none.
+    pub fn worst(statuses: impl IntoIterator<Item = Status>) -> Status {
+        statuses.into_iter().max().unwrap_or(Status::Pass)
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunResult {
@@ -99,11 +149,55 @@ pub struct BrokerResult {
     pub error: Option<String>,
     pub metrics: Option<Metrics>,
     pub verdicts: Vec<Verdict>,
+    /// Why this run cannot vouch for its verdicts (see `check::inconclusive`): a fault that
+    /// did not happen as planned, nothing measured, a damaged history, no final read, an error
+    /// or an interruption. Empty when it can.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inconclusive: Vec<String>,
+    /// What was checked before the run: an earlier run of the job left this broker faulted,
+    /// and whether it answered again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<String>,
 }
 
 impl BrokerResult {
+    /// A result with nothing measured: the run against `broker` could not happen.
+    pub fn errored(broker: &BrokerKind, error: String) -> BrokerResult {
+        BrokerResult {
+            broker: broker.clone(),
+            product: String::new(),
+            client_settings: BTreeMap::new(),
+            inconclusive: vec![format!("the run could not happen: {error}")],
+            error: Some(error),
+            metrics: None,
+            verdicts: Vec::new(),
+            preflight: None,
+        }
+    }
+
+    /// Fail when any verdict failed; otherwise inconclusive when anything could not be judged
+    /// or the run errored; otherwise pass.
+    pub fn status(&self) -> Status {
+        let worst = Status::worst(self.verdicts.iter().map(|v| Status::of(v.outcome)));
+        if worst == Status::Pass && (self.error.is_some() || !self.inconclusive.is_empty()) {
+            return Status::Inconclusive;
+        }
+        worst
+    }
+
     pub fn passed(&self) -> bool {
-        self.error.is_none() && self.verdicts.iter().all(|v| v.passed)
+        self.status() == Status::Pass
+    }
+
+    /// One line: why the run is inconclusive, or what errored.
+    pub fn why_inconclusive(&self) -> String {
+        let mut why = self.inconclusive.clone();
+        if let Some(e) = &self.error {
+            if !why.iter().any(|w| w.contains(e.as_str())) {
+                why.push(format!("the run errored: {e}"));
+            }
+        }
+        why.join("; ")
     }
 }
 
@@ -148,8 +242,12 @@ impl RunResult {
         }
     }
 
+    pub fn status(&self) -> Status {
+        Status::worst(self.brokers.iter().map(BrokerResult::status))
+    }
+
     pub fn passed(&self) -> bool {
-        self.brokers.iter().all(BrokerResult::passed)
+        self.status() == Status::Pass
     }
 
     pub fn write(&self, dir: &Path) -> Result<()> {

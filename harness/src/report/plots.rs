@@ -413,13 +413,14 @@ pub fn lanes_plot(faults: &[FaultWindow], views: &[ClusterView], x_max: f64) -> 
 
 /// A value per night: x = the night's index, labelled with `nights[x]`; points where a metric
 /// regressed against the night before get a red ring, points whose run failed an expectation a
-/// black cross.
+/// black cross, points whose run was inconclusive an orange square.
 pub fn trend_plot(
     title: &str,
     y_desc: &str,
     series: &[Series],
     regressed: &[(f64, f64)],
     failed: &[(f64, f64)],
+    inconclusive: &[(f64, f64)],
     nights: &[String],
 ) -> String {
     svg(|root| {
@@ -480,6 +481,13 @@ pub fn trend_plot(
                     .iter()
                     .map(|&p| Cross::new(p, 6, BLACK.stroke_width(2))),
             )
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(inconclusive.iter().map(|&(x, y)| {
+                // A square about the point, as wide as the regression ring, in pixels.
+                EmptyElement::at((x, y))
+                    + Rectangle::new([(-6, -6), (6, 6)], RGBColor(247, 144, 9).stroke_width(2))
+            }))
             .map_err(|e| e.to_string())?;
         lines(&mut chart, series)
     })

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::html::{fmt_metric, page};
 use super::sweep::{self, fmt_rate, Curve, Line};
-use super::{junit, RunResult};
+use super::{junit, RunResult, Status};
+use crate::check::expect::Outcome;
 use crate::check::metrics::find;
 
 const TEMPLATE: &str = include_str!("templates/suite.html");
@@ -31,10 +32,15 @@ pub struct SuiteRun {
 }
 
 impl SuiteRun {
-    pub fn passed(&self, runs: &[RunResult]) -> bool {
-        runs.iter().all(RunResult::passed)
-            && self.errors.is_empty()
-            && self.curves.iter().all(Curve::passed)
+    /// The worst of its runs and curves; a run that could not even start is inconclusive.
+    pub fn status(&self, runs: &[RunResult]) -> Status {
+        let errors = (!self.errors.is_empty()).then_some(Status::Inconclusive);
+        Status::worst(
+            runs.iter()
+                .map(RunResult::status)
+                .chain(self.curves.iter().map(Curve::status))
+                .chain(errors),
+        )
     }
 }
 
@@ -66,12 +72,11 @@ pub fn render(s: &SuiteRun, runs: &[RunResult]) -> Result<String> {
                         .filter(|r| r.workload == *w)
                         .filter_map(|r| {
                             let b = r.brokers.iter().find(|b| b.broker.as_str() == broker)?;
+                            let status = b.status();
                             let verdict = if b.metrics.is_none() {
                                 "ERROR"
-                            } else if b.passed() {
-                                "PASS"
                             } else {
-                                "FAIL"
+                                status.label()
                             };
                             let shown: Vec<String> = figures
                                 .iter()
@@ -83,12 +88,14 @@ pub fn render(s: &SuiteRun, runs: &[RunResult]) -> Result<String> {
                             let failed: Vec<String> = b
                                 .verdicts
                                 .iter()
-                                .filter(|v| !v.passed)
+                                .filter(|v| v.outcome == Outcome::Fail)
                                 .map(|v| v.metric.clone())
                                 .chain(b.error.iter().cloned())
                                 .collect();
                             Some(context! {
                                 verdict => verdict,
+                                class => status.class(),
+                                why => (status == Status::Inconclusive).then(|| b.why_inconclusive()),
                                 link => format!("{}/index.html", r.run_id),
                                 figures => shown.join(" · "),
                                 failed => failed.join("; "),
@@ -101,7 +108,7 @@ pub fn render(s: &SuiteRun, runs: &[RunResult]) -> Result<String> {
             context! { workload => w, cells => cells }
         })
         .collect();
-    let passed = s.passed(runs);
+    let status = s.status(runs);
     let curves: Vec<_> = s.curves.iter().map(|c| curve_view(c, runs)).collect();
     page(
         "suite.html",
@@ -110,7 +117,7 @@ pub fn render(s: &SuiteRun, runs: &[RunResult]) -> Result<String> {
         suite => s,
         brokers => brokers,
         rows => rows,
-        passed => passed,
+        status => context! { label => status.label(), class => status.class() },
         runs => runs.len(),
         curves => curves,
         },
@@ -193,7 +200,7 @@ fn curve_view(c: &Curve, runs: &[RunResult]) -> minijinja::Value {
             context! {
                 broker => b.broker.to_string(),
                 found => b.max_sustainable_rate.map_or("none of the steps".to_string(), |r| fmt_rate(Some(r))),
-                verdict => b.verdict.as_ref().map(|v| context! { passed => v.passed, bound => v.bound.clone() }),
+                verdict => b.verdict.as_ref().map(|v| context! { label => v.outcome.label(), class => super::html::outcome_class(v.outcome), bound => v.bound.clone(), note => v.note.clone() }),
                 steps => steps,
             }
         })

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::html::fmt_verdict;
-use super::RunResult;
+use super::{RunResult, Status};
 
 fn ms(s: f64) -> String {
     if s >= 1.0 {
@@ -81,12 +81,25 @@ pub fn render(r: &RunResult) -> String {
             let (measured, bound) = fmt_verdict(&v.metric, v.measured, &v.bound);
             let _ = writeln!(
                 out,
-                "  {} {:<9} {:<28} measured {measured:<12} expected {bound}",
-                if v.passed { "PASS" } else { "FAIL" },
+                "  {:<10} {:<9} {:<28} measured {measured:<12} expected {bound}",
+                v.outcome.label(),
                 broker.as_str(),
                 v.metric,
             );
         }
+    }
+    // Why a broker's verdicts could not pass: one line each, naming the reason.
+    for b in r
+        .brokers
+        .iter()
+        .filter(|b| b.status() == Status::Inconclusive)
+    {
+        let _ = writeln!(
+            out,
+            "INCONCLUSIVE {}: {}",
+            b.broker.as_str(),
+            b.why_inconclusive()
+        );
     }
     out
 }
@@ -118,11 +131,7 @@ pub fn render_curve(c: &super::sweep::Curve) -> String {
                 format!("{} sustained", fmt_rate(Some(r)))
             });
         let verdict = b.verdict.as_ref().map_or(String::new(), |v| {
-            format!(
-                " — {} max_sustainable_rate {}",
-                if v.passed { "PASS" } else { "FAIL" },
-                v.bound
-            )
+            format!(" — {} max_sustainable_rate {}", v.outcome.label(), v.bound)
         });
         let _ = writeln!(out, "  {:<9} highest: {found}{verdict}", "");
     }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::html::fmt_num;
 use super::plots::{curve_plot, Series, PALETTE};
-use super::{BrokerResult, RunResult};
+use super::{BrokerResult, RunResult, Status};
 use crate::check::expect::Verdict;
 use crate::check::sustain::{acked_rate, Sustained};
 use crate::check::LatencySummary;
@@ -59,6 +59,10 @@ pub struct Point {
     /// The step's run measured nothing (the broker failed it): why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The step's run could not vouch for its figures (a fault that did not happen, nothing
+    /// measured, no final read): why. The curve's verdict is then not judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inconclusive: Option<String>,
 }
 
 fn all() -> f64 {
@@ -69,10 +73,14 @@ fn all() -> f64 {
 pub const DRAWN: f64 = 0.99;
 
 impl Curve {
-    pub fn passed(&self) -> bool {
-        self.brokers
-            .iter()
-            .all(|b| b.verdict.as_ref().is_none_or(|v| v.passed))
+    /// The worst of its brokers' `max_sustainable_rate` verdicts.
+    pub fn status(&self) -> Status {
+        Status::worst(
+            self.brokers
+                .iter()
+                .filter_map(|b| b.verdict.as_ref())
+                .map(|v| Status::of(v.outcome)),
+        )
     }
 }
 
@@ -96,6 +104,7 @@ impl Point {
             publish: m.and_then(|m| m.publish_latency.measured().cloned()),
             end_to_end: m.and_then(|m| m.end_to_end_latency.measured().cloned()),
             error: b.error.clone(),
+            inconclusive: (b.status() == Status::Inconclusive).then(|| b.why_inconclusive()),
         }
     }
 }
@@ -221,6 +230,7 @@ mod tests {
             publish: None,
             end_to_end: Some(l),
             error: None,
+            inconclusive: None,
         }
     }
 

@@ -11,8 +11,8 @@ use super::compare::{self, median_figure, Thresholds};
 use super::html::{fmt_metric, page};
 use super::judge::{judge, Change, Judgement};
 use super::plots::{self, Series, PALETTE};
-use super::RunResult;
 use super::{same_workload, WORKLOAD_CHANGED};
+use super::{RunResult, Status};
 use crate::check::metrics::{find, Metric, Unit};
 use crate::check::Metrics;
 
@@ -37,20 +37,24 @@ struct Night {
 }
 
 impl Night {
-    /// This night's runs of one workload on one broker, whether any failed, and the digests of
-    /// the workload they ran.
-    fn of(&self, workload: &str, broker: &str) -> (Vec<&Metrics>, bool, Vec<&str>) {
-        let mut failed = false;
+    /// This night's runs of one workload on one broker, the worst of their statuses, why any
+    /// was inconclusive, and the digests of the workload they ran.
+    fn of(&self, workload: &str, broker: &str) -> (Vec<&Metrics>, Status, String, Vec<&str>) {
+        let mut status = Status::Pass;
+        let mut why = Vec::new();
         let mut runs = Vec::new();
         let mut digests = Vec::new();
         for r in self.results.iter().filter(|r| r.workload == workload) {
             for b in r.brokers.iter().filter(|b| b.broker.as_str() == broker) {
-                failed |= !b.passed();
+                status = status.max(b.status());
+                if b.status() == Status::Inconclusive {
+                    why.push(b.why_inconclusive());
+                }
                 runs.extend(b.metrics.as_ref());
                 digests.push(r.workload_digest.as_str());
             }
         }
-        (runs, failed, digests)
+        (runs, status, why.join("; "), digests)
     }
 }
 
@@ -108,16 +112,18 @@ pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
     let mut marked = Vec::new();
     // (night, workload · broker) where the workload differs from the night before's.
     let mut changed: Vec<(String, String)> = Vec::new();
+    // (night, workload · broker, why) whose runs could not vouch for their figures.
+    let mut untrusted: Vec<(String, String, String)> = Vec::new();
     let mut newest_regressions = 0;
     let mut plots = Vec::new();
     for metric in KEY.iter().filter_map(|k| find(k)) {
         let mut series = Vec::new();
-        let (mut regressed, mut failed) = (Vec::new(), Vec::new());
+        let (mut regressed, mut failed, mut inconclusive) = (Vec::new(), Vec::new(), Vec::new());
         for (i, (w, b)) in subjects.iter().enumerate() {
             let mut points = Vec::new();
             let mut previous: Option<(Vec<&Metrics>, Vec<&str>)> = None;
             for (x, night) in nights.iter().enumerate() {
-                let (runs, night_failed, digests) = night.of(w, b);
+                let (runs, status, why, digests) = night.of(w, b);
                 if runs.is_empty() {
                     previous = None;
                     continue;
@@ -127,8 +133,18 @@ pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
                 };
                 let y = shown(metric, v);
                 points.push((x as f64, y));
-                if night_failed {
+                if status == Status::Fail {
                     failed.push((x as f64, y));
+                }
+                // A night that could not vouch for its figures is drawn but never judged, nor
+                // judged against: the next night is judged against the last one that could.
+                if status == Status::Inconclusive {
+                    inconclusive.push((x as f64, y));
+                    let row = (night.label.clone(), format!("{w} · {b}"), why);
+                    if !untrusted.contains(&row) {
+                        untrusted.push(row);
+                    }
+                    continue;
                 }
                 if let Some((before, before_digests)) = &previous {
                     let same = same_workload(before_digests.iter().chain(&digests).copied());
@@ -171,6 +187,7 @@ pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
             &series,
             &regressed,
             &failed,
+            &inconclusive,
             &labels,
         );
         plots.push(context! { title => metric.label, svg => svg });
@@ -179,8 +196,8 @@ pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
     let list: Vec<_> = nights
         .iter()
         .map(|n| {
-            let passed = n.results.iter().all(RunResult::passed);
-            context! { label => n.label, path => n.path.display().to_string(), runs => n.results.len(), passed => passed }
+            let status = Status::worst(n.results.iter().map(RunResult::status));
+            context! { label => n.label, path => n.path.display().to_string(), runs => n.results.len(), verdict => status.label(), class => status.class() }
         })
         .collect();
     let html = page(
@@ -192,6 +209,7 @@ pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
         marked => marked,
         changed => changed.iter().map(|(night, subject)| context! { night, subject }).collect::<Vec<_>>(),
         why_changed => WORKLOAD_CHANGED,
+        inconclusive => untrusted.iter().map(|(night, subject, why)| context! { night, subject, why }).collect::<Vec<_>>(),
         },
     )?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -266,6 +284,8 @@ mod tests {
                 error: None,
                 verdicts: Vec::new(),
                 metrics: Some(metrics),
+                inconclusive: Vec::new(),
+                preflight: None,
             }],
         };
         let p = dir.join(format!("{name}.json"));

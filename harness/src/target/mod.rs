@@ -31,6 +31,9 @@ pub struct Control {
     pub pause: Option<String>,
     pub resume: Option<String>,
     pub start: Option<String>,
+    /// Exit 0 when the broker answers: asked before a run when an earlier run of the job left
+    /// it faulted (a fault's undo failed), so the next run does not use it blindly.
+    pub ready: Option<String>,
     /// A file holding the broker's process id, relative to the profile's directory. When set,
     /// the broker's processes are sampled each second for what they cost (CPU, memory,
     /// storage writes).
@@ -82,6 +85,7 @@ impl Control {
             "pause" => self.pause.as_deref(),
             "resume" => self.resume.as_deref(),
             "start" => self.start.as_deref(),
+            "ready" => self.ready.as_deref(),
             "node_kill" => self.node_kill.as_deref(),
             "node_pause" => self.node_pause.as_deref(),
             "node_resume" => self.node_resume.as_deref(),

@@ -4,6 +4,7 @@ definitions in the README rather than from the Rust checkers, so the two can be 
 other. Reads JSON lines on stdin (one broker's history) and prints one JSON object of counts.
 
 Definitions (Jepsen's vocabulary):
+  processed   a Processed record, or a row of the idempotent consumers' own store (StoreHolds)
   lost        acknowledged, never processed, and not found by a complete final read
   unread      sent, found by the final read, never processed
   unverified  acknowledged, never processed, not found, and the final read did not complete
@@ -45,7 +46,7 @@ def main():
             sent.add(vid(b))
         elif kind == "SendOk":
             acked.add(vid(b))
-        elif kind == "Processed":
+        elif kind in ("Processed", "StoreHolds"):
             processed.add(vid(b))
         elif kind == "FinalRead":
             stored.add(vid(b))
