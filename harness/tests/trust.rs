@@ -70,7 +70,7 @@ fn faults_that_did_not_happen_make_their_runs_inconclusive_never_a_pass() {
     let d = dir.path();
     let target = profile(
         d,
-        "    kill: echo 'rabbitmq: not running under bin/brokers' >&2; exit 1
+        "    kill: \"echo 'rabbitmq: not running under bin/brokers' >&2; exit 1\"
     start: 'true'
     pause: exit 4
     resume: 'true'
