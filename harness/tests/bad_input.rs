@@ -162,9 +162,15 @@ fn report_rebuilds_from_a_run_directory_with_a_truncated_history() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     // The last Processed record was cut: seq 4 is acked but not processed. This history
     // predates the final read, so nothing can say whether the broker still held it: it is
-    // unverified, not lost, and `lost: 0` cannot pass.
-    assert_eq!(out.status.code(), Some(1), "{stdout}{}", stderr(&out));
+    // unverified, not lost, and `lost: 0` cannot pass: the run is inconclusive (exit 3), and
+    // the bound is not judged rather than failed (nothing was seen to be lost).
+    assert_eq!(out.status.code(), Some(3), "{stdout}{}", stderr(&out));
     assert!(stdout.contains("history ends mid-record"), "{stdout}");
+    assert!(stdout.contains("NOT JUDGED rabbitmq  lost"), "{stdout}");
+    assert!(
+        stdout.contains("INCONCLUSIVE rabbitmq: the final read did not verify"),
+        "{stdout}"
+    );
     let result = brokerbench::report::RunResult::read(&run.join("result.json")).unwrap();
     let m = result.brokers[0].metrics.as_ref().unwrap();
     assert_eq!((m.acked, m.delivered, m.lost, m.unverified), (5, 4, 0, 1));

@@ -391,7 +391,10 @@ fn failed_expectation_exits_1_and_says_which() {
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].metric, "delivered");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("FAIL rabbitmq  delivered"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL       rabbitmq  delivered"),
+        "{stdout}"
+    );
     let junit = std::fs::read_to_string(
         dir.path()
             .join("reports")

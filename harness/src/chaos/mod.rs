@@ -236,10 +236,13 @@ pub(crate) async fn run_command(cmd: &str, dir: &std::path::Path) -> Result<(Str
     if let Ok(me) = std::env::current_exe() {
         child.env("BROKERBENCH", me);
     }
+    // What such a helper lives as long as: this process (see `packet_queue::watch_owner`).
+    child.env("BROKERBENCH_OWNER", std::process::id().to_string());
     let child = child.kill_on_drop(true).output();
     let out = tokio::time::timeout(COMMAND_TIMEOUT, child)
         .await
-        .with_context(|| format!("`{cmd}` did not finish within {COMMAND_TIMEOUT:?}"))??;
+        .with_context(|| format!("`{cmd}` did not finish within {COMMAND_TIMEOUT:?}"))?
+        .with_context(|| format!("`{cmd}` could not be started in {}", dir.display()))?;
     if !out.status.success() {
         bail!(
             "`{cmd}` failed ({}): {}",

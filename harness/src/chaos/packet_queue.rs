@@ -216,6 +216,37 @@ extern "C" fn on_term(_: nix::libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
+/// Stop when the coordinator whose control command started this loop is gone (its pid comes
+/// in `BROKERBENCH_OWNER`, which every control command gets): a coordinator killed with
+/// SIGKILL never heals, and no fault may outlive its run. Its rules stay until a heal
+/// (`brokerbench leftovers --delete`), and the queue fails open meanwhile.
+fn watch_owner() {
+    let Some(pid) = std::env::var("BROKERBENCH_OWNER")
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok())
+    else {
+        return;
+    };
+    let gone = move || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true)
+    };
+    std::thread::spawn(move || {
+        while !STOP.load(Ordering::Relaxed) {
+            if gone() {
+                eprintln!("packet-faults: the coordinator (pid {pid}) is gone; stopping");
+                STOP.store(true, Ordering::Relaxed);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+}
+
 /// The longest a packet waits beyond its delay: the loop looks for new packets this often
 /// when none is due sooner.
 const POLL: Duration = Duration::from_millis(1);
@@ -233,6 +264,7 @@ pub fn run(queue: u16, mark: u32, spec: Spec, seed: u64) -> Result<()> {
         // SAFETY: the handler only stores to an atomic.
         unsafe { sigaction(s, &action) }.context("installing the signal handler")?;
     }
+    watch_owner();
     let mut q = nfq::Queue::open().context("opening a netfilter queue socket (needs root)")?;
     q.bind(queue)
         .with_context(|| format!("binding netfilter queue {queue}"))?;

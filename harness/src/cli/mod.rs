@@ -5,6 +5,8 @@
 //! happen as planned, a broker could not be reached, nothing was measured); 130 / 143
 //! interrupted by SIGINT / SIGTERM.
 
+mod leftovers;
+mod live;
 mod run;
 mod suite;
 mod sweep;
@@ -146,6 +148,30 @@ enum Command {
         #[arg(long, short, default_value = "reports/trend")]
         out: PathBuf,
     },
+    /// List what runs left on the target's brokers (topics, queues, exchanges, consumer groups
+    /// no live run on this machine owns, as a coordinator killed with SIGKILL leaves them) and
+    /// faults left in force (a broker left stopped, a cluster's cuts); --delete removes and
+    /// heals them. Exit 1 when a broker could not be listed or cleaned.
+    Leftovers {
+        /// Target profile: the brokers to look at.
+        #[arg(
+            long,
+            short,
+            default_value = "targets/local.yaml",
+            env = "BROKERBENCH_TARGET"
+        )]
+        target: PathBuf,
+        /// Delete them, and undo the faults left in force.
+        #[arg(long)]
+        delete: bool,
+        /// Only what runs started at least this long ago (e.g. 1h): for brokers other
+        /// machines' runs use too, whose live runs this machine does not know.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
+        /// Include what runs with `run.keep: true` kept on purpose.
+        #[arg(long)]
+        include_kept: bool,
+    },
     /// Print the workload JSON Schema (for editor completion), with --result that of
     /// result.json, with --history that of one line of `history --format jsonl`.
     Schema {
@@ -286,6 +312,26 @@ pub fn main() -> i32 {
                     },
                 ),
             )
+        }
+        Command::Leftovers {
+            target,
+            delete,
+            older_than,
+            include_kept,
+        } => {
+            let profile = match leftovers::profile(&target) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return EXIT_INVALID;
+                }
+            };
+            let ask = leftovers::Ask {
+                delete,
+                older_than,
+                include_kept,
+            };
+            with_runtime(async move { leftovers::leftovers(&profile, &ask).await })
         }
         Command::Trend { runs, out } => {
             exit_code(crate::report::trend::trend(&runs, &out).map(|newest| {

@@ -54,6 +54,18 @@ pub async fn run(
         }
     }
 
+    // Leftovers of earlier runs (a coordinator killed with SIGKILL leaves its queues behind):
+    // one line, while the first run starts.
+    let looked_at = profile.clone();
+    tokio::spawn(async move {
+        let n = super::leftovers::count(&looked_at).await;
+        if n > 0 {
+            eprintln!(
+                "warning: {n} topics, queues or groups left by earlier runs on target `{}`'s brokers (`brokerbench leftovers` lists them, `--delete` removes them)",
+                looked_at.name
+            );
+        }
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     let signalled = Arc::new(AtomicI32::new(0));
     let seen = signalled.clone();
@@ -416,6 +428,9 @@ async fn run_workload(
     left_faulted: &mut BTreeMap<BrokerKind, String>,
 ) -> Result<RunResult> {
     let run_id = new_run_id(&w.name);
+    // While it runs, `leftovers` knows its resources are a live run's.
+    let prefix = crate::driver::resource_prefix(&run_id);
+    let _live = super::live::register(&prefix, w.run.keep, brokers)?;
     let dir = out.join(&run_id);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating run directory {}", dir.display()))?;

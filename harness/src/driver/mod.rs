@@ -43,15 +43,49 @@ impl Plan {
         workload: &Workload,
         target: &TargetProfile,
     ) -> Plan {
-        // Names must be valid everywhere: SQS allows [A-Za-z0-9_-] up to 80 chars.
-        let prefix = format!("bb-{}", workload::slug(run_id, 57));
         Plan {
             run_id: run_id.to_string(),
             broker,
             workload: workload.clone(),
             target: target.clone(),
-            resource_prefix: prefix,
+            resource_prefix: resource_prefix(run_id),
         }
+    }
+}
+
+/// What every run's resources are named with first (see `resource_prefix`).
+pub const RESOURCE_PREFIX: &str = "bb-";
+
+/// What run `run_id`'s topics, queues, exchanges and groups are named with first: unique to
+/// the run. Names must be valid everywhere: SQS allows [A-Za-z0-9_-] up to 80 chars.
+pub fn resource_prefix(run_id: &str) -> String {
+    format!("{RESOURCE_PREFIX}{}", workload::slug(run_id, 57))
+}
+
+/// Something a run created on a broker: its kind as the broker calls it (`topic`, `group`,
+/// `queue`, `exchange`) and its name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Resource {
+    pub kind: &'static str,
+    pub name: String,
+}
+
+impl Plan {
+    /// A plan for no run, to list and delete what runs created on `broker` (its clients need
+    /// a plan; this one's workload only sets defaults, and its resource prefix is none).
+    pub fn janitor(broker: BrokerKind, target: &TargetProfile) -> Result<Plan> {
+        let yaml = format!(
+            "name: leftovers\nbrokers: [{broker}]\nload: {{ rate: 1/s, duration: 1s }}\nconsumers: {{ count: 0 }}\n"
+        );
+        let w = workload::parse(std::path::Path::new("leftovers"), &yaml, &[])
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Plan {
+            run_id: String::new(),
+            broker,
+            workload: w,
+            target: target.clone(),
+            resource_prefix: RESOURCE_PREFIX.into(),
+        })
     }
 }
 
@@ -241,6 +275,12 @@ pub trait Driver: Send + Sync {
     async fn teardown(&self) -> Result<()>;
     /// The broker as it describes itself, for reports.
     async fn product(&self) -> String;
+    /// Every topic, queue, exchange or consumer group on the broker whose name starts with
+    /// `prefix` (`RESOURCE_PREFIX` for everything runs of the harness create), for
+    /// `brokerbench leftovers`. The plan's run is none in particular (`Plan::janitor`).
+    async fn list_created(&self, prefix: &str) -> Result<Vec<Resource>>;
+    /// Delete one of them.
+    async fn delete_created(&self, r: &Resource) -> Result<()>;
     /// The client settings this run's clients use, as `(setting, value)`, harness defaults and
     /// the workload's own together, for the report.
     fn client_settings(&self) -> Vec<(String, String)> {

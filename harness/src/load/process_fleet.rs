@@ -18,6 +18,51 @@ use nix::unistd::Pid;
 use super::Counters;
 use crate::history::{now_ns, Event, FrameReader, Recorder, Stop, WorkerEvent};
 
+/// Start `cmd` so that it dies with the coordinator. A worker stops when its stdin closes, but
+/// one stopped by a pause fault never reads it. When the coordinator is killed (SIGKILL), the
+/// worker's process group is usually orphaned, and the kernel sends a stopped member SIGHUP
+/// and SIGCONT, which ends it; but not when the worker is re-parented to a subreaper in the
+/// coordinator's session (a container's init, a service manager). The parent-death signal
+/// kills it whatever adopts it. That signal follows the *thread* that started the child, so
+/// every worker is started by one thread that lives as long as the process (tokio's blocking
+/// threads come and go).
+fn spawn_bound(cmd: Command) -> std::io::Result<Child> {
+    type Ask = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Ask>>> =
+        std::sync::OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Ask>();
+        let _ = std::thread::Builder::new()
+            .name("worker-spawner".into())
+            .spawn(move || {
+                for (mut cmd, answer) in rx {
+                    let parent = std::process::id();
+                    // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
+                    unsafe {
+                        cmd.pre_exec(move || {
+                            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+                            // The coordinator died before the signal was armed.
+                            if nix::unistd::getppid().as_raw() as u32 != parent {
+                                return Err(std::io::Error::other("the coordinator is gone"));
+                            }
+                            Ok(())
+                        });
+                    }
+                    let _ = answer.send(cmd.spawn());
+                }
+            });
+        std::sync::Mutex::new(tx)
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    spawner
+        .lock()
+        .map_err(|_| std::io::Error::other("the worker spawner failed"))?
+        .send((cmd, tx))
+        .map_err(|_| std::io::Error::other("the worker spawner is gone"))?;
+    rx.recv()
+        .map_err(|_| std::io::Error::other("the worker spawner is gone"))?
+}
+
 /// What a worker process does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -99,15 +144,14 @@ impl WorkerProc {
                 .arg("--seed")
                 .arg(seed.to_string()),
         };
-        let mut child = cmd
-            .stdin(Stdio::piped())
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr)
             // Own process group: a terminal's Ctrl-C goes to the coordinator only, which then
             // stops the workers in order (closing stdin) instead of losing their last events.
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting a {name} worker process"))?;
+            .process_group(0);
+        let mut child =
+            spawn_bound(cmd).with_context(|| format!("starting a {name} worker process"))?;
         let stdout = child.stdout.take().context("worker stdout")?;
         let stdin = child.stdin.take();
         let reader = std::thread::Builder::new()

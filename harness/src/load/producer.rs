@@ -431,6 +431,12 @@ mod tests {
         async fn product(&self) -> String {
             String::new()
         }
+        async fn list_created(&self, _: &str) -> anyhow::Result<Vec<crate::driver::Resource>> {
+            anyhow::bail!("not used")
+        }
+        async fn delete_created(&self, _: &crate::driver::Resource) -> anyhow::Result<()> {
+            anyhow::bail!("not used")
+        }
     }
 
     /// Runs one producer with `publisher` first and `driver` for replacements; returns its

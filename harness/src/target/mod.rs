@@ -34,6 +34,12 @@ pub struct Control {
     /// Exit 0 when the broker answers: asked before a run when an earlier run of the job left
     /// it faulted (a fault's undo failed), so the next run does not use it blindly.
     pub ready: Option<String>,
+    /// For a broker whose client protocol cannot list what runs created (AMQP): print one
+    /// `queue NAME` or `exchange NAME` line each, for `brokerbench leftovers`.
+    pub list: Option<String>,
+    /// Print the faults in force, one `name: what` line each (empty after the colon when
+    /// none), for `brokerbench leftovers`; its `heal` undoes them.
+    pub faults: Option<String>,
     /// A file holding the broker's process id, relative to the profile's directory. When set,
     /// the broker's processes are sampled each second for what they cost (CPU, memory,
     /// storage writes).
@@ -86,6 +92,8 @@ impl Control {
             "resume" => self.resume.as_deref(),
             "start" => self.start.as_deref(),
             "ready" => self.ready.as_deref(),
+            "list" => self.list.as_deref(),
+            "faults" => self.faults.as_deref(),
             "node_kill" => self.node_kill.as_deref(),
             "node_pause" => self.node_pause.as_deref(),
             "node_resume" => self.node_resume.as_deref(),
@@ -118,7 +126,11 @@ impl TargetProfile {
             let (l, c, message) = crate::workload::yaml_error(&e);
             anyhow::anyhow!("{}:{l}:{c}: {message}", path.display())
         })?;
-        t.dir = path.parent().map(Path::to_owned).unwrap_or_default();
+        // A bare file name's parent is "": commands must still run somewhere (here).
+        t.dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => Path::new(".").to_owned(),
+        };
         let problems: Vec<String> = rules
             .iter()
             .flat_map(|rule| rule(&t))

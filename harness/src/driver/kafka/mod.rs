@@ -25,7 +25,8 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
 use super::{
-    AckHandle, Consumer, Driver, Plan, Publisher, Received, SendError, SendOutcome, SendToken,
+    AckHandle, Consumer, Driver, Plan, Publisher, Received, Resource, SendError, SendOutcome,
+    SendToken,
 };
 use crate::history::Position;
 use crate::message::{write_key_name, MsgId, ENVELOPE_LEN};
@@ -365,6 +366,60 @@ impl Driver for KafkaDriver {
 
     async fn product(&self) -> String {
         self.target.product.clone()
+    }
+
+    async fn list_created(&self, prefix: &str) -> Result<Vec<Resource>> {
+        let admin = self.admin()?;
+        let (timeout, bootstrap, prefix) =
+            (self.timeout(), self.bootstrap.clone(), prefix.to_string());
+        tokio::task::spawn_blocking(move || -> Result<Vec<Resource>> {
+            let unreachable = |e: KafkaError| {
+                anyhow!("kafka: cannot list at {bootstrap} within {timeout:?}: {e}")
+            };
+            let meta = admin
+                .inner()
+                .fetch_metadata(None, timeout)
+                .map_err(unreachable)?;
+            let mut out: Vec<Resource> = meta
+                .topics()
+                .iter()
+                .filter(|t| t.name().starts_with(&prefix))
+                .map(|t| Resource {
+                    kind: "topic",
+                    name: t.name().to_string(),
+                })
+                .collect();
+            let groups = admin
+                .inner()
+                .fetch_group_list(None, timeout)
+                .map_err(unreachable)?;
+            out.extend(
+                groups
+                    .groups()
+                    .iter()
+                    .filter(|g| g.name().starts_with(&prefix))
+                    .map(|g| Resource {
+                        kind: "group",
+                        name: g.name().to_string(),
+                    }),
+            );
+            Ok(out)
+        })
+        .await?
+    }
+
+    async fn delete_created(&self, r: &Resource) -> Result<()> {
+        let opts = AdminOptions::new().request_timeout(Some(self.timeout()));
+        let admin = self.admin()?;
+        let results = match r.kind {
+            "topic" => admin.delete_topics(&[&r.name], &opts).await,
+            _ => admin.delete_groups(&[&r.name], &opts).await,
+        }
+        .with_context(|| format!("kafka: deleting {} {}", r.kind, r.name))?;
+        for res in results {
+            res.map_err(|(name, code)| anyhow!("kafka: deleting {} {name}: {code}", r.kind))?;
+        }
+        Ok(())
     }
 
     fn client_settings(&self) -> Vec<(String, String)> {

@@ -21,8 +21,8 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 
 use super::{
-    AckHandle, Consumer, Driver, PendingAcks, Plan, Publisher, Received, SendError, SendOutcome,
-    SendToken,
+    AckHandle, Consumer, Driver, PendingAcks, Plan, Publisher, Received, Resource, SendError,
+    SendOutcome, SendToken,
 };
 use crate::history::Position;
 use crate::message::MsgId;
@@ -334,6 +334,55 @@ impl Driver for RabbitDriver {
 
     async fn product(&self) -> String {
         self.target.product.clone()
+    }
+
+    /// AMQP cannot list queues: the target's `list` command does (`queue NAME` and `exchange
+    /// NAME` lines; locally `bin/brokers list rabbitmq`, through rabbitmqctl).
+    async fn list_created(&self, prefix: &str) -> Result<Vec<Resource>> {
+        let cmd = self.target.control.list.as_deref().with_context(|| {
+            format!(
+                "rabbitmq: target profile `{}` has no `list` command (AMQP cannot list queues)",
+                self.plan.target.name
+            )
+        })?;
+        // rabbitmqctl explains a failure at length: its first line says what failed.
+        let (out, _) = crate::chaos::run_command(cmd, &self.plan.target.dir)
+            .await
+            .map_err(|e| anyhow!("{}", format!("{e:#}").lines().next().unwrap_or_default()))
+            .context("rabbitmq: listing queues and exchanges")?;
+        Ok(out
+            .lines()
+            .filter_map(|l| l.trim().split_once(char::is_whitespace))
+            .filter_map(|(kind, name)| {
+                let kind = match kind {
+                    "queue" => "queue",
+                    "exchange" => "exchange",
+                    _ => return None,
+                };
+                let name = name.trim();
+                name.starts_with(prefix).then(|| Resource {
+                    kind,
+                    name: name.to_string(),
+                })
+            })
+            .collect())
+    }
+
+    async fn delete_created(&self, r: &Resource) -> Result<()> {
+        let (conn, _) = self.connect("leftovers").await?;
+        let ch = conn.create_channel().await?;
+        let done = match r.kind {
+            "queue" => ch
+                .queue_delete(r.name.as_str().into(), QueueDeleteOptions::default())
+                .await
+                .map(|_| ()),
+            _ => {
+                ch.exchange_delete(r.name.as_str().into(), ExchangeDeleteOptions::default())
+                    .await
+            }
+        };
+        let _ = conn.close(200, "leftovers deleted".into()).await;
+        done.with_context(|| format!("rabbitmq: deleting {} {}", r.kind, r.name))
     }
 
     fn client_settings(&self) -> Vec<(String, String)> {

@@ -22,8 +22,8 @@ use futures::FutureExt;
 use tokio::sync::oneshot;
 
 use super::{
-    AckHandle, Consumer, Driver, PendingAcks, Plan, Publisher, Received, SendError, SendOutcome,
-    SendToken,
+    AckHandle, Consumer, Driver, PendingAcks, Plan, Publisher, Received, Resource, SendError,
+    SendOutcome, SendToken,
 };
 use crate::history::Position;
 use crate::message::MsgId;
@@ -265,6 +265,47 @@ impl Driver for SqsDriver {
 
     async fn product(&self) -> String {
         self.target.product.clone()
+    }
+
+    async fn list_created(&self, prefix: &str) -> Result<Vec<Resource>> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_queues()
+            .queue_name_prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_err(&self.address, "listing queues", e))?;
+            for url in page.queue_urls() {
+                // The name is the URL's last segment.
+                let name = url.rsplit('/').next().unwrap_or(url).to_string();
+                out.push(Resource {
+                    kind: "queue",
+                    name,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete_created(&self, r: &Resource) -> Result<()> {
+        let url = self
+            .client
+            .get_queue_url()
+            .queue_name(&r.name)
+            .send()
+            .await
+            .map_err(|e| sdk_err(&self.address, "finding a queue", e))?
+            .queue_url
+            .with_context(|| format!("sqs: no URL for queue {}", r.name))?;
+        self.client
+            .delete_queue()
+            .queue_url(url)
+            .send()
+            .await
+            .map_err(|e| sdk_err(&self.address, "deleting queue", e))?;
+        Ok(())
     }
 
     fn client_settings(&self) -> Vec<(String, String)> {

@@ -1,0 +1,279 @@
+//! `brokerbench leftovers`: what runs left behind on the brokers of a target profile (topics,
+//! queues, exchanges, consumer groups no live run owns, typically those of a coordinator killed
+//! with SIGKILL) and the faults such a coordinator left in force (a broker left stopped by
+//! `broker-pause`, a cluster's cuts and packet faults); with `--delete`, removed and healed.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+
+use super::live::{self, Owner};
+use crate::driver::{Plan, Resource, RESOURCE_PREFIX};
+use crate::target::{Control, TargetProfile};
+use crate::workload::BrokerKind;
+
+/// How long one broker may take to list (or delete) what runs left.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What to list, and whether to remove it.
+pub struct Ask {
+    pub delete: bool,
+    /// Only resources whose run started at least this long ago (the start time is in their
+    /// names): for brokers other machines' runs use too, which no local registry knows.
+    pub older_than: Option<Duration>,
+    /// Resources of runs with `run.keep: true` too.
+    pub include_kept: bool,
+}
+
+/// One thing left behind on one broker.
+struct Leftover {
+    resource: Resource,
+    why: &'static str,
+    age: Option<Duration>,
+}
+
+/// List (and with `--delete` remove) every broker's leftovers; 0 when every broker could be
+/// listed and cleaned, 1 otherwise.
+pub async fn leftovers(profile: &TargetProfile, ask: &Ask) -> i32 {
+    let owners = live::owners();
+    let in_use = live::brokers_in_use();
+    let mut code = super::EXIT_PASS;
+    for kind in brokers_of(profile) {
+        // Faults first: a broker left stopped cannot list its queues until it is resumed. A
+        // live run on the broker may hold its own faults in force on purpose: then they are
+        // left alone.
+        let control = crate::driver::control(profile, &kind);
+        let busy = in_use.iter().any(|b| b == kind.as_str());
+        if busy {
+            println!("{kind}: a live run uses it: its faults in force, if any, are that run's");
+        } else if !faults_left(profile, &kind, &control, ask.delete).await {
+            code = super::EXIT_FAILED;
+        }
+        let found = tokio::time::timeout(BROKER_TIMEOUT, left_on(profile, &kind, &owners, ask));
+        let found = match found.await {
+            Ok(r) => r,
+            Err(_) => Err(anyhow::anyhow!("no answer within {BROKER_TIMEOUT:?}")),
+        };
+        match found {
+            Ok(left) => {
+                if !clean(profile, &kind, left, ask.delete).await {
+                    code = super::EXIT_FAILED;
+                }
+            }
+            Err(e) => {
+                eprintln!("{kind}: could not list what runs left: {e:#}");
+                code = super::EXIT_FAILED;
+            }
+        }
+    }
+    code
+}
+
+/// The brokers the profile has a section for, in the registry's order.
+fn brokers_of(profile: &TargetProfile) -> Vec<BrokerKind> {
+    crate::driver::names()
+        .into_iter()
+        .map(BrokerKind::new)
+        .filter(|k| crate::driver::section(profile, k).is_ok())
+        .collect()
+}
+
+/// What runs left on broker `kind` that `ask` is about.
+async fn left_on(
+    profile: &TargetProfile,
+    kind: &BrokerKind,
+    owners: &[(String, Owner)],
+    ask: &Ask,
+) -> Result<Vec<Leftover>> {
+    let plan = Arc::new(Plan::janitor(kind.clone(), profile)?);
+    let address = plan.address();
+    let driver = crate::driver::driver(plan)?;
+    let found = driver
+        .list_created(RESOURCE_PREFIX)
+        .await
+        .with_context(|| format!("at {address}"))?;
+    let now = SystemTime::now();
+    Ok(found
+        .into_iter()
+        .filter_map(|resource| {
+            let why = match live::owner_of(&resource.name, owners) {
+                Owner::Live => return None,
+                Owner::Kept if !ask.include_kept => return None,
+                Owner::Kept => "kept by its run (run.keep)",
+                Owner::Nobody => "no live run owns it",
+            };
+            let age = live::created(&resource.name).and_then(|t| now.duration_since(t).ok());
+            if let Some(min) = ask.older_than {
+                // A name without a start time has no age: not old enough to be sure of.
+                if age.is_none_or(|a| a < min) {
+                    return None;
+                }
+            }
+            Some(Leftover { resource, why, age })
+        })
+        .collect())
+}
+
+/// Print `left` and, when asked, delete each; false when a deletion failed.
+async fn clean(
+    profile: &TargetProfile,
+    kind: &BrokerKind,
+    left: Vec<Leftover>,
+    delete: bool,
+) -> bool {
+    if left.is_empty() {
+        println!("{kind}: nothing left by earlier runs");
+        return true;
+    }
+    let mut ok = true;
+    let driver = match Plan::janitor(kind.clone(), profile)
+        .and_then(|p| crate::driver::driver(Arc::new(p)))
+    {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{kind}: {e:#}");
+            return false;
+        }
+    };
+    for l in left {
+        let age = l.age.map_or("age unknown".to_string(), |a| {
+            format!(
+                "{} old",
+                humantime::format_duration(Duration::from_secs(a.as_secs()))
+            )
+        });
+        let line = format!(
+            "{kind}: {} {} ({age}; {})",
+            l.resource.kind, l.resource.name, l.why
+        );
+        if !delete {
+            println!("{line}");
+            continue;
+        }
+        match driver.delete_created(&l.resource).await {
+            Ok(()) => println!("{line}: deleted"),
+            Err(e) => {
+                println!("{line}: could not delete: {e:#}");
+                ok = false;
+            }
+        }
+    }
+    ok
+}
+
+/// Faults a dead coordinator left in force on broker `kind`: the broker's process stopped
+/// (`broker-pause`), a cluster's cuts and packet faults (the profile's `faults` command).
+/// Printed, and undone when asked; false when something could not be checked or undone.
+async fn faults_left(
+    profile: &TargetProfile,
+    kind: &BrokerKind,
+    control: &Control,
+    delete: bool,
+) -> bool {
+    let mut ok = true;
+    if let Some(pid) = stopped_broker(profile, control) {
+        let line = format!(
+            "{kind}: the broker's process {pid} is stopped (SIGSTOP), as broker-pause leaves it"
+        );
+        ok &= undo(profile, control, "resume", line, delete).await;
+    }
+    let Some(cmd) = control.command("faults") else {
+        return ok;
+    };
+    match crate::chaos::run_command(cmd, &profile.dir).await {
+        Ok((out, _)) => {
+            let in_force: Vec<&str> = out
+                .lines()
+                .filter(|l| {
+                    l.split_once(':')
+                        .is_some_and(|(_, what)| !what.trim().is_empty())
+                })
+                .collect();
+            if !in_force.is_empty() {
+                let line = format!("{kind}: faults in force: {}", in_force.join("; "));
+                ok &= undo(profile, control, "heal", line, delete).await;
+            }
+        }
+        Err(e) => {
+            eprintln!("{kind}: could not list the faults in force: {e:#}");
+            ok = false;
+        }
+    }
+    ok
+}
+
+/// Print `line`; when asked, run control command `name` to undo what it says.
+async fn undo(
+    profile: &TargetProfile,
+    control: &Control,
+    name: &str,
+    line: String,
+    delete: bool,
+) -> bool {
+    if !delete {
+        println!("{line}");
+        return true;
+    }
+    let Some(cmd) = control.command(name) else {
+        println!("{line}: cannot undo it: the target profile has no `{name}` command");
+        return false;
+    };
+    match crate::chaos::run_command(cmd, &profile.dir).await {
+        Ok(_) => {
+            println!("{line}: undone (`{cmd}`)");
+            true
+        }
+        Err(e) => {
+            println!("{line}: `{cmd}` failed: {e:#}");
+            false
+        }
+    }
+}
+
+/// The broker's process (by the profile's `pid_file`) when it is stopped.
+fn stopped_broker(profile: &TargetProfile, control: &Control) -> Option<i32> {
+    let file = profile.dir.join(control.pid_file.as_deref()?);
+    let pid: i32 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
+    is_stopped(pid).then_some(pid)
+}
+
+/// Whether `pid` is stopped by a signal (state `T` in /proc/PID/stat).
+fn is_stopped(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        // The state follows the command name, which is in parentheses and may hold spaces.
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('T'))
+        })
+        .unwrap_or(false)
+}
+
+/// How many resources earlier runs left on the profile's brokers, for the one-line warning at
+/// the start of a run (brokers that cannot be listed quickly are skipped).
+pub async fn count(profile: &TargetProfile) -> usize {
+    let owners = live::owners();
+    let ask = Ask {
+        delete: false,
+        older_than: None,
+        include_kept: false,
+    };
+    let mut n = 0;
+    for kind in brokers_of(profile) {
+        let listed = tokio::time::timeout(
+            Duration::from_secs(15),
+            left_on(profile, &kind, &owners, &ask),
+        );
+        if let Ok(Ok(left)) = listed.await {
+            n += left.len();
+        }
+    }
+    n
+}
+
+/// Read `--target` for the command.
+pub fn profile(target: &Path) -> Result<TargetProfile> {
+    TargetProfile::load(target, &[crate::driver::check_target])
+}
