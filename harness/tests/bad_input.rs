@@ -305,3 +305,33 @@ fn a_fault_parameter_the_profiles_command_does_not_take_is_refused() {
     );
     assert!(!dir.path().join("r").exists());
 }
+
+#[test]
+fn leftovers_on_brokers_that_are_down_name_each_and_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("nowhere.yaml");
+    std::fs::write(
+        &target,
+        "name: nowhere
+kafka: { bootstrap: 127.0.0.1:1, product: test }
+rabbitmq: { url: amqp://guest:guest@127.0.0.1:1/%2f, product: test, control: { list: exit 7 } }
+sqs: { endpoint: http://127.0.0.1:1, region: us-east-1, access_key_id: a, secret_access_key: b, product: test }
+",
+    )
+    .unwrap();
+    let out = brokerbench(&["leftovers", "--target", target.to_str().unwrap()]);
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    for (broker, address) in [
+        ("kafka", "127.0.0.1:1"),
+        ("rabbitmq", "amqp://guest:***@127.0.0.1:1"),
+        ("sqs", "http://127.0.0.1:1"),
+    ] {
+        let line = said
+            .lines()
+            .find(|l| l.starts_with(&format!("{broker}: could not list")))
+            .unwrap_or_else(|| panic!("{broker}: {said}"));
+        assert!(line.contains(address), "{line}");
+    }
+    assert!(said.contains("exit status: 7"), "{said}");
+}

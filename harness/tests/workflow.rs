@@ -87,3 +87,90 @@ fn bin_nightly_compares_each_night_with_the_one_before_and_draws_the_trend() {
         .count();
     assert_eq!(suites, 2);
 }
+
+/// Exit codes combine by severity, not by number: a night that is inconclusive (exit 3: a
+/// fault did not happen) and regressed (compare exits 1) exits 1, so the regression shows.
+#[test]
+fn an_inconclusive_night_does_not_hide_a_regression() {
+    let _brokers = sharing_brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A profile whose broker-kill fails: that workload's runs are inconclusive every night.
+    let target = d.join("target.yaml");
+    std::fs::write(
+        &target,
+        "name: kill-fails\nrabbitmq:\n  url: amqp://guest:guest@127.0.0.1:5672/%2f\n  product: RabbitMQ (local)\n  control: { kill: exit 1, start: 'true' }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("a.yaml"),
+        "name: kill-that-fails\nbrokers: [rabbitmq]\nload: { rate: 50/s, duration: 4s }\nfaults:\n  - { at: 1s, kind: broker-kill, restart_after: 1s }\nexpect: { lost: 0 }\n",
+    )
+    .unwrap();
+    // Acknowledged before processing, then crashed: it loses messages every night; its
+    // baseline is made to have lost none, so tonight's loss is a regression.
+    std::fs::write(
+        d.join("b.yaml"),
+        "name: loses-messages\nbrokers: [rabbitmq]\nload: { rate: 100/s, duration: 5s }\nconsumers: { count: 2, ack: before-process, processing_time: 20ms }\nfaults:\n  - { at: 2s, kind: consumer-crash, target: all, restart_after: 1s }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("suite.yaml"),
+        "suite: mixed-night\nworkloads: [a.yaml, b.yaml]\n",
+    )
+    .unwrap();
+    let nights = d.join("nights");
+    let night = || {
+        Command::new(repo().join("bin/nightly"))
+            .arg(d.join("suite.yaml"))
+            .env("NIGHTLY_DIR", &nights)
+            .env("BROKERBENCH_BIN", env!("CARGO_BIN_EXE_brokerbench"))
+            .env("BROKERBENCH_TARGET", &target)
+            .current_dir(repo())
+            .output()
+            .expect("running bin/nightly")
+    };
+    let first = night();
+    let text = String::from_utf8_lossy(&first.stdout);
+    assert_eq!(first.status.code(), Some(3), "{text}{}", stderr(&first));
+    assert!(
+        text.contains("INCONCLUSIVE rabbitmq: fault #0 (broker-kill)"),
+        "{text}"
+    );
+    // The baseline's lossy run lost nothing.
+    let suite = std::fs::read_dir(&nights)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("suite.json").is_file())
+        .unwrap();
+    let mut doctored = 0;
+    for run in std::fs::read_dir(&suite).unwrap() {
+        let path = run.unwrap().path().join("result.json");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let mut r: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if r["workload"] == "loses-messages" {
+            assert!(
+                r["brokers"][0]["metrics"]["lost"].as_u64().unwrap() > 0,
+                "it loses"
+            );
+            r["brokers"][0]["metrics"]["lost"] = 0.into();
+            std::fs::write(&path, serde_json::to_vec(&r).unwrap()).unwrap();
+            doctored += 1;
+        }
+    }
+    let listing: Vec<_> = std::fs::read_dir(&suite)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(doctored, 1, "{listing:?}\n{text}");
+    let second = night();
+    let text = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        text.contains("REGRESSION loses-messages · rabbitmq"),
+        "{text}"
+    );
+    assert!(text.contains("INCONCLUSIVE rabbitmq"), "{text}");
+    assert_eq!(second.status.code(), Some(1), "{text}{}", stderr(&second));
+}

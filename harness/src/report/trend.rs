@@ -334,4 +334,26 @@ mod tests {
         assert!(html.contains("Not judged"), "{html}");
         assert!(html.contains(WORKLOAD_CHANGED), "{html}");
     }
+
+    #[test]
+    fn an_inconclusive_night_is_never_judged_and_the_next_is_judged_against_the_last_conclusive() {
+        let d = tempfile::tempdir().unwrap();
+        let first = night(d.path(), "a", "2026-12-01T02:00:00Z", 0.01, 0);
+        // The second night lost messages, but its fault did not happen: never judged.
+        let untrusted = night(d.path(), "b", "2026-12-02T02:00:00Z", 0.01, 3);
+        let mut r: RunResult = serde_json::from_slice(&std::fs::read(&untrusted).unwrap()).unwrap();
+        r.brokers[0].inconclusive =
+            vec!["fault #0 (broker-kill) did not happen: `false` failed".into()];
+        std::fs::write(&untrusted, serde_json::to_vec(&r).unwrap()).unwrap();
+        let out = d.path().join("trend");
+        assert_eq!(trend(&[first.clone(), untrusted.clone()], &out).unwrap(), 0);
+        let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+        assert!(
+            html.contains(">INCONCLUSIVE<") && html.contains("did not happen"),
+            "{html}"
+        );
+        // The third night lost messages too: judged against the first, the last conclusive.
+        let third = night(d.path(), "c", "2026-12-03T02:00:00Z", 0.01, 3);
+        assert_eq!(trend(&[first, untrusted, third], &out).unwrap(), 1);
+    }
 }
