@@ -37,20 +37,26 @@ fn invalid_workload_exits_2_with_position_and_creates_nothing() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// A profile of brokers nothing answers for (nothing listens on port 1 of loopback), with
+/// `rabbitmq` added to RabbitMQ's section.
+fn nowhere(dir: &std::path::Path, rabbitmq: &str) -> std::path::PathBuf {
+    let target = dir.join("nowhere.yaml");
+    std::fs::write(
+        &target,
+        format!("name: nowhere
+kafka: {{ bootstrap: 127.0.0.1:1, product: test }}
+rabbitmq: {{ url: amqp://guest:guest@127.0.0.1:1/%2f, product: test{rabbitmq} }}
+sqs: {{ endpoint: http://127.0.0.1:1, region: us-east-1, access_key_id: a, secret_access_key: b, product: test }}
+"),
+    )
+    .unwrap();
+    target
+}
+
 #[test]
 fn unreachable_brokers_fail_fast_naming_broker_and_address() {
     let dir = tempfile::tempdir().unwrap();
-    // Nothing listens on port 1 of loopback.
-    let target = dir.path().join("nowhere.yaml");
-    std::fs::write(
-        &target,
-        "name: nowhere
-kafka: { bootstrap: 127.0.0.1:1, product: test }
-rabbitmq: { url: amqp://guest:guest@127.0.0.1:1/%2f, product: test }
-sqs: { endpoint: http://127.0.0.1:1, region: us-east-1, access_key_id: a, secret_access_key: b, product: test }
-",
-    )
-    .unwrap();
+    let target = nowhere(dir.path(), "");
     let w = workload(dir.path(), "w", "name: w\nbrokers: [kafka, rabbitmq, sqs]\nload: { rate: 10/s, duration: 1s }\nrun: { connect_timeout: 3s }\n");
     let started = Instant::now();
     let out = run_against(&target, &dir.path().join("r"), &[w.to_str().unwrap()]);
@@ -309,16 +315,7 @@ fn a_fault_parameter_the_profiles_command_does_not_take_is_refused() {
 #[test]
 fn leftovers_on_brokers_that_are_down_name_each_and_go_on() {
     let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("nowhere.yaml");
-    std::fs::write(
-        &target,
-        "name: nowhere
-kafka: { bootstrap: 127.0.0.1:1, product: test }
-rabbitmq: { url: amqp://guest:guest@127.0.0.1:1/%2f, product: test, control: { list: exit 7 } }
-sqs: { endpoint: http://127.0.0.1:1, region: us-east-1, access_key_id: a, secret_access_key: b, product: test }
-",
-    )
-    .unwrap();
+    let target = nowhere(dir.path(), ", control: { list: exit 7 }");
     let out = brokerbench(&["leftovers", "--target", target.to_str().unwrap()]);
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     assert_eq!(out.status.code(), Some(1), "{said}");

@@ -42,6 +42,22 @@ fn the_nightly_workflow_passes_actionlint() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("bad-key"));
 }
 
+/// One night of `suite` by bin/nightly, keeping nights in `nights`, against `target`.
+fn nightly(
+    suite: &std::path::Path,
+    nights: &std::path::Path,
+    target: &std::path::Path,
+) -> std::process::Output {
+    Command::new(repo().join("bin/nightly"))
+        .arg(suite)
+        .env("NIGHTLY_DIR", nights)
+        .env("BROKERBENCH_BIN", env!("CARGO_BIN_EXE_brokerbench"))
+        .env("BROKERBENCH_TARGET", target)
+        .current_dir(repo())
+        .output()
+        .expect("running bin/nightly")
+}
+
 #[test]
 fn bin_nightly_compares_each_night_with_the_one_before_and_draws_the_trend() {
     let _brokers = sharing_brokers();
@@ -58,16 +74,7 @@ fn bin_nightly_compares_each_night_with_the_one_before_and_draws_the_trend() {
     )
     .unwrap();
     let nights = d.join("nights");
-    let night = || {
-        Command::new(repo().join("bin/nightly"))
-            .arg(d.join("suite.yaml"))
-            .env("NIGHTLY_DIR", &nights)
-            .env("BROKERBENCH_BIN", env!("CARGO_BIN_EXE_brokerbench"))
-            .env("BROKERBENCH_TARGET", local_target())
-            .current_dir(repo())
-            .output()
-            .expect("running bin/nightly")
-    };
+    let night = || nightly(&d.join("suite.yaml"), &nights, &local_target());
     let first = night();
     let text = String::from_utf8_lossy(&first.stdout);
     assert_eq!(first.status.code(), Some(0), "{text}{}", stderr(&first));
@@ -120,16 +127,7 @@ fn an_inconclusive_night_does_not_hide_a_regression() {
     )
     .unwrap();
     let nights = d.join("nights");
-    let night = || {
-        Command::new(repo().join("bin/nightly"))
-            .arg(d.join("suite.yaml"))
-            .env("NIGHTLY_DIR", &nights)
-            .env("BROKERBENCH_BIN", env!("CARGO_BIN_EXE_brokerbench"))
-            .env("BROKERBENCH_TARGET", &target)
-            .current_dir(repo())
-            .output()
-            .expect("running bin/nightly")
-    };
+    let night = || nightly(&d.join("suite.yaml"), &nights, &target);
     let first = night();
     let text = String::from_utf8_lossy(&first.stdout);
     assert_eq!(first.status.code(), Some(3), "{text}{}", stderr(&first));

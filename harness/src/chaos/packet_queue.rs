@@ -227,15 +227,8 @@ fn watch_owner() {
     else {
         return;
     };
-    let gone = move || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| {
-                s.rsplit_once(')')
-                    .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-            })
-            .unwrap_or(true)
-    };
+    // Gone, or a zombie its parent has not reaped yet.
+    let gone = move || matches!(super::process::state(pid), None | Some('Z'));
     std::thread::spawn(move || {
         while !STOP.load(Ordering::Relaxed) {
             if gone() {

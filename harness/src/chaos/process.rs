@@ -13,6 +13,15 @@ use rand::SeedableRng;
 use super::schedule::Targets;
 use super::Fault;
 
+/// A process's state letter (`R`, `S`, `T` stopped, `Z` zombie, ...) from /proc/PID/stat;
+/// None when there is no such process.
+pub fn state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state follows the command name, which is in parentheses and may hold spaces.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.trim_start().chars().next()
+}
+
 /// The worker processes a process fault acts on. The load stage's fleets implement it, so this
 /// stage names no type of the stages above it.
 pub trait Processes: Send + Sync {

@@ -236,19 +236,7 @@ async fn undo(
 fn stopped_broker(profile: &TargetProfile, control: &Control) -> Option<i32> {
     let file = profile.dir.join(control.pid_file.as_deref()?);
     let pid: i32 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
-    is_stopped(pid).then_some(pid)
-}
-
-/// Whether `pid` is stopped by a signal (state `T` in /proc/PID/stat).
-fn is_stopped(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        // The state follows the command name, which is in parentheses and may hold spaces.
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('T'))
-        })
-        .unwrap_or(false)
+    (crate::chaos::process::state(pid) == Some('T')).then_some(pid)
 }
 
 /// How many resources earlier runs left on the profile's brokers, for the one-line warning at

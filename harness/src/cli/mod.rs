@@ -76,6 +76,19 @@ struct Cli {
     command: Command,
 }
 
+/// `--target`, as every command that talks to brokers takes it.
+#[derive(clap::Args)]
+struct TargetArg {
+    /// Target profile: where the brokers are and how to control them.
+    #[arg(
+        long = "target",
+        short = 't',
+        default_value = "targets/local.yaml",
+        env = "BROKERBENCH_TARGET"
+    )]
+    path: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run workloads against every broker they name; writes reports/<run-id>/. Given a
@@ -85,14 +98,8 @@ enum Command {
         /// Workload files, directories of them, or suite files.
         #[arg(required = true)]
         workloads: Vec<PathBuf>,
-        /// Target profile: where the brokers are and how to control them.
-        #[arg(
-            long,
-            short,
-            default_value = "targets/local.yaml",
-            env = "BROKERBENCH_TARGET"
-        )]
-        target: PathBuf,
+        #[command(flatten)]
+        target: TargetArg,
         /// Directory that receives one folder per run.
         #[arg(long, short, default_value = "reports")]
         out: PathBuf,
@@ -153,14 +160,8 @@ enum Command {
     /// faults left in force (a broker left stopped, a cluster's cuts); --delete removes and
     /// heals them. Exit 1 when a broker could not be listed or cleaned.
     Leftovers {
-        /// Target profile: the brokers to look at.
-        #[arg(
-            long,
-            short,
-            default_value = "targets/local.yaml",
-            env = "BROKERBENCH_TARGET"
-        )]
-        target: PathBuf,
+        #[command(flatten)]
+        target: TargetArg,
         /// Delete them, and undo the faults left in force.
         #[arg(long)]
         delete: bool,
@@ -319,7 +320,7 @@ pub fn main() -> i32 {
             older_than,
             include_kept,
         } => {
-            let profile = match leftovers::profile(&target) {
+            let profile = match leftovers::profile(&target.path) {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("error: {e:#}");
@@ -352,7 +353,14 @@ pub fn main() -> i32 {
             brokers,
             repeat,
             quiet,
-        } => with_runtime(run::run(workloads, target, out, brokers, repeat, quiet)),
+        } => with_runtime(run::run(
+            workloads,
+            target.path,
+            out,
+            brokers,
+            repeat,
+            quiet,
+        )),
         Command::Report { run_dir } => with_runtime(async move { run::report(&run_dir) }),
         Command::PacketFaults {
             queue,

@@ -54,30 +54,8 @@ pub async fn run(
         }
     }
 
-    // Leftovers of earlier runs (a coordinator killed with SIGKILL leaves its queues behind):
-    // one line, while the first run starts.
-    let looked_at = profile.clone();
-    tokio::spawn(async move {
-        let n = super::leftovers::count(&looked_at).await;
-        if n > 0 {
-            eprintln!(
-                "warning: {n} topics, queues or groups left by earlier runs on target `{}`'s brokers (`brokerbench leftovers` lists them, `--delete` removes them)",
-                looked_at.name
-            );
-        }
-    });
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let signalled = Arc::new(AtomicI32::new(0));
-    let seen = signalled.clone();
-    tokio::spawn(async move {
-        let Some(code) = interrupt().await else {
-            return;
-        };
-        eprintln!("\ninterrupted: stopping producers, draining briefly, keeping the history");
-        seen.store(code, Ordering::SeqCst);
-        let _ = stop_tx.send(true);
-    });
-    let stop = StopSignal(stop_rx);
+    warn_of_leftovers(profile.clone());
+    let (stop, signalled) = stop_on_signal();
 
     let brokers_of = |w: &Workload| -> Vec<BrokerKind> {
         w.brokers
@@ -189,6 +167,37 @@ pub async fn run(
         done.exit = Exit::Interrupted(signalled.load(Ordering::SeqCst));
     }
     done.exit.code()
+}
+
+/// Leftovers of earlier runs (a coordinator killed with SIGKILL leaves its queues behind): one
+/// line, while the first run starts.
+fn warn_of_leftovers(profile: TargetProfile) {
+    tokio::spawn(async move {
+        let n = super::leftovers::count(&profile).await;
+        if n > 0 {
+            eprintln!(
+                "warning: {n} topics, queues or groups left by earlier runs on target `{}`'s brokers (`brokerbench leftovers` lists them, `--delete` removes them)",
+                profile.name
+            );
+        }
+    });
+}
+
+/// The job's stop signal, raised by SIGINT or SIGTERM, and the exit code that says which
+/// (0 until one came).
+fn stop_on_signal() -> (StopSignal, Arc<AtomicI32>) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signalled = Arc::new(AtomicI32::new(0));
+    let seen = signalled.clone();
+    tokio::spawn(async move {
+        let Some(code) = interrupt().await else {
+            return;
+        };
+        eprintln!("\ninterrupted: stopping producers, draining briefly, keeping the history");
+        seen.store(code, Ordering::SeqCst);
+        let _ = stop_tx.send(true);
+    });
+    (StopSignal(stop_rx), signalled)
 }
 
 /// Wait for SIGINT (Ctrl-C) or SIGTERM; the exit code that reports it (130 or 143). None when

@@ -318,4 +318,52 @@ mod tests {
         // 100, 50, 75, 63, 57, 60, 59, 58 (then 57..58 is within 1 msg/s).
         assert!(tried.len() < 12, "{tried:?}");
     }
+
+    /// A step whose run could not vouch for its figures leaves the curve's answer unproven: a
+    /// `max_sustainable_rate` bound that held is not judged; it passes only when every step was
+    /// conclusive.
+    #[test]
+    fn an_inconclusive_step_leaves_the_curves_verdict_not_judged() {
+        use crate::check::expect::Outcome;
+        use crate::report::BrokerResult;
+        let yaml = "name: curve\nbrokers: [kafka]\nload: { rate: { sweep: [100/s, 200/s] }, duration: 2s }\nexpect: { max_sustainable_rate: \">= 0\" }\n";
+        let w = crate::workload::parse(std::path::Path::new("w.yaml"), yaml, &[]).unwrap();
+        let steps = w.load.rate.steps().unwrap();
+        let kafka = BrokerKind::new("kafka");
+        let outcome = |untrusted_step: Option<usize>| {
+            let mut stepper = Stepper::new(&w, steps, std::slice::from_ref(&kafka));
+            let mut n = 0;
+            loop {
+                let round = stepper.round();
+                if round.is_empty() {
+                    break;
+                }
+                for (rate, _) in round {
+                    let (step_w, step) = stepper.step(rate);
+                    let mut r = RunResult::new(&format!("r{n}"), &step_w, 1, "local");
+                    r.step = Some(step);
+                    let mut b = BrokerResult::errored(&kafka, String::new());
+                    b.error = None;
+                    b.metrics = Some(Default::default());
+                    b.inconclusive = match untrusted_step {
+                        Some(i) if i == n => vec!["fault #0 (pause) did not happen".into()],
+                        _ => Vec::new(),
+                    };
+                    r.brokers.push(b);
+                    stepper.record(&r);
+                    n += 1;
+                }
+            }
+            let curve = stepper.curve();
+            let v = curve.brokers[0].verdict.clone().unwrap();
+            (v.outcome, v.note.unwrap_or_default())
+        };
+        assert_eq!(outcome(None).0, Outcome::Pass);
+        let (o, note) = outcome(Some(1));
+        assert_eq!(o, Outcome::NotJudged);
+        assert!(
+            note.contains("the step at 200") && note.contains("did not happen"),
+            "{note}"
+        );
+    }
 }

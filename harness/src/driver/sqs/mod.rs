@@ -162,14 +162,31 @@ impl SqsDriver {
     }
 
     async fn queue_url(&self) -> Result<String> {
+        self.url_of(&self.name).await
+    }
+
+    async fn delete_queue(&self, name: &str) -> Result<()> {
+        let url = self.url_of(name).await?;
+        self.client
+            .delete_queue()
+            .queue_url(url)
+            .send()
+            .await
+            .map_err(|e| sdk_err(&self.address, "deleting queue", e))?;
+        Ok(())
+    }
+
+    /// The URL of queue `name`, which SQS's other calls take.
+    async fn url_of(&self, name: &str) -> Result<String> {
         let out = self
             .client
             .get_queue_url()
-            .queue_name(&self.name)
+            .queue_name(name)
             .send()
             .await
             .map_err(|e| sdk_err(&self.address, "looking up queue", e))?;
-        out.queue_url.context("sqs: GetQueueUrl returned no URL")
+        out.queue_url
+            .with_context(|| format!("sqs: GetQueueUrl returned no URL for {name}"))
     }
 }
 
@@ -253,14 +270,7 @@ impl Driver for SqsDriver {
     }
 
     async fn teardown(&self) -> Result<()> {
-        let url = self.queue_url().await?;
-        self.client
-            .delete_queue()
-            .queue_url(url)
-            .send()
-            .await
-            .map_err(|e| sdk_err(&self.address, "deleting queue", e))?;
-        Ok(())
+        self.delete_queue(&self.name).await
     }
 
     async fn product(&self) -> String {
@@ -290,22 +300,7 @@ impl Driver for SqsDriver {
     }
 
     async fn delete_created(&self, r: &Resource) -> Result<()> {
-        let url = self
-            .client
-            .get_queue_url()
-            .queue_name(&r.name)
-            .send()
-            .await
-            .map_err(|e| sdk_err(&self.address, "finding a queue", e))?
-            .queue_url
-            .with_context(|| format!("sqs: no URL for queue {}", r.name))?;
-        self.client
-            .delete_queue()
-            .queue_url(url)
-            .send()
-            .await
-            .map_err(|e| sdk_err(&self.address, "deleting queue", e))?;
-        Ok(())
+        self.delete_queue(&r.name).await
     }
 
     fn client_settings(&self) -> Vec<(String, String)> {
