@@ -82,6 +82,7 @@ struct TargetArg {
     /// Target profile: where the brokers are and how to control them.
     #[arg(
         long = "target",
+        value_name = "FILE",
         short = 't',
         default_value = "targets/local.yaml",
         env = "BROKERBENCH_TARGET"
