@@ -37,7 +37,6 @@ struct Leftover {
 /// List (and with `--delete` remove) every broker's leftovers; 0 when every broker could be
 /// listed and cleaned, 1 otherwise.
 pub async fn leftovers(profile: &TargetProfile, ask: &Ask) -> i32 {
-    let owners = live::owners();
     let in_use = live::brokers_in_use();
     let mut code = super::EXIT_PASS;
     for kind in brokers_of(profile) {
@@ -51,7 +50,7 @@ pub async fn leftovers(profile: &TargetProfile, ask: &Ask) -> i32 {
         } else if !faults_left(profile, &kind, &control, ask.delete).await {
             code = super::EXIT_FAILED;
         }
-        let found = tokio::time::timeout(BROKER_TIMEOUT, left_on(profile, &kind, &owners, ask));
+        let found = tokio::time::timeout(BROKER_TIMEOUT, left_on(profile, &kind, ask));
         let found = match found.await {
             Ok(r) => r,
             Err(_) => Err(anyhow::anyhow!("no answer within {BROKER_TIMEOUT:?}")),
@@ -81,12 +80,7 @@ fn brokers_of(profile: &TargetProfile) -> Vec<BrokerKind> {
 }
 
 /// What runs left on broker `kind` that `ask` is about.
-async fn left_on(
-    profile: &TargetProfile,
-    kind: &BrokerKind,
-    owners: &[(String, Owner)],
-    ask: &Ask,
-) -> Result<Vec<Leftover>> {
+async fn left_on(profile: &TargetProfile, kind: &BrokerKind, ask: &Ask) -> Result<Vec<Leftover>> {
     let plan = Arc::new(Plan::janitor(kind.clone(), profile)?);
     let address = plan.address();
     let driver = crate::driver::driver(plan)?;
@@ -94,11 +88,14 @@ async fn left_on(
         .list_created(RESOURCE_PREFIX)
         .await
         .with_context(|| format!("at {address}"))?;
+    // Who owns what, asked after the listing: a run registers before it creates anything, so
+    // a run that started meanwhile is known by now, and its resources are never taken.
+    let owners = live::owners();
     let now = SystemTime::now();
     Ok(found
         .into_iter()
         .filter_map(|resource| {
-            let why = match live::owner_of(&resource.name, owners) {
+            let why = match live::owner_of(&resource.name, &owners) {
                 Owner::Live => return None,
                 Owner::Kept if !ask.include_kept => return None,
                 Owner::Kept => "kept by its run (run.keep)",
@@ -242,7 +239,6 @@ fn stopped_broker(profile: &TargetProfile, control: &Control) -> Option<i32> {
 /// How many resources earlier runs left on the profile's brokers, for the one-line warning at
 /// the start of a run (brokers that cannot be listed quickly are skipped).
 pub async fn count(profile: &TargetProfile) -> usize {
-    let owners = live::owners();
     let ask = Ask {
         delete: false,
         older_than: None,
@@ -250,10 +246,7 @@ pub async fn count(profile: &TargetProfile) -> usize {
     };
     let mut n = 0;
     for kind in brokers_of(profile) {
-        let listed = tokio::time::timeout(
-            Duration::from_secs(15),
-            left_on(profile, &kind, &owners, &ask),
-        );
+        let listed = tokio::time::timeout(Duration::from_secs(15), left_on(profile, &kind, &ask));
         if let Ok(Ok(left)) = listed.await {
             n += left.len();
         }
