@@ -439,7 +439,11 @@ async fn run_workload(
     let run_id = new_run_id(&w.name);
     // While it runs, `leftovers` knows its resources are a live run's.
     let prefix = crate::driver::resource_prefix(&run_id);
-    let _live = super::live::register(&prefix, w.run.keep, brokers)?;
+    let _live = super::live::register(&prefix, w.run.keep, brokers)
+        .map_err(|e| {
+            eprintln!("warning: {e:#}; `brokerbench leftovers` will not know this run is live")
+        })
+        .ok();
     let dir = out.join(&run_id);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating run directory {}", dir.display()))?;
