@@ -466,10 +466,14 @@ impl Checker for DeliveryChecker {
             self.example("processed-not-in-store", 0, Some(id), d);
         }
         // A skip says "already processed": the store must hold the value it skipped.
-        let mut skipped: Vec<MsgId> = self.dedupe_skipped.iter().copied().collect();
+        let mut skipped: Vec<MsgId> = if store_read {
+            self.dedupe_skipped.iter().copied().collect()
+        } else {
+            Vec::new()
+        };
         skipped.sort();
         let mut unbacked = 0;
-        for id in skipped.into_iter().filter(|_| store_read) {
+        for id in skipped {
             let k = self.keys.get(id.producer, id.key);
             let backed = self
                 .slots

@@ -100,7 +100,7 @@ fn fault(p: &PlannedFault, recorded: Option<&FaultWindow>) -> Option<String> {
         return Some(format!("{name} was never started"));
     };
     if f.failed {
-        let what = if f.applied_s.is_some() {
+        let what = if f.undo_failed() {
             "was not undone as planned"
         } else {
             "did not happen"

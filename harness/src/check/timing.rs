@@ -72,6 +72,13 @@ pub struct FaultWindow {
     pub nodes: Vec<NodeEffect>,
 }
 
+impl FaultWindow {
+    /// It was in force, and undoing it failed: what it did may still be in force.
+    pub fn undo_failed(&self) -> bool {
+        self.failed && self.applied_s.is_some()
+    }
+}
+
 /// What a fault did to one cluster node: `cut from n2 n3`, `30% loss to clients`, `kill`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct NodeEffect {

@@ -50,14 +50,16 @@ pub async fn leftovers(profile: &TargetProfile, ask: &Ask) -> i32 {
         } else if !faults_left(profile, &kind, &control, ask.delete).await {
             code = super::EXIT_FAILED;
         }
-        let found = tokio::time::timeout(BROKER_TIMEOUT, left_on(profile, &kind, ask));
-        let found = match found.await {
-            Ok(r) => r,
-            Err(_) => Err(anyhow::anyhow!("no answer within {BROKER_TIMEOUT:?}")),
+        let found = async {
+            let janitor = Janitor::of(profile, &kind)?;
+            let left = tokio::time::timeout(BROKER_TIMEOUT, janitor.left(ask))
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {BROKER_TIMEOUT:?}")))?;
+            Ok::<_, anyhow::Error>((janitor, left))
         };
-        match found {
-            Ok(left) => {
-                if !clean(profile, &kind, left, ask.delete).await {
+        match found.await {
+            Ok((janitor, left)) => {
+                if !janitor.clean(&kind, left, ask.delete).await {
                     code = super::EXIT_FAILED;
                 }
             }
@@ -79,85 +81,86 @@ fn brokers_of(profile: &TargetProfile) -> Vec<BrokerKind> {
         .collect()
 }
 
-/// What runs left on broker `kind` that `ask` is about.
-async fn left_on(profile: &TargetProfile, kind: &BrokerKind, ask: &Ask) -> Result<Vec<Leftover>> {
-    let plan = Arc::new(Plan::janitor(kind.clone(), profile)?);
-    let address = plan.address();
-    let driver = crate::driver::driver(plan)?;
-    let found = driver
-        .list_created(RESOURCE_PREFIX)
-        .await
-        .with_context(|| format!("at {address}"))?;
-    // Who owns what, asked after the listing: a run registers before it creates anything, so
-    // a run that started meanwhile is known by now, and its resources are never taken.
-    let owners = live::owners();
-    let now = SystemTime::now();
-    Ok(found
-        .into_iter()
-        .filter_map(|resource| {
-            let why = match live::owner_of(&resource.name, &owners) {
-                Owner::Live => return None,
-                Owner::Kept if !ask.include_kept => return None,
-                Owner::Kept => "kept by its run (run.keep)",
-                Owner::Nobody => "no live run owns it",
-            };
-            let age = live::created(&resource.name).and_then(|t| now.duration_since(t).ok());
-            if let Some(min) = ask.older_than {
-                // A name without a start time has no age: not old enough to be sure of.
-                if age.is_none_or(|a| a < min) {
-                    return None;
-                }
-            }
-            Some(Leftover { resource, why, age })
-        })
-        .collect())
+/// One broker's client for listing and deleting what runs created, with its address.
+struct Janitor {
+    driver: Box<dyn crate::driver::Driver>,
+    address: String,
 }
 
-/// Print `left` and, when asked, delete each; false when a deletion failed.
-async fn clean(
-    profile: &TargetProfile,
-    kind: &BrokerKind,
-    left: Vec<Leftover>,
-    delete: bool,
-) -> bool {
-    if left.is_empty() {
-        println!("{kind}: nothing left by earlier runs");
-        return true;
+impl Janitor {
+    fn of(profile: &TargetProfile, kind: &BrokerKind) -> Result<Janitor> {
+        let plan = Arc::new(Plan::janitor(kind.clone(), profile)?);
+        let address = plan.address();
+        Ok(Janitor {
+            driver: crate::driver::driver(plan)?,
+            address,
+        })
     }
-    let mut ok = true;
-    let driver = match Plan::janitor(kind.clone(), profile)
-        .and_then(|p| crate::driver::driver(Arc::new(p)))
-    {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("{kind}: {e:#}");
-            return false;
+
+    /// What runs left on the broker that `ask` is about.
+    async fn left(&self, ask: &Ask) -> Result<Vec<Leftover>> {
+        let found = self
+            .driver
+            .list_created(RESOURCE_PREFIX)
+            .await
+            .with_context(|| format!("at {}", self.address))?;
+        // Who owns what, asked after the listing: a run registers before it creates anything,
+        // so a run that started meanwhile is known by now, and its resources are never taken.
+        let owners = live::owners();
+        let now = SystemTime::now();
+        Ok(found
+            .into_iter()
+            .filter_map(|resource| {
+                let why = match live::owner_of(&resource.name, &owners) {
+                    Owner::Live => return None,
+                    Owner::Kept if !ask.include_kept => return None,
+                    Owner::Kept => "kept by its run (run.keep)",
+                    Owner::Nobody => "no live run owns it",
+                };
+                let age = live::created(&resource.name).and_then(|t| now.duration_since(t).ok());
+                if let Some(min) = ask.older_than {
+                    // A name without a start time has no age: not old enough to be sure of.
+                    if age.is_none_or(|a| a < min) {
+                        return None;
+                    }
+                }
+                Some(Leftover { resource, why, age })
+            })
+            .collect())
+    }
+
+    /// Print `left` and, when asked, delete each; false when a deletion failed.
+    async fn clean(&self, kind: &BrokerKind, left: Vec<Leftover>, delete: bool) -> bool {
+        if left.is_empty() {
+            println!("{kind}: nothing left by earlier runs");
+            return true;
         }
-    };
-    for l in left {
-        let age = l.age.map_or("age unknown".to_string(), |a| {
-            format!(
-                "{} old",
-                humantime::format_duration(Duration::from_secs(a.as_secs()))
-            )
-        });
-        let line = format!(
-            "{kind}: {} {} ({age}; {})",
-            l.resource.kind, l.resource.name, l.why
-        );
-        if !delete {
-            println!("{line}");
-            continue;
-        }
-        match driver.delete_created(&l.resource).await {
-            Ok(()) => println!("{line}: deleted"),
-            Err(e) => {
-                println!("{line}: could not delete: {e:#}");
-                ok = false;
+        let mut ok = true;
+        for l in left {
+            let age = l.age.map_or("age unknown".to_string(), |a| {
+                format!(
+                    "{} old",
+                    humantime::format_duration(Duration::from_secs(a.as_secs()))
+                )
+            });
+            let line = format!(
+                "{kind}: {} {} ({age}; {})",
+                l.resource.kind, l.resource.name, l.why
+            );
+            if !delete {
+                println!("{line}");
+                continue;
+            }
+            match self.driver.delete_created(&l.resource).await {
+                Ok(()) => println!("{line}: deleted"),
+                Err(e) => {
+                    println!("{line}: could not delete: {e:#}");
+                    ok = false;
+                }
             }
         }
+        ok
     }
-    ok
 }
 
 /// Faults a dead coordinator left in force on broker `kind`: the broker's process stopped
@@ -246,7 +249,10 @@ pub async fn count(profile: &TargetProfile) -> usize {
     };
     let mut n = 0;
     for kind in brokers_of(profile) {
-        let listed = tokio::time::timeout(Duration::from_secs(15), left_on(profile, &kind, &ask));
+        let Ok(janitor) = Janitor::of(profile, &kind) else {
+            continue;
+        };
+        let listed = tokio::time::timeout(Duration::from_secs(15), janitor.left(&ask));
         if let Ok(Ok(left)) = listed.await {
             n += left.len();
         }

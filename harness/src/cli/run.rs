@@ -526,8 +526,7 @@ async fn run_workload(
                 // saw is a loss, but nothing it did not get to can pass.
                 if history.exists() {
                     let mut r = checked(broker, String::new(), &history, w);
-                    distrust(&mut r, w, format!("the run broke off: {e:#}"));
-                    r.error = Some(format!("{e:#}"));
+                    broke_off(&mut r, w, format!("{e:#}"));
                     r
                 } else {
                     BrokerResult::errored(broker, format!("{e:#}"))
@@ -552,10 +551,7 @@ async fn run_workload(
 /// What run `run_id` left faulted on its broker: a fault whose undo failed.
 fn left_faulted_by(r: &BrokerResult, run_id: &str) -> Option<String> {
     let m = r.metrics.as_ref()?;
-    let f = m
-        .faults
-        .iter()
-        .find(|f| f.failed && f.applied_s.is_some())?;
+    let f = m.faults.iter().find(|f| f.undo_failed())?;
     Some(format!(
         "run {run_id} left it faulted: fault #{} ({}): {}",
         f.index, f.kind, f.detail
@@ -613,13 +609,14 @@ fn checked(broker: &BrokerKind, product: String, history: &Path, w: &Workload) -
     }
 }
 
-/// A run that stopped early vouches for nothing it did not get to: every verdict that held
-/// is not judged, for `why`.
-fn distrust(r: &mut BrokerResult, w: &Workload, why: String) {
-    r.inconclusive.push(why);
+/// A run that broke off with `error` vouches for nothing it did not get to: every verdict
+/// that held is not judged.
+fn broke_off(r: &mut BrokerResult, w: &Workload, error: String) {
+    r.inconclusive.push(format!("the run broke off: {error}"));
     if let Some(m) = &r.metrics {
         r.verdicts = expect::verdicts(&w.expect, m, &r.inconclusive);
     }
+    r.error = Some(error);
 }
 
 /// Rebuild result.json and junit.xml from a run directory alone (workload + histories).
@@ -675,8 +672,7 @@ fn rebuild(dir: &Path) -> Result<RunResult> {
             .and_then(|b| b.error.clone())
             .filter(|_| r.error.is_none())
         {
-            distrust(&mut r, &w, format!("the run broke off: {e}"));
-            r.error = Some(e);
+            broke_off(&mut r, &w, e);
         }
         result.brokers.push(r);
     }

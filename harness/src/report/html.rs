@@ -13,7 +13,6 @@ use serde::Serialize;
 
 use super::plots::{self, Series, PALETTE};
 use super::{BrokerResult, RunResult, Status};
-use crate::check::expect::Outcome;
 use crate::check::metrics::{Metric, Unit, METRICS};
 use crate::check::Metrics;
 use crate::workload::units::Bound;
@@ -43,15 +42,6 @@ struct VerdictRow {
 pub struct Row {
     pub label: String,
     pub cells: Vec<String>,
-}
-
-/// The pages' CSS class for a verdict's outcome.
-pub fn outcome_class(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Pass => "pass",
-        Outcome::NotJudged => "warn",
-        Outcome::Fail => "fail",
-    }
 }
 
 /// Decode a serialized HdrHistogram from result.json.
@@ -441,7 +431,7 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
                     measured,
                     bound,
                     outcome: v.outcome.label(),
-                    class: outcome_class(v.outcome),
+                    class: Status::of(v.outcome).class(),
                     note: v.note.clone().unwrap_or_default(),
                 }
             })
@@ -488,7 +478,7 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
                 }),
                 error => b.error,
                 preflight => b.preflight,
-                inconclusive => (b.status() == Status::Inconclusive).then(|| b.why_inconclusive()),
+                inconclusive => b.inconclusive_because(),
                 warning => m.and_then(|m| m.history_warning.clone()),
                 plots => m.map(broker_plots).unwrap_or_default(),
                 examples => examples,

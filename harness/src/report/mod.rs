@@ -189,6 +189,11 @@ impl BrokerResult {
         self.status() == Status::Pass
     }
 
+    /// Why the run is inconclusive, in one line; None when it is not (it passed or failed).
+    pub fn inconclusive_because(&self) -> Option<String> {
+        (self.status() == Status::Inconclusive).then(|| self.why_inconclusive())
+    }
+
     /// One line: why the run is inconclusive, or what errored.
     pub fn why_inconclusive(&self) -> String {
         let mut why = self.inconclusive.clone();

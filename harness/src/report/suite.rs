@@ -95,7 +95,7 @@ pub fn render(s: &SuiteRun, runs: &[RunResult]) -> Result<String> {
                             Some(context! {
                                 verdict => verdict,
                                 class => status.class(),
-                                why => (status == Status::Inconclusive).then(|| b.why_inconclusive()),
+                                why => b.inconclusive_because(),
                                 link => format!("{}/index.html", r.run_id),
                                 figures => shown.join(" · "),
                                 failed => failed.join("; "),
@@ -200,7 +200,7 @@ fn curve_view(c: &Curve, runs: &[RunResult]) -> minijinja::Value {
             context! {
                 broker => b.broker.to_string(),
                 found => b.max_sustainable_rate.map_or("none of the steps".to_string(), |r| fmt_rate(Some(r))),
-                verdict => b.verdict.as_ref().map(|v| context! { label => v.outcome.label(), class => super::html::outcome_class(v.outcome), bound => v.bound.clone(), note => v.note.clone() }),
+                verdict => b.verdict.as_ref().map(|v| context! { label => v.outcome.label(), class => Status::of(v.outcome).class(), bound => v.bound.clone(), note => v.note.clone() }),
                 steps => steps,
             }
         })

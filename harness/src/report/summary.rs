@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::html::fmt_verdict;
-use super::{RunResult, Status};
+use super::RunResult;
 
 fn ms(s: f64) -> String {
     if s >= 1.0 {
@@ -89,17 +89,10 @@ pub fn render(r: &RunResult) -> String {
         }
     }
     // Why a broker's verdicts could not pass: one line each, naming the reason.
-    for b in r
-        .brokers
-        .iter()
-        .filter(|b| b.status() == Status::Inconclusive)
-    {
-        let _ = writeln!(
-            out,
-            "INCONCLUSIVE {}: {}",
-            b.broker.as_str(),
-            b.why_inconclusive()
-        );
+    for b in &r.brokers {
+        if let Some(why) = b.inconclusive_because() {
+            let _ = writeln!(out, "INCONCLUSIVE {}: {why}", b.broker.as_str());
+        }
     }
     out
 }

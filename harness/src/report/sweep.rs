@@ -104,7 +104,7 @@ impl Point {
             publish: m.and_then(|m| m.publish_latency.measured().cloned()),
             end_to_end: m.and_then(|m| m.end_to_end_latency.measured().cloned()),
             error: b.error.clone(),
-            inconclusive: (b.status() == Status::Inconclusive).then(|| b.why_inconclusive()),
+            inconclusive: b.inconclusive_because(),
         }
     }
 }

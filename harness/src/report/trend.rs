@@ -47,9 +47,7 @@ impl Night {
         for r in self.results.iter().filter(|r| r.workload == workload) {
             for b in r.brokers.iter().filter(|b| b.broker.as_str() == broker) {
                 status = status.max(b.status());
-                if b.status() == Status::Inconclusive {
-                    why.push(b.why_inconclusive());
-                }
+                why.extend(b.inconclusive_because());
                 runs.extend(b.metrics.as_ref());
                 digests.push(r.workload_digest.as_str());
             }
