@@ -79,39 +79,22 @@ fn assert_recovered_from_every_toxic(m: &Metrics, label: &str) {
 }
 
 fn every_toxic_on(broker: &str, group: &str) {
-    let _brokers = sharing_brokers();
     let ran = run_ok(&every_toxic(broker, group), broker);
     assert_recovered_from_every_toxic(&ran.metrics, &format!("{broker}, {group}"));
 }
 
+/// Every registered broker, every toxic in turn between its consumers and the broker.
 #[test]
-fn kafka_recovers_from_every_toxic_between_consumers_and_broker() {
-    every_toxic_on("kafka", "consumers");
+fn every_broker_recovers_from_every_toxic_between_consumers_and_broker() {
+    let _brokers = sharing_brokers();
+    for_every_broker(|broker| every_toxic_on(broker, "consumers"));
 }
 
+/// Every registered broker, every toxic in turn between its producers and the broker.
 #[test]
-fn kafka_recovers_from_every_toxic_between_producers_and_broker() {
-    every_toxic_on("kafka", "producers");
-}
-
-#[test]
-fn rabbitmq_recovers_from_every_toxic_between_consumers_and_broker() {
-    every_toxic_on("rabbitmq", "consumers");
-}
-
-#[test]
-fn rabbitmq_recovers_from_every_toxic_between_producers_and_broker() {
-    every_toxic_on("rabbitmq", "producers");
-}
-
-#[test]
-fn sqs_recovers_from_every_toxic_between_consumers_and_broker() {
-    every_toxic_on("sqs", "consumers");
-}
-
-#[test]
-fn sqs_recovers_from_every_toxic_between_producers_and_broker() {
-    every_toxic_on("sqs", "producers");
+fn every_broker_recovers_from_every_toxic_between_producers_and_broker() {
+    let _brokers = sharing_brokers();
+    for_every_broker(|broker| every_toxic_on(broker, "producers"));
 }
 
 fn reconnects(events: &[Event], role: ClientRole) -> Vec<String> {
@@ -295,7 +278,7 @@ run: { send_timeout: 5s, drain_missing: 5s, drain_timeout: 20s }
 #[test]
 fn slow_consumers_leave_unread_messages_that_the_final_read_finds() {
     let _brokers = sharing_brokers();
-    for broker in ["kafka", "rabbitmq", "sqs"] {
+    for_every_broker(|broker| {
         let yaml = format!(
             "name: slow-consumers
 brokers: [{broker}]
@@ -325,5 +308,5 @@ run: {{ drain_timeout: 1s, drain_missing: 1s }}
             m.unread,
             "{broker}: the unread time series adds up"
         );
-    }
+    });
 }

@@ -126,3 +126,56 @@ pub fn run_ok(yaml: &str, broker: &str) -> Ran {
         events,
     }
 }
+
+/// Run `check` for every broker in the registry, one after another, so that a broker added to
+/// the registry is tested without anyone listing it here. A failure for one broker does not hide
+/// another's: the test fails at the end, naming each broker that failed and why. A broker whose
+/// server this machine cannot run (`bin/brokers available NAME` says why) is skipped, and the
+/// reason goes to stderr and to the file `$BROKERBENCH_SKIPPED` names (bin/test prints it),
+/// never silently.
+pub fn for_every_broker(check: impl Fn(&str)) {
+    let mut failed = Vec::new();
+    for broker in brokerbench::driver::names() {
+        if let Some(why) = unavailable(broker) {
+            skipped(broker, &why);
+            continue;
+        }
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(broker)));
+        if let Err(panic) = outcome {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failed.push(format!("{broker}: {msg}"));
+        }
+    }
+    assert!(failed.is_empty(), "failed for:\n{}", failed.join("\n"));
+}
+
+/// Why this machine cannot run `broker`'s server, if it cannot.
+fn unavailable(broker: &str) -> Option<String> {
+    let out = Command::new(repo().join("bin/brokers"))
+        .args(["available", broker])
+        .output()
+        .expect("bin/brokers runs");
+    (!out.status.success()).then(|| {
+        let why = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        format!("{why}{}", stderr(&out).trim())
+    })
+}
+
+fn skipped(broker: &str, why: &str) {
+    let test = std::thread::current().name().unwrap_or("a test").to_string();
+    eprintln!("skipped {broker} in {test}: {why}");
+    if let Some(file) = std::env::var_os("BROKERBENCH_SKIPPED") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+        {
+            let _ = writeln!(f, "{test}: skipped {broker}: {why}");
+        }
+    }
+}

@@ -1,4 +1,6 @@
-# A three-node RabbitMQ cluster on this machine, sourced by bin/brokers.
+# A three-node cluster of one broker on this machine, for the broker scripts' node hooks; sourced
+# by bin/brokers. It knows nothing of any broker: it runs the network and the faults, and asks the
+# cluster's broker (named at `up --cluster NAME`, kept in the cluster's state) to run its nodes.
 #
 # Each node runs in its own network namespace (brokerbench-n1..n3) with its own address
 # (10.77.0.11..13), on a veth pair whose host end hangs off a bridge (brokerbench0, 10.77.0.1).
@@ -12,6 +14,21 @@
 # This kernel has no sch_netem: delay, corruption and bursty (correlated) loss send a link's
 # packets through a netfilter queue to `brokerbench packet-faults` instead (see queue_end),
 # which decides packet by packet.
+#
+# A broker that clusters defines these hooks in its script (NAME::hook):
+#   node_install            install what a node needs
+#   node_start N            start node N in its namespace (spawn_in_node), with node_addr N
+#   node_ready N            exit 0 once node N serves
+#   node_stop N             ask node N to stop (it is signalled afterwards)
+#   node_log N              node N's log, shown when it does not start
+#   node_port               the port clients use (the default for `probe`)
+#   form                    make the running nodes one cluster (idempotent)
+#   where_cluster           how clients reach it, for `up`
+#   members                 the running members, one per line
+#   node_status N           one line on node N; fails unless it serves
+#   cluster_status          more lines for `status`
+#   leader PREFIX           the node (n1..n3) leading the first queue or partition named PREFIX...
+#   view PREFIX             the cluster as the nodes see it (see cluster_view)
 
 CLUSTER_NODES=(n1 n2 n3)
 CLUSTER_BRIDGE=brokerbench0
@@ -20,47 +37,36 @@ CLUSTER_PREFIX=24
 cluster_state() { echo "$state/cluster"; }
 node_ns() { echo "brokerbench-$1"; }
 node_addr() { echo "10.77.0.1${1#n}"; }
-node_name() { echo "rabbit@$(node_addr "$1")"; }
 member_addr() { if [[ $1 == clients ]]; then echo "$CLUSTER_HOST_ADDR"; else node_addr "$1"; fi; }
 in_ns() { local n=$1; shift; ip netns exec "$(node_ns "$n")" "$@"; }
 known_node() { [[ " ${CLUSTER_NODES[*]} " == *" $1 "* ]] || die "cluster: unknown node '$1' (expected ${CLUSTER_NODES[*]})"; }
 known_member() { [[ $1 == clients ]] || known_node "$1"; }
-
-node_env() {
-  local n=$1 dir; dir="$(cluster_state)/$n"
-  export RABBITMQ_USE_LONGNAME=true
-  export RABBITMQ_NODENAME; RABBITMQ_NODENAME=$(node_name "$n")
-  export RABBITMQ_NODE_IP_ADDRESS; RABBITMQ_NODE_IP_ADDRESS=$(node_addr "$n")
-  export RABBITMQ_NODE_PORT=5672
-  export RABBITMQ_DIST_PORT=25672
-  export RABBITMQ_MNESIA_BASE="$dir/mnesia"
-  export RABBITMQ_LOG_BASE="$dir/log"
-  export RABBITMQ_PID_FILE="$dir/beam.pid"
-  export RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins"
-  export RABBITMQ_CONFIG_FILE="$dir/rabbitmq"
-  export RABBITMQ_LOGS="$dir/$n.log"
-  export HOME="${HOME:-/root}"
-  # A silent peer is declared down after net_ticktime (Erlang's default 60 s, here 10 s), so a
-  # partition shows in about 10-15 s: a test or a workload's fault need not last minutes.
-  # Erlang 25's global defaults to prevent_overlapping_partitions, which RabbitMQ turns off only
-  # once it boots (rabbitmq-server#4253; it conflicts with RabbitMQ's own partition handling).
-  # Here, a minority node restarting after a heal logged global "Faking nodedown/nodeup" and
-  # never finished booting; off from the VM's start, as RabbitMQ intends.
-  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel net_ticktime ${BROKERBENCH_NET_TICKTIME:-10} -kernel prevent_overlapping_partitions false"
-}
-
-# rabbitmqctl against one node, from inside its namespace (a cut between the host and the node
-# must not cut the script's own control path: only the harness's clients use the bridge).
-# Within CTL_TIMEOUT seconds (default 10): during a partition not yet detected, a query such as
-# cluster_status waits about a minute for the unreachable peers before it answers.
-node_ctl() {
-  local n=$1; shift
-  (node_env "$n"; timeout -k 2 "${CTL_TIMEOUT:-10}" ip netns exec "$(node_ns "$n")" \
-    /usr/lib/rabbitmq/bin/rabbitmqctl --longnames -n "$(node_name "$n")" "$@")
-}
 node_pidfile() { echo "$(cluster_state)/$1/pid"; }
 node_running() { local pf; pf=$(node_pidfile "$1"); [[ -f $pf ]] && kill -0 "$(cat "$pf")" 2>/dev/null; }
-node_ready() { node_ctl "$1" await_startup --timeout 2 >/dev/null 2>&1; }
+
+# The broker the cluster runs, as `up --cluster NAME` recorded it; empty when none is up.
+cluster_broker() { cat "$(cluster_state)/broker" 2>/dev/null || true; }
+# cluster_hook HOOK ARGS...: the cluster's broker's hook.
+cluster_hook() {
+  local b; b=$(cluster_broker)
+  [[ -n $b ]] || die "cluster: none is up (bin/brokers up --cluster NAME)"
+  "$b::$1" "${@:2}"
+}
+clusters() { # the registered brokers that define node hooks
+  local b
+  for b in "${BROKERS[@]}"; do declare -F "$b::node_start" >/dev/null && echo "$b"; done
+  return 0
+}
+
+# spawn_in_node N COMMAND...: start node N's server inside its namespace, its output in the
+# node's stdout.log, its pid in the node's pid file (what node kill, pause and resume signal).
+spawn_in_node() {
+  local n=$1 dir; shift
+  dir="$(cluster_state)/$n"
+  mkdir -p "$dir"
+  nohup ip netns exec "$(node_ns "$n")" "$@" >>"$dir/stdout.log" 2>&1 &
+  echo $! >"$(node_pidfile "$n")"
+}
 
 install_cluster_tools() {
   command -v nft >/dev/null && command -v iptables >/dev/null && return
@@ -115,100 +121,45 @@ network_down() {
   return 0
 }
 
-start_node() {
-  local n=$1 dir; dir="$(cluster_state)/$n"
-  mkdir -p "$dir/mnesia" "$dir/log"
-  echo '[rabbitmq_consistent_hash_exchange].' >"$dir/enabled_plugins"
-  # pause_minority unless `partition-handling` set another mode (which rewrites this line).
-  [[ -f $dir/rabbitmq.conf ]] ||
-    printf '%s\n' 'loopback_users = none' "listeners.tcp.default = $(node_addr "$n"):5672" \
-      'cluster_partition_handling = pause_minority' >"$dir/rabbitmq.conf"
-  (node_env "$n"; in_ns "$n" nohup /usr/lib/rabbitmq/bin/rabbitmq-server >>"$dir/stdout.log" 2>&1 &
-   echo $! >"$(node_pidfile "$n")")
-}
+start_node() { cluster_hook node_start "$1"; }
 
 wait_node() {
   local n=$1
-  wait_until 120 "$n" node_ready "$n" ||
-    { tail -n 20 "$(cluster_state)/$n/$n.log" >&2 || true; die "cluster: node $n did not answer within 120 s; log: $(cluster_state)/$n/$n.log"; }
+  wait_until 120 "$n" cluster_hook node_ready "$n" ||
+    { tail -n 20 "$(cluster_hook node_log "$n")" >&2 || true; die "cluster: node $n did not answer within 120 s; log: $(cluster_hook node_log "$n")"; }
 }
 
-cluster_up() {
-  install_rabbitmq
+cluster_up() { # BROKER
+  local b=$1 n running
+  running=$(cluster_broker)
+  [[ -z $running || $running == "$b" ]] || die "cluster: a $running cluster is up; bin/brokers down --cluster $running first"
+  "$b::node_install"
   install_cluster_tools
   network_up
-  local n
+  mkdir -p "$(cluster_state)"
+  echo "$b" >"$(cluster_state)/broker"
   for n in "${CLUSTER_NODES[@]}"; do node_running "$n" || start_node "$n"; done
   for n in "${CLUSTER_NODES[@]}"; do wait_node "$n"; done
-  # Join n2 and n3 to n1 unless they are already its members.
-  for n in "${CLUSTER_NODES[@]:1}"; do
-    if ! cluster_disk_nodes n1 | grep -qx "$(node_name "$n")"; then
-      CTL_TIMEOUT=60 node_ctl "$n" stop_app >/dev/null
-      CTL_TIMEOUT=60 node_ctl "$n" join_cluster "$(node_name n1)" >/dev/null || die "cluster: $n could not join $(node_name n1)"
-      CTL_TIMEOUT=60 node_ctl "$n" start_app >/dev/null
-    fi
-  done
+  cluster_hook form
   cluster_faults_heal
-  log "rabbitmq cluster: up, members $(cluster_members | tr '\n' ' ')"
-  log "  clients reach amqp://guest:guest@$(node_addr n1):5672/%2f, $(node_addr n2), $(node_addr n3); logs: $(cluster_state)/n*/n*.log"
-}
-
-# The nodes node N counts as members (running or not), one per line.
-cluster_disk_nodes() {
-  node_ctl "$1" cluster_status --formatter json 2>/dev/null |
-    python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["disk_nodes"]))'
-}
-
-# The members the first answering node reports running, one per line.
-cluster_members() {
-  local n
-  for n in "${CLUSTER_NODES[@]}"; do
-    node_ctl "$n" cluster_status --formatter json 2>/dev/null |
-      python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["running_nodes"]))' 2>/dev/null && return
-  done
-  return 1
+  log "$b cluster: up, members $(cluster_hook members | tr '\n' ' ')"
+  log "  clients reach $(cluster_hook where_cluster); logs: $(cluster_state)/n*/"
 }
 
 cluster_status() {
-  local n rc=0 view
-  for n in "${CLUSTER_NODES[@]}"; do
-    if node_ready "$n"; then
-      # A node that has just lost its peers can take longer than the control timeout to answer;
-      # say so rather than let `set -e` end the report on the first node that is slow.
-      view=$(node_ctl "$n" cluster_status --formatter json 2>/dev/null |
-        python3 -c 'import json,sys; s=json.load(sys.stdin); p=s.get("partitions") or {}; print("sees running:", " ".join(s["running_nodes"]), "| partitions:", json.dumps(p) if p else "none")' 2>/dev/null) ||
-        view="cluster_status gave no answer within ${CTL_TIMEOUT:-10} s"
-      echo "$n $(node_name "$n"): up; $view"
-    elif node_ctl "$n" ping >/dev/null 2>&1; then
-      # The Erlang VM answers but RabbitMQ is stopped: pause_minority does this to a minority.
-      echo "$n $(node_name "$n"): paused (the VM runs, RabbitMQ does not: a minority under pause_minority?)"; rc=1
-    else
-      echo "$n $(node_name "$n"): down"; rc=1
-    fi
-  done
-  echo "partition handling: $(node_ctl n1 eval 'application:get_env(rabbit, cluster_partition_handling).' 2>/dev/null | tr -d '{}' | sed 's/^ok,//' || echo unknown)"
+  local n rc=0
+  for n in "${CLUSTER_NODES[@]}"; do cluster_hook node_status "$n" || rc=1; done
+  cluster_hook cluster_status
   echo "faults in force: $(cluster_faults | paste -sd';' -)"
   return $rc
 }
 
-# partition-handling MODE: how every running node reacts to a partition from now on.
-cluster_partition_handling() {
-  local mode=$1 n
-  case $mode in pause_minority | autoheal | ignore) ;; *) die "cluster: partition handling is pause_minority, autoheal or ignore, not '$mode'" ;; esac
-  for n in "${CLUSTER_NODES[@]}"; do
-    # In the config file too: a node that restarts (autoheal restarts the losers) keeps it.
-    sed -i "s/^cluster_partition_handling = .*/cluster_partition_handling = $mode/" "$(cluster_state)/$n/rabbitmq.conf"
-    node_ctl "$n" eval "application:set_env(rabbit, cluster_partition_handling, $mode)." >/dev/null ||
-      die "cluster: could not set partition handling on $n"
-  done
-  log "cluster: partition handling $mode"
-}
-
-# probe A B [PORT]: can member A open a TCP connection to member B (default: B's AMQP port, or
-# for B = clients nothing listens, so A must be a node)? Exit 0 if so, within 2 s.
+# probe A B [PORT]: can member A open a TCP connection to member B (default: the broker's client
+# port, or for B = clients nothing listens, so A must be a node)? Exit 0 if so, within 2 s.
 cluster_probe() {
-  local a=$1 b=$2 port=${3:-5672}
+  local a=$1 b=$2 port=${3:-}
   known_member "$a"; known_member "$b"
+  [[ -n $port ]] || port=$(cluster_hook node_port)
   local cmd="exec 3<>/dev/tcp/$(member_addr "$b")/$port"
   if [[ $a == clients ]]; then timeout 2 bash -c "$cmd" 2>/dev/null; else timeout 2 ip netns exec "$(node_ns "$a")" bash -c "$cmd" 2>/dev/null; fi
 }
@@ -218,25 +169,26 @@ stop_node() {
   node_running "$n" || { rm -f "$(node_pidfile "$n")"; return 0; }
   pid=$(cat "$(node_pidfile "$n")")
   signal_tree CONT "$pid"
-  CTL_TIMEOUT=30 node_ctl "$n" stop >/dev/null 2>&1 || true
+  [[ -z $(cluster_broker) ]] || cluster_hook node_stop "$n"
   signal_tree TERM "$pid"
   wait_until 20 "$n stop" bash -c "! kill -0 $pid" || signal_tree KILL "$pid"
   rm -f "$(node_pidfile "$n")"
 }
 
 cluster_down() {
-  local n any=0
+  local n any=0 b
+  b=$(cluster_broker)
   for n in "${CLUSTER_NODES[@]}"; do
     node_running "$n" && any=1
     stop_node "$n"
-    # The node's own epmd, in its namespace: gone with the namespace's processes.
+    # What the node left behind in its namespace (an Erlang node's epmd): gone with it.
     pkill -KILL -f "$(cluster_state)/$n/" 2>/dev/null || true
     ip netns pids "$(node_ns "$n")" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
   done
   network_down
   # The nodes' data goes too: the next `up` is a fresh cluster with the default settings.
   rm -rf "$(cluster_state)"
-  if ((any)); then log "rabbitmq cluster: stopped; namespaces and bridge removed"; else log "rabbitmq cluster: not running"; fi
+  if ((any)); then log "${b:-the} cluster: stopped; namespaces and bridge removed"; else log "cluster: not running"; fi
 }
 
 # node ACTION N: the per-node control commands node faults use.
@@ -464,102 +416,20 @@ cluster_faults() {
   done
 }
 
-# leader PREFIX: the node (n1..n3) that leads the first queue whose name starts with PREFIX:
-# a quorum queue's leader, or the node a classic queue's process lives on, as the first node
-# that answers and is not paused knows it. Through erl_call, like `view`: milliseconds.
-cluster_leader() {
-  local prefix=$1 n out
-  for n in "${CLUSTER_NODES[@]}"; do
-    out=$(node_eval "$n" 3 "case rabbit:is_running() of false -> \"paused\"; true -> $(queues_by_leader "$prefix")
-      case Qs of [] -> \"none\"; [{_, L} | _] -> L end end." 2>/dev/null) && out=$(ok_string "$out") || continue
-    case $out in
-      paused) continue ;;
-      none) die "cluster: no queue starts with $prefix" ;;
-      *) nodes_as_n <<<"$out"; return ;;
-    esac
-  done
-  die "cluster: no answering node leads or holds a queue starting with $prefix"
-}
-
-# The Erlang that binds Qs to [{QueueName, LeaderNode}] for the queues whose name starts with
-# PREFIX, sorted by name: a quorum queue's pid is {RaName, LeaderNode}, a classic queue's is its
-# process, on the node that holds it.
-queues_by_leader() { # PREFIX
-  printf '%s' 'P = <<"'"$1"'">>,
-  Node = fun({_, N}) when is_atom(N) -> atom_to_list(N); (Pid) when is_pid(Pid) -> atom_to_list(node(Pid)); (_) -> "none" end,
-  Qs = lists:sort([{element(4, amqqueue:get_name(Q)), Node(amqqueue:get_pid(Q))} || Q <- rabbit_amqqueue:list(),
-         binary:longest_common_prefix([element(4, amqqueue:get_name(Q)), P]) =:= byte_size(P)]),'
-}
-
-# Evaluate an Erlang expression on node N with erl_call, from inside its namespace, within
-# $2 seconds. erl_call is a small C program that speaks the distribution protocol: no Erlang VM
-# boots, so it costs milliseconds where rabbitmqctl costs 0.5-1 s of CPU; `view` runs it every
-# few seconds during a run. Prints the result as Erlang prints it.
-node_eval() { # N SECONDS EXPRESSION
-  local n=$1 secs=$2
-  (node_env "$n"; printf '%s\n' "$3" | timeout -k 1 "$secs" ip netns exec "$(node_ns "$n")" \
-    erl_call -name "$(node_name "$n")" -timeout "$secs" -e)
-}
-nodes_as_n() { sed 's/rabbit@10\.77\.0\.1\([0-9]\)/n\1/g'; }
-# The string of erl_call's `{ok, "..."}`; fails on anything else (an error, a badrpc).
-ok_string() { sed -nE 's/^\{ok, ?"(.*)"\}$/\1/p' <<<"$1" | grep .; }
-
 # view PREFIX: the cluster now, as the nodes see it, one `name: state` line each, for the
 # harness to record while a run goes on (targets/local-cluster.yaml's `view`):
 #   n1: n1 n2 n3                 the members node n1 sees running
 #   n3: n3 (partitioned from n1 n2)
-#   n2: paused                   its VM answers, RabbitMQ does not (pause_minority)
-#   n2: starting                 RabbitMQ is booting (after a start or restart), or stopping
-#   n1: no answer                down, or its VM too busy to answer within 2 s
+#   n2: paused                   it answers, but does not serve (a minority under pause_minority)
+#   n2: starting                 booting (after a start or restart), or stopping
+#   n1: no answer                down, or too busy to answer within 2 s
 #   leader: n2                   the node leading the first queue whose name starts with PREFIX
 #   leaders: n1 4, n2 2          with several such queues: how many each node leads
-cluster_view() {
-  local prefix=$1 n out asked=""
-  local sees='case rabbit:is_running() of
-    false ->
-      case catch rabbit_boot_state:get() of
-        S when S =:= booting; S =:= core_started -> "starting";
-        stopping -> "stopping";
-        _ -> "paused"
-      end;
-    true ->
-      Names = fun(Ns) -> string:join([atom_to_list(X) || X <- lists:sort(Ns)], " ") end,
-      case rabbit_node_monitor:partitions() of
-        [] -> Names(rabbit_nodes:all_running());
-        P -> Names(rabbit_nodes:all_running()) ++ " (partitioned from " ++ Names(P) ++ ")"
-      end
-  end.'
-  local leads
-  leads="$(queues_by_leader "$prefix")"'
-  Count = fun(L) -> string:join([N ++ " " ++ integer_to_list(length([x || {_, M} <- Qs, M =:= N])) || N <- lists:usort([M || {_, M} <- L])], ", ") end,
-  case Qs of
-    [] -> "leader: none (no queue yet)";
-    [{_, L}] -> "leader: " ++ L;
-    [{_, L} | _] -> "leader: " ++ L ++ "~nleaders: " ++ Count(Qs)
-  end.'
-  for n in "${CLUSTER_NODES[@]}"; do
-    if out=$(node_eval "$n" 2 "$sees" 2>/dev/null) && out=$(ok_string "$out"); then
-      echo "$n: $out" | nodes_as_n
-      # The leader is asked of a node whose RabbitMQ runs: one that is booting would block
-      # the query on tables it has not loaded yet (and slow its own boot).
-      case $out in paused | starting | stopping) ;; *) [[ -n $asked ]] || asked=$n ;; esac
-    else
-      echo "$n: no answer"
-    fi
-  done
-  [[ -n $asked ]] || return 0
-  if out=$(node_eval "$asked" 3 "$leads" 2>/dev/null) && out=$(ok_string "$out"); then
-    echo "$out" | sed 's/~n/\n/' | nodes_as_n
-  else
-    echo "leader: no answer from $asked"
-  fi
-}
+cluster_view() { cluster_hook view "$1"; }
 
 cluster_command() {
   local cmd=$1; shift
   case $cmd in
-    up) cluster_up ;;
-    down) cluster_down ;;
     status) cluster_status ;;
     node) [[ $# -eq 2 ]] || die "usage: bin/brokers node kill|pause|resume|start|restart n1|n2|n3"; node_control "$1" "$2" ;;
     cut) [[ $# -eq 2 ]] || die "usage: bin/brokers cut A B (nodes n1..n3 or clients)"; cluster_cut "$1" "$2" ;;
@@ -569,10 +439,8 @@ cluster_command() {
     corrupt) cluster_corrupt "$@" ;;
     heal) cluster_faults_heal; log "cluster: healed" ;;
     faults) cluster_faults ;;
-    leader) [[ $# -eq 1 ]] || die "usage: bin/brokers leader QUEUE_PREFIX"; cluster_leader "$1" ;;
+    leader) [[ $# -eq 1 ]] || die "usage: bin/brokers leader QUEUE_PREFIX"; cluster_hook leader "$1" ;;
     view) [[ $# -eq 1 ]] || die "usage: bin/brokers view QUEUE_PREFIX"; cluster_view "$1" ;;
-    partition-handling) [[ $# -eq 1 ]] || die "usage: bin/brokers partition-handling pause_minority|autoheal|ignore"; cluster_partition_handling "$1" ;;
     probe) [[ $# -ge 2 ]] || die "usage: bin/brokers probe A B [PORT]"; if cluster_probe "$@"; then echo "$1 -> $2: open"; else echo "$1 -> $2: no connection"; exit 1; fi ;;
-    ctl) [[ $# -ge 1 ]] || die "usage: bin/brokers ctl NODE ARGS..."; known_node "$1"; node_ctl "$@" ;;
   esac
 }
