@@ -57,7 +57,11 @@ fn a_broker_is_named_only_in_its_folder_its_script_and_the_registry_line() {
     let names = brokerbench::driver::names();
     let mut found = Vec::new();
     for file in code_files() {
-        let rel = file.strip_prefix(repo()).unwrap().to_string_lossy().into_owned();
+        let rel = file
+            .strip_prefix(repo())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let text = std::fs::read_to_string(&file).unwrap();
         for (n, line) in code_lines(&rel, &text) {
             for name in &names {
@@ -91,7 +95,11 @@ fn code_files() -> Vec<PathBuf> {
     walk(&repo().join("harness/src"), &mut files);
     walk(&repo().join("bin"), &mut files);
     files.retain(|f| {
-        let rel = f.strip_prefix(repo()).unwrap().to_string_lossy().into_owned();
+        let rel = f
+            .strip_prefix(repo())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let rust = rel.ends_with(".rs");
         let script = rel.starts_with("bin/") && (rel.ends_with(".sh") || !rel.contains('.'));
         (rust || script)

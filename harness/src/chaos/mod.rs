@@ -232,7 +232,7 @@ pub(crate) async fn run_command(cmd: &str, dir: &std::path::Path) -> Result<(Str
     let mut child = tokio::process::Command::new("sh");
     child.arg("-c").arg(cmd).current_dir(dir);
     // A profile's commands may need this binary's own helpers (the local cluster's `delay`
-    // runs `brokerbench delay-packets`): they find it here.
+    // runs `brokerbench packet-faults`): they find it here.
     if let Ok(me) = std::env::current_exe() {
         child.env("BROKERBENCH", me);
     }

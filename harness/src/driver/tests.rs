@@ -318,7 +318,10 @@ fn a_bad_target_section_is_reported_at_its_position() {
         has("t.yaml:7:3: rabbitmq: contrl: unknown field `contrl`"),
         "{e}"
     );
-    assert!(has("t.yaml:8:1: mqseries: no broker is named `mqseries`"), "{e}");
+    assert!(
+        has("t.yaml:8:1: mqseries: no broker is named `mqseries`"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -27,7 +27,9 @@ pub mod window;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Live counts for the progress bar; the history is the record, these are only for display.
+/// Live counts while the run goes on: the progress bar shows them, and the drain, the stall
+/// watchdog and the final read decide on them (when to stop waiting, whether a client is stuck,
+/// how much to expect). The history is the record; the checkers judge from it, never from these.
 #[derive(Debug, Default)]
 pub struct Counters {
     pub sent: AtomicU64,

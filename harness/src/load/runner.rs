@@ -23,12 +23,10 @@ use crate::workload::{InFlight, RunOptions};
 /// What a finished (or interrupted) run of one broker left behind.
 #[derive(Debug, Clone)]
 pub struct BrokerRun {
-    pub dir: PathBuf,
     pub history: PathBuf,
     pub product: String,
     pub client_settings: std::collections::BTreeMap<String, String>,
     pub interrupted: bool,
-    pub events: u64,
 }
 
 /// Why the run should wind down early.
@@ -104,15 +102,13 @@ pub async fn run_broker(
         }
     }
     drop(recorder);
-    let events = writer.finish()?;
+    writer.finish()?;
     result?;
     Ok(BrokerRun {
-        dir: dir.to_owned(),
         history: history_path,
         product,
         client_settings,
         interrupted: stop.requested(),
-        events,
     })
 }
 

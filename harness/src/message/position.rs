@@ -23,13 +23,6 @@ pub enum Position {
     Id { id: String },
 }
 
-impl Position {
-    /// Whether two deliveries at this same position are one stored copy read twice.
-    pub fn is_storage(&self) -> bool {
-        matches!(self, Position::Offset { .. } | Position::Id { .. })
-    }
-}
-
 impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -70,7 +70,8 @@ pub struct Control {
     pub corrupt: Option<String>,
     /// ...and undo every cut, loss, delay, duplication and corruption.
     pub heal: Option<String>,
-    /// Print the name of the node that leads queue `{queue}` (the run's first queue) now.
+    /// Print the name of the node that leads the first of the run's queues or partitions, whose
+    /// names start with `{prefix}`, now.
     pub leader: Option<String>,
     /// Set how the cluster's nodes react to a partition to `{mode}`, for a workload that
     /// chooses (RabbitMQ: pause_minority, autoheal or ignore).

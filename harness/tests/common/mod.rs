@@ -166,7 +166,10 @@ fn unavailable(broker: &str) -> Option<String> {
 }
 
 fn skipped(broker: &str, why: &str) {
-    let test = std::thread::current().name().unwrap_or("a test").to_string();
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
     eprintln!("skipped {broker} in {test}: {why}");
     if let Some(file) = std::env::var_os("BROKERBENCH_SKIPPED") {
         use std::io::Write;
