@@ -28,7 +28,24 @@ pub enum Family {
 /// How a network fault's parameters become the toxic the proxy applies; the error is the user's.
 pub type ToxicOf = fn(&FaultSpec) -> Result<Toxic, String>;
 
-/// One fault kind: what it accepts and how it is applied.
+/// How a node fault acts on the nodes it picks.
+#[derive(Clone, Copy)]
+pub enum NodeAction {
+    /// Cut the cluster into the groups of its `shape` (start command), and heal (undo).
+    Partition,
+    /// Run the start command on each chosen node, and the undo (if the window ends) on the
+    /// same nodes; `ends_itself`: the start command leaves the node as it was (a restart).
+    Each { ends_itself: bool },
+    /// Act on the packets of each chosen node's links (every node's, unless the workload names
+    /// a target: a property of the network); `effect` says how, for the history ("2% corrupted
+    /// to", then the other end).
+    OnLinks {
+        effect: fn(&FaultSpec) -> Result<String>,
+    },
+}
+
+/// One fault kind: what it accepts and how it is applied. An entry starts from its family's
+/// base (`process`, `network`, `broker`, `node`) and states only what differs.
 pub struct Kind {
     pub kind: FaultKind,
     /// As users write it in a workload.
@@ -41,6 +58,8 @@ pub struct Kind {
     pub needs: &'static [&'static str],
     /// It must be given a `duration` (it is undone when its window ends).
     pub needs_duration: bool,
+    /// Its own checks of its parameters' values, beyond `takes` and `needs`.
+    pub check: fn(&FaultSpec) -> Result<(), String>,
     /// The target profile's control commands that apply it, in order.
     pub start: &'static [&'static str],
     /// Those that undo it, when its window ends (`duration` or `restart_after`).
@@ -53,131 +72,147 @@ pub struct Kind {
     pub workers: Option<fn(&Window) -> Workers>,
     /// Network faults: the toxic the proxy applies (value checks give the user's error).
     pub toxic: Option<ToxicOf>,
+    /// Node faults: how it acts on the nodes.
+    pub node: Option<NodeAction>,
     /// The fault that applies one window of this kind.
     pub build: fn(&Window, &Scope) -> Result<Box<dyn Fault>>,
 }
 
-/// What the network faults without parameters of their own take: the client group.
-const CLIENTS: &[&str] = &["between"];
+/// What every entry starts from: nothing taken, needed or run.
+const fn base(kind: FaultKind, name: &'static str, family: Family, build: Build) -> Kind {
+    Kind {
+        kind,
+        name,
+        family,
+        takes: &[],
+        needs: &[],
+        needs_duration: false,
+        check: |_| Ok(()),
+        start: &[],
+        undo: &[],
+        fills: &[],
+        workers: None,
+        toxic: None,
+        node: None,
+        build,
+    }
+}
+
+type Build = fn(&Window, &Scope) -> Result<Box<dyn Fault>>;
+
+/// A fault on the harness's own worker processes, `workers` of them.
+const fn process(kind: FaultKind, name: &'static str, workers: fn(&Window) -> Workers) -> Kind {
+    Kind {
+        takes: &["target", "restart_after"],
+        workers: Some(workers),
+        ..base(kind, name, Family::Process, crash)
+    }
+}
+
+/// A fault on the connections between a client group and the broker: the proxy applies its
+/// toxic, and heals it when the window ends.
+const fn network(kind: FaultKind, name: &'static str, toxic: ToxicOf) -> Kind {
+    Kind {
+        takes: &["between"],
+        needs_duration: true,
+        toxic: Some(toxic),
+        ..base(kind, name, Family::Network, proxied)
+    }
+}
+
+/// A fault on the broker: the target's control commands `start`, undone by `undo`.
+const fn broker(
+    kind: FaultKind,
+    name: &'static str,
+    start: &'static [&'static str],
+    undo: &'static [&'static str],
+) -> Kind {
+    Kind {
+        start,
+        undo,
+        ..base(kind, name, Family::Broker, broker_fault)
+    }
+}
+
+/// A fault on a cluster's nodes: the target's node command `start`, undone by `undo`.
+const fn node(
+    kind: FaultKind,
+    name: &'static str,
+    start: &'static [&'static str],
+    undo: &'static [&'static str],
+    action: NodeAction,
+) -> Kind {
+    Kind {
+        takes: &["target"],
+        start,
+        undo,
+        node: Some(action),
+        ..base(kind, name, Family::Node, node_fault)
+    }
+}
+
+/// A fault on the packets of nodes' links, healed when its window ends.
+const fn packets(
+    kind: FaultKind,
+    name: &'static str,
+    start: &'static [&'static str],
+    effect: fn(&FaultSpec) -> Result<String>,
+) -> Kind {
+    Kind {
+        needs_duration: true,
+        ..node(kind, name, start, &["heal"], NodeAction::OnLinks { effect })
+    }
+}
 
 pub const KINDS: &[Kind] = &[
+    process(FaultKind::ConsumerCrash, "consumer-crash", |_| {
+        Workers::Consumers
+    }),
+    process(FaultKind::ProducerCrash, "producer-crash", |_| {
+        Workers::Producers
+    }),
     Kind {
-        kind: FaultKind::ConsumerCrash,
-        name: "consumer-crash",
-        family: Family::Process,
-        takes: &["target", "restart_after"],
-        needs: &[],
-        needs_duration: false,
-        start: &[],
-        undo: &[],
-        fills: &[],
-        workers: Some(|_| Workers::Consumers),
-        toxic: None,
-        build: crash,
-    },
-    Kind {
-        kind: FaultKind::ProducerCrash,
-        name: "producer-crash",
-        family: Family::Process,
-        takes: &["target", "restart_after"],
-        needs: &[],
-        needs_duration: false,
-        start: &[],
-        undo: &[],
-        fills: &[],
-        workers: Some(|_| Workers::Producers),
-        toxic: None,
-        build: crash,
-    },
-    Kind {
-        kind: FaultKind::Pause,
-        name: "pause",
-        family: Family::Process,
         takes: &["target", "workers"],
-        needs: &[],
         needs_duration: true,
-        start: &[],
-        undo: &[],
-        fills: &[],
-        workers: Some(|w| w.workers),
-        toxic: None,
         build: |w, s| {
-            Ok(Box::new(process::Pause::new(
-                fleet(w, s)?,
-                w.targets,
-                seed(w, s),
-            )))
+            let fleet = fleet(w, s)?;
+            Ok(Box::new(process::Pause::new(fleet, w.targets, seed(w, s))))
         },
+        ..process(FaultKind::Pause, "pause", |w| {
+            w.spec.workers.unwrap_or_default()
+        })
     },
     Kind {
-        kind: FaultKind::Partition,
-        name: "partition",
-        family: Family::Network,
         takes: &["between", "reset_after"],
-        needs: &[],
-        needs_duration: true,
-        start: &[],
-        undo: &[],
-        fills: &[],
-        workers: None,
-        toxic: Some(|_| Ok(Toxic::Partition)),
-        build: proxied,
+        ..network(FaultKind::Partition, "partition", |_| Ok(Toxic::Partition))
     },
     Kind {
-        kind: FaultKind::Latency,
-        name: "latency",
-        family: Family::Network,
         takes: &["between", "direction", "latency", "jitter"],
         needs: &["latency"],
-        needs_duration: true,
-        start: &[],
-        undo: &[],
-        fills: &[],
-        workers: None,
-        toxic: Some(|f| {
+        ..network(FaultKind::Latency, "latency", |f| {
             Ok(Toxic::Latency {
                 latency: f.latency.unwrap_or_default().0,
                 jitter: f.jitter.unwrap_or_default().0,
                 direction: direction(f),
             })
-        }),
-        build: proxied,
+        })
     },
     Kind {
-        kind: FaultKind::Bandwidth,
-        name: "bandwidth",
-        family: Family::Network,
         takes: &["between", "direction", "rate"],
         needs: &["rate"],
-        needs_duration: true,
-        start: &[],
-        undo: &[],
-        fills: &[],
-        workers: None,
-        toxic: Some(|f| {
+        ..network(FaultKind::Bandwidth, "bandwidth", |f| {
             let rate = f.rate.unwrap_or_default().0;
             if rate == 0 {
                 return Err("bandwidth needs `rate` (bytes per second) above 0".into());
             }
-            Ok(Toxic::Bandwidth {
-                rate,
-                direction: direction(f),
-            })
-        }),
-        build: proxied,
+            let direction = direction(f);
+            Ok(Toxic::Bandwidth { rate, direction })
+        })
     },
     Kind {
-        kind: FaultKind::Slicer,
-        name: "slicer",
-        family: Family::Network,
         takes: &["between", "direction", "slice_size", "slice_delay"],
         needs: &["slice_size"],
-        needs_duration: true,
-        start: &[],
-        undo: &[],
-        fills: &[],
-        workers: None,
-        toxic: Some(|f| {
+        ..network(FaultKind::Slicer, "slicer", |f| {
             let size = f.slice_size.unwrap_or_default().0;
             if size == 0 {
                 return Err("slicer needs `slice_size` above 0".into());
@@ -187,248 +222,177 @@ pub const KINDS: &[Kind] = &[
                 delay: f.slice_delay.unwrap_or_default().0,
                 direction: direction(f),
             })
-        }),
-        build: proxied,
+        })
     },
     Kind {
-        kind: FaultKind::LimitData,
-        name: "limit-data",
-        family: Family::Network,
         takes: &["between", "direction", "bytes"],
         needs: &["bytes"],
-        needs_duration: true,
-        start: &[],
-        undo: &[],
-        fills: &[],
-        workers: None,
-        toxic: Some(|f| {
+        ..network(FaultKind::LimitData, "limit-data", |f| {
+            let bytes = f.bytes.unwrap_or_default().0;
             Ok(Toxic::LimitData {
-                bytes: f.bytes.unwrap_or_default().0,
+                bytes,
                 direction: direction(f),
             })
-        }),
-        build: proxied,
+        })
     },
     Kind {
-        kind: FaultKind::SlowClose,
-        name: "slow-close",
-        family: Family::Network,
         takes: &["between", "delay"],
         needs: &["delay"],
-        needs_duration: true,
-        start: &[],
-        undo: &[],
-        fills: &[],
-        workers: None,
-        toxic: Some(|f| Ok(Toxic::SlowClose(f.delay.unwrap_or_default().0))),
-        build: proxied,
+        ..network(FaultKind::SlowClose, "slow-close", |f| {
+            Ok(Toxic::SlowClose(f.delay.unwrap_or_default().0))
+        })
     },
+    network(FaultKind::ResetPeer, "reset-peer", |_| Ok(Toxic::ResetPeer)),
     Kind {
-        kind: FaultKind::ResetPeer,
-        name: "reset-peer",
-        family: Family::Network,
-        takes: CLIENTS,
-        needs: &[],
-        needs_duration: true,
-        start: &[],
-        undo: &[],
-        fills: &[],
-        workers: None,
-        toxic: Some(|_| Ok(Toxic::ResetPeer)),
-        build: proxied,
-    },
-    Kind {
-        kind: FaultKind::Blackhole,
-        name: "blackhole",
-        family: Family::Network,
         takes: &["between", "direction", "reset_after"],
-        needs: &[],
-        needs_duration: true,
-        start: &[],
-        undo: &[],
-        fills: &[],
-        workers: None,
-        toxic: Some(|f| Ok(Toxic::Blackhole(direction(f)))),
-        build: proxied,
+        ..network(FaultKind::Blackhole, "blackhole", |f| {
+            Ok(Toxic::Blackhole(direction(f)))
+        })
     },
+    network(FaultKind::Down, "down", |_| Ok(Toxic::Down)),
     Kind {
-        kind: FaultKind::Down,
-        name: "down",
-        family: Family::Network,
-        takes: CLIENTS,
-        needs: &[],
-        needs_duration: true,
-        start: &[],
-        undo: &[],
-        fills: &[],
-        workers: None,
-        toxic: Some(|_| Ok(Toxic::Down)),
-        build: proxied,
-    },
-    Kind {
-        kind: FaultKind::BrokerKill,
-        name: "broker-kill",
-        family: Family::Broker,
         takes: &["restart_after"],
-        needs: &[],
-        needs_duration: false,
-        start: &["kill"],
-        undo: &["start"],
-        fills: &[],
-        workers: None,
-        toxic: None,
-        build: broker,
+        ..broker(FaultKind::BrokerKill, "broker-kill", &["kill"], &["start"])
     },
     Kind {
-        kind: FaultKind::BrokerPause,
-        name: "broker-pause",
-        family: Family::Broker,
-        takes: &[],
-        needs: &[],
         needs_duration: true,
-        start: &["pause"],
-        undo: &["resume"],
-        fills: &[],
-        workers: None,
-        toxic: None,
-        build: broker,
+        ..broker(
+            FaultKind::BrokerPause,
+            "broker-pause",
+            &["pause"],
+            &["resume"],
+        )
     },
+    broker(
+        FaultKind::BrokerRestart,
+        "broker-restart",
+        &["kill", "start"],
+        &["start"],
+    ),
     Kind {
-        kind: FaultKind::BrokerRestart,
-        name: "broker-restart",
-        family: Family::Broker,
-        takes: &[],
-        needs: &[],
-        needs_duration: false,
-        start: &["kill", "start"],
-        undo: &["start"],
-        fills: &[],
-        workers: None,
-        toxic: None,
-        build: broker,
-    },
-    Kind {
-        kind: FaultKind::NodePartition,
-        name: "node-partition",
-        family: Family::Node,
         takes: &["shape"],
-        needs: &[],
         needs_duration: true,
-        start: &["cut"],
-        undo: &["heal"],
-        fills: &[],
-        workers: None,
-        toxic: None,
-        build: node,
+        ..node(
+            FaultKind::NodePartition,
+            "node-partition",
+            &["cut"],
+            &["heal"],
+            NodeAction::Partition,
+        )
     },
     Kind {
-        kind: FaultKind::NodeKill,
-        name: "node-kill",
-        family: Family::Node,
         takes: &["target", "restart_after"],
-        needs: &[],
-        needs_duration: false,
-        start: &["node_kill"],
-        undo: &["node_start"],
-        fills: &[],
-        workers: None,
-        toxic: None,
-        build: node,
+        ..node(
+            FaultKind::NodeKill,
+            "node-kill",
+            &["node_kill"],
+            &["node_start"],
+            EACH,
+        )
     },
     Kind {
-        kind: FaultKind::NodePause,
-        name: "node-pause",
-        family: Family::Node,
-        takes: &["target"],
-        needs: &[],
         needs_duration: true,
-        start: &["node_pause"],
-        undo: &["node_resume"],
-        fills: &[],
-        workers: None,
-        toxic: None,
-        build: node,
+        ..node(
+            FaultKind::NodePause,
+            "node-pause",
+            &["node_pause"],
+            &["node_resume"],
+            EACH,
+        )
     },
+    node(
+        FaultKind::NodeRestart,
+        "node-restart",
+        &["node_restart"],
+        &[],
+        NodeAction::Each { ends_itself: true },
+    ),
     Kind {
-        kind: FaultKind::NodeRestart,
-        name: "node-restart",
-        family: Family::Node,
-        takes: &["target"],
-        needs: &[],
-        needs_duration: false,
-        start: &["node_restart"],
-        undo: &[],
-        fills: &[],
-        workers: None,
-        toxic: None,
-        build: node,
-    },
-    Kind {
-        kind: FaultKind::NodeLoss,
-        name: "node-loss",
-        family: Family::Node,
         takes: &["target", "loss", "correlation", "links"],
         needs: &["loss"],
-        needs_duration: true,
-        start: &["loss"],
-        undo: &["heal"],
         fills: &[("{percent}", "loss"), ("{correlation}", "correlation")],
-        workers: None,
-        toxic: None,
-        build: node,
+        ..packets(FaultKind::NodeLoss, "node-loss", &["loss"], |n| {
+            let bursts = n
+                .correlation
+                .map_or(String::new(), |c| format!(" (correlation {c})"));
+            Ok(format!("{} loss{bursts} to", share(n.loss)?))
+        })
     },
     Kind {
-        kind: FaultKind::NodeDelay,
-        name: "node-delay",
-        family: Family::Node,
         takes: &["target", "latency", "jitter", "reorder", "links"],
         needs: &["latency"],
-        needs_duration: true,
-        start: &["delay"],
-        undo: &["heal"],
+        check: whole_ms_delay,
         fills: &[
             ("{ms}", "latency"),
             ("{jitter_ms}", "jitter"),
             ("{reorder}", "reorder"),
         ],
-        workers: None,
-        toxic: None,
-        build: node,
+        ..packets(FaultKind::NodeDelay, "node-delay", &["delay"], |n| {
+            let latency = n
+                .latency
+                .map(|d| d.0)
+                .context("node-delay needs `latency`")?;
+            let reordered = n
+                .reorder
+                .map_or(String::new(), |p| format!(" ({p} reordered)"));
+            let jitter = n.jitter.map(|d| d.0).unwrap_or_default();
+            let (ms, jitter) = (latency.as_millis(), jitter.as_millis());
+            Ok(format!("{ms}±{jitter} ms delay{reordered} to"))
+        })
     },
     Kind {
-        kind: FaultKind::NodeDuplicate,
-        name: "node-duplicate",
-        family: Family::Node,
         takes: &["target", "duplicate", "links"],
         needs: &["duplicate"],
-        needs_duration: true,
-        start: &["duplicate"],
-        undo: &["heal"],
         fills: &[("{percent}", "duplicate")],
-        workers: None,
-        toxic: None,
-        build: node,
+        ..packets(
+            FaultKind::NodeDuplicate,
+            "node-duplicate",
+            &["duplicate"],
+            |n| Ok(format!("{} duplicated to", share(n.duplicate)?)),
+        )
     },
     Kind {
-        kind: FaultKind::NodeCorrupt,
-        name: "node-corrupt",
-        family: Family::Node,
         takes: &["target", "corrupt", "links"],
         needs: &["corrupt"],
-        needs_duration: true,
-        start: &["corrupt"],
-        undo: &["heal"],
         fills: &[("{percent}", "corrupt")],
-        workers: None,
-        toxic: None,
-        build: node,
+        ..packets(FaultKind::NodeCorrupt, "node-corrupt", &["corrupt"], |n| {
+            Ok(format!("{} corrupted to", share(n.corrupt)?))
+        })
     },
 ];
 
-/// Whether a kind acts on the packets of nodes' links (it takes `links`): a property of the
-/// network, so it acts on every node unless the workload names a target.
+/// Node faults that run their command on each chosen node and undo it there.
+const EACH: NodeAction = NodeAction::Each { ends_itself: false };
+
+/// A packet fault's share of packets, which its `needs` made sure of.
+fn share(p: Option<crate::workload::units::Percent>) -> Result<crate::workload::units::Percent> {
+    p.context("a packet fault needs its share of packets")
+}
+
+/// node-delay's values: the profiles' commands take whole milliseconds, and a packet cannot
+/// leave early.
+fn whole_ms_delay(f: &FaultSpec) -> Result<(), String> {
+    let latency = f.latency.map(|d| d.0).unwrap_or_default();
+    let jitter = f.jitter.map(|d| d.0).unwrap_or_default();
+    let whole_ms = |d: std::time::Duration| d.subsec_nanos().is_multiple_of(1_000_000);
+    if latency < std::time::Duration::from_millis(1) || !whole_ms(latency) {
+        return Err(format!(
+            "node-delay needs a `latency` of whole milliseconds, at least 1ms (not {})",
+            humantime::format_duration(latency)
+        ));
+    }
+    if jitter > latency || !whole_ms(jitter) {
+        return Err(format!(
+            "node-delay's `jitter` is whole milliseconds, at most the latency ({})",
+            humantime::format_duration(latency)
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a kind acts on the packets of nodes' links.
 fn on_packets(e: &Kind) -> bool {
-    e.family == Family::Node && e.takes.contains(&"links")
+    matches!(e.node, Some(NodeAction::OnLinks { .. }))
 }
 
 /// The table's entry for a kind. Every `FaultKind` has one (a unit test checks).
@@ -502,14 +466,14 @@ fn seed(w: &Window, s: &Scope) -> u64 {
 
 /// Whether a window needs the producers running as processes it can signal.
 pub fn acts_on_producers(w: &Window) -> bool {
-    kind(w.kind)
+    kind(w.kind())
         .workers
         .is_some_and(|of| of(w) == Workers::Producers)
 }
 
 /// The worker processes a process fault's window acts on.
 fn fleet(w: &Window, s: &Scope) -> Result<std::sync::Arc<dyn process::Processes>> {
-    match kind(w.kind).workers.map(|of| of(w)) {
+    match kind(w.kind()).workers.map(|of| of(w)) {
         Some(Workers::Producers) => s.producers(),
         _ => Ok(s.fleet.clone()),
     }
@@ -523,8 +487,8 @@ fn crash(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
     )))
 }
 
-fn broker(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
-    let e = kind(w.kind);
+fn broker_fault(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
+    let e = kind(w.kind());
     Ok(Box::new(BrokerCommand::new(
         e.start,
         e.undo,
@@ -533,43 +497,37 @@ fn broker(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
     )))
 }
 
-/// Node faults run the table's commands: a partition cuts with its start command and heals with
-/// its undo; the others run their start command on each chosen node, and their undo (if the
-/// window ends) on the same nodes.
-fn node(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
-    let e = kind(w.kind);
+/// Node faults run the table's commands as their entry's `node` action says.
+fn node_fault(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
+    let e = kind(w.kind());
     let undo = w.stop.and(e.undo.first().copied());
-    let action = match w.kind {
-        FaultKind::NodePartition => node::Action::Partition {
+    let action = match e.node.context("a node fault's entry says how it acts")? {
+        NodeAction::Partition => node::Action::Partition {
             cut: e.start[0],
             heal: undo.context("a partition needs its duration and its undo command")?,
         },
-        _ if on_packets(e) => {
-            let (with, what) = (fill(e, &w.node)?, packet_effect(w)?);
-            node::Action::OnLinks {
-                start: e.start[0],
-                heal: undo.with_context(|| {
-                    format!("{} needs its duration and its undo command", e.name)
-                })?,
-                with,
-                what,
-                links: w.node.links,
-            }
-        }
-        _ => node::Action::Each {
+        NodeAction::OnLinks { effect } => node::Action::OnLinks {
+            start: e.start[0],
+            heal: undo
+                .with_context(|| format!("{} needs its duration and its undo command", e.name))?,
+            with: fill(e, &w.spec)?,
+            what: effect(&w.spec)?,
+            links: w.spec.links.unwrap_or_default(),
+        },
+        NodeAction::Each { ends_itself } => node::Action::Each {
             start: e.start[0],
             undo,
-            ends_itself: w.kind == FaultKind::NodeRestart,
+            ends_itself,
         },
     };
-    let target = match &w.node.target {
+    let target = match &w.spec.target {
         Some(t) => node::parse_node_target(t).map_err(anyhow::Error::msg)?,
         // Packet faults are properties of the network: every node's, unless the workload says.
         None if on_packets(e) => node::NodeTarget::All,
         None => node::NodeTarget::One,
     };
     let shape = w
-        .node
+        .spec
         .shape
         .clone()
         .unwrap_or(Shape::Named(NamedShape::IsolateOne));
@@ -587,7 +545,7 @@ fn node(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
 /// What a packet fault's start command is given: for each of its kind's `fills`, the
 /// placeholder and the parameter's value as the profiles' commands take it (whole percent,
 /// whole milliseconds; an optional share that is not set is 0).
-fn fill(e: &Kind, n: &schedule::NodeParams) -> Result<Vec<(&'static str, String)>> {
+fn fill(e: &Kind, n: &FaultSpec) -> Result<Vec<(&'static str, String)>> {
     let whole = |p: Option<crate::workload::units::Percent>| p.map(|p| p.0.to_string());
     let or_zero =
         |p: Option<crate::workload::units::Percent>| Some(p.map_or(0, |p| p.0).to_string());
@@ -600,8 +558,8 @@ fn fill(e: &Kind, n: &schedule::NodeParams) -> Result<Vec<(&'static str, String)
                 "corrupt" => whole(n.corrupt),
                 "correlation" => or_zero(n.correlation),
                 "reorder" => or_zero(n.reorder),
-                "latency" => n.latency.map(|d| d.as_millis().to_string()),
-                "jitter" => Some(n.jitter.as_millis().to_string()),
+                "latency" => n.latency.map(|d| d.0.as_millis().to_string()),
+                "jitter" => Some(n.jitter.map_or(0, |d| d.0.as_millis()).to_string()),
                 _ => None,
             };
             value
@@ -611,42 +569,13 @@ fn fill(e: &Kind, n: &schedule::NodeParams) -> Result<Vec<(&'static str, String)
         .collect()
 }
 
-/// How the history says what a packet fault did to a node's link ("2% corrupted to", then the
-/// other end).
-fn packet_effect(w: &Window) -> Result<String> {
-    let n = &w.node;
-    let share = |p: Option<crate::workload::units::Percent>| {
-        p.with_context(|| format!("{} needs its share of packets", name(w.kind)))
-    };
-    Ok(match w.kind {
-        FaultKind::NodeLoss => {
-            let bursts = n
-                .correlation
-                .map_or(String::new(), |c| format!(" (correlation {c})"));
-            format!("{} loss{bursts} to", share(n.loss)?)
-        }
-        FaultKind::NodeDuplicate => format!("{} duplicated to", share(n.duplicate)?),
-        FaultKind::NodeCorrupt => format!("{} corrupted to", share(n.corrupt)?),
-        FaultKind::NodeDelay => {
-            let latency = n.latency.context("node-delay needs `latency`")?;
-            let reordered = n
-                .reorder
-                .map_or(String::new(), |p| format!(" ({p} reordered)"));
-            format!(
-                "{}±{} ms delay{reordered} to",
-                latency.as_millis(),
-                n.jitter.as_millis()
-            )
-        }
-        k => bail!("{} does not act on packets", name(k)),
-    })
-}
-
 fn proxied(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
-    let toxic = w
-        .toxic
-        .clone()
-        .with_context(|| format!("{} has no toxic (its spec did not validate)", name(w.kind)))?;
+    let toxic = w.toxic.clone().with_context(|| {
+        format!(
+            "{} has no toxic (its spec did not validate)",
+            name(w.kind())
+        )
+    })?;
     let Some(proxy) = &s.proxy else {
         bail!("no fault proxy runs for this broker");
     };
@@ -654,7 +583,7 @@ fn proxied(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
         proxy.clone(),
         w.groups.clone(),
         toxic,
-        w.reset_after,
+        w.spec.reset_after.map(|d| d.0),
     )))
 }
 
@@ -734,24 +663,7 @@ pub fn check(f: &FaultSpec) -> Result<(), String> {
     if e.family == Family::Network {
         toxic::groups(f)?;
     }
-    if f.kind == FaultKind::NodeDelay {
-        // The profiles' commands take whole milliseconds, and a packet cannot leave early.
-        let latency = f.latency.map(|d| d.0).unwrap_or_default();
-        let jitter = f.jitter.map(|d| d.0).unwrap_or_default();
-        let whole_ms = |d: std::time::Duration| d.subsec_nanos().is_multiple_of(1_000_000);
-        if latency < std::time::Duration::from_millis(1) || !whole_ms(latency) {
-            return Err(format!(
-                "node-delay needs a `latency` of whole milliseconds, at least 1ms (not {})",
-                humantime::format_duration(latency)
-            ));
-        }
-        if jitter > latency || !whole_ms(jitter) {
-            return Err(format!(
-                "node-delay's `jitter` is whole milliseconds, at most the latency ({})",
-                humantime::format_duration(latency)
-            ));
-        }
-    }
+    (e.check)(f)?;
     toxic(f).map(|_| ())
 }
 
@@ -819,7 +731,7 @@ mod tests {
                 std::time::Duration::from_secs(9),
                 1,
             )[0];
-            fill(kind(spec.kind), &w.node).unwrap()
+            fill(kind(spec.kind), &w.spec).unwrap()
         };
         let has = |v: &[(&str, String)], ph: &str, value: &str| {
             v.iter().any(|(p, x)| *p == ph && x == value)

@@ -114,7 +114,7 @@ pub async fn run(windows: Vec<Window>, scope: Scope, recorder: Recorder, load_st
 }
 
 async fn run_window(w: Window, scope: Scope, rec: Recorder, load_start: Instant) {
-    let kind = faults::name(w.kind).to_string();
+    let kind = faults::name(w.kind()).to_string();
     let record = |phase, detail: String| {
         rec.record(Event::Fault {
             t: now_ns(),
@@ -125,7 +125,7 @@ async fn run_window(w: Window, scope: Scope, rec: Recorder, load_start: Instant)
         })
     };
     tokio::time::sleep_until((load_start + w.start).into()).await;
-    let mut fault = match (faults::kind(w.kind).build)(&w, &scope) {
+    let mut fault = match (faults::kind(w.kind()).build)(&w, &scope) {
         Ok(f) => f,
         Err(e) => return record(FaultPhase::Failed, format!("{e:#}")),
     };

@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::proxy::toxic::{Group, Toxic};
 use crate::message::{sub_seed, Stream};
-use crate::workload::units::Percent;
-use crate::workload::{Fault, FaultKind, Links, Shape, Workers};
+use crate::workload::{Fault, FaultKind};
 
 /// Which workers a fault hits.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -62,63 +61,28 @@ pub fn parse_target(s: &str) -> Result<Targets, String> {
     }
 }
 
-/// One concrete fault occurrence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One concrete fault occurrence: when, on how many workers, and the workload's fault it comes
+/// from (validated against its kind's table entry before the run).
+#[derive(Debug, Clone)]
 pub struct Window {
     /// Position in the expanded schedule; the history's fault records use it.
     pub index: u32,
-    pub kind: FaultKind,
     /// Offset from the start of the load.
     pub start: Duration,
     /// When the fault is undone (pause ends, crashed worker restarts); None: never.
     pub stop: Option<Duration>,
     pub targets: Targets,
     /// Network faults: what the proxy does, and to which client groups.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub toxic: Option<Toxic>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<Group>,
-    /// partition, blackhole: reset the connections open at the start after this long.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reset_after: Option<Duration>,
-    /// Process faults: which workers.
-    #[serde(default)]
-    pub workers: Workers,
-    /// Node faults: which nodes, and what is done to them or their links.
-    #[serde(default)]
-    pub node: NodeParams,
+    /// The fault as the workload wrote it.
+    pub spec: Fault,
 }
 
-/// What a node fault acts on and how, as the workload wrote it (unused by other families).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct NodeParams {
-    /// Which nodes, as written (`one`, `leader`, `minority`, `majority`, `all`, a name).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    /// node-partition: how the nodes are split.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shape: Option<Shape>,
-    /// node-loss: the share of packets dropped, and how much one drop follows the last.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub loss: Option<Percent>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub correlation: Option<Percent>,
-    /// node-duplicate, node-corrupt: the share of packets sent twice, or damaged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duplicate: Option<Percent>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub corrupt: Option<Percent>,
-    /// node-delay: how long each packet is held, and by how much that varies either way.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latency: Option<Duration>,
-    #[serde(default)]
-    pub jitter: Duration,
-    /// node-delay: the share of packets passed on at once, ahead of the delayed ones.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reorder: Option<Percent>,
-    /// Packet faults: on which of the chosen nodes' links.
-    #[serde(default)]
-    pub links: Links,
+impl Window {
+    pub fn kind(&self) -> FaultKind {
+        self.spec.kind
+    }
 }
 
 /// What a network fault puts on the proxy, and for which client groups (none for the other
@@ -159,26 +123,12 @@ pub fn expand(
         for start in starts {
             out.push(Window {
                 index: 0,
-                kind: f.kind,
                 start,
                 stop: undo.map(|u| start + u),
                 targets,
                 toxic: toxic.clone(),
                 groups: groups.clone(),
-                reset_after: f.reset_after.map(|d| d.0),
-                workers: f.workers.unwrap_or_default(),
-                node: NodeParams {
-                    target: f.target.clone(),
-                    shape: f.shape.clone(),
-                    loss: f.loss,
-                    correlation: f.correlation,
-                    duplicate: f.duplicate,
-                    corrupt: f.corrupt,
-                    latency: f.latency.map(|d| d.0),
-                    jitter: f.jitter.map(|d| d.0).unwrap_or_default(),
-                    reorder: f.reorder,
-                    links: f.links.unwrap_or_default(),
-                },
+                spec: f.clone(),
             });
         }
     }
@@ -251,7 +201,7 @@ mod tests {
         });
         let starts: Vec<u64> = w.iter().map(|w| w.start.as_secs()).collect();
         assert_eq!(starts, vec![5, 15, 20, 25]);
-        assert_eq!(w[2].kind, FaultKind::ConsumerCrash);
+        assert_eq!(w[2].kind(), FaultKind::ConsumerCrash);
         assert_eq!(w[2].stop, Some(Duration::from_secs(25)));
         assert_eq!(w[0].stop, Some(Duration::from_secs(7)));
         assert_eq!(
@@ -283,8 +233,9 @@ mod tests {
             43,
             |_| (None, Vec::new()),
         );
-        assert_eq!(a, b);
-        assert_ne!(a, c);
+        let starts = |w: &[Window]| w.iter().map(|w| w.start).collect::<Vec<_>>();
+        assert_eq!(starts(&a), starts(&b));
+        assert_ne!(starts(&a), starts(&c));
         assert_eq!(a.len(), 4);
         assert!(a
             .iter()

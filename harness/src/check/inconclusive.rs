@@ -36,7 +36,7 @@ impl Plan {
             .into_iter()
             .map(|win| PlannedFault {
                 index: win.index,
-                kind: crate::chaos::faults::name(win.kind).to_string(),
+                kind: crate::chaos::faults::name(win.kind()).to_string(),
                 undone: win.stop.is_some(),
             })
             .collect();
