@@ -516,8 +516,8 @@ pub enum Links {
 impl Fault {
     /// Each optional parameter by the name users write, and whether this fault sets it. The
     /// fault table (`chaos::faults`) says which kinds take which.
-    pub fn parameters(&self) -> [(&'static str, bool); 20] {
-        [
+    pub fn parameters(&self) -> Vec<(&'static str, bool)> {
+        vec![
             ("shape", self.shape.is_some()),
             ("loss", self.loss.is_some()),
             ("correlation", self.correlation.is_some()),
