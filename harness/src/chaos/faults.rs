@@ -8,6 +8,7 @@ use super::proxy::toxic::{self, Toxic};
 use super::schedule::{self, parse_target, Window};
 use super::{network, node, process, BrokerCommand, Fault, Scope};
 use crate::message::{sub_seed, Stream};
+use crate::target::{Control, Controls};
 use crate::workload::{
     At, Direction, Fault as FaultSpec, FaultKind, NamedShape, Shape, Workers, Workload,
 };
@@ -621,6 +622,45 @@ fn only_on_consumers(f: &FaultSpec) -> bool {
     }
 }
 
+/// The pre-run check the fault table contributes: every fault has the control commands it
+/// needs in the target, for every broker it runs against (node faults a cluster's nodes), and
+/// each start command takes the parameters the fault sets.
+pub fn controls_present(w: &Workload, controls: &Controls) -> Vec<(At, String)> {
+    let mut bad = Vec::new();
+    for f in &w.faults {
+        let e = kind(f.value.kind);
+        for (broker, control) in &controls.of {
+            let problem = control_problem(e, &f.value, control)
+                .map(|why| format!("fault {} {why}", e.name))
+                .map(|why| why.replace("{profile}", &controls.profile))
+                .map(|why| why.replace("{broker}", broker.as_str()));
+            bad.extend(problem.map(|m| (At::Span(f.referenced), m)));
+        }
+    }
+    bad
+}
+
+/// What `control` lacks for fault `f` (of entry `e`), with `{profile}` and `{broker}` to fill.
+fn control_problem(e: &Kind, f: &FaultSpec, control: &Control) -> Option<String> {
+    if e.family == Family::Node && control.nodes.len() < 2 {
+        let nodes = match control.nodes.len() {
+            0 => "no nodes".to_string(),
+            n => format!("{n} node"),
+        };
+        return Some(format!("acts on a cluster's nodes, but target profile `{{profile}}` lists {nodes} for {{broker}} (add {{broker}}.control.nodes, e.g. targets/local-cluster.yaml)"));
+    }
+    for name in required_commands(f) {
+        let Some(command) = control.command(name) else {
+            return Some(format!("needs the `{name}` control command, but target profile `{{profile}}` has none for {{broker}} (add {{broker}}.control.{name})"));
+        };
+        let unfilled = unfilled(f, command);
+        if e.start.first() == Some(&name) && !unfilled.is_empty() {
+            return Some(format!("sets parameters that target profile `{{profile}}`'s {{broker}}.control.{name} does not take: it has no {} (`{command}`)", unfilled.join(", ")));
+        }
+    }
+    None
+}
+
 /// One fault against its kind's entry; the error says what to write instead.
 pub fn check(f: &FaultSpec) -> Result<(), String> {
     let e = kind(f.kind);
@@ -700,6 +740,66 @@ fn misplaced(param: &str, e: &Kind) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The pre-run check finds every fault the target cannot carry out, each at its own line,
+    /// for every broker it runs against, before anything runs.
+    #[test]
+    fn the_pre_run_check_reports_each_fault_the_target_cannot_carry_out_at_its_line() {
+        let yaml = "name: w
+brokers: [rabbitmq]
+load: { rate: 10/s, duration: 9s }
+faults:
+  - { at: 1s, kind: broker-pause, duration: 1s }
+  - { at: 2s, kind: node-kill }
+  - { at: 3s, kind: node-loss, loss: 5%, correlation: 20%, duration: 1s }
+";
+        let w = crate::workload::parse(std::path::Path::new("w.yaml"), yaml, &[]).unwrap();
+        let check = |control: &str| -> Vec<(u64, String)> {
+            let control: Control = serde_saphyr::from_str(control).unwrap();
+            let of = vec![(crate::workload::BrokerKind::new("rabbitmq"), control)];
+            let controls = Controls {
+                profile: "p".into(),
+                of,
+            };
+            controls_present(&w, &controls)
+                .into_iter()
+                .map(|(at, m)| match at {
+                    At::Span(l) => (l.line(), m),
+                    At::Path(_) => panic!("a fault's problem is at the fault"),
+                })
+                .collect()
+        };
+        let cluster =
+            "{ pause: p, resume: r, nodes: [n1, n2, n3], node_kill: k, node_start: s, heal: h";
+        let full = format!("{cluster}, loss: 'loss {{a}} {{b}} {{percent}} {{correlation}}' }}");
+        assert_eq!(check(&full), vec![]);
+        // A loss command that would drop the correlation silently.
+        let no_corr = format!("{cluster}, loss: 'loss {{a}} {{b}} {{percent}}' }}");
+        let found = check(&no_corr);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, 7);
+        assert!(
+            found[0]
+                .1
+                .contains("rabbitmq.control.loss does not take: it has no {correlation}"),
+            "{found:?}"
+        );
+        // One node is no cluster: both node faults say so; the broker fault still passes.
+        let found = check("{ pause: p, resume: r, nodes: [n1], node_kill: k }");
+        let lines: Vec<u64> = found.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, vec![6, 7], "{found:?}");
+        assert!(
+            found[0]
+                .1
+                .contains("target profile `p` lists 1 node for rabbitmq"),
+            "{found:?}"
+        );
+        // No pause command: the broker fault, named, with what to add.
+        let found = check(&full.replace("pause: p, ", ""));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, 5);
+        assert!(found[0].1.contains("fault broker-pause needs the `pause` control command, but target profile `p` has none for rabbitmq (add rabbitmq.control.pause)"), "{found:?}");
+    }
 
     #[test]
     fn a_broker_fault_needs_its_undo_commands_only_when_it_ends() {

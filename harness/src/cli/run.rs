@@ -16,9 +16,10 @@ use crate::load::runner::{run_broker, StopSignal};
 use crate::report::suite::SuiteRun;
 use crate::report::sweep::{Curve, Step};
 use crate::report::{summary, BrokerResult, RunResult};
+use crate::target::PreRun;
 use crate::target::TargetProfile;
 use crate::workload::steps::rate_label;
-use crate::workload::{BrokerKind, Workload};
+use crate::workload::{At, BrokerKind, Workload};
 
 pub async fn run(
     args: Vec<PathBuf>,
@@ -43,15 +44,14 @@ pub async fn run(
             return Exit::Invalid.code();
         }
     };
-    for (f, w) in &job.workloads {
-        if let Err(msg) = controls_present(w, &profile) {
-            eprintln!("{}:{msg}", f.display());
-            return Exit::Invalid.code();
-        }
-        if let Err(msg) = option_controls_present(f, w, &profile) {
-            eprintln!("{msg}");
-            return Exit::Invalid.code();
-        }
+    let problems: Vec<String> = job
+        .workloads
+        .iter()
+        .flat_map(|(f, w)| pre_run_problems(f, w, &profile))
+        .collect();
+    if !problems.is_empty() {
+        eprintln!("{}", problems.join("\n"));
+        return Exit::Invalid.code();
     }
 
     warn_of_leftovers(profile.clone());
@@ -332,79 +332,28 @@ impl Progress {
     }
 }
 
-/// Broker faults call the target's control commands; a missing one is an input error, found
-/// before anything runs.
-fn controls_present(w: &Workload, profile: &TargetProfile) -> Result<(), String> {
-    for f in &w.faults {
-        let needed = crate::chaos::faults::required_commands(&f.value);
-        for broker in &w.brokers {
-            let control = crate::driver::control(profile, broker);
-            let family = crate::chaos::faults::kind(f.value.kind).family;
-            if family == crate::chaos::faults::Family::Node && control.nodes.len() < 2 {
-                return Err(format!(
-                    "{}:{}: fault {} acts on a cluster's nodes, but target profile `{}` lists {} for {broker} (add {broker}.control.nodes, e.g. targets/local-cluster.yaml)",
-                    f.referenced.line(),
-                    f.referenced.column(),
-                    crate::chaos::faults::name(f.value.kind),
-                    profile.name,
-                    match control.nodes.len() { 0 => "no nodes".to_string(), n => format!("{n} node") }
-                ));
-            }
-            for &name in &needed {
-                let Some(command) = control.command(name) else {
-                    return Err(format!(
-                        "{}:{}: fault {} needs the `{name}` control command, but target profile `{}` has none for {broker} (add {broker}.control.{name})",
-                        f.referenced.line(),
-                        f.referenced.column(),
-                        crate::chaos::faults::name(f.value.kind),
-                        profile.name
-                    ));
-                };
-                let start = crate::chaos::faults::kind(f.value.kind).start;
-                let unfilled = crate::chaos::faults::unfilled(&f.value, command);
-                if start.first() == Some(&name) && !unfilled.is_empty() {
-                    return Err(format!(
-                        "{}:{}: fault {} sets parameters that target profile `{}`'s {broker}.control.{name} does not take: it has no {} (`{command}`)",
-                        f.referenced.line(),
-                        f.referenced.column(),
-                        crate::chaos::faults::name(f.value.kind),
-                        profile.name,
-                        unfilled.join(", ")
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
-}
+/// The checks of a workload against its target's control commands, made before anything runs:
+/// the faults' commands, and those the brokers' options call on.
+const PRE_RUN: &[PreRun] = &[
+    crate::chaos::faults::controls_present,
+    crate::driver::option_controls_present,
+];
 
-/// Broker options that act through a control command (RabbitMQ's `partition_handling`) need
-/// the target to have it: reported at the option, before anything runs.
-fn option_controls_present(
-    file: &Path,
-    w: &Workload,
-    profile: &TargetProfile,
-) -> Result<(), String> {
-    for kind in &w.brokers {
-        let Ok(broker) = crate::driver::broker(kind) else {
-            continue; // unknown names are refused when the workload is read
-        };
-        let control = crate::driver::control(profile, kind);
-        for (path, name) in (broker.needs_controls)(w) {
-            if control.command(name).is_none() {
-                let (l, c) = std::fs::read_to_string(file)
-                    .map(|src| crate::workload::locate(&src, &path))
-                    .unwrap_or((1, 1));
-                return Err(format!(
-                    "{}:{l}:{c}: {} needs the `{name}` control command, but target profile `{}` has none for {kind} (add {kind}.control.{name}, as targets/local-cluster.yaml does)",
-                    file.display(),
-                    path.join("."),
-                    profile.name
-                ));
-            }
-        }
-    }
-    Ok(())
+/// Every pre-run problem of workload file `file`, each as `file:line:col: message`.
+fn pre_run_problems(file: &Path, w: &Workload, profile: &TargetProfile) -> Vec<String> {
+    let controls = crate::driver::controls(profile, &w.brokers);
+    let src = std::fs::read_to_string(file).unwrap_or_default();
+    PRE_RUN
+        .iter()
+        .flat_map(|rule| rule(w, &controls))
+        .map(|(at, msg)| {
+            let (l, c) = match at {
+                At::Span(s) => (s.line(), s.column()),
+                At::Path(p) => crate::workload::locate(&src, &p),
+            };
+            format!("{}:{l}:{c}: {msg}", file.display())
+        })
+        .collect()
 }
 
 fn new_run_id(name: &str) -> String {

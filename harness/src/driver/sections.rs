@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 
 use super::{broker, names};
-use crate::target::{Section, TargetProfile};
+use crate::target::{Controls, Section, TargetProfile};
 use crate::workload::{self, BrokerKind, Raw, Workload};
 
 /// Why a broker's part of a file does not read: the keys to the bad value inside it, and what
@@ -166,6 +166,40 @@ pub fn check_target(t: &TargetProfile) -> Vec<(workload::At, String)> {
                 at.collect(),
                 format!("{kind}: {}{msg}", dotted(&path)),
             ));
+        }
+    }
+    bad
+}
+
+/// The control commands `target` gives each of `brokers`, for the pre-run checks (none for a
+/// broker it has no section for: the run reports that itself).
+pub fn controls(target: &TargetProfile, brokers: &[BrokerKind]) -> Controls {
+    Controls {
+        profile: target.name.clone(),
+        of: brokers
+            .iter()
+            .map(|b| (b.clone(), control(target, b)))
+            .collect(),
+    }
+}
+
+/// The pre-run check the brokers contribute: an option that acts through a control command
+/// (RabbitMQ's `partition_handling`) needs the target to have it, reported at the option.
+pub fn option_controls_present(w: &Workload, controls: &Controls) -> Vec<(workload::At, String)> {
+    let mut bad = Vec::new();
+    for (kind, control) in &controls.of {
+        let Ok(b) = broker(kind) else {
+            continue; // unknown names are refused when the workload is read
+        };
+        for (path, name) in (b.needs_controls)(w) {
+            if control.command(name).is_none() {
+                let msg = format!(
+                    "{} needs the `{name}` control command, but target profile `{}` has none for {kind} (add {kind}.control.{name}, as targets/local-cluster.yaml does)",
+                    path.join("."),
+                    controls.profile
+                );
+                bad.push((workload::At::Path(path), msg));
+            }
         }
     }
     bad

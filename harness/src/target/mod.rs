@@ -118,6 +118,18 @@ impl Control {
 /// at the position of the value it is about.
 pub type Rule = fn(&TargetProfile) -> Vec<(At, String)>;
 
+/// The control commands a target gives each broker of one workload, for the pre-run checks.
+pub struct Controls {
+    /// The target profile's name, for messages.
+    pub profile: String,
+    pub of: Vec<(BrokerKind, Control)>,
+}
+
+/// A check of a workload against its target's control commands, made before anything runs.
+/// Each stage contributes its own (the fault table its commands, a broker its options'), and
+/// the command line runs them all: each problem at its place in the workload.
+pub type PreRun = fn(&crate::workload::Workload, &Controls) -> Vec<(At, String)>;
+
 impl TargetProfile {
     /// Read and check a profile; every problem is reported as `file:line:col: message`.
     pub fn load(path: &Path, rules: &[Rule]) -> Result<TargetProfile> {
