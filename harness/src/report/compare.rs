@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 use minijinja::context;
 use serde::Serialize;
 
-use super::html::{fmt_metric, histogram, page};
+use super::format::fmt_metric;
+use super::html::{histogram, page};
 use super::judge::{self, Change, Judgement};
 use super::plots::{self, Series, PALETTE};
 use super::sweep;

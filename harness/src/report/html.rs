@@ -11,11 +11,11 @@ use hdrhistogram::Histogram;
 use minijinja::{context, Environment};
 use serde::Serialize;
 
+use super::format::{fmt_metric, fmt_num, fmt_secs, fmt_verdict};
 use super::plots::{self, Series, PALETTE};
 use super::{BrokerResult, RunResult, Status};
-use crate::check::metrics::{Metric, Unit, METRICS};
+use crate::check::metrics::METRICS;
 use crate::check::Metrics;
-use crate::workload::units::Bound;
 
 pub const CSS: &str = include_str!("templates/base.css");
 const RUN_TEMPLATE: &str = include_str!("templates/run.html");
@@ -50,51 +50,6 @@ pub fn histogram(b64: &str) -> Option<Histogram<u64>> {
     Deserializer::new().deserialize(&mut &bytes[..]).ok()
 }
 
-pub fn fmt_num(v: f64) -> String {
-    if v == v.trunc() && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else if v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.4}")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-    }
-}
-
-pub fn fmt_secs(s: f64) -> String {
-    if s.is_nan() {
-        "—".into()
-    } else if s.is_infinite() {
-        "never".into()
-    } else if s >= 1.0 {
-        format!("{s:.2} s")
-    } else {
-        format!("{:.2} ms", s * 1e3)
-    }
-}
-
-pub fn fmt_pct(f: f64) -> String {
-    format!("{:.3}%", f * 100.0)
-}
-
-/// A verdict's measured value and bound, in the metric's unit ("11.03 s" against "< 20.00 s"
-/// rather than bare base units). Keys the registry does not know print as they are.
-pub fn fmt_verdict(metric: &str, measured: Option<f64>, bound: &str) -> (String, String) {
-    let Some(m) = crate::check::metrics::find(metric) else {
-        return (measured.map_or("n/a".into(), fmt_num), bound.to_string());
-    };
-    let measured = measured.map_or("n/a".into(), |v| fmt_metric(m, Some(v)));
-    // The verdict keeps the bound as `Bound` displays it, in base units: read it back with the
-    // same parser the workload used.
-    let bound = match bound.parse::<Bound>() {
-        Ok(b) => format!("{} {}", b.op.symbol(), fmt_metric(m, Some(b.value))),
-        Err(_) => bound.to_string(),
-    };
-    (measured, bound)
-}
-
 /// Render one of the report's pages from its template: HTML-escaped, with the shared stylesheet
 /// as `css`.
 pub fn page(name: &str, template: &str, ctx: minijinja::Value) -> Result<String> {
@@ -105,23 +60,6 @@ pub fn page(name: &str, template: &str, ctx: minijinja::Value) -> Result<String>
     Ok(env
         .get_template(name)?
         .render(context! { css => CSS, ..ctx })?)
-}
-
-/// A metric's value as every report prints it ("—" when the run did not measure it).
-pub fn fmt_metric(metric: &Metric, value: Option<f64>) -> String {
-    let Some(v) = value else { return "—".into() };
-    match metric.unit {
-        Unit::Count => fmt_num(v),
-        // A rate measured over seconds of drifting load: a tenth is already more than it knows.
-        Unit::PerSecond if v.abs() < 100.0 => format!("{v:.1}"),
-        Unit::PerSecond => format!("{v:.0}"),
-        Unit::Fraction => fmt_pct(v),
-        Unit::Seconds => fmt_secs(v),
-        Unit::Bytes => bytesize::ByteSize::b(v.max(0.0) as u64)
-            .display()
-            .iec()
-            .to_string(),
-    }
 }
 
 fn summary_rows(brokers: &[&BrokerResult]) -> Vec<Row> {

@@ -8,7 +8,8 @@ use anyhow::{Context, Result};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
-use super::html::{fmt_metric, page};
+use super::format::fmt_metric;
+use super::html::page;
 use super::sweep::{self, fmt_rate, Curve, Line};
 use super::{junit, RunResult, Status};
 use crate::check::expect::Outcome;
@@ -168,7 +169,7 @@ fn curve_view(c: &Curve, runs: &[RunResult]) -> minijinja::Value {
         .collect();
     let ms = |l: Option<&crate::check::LatencySummary>,
               q: fn(&crate::check::LatencySummary) -> f64| {
-        l.map_or("—".to_string(), |l| super::html::fmt_secs(q(l)))
+        l.map_or("—".to_string(), |l| super::format::fmt_secs(q(l)))
     };
     let brokers: Vec<_> = c
         .brokers

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::html::fmt_verdict;
+use super::format::fmt_verdict;
 use super::RunResult;
 
 fn ms(s: f64) -> String {

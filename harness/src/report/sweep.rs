@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::html::fmt_num;
+use super::format::fmt_num;
 use super::plots::{curve_plot, Series, PALETTE};
 use super::{BrokerResult, RunResult, Status};
 use crate::check::expect::Verdict;

@@ -8,7 +8,8 @@ use anyhow::{Context, Result};
 use minijinja::context;
 
 use super::compare::{self, median_figure, Thresholds};
-use super::html::{fmt_metric, page};
+use super::format::fmt_metric;
+use super::html::page;
 use super::judge::{judge, Change, Judgement};
 use super::plots::{self, Series, PALETTE};
 use super::{same_workload, WORKLOAD_CHANGED};
