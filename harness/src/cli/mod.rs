@@ -224,23 +224,9 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// A consumer or producer worker process (started by `run`).
+    /// A consumer, producer or final-read worker process (started by `run`).
     #[command(hide = true)]
-    Worker {
-        #[arg(long)]
-        plan: PathBuf,
-        #[arg(long, required_unless_present_any = ["producer", "final_read"])]
-        consumer: Option<u32>,
-        /// The final read after a run (see load::final_read).
-        #[arg(long, conflicts_with_all = ["consumer", "producer"])]
-        final_read: bool,
-        #[arg(long, conflicts_with = "consumer", requires_all = ["slot", "seed"])]
-        producer: Option<u32>,
-        #[arg(long)]
-        slot: Option<u32>,
-        #[arg(long)]
-        seed: Option<u64>,
-    },
+    Worker(crate::load::worker::Args),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -390,39 +376,10 @@ pub fn main() -> i32 {
                 }
             }
         }
-        Command::Worker {
-            plan,
-            consumer,
-            producer,
-            final_read,
-            slot,
-            seed,
-        } => with_runtime_threads(Some(1), async move {
-            let (who, result) = match (consumer, producer) {
-                _ if final_read => (
-                    "final read".to_string(),
-                    crate::load::final_read::run(&plan).await,
-                ),
-                (Some(c), _) => (
-                    format!("consumer {c}"),
-                    crate::load::consumer_process::run(&plan, c).await,
-                ),
-                (None, Some(p)) => {
-                    let args = crate::load::producer_process::Args {
-                        index: p,
-                        slot: slot.unwrap_or(p),
-                        seed: seed.unwrap_or_default(),
-                    };
-                    (
-                        format!("producer {p}"),
-                        crate::load::producer_process::run(&plan, args).await,
-                    )
-                }
-                (None, None) => ("worker".into(), Err(anyhow::anyhow!("no role given"))),
-            };
-            match result {
-                Ok(()) => EXIT_PASS,
-                Err(e) => {
+        Command::Worker(args) => with_runtime_threads(Some(1), async move {
+            match args.run().await {
+                (_, Ok(())) => EXIT_PASS,
+                (who, Err(e)) => {
                     eprintln!("{who}: {e:#}");
                     EXIT_INVALID
                 }

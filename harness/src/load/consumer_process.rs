@@ -2,10 +2,9 @@
 //! SIGKILL it for real. It streams history events to the coordinator over stdout and stops when
 //! its stdin closes (which also happens if the coordinator dies).
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -14,8 +13,8 @@ use super::dedupe::{Outcome, ProcessedIds};
 use crate::message::{run_tag, Envelope, MsgId};
 use futures::FutureExt;
 
-use crate::driver::{self, AckHandle, Driver, Plan, Received};
-use crate::history::codec::write_frame;
+use super::worker::{read_plan, Events};
+use crate::driver::{self, AckHandle, Driver, Received};
 use crate::history::{now_ns, ClientRole, Event, WorkerEvent};
 use crate::workload::{AckMode, Dedupe, Workload};
 
@@ -30,15 +29,13 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// This consumer's record, streamed to the coordinator as history frames on stdout.
 struct Record<W: Write> {
-    out: BufWriter<W>,
-    scratch: Vec<u8>,
+    events: Events<W>,
     consumer: u32,
 }
 
 impl<W: Write> Record<W> {
     fn emit(&mut self, ev: Event) -> Result<()> {
-        write_frame(&mut self.out, &ev, &mut self.scratch)?;
-        Ok(())
+        self.events.emit(&ev)
     }
 
     /// A failure, on record for the availability figures.
@@ -66,7 +63,7 @@ impl<W: Write> Record<W> {
 
     /// Before any step that could make the record untrue if the process died during it.
     fn flush(&mut self) -> Result<()> {
-        self.out.flush()?;
+        self.events.flush()?;
         Ok(())
     }
 }
@@ -112,10 +109,7 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
     // anything else: the signal's default action would end the process.
     let mut kicks = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
         .context("listening for the stall watchdog's signal")?;
-    let text = std::fs::read_to_string(spec)
-        .with_context(|| format!("reading worker plan {}", spec.display()))?;
-    let plan: Plan = serde_json::from_str(&text).context("parsing worker plan")?;
-    let plan = Arc::new(plan);
+    let plan = read_plan(spec)?;
     let tag = run_tag(&plan.run_id);
     let w = &plan.workload;
     let driver = driver::driver(plan.clone())?;
@@ -132,8 +126,7 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
     let stop = super::stop_when_stdin_closes();
 
     let mut rec = Record {
-        out: BufWriter::new(std::io::stdout().lock()),
-        scratch: Vec::with_capacity(256),
+        events: Events::new(std::io::stdout().lock()),
         consumer: index,
     };
     rec.emit(Event::Worker {

@@ -9,17 +9,17 @@
 //! `FinalReadDone` over stdout, like the consumer workers. It stops at its deadline
 //! (`run.final_read_timeout`) or when the coordinator closes its stdin, and says so.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tokio::time::Instant;
 
+use super::worker::Events;
 use crate::driver::{self, Plan};
-use crate::history::codec::write_frame;
 use crate::history::{now_ns, Event, FinalReadOutcome};
 use crate::message::{run_tag, Envelope};
 
@@ -31,25 +31,21 @@ const EMPTY_POLLS_TO_FINISH: u32 = 3;
 const QUIET_WITHOUT_COUNT: Duration = Duration::from_secs(5);
 
 pub async fn run(spec: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(spec)
-        .with_context(|| format!("reading final-read plan {}", spec.display()))?;
-    let plan: Arc<Plan> = Arc::new(serde_json::from_str(&text).context("parsing final-read plan")?);
+    let plan = super::worker::read_plan(spec)?;
     let deadline = Instant::now() + plan.workload.run.final_read_timeout.0;
 
     let stop = super::stop_when_stdin_closes();
 
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    let mut scratch = Vec::with_capacity(256);
-    let (outcome, read, detail) = read_all(&plan, deadline, &stop, &mut out).await;
+    let mut events = Events::new(std::io::stdout().lock());
+    let (outcome, read, detail) = read_all(&plan, deadline, &stop, &mut events).await;
     let done = Event::FinalReadDone {
         t: now_ns(),
         outcome,
         read,
         detail,
     };
-    write_frame(&mut out, &done, &mut scratch)?;
-    out.flush()?;
-    Ok(())
+    events.emit(&done)?;
+    events.flush()
 }
 
 /// Read until the broker holds nothing more for the run, the deadline, or a stop; returns how
@@ -58,9 +54,8 @@ async fn read_all(
     plan: &Arc<Plan>,
     deadline: Instant,
     stop: &AtomicBool,
-    out: &mut dyn Write,
+    events: &mut Events<impl Write>,
 ) -> (FinalReadOutcome, u64, String) {
-    let mut scratch = Vec::with_capacity(256);
     let address = plan.address();
     let broker = &plan.broker;
     let timeout = plan.workload.run.final_read_timeout;
@@ -152,7 +147,7 @@ async fn read_all(
                         redelivered: r.redelivered,
                         receive_count: r.receive_count,
                     };
-                    if let Err(e) = write_frame(out, &ev, &mut scratch) {
+                    if let Err(e) = events.emit(&ev) {
                         let why = format!("writing to the coordinator: {e}");
                         return (FinalReadOutcome::Failed, read, why);
                     }
@@ -163,7 +158,7 @@ async fn read_all(
         }
         // Removing what was read (RabbitMQ, SQS) is what lets `remaining` reach 0; only once it
         // is on record, or a crash here would lose values from the history.
-        if let Err(e) = out.flush() {
+        if let Err(e) = events.flush() {
             let why = format!("writing to the coordinator: {e}");
             return (FinalReadOutcome::Failed, read, why);
         }
@@ -202,9 +197,7 @@ pub async fn verify(
     interrupted: impl Fn() -> bool + Send + 'static,
 ) -> Result<()> {
     use super::process_fleet::{Role, WorkerProc};
-    let spec = dir.join("final-read-plan.json");
-    std::fs::write(&spec, serde_json::to_vec_pretty(plan)?)
-        .context("writing the final-read plan")?;
+    let spec = super::worker::write_plan(dir, Role::FinalRead, plan)?;
     recorder.record(Event::Phase {
         t: now_ns(),
         phase: crate::history::Phase::FinalReadStart,

@@ -23,6 +23,7 @@ pub mod producer_process;
 pub mod runner;
 pub mod schedule;
 pub mod window;
+pub mod worker;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

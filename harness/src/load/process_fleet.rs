@@ -63,26 +63,9 @@ fn spawn_bound(cmd: Command) -> std::io::Result<Child> {
         .map_err(|_| std::io::Error::other("the worker spawner is gone"))?
 }
 
-/// What a worker process does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Consumer,
-    Producer {
-        seed: u64,
-    },
-    /// The final read after the run (see `final_read`).
-    FinalRead,
-}
+pub use super::worker::Role;
 
 impl Role {
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Consumer => "consumer",
-            Role::Producer { .. } => "producer",
-            Role::FinalRead => "final-read",
-        }
-    }
-
     /// The history record of a worker's life event (the final read reports its own end).
     fn life(self, index: u32, event: WorkerEvent) -> Option<Event> {
         let t = now_ns();
@@ -132,18 +115,7 @@ impl WorkerProc {
             .open(&log)
             .with_context(|| format!("creating {}", log.display()))?;
         let mut cmd = Command::new(exe);
-        cmd.arg("worker").arg("--plan").arg(spec);
-        match role {
-            Role::Consumer => cmd.arg("--consumer").arg(index.to_string()),
-            Role::FinalRead => cmd.arg("--final-read"),
-            Role::Producer { seed } => cmd
-                .arg("--producer")
-                .arg(index.to_string())
-                .arg("--slot")
-                .arg(slot.to_string())
-                .arg("--seed")
-                .arg(seed.to_string()),
-        };
+        cmd.args(super::worker::Args::of(role, index, slot, spec));
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr)

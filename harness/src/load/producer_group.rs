@@ -57,11 +57,10 @@ pub async fn prepare(s: &Setup<'_>, as_processes: bool) -> Result<Prepared> {
         }
         return Ok(Prepared::Tasks(publishers));
     }
-    let spec = s.dir.join("producer-plan.json");
-    std::fs::write(&spec, serde_json::to_vec_pretty(&**s.plan)?)
-        .context("writing the producer plan")?;
+    let role = Role::Producer { seed: s.seed };
+    let spec = super::worker::write_plan(s.dir, role, s.plan)?;
     let fleet = Arc::new(Mutex::new(Fleet::new(
-        Role::Producer { seed: s.seed },
+        role,
         spec,
         s.dir.to_owned(),
         s.recorder.clone(),

@@ -16,7 +16,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::producer::ProducerTask;
 use super::Counters;
-use crate::driver::{self, Plan};
+use crate::driver;
 use crate::history::{now_ns, Event, Recorder, WorkerEvent};
 use crate::message::run_tag;
 
@@ -28,9 +28,7 @@ pub struct Args {
 }
 
 pub async fn run(spec: &Path, a: Args) -> Result<()> {
-    let text = std::fs::read_to_string(spec)
-        .with_context(|| format!("reading worker plan {}", spec.display()))?;
-    let plan: Arc<Plan> = Arc::new(serde_json::from_str(&text).context("parsing worker plan")?);
+    let plan = super::worker::read_plan(spec)?;
     let driver: Arc<dyn driver::Driver> = Arc::from(driver::driver(plan.clone())?);
     let publisher = driver.publisher(a.index).await?;
     // Every event is in the pipe before the next step: a send is on record before it can reach

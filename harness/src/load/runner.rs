@@ -260,9 +260,7 @@ impl Run<'_> {
     /// The consumer processes, each ready to receive before the load starts.
     async fn start_consumers(&self, clients: &Clients) -> Result<Consumers> {
         let (plan, w) = (self.plan, &self.plan.workload);
-        let spec = self.dir.join("plan.json");
-        std::fs::write(&spec, serde_json::to_vec_pretty(&*clients.consumers)?)
-            .context("writing the worker plan")?;
+        let spec = super::worker::write_plan(self.dir, Role::Consumer, &clients.consumers)?;
         let fleet = Arc::new(std::sync::Mutex::new(Fleet::new(
             Role::Consumer,
             spec,
