@@ -241,98 +241,30 @@ pub fn main() -> i32 {
         Command::History {
             run,
             broker,
-            format,
-        } => {
-            let HistoryFormat::Jsonl = format;
-            let written = history(&run, broker);
-            // A reader that stops early (`| head`) is not an error.
-            let closed = written.as_ref().err().is_some_and(|e| {
-                e.chain().any(|c| {
-                    c.downcast_ref::<std::io::Error>()
-                        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-                })
-            });
-            exit_code(if closed {
-                Ok(true)
-            } else {
-                written.map(|()| true)
-            })
-        }
-        Command::Schema { result, history } => {
-            let schema = if result {
-                crate::report::json_schema()
-            } else if history {
-                crate::history::export::json_schema()
-            } else {
-                crate::driver::workload_schema()
-            };
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&schema).unwrap_or_default()
-            );
-            EXIT_PASS
-        }
+            format: HistoryFormat::Jsonl,
+        } => print_history(&run, broker),
+        Command::Schema { result, history } => print_schema(result, history),
         Command::Compare {
             runs,
             baseline,
             thresholds,
             skip_edited,
             out,
-        } => {
-            use crate::report::compare::Edited;
-            let edited = if skip_edited {
-                Edited::Skip
-            } else {
-                Edited::Judge
-            };
-            let mut t = crate::report::compare::Thresholds::default();
-            for arg in &thresholds {
-                if let Err(e) = t.set(arg, parse_percent) {
-                    eprintln!("error: {e}");
-                    return EXIT_INVALID;
-                }
-            }
-            exit_code(
-                crate::report::compare::compare(&runs, baseline.as_deref(), &t, edited, &out).map(
-                    |judged| {
-                        println!("comparison: {}", out.join("index.html").display());
-                        print_judged(&judged, baseline.is_some())
-                    },
-                ),
-            )
-        }
+        } => compare(&runs, baseline.as_deref(), &thresholds, skip_edited, &out),
         Command::Leftovers {
             target,
             delete,
             older_than,
             include_kept,
         } => {
-            let profile = match leftovers::profile(&target.path) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    return EXIT_INVALID;
-                }
-            };
             let ask = leftovers::Ask {
                 delete,
                 older_than,
                 include_kept,
             };
-            with_runtime(async move { leftovers::leftovers(&profile, &ask).await })
+            find_leftovers(&target.path, ask)
         }
-        Command::Trend { runs, out } => {
-            exit_code(crate::report::trend::trend(&runs, &out).map(|newest| {
-                println!("trend: {}", out.join("index.html").display());
-                if newest > 0 {
-                    println!(
-                        "the newest night regressed on {newest} metric(s) against the night before"
-                    );
-                }
-                // A view, not a gate: compare --baseline decides the night's exit code.
-                true
-            }))
-        }
+        Command::Trend { runs, out } => trend(&runs, &out),
         Command::Run {
             workloads,
             target,
@@ -368,24 +300,119 @@ pub fn main() -> i32 {
                 correlation,
                 corrupt,
             };
-            match crate::chaos::packet_queue::run(queue, mark, spec, seed) {
-                Ok(()) => EXIT_PASS,
-                Err(e) => {
-                    eprintln!("packet-faults: {e:#}");
-                    EXIT_INVALID
-                }
+            packet_faults(queue, mark, spec, seed)
+        }
+        Command::Worker(args) => worker(args),
+    }
+}
+
+/// `history`: a run's history as JSON lines on stdout.
+fn print_history(run: &Path, broker: Option<crate::workload::BrokerKind>) -> i32 {
+    let written = history(run, broker);
+    // A reader that stops early (`| head`) is not an error.
+    let closed = written.as_ref().err().is_some_and(|e| {
+        e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        })
+    });
+    exit_code(if closed {
+        Ok(true)
+    } else {
+        written.map(|()| true)
+    })
+}
+
+/// `schema`: the workload format's JSON Schema, or result.json's, or the history's.
+fn print_schema(result: bool, history: bool) -> i32 {
+    let schema = if result {
+        crate::report::json_schema()
+    } else if history {
+        crate::history::export::json_schema()
+    } else {
+        crate::driver::workload_schema()
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&schema).unwrap_or_default()
+    );
+    EXIT_PASS
+}
+
+/// `compare`: runs side by side, judged against a baseline when there is one.
+fn compare(
+    runs: &[PathBuf],
+    baseline: Option<&Path>,
+    thresholds: &[String],
+    skip_edited: bool,
+    out: &Path,
+) -> i32 {
+    use crate::report::compare::Edited;
+    let edited = if skip_edited {
+        Edited::Skip
+    } else {
+        Edited::Judge
+    };
+    let mut t = crate::report::compare::Thresholds::default();
+    for arg in thresholds {
+        if let Err(e) = t.set(arg, parse_percent) {
+            eprintln!("error: {e}");
+            return EXIT_INVALID;
+        }
+    }
+    exit_code(
+        crate::report::compare::compare(runs, baseline, &t, edited, out).map(|judged| {
+            println!("comparison: {}", out.join("index.html").display());
+            print_judged(&judged, baseline.is_some())
+        }),
+    )
+}
+
+/// `leftovers`: what runs left on the target's brokers, listed or deleted.
+fn find_leftovers(target: &Path, ask: leftovers::Ask) -> i32 {
+    let profile = match leftovers::profile(target) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return EXIT_INVALID;
+        }
+    };
+    with_runtime(async move { leftovers::leftovers(&profile, &ask).await })
+}
+
+/// `trend`: nights side by side; a view, not a gate (compare --baseline decides a night's exit).
+fn trend(runs: &[PathBuf], out: &Path) -> i32 {
+    exit_code(crate::report::trend::trend(runs, out).map(|newest| {
+        println!("trend: {}", out.join("index.html").display());
+        if newest > 0 {
+            println!("the newest night regressed on {newest} metric(s) against the night before");
+        }
+        true
+    }))
+}
+
+/// `packet-faults`: the loop that delays, drops or damages a netfilter queue's packets.
+fn packet_faults(queue: u16, mark: u32, spec: crate::chaos::packet_queue::Spec, seed: u64) -> i32 {
+    match crate::chaos::packet_queue::run(queue, mark, spec, seed) {
+        Ok(()) => EXIT_PASS,
+        Err(e) => {
+            eprintln!("packet-faults: {e:#}");
+            EXIT_INVALID
+        }
+    }
+}
+
+/// `worker`: a consumer, producer or final-read process of a run, on one thread.
+fn worker(args: crate::load::worker::Args) -> i32 {
+    with_runtime_threads(Some(1), async move {
+        match args.run().await {
+            (_, Ok(())) => EXIT_PASS,
+            (who, Err(e)) => {
+                eprintln!("{who}: {e:#}");
+                EXIT_INVALID
             }
         }
-        Command::Worker(args) => with_runtime_threads(Some(1), async move {
-            match args.run().await {
-                (_, Ok(())) => EXIT_PASS,
-                (who, Err(e)) => {
-                    eprintln!("{who}: {e:#}");
-                    EXIT_INVALID
-                }
-            }
-        }),
-    }
+    })
 }
 
 fn with_runtime(f: impl std::future::Future<Output = i32>) -> i32 {
