@@ -30,30 +30,10 @@ pub async fn run(
     quiet: bool,
 ) -> i32 {
     // Validate everything before touching any broker.
-    let job = match super::suite::expand(&args, repeat) {
-        Ok(job) => job,
-        Err(e) => {
-            eprintln!("{e}");
-            return Exit::Invalid.code();
-        }
+    let (job, profile) = match validated(&args, &target, repeat) {
+        Ok(both) => both,
+        Err(exit) => return exit.code(),
     };
-    let profile = match TargetProfile::load(&target, &[crate::driver::check_target]) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return Exit::Invalid.code();
-        }
-    };
-    let problems: Vec<String> = job
-        .workloads
-        .iter()
-        .flat_map(|(f, w)| pre_run_problems(f, w, &profile))
-        .collect();
-    if !problems.is_empty() {
-        eprintln!("{}", problems.join("\n"));
-        return Exit::Invalid.code();
-    }
-
     warn_of_leftovers(profile.clone());
     let (stop, signalled) = stop_on_signal();
 
@@ -69,8 +49,7 @@ pub async fn run(
         .flat_map(|_| job.workloads.iter())
         .map(|(f, w)| (f, w, brokers_of(w)))
         .collect();
-    let mut progress = Progress::new(&runs, !quiet);
-
+    let progress = Progress::new(&runs, !quiet);
     let suite = job.suite.as_ref().map(|name| SuiteRun {
         suite: name.clone(),
         description: job.description.clone(),
@@ -79,20 +58,7 @@ pub async fn run(
         errors: Vec::new(),
         curves: Vec::new(),
     });
-    let dir = match &suite {
-        Some(s) => out.join(new_run_id(&s.suite)),
-        None => out,
-    };
-    if let Some(s) = &suite {
-        eprintln!(
-            "suite {}: {} workloads × {} repeats, {} broker runs in all; output in {}",
-            s.suite,
-            job.workloads.len(),
-            job.repeat,
-            progress.total,
-            dir.display()
-        );
-    }
+    let dir = suite_dir(&job, suite.as_ref(), out, progress.total);
 
     let mut done = Done {
         left_faulted: BTreeMap::new(),
@@ -100,62 +66,19 @@ pub async fn run(
         results: Vec::new(),
         suite,
         dir: &dir,
+        profile: &profile,
+        stop: stop.clone(),
+        progress,
     };
     // Repeats go round the whole list, so the machine's drift spreads over every workload.
     for (file, w, brokers) in runs {
-        let Some(steps) = w.load.rate.steps() else {
-            let outcome = run_workload(
-                file,
-                w,
-                None,
-                &profile,
-                &dir,
-                &brokers,
-                stop.clone(),
-                &mut progress,
-                &mut done.left_faulted,
-            )
-            .await;
-            done.absorb(&w.name, outcome, None);
-            if stop.requested() {
-                break;
+        match w.load.rate.steps() {
+            None => {
+                let outcome = done.run_workload(file, w, None, &brokers).await;
+                done.absorb(&w.name, outcome, None);
             }
-            continue;
-        };
-        // A stepped rate: one run per step, and a curve of them all on the suite's page.
-        let mut stepper = Stepper::new(w, steps, &brokers);
-        let curve_at = done.suite.as_ref().map_or(0, |s| s.curves.len());
-        'steps: loop {
-            let round = stepper.round();
-            if round.is_empty() {
-                break;
-            }
-            for (rate, on) in round {
-                let (step_w, step) = stepper.step(rate);
-                let outcome = run_workload(
-                    file,
-                    &step_w,
-                    Some(step),
-                    &profile,
-                    &dir,
-                    &on,
-                    stop.clone(),
-                    &mut progress,
-                    &mut done.left_faulted,
-                )
-                .await;
-                if let Ok(result) = &outcome {
-                    stepper.record(result);
-                }
-                done.absorb(&step_w.name, outcome, Some((curve_at, stepper.curve())));
-                if stop.requested() {
-                    break 'steps;
-                }
-            }
+            Some(steps) => done.run_steps(file, w, steps, &brokers).await,
         }
-        let curve = stepper.curve();
-        print!("{}", summary::render_curve(&curve));
-        done.exit = done.exit.max(Exit::of(curve.status()));
         if stop.requested() {
             break;
         }
@@ -167,6 +90,52 @@ pub async fn run(
         done.exit = Exit::Interrupted(signalled.load(Ordering::SeqCst));
     }
     done.exit.code()
+}
+
+/// Where the job's runs go: `out`, or a suite's own directory in it (announced).
+fn suite_dir(
+    job: &super::suite::Job,
+    suite: Option<&SuiteRun>,
+    out: PathBuf,
+    runs: usize,
+) -> PathBuf {
+    let Some(s) = suite else { return out };
+    let dir = out.join(new_run_id(&s.suite));
+    eprintln!(
+        "suite {}: {} workloads × {} repeats, {runs} broker runs in all; output in {}",
+        s.suite,
+        job.workloads.len(),
+        job.repeat,
+        dir.display()
+    );
+    dir
+}
+
+/// The job the arguments name and the target profile, each checked, and the workloads checked
+/// against the profile; nothing has touched a broker yet.
+fn validated(
+    args: &[PathBuf],
+    target: &Path,
+    repeat: Option<u32>,
+) -> Result<(super::suite::Job, TargetProfile), Exit> {
+    let job = super::suite::expand(args, repeat).map_err(|e| {
+        eprintln!("{e}");
+        Exit::Invalid
+    })?;
+    let profile = TargetProfile::load(target, &[crate::driver::check_target]).map_err(|e| {
+        eprintln!("error: {e:#}");
+        Exit::Invalid
+    })?;
+    let problems: Vec<String> = job
+        .workloads
+        .iter()
+        .flat_map(|(f, w)| pre_run_problems(f, w, &profile))
+        .collect();
+    if !problems.is_empty() {
+        eprintln!("{}", problems.join("\n"));
+        return Err(Exit::Invalid);
+    }
+    Ok((job, profile))
 }
 
 /// Leftovers of earlier runs (a coordinator killed with SIGKILL leaves its queues behind): one
@@ -220,6 +189,9 @@ async fn interrupt() -> Option<i32> {
 /// What the job has done so far: its exit code, its runs, and its suite page, rewritten after
 /// every run so that an interrupted suite still has one.
 struct Done<'a> {
+    profile: &'a TargetProfile,
+    stop: StopSignal,
+    progress: Progress,
     exit: Exit,
     /// Brokers an earlier run of the job left faulted (a fault's undo failed), with what was
     /// left: the next run against one first checks that it answers.
@@ -230,6 +202,38 @@ struct Done<'a> {
 }
 
 impl Done<'_> {
+    /// A stepped rate: one run per step, and a curve of them all on the suite's page.
+    async fn run_steps(
+        &mut self,
+        file: &Path,
+        w: &Workload,
+        steps: &crate::workload::steps::Steps,
+        brokers: &[BrokerKind],
+    ) {
+        let mut stepper = Stepper::new(w, steps, brokers);
+        let curve_at = self.suite.as_ref().map_or(0, |s| s.curves.len());
+        'steps: loop {
+            let round = stepper.round();
+            if round.is_empty() {
+                break;
+            }
+            for (rate, on) in round {
+                let (step_w, step) = stepper.step(rate);
+                let outcome = self.run_workload(file, &step_w, Some(step), &on).await;
+                if let Ok(result) = &outcome {
+                    stepper.record(result);
+                }
+                self.absorb(&step_w.name, outcome, Some((curve_at, stepper.curve())));
+                if self.stop.requested() {
+                    break 'steps;
+                }
+            }
+        }
+        let curve = stepper.curve();
+        print!("{}", summary::render_curve(&curve));
+        self.exit = self.exit.max(Exit::of(curve.status()));
+    }
+
     /// Take one run's outcome; `curve` is the stepped workload's curve so far, at its index.
     fn absorb(&mut self, name: &str, outcome: Result<RunResult>, curve: Option<(usize, Curve)>) {
         match outcome {
@@ -374,100 +378,88 @@ fn new_run_id(name: &str) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn run_workload(
-    file: &Path,
-    w: &Workload,
-    step: Option<Step>,
-    profile: &TargetProfile,
-    out: &Path,
-    brokers: &[BrokerKind],
-    stop: StopSignal,
-    progress: &mut Progress,
-    left_faulted: &mut BTreeMap<BrokerKind, String>,
-) -> Result<RunResult> {
-    let run_id = new_run_id(&w.name);
-    // While it runs, `leftovers` knows its resources are a live run's.
-    let prefix = crate::driver::resource_prefix(&run_id);
-    let _live = super::live::register(&prefix, w.run.keep, brokers)
-        .map_err(|e| {
-            eprintln!("warning: {e:#}; `brokerbench leftovers` will not know this run is live")
-        })
-        .ok();
-    let dir = out.join(&run_id);
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("creating run directory {}", dir.display()))?;
-    match &step {
-        None => std::fs::copy(file, dir.join("workload.yaml"))
-            .map(|_| ())
-            .context("copying the workload into the run directory")?,
-        // A step is its own workload, at one rate: what `report` rebuilds it from.
-        Some(_) => {
-            let text = serde_saphyr::to_string(w).context("writing the step's workload")?;
-            let head = format!(
-                "# One step of {}, at {}.\n",
-                file.display(),
-                w.load.rate.single().map(rate_label).unwrap_or_default()
-            );
-            std::fs::write(dir.join("workload.yaml"), head + &text)
-                .context("writing the step's workload into its run directory")?;
+impl Done<'_> {
+    /// One run of workload `w` (read from `file`; `step`: one step of a stepped rate) against
+    /// `brokers`, one after another, its result.json rewritten after each.
+    async fn run_workload(
+        &mut self,
+        file: &Path,
+        w: &Workload,
+        step: Option<Step>,
+        brokers: &[BrokerKind],
+    ) -> Result<RunResult> {
+        let run_id = new_run_id(&w.name);
+        // While it runs, `leftovers` knows its resources are a live run's.
+        let prefix = crate::driver::resource_prefix(&run_id);
+        let _live = super::live::register(&prefix, w.run.keep, brokers)
+            .map_err(|e| {
+                eprintln!("warning: {e:#}; `brokerbench leftovers` will not know this run is live")
+            })
+            .ok();
+        let dir = self.dir.join(&run_id);
+        write_run_dir(&dir, file, w, step.is_some(), self.profile)?;
+        let seed = w.run.seed.unwrap_or_else(rand::random);
+        let names: Vec<&str> = brokers.iter().map(|b| b.as_str()).collect();
+        eprintln!(
+            "run {run_id}: {} against {} (seed {seed}); output in {}",
+            w.name,
+            names.join(", "),
+            dir.display()
+        );
+        let mut result = RunResult::new(&run_id, w, seed, &self.profile.name);
+        result.step = step;
+        for broker in brokers {
+            if self.stop.requested() {
+                break;
+            }
+            let r = self.run_broker(&result, w, broker, &dir).await;
+            result.interrupted |= r.1;
+            result.brokers.push(r.0);
+            result.write(&dir)?;
         }
+        result.write(&dir)?;
+        Ok(result)
     }
-    std::fs::write(dir.join("target.json"), serde_json::to_vec_pretty(profile)?)?;
-    let seed = w.run.seed.unwrap_or_else(rand::random);
-    eprintln!(
-        "run {run_id}: {} against {} (seed {seed}); output in {}",
-        w.name,
-        brokers
-            .iter()
-            .map(|b| b.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        dir.display()
-    );
 
-    let mut result = RunResult::new(&run_id, w, seed, &profile.name);
-    result.step = step;
-    for broker in brokers {
-        if stop.requested() {
-            break;
-        }
-        let preflight = match left_faulted.remove(broker) {
-            Some(left) => match answers(profile, broker, &left).await {
+    /// `w`'s run (`so_far`) against one broker, into `dir`: its result, and whether it was
+    /// interrupted. A broker an earlier run left faulted is first asked whether it answers.
+    async fn run_broker(
+        &mut self,
+        so_far: &RunResult,
+        w: &Workload,
+        broker: &BrokerKind,
+        dir: &Path,
+    ) -> (BrokerResult, bool) {
+        let run_id = &so_far.run_id;
+        let preflight = match self.left_faulted.remove(broker) {
+            Some(left) => match answers(self.profile, broker, &left).await {
                 Ok(said) => Some(said),
                 Err(e) => {
                     eprintln!("{broker}: {e:#}");
-                    result
-                        .brokers
-                        .push(BrokerResult::errored(broker, format!("{e:#}")));
-                    left_faulted.insert(broker.clone(), left);
-                    result.write(&dir)?;
-                    continue;
+                    self.left_faulted.insert(broker.clone(), left);
+                    return (BrokerResult::errored(broker, format!("{e:#}")), false);
                 }
             },
             None => None,
         };
-        let plan = Arc::new(Plan::new(&run_id, broker.clone(), w, profile));
+        let plan = Arc::new(Plan::new(run_id, broker.clone(), w, self.profile));
         let bdir = dir.join(broker.as_str());
-        let windows = crate::chaos::faults::windows(
-            &w.faults.iter().map(|f| f.value.clone()).collect::<Vec<_>>(),
-            w.load.duration.0,
-            seed,
-        );
-        let broker_result = match run_broker(
+        let specs: Vec<_> = w.faults.iter().map(|f| f.value.clone()).collect();
+        let windows = crate::chaos::faults::windows(&specs, w.load.duration.0, so_far.seed);
+        let progress = self.progress.next(w, broker);
+        let ran = run_broker(
             plan,
             &bdir,
-            seed,
+            so_far.seed,
             windows,
-            stop.clone(),
-            progress.next(w, broker),
-        )
-        .await
-        {
+            self.stop.clone(),
+            progress,
+        );
+        let (mut r, interrupted) = match ran.await {
             Ok(run) => {
-                result.interrupted |= run.interrupted;
                 let mut r = checked(broker, run.product, &run.history, w);
                 r.client_settings = run.client_settings;
-                r
+                (r, run.interrupted)
             }
             Err(e) => {
                 let history = bdir.join("history.bin");
@@ -476,25 +468,49 @@ async fn run_workload(
                 if history.exists() {
                     let mut r = checked(broker, String::new(), &history, w);
                     broke_off(&mut r, w, format!("{e:#}"));
-                    r
+                    (r, false)
                 } else {
-                    BrokerResult::errored(broker, format!("{e:#}"))
+                    (BrokerResult::errored(broker, format!("{e:#}")), false)
                 }
             }
         };
-        let mut broker_result = broker_result;
         if let Some(said) = preflight {
             eprintln!("{broker}: {said}");
-            broker_result.preflight = Some(said);
+            r.preflight = Some(said);
         }
-        if let Some(left) = left_faulted_by(&broker_result, &run_id) {
-            left_faulted.insert(broker.clone(), left);
+        if let Some(left) = left_faulted_by(&r, run_id) {
+            self.left_faulted.insert(broker.clone(), left);
         }
-        result.brokers.push(broker_result);
-        result.write(&dir)?;
+        (r, interrupted)
     }
-    result.write(&dir)?;
-    Ok(result)
+}
+
+/// A run's directory, with the workload it ran (a step's own, at one rate: what `report`
+/// rebuilds it from) and the target profile.
+fn write_run_dir(
+    dir: &Path,
+    file: &Path,
+    w: &Workload,
+    step: bool,
+    profile: &TargetProfile,
+) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating run directory {}", dir.display()))?;
+    if step {
+        let text = serde_saphyr::to_string(w).context("writing the step's workload")?;
+        let head = format!(
+            "# One step of {}, at {}.\n",
+            file.display(),
+            w.load.rate.single().map(rate_label).unwrap_or_default()
+        );
+        std::fs::write(dir.join("workload.yaml"), head + &text)
+            .context("writing the step's workload into its run directory")?;
+    } else {
+        std::fs::copy(file, dir.join("workload.yaml"))
+            .context("copying the workload into the run directory")?;
+    }
+    std::fs::write(dir.join("target.json"), serde_json::to_vec_pretty(profile)?)?;
+    Ok(())
 }
 
 /// What run `run_id` left faulted on its broker: a fault whose undo failed.
