@@ -174,6 +174,23 @@ fn validate(w: &Workload) -> Vec<(At, String)> {
             "partitions must be between 1 and 1000",
         ));
     }
+    validate_load(w, &mut bad);
+    if w.consumers.count > 64 {
+        bad.push(at(
+            &["consumers", "count"],
+            "consumers.count must be between 0 (producers only) and 64",
+        ));
+    }
+    for f in &w.faults {
+        if let Err(m) = validate_fault(&f.value, w.load.duration) {
+            bad.push((At::Span(f.referenced), m));
+        }
+    }
+    bad
+}
+
+/// The problems of `load:`, onto `bad`.
+fn validate_load(w: &Workload, bad: &mut Vec<(At, String)>) {
     let load = &w.load;
     if load.producers == 0 || load.producers > 64 {
         bad.push(at(
@@ -207,6 +224,25 @@ fn validate(w: &Workload) -> Vec<(At, String)> {
             "rate above 10M/s is not supported; use `max`",
         ));
     }
+    validate_load_sizes(load, bad);
+    if let Some(n) = load.backlog_messages() {
+        if n == 0 {
+            bad.push(at(
+                &["load", "backlog"],
+                "a backlog must hold at least one message",
+            ));
+        }
+        if w.consumers.count == 0 {
+            bad.push(at(
+                &["load", "backlog"],
+                "a backlog is built for consumers to catch up on, and this workload has none (consumers.count: 0)",
+            ));
+        }
+    }
+}
+
+/// The problems of the load's duration, warmup and message size, onto `bad`.
+fn validate_load_sizes(load: &Load, bad: &mut Vec<(At, String)>) {
     if load.duration.0.is_zero() {
         bad.push(at(&["load", "duration"], "duration must be positive"));
     }
@@ -232,32 +268,6 @@ fn validate(w: &Workload) -> Vec<(At, String)> {
             format!("message_size must be at most {MAX_MESSAGE_SIZE}B"),
         ));
     }
-    if let Some(n) = load.backlog_messages() {
-        if n == 0 {
-            bad.push(at(
-                &["load", "backlog"],
-                "a backlog must hold at least one message",
-            ));
-        }
-        if w.consumers.count == 0 {
-            bad.push(at(
-                &["load", "backlog"],
-                "a backlog is built for consumers to catch up on, and this workload has none (consumers.count: 0)",
-            ));
-        }
-    }
-    if w.consumers.count > 64 {
-        bad.push(at(
-            &["consumers", "count"],
-            "consumers.count must be between 0 (producers only) and 64",
-        ));
-    }
-    for f in &w.faults {
-        if let Err(m) = validate_fault(&f.value, load.duration) {
-            bad.push((At::Span(f.referenced), m));
-        }
-    }
-    bad
 }
 
 /// When a fault happens, against the load; what each kind accepts is the fault table's rule.
