@@ -68,9 +68,62 @@ struct Marked {
     change: String,
 }
 
+/// What the nights say beyond their plots: the regressions marked, where the workload changed,
+/// which runs could not vouch for their figures, and how many regressions the newest night has.
+#[derive(Default)]
+struct Findings {
+    marked: Vec<Marked>,
+    /// (night, workload · broker) where the workload differs from the night before's.
+    changed: Vec<(String, String)>,
+    /// (night, workload · broker, why) whose runs could not vouch for their figures.
+    untrusted: Vec<(String, String, String)>,
+    newest_regressions: usize,
+}
+
+/// Points of one plot that are drawn apart: regressions, failures, inconclusive nights.
+#[derive(Default)]
+struct Marks {
+    regressed: Vec<(f64, f64)>,
+    failed: Vec<(f64, f64)>,
+    inconclusive: Vec<(f64, f64)>,
+}
+
 /// Read the nights at `paths` (oldest first, by start time), write `<out>/index.html`, and
 /// return how many regressions the newest night has against the one before it.
 pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
+    let nights = load_nights(paths)?;
+    let subjects = subjects_of(&nights);
+    let labels: Vec<String> = nights.iter().map(|n| n.label.clone()).collect();
+    let mut findings = Findings::default();
+    let mut plots = Vec::new();
+    for metric in KEY.iter().filter_map(|k| find(k)) {
+        let mut marks = Marks::default();
+        let series: Vec<Series> = subjects
+            .iter()
+            .enumerate()
+            .map(|(i, subject)| {
+                let points = points_of(metric, subject, &nights, &mut marks, &mut findings);
+                let name = format!("{} · {}", subject.0, subject.1);
+                Series::new(name, PALETTE[i % PALETTE.len()], points)
+            })
+            .collect();
+        let svg = plots::trend_plot(
+            metric.label,
+            unit_label(metric),
+            &series,
+            &marks.regressed,
+            &marks.failed,
+            &marks.inconclusive,
+            &labels,
+        );
+        plots.push(context! { title => metric.label, svg => svg });
+    }
+    write_page(out, &nights, plots, &findings)?;
+    Ok(findings.newest_regressions)
+}
+
+/// The nights at `paths`, oldest first by the start of their first run.
+fn load_nights(paths: &[PathBuf]) -> Result<Vec<Night>> {
     let mut nights = Vec::new();
     for p in paths {
         let results = compare::load(p)?;
@@ -92,10 +145,13 @@ pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
         })
         .collect();
     anyhow::ensure!(!nights.is_empty(), "no nights given");
+    Ok(nights)
+}
 
-    // Every workload × broker any night measured, in first-seen order.
+/// Every workload × broker any night measured, in first-seen order.
+fn subjects_of(nights: &[Night]) -> Vec<(String, String)> {
     let mut subjects: Vec<(String, String)> = Vec::new();
-    for n in &nights {
+    for n in nights {
         for r in &n.results {
             for b in &r.brokers {
                 let s = (r.workload.clone(), b.broker.to_string());
@@ -105,93 +161,84 @@ pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
             }
         }
     }
+    subjects
+}
 
-    let labels: Vec<String> = nights.iter().map(|n| n.label.clone()).collect();
-    let thresholds = Thresholds::default();
-    let mut marked = Vec::new();
-    // (night, workload · broker) where the workload differs from the night before's.
-    let mut changed: Vec<(String, String)> = Vec::new();
-    // (night, workload · broker, why) whose runs could not vouch for their figures.
-    let mut untrusted: Vec<(String, String, String)> = Vec::new();
-    let mut newest_regressions = 0;
-    let mut plots = Vec::new();
-    for metric in KEY.iter().filter_map(|k| find(k)) {
-        let mut series = Vec::new();
-        let (mut regressed, mut failed, mut inconclusive) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, (w, b)) in subjects.iter().enumerate() {
-            let mut points = Vec::new();
-            let mut previous: Option<(Vec<&Metrics>, Vec<&str>)> = None;
-            for (x, night) in nights.iter().enumerate() {
-                let (runs, status, why, digests) = night.of(w, b);
-                if runs.is_empty() {
-                    previous = None;
-                    continue;
-                }
-                let Some(v) = median_figure(metric, &runs) else {
-                    continue;
-                };
-                let y = shown(metric, v);
-                points.push((x as f64, y));
-                if status == Status::Fail {
-                    failed.push((x as f64, y));
-                }
-                // A night that could not vouch for its figures is drawn but never judged, nor
-                // judged against: the next night is judged against the last one that could.
-                if status == Status::Inconclusive {
-                    inconclusive.push((x as f64, y));
-                    let row = (night.label.clone(), format!("{w} · {b}"), why);
-                    if !untrusted.contains(&row) {
-                        untrusted.push(row);
-                    }
-                    continue;
-                }
-                if let Some((before, before_digests)) = &previous {
-                    let same = same_workload(before_digests.iter().chain(&digests).copied());
-                    let subject = format!("{w} · {b}");
-                    if !same && !changed.contains(&(night.label.clone(), subject.clone())) {
-                        changed.push((night.label.clone(), subject));
-                    }
-                    let j = if same {
-                        judge(metric, before, &runs, thresholds.of(metric))
-                    } else {
-                        Judgement::not_judged(WORKLOAD_CHANGED)
-                    };
-                    if j.change == Change::Regressed {
-                        regressed.push((x as f64, y));
-                        if x + 1 == nights.len() {
-                            newest_regressions += 1;
-                        }
-                        marked.push(Marked {
-                            night: night.label.clone(),
-                            subject: format!("{w} · {b}"),
-                            metric: metric.label,
-                            before: median_figure(metric, before)
-                                .map_or("—".into(), |v| fmt_metric(metric, Some(v))),
-                            after: fmt_metric(metric, Some(v)),
-                            change: j.text(),
-                        });
-                    }
-                }
-                previous = Some((runs, digests));
-            }
-            series.push(Series::new(
-                format!("{w} · {b}"),
-                PALETTE[i % PALETTE.len()],
-                points,
-            ));
+/// One subject's points of `metric`, night by night, each night judged against the last one
+/// before it that could vouch for its figures; what is marked goes to `marks` and `findings`.
+fn points_of(
+    metric: &'static Metric,
+    (w, b): &(String, String),
+    nights: &[Night],
+    marks: &mut Marks,
+    findings: &mut Findings,
+) -> Vec<(f64, f64)> {
+    let subject = format!("{w} · {b}");
+    let mut points = Vec::new();
+    let mut previous: Option<(Vec<&Metrics>, Vec<&str>)> = None;
+    for (x, night) in nights.iter().enumerate() {
+        let (runs, status, why, digests) = night.of(w, b);
+        if runs.is_empty() {
+            previous = None;
+            continue;
         }
-        let svg = plots::trend_plot(
-            metric.label,
-            unit_label(metric),
-            &series,
-            &regressed,
-            &failed,
-            &inconclusive,
-            &labels,
-        );
-        plots.push(context! { title => metric.label, svg => svg });
+        let Some(v) = median_figure(metric, &runs) else {
+            continue;
+        };
+        let point = (x as f64, shown(metric, v));
+        points.push(point);
+        if status == Status::Fail {
+            marks.failed.push(point);
+        }
+        // A night that could not vouch for its figures is drawn but never judged, nor
+        // judged against: the next night is judged against the last one that could.
+        if status == Status::Inconclusive {
+            marks.inconclusive.push(point);
+            let row = (night.label.clone(), subject.clone(), why);
+            if !findings.untrusted.contains(&row) {
+                findings.untrusted.push(row);
+            }
+            continue;
+        }
+        if let Some((before, before_digests)) = &previous {
+            let same = same_workload(before_digests.iter().chain(&digests).copied());
+            let at = (night.label.clone(), subject.clone());
+            if !same && !findings.changed.contains(&at) {
+                findings.changed.push(at);
+            }
+            let j = if same {
+                judge(metric, before, &runs, Thresholds::default().of(metric))
+            } else {
+                Judgement::not_judged(WORKLOAD_CHANGED)
+            };
+            if j.change == Change::Regressed {
+                marks.regressed.push(point);
+                if x + 1 == nights.len() {
+                    findings.newest_regressions += 1;
+                }
+                findings.marked.push(Marked {
+                    night: night.label.clone(),
+                    subject: subject.clone(),
+                    metric: metric.label,
+                    before: median_figure(metric, before)
+                        .map_or("—".into(), |v| fmt_metric(metric, Some(v))),
+                    after: fmt_metric(metric, Some(v)),
+                    change: j.text(),
+                });
+            }
+        }
+        previous = Some((runs, digests));
     }
+    points
+}
 
+/// The trend page: the nights, a plot per key metric, and the findings.
+fn write_page(
+    out: &Path,
+    nights: &[Night],
+    plots: Vec<minijinja::Value>,
+    f: &Findings,
+) -> Result<()> {
     let list: Vec<_> = nights
         .iter()
         .map(|n| {
@@ -199,22 +246,31 @@ pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
             context! { label => n.label, path => n.path.display().to_string(), runs => n.results.len(), verdict => status.label(), class => status.class() }
         })
         .collect();
+    let changed: Vec<_> = f
+        .changed
+        .iter()
+        .map(|(night, subject)| context! { night, subject })
+        .collect();
+    let inconclusive: Vec<_> = f
+        .untrusted
+        .iter()
+        .map(|(night, subject, why)| context! { night, subject, why })
+        .collect();
     let html = page(
         "trend.html",
         TEMPLATE,
         context! {
-        nights => list,
-        plots => plots,
-        marked => marked,
-        changed => changed.iter().map(|(night, subject)| context! { night, subject }).collect::<Vec<_>>(),
-        why_changed => WORKLOAD_CHANGED,
-        inconclusive => untrusted.iter().map(|(night, subject, why)| context! { night, subject, why }).collect::<Vec<_>>(),
+            nights => list,
+            plots => plots,
+            marked => f.marked,
+            changed => changed,
+            why_changed => WORKLOAD_CHANGED,
+            inconclusive => inconclusive,
         },
     )?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     std::fs::write(out.join("index.html"), html)
-        .with_context(|| format!("writing {}/index.html", out.display()))?;
-    Ok(newest_regressions)
+        .with_context(|| format!("writing {}/index.html", out.display()))
 }
 
 /// The value as plotted: latency in ms, a recovery that never happened at the top.
