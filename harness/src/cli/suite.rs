@@ -54,55 +54,8 @@ pub fn expand(args: &[PathBuf], repeat: Option<u32>) -> Result<Job, String> {
         repeat: 1,
     };
     let mut problems = Vec::new();
-    let many = args.len() > 1 || args.iter().any(|a| a.is_dir());
     for arg in args {
-        let files = if arg.is_dir() {
-            match workload_files(arg) {
-                Ok(f) => f,
-                Err(e) => {
-                    problems.push(e);
-                    continue;
-                }
-            }
-        } else if let Some(suite) = match read_suite(arg) {
-            Ok(suite) => suite,
-            Err(e) => {
-                // A suite file that does not read is not tried as a workload as well.
-                problems.push(e);
-                continue;
-            }
-        } {
-            let base = arg.parent().unwrap_or(Path::new("."));
-            job.suite.get_or_insert(suite.suite.clone());
-            job.description = suite.description.clone();
-            job.brokers.extend(suite.brokers.iter().cloned());
-            if suite.repeat == 0 {
-                problems.push(format!("{}: repeat must be at least 1", arg.display()));
-            }
-            job.repeat = job.repeat.max(suite.repeat);
-            let mut files = Vec::new();
-            for w in &suite.workloads {
-                let p = base.join(w);
-                if p.is_dir() {
-                    match workload_files(&p) {
-                        Ok(f) => files.extend(f),
-                        Err(e) => problems.push(e),
-                    }
-                } else if p.is_file() {
-                    files.push(p);
-                } else {
-                    problems.push(format!(
-                        "{}: suite lists {}, which does not exist",
-                        arg.display(),
-                        p.display()
-                    ));
-                }
-            }
-            files
-        } else {
-            vec![arg.clone()]
-        };
-        for f in files {
+        for f in files_of(arg, &mut job, &mut problems) {
             match super::load_workload(&f) {
                 Ok(w) => job.workloads.push((f, w)),
                 Err(e) => problems.push(e.to_string()),
@@ -112,6 +65,81 @@ pub fn expand(args: &[PathBuf], repeat: Option<u32>) -> Result<Job, String> {
     if let Some(n) = repeat {
         job.repeat = n;
     }
+    problems.extend(job_problems(&job));
+    if job.workloads.is_empty() && problems.is_empty() {
+        problems.push("no workload to run".into());
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("\n"));
+    }
+    // A stepped rate makes a run per step and a curve of them: a suite too.
+    let many = args.len() > 1 || args.iter().any(|a| a.is_dir());
+    let stepped = job
+        .workloads
+        .iter()
+        .any(|(_, w)| w.load.rate.steps().is_some());
+    if job.suite.is_none() && (many || job.repeat > 1 || stepped) {
+        job.suite = Some(match args {
+            [one] if one.is_dir() => one
+                .file_name()
+                .map_or("suite".into(), |n| n.to_string_lossy().into_owned()),
+            [_] => job.workloads[0].1.name.clone(),
+            _ => "suite".into(),
+        });
+    }
+    Ok(job)
+}
+
+/// The workload files argument `arg` names: a directory's, a suite's (whose name, brokers and
+/// repeats go into `job`), or the file itself; problems go to `problems`.
+fn files_of(arg: &Path, job: &mut Job, problems: &mut Vec<String>) -> Vec<PathBuf> {
+    if arg.is_dir() {
+        return workload_files(arg).unwrap_or_else(|e| {
+            problems.push(e);
+            Vec::new()
+        });
+    }
+    let suite = match read_suite(arg) {
+        Ok(Some(suite)) => suite,
+        Ok(None) => return vec![arg.to_path_buf()],
+        Err(e) => {
+            // A suite file that does not read is not tried as a workload as well.
+            problems.push(e);
+            return Vec::new();
+        }
+    };
+    let base = arg.parent().unwrap_or(Path::new("."));
+    job.suite.get_or_insert(suite.suite.clone());
+    job.description = suite.description.clone();
+    job.brokers.extend(suite.brokers.iter().cloned());
+    if suite.repeat == 0 {
+        problems.push(format!("{}: repeat must be at least 1", arg.display()));
+    }
+    job.repeat = job.repeat.max(suite.repeat);
+    let mut files = Vec::new();
+    for w in &suite.workloads {
+        let p = base.join(w);
+        if p.is_dir() {
+            match workload_files(&p) {
+                Ok(f) => files.extend(f),
+                Err(e) => problems.push(e),
+            }
+        } else if p.is_file() {
+            files.push(p);
+        } else {
+            problems.push(format!(
+                "{}: suite lists {}, which does not exist",
+                arg.display(),
+                p.display()
+            ));
+        }
+    }
+    files
+}
+
+/// What is wrong with the job as a whole: its repeats, two workloads of one name.
+fn job_problems(job: &Job) -> Vec<String> {
+    let mut problems = Vec::new();
     if job.repeat == 0 || job.repeat > 1000 {
         problems.push(format!(
             "repeat must be between 1 and 1000, not {}",
@@ -130,27 +158,7 @@ pub fn expand(args: &[PathBuf], repeat: Option<u32>) -> Result<Job, String> {
             ));
         }
     }
-    if job.workloads.is_empty() && problems.is_empty() {
-        problems.push("no workload to run".into());
-    }
-    if !problems.is_empty() {
-        return Err(problems.join("\n"));
-    }
-    // A stepped rate makes a run per step and a curve of them: a suite too.
-    let stepped = job
-        .workloads
-        .iter()
-        .any(|(_, w)| w.load.rate.steps().is_some());
-    if job.suite.is_none() && (many || job.repeat > 1 || stepped) {
-        job.suite = Some(match args {
-            [one] if one.is_dir() => one
-                .file_name()
-                .map_or("suite".into(), |n| n.to_string_lossy().into_owned()),
-            [_] => job.workloads[0].1.name.clone(),
-            _ => "suite".into(),
-        });
-    }
-    Ok(job)
+    problems
 }
 
 /// The workload files of a directory, in name order (a suite file among them is not one).
