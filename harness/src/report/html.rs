@@ -182,8 +182,17 @@ fn recovered(end: Option<f64>, after: Option<f64>) -> String {
 }
 
 fn broker_plots(m: &Metrics) -> Vec<Plot> {
+    let mut plots = traffic_plots(m);
+    plots.push(quantile_plot(m));
+    plots.extend(health_plots(m));
+    plots.extend(cost_plot(m));
+    plots
+}
+
+/// Throughput and latency, second by second.
+fn traffic_plots(m: &Metrics) -> Vec<Plot> {
     let faults = &m.faults;
-    let mut plots = vec![
+    vec![
         Plot {
             title: "Throughput".into(),
             note: "Messages per second: sends attempted, acknowledged by the broker, processed by consumers. Shaded: fault windows.".into(),
@@ -215,7 +224,11 @@ fn broker_plots(m: &Metrics) -> Vec<Plot> {
                 1.0,
             ),
         },
-    ];
+    ]
+}
+
+/// The whole latency distribution after warmup.
+fn quantile_plot(m: &Metrics) -> Plot {
     let mut curves = Vec::new();
     if let Some(h) = histogram(&m.publish_histogram) {
         curves.push(Series::new(
@@ -231,83 +244,93 @@ fn broker_plots(m: &Metrics) -> Vec<Plot> {
             plots::quantile_curve(&h),
         ));
     }
-    plots.push(Plot {
+    Plot {
         title: "Latency by percentile".into(),
         note: "The whole distribution after warmup; read the tail on the right (99% → 99.99%)."
             .into(),
         svg: plots::quantile_plot("latency quantiles", &curves),
-    });
-    plots.push(Plot {
-        title: "Availability".into(),
-        note: "Per second: share of send attempts that succeeded, counted in the second their outcome came (a send that timed out shows run.send_timeout after it was made), and whether consumers processed anything while messages were waiting.".into(),
-        svg: plots::time_plot(
-            "availability",
-            "% of sends ok",
-            &[series("producers", 1, m, |w| (w.acked + w.failed > 0).then(|| 100.0 * w.acked as f64 / (w.acked + w.failed) as f64))],
-            faults,
-            100.0,
-        ),
-    });
-    plots.push(Plot {
-        title: "Unseen (lag) and unread".into(),
-        note: "Unseen: acknowledged by the broker but not yet processed by any consumer. Unread: by the second they were meant to be sent, values the final read found still stored that no consumer ever processed.".into(),
-        svg: plots::time_plot(
-            "unseen messages",
-            "messages",
-            &[
-                series("unseen", 4, m, |w| Some(w.unseen.max(0) as f64)),
-                series("unread", 3, m, |w| Some(w.unread as f64)),
-            ],
-            faults,
-            1.0,
-        ),
-    });
-    plots.push(Plot {
-        title: "Duplicates, reorders and failures over time".into(),
-        note: "Redeliveries, per-key order violations among first deliveries, failed or indeterminate sends, and reconnects of the harness's own clients (a replaced client redelivers what it held).".into(),
-        svg: plots::time_plot(
-            "anomalies",
-            "per second",
-            &[
-                series("redelivered", 1, m, |w| Some(w.redelivered as f64)),
-                series("order violations", 3, m, |w| Some(w.order_violations as f64)),
-                series("failed sends", 5, m, |w| Some(w.failed as f64)),
-                series("reconnects", 6, m, |w| Some(w.reconnects as f64)),
-            ],
-            faults,
-            1.0,
-        ),
-    });
-    if let Some(cost) = &m.broker_cost {
-        let per_message = cost.cpu_us_per_message.map_or(String::new(), |us| {
-            format!(", {us:.1} µs of CPU per message")
-        });
-        plots.push(Plot {
-            title: "What the broker costs".into(),
-            note: format!(
-                "Per second: CPU cores kept busy and resident memory of the broker's own processes (its pid file's process and every descendant), {} samples. After warmup: {:.2} cores on average{per_message}; peak memory {}.",
-                cost.samples,
-                cost.cpu_cores_mean,
-                fmt_metric_key("broker_rss_peak", cost.rss_peak_bytes as f64),
-            ),
-            svg: plots::time_plot(
-                "broker CPU",
-                "cores",
-                &[series("CPU (cores)", 0, m, |w| w.broker_cpu_cores)],
-                faults,
-                1.0,
-            ) + &plots::time_plot(
-                "broker memory",
-                "MiB",
-                &[series("resident memory (MiB)", 1, m, |w| {
-                    w.broker_rss_bytes.map(|b| b as f64 / (1024.0 * 1024.0))
-                })],
-                faults,
-                1.0,
-            ),
-        });
     }
-    plots
+}
+
+/// Availability, what is waiting, and the anomalies, second by second.
+fn health_plots(m: &Metrics) -> Vec<Plot> {
+    let faults = &m.faults;
+    vec![
+        Plot {
+            title: "Availability".into(),
+            note: "Per second: share of send attempts that succeeded, counted in the second their outcome came (a send that timed out shows run.send_timeout after it was made), and whether consumers processed anything while messages were waiting.".into(),
+            svg: plots::time_plot(
+                "availability",
+                "% of sends ok",
+                &[series("producers", 1, m, |w| (w.acked + w.failed > 0).then(|| 100.0 * w.acked as f64 / (w.acked + w.failed) as f64))],
+                faults,
+                100.0,
+            ),
+        },
+        Plot {
+            title: "Unseen (lag) and unread".into(),
+            note: "Unseen: acknowledged by the broker but not yet processed by any consumer. Unread: by the second they were meant to be sent, values the final read found still stored that no consumer ever processed.".into(),
+            svg: plots::time_plot(
+                "unseen messages",
+                "messages",
+                &[
+                    series("unseen", 4, m, |w| Some(w.unseen.max(0) as f64)),
+                    series("unread", 3, m, |w| Some(w.unread as f64)),
+                ],
+                faults,
+                1.0,
+            ),
+        },
+        Plot {
+            title: "Duplicates, reorders and failures over time".into(),
+            note: "Redeliveries, per-key order violations among first deliveries, failed or indeterminate sends, and reconnects of the harness's own clients (a replaced client redelivers what it held).".into(),
+            svg: plots::time_plot(
+                "anomalies",
+                "per second",
+                &[
+                    series("redelivered", 1, m, |w| Some(w.redelivered as f64)),
+                    series("order violations", 3, m, |w| Some(w.order_violations as f64)),
+                    series("failed sends", 5, m, |w| Some(w.failed as f64)),
+                    series("reconnects", 6, m, |w| Some(w.reconnects as f64)),
+                ],
+                faults,
+                1.0,
+            ),
+        },
+    ]
+}
+
+/// What the broker's own processes cost, when the target names them.
+fn cost_plot(m: &Metrics) -> Option<Plot> {
+    let faults = &m.faults;
+    let cost = m.broker_cost.as_ref()?;
+    let per_message = cost.cpu_us_per_message.map_or(String::new(), |us| {
+        format!(", {us:.1} µs of CPU per message")
+    });
+    Some(Plot {
+        title: "What the broker costs".into(),
+        note: format!(
+            "Per second: CPU cores kept busy and resident memory of the broker's own processes (its pid file's process and every descendant), {} samples. After warmup: {:.2} cores on average{per_message}; peak memory {}.",
+            cost.samples,
+            cost.cpu_cores_mean,
+            fmt_metric_key("broker_rss_peak", cost.rss_peak_bytes as f64),
+        ),
+        svg: plots::time_plot(
+            "broker CPU",
+            "cores",
+            &[series("CPU (cores)", 0, m, |w| w.broker_cpu_cores)],
+            faults,
+            1.0,
+        ) + &plots::time_plot(
+            "broker memory",
+            "MiB",
+            &[series("resident memory (MiB)", 1, m, |w| {
+                w.broker_rss_bytes.map(|b| b as f64 / (1024.0 * 1024.0))
+            })],
+            faults,
+            1.0,
+        ),
+    })
 }
 
 /// Deliveries by shard (rows) and consumer (columns), with each consumer's total, for the
