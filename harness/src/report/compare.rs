@@ -248,11 +248,40 @@ pub fn render(
         Some((_, b)) => judgements(columns, b, thresholds, edited)?,
         None => Vec::new(),
     };
+    let rows = metric_rows(columns, &judged);
+    let plots = side_by_side_plots(columns);
+    let cols: Vec<_> = columns
+        .iter()
+        .map(|c| context! { label => c.label, workload => c.workload, product => c.product, run_id => c.run_id, verdict => c.status.label(), class => c.status.class() })
+        .collect();
+    let html = page(
+        "compare.html",
+        TEMPLATE,
+        context! {
+        columns => cols,
+        rows => rows,
+        plots => plots,
+        curves => curves.iter().map(|(w, lines)| context! { workload => w, plots => sweep::plots(lines) }).collect::<Vec<_>>(),
+        baseline => baseline.map(|(name, _)| name),
+        threshold => thresholds.all.map_or("per metric (see below)".to_string(), |t| format!("{:.0}%", t * 100.0)),
+        regressions => judged.iter().filter(|j| j.judgement.change == Change::Regressed).collect::<Vec<_>>(),
+        judged => judged.iter().filter(|j| j.judgement.change != Change::NotJudged).collect::<Vec<_>>(),
+        edited => judged.iter().filter(|j| j.edited).map(|j| j.subject.clone()).collect::<std::collections::BTreeSet<_>>(),
+        why_edited => super::WORKLOAD_CHANGED,
+        not_judged => judged.iter().filter(|j| j.judgement.change == Change::NotJudged).map(|j| format!("{} ({})", j.metric, j.judgement.basis)).collect::<std::collections::BTreeSet<_>>(),
+        },
+    )?;
+    Ok((html, judged))
+}
+
+/// One row per metric: each column's value, its change against the baseline, and whether it
+/// is the best of the row or regressed.
+fn metric_rows(columns: &[Column], judged: &[Judged]) -> Vec<minijinja::Value> {
     let verdict = |c: &Column, key: &str| {
         let subject = format!("{} · {}", c.workload, c.broker);
         judged.iter().find(|j| j.subject == subject && j.key == key)
     };
-    let rows: Vec<_> = METRICS
+    METRICS
         .iter()
         .map(|metric| {
             let lower_better = metric.lower_is_better();
@@ -291,7 +320,11 @@ pub fn render(
                 .collect();
             context! { label => metric.label, cells => cells }
         })
-        .collect();
+        .collect()
+}
+
+/// The columns' throughput, p99, latency distribution and lag, drawn together.
+fn side_by_side_plots(columns: &[Column]) -> Vec<minijinja::Value> {
     let color = |i: usize| PALETTE[i % PALETTE.len()];
     let timeline = |f: fn(&crate::check::Window) -> Option<f64>| -> Vec<Series> {
         columns
@@ -318,34 +351,12 @@ pub fn render(
                 .map(|h| Series::new(c.label.clone(), color(i), plots::quantile_curve(&h)))
         })
         .collect();
-    let plots = vec![
+    vec![
         context! { title => "Acknowledged throughput", svg => plots::time_plot("acked messages / s", "messages / s", &timeline(|w| Some(w.acked as f64)), &[], 1.0) },
         context! { title => "End-to-end p99 over time", svg => plots::time_plot("end-to-end p99", "ms", &timeline(|w| w.e2e_p99_ms), &[], 1.0) },
         context! { title => "End-to-end latency by percentile", svg => plots::quantile_plot("end-to-end latency quantiles", &quantiles) },
         context! { title => "Unseen (lag)", svg => plots::time_plot("unseen messages", "messages", &timeline(|w| Some(w.unseen.max(0) as f64)), &[], 1.0) },
-    ];
-    let cols: Vec<_> = columns
-        .iter()
-        .map(|c| context! { label => c.label, workload => c.workload, product => c.product, run_id => c.run_id, verdict => c.status.label(), class => c.status.class() })
-        .collect();
-    let html = page(
-        "compare.html",
-        TEMPLATE,
-        context! {
-        columns => cols,
-        rows => rows,
-        plots => plots,
-        curves => curves.iter().map(|(w, lines)| context! { workload => w, plots => sweep::plots(lines) }).collect::<Vec<_>>(),
-        baseline => baseline.map(|(name, _)| name),
-        threshold => thresholds.all.map_or("per metric (see below)".to_string(), |t| format!("{:.0}%", t * 100.0)),
-        regressions => judged.iter().filter(|j| j.judgement.change == Change::Regressed).collect::<Vec<_>>(),
-        judged => judged.iter().filter(|j| j.judgement.change != Change::NotJudged).collect::<Vec<_>>(),
-        edited => judged.iter().filter(|j| j.edited).map(|j| j.subject.clone()).collect::<std::collections::BTreeSet<_>>(),
-        why_edited => super::WORKLOAD_CHANGED,
-        not_judged => judged.iter().filter(|j| j.judgement.change == Change::NotJudged).map(|j| format!("{} ({})", j.metric, j.judgement.basis)).collect::<std::collections::BTreeSet<_>>(),
-        },
-    )?;
-    Ok((html, judged))
+    ]
 }
 
 /// Load runs and an optional baseline, write `<out>/index.html`, return the regressions.
