@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # state, cache and here are bin/brokers's
 # kafka: the Kafka protocol, served by tansu (a single broker, storage in memory).
 
 register kafka default

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # state, cache and here are bin/brokers's
 # rabbitmq: Debian's RabbitMQ 3.10, as one local node and as the nodes of the local cluster
 # (lib/cluster.sh runs the network; the node_* hooks below run RabbitMQ on it).
 
@@ -18,19 +19,18 @@ rabbitmq::install() {
   (service rabbitmq-server stop || true) >/dev/null 2>&1
 }
 
-rabbit_env() {
-  export RABBITMQ_NODENAME="$RABBIT_NODE"
-  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
-  export RABBITMQ_NODE_PORT=$AMQP_PORT
-  export RABBITMQ_DIST_PORT=25672
-  export RABBITMQ_MNESIA_BASE="$state/rabbitmq/mnesia"
-  export RABBITMQ_LOG_BASE="$state/rabbitmq/log"
-  export RABBITMQ_PID_FILE="$state/rabbitmq/beam.pid"
-  export RABBITMQ_ENABLED_PLUGINS_FILE="$state/rabbitmq/enabled_plugins"
-  export RABBITMQ_CONFIG_FILE="$state/rabbitmq/rabbitmq"
-  export RABBITMQ_LOGS; RABBITMQ_LOGS="$(logfile rabbitmq)"
+# rabbit_env_at NODENAME ADDRESS DIR LOG: where a node listens and keeps its state, as
+# rabbitmq-server and rabbitmqctl read it from the environment.
+rabbit_env_at() {
+  export RABBITMQ_NODENAME=$1 RABBITMQ_NODE_IP_ADDRESS=$2
+  export RABBITMQ_NODE_PORT=$AMQP_PORT RABBITMQ_DIST_PORT=25672
+  export RABBITMQ_MNESIA_BASE="$3/mnesia" RABBITMQ_LOG_BASE="$3/log" RABBITMQ_PID_FILE="$3/beam.pid"
+  export RABBITMQ_ENABLED_PLUGINS_FILE="$3/enabled_plugins" RABBITMQ_CONFIG_FILE="$3/rabbitmq"
+  export RABBITMQ_LOGS=$4
   export HOME="${HOME:-/root}"
 }
+
+rabbit_env() { rabbit_env_at "$RABBIT_NODE" 127.0.0.1 "$state/rabbitmq" "$(logfile rabbitmq)"; }
 
 # RabbitMQ's own control tool, pointed at the node bin/brokers runs (its node name and state).
 rabbitmq::rabbitmqctl() { (rabbit_env; /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBIT_NODE" "$@"); }
@@ -71,17 +71,7 @@ node_name() { echo "rabbit@$(node_addr "$1")"; }
 rabbit_node_env() {
   local n=$1 dir; dir="$(cluster_state)/$n"
   export RABBITMQ_USE_LONGNAME=true
-  export RABBITMQ_NODENAME; RABBITMQ_NODENAME=$(node_name "$n")
-  export RABBITMQ_NODE_IP_ADDRESS; RABBITMQ_NODE_IP_ADDRESS=$(node_addr "$n")
-  export RABBITMQ_NODE_PORT=5672
-  export RABBITMQ_DIST_PORT=25672
-  export RABBITMQ_MNESIA_BASE="$dir/mnesia"
-  export RABBITMQ_LOG_BASE="$dir/log"
-  export RABBITMQ_PID_FILE="$dir/beam.pid"
-  export RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins"
-  export RABBITMQ_CONFIG_FILE="$dir/rabbitmq"
-  export RABBITMQ_LOGS="$dir/$n.log"
-  export HOME="${HOME:-/root}"
+  rabbit_env_at "$(node_name "$n")" "$(node_addr "$n")" "$dir" "$dir/$n.log"
   # A silent peer is declared down after net_ticktime (Erlang's default 60 s, here 10 s), so a
   # partition shows in about 10-15 s: a test or a workload's fault need not last minutes.
   # Erlang 25's global defaults to prevent_overlapping_partitions, which RabbitMQ turns off only

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # state, cache and here are bin/brokers's
 # sqs: Amazon SQS, served by LocalStack (pinned in localstack-requirements.txt) in a venv of its own.
 
 register sqs default

@@ -284,7 +284,7 @@ fn the_cluster_forms_and_kernel_cuts_partition_it_until_healed() {
 /// one does (the clients reach every node throughout), and after the heal all of them do.
 #[test]
 fn every_partition_shape_cuts_across_its_groups_and_nowhere_else() {
-    use brokerbench::chaos::node::{Action, NodeFault, NodeTarget};
+    use brokerbench::chaos::node::{Action, Commands, NodeFault, NodeTarget};
     use brokerbench::chaos::Fault;
     use brokerbench::workload::{BrokerKind, NamedShape, Shape};
     let _brokers = owning_brokers();
@@ -325,9 +325,11 @@ fn every_partition_shape_cuts_across_its_groups_and_nowhere_else() {
             },
             shape.clone(),
             NodeTarget::One,
-            &control,
-            repo().join("targets"),
-            "bb-none".into(),
+            Commands {
+                control: control.clone(),
+                dir: repo().join("targets"),
+                prefix: "bb-none".into(),
+            },
             7,
         );
         let said = rt.block_on(fault.start()).unwrap();

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # state, cache and here are bin/brokers's
 # A three-node cluster of one broker on this machine, for the broker scripts' node hooks; sourced
 # by bin/brokers. It knows nothing of any broker: it runs the network and the faults, and asks the
 # cluster's broker (named at `up --cluster NAME`, kept in the cluster's state) to run its nodes.
@@ -160,7 +161,8 @@ cluster_probe() {
   local a=$1 b=$2 port=${3:-}
   known_member "$a"; known_member "$b"
   [[ -n $port ]] || port=$(cluster_hook node_port)
-  local cmd="exec 3<>/dev/tcp/$(member_addr "$b")/$port"
+  local cmd
+  cmd="exec 3<>/dev/tcp/$(member_addr "$b")/$port"
   if [[ $a == clients ]]; then timeout 2 bash -c "$cmd" 2>/dev/null; else timeout 2 ip netns exec "$(node_ns "$a")" bash -c "$cmd" 2>/dev/null; fi
 }
 

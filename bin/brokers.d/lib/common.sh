@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # state, cache and here are bin/brokers's
 # Helpers every broker script and the cluster library use; sourced by bin/brokers.
 
 log() { printf '%s\n' "$*" >&2; }

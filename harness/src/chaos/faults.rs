@@ -532,13 +532,16 @@ fn node_fault(w: &Window, s: &Scope) -> Result<Box<dyn Fault>> {
         .shape
         .clone()
         .unwrap_or(Shape::Named(NamedShape::IsolateOne));
+    let commands = node::Commands {
+        control: s.control.clone(),
+        dir: s.control_dir.clone(),
+        prefix: s.prefix.clone(),
+    };
     Ok(Box::new(node::NodeFault::new(
         action,
         shape,
         target,
-        &s.control,
-        s.control_dir.clone(),
-        s.prefix.clone(),
+        commands,
         seed(w, s),
     )))
 }

@@ -273,21 +273,32 @@ pub struct NodeFault {
     effects: Vec<(String, String)>,
 }
 
+/// The target's node commands, the directory they run in, and the run's resource prefix (by
+/// which the leader of the run's queues is asked for).
+pub struct Commands {
+    pub control: Control,
+    pub dir: std::path::PathBuf,
+    pub prefix: String,
+}
+
 impl NodeFault {
     pub fn new(
         action: Action,
         shape: Shape,
         target: NodeTarget,
-        control: &Control,
-        dir: std::path::PathBuf,
-        prefix: String,
+        commands: Commands,
         seed: u64,
     ) -> NodeFault {
+        let Commands {
+            control,
+            dir,
+            prefix,
+        } = commands;
         NodeFault {
             action,
             shape,
             target,
-            control: control.clone(),
+            control,
             dir,
             prefix,
             seed,
@@ -667,9 +678,11 @@ mod tests {
             },
             groups,
             NodeTarget::One,
-            &control,
-            dir.path().to_path_buf(),
-            "bb".into(),
+            Commands {
+                control: control.clone(),
+                dir: dir.path().to_path_buf(),
+                prefix: "bb".into(),
+            },
             1,
         );
         let e = fault.start().await.unwrap_err();

@@ -56,59 +56,30 @@ async fn read_all(
     stop: &AtomicBool,
     events: &mut Events<impl Write>,
 ) -> (FinalReadOutcome, u64, String) {
-    let address = plan.address();
-    let broker = &plan.broker;
-    let timeout = plan.workload.run.final_read_timeout;
-    let driver = match driver::driver(plan.clone()) {
-        Ok(d) => d,
-        Err(e) => return (FinalReadOutcome::Failed, 0, format!("{e:#}")),
-    };
-    let mut reader = match tokio::time::timeout_at(deadline, driver.final_reader()).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            let why = format!("{broker} at {address}: could not start the final read: {e:#}");
-            return (FinalReadOutcome::Failed, 0, why);
-        }
-        Err(_) => {
-            let why =
-                format!("{broker} at {address}: no answer within final_read_timeout ({timeout})");
-            return (FinalReadOutcome::Failed, 0, why);
-        }
+    let mut reader = match open_reader(plan, deadline).await {
+        Ok(r) => r,
+        Err(why) => return (FinalReadOutcome::Failed, 0, why),
     };
     let tag = run_tag(&plan.run_id);
-    let (mut read, mut foreign, mut errors) = (0u64, 0u64, 0u64);
-    let mut last_error = String::new();
+    let mut tally = Tally::default();
     let mut empty_polls = 0u32;
     let mut last_message = Instant::now();
-    let timed_out = |read: u64, left: Option<u64>, last_error: &str| {
-        let left = left.map_or(String::new(), |n| format!("; the broker still counted {n}"));
-        let err = if last_error.is_empty() {
-            String::new()
-        } else {
-            format!("; last error: {last_error}")
-        };
-        format!("stopped by final_read_timeout ({timeout}) after {read} values{left}{err}")
-    };
     let mut left = None;
     loop {
         if stop.load(Ordering::Relaxed) {
             // The coordinator closed our stdin: the run was interrupted (or its own, later
             // deadline passed).
-            let why = format!("stopped early by the run after {read} values");
-            return (FinalReadOutcome::TimedOut, read, why);
+            let why = format!("stopped early by the run after {} values", tally.read);
+            return (FinalReadOutcome::TimedOut, tally.read, why);
         }
         if Instant::now() >= deadline {
-            return (
-                FinalReadOutcome::TimedOut,
-                read,
-                timed_out(read, left, &last_error),
-            );
+            let why = tally.timed_out(plan.workload.run.final_read_timeout, left);
+            return (FinalReadOutcome::TimedOut, tally.read, why);
         }
         let batch = match tokio::time::timeout_at(deadline, reader.poll(POLL_WAIT)).await {
             Err(_) => continue,
             Ok(Err(e)) => {
-                errors += 1;
-                last_error = format!("{e:#}");
+                tally.error(e);
                 tokio::time::sleep(POLL_WAIT).await;
                 continue;
             }
@@ -123,67 +94,131 @@ async fn read_all(
                 Ok(Ok(Some(0))) => break,
                 Ok(Ok(Some(n))) => left = Some(n),
                 Ok(Ok(None)) if last_message.elapsed() >= QUIET_WITHOUT_COUNT => break,
-                Ok(Ok(None)) => {}
-                Ok(Err(e)) => {
-                    errors += 1;
-                    last_error = format!("{e:#}");
-                }
-                Err(_) => {}
+                Ok(Ok(None)) | Err(_) => {}
+                Ok(Err(e)) => tally.error(e),
             }
             continue;
         }
         empty_polls = 0;
         last_message = Instant::now();
-        let mut handles = Vec::with_capacity(batch.len());
-        for r in batch {
-            match Envelope::decode(&r.body) {
-                Ok(env) if env.run_tag == tag => {
-                    read += 1;
-                    let ev = Event::FinalRead {
-                        t: now_ns(),
-                        id: env.id,
-                        intended: env.intended_ns,
-                        pos: r.pos,
-                        redelivered: r.redelivered,
-                        receive_count: r.receive_count,
-                    };
-                    if let Err(e) = events.emit(&ev) {
-                        let why = format!("writing to the coordinator: {e}");
-                        return (FinalReadOutcome::Failed, read, why);
-                    }
-                }
-                _ => foreign += 1,
-            }
-            handles.push(r.handle);
-        }
-        // Removing what was read (RabbitMQ, SQS) is what lets `remaining` reach 0; only once it
-        // is on record, or a crash here would lose values from the history.
-        if let Err(e) = events.flush() {
-            let why = format!("writing to the coordinator: {e}");
-            return (FinalReadOutcome::Failed, read, why);
-        }
+        let handles = match record(batch, tag, events, &mut tally) {
+            Ok(h) => h,
+            Err(why) => return (FinalReadOutcome::Failed, tally.read, why),
+        };
         let acked = match tokio::time::timeout_at(deadline, reader.ack_all(handles)).await {
             Ok(acked) => acked,
             Err(_) => continue, // the deadline check at the top of the loop reports it
         };
-        for done in acked {
-            if let Err(e) = done {
-                errors += 1;
-                last_error = format!("{e:#}");
-            }
+        for e in acked.into_iter().filter_map(|done| done.err()) {
+            tally.error(e);
         }
     }
     reader.close().await;
-    let mut detail = format!("read {read} of the run's values from {broker} at {address}");
-    if foreign > 0 {
-        detail.push_str(&format!(", and {foreign} messages of no value of this run"));
+    let detail = tally.detail(&plan.broker.to_string(), &plan.address());
+    (FinalReadOutcome::Complete, tally.read, detail)
+}
+
+/// The driver's final reader, within the deadline; else why not, naming the broker.
+async fn open_reader(
+    plan: &Arc<Plan>,
+    deadline: Instant,
+) -> Result<Box<dyn driver::Consumer>, String> {
+    let (broker, address) = (&plan.broker, plan.address());
+    let timeout = plan.workload.run.final_read_timeout;
+    let driver = driver::driver(plan.clone()).map_err(|e| format!("{e:#}"))?;
+    match tokio::time::timeout_at(deadline, driver.final_reader()).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(format!(
+            "{broker} at {address}: could not start the final read: {e:#}"
+        )),
+        Err(_) => Err(format!(
+            "{broker} at {address}: no answer within final_read_timeout ({timeout})"
+        )),
     }
-    if errors > 0 {
-        detail.push_str(&format!(
-            "; {errors} operations failed and were retried (last: {last_error})"
-        ));
+}
+
+/// What the final read has found so far, and what went wrong on the way.
+#[derive(Default)]
+struct Tally {
+    /// Values of this run.
+    read: u64,
+    /// Messages that are no value of this run.
+    foreign: u64,
+    /// Operations that failed and were retried, and the last one's error.
+    errors: u64,
+    last_error: String,
+}
+
+impl Tally {
+    fn error(&mut self, e: anyhow::Error) {
+        self.errors += 1;
+        self.last_error = format!("{e:#}");
     }
-    (FinalReadOutcome::Complete, read, detail)
+
+    fn timed_out(&self, timeout: crate::workload::units::Dur, left: Option<u64>) -> String {
+        let left = left.map_or(String::new(), |n| format!("; the broker still counted {n}"));
+        let err = if self.last_error.is_empty() {
+            String::new()
+        } else {
+            format!("; last error: {}", self.last_error)
+        };
+        let read = self.read;
+        format!("stopped by final_read_timeout ({timeout}) after {read} values{left}{err}")
+    }
+
+    fn detail(&self, broker: &str, address: &str) -> String {
+        let mut detail = format!(
+            "read {} of the run's values from {broker} at {address}",
+            self.read
+        );
+        if self.foreign > 0 {
+            let foreign = self.foreign;
+            detail.push_str(&format!(", and {foreign} messages of no value of this run"));
+        }
+        if self.errors > 0 {
+            detail.push_str(&format!(
+                "; {} operations failed and were retried (last: {})",
+                self.errors, self.last_error
+            ));
+        }
+        detail
+    }
+}
+
+/// Put a batch's values of this run on record, flushed to the coordinator; the handles to
+/// acknowledge. Removing what was read (RabbitMQ, SQS) is what lets `remaining` reach 0, and
+/// only once it is on record, or a crash then would lose values from the history.
+fn record(
+    batch: Vec<driver::Received>,
+    tag: u64,
+    events: &mut Events<impl Write>,
+    tally: &mut Tally,
+) -> Result<Vec<driver::AckHandle>, String> {
+    let mut handles = Vec::with_capacity(batch.len());
+    for r in batch {
+        match Envelope::decode(&r.body) {
+            Ok(env) if env.run_tag == tag => {
+                tally.read += 1;
+                let ev = Event::FinalRead {
+                    t: now_ns(),
+                    id: env.id,
+                    intended: env.intended_ns,
+                    pos: r.pos,
+                    redelivered: r.redelivered,
+                    receive_count: r.receive_count,
+                };
+                events
+                    .emit(&ev)
+                    .map_err(|e| format!("writing to the coordinator: {e}"))?;
+            }
+            _ => tally.foreign += 1,
+        }
+        handles.push(r.handle);
+    }
+    events
+        .flush()
+        .map_err(|e| format!("writing to the coordinator: {e}"))?;
+    Ok(handles)
 }
 
 /// The coordinator's side: run the final read in a process of its own against `plan` (whose
@@ -196,21 +231,19 @@ pub async fn verify(
     counters: &Arc<super::Counters>,
     interrupted: impl Fn() -> bool + Send + 'static,
 ) -> Result<()> {
-    use super::process_fleet::{Role, WorkerProc};
+    use super::process_fleet::{Home, Role, WorkerProc};
     let spec = super::worker::write_plan(dir, Role::FinalRead, plan)?;
     recorder.record(Event::Phase {
         t: now_ns(),
         phase: crate::history::Phase::FinalReadStart,
     });
-    let mut proc = WorkerProc::spawn(
-        Role::FinalRead,
-        0,
-        0,
-        &spec,
-        dir,
-        recorder.clone(),
-        counters.clone(),
-    )?;
+    let home = Home {
+        spec,
+        dir: dir.to_owned(),
+        recorder: recorder.clone(),
+        counters: counters.clone(),
+    };
+    let mut proc = WorkerProc::spawn(Role::FinalRead, 0, 0, &home)?;
     // The process keeps its own deadline; this one only catches a process that does not.
     let grace = Duration::from_secs(10);
     let deadline = std::time::Instant::now() + plan.workload.run.final_read_timeout.0 + grace;

@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::io::{BufReader, Write};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -96,16 +96,21 @@ pub struct WorkerProc {
     pub log: PathBuf,
 }
 
+/// Where a role's workers start and report: the plan they read, the directory their logs go to,
+/// and the history and live counters their events feed.
+#[derive(Clone)]
+pub struct Home {
+    pub spec: PathBuf,
+    pub dir: PathBuf,
+    pub recorder: Recorder,
+    pub counters: Arc<Counters>,
+}
+
 impl WorkerProc {
-    pub fn spawn(
-        role: Role,
-        index: u32,
-        slot: u32,
-        spec: &Path,
-        dir: &Path,
-        recorder: Recorder,
-        counters: Arc<Counters>,
-    ) -> Result<WorkerProc> {
+    /// Start worker `index` of `role` (producers: sending share `slot` of the schedule).
+    pub fn spawn(role: Role, index: u32, slot: u32, home: &Home) -> Result<WorkerProc> {
+        let (spec, dir) = (&home.spec, &home.dir);
+        let (recorder, counters) = (home.recorder.clone(), home.counters.clone());
         let exe = std::env::current_exe().context("locating the brokerbench executable")?;
         let name = role.name();
         let log = dir.join(format!("{name}-{index}.log"));
@@ -320,10 +325,7 @@ pub struct Fleet {
     free_slots: Vec<u32>,
     /// Producers: when the load started, once it has.
     start_ns: Option<u64>,
-    spec: PathBuf,
-    dir: PathBuf,
-    recorder: Recorder,
-    counters: Arc<Counters>,
+    home: Home,
     procs: Vec<WorkerProc>,
     next_index: u32,
 }
@@ -340,10 +342,12 @@ impl Fleet {
             role,
             free_slots: Vec::new(),
             start_ns: None,
-            spec,
-            dir,
-            recorder,
-            counters,
+            home: Home {
+                spec,
+                dir,
+                recorder,
+                counters,
+            },
             procs: Vec::new(),
             next_index: 0,
         }
@@ -358,15 +362,7 @@ impl Fleet {
     pub fn spawn(&mut self) -> Result<u32> {
         let index = self.next_index;
         let slot = self.free_slots.pop().unwrap_or(index);
-        let mut p = WorkerProc::spawn(
-            self.role,
-            index,
-            slot,
-            &self.spec,
-            &self.dir,
-            self.recorder.clone(),
-            self.counters.clone(),
-        )?;
+        let mut p = WorkerProc::spawn(self.role, index, slot, &self.home)?;
         if let Some(start) = self.start_ns {
             // A replacement sends from now on: its victim's missed sends were never made.
             p.start(start, now_ns().max(start))?;
@@ -419,7 +415,7 @@ impl Fleet {
         let p = self.procs.remove(at);
         let pid = p.pid().as_raw();
         self.free_slots.push(p.slot);
-        p.crash(&self.recorder);
+        p.crash(&self.home.recorder);
         Ok(pid)
     }
 
@@ -443,7 +439,7 @@ impl Fleet {
     /// Stop every worker in order (they finish their current batch and close cleanly).
     pub fn stop_all(&mut self, grace: Duration) {
         for p in self.procs.drain(..) {
-            p.stop(grace, &self.recorder);
+            p.stop(grace, &self.home.recorder);
         }
     }
 }

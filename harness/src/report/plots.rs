@@ -411,6 +411,15 @@ pub fn lanes_plot(faults: &[FaultWindow], views: &[ClusterView], x_max: f64) -> 
     }))
 }
 
+/// Points of a trend plot drawn apart: a night that regressed (a red ring), failed (a cross), or
+/// could not vouch for its figures (an orange square).
+#[derive(Default)]
+pub struct NightMarks {
+    pub regressed: Vec<(f64, f64)>,
+    pub failed: Vec<(f64, f64)>,
+    pub inconclusive: Vec<(f64, f64)>,
+}
+
 /// A value per night: x = the night's index, labelled with `nights[x]`; points where a metric
 /// regressed against the night before get a red ring, points whose run failed an expectation a
 /// black cross, points whose run was inconclusive an orange square.
@@ -418,9 +427,7 @@ pub fn trend_plot(
     title: &str,
     y_desc: &str,
     series: &[Series],
-    regressed: &[(f64, f64)],
-    failed: &[(f64, f64)],
-    inconclusive: &[(f64, f64)],
+    marks: &NightMarks,
     nights: &[String],
 ) -> String {
     svg(|root| {
@@ -470,20 +477,22 @@ pub fn trend_plot(
         }
         chart
             .draw_series(
-                regressed
+                marks
+                    .regressed
                     .iter()
                     .map(|&p| Circle::new(p, 7, RGBColor(214, 39, 40).stroke_width(2))),
             )
             .map_err(|e| e.to_string())?;
         chart
             .draw_series(
-                failed
+                marks
+                    .failed
                     .iter()
                     .map(|&p| Cross::new(p, 6, BLACK.stroke_width(2))),
             )
             .map_err(|e| e.to_string())?;
         chart
-            .draw_series(inconclusive.iter().map(|&(x, y)| {
+            .draw_series(marks.inconclusive.iter().map(|&(x, y)| {
                 // A square about the point, as wide as the regression ring, in pixels.
                 EmptyElement::at((x, y))
                     + Rectangle::new([(-6, -6), (6, 6)], RGBColor(247, 144, 9).stroke_width(2))

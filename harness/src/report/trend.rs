@@ -80,14 +80,6 @@ struct Findings {
     newest_regressions: usize,
 }
 
-/// Points of one plot that are drawn apart: regressions, failures, inconclusive nights.
-#[derive(Default)]
-struct Marks {
-    regressed: Vec<(f64, f64)>,
-    failed: Vec<(f64, f64)>,
-    inconclusive: Vec<(f64, f64)>,
-}
-
 /// Read the nights at `paths` (oldest first, by start time), write `<out>/index.html`, and
 /// return how many regressions the newest night has against the one before it.
 pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
@@ -97,7 +89,7 @@ pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
     let mut findings = Findings::default();
     let mut plots = Vec::new();
     for metric in KEY.iter().filter_map(|k| find(k)) {
-        let mut marks = Marks::default();
+        let mut marks = plots::NightMarks::default();
         let series: Vec<Series> = subjects
             .iter()
             .enumerate()
@@ -107,15 +99,7 @@ pub fn trend(paths: &[PathBuf], out: &Path) -> Result<usize> {
                 Series::new(name, PALETTE[i % PALETTE.len()], points)
             })
             .collect();
-        let svg = plots::trend_plot(
-            metric.label,
-            unit_label(metric),
-            &series,
-            &marks.regressed,
-            &marks.failed,
-            &marks.inconclusive,
-            &labels,
-        );
+        let svg = plots::trend_plot(metric.label, unit_label(metric), &series, &marks, &labels);
         plots.push(context! { title => metric.label, svg => svg });
     }
     write_page(out, &nights, plots, &findings)?;
@@ -170,7 +154,7 @@ fn points_of(
     metric: &'static Metric,
     (w, b): &(String, String),
     nights: &[Night],
-    marks: &mut Marks,
+    marks: &mut plots::NightMarks,
     findings: &mut Findings,
 ) -> Vec<(f64, f64)> {
     let subject = format!("{w} · {b}");
