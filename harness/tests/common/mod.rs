@@ -134,12 +134,13 @@ pub fn run_ok(yaml: &str, broker: &str) -> Ran {
 /// reason goes to stderr and to the file `$BROKERBENCH_SKIPPED` names (bin/test prints it),
 /// never silently.
 pub fn for_every_broker(check: impl Fn(&str)) {
-    let mut failed = Vec::new();
+    let (mut failed, mut checked) = (Vec::new(), 0);
     for broker in brokerbench::driver::names() {
         if let Some(why) = unavailable(broker) {
             skipped(broker, &why);
             continue;
         }
+        checked += 1;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(broker)));
         if let Err(panic) = outcome {
             let msg = panic
@@ -151,18 +152,21 @@ pub fn for_every_broker(check: impl Fn(&str)) {
         }
     }
     assert!(failed.is_empty(), "failed for:\n{}", failed.join("\n"));
+    assert!(checked > 0, "every broker was skipped: nothing was tested");
 }
 
-/// Why this machine cannot run `broker`'s server, if it cannot.
+/// Why this machine cannot run `broker`'s server, if it cannot (`bin/brokers available` exits
+/// 3 and says why). Any other failure of bin/brokers fails the test: it is no reason to skip.
 fn unavailable(broker: &str) -> Option<String> {
     let out = Command::new(repo().join("bin/brokers"))
         .args(["available", broker])
         .output()
         .expect("bin/brokers runs");
-    (!out.status.success()).then(|| {
-        let why = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        format!("{why}{}", stderr(&out).trim())
-    })
+    match out.status.code() {
+        Some(0) => None,
+        Some(3) => Some(String::from_utf8_lossy(&out.stdout).trim().to_string()),
+        _ => panic!("bin/brokers available {broker} failed: {}", stderr(&out)),
+    }
 }
 
 fn skipped(broker: &str, why: &str) {
