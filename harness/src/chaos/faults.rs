@@ -633,32 +633,37 @@ pub fn controls_present(w: &Workload, controls: &Controls) -> Vec<(At, String)> 
     for f in &w.faults {
         let e = kind(f.value.kind);
         for (broker, control) in &controls.of {
-            let problem = control_problem(e, &f.value, control)
-                .map(|why| format!("fault {} {why}", e.name))
-                .map(|why| why.replace("{profile}", &controls.profile))
-                .map(|why| why.replace("{broker}", broker.as_str()));
+            let problem = control_problem(e, &f.value, control, &controls.profile, broker.as_str())
+                .map(|why| format!("fault {} {why}", e.name));
             bad.extend(problem.map(|m| (At::Span(f.referenced), m)));
         }
     }
     bad
 }
 
-/// What `control` lacks for fault `f` (of entry `e`), with `{profile}` and `{broker}` to fill.
-fn control_problem(e: &Kind, f: &FaultSpec, control: &Control) -> Option<String> {
+/// What `control`, `broker`'s part of target profile `profile`, lacks for fault `f` (of entry
+/// `e`).
+fn control_problem(
+    e: &Kind,
+    f: &FaultSpec,
+    control: &Control,
+    profile: &str,
+    broker: &str,
+) -> Option<String> {
     if e.family == Family::Node && control.nodes.len() < 2 {
         let nodes = match control.nodes.len() {
             0 => "no nodes".to_string(),
             n => format!("{n} node"),
         };
-        return Some(format!("acts on a cluster's nodes, but target profile `{{profile}}` lists {nodes} for {{broker}} (add {{broker}}.control.nodes, e.g. targets/local-cluster.yaml)"));
+        return Some(format!("acts on a cluster's nodes, but target profile `{profile}` lists {nodes} for {broker} (add {broker}.control.nodes, e.g. targets/local-cluster.yaml)"));
     }
     for name in required_commands(f) {
         let Some(command) = control.command(name) else {
-            return Some(format!("needs the `{name}` control command, but target profile `{{profile}}` has none for {{broker}} (add {{broker}}.control.{name})"));
+            return Some(format!("needs the `{name}` control command, but target profile `{profile}` has none for {broker} (add {broker}.control.{name})"));
         };
         let unfilled = unfilled(f, command);
         if e.start.first() == Some(&name) && !unfilled.is_empty() {
-            return Some(format!("sets parameters that target profile `{{profile}}`'s {{broker}}.control.{name} does not take: it has no {} (`{command}`)", unfilled.join(", ")));
+            return Some(format!("sets parameters that target profile `{profile}`'s {broker}.control.{name} does not take: it has no {} (`{command}`)", unfilled.join(", ")));
         }
     }
     None
