@@ -147,6 +147,17 @@ impl<R: Read> FrameReader<R> {
     }
 }
 
+/// Whether a frame with a matching checksum starts anywhere in `bytes`. A chance match needs a
+/// plausible length and a 32-bit checksum to agree, about one in four billion per position.
+fn holds_a_whole_frame(bytes: &[u8]) -> bool {
+    (0..bytes.len().saturating_sub(HEADER)).any(|at| {
+        let rest = &bytes[at..];
+        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        len > 0 && len <= rest.len() - HEADER && crc32fast::hash(&rest[HEADER..HEADER + len]) == crc
+    })
+}
+
 impl<R: Read> Iterator for FrameReader<R> {
     type Item = io::Result<Event>;
 
@@ -180,6 +191,15 @@ impl<R: Read> Iterator for FrameReader<R> {
         };
         if got < len {
             let skipped_bytes = self.drain_rest(HEADER + got);
+            // The length is outside the checksum, so a damaged one can claim more than the
+            // input holds. A writer cut off mid-frame leaves no whole frame after its last
+            // header; a whole frame among the rest means this length was damaged, not cut.
+            if holds_a_whole_frame(&self.buf[HEADER..HEADER + got]) {
+                return self.finish(Stop::Corrupt {
+                    skipped_bytes,
+                    reason: format!("frame length {len} runs past whole records that follow"),
+                });
+            }
             return self.finish(Stop::Truncated { skipped_bytes });
         }
         if crc32fast::hash(&self.buf[HEADER..]) != crc {

@@ -319,6 +319,36 @@ mod tests {
         }
     }
 
+    /// Damage to any byte of a mid-file frame's header, the unprotected length included, is
+    /// corruption, never mistaken for a history cut short at its tail.
+    #[test]
+    fn a_damaged_length_in_the_middle_is_corruption_not_a_cut() {
+        let mut bytes = Vec::new();
+        for s in 0..2000 {
+            codec::encode_frame(&send(s), &mut bytes);
+        }
+        let mut frame_at = 0;
+        for _ in 0..1000 {
+            let len = u32::from_le_bytes(bytes[frame_at..frame_at + 4].try_into().unwrap());
+            frame_at += 8 + len as usize;
+        }
+        // The frames are a few bytes long; flips in the length's upper bytes claim kilobytes
+        // to gigabytes, past the end of the input or past the largest plausible frame.
+        for byte in 0..8 {
+            for flip in [0x01u8, 0x5a, 0xa5, 0xff] {
+                let mut damaged = bytes.clone();
+                damaged[frame_at + byte] ^= flip;
+                let mut r = FrameReader::new(&damaged[..]);
+                assert_eq!(r.by_ref().count(), 1000);
+                assert!(
+                    matches!(r.stop(), Some(Stop::Corrupt { .. })),
+                    "byte {byte} ^ {flip:#x}: {:?}",
+                    r.stop()
+                );
+            }
+        }
+    }
+
     #[test]
     fn frames_passed_on_raw_read_back_as_the_same_events() {
         // A worker's pipe: frames read and checked, then appended without re-encoding.
