@@ -50,8 +50,15 @@ rabbitmq::start() {
 
 # Asked to stop first, so that it syncs and leaves nothing half-written; then signalled.
 rabbitmq::stop() { rabbitmq::rabbitmqctl stop >/dev/null 2>&1 || true; }
-# Its Erlang VM and epmd outlive rabbitmq-server's own process.
-rabbitmq::stopped() { pkill -f "epmd -daemon" 2>/dev/null || true; }
+# Its Erlang VM and epmd outlive rabbitmq-server's own process. Only the host's epmd: each
+# cluster node has its own, in its namespace, and the cluster may be up meanwhile.
+rabbitmq::stopped() {
+  local pid host; host=$(readlink /proc/self/ns/net)
+  for pid in $(pgrep -f "epmd -daemon"); do
+    [[ $(readlink "/proc/$pid/ns/net" 2>/dev/null) == "$host" ]] && kill "$pid" 2>/dev/null
+  done
+  return 0
+}
 rabbitmq::killed() { pkill -KILL -f "$state/rabbitmq" || true; }
 
 # Its queues and exchanges as `queue NAME` / `exchange NAME` lines, for `brokerbench leftovers`
@@ -188,7 +195,8 @@ rabbitmq::leader() {
   local prefix=$1 n out
   for n in "${CLUSTER_NODES[@]}"; do
     out=$(node_eval "$n" 3 "case rabbit:is_running() of false -> \"paused\"; true -> $(queues_by_leader "$prefix")
-      case Qs of [] -> \"none\"; [{_, L} | _] -> L end end." 2>/dev/null) && out=$(ok_string "$out") || continue
+      case Qs of [] -> \"none\"; [{_, L} | _] -> L end end." 2>/dev/null) || continue
+    out=$(ok_string "$out") || continue
     case $out in
       paused) continue ;;
       none) die "cluster: no queue starts with $prefix" ;;

@@ -2,6 +2,7 @@
 //! network namespaces, and the kernel-level faults between them, checked on the network with
 //! TCP probes and on RabbitMQ with its own `cluster_status`. Needs root (namespaces, nftables):
 //! on a machine that cannot create them, these tests fail and say why; they never skip.
+//! The tests share one cluster (see `Cluster`), which stays up after them.
 
 mod common;
 
@@ -33,29 +34,98 @@ fn ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// The cluster, up for one test and removed after it (nodes, namespaces, bridge).
-struct Cluster;
+/// The cluster the tests here share, one test at a time (its own lock; the single-node brokers'
+/// tests run beside these). The first test in this process starts it fresh. Each later one
+/// finds it reset: faults healed, partition handling back to pause_minority, RabbitMQ running
+/// on every node (a node left stopped, paused, or hung in its boot is restarted), and every node
+/// seeing all three with no partition remembered. A cluster that does not come back so is
+/// started afresh. It stays up after the last test; bin/test takes it down
+/// (`bin/brokers down --cluster`).
+struct Cluster {
+    _held: Held,
+}
+
+static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 impl Cluster {
-    /// Started, and formed: n1 sees all three nodes running.
-    fn up() -> Cluster {
+    fn take() -> Cluster {
+        let held = lock("cluster", true);
+        let first = !STARTED.swap(true, std::sync::atomic::Ordering::SeqCst);
+        if first {
+            Cluster::fresh();
+        } else if let Err(why) = Cluster::reset() {
+            eprintln!(
+                "the cluster did not come back after the last test ({why}): starting it afresh"
+            );
+            Cluster::fresh();
+        }
+        Cluster { _held: held }
+    }
+
+    /// Down, then up and formed: n1 sees all three nodes running.
+    fn fresh() {
+        let _ = brokers(&["down", "--cluster", "rabbitmq"]);
         let o = brokers(&["up", "--cluster", "rabbitmq"]);
         assert!(
             o.status.success(),
             "the cluster did not start (it needs root for network namespaces and nftables): {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        let cluster = Cluster;
         eventually(SEEN_WITHIN, "the cluster forms", || {
             sees("n1", &["n1", "n2", "n3"])
         });
-        cluster
+    }
+
+    /// Heal, restore pause_minority, and wait for a whole cluster. A node still not whole after
+    /// 20 s (paused and not resuming, hung in its boot, or remembering a healed partition, as
+    /// RabbitMQ 3.10 does for minutes after autoheal) is restarted.
+    fn reset() -> Result<(), String> {
+        let heal = brokers(&["heal"]);
+        if !heal.status.success() {
+            return Err(format!("heal failed: {}", stderr(&heal)));
+        }
+        let mode = brokers(&["partition-handling", "pause_minority"]);
+        if !mode.status.success() {
+            return Err(format!("partition-handling failed: {}", stderr(&mode)));
+        }
+        if within(Duration::from_secs(20), whole).is_ok() {
+            return Ok(());
+        }
+        for n in NODES {
+            if let Err(why) = node_whole(n) {
+                eprintln!("restarting {n} after the last test: {why}");
+                let _ = brokers(&["node", "restart", n]);
+            }
+        }
+        within(Duration::from_secs(60), whole)
     }
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = brokers(&["down", "--cluster", "rabbitmq"]);
+const NODES: [&str; 3] = ["n1", "n2", "n3"];
+
+/// Every node sees all three running and remembers no partition.
+fn whole() -> Result<(), String> {
+    NODES.into_iter().try_for_each(node_whole)
+}
+
+fn node_whole(n: &str) -> Result<(), String> {
+    let o = brokers(&["ctl", n, "cluster_status", "--formatter", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    let mut running: Vec<String> = v["running_nodes"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|n| n.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    running.sort();
+    if running != names(&NODES) {
+        return Err(format!("{n} sees {running:?} running"));
+    }
+    match v["partitions"].as_object() {
+        Some(p) if p.is_empty() => Ok(()),
+        _ => Err(format!("{n} reports partitions {}", v["partitions"])),
     }
 }
 
@@ -108,24 +178,29 @@ fn names(nodes: &[&str]) -> Vec<String> {
     v
 }
 
-/// Poll `what` every second until it holds; fail after `limit`, saying what was last seen.
-fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
+/// Poll `check` every second until it holds, or say what was last seen after `limit`.
+fn within(limit: Duration, mut check: impl FnMut() -> Result<(), String>) -> Result<(), String> {
     let deadline = Instant::now() + limit;
     loop {
         match check() {
-            Ok(()) => return,
-            Err(seen) if Instant::now() >= deadline => {
-                // `status` exits non-zero when a node is down or paused: print it either way.
-                let status = brokers(&["status", "--cluster", "rabbitmq"]);
-                panic!(
-                    "{what}: not within {limit:?}; last seen: {seen}\n{}{}\n{}",
-                    String::from_utf8_lossy(&status.stdout),
-                    String::from_utf8_lossy(&status.stderr),
-                    partition_log()
-                )
-            }
+            Ok(()) => return Ok(()),
+            Err(seen) if Instant::now() >= deadline => return Err(seen),
             Err(_) => std::thread::sleep(Duration::from_secs(1)),
         }
+    }
+}
+
+/// Poll `what` every second until it holds; fail after `limit`, saying what was last seen.
+fn eventually(limit: Duration, what: &str, check: impl FnMut() -> Result<(), String>) {
+    if let Err(seen) = within(limit, check) {
+        // `status` exits non-zero when a node is down or paused: print it either way.
+        let status = brokers(&["status", "--cluster", "rabbitmq"]);
+        panic!(
+            "{what}: not within {limit:?}; last seen: {seen}\n{}{}\n{}",
+            String::from_utf8_lossy(&status.stdout),
+            String::from_utf8_lossy(&status.stderr),
+            partition_log()
+        )
     }
 }
 
@@ -200,8 +275,7 @@ const SEEN_WITHIN: Duration = Duration::from_secs(90);
 
 #[test]
 fn the_cluster_forms_and_kernel_cuts_partition_it_until_healed() {
-    let _brokers = owning_brokers();
-    let _cluster = Cluster::up();
+    let _cluster = Cluster::take();
     for n in ["n1", "n2", "n3"] {
         eventually(SEEN_WITHIN, "every node sees all three", || {
             sees(n, &["n1", "n2", "n3"])
@@ -212,7 +286,8 @@ fn the_cluster_forms_and_kernel_cuts_partition_it_until_healed() {
     // pause_minority first, on the cluster as it formed: a node cut off from the other two
     // stops RabbitMQ until it is healed. (After an autoheal round RabbitMQ 3.10 kept reporting
     // the healed partition for minutes, and a pause_minority cut made then left n1 paused
-    // after a "partial partition": CI, 2026-12-07. The fresh cluster has no such memory.)
+    // after a "partial partition": CI, 2026-12-07. The cluster Cluster::take gives remembers
+    // no partition.)
     ok(&["cut", "n3", "n1"]);
     ok(&["cut", "n3", "n2"]);
     // On the network: across the cut nothing connects; the rest of the network is untouched.
@@ -287,8 +362,7 @@ fn every_partition_shape_cuts_across_its_groups_and_nowhere_else() {
     use brokerbench::chaos::node::{Action, Commands, NodeFault, NodeTarget};
     use brokerbench::chaos::Fault;
     use brokerbench::workload::{BrokerKind, NamedShape, Shape};
-    let _brokers = owning_brokers();
-    let _cluster = Cluster::up();
+    let _cluster = Cluster::take();
     let profile = brokerbench::target::TargetProfile::load(
         &repo().join("targets/local-cluster.yaml"),
         &[brokerbench::driver::check_target],
@@ -369,8 +443,7 @@ fn every_partition_shape_cuts_across_its_groups_and_nowhere_else() {
 
 #[test]
 fn node_control_commands_and_kernel_packet_loss_act_on_one_node() {
-    let _brokers = owning_brokers();
-    let _cluster = Cluster::up();
+    let _cluster = Cluster::take();
     ok(&["node", "kill", "n2"]);
     assert!(
         !reaches("clients", "n2", "5672"),
@@ -453,8 +526,7 @@ fn connect_ms(from: &str, to: &str, port: &str) -> f64 {
 /// the heal. This kernel has no sch_netem; the packets wait in a netfilter queue instead.
 #[test]
 fn a_delay_holds_the_packets_of_one_link_until_healed() {
-    let _brokers = owning_brokers();
-    let _cluster = Cluster::up();
+    let _cluster = Cluster::take();
     let (n1, n2) = ("10.77.0.11", "10.77.0.12");
     assert!(connect_ms("clients", n1, "5672") < 20.0);
 
@@ -606,8 +678,7 @@ fn mean_gap(arrived: &[u32], count: u32) -> f64 {
 /// kernel has no sch_netem: duplication is nftables' `dup`, the others a netfilter queue.
 #[test]
 fn duplication_corruption_and_bursty_loss_act_on_their_link_until_healed() {
-    let _brokers = owning_brokers();
-    let _cluster = Cluster::up();
+    let _cluster = Cluster::take();
     const N: u32 = 1000;
     let distinct = |v: &[u32]| v.iter().collect::<std::collections::BTreeSet<_>>().len();
 
@@ -723,8 +794,7 @@ fn inversions(order: &[u32]) -> usize {
 /// RabbitMQ reported, and afterwards another node leads the queue.
 #[test]
 fn isolating_the_quorum_queues_leader_loses_nothing_and_moves_the_leader() {
-    let _brokers = owning_brokers();
-    let _cluster = Cluster::up();
+    let _cluster = Cluster::take();
     let dir = tempfile::tempdir().unwrap();
     // Kept after the run, so that who leads it now can be asked.
     let yaml = std::fs::read_to_string(repo().join("workloads/cluster/leader-isolated.yaml"))
@@ -895,8 +965,7 @@ fn isolating_the_quorum_queues_leader_loses_nothing_and_moves_the_leader() {
 /// queue's only node was down was confirmed and dropped, and the report counts it as lost.
 #[test]
 fn a_classic_queue_on_a_killed_node_loses_what_was_confirmed_meanwhile() {
-    let _brokers = owning_brokers();
-    let _cluster = Cluster::up();
+    let _cluster = Cluster::take();
     let dir = tempfile::tempdir().unwrap();
     let w = repo().join("workloads/cluster/classic-queue-node-killed.yaml");
     let (o, m, text) = run_on_cluster(dir.path(), &w);
@@ -914,8 +983,7 @@ fn a_classic_queue_on_a_killed_node_loses_what_was_confirmed_meanwhile() {
 /// names the node and which node each client used.
 #[test]
 fn a_node_cut_off_from_the_majority_loses_nothing_and_rejoins() {
-    let _brokers = owning_brokers();
-    let _cluster = Cluster::up();
+    let _cluster = Cluster::take();
     let dir = tempfile::tempdir().unwrap();
     // The workload chooses pause_minority: it is set for the run, whatever the cluster had.
     ok(&["partition-handling", "autoheal"]);
@@ -971,8 +1039,7 @@ fn a_node_cut_off_from_the_majority_loses_nothing_and_rejoins() {
 /// all three nodes while it runs (the history's record), and gone after.
 #[test]
 fn packet_loss_on_the_clients_links_costs_latency_not_messages() {
-    let _brokers = owning_brokers();
-    let _cluster = Cluster::up();
+    let _cluster = Cluster::take();
     let dir = tempfile::tempdir().unwrap();
     let w = repo().join("workloads/cluster/packet-loss.yaml");
     let (_, text) = run_passing(dir.path(), &w);
@@ -992,8 +1059,7 @@ fn packet_loss_on_the_clients_links_costs_latency_not_messages() {
 /// on record for its node, and the clients, whose node went away, came back on another.
 #[test]
 fn a_rolling_restart_loses_nothing_and_the_clients_follow_the_nodes() {
-    let _brokers = owning_brokers();
-    let _cluster = Cluster::up();
+    let _cluster = Cluster::take();
     let dir = tempfile::tempdir().unwrap();
     let w = repo().join("workloads/cluster/rolling-restart.yaml");
     let (m, text) = run_passing(dir.path(), &w);
@@ -1030,8 +1096,7 @@ fn a_rolling_restart_loses_nothing_and_the_clients_follow_the_nodes() {
 /// packet loops are gone after the run.
 #[test]
 fn damaged_duplicated_and_burst_lost_packets_cost_latency_not_messages() {
-    let _brokers = owning_brokers();
-    let _cluster = Cluster::up();
+    let _cluster = Cluster::take();
     let dir = tempfile::tempdir().unwrap();
     let w = repo().join("workloads/cluster/damaged-packets.yaml");
     let (m, text) = run_passing(dir.path(), &w);
@@ -1067,8 +1132,7 @@ fn damaged_duplicated_and_burst_lost_packets_cost_latency_not_messages() {
 /// waits at least a round trip to a follower before it is committed and delivered.
 #[test]
 fn a_slow_link_between_the_nodes_costs_latency_not_messages() {
-    let _brokers = owning_brokers();
-    let _cluster = Cluster::up();
+    let _cluster = Cluster::take();
     let dir = tempfile::tempdir().unwrap();
     let w = repo().join("workloads/cluster/slow-replication.yaml");
     let (m, text) = run_passing(dir.path(), &w);

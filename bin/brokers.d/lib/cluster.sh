@@ -379,6 +379,7 @@ queue_end() {
   echo $! >"$dir/$n.$queue.pid"
   # The kernel lists a namespace's bound queues in /proc/net/netfilter/nfnetlink_queue.
   for i in $(seq 50); do
+    # shellcheck disable=SC2016  # awk's own $1
     in_ns "$n" awk -v q="$queue" '$1 == q { found = 1 } END { exit !found }' /proc/net/netfilter/nfnetlink_queue && break
     kill -0 "$(cat "$dir/$n.$queue.pid")" 2>/dev/null || die "cluster: the packet loop on $n exited: $(tail -3 "$dir/$n.log")"
     [[ $i -lt 50 ]] || die "cluster: the packet loop on $n did not bind queue $queue within 5 s"

@@ -39,6 +39,9 @@ pub struct Metric {
     pub judge: Judge,
     /// None: not measured in this run (shown as "—"; an expectation on it fails).
     pub get: fn(&Metrics) -> Option<f64>,
+    /// It measures what consumers received: with `consumers.count: 0` it measures nothing, and
+    /// a bound on it would pass without meaning anything.
+    pub needs_consumers: bool,
 }
 
 /// Which samples decide whether a metric changed against a baseline (see `report::judge`).
@@ -95,6 +98,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Higher,
         judge: Judge::PerRun,
         get: |m| Some(m.sent as f64),
+        needs_consumers: false,
     },
     Metric {
         key: "acked",
@@ -103,6 +107,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Higher,
         judge: Judge::PerRun,
         get: |m| Some(m.acked as f64),
+        needs_consumers: false,
     },
     Metric {
         key: "failed",
@@ -111,6 +116,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerRun,
         get: |m| Some(m.failed as f64),
+        needs_consumers: false,
     },
     Metric {
         key: "indeterminate",
@@ -119,6 +125,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerRun,
         get: |m| Some(m.indeterminate as f64),
+        needs_consumers: false,
     },
     Metric {
         key: "delivered",
@@ -127,6 +134,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Higher,
         judge: Judge::PerRun,
         get: |m| Some(m.delivered as f64),
+        needs_consumers: true,
     },
     Metric {
         key: "lost",
@@ -135,6 +143,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::AnyIncrease,
         get: |m| Some(m.lost as f64),
+        needs_consumers: false,
     },
     Metric {
         key: "unread",
@@ -143,6 +152,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::AnyIncrease,
         get: |m| Some(m.unread as f64),
+        needs_consumers: true,
     },
     Metric {
         key: "unverified",
@@ -151,6 +161,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::AnyIncrease,
         get: |m| Some(m.unverified as f64),
+        needs_consumers: false,
     },
     Metric {
         key: "unexpected",
@@ -159,6 +170,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::AnyIncrease,
         get: |m| Some(m.unexpected as f64),
+        needs_consumers: false,
     },
     Metric {
         key: "recovered",
@@ -167,6 +179,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Higher,
         judge: Judge::PerRun,
         get: |m| Some(m.recovered as f64),
+        needs_consumers: false,
     },
     Metric {
         key: "redeliveries",
@@ -175,6 +188,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerRun,
         get: |m| Some(m.redeliveries as f64),
+        needs_consumers: true,
     },
     Metric {
         key: "broker_redeliveries",
@@ -183,6 +197,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerRun,
         get: |m| Some(m.broker_redeliveries as f64),
+        needs_consumers: true,
     },
     Metric {
         key: "duplicate_rate",
@@ -191,6 +206,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerRun,
         get: |m| Some(m.duplicate_rate),
+        needs_consumers: true,
     },
     Metric {
         key: "duplicates_stored",
@@ -199,6 +215,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerRun,
         get: |m| Some(m.duplicates_stored as f64),
+        needs_consumers: false,
     },
     Metric {
         key: "per_key_order_violations",
@@ -207,6 +224,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::AnyIncrease,
         get: |m| Some(m.per_key_order_violations as f64),
+        needs_consumers: true,
     },
     Metric {
         key: "per_key_order_violations_redelivered",
@@ -215,6 +233,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerRun,
         get: |m| Some(m.per_key_order_violations_redelivered as f64),
+        needs_consumers: true,
     },
     Metric {
         key: "per_key_order_violations_flagged",
@@ -223,6 +242,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerRun,
         get: |m| Some(m.per_key_order_violations_flagged as f64),
+        needs_consumers: true,
     },
     Metric {
         key: "final_read_order_violations",
@@ -231,6 +251,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::AnyIncrease,
         get: |m| Some(m.final_read_order_violations as f64),
+        needs_consumers: false,
     },
     Metric {
         key: "skips",
@@ -239,6 +260,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerRun,
         get: |m| Some(m.skips as f64),
+        needs_consumers: true,
     },
     Metric {
         key: "effective_duplicates",
@@ -247,6 +269,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::AnyIncrease,
         get: |m| Some(m.effective_duplicates as f64),
+        needs_consumers: true,
     },
     Metric {
         key: "processed_per_store",
@@ -256,6 +279,7 @@ pub const METRICS: &[Metric] = &[
         judge: Judge::PerRun,
         // Only with `consumers.dedupe`, once the store was read.
         get: |m| m.store_read.map(|_| m.processed_per_store as f64),
+        needs_consumers: false,
     },
     Metric {
         key: "store_anomalies",
@@ -264,6 +288,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::AnyIncrease,
         get: |m| m.store_read.map(|_| m.store_anomalies as f64),
+        needs_consumers: false,
     },
     Metric {
         key: "throughput",
@@ -272,6 +297,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Higher,
         judge: Judge::PerSecond(|w| Some(w.acked as f64)),
         get: |m| Some(m.throughput),
+        needs_consumers: false,
     },
     Metric {
         key: "p50_publish",
@@ -280,6 +306,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerSecond(|w| w.publish_p50_ms.map(|ms| ms / 1e3)),
         get: |m| m.publish_latency.measured().map(|l| l.p50),
+        needs_consumers: false,
     },
     Metric {
         key: "p99_publish",
@@ -288,6 +315,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerSecond(|w| w.publish_p99_ms.map(|ms| ms / 1e3)),
         get: |m| m.publish_latency.measured().map(|l| l.p99),
+        needs_consumers: false,
     },
     Metric {
         key: "p999_publish",
@@ -296,6 +324,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerRun,
         get: |m| m.publish_latency.measured().map(|l| l.p999),
+        needs_consumers: false,
     },
     Metric {
         key: "max_publish",
@@ -304,6 +333,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerRun,
         get: |m| m.publish_latency.measured().map(|l| l.max),
+        needs_consumers: false,
     },
     Metric {
         key: "p50_end_to_end",
@@ -312,6 +342,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerSecond(|w| w.e2e_p50_ms.map(|ms| ms / 1e3)),
         get: |m| m.end_to_end_latency.measured().map(|l| l.p50),
+        needs_consumers: true,
     },
     Metric {
         key: "p99_end_to_end",
@@ -320,6 +351,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerSecond(|w| w.e2e_p99_ms.map(|ms| ms / 1e3)),
         get: |m| m.end_to_end_latency.measured().map(|l| l.p99),
+        needs_consumers: true,
     },
     Metric {
         key: "p999_end_to_end",
@@ -328,6 +360,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerRun,
         get: |m| m.end_to_end_latency.measured().map(|l| l.p999),
+        needs_consumers: true,
     },
     Metric {
         key: "max_end_to_end",
@@ -336,6 +369,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerRun,
         get: |m| m.end_to_end_latency.measured().map(|l| l.max),
+        needs_consumers: true,
     },
     Metric {
         key: "availability",
@@ -344,6 +378,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Higher,
         judge: Judge::PerRun,
         get: |m| Some(m.availability),
+        needs_consumers: false,
     },
     Metric {
         key: "consumer_availability",
@@ -352,6 +387,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Higher,
         judge: Judge::PerRun,
         get: |m| Some(m.consumer_availability),
+        needs_consumers: true,
     },
     Metric {
         key: "recovery_time",
@@ -360,6 +396,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerRun,
         get: worst_recovery,
+        needs_consumers: false,
     },
     Metric {
         key: "send_outage",
@@ -373,6 +410,7 @@ pub const METRICS: &[Metric] = &[
                 .filter_map(|f| f.send_outage_s)
                 .reduce(f64::max)
         },
+        needs_consumers: false,
     },
     Metric {
         key: "catch_up_time",
@@ -386,6 +424,7 @@ pub const METRICS: &[Metric] = &[
                 .as_ref()
                 .map(|c| c.time_s.unwrap_or(f64::INFINITY))
         },
+        needs_consumers: true,
     },
     Metric {
         key: "catch_up_rate",
@@ -394,6 +433,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Higher,
         judge: Judge::PerRun,
         get: |m| m.catch_up.as_ref().and_then(|c| c.rate),
+        needs_consumers: true,
     },
     Metric {
         key: "reconnects",
@@ -402,6 +442,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerRun,
         get: |m| Some(m.reconnects as f64),
+        needs_consumers: false,
     },
     Metric {
         key: "broker_cpu_cores",
@@ -410,6 +451,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerSecond(|w| w.broker_cpu_cores),
         get: |m| m.broker_cost.as_ref().map(|c| c.cpu_cores_mean),
+        needs_consumers: false,
     },
     Metric {
         key: "broker_cpu_us_per_message",
@@ -418,6 +460,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerRun,
         get: |m| m.broker_cost.as_ref().and_then(|c| c.cpu_us_per_message),
+        needs_consumers: false,
     },
     Metric {
         key: "broker_rss_peak",
@@ -426,6 +469,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerRun,
         get: |m| m.broker_cost.as_ref().map(|c| c.rss_peak_bytes as f64),
+        needs_consumers: false,
     },
 ];
 
@@ -444,28 +488,6 @@ fn worst_recovery(m: &Metrics) -> Option<f64> {
         .reduce(f64::max)
 }
 
-/// Metrics of what consumers received: with `consumers.count: 0` they measure nothing, and a
-/// bound on them would pass without meaning anything.
-pub const NEED_CONSUMERS: &[&str] = &[
-    "catch_up_time",
-    "catch_up_rate",
-    "delivered",
-    "unread",
-    "redeliveries",
-    "broker_redeliveries",
-    "duplicate_rate",
-    "per_key_order_violations",
-    "per_key_order_violations_redelivered",
-    "per_key_order_violations_flagged",
-    "skips",
-    "effective_duplicates",
-    "p50_end_to_end",
-    "p99_end_to_end",
-    "p999_end_to_end",
-    "max_end_to_end",
-    "consumer_availability",
-];
-
 /// The workload rule the run and `validate` add: every `expect:` key names a metric here, and
 /// one the workload can measure.
 pub fn validate(w: &Workload) -> Vec<(At, String)> {
@@ -476,7 +498,7 @@ pub fn validate(w: &Workload) -> Vec<(At, String)> {
                 "unknown metric `{name}`; known metrics: {}",
                 known()
             ))
-        } else if w.consumers.count == 0 && NEED_CONSUMERS.contains(&name) {
+        } else if w.consumers.count == 0 && find(name).is_some_and(|m| m.needs_consumers) {
             Some(format!("`{name}` measures what consumers received, and this workload has none (consumers.count: 0)"))
         } else {
             None

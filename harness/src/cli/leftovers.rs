@@ -37,7 +37,7 @@ struct Leftover {
 /// List (and with `--delete` remove) every broker's leftovers; 0 when every broker could be
 /// listed and cleaned, 1 otherwise.
 pub async fn leftovers(profile: &TargetProfile, ask: &Ask) -> i32 {
-    let in_use = live::brokers_in_use();
+    let in_use = live::brokers_in_use(&profile.name);
     let mut code = super::EXIT_PASS;
     for kind in brokers_of(profile) {
         // Faults first: a broker left stopped cannot list its queues until it is resumed. A

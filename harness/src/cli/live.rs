@@ -29,14 +29,21 @@ pub struct Registered {
     keep: bool,
 }
 
-/// Register the run whose resources start with `prefix`, by this process, on `brokers`.
-pub fn register(prefix: &str, keep: bool, brokers: &[BrokerKind]) -> Result<Registered> {
+/// Register the run whose resources start with `prefix`, by this process, on `brokers` of the
+/// target profile named `profile`. The profile tells brokers of one name apart: a run on the
+/// local cluster's RabbitMQ does not make the single local node busy.
+pub fn register(
+    prefix: &str,
+    keep: bool,
+    profile: &str,
+    brokers: &[BrokerKind],
+) -> Result<Registered> {
     let dir = registry();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(prefix);
     let on: Vec<&str> = brokers.iter().map(|b| b.as_str()).collect();
     let entry = format!(
-        "{} {} {}\n",
+        "{} {} {} {profile}\n",
         std::process::id(),
         u8::from(keep),
         on.join(",")
@@ -67,22 +74,26 @@ pub enum Owner {
     Nobody,
 }
 
-/// The brokers live runs use now: their faults in force are theirs, not leftovers.
-pub fn brokers_in_use() -> Vec<String> {
+/// The brokers of target profile `profile` that live runs use now: their faults in force are
+/// theirs, not leftovers. An entry that names no profile counts for every profile.
+pub fn brokers_in_use(profile: &str) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(registry()) else {
         return Vec::new();
     };
     entries
         .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-        .filter_map(|text| {
-            let mut fields = text.split_whitespace();
-            let pid: i32 = fields.next()?.parse().ok()?;
-            let brokers = fields.nth(1)?;
-            (pid > 0 && alive(pid))
-                .then(|| brokers.split(',').map(String::from).collect::<Vec<_>>())
-        })
+        .filter_map(|text| in_use_by(&text, profile, alive))
         .flatten()
         .collect()
+}
+
+/// The brokers one registry entry says a live run uses under `profile`.
+fn in_use_by(entry: &str, profile: &str, alive: impl Fn(i32) -> bool) -> Option<Vec<String>> {
+    let mut fields = entry.trim_end().splitn(4, ' ');
+    let pid: i32 = fields.next()?.parse().ok()?;
+    let brokers = fields.nth(1)?;
+    let same_profile = fields.next().is_none_or(|p| p == profile);
+    (pid > 0 && same_profile && alive(pid)).then(|| brokers.split(',').map(String::from).collect())
 }
 
 /// Every registered prefix with its owner; entries of coordinators that died are dropped.
@@ -169,6 +180,26 @@ mod tests {
             owner_of("bb-20261207-150057-b-9999-q0", &owners),
             Owner::Nobody
         );
+    }
+
+    #[test]
+    fn a_broker_is_busy_only_under_the_profile_its_live_run_uses() {
+        let entry = "42 0 rabbitmq,kafka local-cluster\n";
+        let live = |_| true;
+        assert_eq!(
+            in_use_by(entry, "local-cluster", live),
+            Some(vec!["rabbitmq".to_string(), "kafka".to_string()])
+        );
+        assert_eq!(in_use_by(entry, "local", live), None);
+        assert_eq!(in_use_by(entry, "local-cluster", |_| false), None);
+        // An entry written before profiles were recorded is busy under every profile.
+        assert_eq!(
+            in_use_by("42 0 sqs\n", "local", live),
+            Some(vec!["sqs".to_string()])
+        );
+        // A profile name may hold spaces.
+        assert!(in_use_by("42 0 sqs my lab\n", "my lab", live).is_some());
+        assert_eq!(in_use_by("0 1 -\n", "local", live), None);
     }
 
     #[test]

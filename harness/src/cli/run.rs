@@ -391,7 +391,7 @@ impl Done<'_> {
         let run_id = new_run_id(&w.name);
         // While it runs, `leftovers` knows its resources are a live run's.
         let prefix = crate::driver::resource_prefix(&run_id);
-        let _live = super::live::register(&prefix, w.run.keep, brokers)
+        let _live = super::live::register(&prefix, w.run.keep, &self.profile.name, brokers)
             .map_err(|e| {
                 eprintln!("warning: {e:#}; `brokerbench leftovers` will not know this run is live")
             })

@@ -5,21 +5,52 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use brokerbench::report::RunResult;
 
-/// Tests run two at a time against the same local brokers. One that kills or pauses a broker
-/// must not hit another test's run (a memory-only broker forgets every topic; a paused one
-/// stalls everyone): it owns the brokers, and the others share them.
-static BROKERS: RwLock<()> = RwLock::new(());
-
-pub fn sharing_brokers() -> RwLockReadGuard<'static, ()> {
-    BROKERS.read().unwrap_or_else(|e| e.into_inner())
+/// Tests run side by side against the same local brokers: two at a time in each test binary,
+/// and bin/test runs binaries beside each other. One that kills or pauses a broker must not hit
+/// another test's run (a memory-only broker forgets every topic; a paused one stalls everyone):
+/// it owns the brokers, and the others share them. The lock is a file lock, so it holds across
+/// processes as well as threads (each lock opens the file anew, and flock locks belong to the
+/// open file).
+pub struct Held {
+    _file: std::fs::File,
 }
 
-pub fn owning_brokers() -> RwLockWriteGuard<'static, ()> {
-    BROKERS.write().unwrap_or_else(|e| e.into_inner())
+pub fn sharing_brokers() -> Held {
+    lock("brokers", false)
+}
+
+pub fn owning_brokers() -> Held {
+    lock("brokers", true)
+}
+
+/// The lock called `name`, shared or exclusive. Everyone passes a turnstile first, and an
+/// exclusive taker waits for the lock inside it: sharers arriving meanwhile queue behind it
+/// rather than keeping the lock shared for ever.
+pub fn lock(name: &str, exclusive: bool) -> Held {
+    let dir = repo().join(".brokers/test-locks");
+    std::fs::create_dir_all(&dir).expect("creating .brokers/test-locks");
+    let open = |file: &str| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(file))
+            .unwrap_or_else(|e| panic!("opening the test lock {file}: {e}"))
+    };
+    let turnstile = open(&format!("{name}.turnstile"));
+    turnstile.lock().expect("taking the turnstile");
+    let file = open(&format!("{name}.lock"));
+    if exclusive {
+        file.lock()
+    } else {
+        file.lock_shared()
+    }
+    .unwrap_or_else(|e| panic!("taking the test lock {name}: {e}"));
+    drop(turnstile);
+    Held { _file: file }
 }
 
 pub fn repo() -> PathBuf {
