@@ -17,7 +17,7 @@ fn checker(c: &mut Criterion) {
         } else {
             "100k_deliveries"
         },
-        |b| b.iter(|| check_events(synthetic::steady(n)).delivered),
+        |b| b.iter(|| check_events(synthetic::steady(n)).delivery.delivered),
     );
     // The cost of generating the events alone, to subtract.
     g.bench_function(

@@ -27,7 +27,7 @@ fn main() {
     let grown = peak_rss_kib().saturating_sub(before);
     println!(
         "messages={n} delivered={} peak_rss_growth_kib={grown} bytes_per_message={:.1} deliveries_per_s={:.0}",
-        m.delivered,
+        m.delivery.delivered,
         grown as f64 * 1024.0 / n as f64,
         n as f64 / secs
     );

@@ -179,7 +179,15 @@ fn report_rebuilds_from_a_run_directory_with_a_truncated_history() {
     );
     let result = brokerbench::report::RunResult::read(&run.join("result.json")).unwrap();
     let m = result.brokers[0].metrics.as_ref().unwrap();
-    assert_eq!((m.acked, m.delivered, m.lost, m.unverified), (5, 4, 0, 1));
+    assert_eq!(
+        (
+            m.counts.acked,
+            m.delivery.delivered,
+            m.delivery.lost,
+            m.delivery.unverified
+        ),
+        (5, 4, 0, 1)
+    );
     let html = std::fs::read_to_string(run.join("index.html")).unwrap();
     assert!(
         html.contains("not verified by a final read"),

@@ -48,16 +48,19 @@ fn assert_all_delivered(broker: &str, topology: &str, ordered: bool) {
     );
     let b = &result.brokers[0];
     let m = b.metrics.as_ref().unwrap();
-    assert!(m.acked >= 800, "only {} acked", m.acked);
-    assert_eq!(m.sent, m.acked, "no send may fail on an idle broker");
-    assert_eq!(m.lost, 0);
-    assert!(
-        m.delivered >= m.acked,
-        "{} delivered of {} acked",
-        m.delivered,
-        m.acked
+    assert!(m.counts.acked >= 800, "only {} acked", m.counts.acked);
+    assert_eq!(
+        m.counts.sent, m.counts.acked,
+        "no send may fail on an idle broker"
     );
-    assert!(m.end_to_end_latency.count > 0 && m.publish_latency.p50 > 0.0);
+    assert_eq!(m.delivery.lost, 0);
+    assert!(
+        m.delivery.delivered >= m.counts.acked,
+        "{} delivered of {} acked",
+        m.delivery.delivered,
+        m.counts.acked
+    );
+    assert!(m.timing.end_to_end_latency.count > 0 && m.timing.publish_latency.p50 > 0.0);
     assert!(b.verdicts.iter().all(|v| v.passed()), "{:?}", b.verdicts);
     assert!(!b.product.is_empty());
     // The run directory holds the workload copy, the history and JUnit XML.
@@ -124,17 +127,20 @@ run: { drain_quiet: 4s }
 ";
     let ran = run_ok(yaml, "sqs");
     let m = &ran.metrics;
-    assert!(m.acked >= 800, "only {} acked", m.acked);
-    assert_eq!((m.lost, m.unread), (0, 0), "{m:?}");
-    assert_eq!(m.redeliveries, 0, "a processed message came back: {m:?}");
-    assert_eq!(m.broker_redeliveries, 0, "{m:?}");
+    assert!(m.counts.acked >= 800, "only {} acked", m.counts.acked);
+    assert_eq!((m.delivery.lost, m.delivery.unread), (0, 0), "{m:?}");
+    assert_eq!(
+        m.delivery.redeliveries, 0,
+        "a processed message came back: {m:?}"
+    );
+    assert_eq!(m.delivery.broker_redeliveries, 0, "{m:?}");
     let acks = ran
         .events
         .iter()
         .filter(|e| matches!(e, brokerbench::history::Event::Ack { .. }))
         .count() as u64;
     assert_eq!(
-        acks, m.delivered,
+        acks, m.delivery.delivered,
         "each processed message acknowledged once"
     );
     let errors: Vec<_> = ran
@@ -159,7 +165,7 @@ fn kafka_client_properties_from_the_workload_are_used_and_recorded() {
     let (out, result) = run(dir.path(), &w, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let b = &result.brokers[0];
-    assert_eq!(b.metrics.as_ref().unwrap().lost, 0);
+    assert_eq!(b.metrics.as_ref().unwrap().delivery.lost, 0);
     for (k, v) in [
         ("producer.linger.ms", "5"),
         ("producer.compression.type", "lz4"),
@@ -206,7 +212,7 @@ fn kafka_consumers_commit_per_batch_and_keep_their_group_session() {
         let (out, result) = run(dir.path(), &w, &[]);
         assert!(out.status.success(), "{mode}: {}", stderr(&out));
         let m = result.brokers[0].metrics.as_ref().unwrap();
-        assert_eq!(m.lost, 0, "{mode}");
+        assert_eq!(m.delivery.lost, 0, "{mode}");
         let kafka = dir
             .path()
             .join("reports")
@@ -222,9 +228,9 @@ fn kafka_consumers_commit_per_batch_and_keep_their_group_session() {
             "{mode}: librdkafka's debug log reaches the consumers' log files"
         );
         assert!(
-            commits * 5 < m.delivered,
+            commits * 5 < m.delivery.delivered,
             "{mode}: {commits} commits for {} deliveries: not one per polled batch",
-            m.delivered
+            m.delivery.delivered
         );
         assert!(
             !log.contains("session timed out"),
@@ -250,14 +256,22 @@ expect: {{ lost: 0 }}
         );
         let ran = run_ok(&yaml, broker);
         let m = &ran.metrics;
-        assert!(m.acked >= 1000, "{broker}: {} acked", m.acked);
+        assert!(m.counts.acked >= 1000, "{broker}: {} acked", m.counts.acked);
         assert_eq!(
-            (m.lost, m.unread, m.delivered),
+            (m.delivery.lost, m.delivery.unread, m.delivery.delivered),
             (0, 0, 0),
             "{broker}: {m:?}"
         );
-        assert_eq!(m.final_read.read, m.acked, "{broker}: {:?}", m.final_read);
-        assert!(m.throughput > 300.0, "{broker}: {}", m.throughput);
+        assert_eq!(
+            m.delivery.final_read.read, m.counts.acked,
+            "{broker}: {:?}",
+            m.delivery.final_read
+        );
+        assert!(
+            m.timing.throughput > 300.0,
+            "{broker}: {}",
+            m.timing.throughput
+        );
     });
 }
 
@@ -277,9 +291,16 @@ expect: {{ lost: 0, unread: 0, catch_up_time: \"< 20s\" }}
         );
         let ran = run_ok(&yaml, broker);
         let m = &ran.metrics;
-        assert_eq!((m.lost, m.unread), (0, 0), "{broker}: {m:?}");
-        assert!(m.delivered >= m.acked && m.acked >= 3000, "{broker}: {m:?}");
-        let c = m.catch_up.as_ref().expect("a catch-up");
+        assert_eq!(
+            (m.delivery.lost, m.delivery.unread),
+            (0, 0),
+            "{broker}: {m:?}"
+        );
+        assert!(
+            m.delivery.delivered >= m.counts.acked && m.counts.acked >= 3000,
+            "{broker}: {m:?}"
+        );
+        let c = m.timing.catch_up.as_ref().expect("a catch-up");
         assert!(
             (2.5..4.5).contains(&c.started_s) && c.backlog >= 1000,
             "{broker}: consumers started {} s in with {} waiting",
@@ -289,6 +310,7 @@ expect: {{ lost: 0, unread: 0, catch_up_time: \"< 20s\" }}
         // Catching up means taking more than the 400/s that keep arriving.
         assert!(c.rate.is_some_and(|r| r > 400.0), "{broker}: {c:?}");
         let none_before = m
+            .timing
             .timeline
             .iter()
             .filter(|w| (w.second as f64) < c.started_s.floor())
@@ -301,9 +323,9 @@ expect: {{ lost: 0, unread: 0, catch_up_time: \"< 20s\" }}
         // group, with the backlog waiting, are).
         if broker != "kafka" {
             assert!(
-                m.consumer_availability > 0.9,
+                m.timing.consumer_availability > 0.9,
                 "{broker}: {}",
-                m.consumer_availability
+                m.timing.consumer_availability
             );
         }
         let started = ran.events.iter().any(|e| {
@@ -356,7 +378,7 @@ expect: { lost: 0 }
         "{:?}",
         b.client_settings
     );
-    assert_eq!(b.metrics.as_ref().unwrap().in_flight_window, None);
+    assert_eq!(b.metrics.as_ref().unwrap().timing.in_flight_window, None);
     assert!(windows(&history_of(dir.path(), &result, "rabbitmq")).is_empty());
 
     // Asked for, `auto` starts at the driver's 8000 and settles once, on 8000 or a doubling.
@@ -374,7 +396,7 @@ expect: { lost: 0 }
         size.is_multiple_of(8000) && (size / 8000).is_power_of_two() && size <= 128_000,
         "a doubling of the first 8000: {size}"
     );
-    assert_eq!(ran.metrics.in_flight_window, Some(size));
+    assert_eq!(ran.metrics.timing.in_flight_window, Some(size));
 }
 
 #[test]
@@ -494,8 +516,12 @@ fn ctrl_c_stops_cleanly_keeping_history_and_printing_the_summary() {
     assert!(result.interrupted);
     let m = result.brokers[0].metrics.as_ref().unwrap();
     // Far fewer than the 18000 a full minute would send, and nothing acknowledged went missing.
-    assert!(m.acked > 500 && m.acked < 10_000, "{} acked", m.acked);
-    assert_eq!(m.lost, 0);
+    assert!(
+        m.counts.acked > 500 && m.counts.acked < 10_000,
+        "{} acked",
+        m.counts.acked
+    );
+    assert_eq!(m.delivery.lost, 0);
 }
 
 #[test]
@@ -578,12 +604,12 @@ fn rabbitmq_consumer_channels_are_what_the_broker_sees_and_acks_find_their_chann
     let consumers = seen.join().unwrap();
     let channels: std::collections::BTreeSet<_> = consumers.iter().map(|(_, c)| c).collect();
     assert_eq!(channels.len(), 2, "{consumers:?}");
-    assert_eq!(ran.metrics.lost, 0);
+    assert_eq!(ran.metrics.delivery.lost, 0);
     assert_eq!(
-        ran.metrics.broker_redeliveries, 0,
+        ran.metrics.delivery.broker_redeliveries, 0,
         "acks on the wrong channel close it, and its deliveries come again"
     );
-    assert!(ran.metrics.delivered > 0);
+    assert!(ran.metrics.delivery.delivered > 0);
 }
 
 /// Several ReceiveMessage calls in flight per SQS consumer (`receivers_per_consumer`) lose
@@ -604,10 +630,10 @@ fn sqs_consumers_with_several_receive_calls_in_flight_keep_every_message_in_key_
     assert!(out.status.success(), "{}", stderr(&out));
     let b = &result.brokers[0];
     let m = b.metrics.as_ref().unwrap();
-    assert_eq!(m.lost, 0);
-    assert_eq!(m.redeliveries, 0);
-    assert_eq!(m.per_key_order_violations, 0);
-    assert!(m.delivered >= 250, "{}", m.delivered);
+    assert_eq!(m.delivery.lost, 0);
+    assert_eq!(m.delivery.redeliveries, 0);
+    assert_eq!(m.delivery.per_key_order_violations, 0);
+    assert!(m.delivery.delivered >= 250, "{}", m.delivery.delivered);
     assert_eq!(
         b.client_settings
             .get("receivers_per_consumer")

@@ -51,17 +51,20 @@ fn rabbitmq_ack_before_process_loses_messages_when_a_consumer_crashes() {
     let ev = history_of(dir.path(), &r, "rabbitmq");
     assert_eq!(kills(&ev), 3, "one, then both consumers were SIGKILLed");
     assert!(
-        m.lost > 0,
+        m.delivery.lost > 0,
         "acked-then-crashed messages must be lost, got {m:?}"
     );
     assert_eq!(
-        m.lost, m.received_not_processed,
+        m.delivery.lost, m.delivery.received_not_processed,
         "every loss is a message received, acked, never processed"
     );
     assert!(
-        m.faults.iter().all(|f| !f.failed && f.end_s.is_some()),
+        m.timing
+            .faults
+            .iter()
+            .all(|f| !f.failed && f.end_s.is_some()),
         "{:?}",
-        m.faults
+        m.timing.faults
     );
 }
 
@@ -77,9 +80,9 @@ fn rabbitmq_ack_after_process_redelivers_with_the_flag_and_loses_nothing() {
     let (out, r) = run(dir.path(), &w, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let m = r.brokers[0].metrics.as_ref().unwrap();
-    assert_eq!(m.lost, 0);
+    assert_eq!(m.delivery.lost, 0);
     assert!(
-        m.redeliveries > 0,
+        m.delivery.redeliveries > 0,
         "unacked messages of the killed consumers come back"
     );
     let ev = history_of(dir.path(), &r, "rabbitmq");
@@ -144,16 +147,16 @@ fn auto_commit_crash(dedupe: &str) -> (u64, u64, u64, u64) {
     // everything since the start. (When processed offsets were never stored for the auto-commit,
     // the crashes replayed everything processed before them: ~830 of ~1350 deliveries.)
     assert!(
-        m.redeliveries * 4 < m.delivered,
+        m.delivery.redeliveries * 4 < m.delivery.delivered,
         "{} redeliveries of {} delivered: is auto-commit committing?",
-        m.redeliveries,
-        m.delivered
+        m.delivery.redeliveries,
+        m.delivery.delivered
     );
     (
-        m.redeliveries,
-        m.effective_duplicates,
-        m.dedupe_skips,
-        m.delivered,
+        m.delivery.redeliveries,
+        m.delivery.effective_duplicates,
+        m.delivery.dedupe_skips,
+        m.delivery.delivered,
     )
 }
 
@@ -203,17 +206,21 @@ fn kafka_consumer_crash_before_commit_duplicates_but_does_not_lose() {
     let (out, r) = run(dir.path(), &w, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let m = r.brokers[0].metrics.as_ref().unwrap();
-    assert_eq!(m.lost, 0);
+    assert_eq!(m.delivery.lost, 0);
     assert!(
-        m.redeliveries > 0,
+        m.delivery.redeliveries > 0,
         "uncommitted messages are delivered again after the rebalance: {m:?}"
     );
     assert_eq!(
-        m.duplicates_stored, 0,
+        m.delivery.duplicates_stored, 0,
         "redeliveries come from the same offsets"
     );
     // The dead member keeps its partitions until the session timeout: a latency spike, not loss.
-    assert!(m.end_to_end_latency.max > 2.0, "{:?}", m.end_to_end_latency);
+    assert!(
+        m.timing.end_to_end_latency.max > 2.0,
+        "{:?}",
+        m.timing.end_to_end_latency
+    );
 }
 
 #[test]
@@ -233,7 +240,7 @@ fn sqs_consumer_crash_redelivers_after_the_visibility_timeout() {
     let (out, r) = run(dir.path(), &w, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let m = r.brokers[0].metrics.as_ref().unwrap();
-    assert_eq!(m.lost, 0);
+    assert_eq!(m.delivery.lost, 0);
     let ev = history_of(dir.path(), &r, "sqs");
     let again: Vec<u32> = ev
         .iter()
@@ -259,7 +266,7 @@ fn sqs_consumer_crash_redelivers_after_the_visibility_timeout() {
         })
         .collect();
     let distinct: std::collections::HashSet<_> = ids.iter().collect();
-    assert_eq!(m.redeliveries as usize, ids.len() - distinct.len());
+    assert_eq!(m.delivery.redeliveries as usize, ids.len() - distinct.len());
 }
 
 #[test]
@@ -279,18 +286,18 @@ run: { drain_quiet: 1s }
     let (out, r) = run(dir.path(), &w, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let m = r.brokers[0].metrics.as_ref().unwrap();
-    assert_eq!(m.lost, 0);
+    assert_eq!(m.delivery.lost, 0);
     assert!(
-        m.end_to_end_latency.max >= 2.5,
+        m.timing.end_to_end_latency.max >= 2.5,
         "messages waited out the SIGSTOP: {:?}",
-        m.end_to_end_latency
+        m.timing.end_to_end_latency
     );
     assert!(
-        m.consumer_availability < 1.0,
+        m.timing.consumer_availability < 1.0,
         "seconds with a backlog and no progress are counted"
     );
-    assert_eq!(m.faults.len(), 1);
-    let f = &m.faults[0];
+    assert_eq!(m.timing.faults.len(), 1);
+    let f = &m.timing.faults[0];
     assert!((f.end_s.unwrap() - f.start_s - 3.0).abs() < 0.5, "{f:?}");
 }
 
@@ -312,19 +319,20 @@ run: { drain_quiet: 2s, send_timeout: 5s }
     // Expectations are absent; the run itself must succeed and be recorded.
     assert!(out.status.success(), "{}", stderr(&out));
     let m = r.brokers[0].metrics.as_ref().unwrap();
-    let f = &m.faults[0];
+    let f = &m.timing.faults[0];
     assert!(!f.failed, "{f:?}");
     assert!(
         f.detail.contains("answered again"),
         "the broker's return is on record: {f:?}"
     );
     assert!(
-        m.failed + m.indeterminate > 0,
+        m.counts.failed + m.counts.indeterminate > 0,
         "sends during the outage must fail: {m:?}"
     );
-    assert!(m.availability < 1.0);
+    assert!(m.timing.availability < 1.0);
     // After the restart, sends succeed again and are delivered.
     let last = m
+        .timing
         .timeline
         .iter()
         .rev()
@@ -335,11 +343,12 @@ run: { drain_quiet: 2s, send_timeout: 5s }
         last as f64 > f.end_s.unwrap() + 2.0,
         "sends succeeded after the broker came back (last ok second {last})"
     );
-    assert!(m.recovery_time.is_some());
+    assert!(m.timing.recovery_time.is_some());
 
     // What the broker costs is sampled about once a second throughout, and followed to the new
     // process the restart started (the old one is dead: any sample after it is the new one's).
     let cost = m
+        .cost
         .broker_cost
         .as_ref()
         .expect("the local target names the broker's pid file");
@@ -363,7 +372,7 @@ run: { drain_quiet: 2s, send_timeout: 5s }
     );
     // RabbitMQ takes 6 to 20 s to answer after `start`: what is left after it varies, and
     // every second of it must be sampled.
-    let restarted = m.load_start_ns + (f.end_s.unwrap() * 1e9) as u64;
+    let restarted = m.timing.load_start_ns + (f.end_s.unwrap() * 1e9) as u64;
     let after = usage.iter().filter(|&&t| t > restarted).count();
     let span_s = usage.last().map_or(0, |&t| t.saturating_sub(restarted)) as f64 / 1e9;
     assert!(
@@ -372,7 +381,10 @@ run: { drain_quiet: 2s, send_timeout: 5s }
         usage.len()
     );
     assert!(
-        m.timeline.iter().any(|w| w.broker_cpu_cores.is_some()),
+        m.timing
+            .timeline
+            .iter()
+            .any(|w| w.broker_cpu_cores.is_some()),
         "the timeline carries them"
     );
 }
@@ -431,18 +443,18 @@ run: { drain_quiet: 2s }
         .any(|e| matches!(e, Event::SendOk { id, .. } if id.producer == 2));
     assert!(replacement_acked, "the replacement (producer 2) sends");
     assert!(
-        m.indeterminate > 0,
+        m.counts.indeterminate > 0,
         "sends in flight at the kill have no outcome: {m:?}"
     );
     assert!(
-        m.recovered > 0,
+        m.delivery.recovered > 0,
         "some of them reached the broker anyway: {m:?}"
     );
     assert_eq!(
-        m.unexpected, 0,
+        m.delivery.unexpected, 0,
         "every delivered message's send is on record: {m:?}"
     );
-    assert_eq!(m.lost, 0, "{m:?}");
+    assert_eq!(m.delivery.lost, 0, "{m:?}");
 }
 
 #[test]
@@ -459,7 +471,7 @@ run: { drain_quiet: 2s }
 ";
     let ran = run_ok(yaml, "rabbitmq");
     let (m, events) = (&ran.metrics, &ran.events);
-    let f = &m.faults[0];
+    let f = &m.timing.faults[0];
     assert!(f.detail.contains("SIGSTOP producer 0"), "{f:?}");
     let stopped_at = |e: &Event| {
         matches!(
@@ -488,9 +500,9 @@ run: { drain_quiet: 2s }
         .count();
     assert_eq!(sent_while_stopped, 0, "a stopped producer sends nothing");
     // Open loop: the sends it missed are made on resume and measured from their intended times.
-    assert_eq!(m.sent, 600, "{m:?}");
-    assert!(m.publish_latency.max >= 1.5, "{m:?}");
-    assert_eq!(m.lost, 0, "{m:?}");
+    assert_eq!(m.counts.sent, 600, "{m:?}");
+    assert!(m.timing.publish_latency.max >= 1.5, "{m:?}");
+    assert_eq!(m.delivery.lost, 0, "{m:?}");
 }
 
 #[test]
@@ -507,7 +519,7 @@ run: { drain_quiet: 2s }
 ";
     let ran = run_ok(yaml, "kafka");
     let (m, events) = (&ran.metrics, &ran.events);
-    let f = &m.faults[0];
+    let f = &m.timing.faults[0];
     assert!(!f.failed, "{f:?}");
     let start = events
         .iter()
@@ -542,9 +554,9 @@ run: { drain_quiet: 2s }
     });
     assert!(!answered_while_stopped, "a stopped broker answers nothing");
     // Sends wait rather than fail: the broker is slow, not gone.
-    assert_eq!(m.failed + m.indeterminate, 0, "{m:?}");
-    assert!(m.publish_latency.max >= 1.5, "{m:?}");
-    assert_eq!(m.lost, 0, "{m:?}");
+    assert_eq!(m.counts.failed + m.counts.indeterminate, 0, "{m:?}");
+    assert!(m.timing.publish_latency.max >= 1.5, "{m:?}");
+    assert_eq!(m.delivery.lost, 0, "{m:?}");
 }
 
 /// A RabbitMQ broker that stops answering without closing the connection (SIGSTOP here, the
@@ -596,5 +608,5 @@ run: { send_timeout: 2s, drain_quiet: 2s }
         );
     }
     // Given up on, not lost: what the broker stored after it resumed is found.
-    assert_eq!(m.lost, 0, "{m:?}");
+    assert_eq!(m.delivery.lost, 0, "{m:?}");
 }

@@ -59,7 +59,7 @@ fn independent_checker_agrees_on_a_recorded_history_without_a_final_read() {
     let run = repo().join("harness/tests/fixtures/run-crash");
     let m = brokerbench::check::check_history(&run.join("rabbitmq/history.bin")).unwrap();
     assert!(
-        m.broker_redeliveries > 0,
+        m.delivery.broker_redeliveries > 0,
         "the fixture holds a redelivery after its crash"
     );
     independent_check_agrees(&run, "rabbitmq", &m);
@@ -79,12 +79,12 @@ faults:
     let ran = run_ok(yaml, "rabbitmq");
     let run_dir = only_run_dir(&ran.dir.path().join("reports"));
     assert!(
-        ran.metrics.final_read.verified(),
+        ran.metrics.delivery.final_read.verified(),
         "{:?}",
-        ran.metrics.final_read
+        ran.metrics.delivery.final_read
     );
     assert!(
-        ran.metrics.broker_redeliveries > 0,
+        ran.metrics.delivery.broker_redeliveries > 0,
         "the crash returned flagged messages"
     );
     independent_check_agrees(&run_dir, "rabbitmq", &ran.metrics);

@@ -65,7 +65,11 @@ expect: { lost: 0, p50_publish: \"> 250ms\" }
 ";
     let ran = run_ok(yaml, "kafka");
     let (m, events) = (&ran.metrics, &ran.events);
-    assert!(m.faults.iter().all(|f| !f.failed), "{:?}", m.faults);
+    assert!(
+        m.timing.faults.iter().all(|f| !f.failed),
+        "{:?}",
+        m.timing.faults
+    );
     let (start, stop) = window(events, "partition");
     assert_eq!(
         deliveries_between(events, start + SEC / 2, stop),
@@ -73,7 +77,7 @@ expect: { lost: 0, p50_publish: \"> 250ms\" }
         "nothing reaches partitioned consumers"
     );
     assert!(
-        m.delivered >= m.acked,
+        m.delivery.delivered >= m.counts.acked,
         "all delivered after it healed: {m:?}"
     );
 }
@@ -92,7 +96,7 @@ run: { drain_quiet: 2s, send_timeout: 3s }
     let ran = run_ok(yaml, "rabbitmq");
     let (m, events) = (&ran.metrics, &ran.events);
     assert!(
-        m.failed + m.indeterminate > 0,
+        m.counts.failed + m.counts.indeterminate > 0,
         "sends fail while the proxy is down: {m:?}"
     );
     let (start, stop) = window(events, "down");
@@ -102,7 +106,7 @@ run: { drain_quiet: 2s, send_timeout: 3s }
         acks_after(events, stop + SEC) > 0,
         "sends succeed again after it heals"
     );
-    assert_eq!(m.lost, 0, "{m:?}");
+    assert_eq!(m.delivery.lost, 0, "{m:?}");
 }
 
 #[test]
@@ -134,8 +138,8 @@ run: { drain_quiet: 2s }
         deliveries_between(events, stop, u64::MAX) > 0,
         "the consumer reconnected"
     );
-    assert_eq!(m.lost, 0, "{m:?}");
-    assert!(m.redeliveries > 0, "{m:?}");
+    assert_eq!(m.delivery.lost, 0, "{m:?}");
+    assert!(m.delivery.redeliveries > 0, "{m:?}");
 }
 
 #[test]
@@ -154,9 +158,9 @@ run: { drain_quiet: 2s }
     let (start, stop) = window(events, "partition");
     assert_eq!(deliveries_between(events, start + SEC / 2, stop), 0);
     assert!(deliveries_between(events, stop, u64::MAX) > 0);
-    assert_eq!(m.lost, 0, "{m:?}");
+    assert_eq!(m.delivery.lost, 0, "{m:?}");
     // Sends were never cut off: producers have their own path to the broker.
-    assert_eq!(m.failed + m.indeterminate, 0, "{m:?}");
+    assert_eq!(m.counts.failed + m.counts.indeterminate, 0, "{m:?}");
 }
 
 #[test]
@@ -175,13 +179,13 @@ run: { drain_quiet: 2s }
 ";
     let m = &run_ok(yaml, "rabbitmq").metrics;
     assert_eq!(
-        m.failed + m.indeterminate,
+        m.counts.failed + m.counts.indeterminate,
         0,
         "sliced sends all succeed: {m:?}"
     );
-    assert_eq!(m.lost, 0, "{m:?}");
+    assert_eq!(m.delivery.lost, 0, "{m:?}");
     assert!(
-        m.end_to_end_latency.max > 1.0,
+        m.timing.end_to_end_latency.max > 1.0,
         "the bandwidth limit built a backlog: {m:?}"
     );
 }
@@ -210,10 +214,25 @@ expect: { lost: 0 }
         "nothing sent into the blackhole is confirmed"
     );
     assert!(acks_after(events, stop) > 0, "sends succeed again");
-    assert_eq!((m.failed, m.indeterminate, m.recovered), (0, 0, 0), "{m:?}");
-    assert_eq!((m.lost, m.unread, m.unexpected), (0, 0, 0), "{m:?}");
-    assert_eq!(m.delivered, m.sent, "everything held was delivered");
-    let f = &m.faults[0];
+    assert_eq!(
+        (
+            m.counts.failed,
+            m.counts.indeterminate,
+            m.delivery.recovered
+        ),
+        (0, 0, 0),
+        "{m:?}"
+    );
+    assert_eq!(
+        (m.delivery.lost, m.delivery.unread, m.delivery.unexpected),
+        (0, 0, 0),
+        "{m:?}"
+    );
+    assert_eq!(
+        m.delivery.delivered, m.counts.sent,
+        "everything held was delivered"
+    );
+    let f = &m.timing.faults[0];
     assert!(f.producers_recovered_s.is_some_and(|t| t < 2.0), "{f:?}");
 }
 
@@ -233,9 +252,9 @@ run: { drain_quiet: 2s, send_timeout: 3s }
     let (m, events) = (&ran.metrics, &ran.events);
     let (_, stop) = window(events, "limit-data");
     assert!(
-        m.failed + m.indeterminate > 0,
+        m.counts.failed + m.counts.indeterminate > 0,
         "sends fail as connections are cut: {m:?}"
     );
     assert!(acks_after(events, stop + SEC) > 0, "sends succeed again");
-    assert_eq!(m.lost, 0, "{m:?}");
+    assert_eq!(m.delivery.lost, 0, "{m:?}");
 }

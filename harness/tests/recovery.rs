@@ -56,14 +56,23 @@ const RECOVERY_BOUND_S: f64 = 20.0;
 
 fn assert_recovered_from_every_toxic(m: &Metrics, label: &str) {
     assert_eq!(
-        m.final_read.outcome,
+        m.delivery.final_read.outcome,
         FinalReadStatus::Complete,
         "{label}: {:?}",
-        m.final_read
+        m.delivery.final_read
     );
-    assert_eq!((m.lost, m.unread, m.unverified), (0, 0, 0), "{label}");
-    assert_eq!(m.faults.len(), TOXICS.len(), "{label}: {:?}", m.faults);
-    for f in &m.faults {
+    assert_eq!(
+        (m.delivery.lost, m.delivery.unread, m.delivery.unverified),
+        (0, 0, 0),
+        "{label}"
+    );
+    assert_eq!(
+        m.timing.faults.len(),
+        TOXICS.len(),
+        "{label}: {:?}",
+        m.timing.faults
+    );
+    for f in &m.timing.faults {
         assert!(!f.failed, "{label}: {f:?}");
         for (side, t) in [
             ("producers", f.producers_recovered_s),
@@ -128,9 +137,9 @@ expect: { lost: 0, unread: 0 }
     let m = &ran.metrics;
     let replaced = reconnects(&ran.events, ClientRole::Consumer);
     assert!(!replaced.is_empty(), "the wedged consumers were replaced");
-    assert_eq!(m.reconnects as usize, replaced.len());
-    assert_eq!((m.lost, m.unread), (0, 0));
-    assert!(m.faults[0]
+    assert_eq!(m.timing.reconnects as usize, replaced.len());
+    assert_eq!((m.delivery.lost, m.delivery.unread), (0, 0));
+    assert!(m.timing.faults[0]
         .consumers_recovered_s
         .is_some_and(|t| t < RECOVERY_BOUND_S));
 }
@@ -154,12 +163,12 @@ expect: { lost: 0 }
     let m = &ran.metrics;
     assert!(!reconnects(&ran.events, ClientRole::Producer).is_empty());
     assert!(
-        m.faults[0].detail.contains("were reset"),
+        m.timing.faults[0].detail.contains("were reset"),
         "{:?}",
-        m.faults[0]
+        m.timing.faults[0]
     );
-    assert_eq!((m.lost, m.unread), (0, 0));
-    assert!(m.faults[0]
+    assert_eq!((m.delivery.lost, m.delivery.unread), (0, 0));
+    assert!(m.timing.faults[0]
         .producers_recovered_s
         .is_some_and(|t| t < RECOVERY_BOUND_S));
 }
@@ -208,7 +217,10 @@ expect: { lost: 0, unread: 0 }
     let why = reconnects(&events, ClientRole::Consumer);
     assert_eq!(why.len(), 1, "{why:?}");
     assert!(why[0].contains("stall watchdog"), "{why:?}");
-    assert_eq!((m.lost, m.unread, m.reconnects), (0, 0, 1));
+    assert_eq!(
+        (m.delivery.lost, m.delivery.unread, m.timing.reconnects),
+        (0, 0, 1)
+    );
 }
 
 /// Real loss is still loss: an auto-ack consumer SIGKILLed with a full prefetch buffer takes
@@ -228,17 +240,17 @@ run: { drain_missing: 5s }
     let ran = run_ok(yaml, "rabbitmq");
     let m = &ran.metrics;
     assert_eq!(
-        m.final_read.outcome,
+        m.delivery.final_read.outcome,
         FinalReadStatus::Complete,
         "{:?}",
-        m.final_read
+        m.delivery.final_read
     );
     assert!(
-        m.lost > 0,
+        m.delivery.lost > 0,
         "the killed consumer's prefetched messages are gone: {m:?}"
     );
-    assert_eq!(m.unverified, 0);
-    assert!(m.examples.iter().any(|e| e.kind == "lost"));
+    assert_eq!(m.delivery.unverified, 0);
+    assert!(m.delivery.examples.iter().any(|e| e.kind == "lost"));
 }
 
 /// A kill of tansu's memory engine wipes its log: what no consumer had processed is lost, and
@@ -261,16 +273,16 @@ run: { send_timeout: 5s, drain_missing: 5s, drain_timeout: 20s }
     assert!(out.status.code().is_some(), "{}", stderr(&out));
     let m = r.brokers[0].metrics.as_ref().expect("metrics");
     assert_eq!(
-        m.final_read.outcome,
+        m.delivery.final_read.outcome,
         FinalReadStatus::Complete,
         "{:?}",
-        m.final_read
+        m.delivery.final_read
     );
     assert!(
-        m.lost > 0,
+        m.delivery.lost > 0,
         "acknowledged, unprocessed and wiped by the kill: {m:?}"
     );
-    assert_eq!(m.unverified, 0);
+    assert_eq!(m.delivery.unverified, 0);
 }
 
 /// Consumers that cannot keep up leave messages behind: unread, found by the final read, and
@@ -291,21 +303,21 @@ run: {{ drain_timeout: 1s, drain_missing: 1s }}
         let ran = run_ok(&yaml, broker);
         let m = &ran.metrics;
         assert_eq!(
-            m.final_read.outcome,
+            m.delivery.final_read.outcome,
             FinalReadStatus::Complete,
             "{broker}: {:?}",
-            m.final_read
+            m.delivery.final_read
         );
-        assert!(m.unread > 0, "{broker}: {m:?}");
-        assert_eq!(m.lost, 0, "{broker}");
+        assert!(m.delivery.unread > 0, "{broker}: {m:?}");
+        assert_eq!(m.delivery.lost, 0, "{broker}");
         assert_eq!(
-            m.unread,
-            m.acked - m.delivered,
+            m.delivery.unread,
+            m.counts.acked - m.delivery.delivered,
             "{broker}: every unprocessed value was found"
         );
         assert_eq!(
-            m.timeline.iter().map(|w| w.unread).sum::<u64>(),
-            m.unread,
+            m.timing.timeline.iter().map(|w| w.unread).sum::<u64>(),
+            m.delivery.unread,
             "{broker}: the unread time series adds up"
         );
     });

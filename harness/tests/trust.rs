@@ -354,7 +354,10 @@ fn damaged_histories_are_inconclusive_and_a_cut_off_one_says_what_it_lacks() {
     );
     let b = &r.brokers[0];
     let m = b.metrics.as_ref().unwrap();
-    assert!(m.sent > 0 && m.delivered > 0 && !m.history_damaged, "{m:?}");
+    assert!(
+        m.counts.sent > 0 && m.delivery.delivered > 0 && !m.history_damaged,
+        "{m:?}"
+    );
     assert!(m
         .history_warning
         .as_deref()
@@ -410,7 +413,7 @@ fn an_interrupted_run_exits_130_or_143_and_keeps_its_report() {
         let b = &r.brokers[0];
         assert_eq!(b.status(), Status::Inconclusive, "{b:?}");
         assert!(b.why_inconclusive().contains("the run was interrupted"));
-        assert!(b.metrics.as_ref().is_some_and(|m| m.acked > 0));
+        assert!(b.metrics.as_ref().is_some_and(|m| m.counts.acked > 0));
         assert!(run.join("index.html").is_file() && run.join("rabbitmq/history.bin").is_file());
     }
 }
@@ -432,14 +435,19 @@ expect: { lost: 0, effective_duplicates: 0 }
 ";
     let ran = run_ok(yaml, "rabbitmq");
     let m = &ran.metrics;
-    assert_eq!((m.lost, m.effective_duplicates), (0, 0), "{:?}", m.examples);
-    assert_eq!(m.store_read, Some(true));
+    assert_eq!(
+        (m.delivery.lost, m.delivery.effective_duplicates),
+        (0, 0),
+        "{:?}",
+        m.delivery.examples
+    );
+    assert_eq!(m.delivery.store_read, Some(true));
     let rows = ran
         .events
         .iter()
         .filter(|e| matches!(e, brokerbench::history::Event::StoreHolds { .. }))
         .count() as u64;
     // Every value processed has its row, and no row is for a value never sent.
-    assert_eq!(rows, m.delivered, "{:?}", m.examples);
-    assert_eq!(m.unexpected, 0);
+    assert_eq!(rows, m.delivery.delivered, "{:?}", m.delivery.examples);
+    assert_eq!(m.delivery.unexpected, 0);
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::history::{self, Event};
 
 /// One checker: sees every event once, in history order, then returns its own section of the
-/// metrics. No checker writes into another's figures; `Metrics::assemble` puts the sections
+/// metrics. No checker writes into another's figures; `Metrics::combine` puts the sections
 /// together in one place.
 pub trait Checker {
     type Section;

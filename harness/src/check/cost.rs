@@ -25,6 +25,7 @@ pub struct BrokerCost {
 }
 
 /// One sample, as the per-second timeline takes it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub t: u64,
     pub cores: f64,
@@ -41,8 +42,13 @@ pub struct CostChecker {
 }
 
 /// What the cost checker found: the summary (None without samples) and every sample.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
 pub struct CostSection {
-    pub cost: Option<BrokerCost>,
+    /// What the broker's own processes cost (None when the target names no pid file).
+    pub broker_cost: Option<BrokerCost>,
+    /// Each second's sample, put into the timeline when the sections are combined.
+    #[serde(skip)]
     pub samples: Vec<Sample>,
 }
 
@@ -90,7 +96,7 @@ impl Checker for CostChecker {
             .collect();
         if self.samples.is_empty() {
             return CostSection {
-                cost: None,
+                broker_cost: None,
                 samples,
             };
         }
@@ -130,7 +136,7 @@ impl Checker for CostChecker {
             },
         };
         CostSection {
-            cost: Some(cost),
+            broker_cost: Some(cost),
             samples,
         }
     }
@@ -192,7 +198,7 @@ mod tests {
         }
         let section = c.finish();
         assert_eq!(section.samples.len(), 8);
-        let cost = section.cost.unwrap();
+        let cost = section.broker_cost.unwrap();
         assert_eq!(cost.samples, 8);
         assert!((cost.cpu_cores_mean - 0.5).abs() < 1e-9, "{cost:?}");
         assert_eq!(cost.rss_peak_bytes, 1008);
@@ -205,6 +211,6 @@ mod tests {
     #[test]
     fn without_samples_there_is_no_cost() {
         let c = CostChecker::default();
-        assert!(c.finish().cost.is_none());
+        assert!(c.finish().broker_cost.is_none());
     }
 }

@@ -9,6 +9,8 @@
 //! flags plus a 32-bit position fingerprint (`slots`): 5 bytes per tracked message, one pass, no
 //! sorting.
 
+use serde::{Deserialize, Serialize};
+
 use super::slots::{KeySlots, Slots};
 use super::{Anomaly, Checker, Facts, PerKey};
 use crate::history::{Event, Position};
@@ -531,35 +533,61 @@ impl Checker for DeliveryChecker {
 }
 
 /// What the delivery checker found: each value's fate, redeliveries, order, and examples.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
 pub struct DeliverySection {
+    /// Distinct values processed by a consumer.
     pub delivered: u64,
+    /// Acknowledged, never processed, and not found by a complete final read: gone.
     pub lost: u64,
+    /// Found by the final read but never processed by the workload's consumers: the consumers
+    /// failed to read them (a liveness failure), the broker did not lose them.
     pub unread: u64,
+    /// Acknowledged and never processed, but the final read did not finish (or did not run), so
+    /// whether the broker still holds them is not known: neither lost nor unread.
     pub unverified: u64,
     pub unexpected: u64,
     pub recovered: u64,
-    /// Sends with no outcome at all (their producer crashed mid-send): indeterminate too.
+    /// Sends with no outcome at all (their producer crashed mid-send): counted into
+    /// `indeterminate` when the sections are combined.
+    #[serde(skip)]
     pub no_outcome: u64,
+    /// Received by a consumer that never finished processing them (e.g. crashed after acking).
     pub received_not_processed: u64,
     pub redeliveries: u64,
+    /// Deliveries the broker itself marked as redelivered (RabbitMQ's redelivered flag, an SQS
+    /// receive count above 1, a Kafka offset read again): counted apart from `redeliveries`, the
+    /// values the application saw more than once.
     pub broker_redeliveries: u64,
     pub duplicate_rate: f64,
     pub duplicates_stored: u64,
+    /// Per-key order of what the final read found, as the broker stores it (the whole log for
+    /// Kafka; what was left in the queues for RabbitMQ and SQS).
     pub final_read_order_violations: u64,
     pub per_key_order_violations: u64,
     pub per_key_order_violations_redelivered: u64,
+    /// First deliveries to the application, out of order, that the broker flagged as
+    /// redelivered (a message returned after its consumer failed).
     pub per_key_order_violations_flagged: u64,
     pub skips: u64,
     pub effective_duplicates: u64,
     pub dedupe_skips: u64,
+    /// Values whose processing only the idempotent consumers' own store records: a consumer
+    /// committed them and was killed before its `Processed` record reached the history.
     pub processed_per_store: u64,
+    /// Where the store and the history disagree: a skip as "already processed" with no row, a
+    /// row for a value never delivered, a value processed with no row.
     pub store_anomalies: u64,
+    /// Whether the consumers' store was read completely at the end (None: the workload does
+    /// not dedupe, or the history predates the read).
     pub store_read: Option<bool>,
+    /// How the final read went; `lost` is verified only when it is complete.
     pub final_read: super::FinalRead,
     pub examples: Vec<Anomaly>,
-    /// Per second since the load started, for the timeline.
+    /// Per second since the load started, for the timeline (put there when combined).
+    #[serde(skip)]
     pub order_violations_per_second: Vec<u64>,
+    #[serde(skip)]
     pub unread_per_second: Vec<u64>,
 }
 

@@ -141,12 +141,14 @@ pub fn verdicts(
             // would not hold if they all were is not judged. (An unverified final read already
             // makes the whole run inconclusive; this names the values at stake.)
             if name == "lost"
-                && m.unverified > 0
-                && !bound.value.holds((m.lost + m.unverified) as f64)
+                && m.delivery.unverified > 0
+                && !bound
+                    .value
+                    .holds((m.delivery.lost + m.delivery.unverified) as f64)
             {
                 reasons.push(format!(
                     "the {} unverified values may be lost",
-                    m.unverified
+                    m.delivery.unverified
                 ));
             }
             Verdict::judge(name, &bound.value, m.metric(name), &reasons, note(name, m))
@@ -158,21 +160,21 @@ pub fn verdicts(
 /// (replaced after a fault) rather than the broker may have shaped the figure.
 pub fn note(metric: &str, m: &Metrics) -> Option<String> {
     let mut notes = Vec::new();
-    let reconnected = m.reconnects > 0;
+    let reconnected = m.timing.reconnects > 0;
     match metric {
         "lost" => {
-            if !m.final_read.verified() {
+            if !m.delivery.final_read.verified() {
                 notes.push(format!(
                     "not verified by a final read ({}); {} acknowledged values were never \
                      processed and may or may not still be stored",
-                    m.final_read.detail, m.unverified
+                    m.delivery.final_read.detail, m.delivery.unverified
                 ));
             }
-            if m.unread > 0 {
+            if m.delivery.unread > 0 {
                 notes.push(format!(
                     "{} more were still stored but never processed: unread, a failure of the \
                      consumers, not a loss by the broker",
-                    m.unread
+                    m.delivery.unread
                 ));
             }
         }
@@ -180,14 +182,14 @@ pub fn note(metric: &str, m: &Metrics) -> Option<String> {
             notes.push(format!(
                 "the harness replaced its own clients {} times; this figure depends on how \
                  quickly they recovered",
-                m.reconnects
+                m.timing.reconnects
             ));
         }
         "redeliveries" | "duplicate_rate" | "broker_redeliveries" if reconnected => {
             notes.push(format!(
                 "the harness replaced its own clients {} times; each replaced consumer's \
                  unacknowledged messages are redelivered",
-                m.reconnects
+                m.timing.reconnects
             ));
         }
         "per_key_order_violations"
@@ -198,7 +200,7 @@ pub fn note(metric: &str, m: &Metrics) -> Option<String> {
             notes.push(format!(
                 "the harness replaced its own clients {} times; a replaced consumer's messages \
                  return to the queue behind later ones",
-                m.reconnects
+                m.timing.reconnects
             ));
         }
         _ => {}

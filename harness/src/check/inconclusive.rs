@@ -52,23 +52,23 @@ pub fn reasons(m: &Metrics, plan: &Plan) -> Vec<String> {
     let mut why: Vec<String> = plan
         .faults
         .iter()
-        .filter_map(|p| fault(p, m.faults.iter().find(|f| f.index == p.index)))
+        .filter_map(|p| fault(p, m.timing.faults.iter().find(|f| f.index == p.index)))
         .collect();
-    if m.sent == 0 {
+    if m.counts.sent == 0 {
         why.push("nothing was measured: no message was sent".into());
-    } else if m.acked == 0 {
+    } else if m.counts.acked == 0 {
         why.push(format!(
             "nothing was measured: none of the {} sends was acknowledged",
-            m.sent
+            m.counts.sent
         ));
-    } else if plan.consumers && m.delivered == 0 {
+    } else if plan.consumers && m.delivery.delivered == 0 {
         why.push(format!(
             "nothing was measured: the workload has consumers, and none of the {} acknowledged \
              messages was delivered to them",
-            m.acked
+            m.counts.acked
         ));
     }
-    if m.interrupted {
+    if m.counts.interrupted {
         why.push("the run was interrupted".into());
     }
     if m.history_damaged {
@@ -77,17 +77,17 @@ pub fn reasons(m: &Metrics, plan: &Plan) -> Vec<String> {
             m.history_warning.as_deref().unwrap_or("bytes were skipped")
         ));
     }
-    if m.store_read == Some(false) {
+    if m.delivery.store_read == Some(false) {
         why.push(
             "the consumers' processed-ids store could not be read: what they processed is not \
              all on record"
                 .into(),
         );
     }
-    if !m.final_read.verified() {
+    if !m.delivery.final_read.verified() {
         why.push(format!(
             "the final read did not verify what the broker stored: {}",
-            m.final_read.detail
+            m.delivery.final_read.detail
         ));
     }
     why

@@ -1,7 +1,8 @@
 //! Every metric, described once: the key `expect:` and result.json use, the label the reports
 //! show, its unit, which direction is better, and how to read it from `Metrics`. Validation of
 //! `expect:`, verdicts, the summary and compare tables, best-value highlighting and regressions
-//! all read this table, so a new metric is one field in `Metrics` plus one entry here.
+//! all read this table, so a new metric is one field in its checker's section plus one entry
+//! here.
 
 use super::Metrics;
 use crate::workload::steps::MAX_SUSTAINABLE_RATE;
@@ -97,7 +98,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Higher,
         judge: Judge::PerRun,
-        get: |m| Some(m.sent as f64),
+        get: |m| Some(m.counts.sent as f64),
         needs_consumers: false,
     },
     Metric {
@@ -106,7 +107,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Higher,
         judge: Judge::PerRun,
-        get: |m| Some(m.acked as f64),
+        get: |m| Some(m.counts.acked as f64),
         needs_consumers: false,
     },
     Metric {
@@ -115,7 +116,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Lower,
         judge: Judge::PerRun,
-        get: |m| Some(m.failed as f64),
+        get: |m| Some(m.counts.failed as f64),
         needs_consumers: false,
     },
     Metric {
@@ -124,7 +125,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Lower,
         judge: Judge::PerRun,
-        get: |m| Some(m.indeterminate as f64),
+        get: |m| Some(m.counts.indeterminate as f64),
         needs_consumers: false,
     },
     Metric {
@@ -133,7 +134,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Higher,
         judge: Judge::PerRun,
-        get: |m| Some(m.delivered as f64),
+        get: |m| Some(m.delivery.delivered as f64),
         needs_consumers: true,
     },
     Metric {
@@ -142,7 +143,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Lower,
         judge: Judge::AnyIncrease,
-        get: |m| Some(m.lost as f64),
+        get: |m| Some(m.delivery.lost as f64),
         needs_consumers: false,
     },
     Metric {
@@ -151,7 +152,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Lower,
         judge: Judge::AnyIncrease,
-        get: |m| Some(m.unread as f64),
+        get: |m| Some(m.delivery.unread as f64),
         needs_consumers: true,
     },
     Metric {
@@ -160,7 +161,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Lower,
         judge: Judge::AnyIncrease,
-        get: |m| Some(m.unverified as f64),
+        get: |m| Some(m.delivery.unverified as f64),
         needs_consumers: false,
     },
     Metric {
@@ -169,7 +170,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Lower,
         judge: Judge::AnyIncrease,
-        get: |m| Some(m.unexpected as f64),
+        get: |m| Some(m.delivery.unexpected as f64),
         needs_consumers: false,
     },
     Metric {
@@ -178,7 +179,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Higher,
         judge: Judge::PerRun,
-        get: |m| Some(m.recovered as f64),
+        get: |m| Some(m.delivery.recovered as f64),
         needs_consumers: false,
     },
     Metric {
@@ -187,7 +188,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Lower,
         judge: Judge::PerRun,
-        get: |m| Some(m.redeliveries as f64),
+        get: |m| Some(m.delivery.redeliveries as f64),
         needs_consumers: true,
     },
     Metric {
@@ -196,7 +197,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Lower,
         judge: Judge::PerRun,
-        get: |m| Some(m.broker_redeliveries as f64),
+        get: |m| Some(m.delivery.broker_redeliveries as f64),
         needs_consumers: true,
     },
     Metric {
@@ -205,7 +206,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Fraction,
         better: Better::Lower,
         judge: Judge::PerRun,
-        get: |m| Some(m.duplicate_rate),
+        get: |m| Some(m.delivery.duplicate_rate),
         needs_consumers: true,
     },
     Metric {
@@ -214,7 +215,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Lower,
         judge: Judge::PerRun,
-        get: |m| Some(m.duplicates_stored as f64),
+        get: |m| Some(m.delivery.duplicates_stored as f64),
         needs_consumers: false,
     },
     Metric {
@@ -223,7 +224,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Lower,
         judge: Judge::AnyIncrease,
-        get: |m| Some(m.per_key_order_violations as f64),
+        get: |m| Some(m.delivery.per_key_order_violations as f64),
         needs_consumers: true,
     },
     Metric {
@@ -232,7 +233,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Lower,
         judge: Judge::PerRun,
-        get: |m| Some(m.per_key_order_violations_redelivered as f64),
+        get: |m| Some(m.delivery.per_key_order_violations_redelivered as f64),
         needs_consumers: true,
     },
     Metric {
@@ -241,7 +242,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Lower,
         judge: Judge::PerRun,
-        get: |m| Some(m.per_key_order_violations_flagged as f64),
+        get: |m| Some(m.delivery.per_key_order_violations_flagged as f64),
         needs_consumers: true,
     },
     Metric {
@@ -250,7 +251,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Lower,
         judge: Judge::AnyIncrease,
-        get: |m| Some(m.final_read_order_violations as f64),
+        get: |m| Some(m.delivery.final_read_order_violations as f64),
         needs_consumers: false,
     },
     Metric {
@@ -259,7 +260,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Lower,
         judge: Judge::PerRun,
-        get: |m| Some(m.skips as f64),
+        get: |m| Some(m.delivery.skips as f64),
         needs_consumers: true,
     },
     Metric {
@@ -268,7 +269,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Lower,
         judge: Judge::AnyIncrease,
-        get: |m| Some(m.effective_duplicates as f64),
+        get: |m| Some(m.delivery.effective_duplicates as f64),
         needs_consumers: true,
     },
     Metric {
@@ -278,7 +279,11 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerRun,
         // Only with `consumers.dedupe`, once the store was read.
-        get: |m| m.store_read.map(|_| m.processed_per_store as f64),
+        get: |m| {
+            m.delivery
+                .store_read
+                .map(|_| m.delivery.processed_per_store as f64)
+        },
         needs_consumers: false,
     },
     Metric {
@@ -287,7 +292,11 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Lower,
         judge: Judge::AnyIncrease,
-        get: |m| m.store_read.map(|_| m.store_anomalies as f64),
+        get: |m| {
+            m.delivery
+                .store_read
+                .map(|_| m.delivery.store_anomalies as f64)
+        },
         needs_consumers: false,
     },
     Metric {
@@ -296,7 +305,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::PerSecond,
         better: Better::Higher,
         judge: Judge::PerSecond(|w| Some(w.acked as f64)),
-        get: |m| Some(m.throughput),
+        get: |m| Some(m.timing.throughput),
         needs_consumers: false,
     },
     Metric {
@@ -305,7 +314,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Seconds,
         better: Better::Lower,
         judge: Judge::PerSecond(|w| w.publish_p50_ms.map(|ms| ms / 1e3)),
-        get: |m| m.publish_latency.measured().map(|l| l.p50),
+        get: |m| m.timing.publish_latency.measured().map(|l| l.p50),
         needs_consumers: false,
     },
     Metric {
@@ -314,7 +323,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Seconds,
         better: Better::Lower,
         judge: Judge::PerSecond(|w| w.publish_p99_ms.map(|ms| ms / 1e3)),
-        get: |m| m.publish_latency.measured().map(|l| l.p99),
+        get: |m| m.timing.publish_latency.measured().map(|l| l.p99),
         needs_consumers: false,
     },
     Metric {
@@ -323,7 +332,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Seconds,
         better: Better::Lower,
         judge: Judge::PerRun,
-        get: |m| m.publish_latency.measured().map(|l| l.p999),
+        get: |m| m.timing.publish_latency.measured().map(|l| l.p999),
         needs_consumers: false,
     },
     Metric {
@@ -332,7 +341,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Seconds,
         better: Better::Lower,
         judge: Judge::PerRun,
-        get: |m| m.publish_latency.measured().map(|l| l.max),
+        get: |m| m.timing.publish_latency.measured().map(|l| l.max),
         needs_consumers: false,
     },
     Metric {
@@ -341,7 +350,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Seconds,
         better: Better::Lower,
         judge: Judge::PerSecond(|w| w.e2e_p50_ms.map(|ms| ms / 1e3)),
-        get: |m| m.end_to_end_latency.measured().map(|l| l.p50),
+        get: |m| m.timing.end_to_end_latency.measured().map(|l| l.p50),
         needs_consumers: true,
     },
     Metric {
@@ -350,7 +359,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Seconds,
         better: Better::Lower,
         judge: Judge::PerSecond(|w| w.e2e_p99_ms.map(|ms| ms / 1e3)),
-        get: |m| m.end_to_end_latency.measured().map(|l| l.p99),
+        get: |m| m.timing.end_to_end_latency.measured().map(|l| l.p99),
         needs_consumers: true,
     },
     Metric {
@@ -359,7 +368,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Seconds,
         better: Better::Lower,
         judge: Judge::PerRun,
-        get: |m| m.end_to_end_latency.measured().map(|l| l.p999),
+        get: |m| m.timing.end_to_end_latency.measured().map(|l| l.p999),
         needs_consumers: true,
     },
     Metric {
@@ -368,7 +377,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Seconds,
         better: Better::Lower,
         judge: Judge::PerRun,
-        get: |m| m.end_to_end_latency.measured().map(|l| l.max),
+        get: |m| m.timing.end_to_end_latency.measured().map(|l| l.max),
         needs_consumers: true,
     },
     Metric {
@@ -377,7 +386,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Fraction,
         better: Better::Higher,
         judge: Judge::PerRun,
-        get: |m| Some(m.availability),
+        get: |m| Some(m.timing.availability),
         needs_consumers: false,
     },
     Metric {
@@ -386,7 +395,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Fraction,
         better: Better::Higher,
         judge: Judge::PerRun,
-        get: |m| Some(m.consumer_availability),
+        get: |m| Some(m.timing.consumer_availability),
         needs_consumers: true,
     },
     Metric {
@@ -405,7 +414,8 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         judge: Judge::PerRun,
         get: |m| {
-            m.faults
+            m.timing
+                .faults
                 .iter()
                 .filter_map(|f| f.send_outage_s)
                 .reduce(f64::max)
@@ -420,7 +430,8 @@ pub const METRICS: &[Metric] = &[
         judge: Judge::PerRun,
         // A backlog never caught up took forever; a run without one measured nothing.
         get: |m| {
-            m.catch_up
+            m.timing
+                .catch_up
                 .as_ref()
                 .map(|c| c.time_s.unwrap_or(f64::INFINITY))
         },
@@ -432,7 +443,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::PerSecond,
         better: Better::Higher,
         judge: Judge::PerRun,
-        get: |m| m.catch_up.as_ref().and_then(|c| c.rate),
+        get: |m| m.timing.catch_up.as_ref().and_then(|c| c.rate),
         needs_consumers: true,
     },
     Metric {
@@ -441,7 +452,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Lower,
         judge: Judge::PerRun,
-        get: |m| Some(m.reconnects as f64),
+        get: |m| Some(m.timing.reconnects as f64),
         needs_consumers: false,
     },
     Metric {
@@ -450,7 +461,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Lower,
         judge: Judge::PerSecond(|w| w.broker_cpu_cores),
-        get: |m| m.broker_cost.as_ref().map(|c| c.cpu_cores_mean),
+        get: |m| m.cost.broker_cost.as_ref().map(|c| c.cpu_cores_mean),
         needs_consumers: false,
     },
     Metric {
@@ -459,7 +470,12 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Count,
         better: Better::Lower,
         judge: Judge::PerRun,
-        get: |m| m.broker_cost.as_ref().and_then(|c| c.cpu_us_per_message),
+        get: |m| {
+            m.cost
+                .broker_cost
+                .as_ref()
+                .and_then(|c| c.cpu_us_per_message)
+        },
         needs_consumers: false,
     },
     Metric {
@@ -468,7 +484,7 @@ pub const METRICS: &[Metric] = &[
         unit: Unit::Bytes,
         better: Better::Lower,
         judge: Judge::PerRun,
-        get: |m| m.broker_cost.as_ref().map(|c| c.rss_peak_bytes as f64),
+        get: |m| m.cost.broker_cost.as_ref().map(|c| c.rss_peak_bytes as f64),
         needs_consumers: false,
     },
 ];
@@ -481,7 +497,8 @@ pub fn find(key: &str) -> Option<&'static Metric> {
 /// The slowest recovery among the faults that ended (a fault that never recovered counts as
 /// forever); not measured when no fault ended.
 fn worst_recovery(m: &Metrics) -> Option<f64> {
-    m.faults
+    m.timing
+        .faults
         .iter()
         .filter(|f| f.end_s.is_some() && !f.failed)
         .map(|f| f.recovery_s.unwrap_or(f64::INFINITY))
@@ -569,13 +586,13 @@ mod tests {
         };
         let mut m = Metrics::default();
         assert_eq!(worst_recovery(&m), None, "no fault: nothing measured");
-        m.faults = vec![fault(Some(2.0), Some(0.5)), fault(None, None)];
+        m.timing.faults = vec![fault(Some(2.0), Some(0.5)), fault(None, None)];
         assert_eq!(
             worst_recovery(&m),
             Some(0.5),
             "a crash without restart has no end"
         );
-        m.faults.push(fault(Some(5.0), None));
+        m.timing.faults.push(fault(Some(5.0), None));
         assert_eq!(worst_recovery(&m), Some(f64::INFINITY));
     }
 }

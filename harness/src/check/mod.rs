@@ -18,8 +18,11 @@ mod core;
 mod run;
 
 pub use self::core::*;
+pub use delivery::DeliverySection;
 pub use run::*;
-pub use timing::{CatchUp, ClientConnection, ClusterView, FaultWindow, NodeEffect, Window};
+pub use timing::{
+    CatchUp, ClientConnection, ClusterView, FaultWindow, NodeEffect, TimingSection, Window,
+};
 
 #[cfg(test)]
 mod tests;

@@ -71,9 +71,10 @@ pub fn sustained(
 
 /// The measured seconds of the load: whole seconds after warmup, before the load's end.
 fn measured(m: &Metrics, warmup_s: f64) -> impl Iterator<Item = &super::Window> {
-    let last = m.duration_s.floor() as u64;
+    let last = m.timing.duration_s.floor() as u64;
     let first = warmup_s.ceil() as u64;
-    m.timeline
+    m.timing
+        .timeline
         .iter()
         .filter(move |w| w.second >= first && w.second < last)
 }
@@ -84,7 +85,7 @@ fn measured(m: &Metrics, warmup_s: f64) -> impl Iterator<Item = &super::Window> 
 pub fn acked_rate(m: &Metrics, warmup_s: f64) -> f64 {
     let (n, acked) = measured(m, warmup_s).fold((0u64, 0u64), |(n, a), w| (n + 1, a + w.acked));
     if n == 0 {
-        m.throughput
+        m.timing.throughput
     } else {
         acked as f64 / n as f64
     }
@@ -129,13 +130,16 @@ mod tests {
 
     fn step(throughput: f64, unseen: impl Fn(u64) -> i64, p99_s: f64) -> Metrics {
         let mut m = Metrics {
-            throughput,
-            duration_s: 10.0,
+            timing: crate::check::TimingSection {
+                throughput,
+                duration_s: 10.0,
+                ..Default::default()
+            },
             ..Default::default()
         };
-        m.end_to_end_latency.count = 100;
-        m.end_to_end_latency.p99 = p99_s;
-        m.timeline = (0..10)
+        m.timing.end_to_end_latency.count = 100;
+        m.timing.end_to_end_latency.p99 = p99_s;
+        m.timing.timeline = (0..10)
             .map(|s| Window {
                 second: s,
                 acked: throughput as u64,
@@ -168,7 +172,7 @@ mod tests {
         );
         // A late acknowledgement after the load stretches `throughput`, not the per-second rate.
         let mut late = step(980.0, |_| 40, 0.02);
-        late.throughput = 900.0;
+        late.timing.throughput = 900.0;
         assert!(sustained(Some(1000.0), &late, 2.0, true, &p99_under(0.05)).held);
     }
 
@@ -199,7 +203,7 @@ mod tests {
     fn backlog_growth_ignores_warmup_and_the_last_partial_second() {
         // Growing during warmup (seconds 0-1) and in the drain after the load's 10 s only.
         let mut m = step(1000.0, |_| 0, 0.0);
-        m.timeline = (0..14)
+        m.timing.timeline = (0..14)
             .map(|t| Window {
                 second: t,
                 unseen: if !(2..10).contains(&t) {
@@ -211,7 +215,7 @@ mod tests {
             })
             .collect();
         assert_eq!(backlog_growth(&m, 2.0), 0.0);
-        m.duration_s = 14.0;
+        m.timing.duration_s = 14.0;
         assert!(backlog_growth(&m, 2.0) > 1000.0);
     }
 }

@@ -128,12 +128,12 @@ mod tests {
         let m = super::super::check_events(super::steady(5000));
         assert_eq!(
             (
-                m.sent,
-                m.acked,
-                m.delivered,
-                m.lost,
-                m.redeliveries,
-                m.per_key_order_violations
+                m.counts.sent,
+                m.counts.acked,
+                m.delivery.delivered,
+                m.delivery.lost,
+                m.delivery.redeliveries,
+                m.delivery.per_key_order_violations
             ),
             (5000, 5000, 5000, 0, 0, 0)
         );

@@ -159,23 +159,30 @@ fn clean_history_has_no_anomalies() {
         h.deliver(0, id(0, (s % 5) as u32, s / 5));
     }
     let m = h.check();
-    assert_eq!((m.sent, m.acked, m.delivered), (50, 50, 50));
+    assert_eq!(
+        (m.counts.sent, m.counts.acked, m.delivery.delivered),
+        (50, 50, 50)
+    );
     assert_eq!(
         (
-            m.lost,
-            m.unexpected,
-            m.recovered,
-            m.redeliveries,
-            m.duplicates_stored
+            m.delivery.lost,
+            m.delivery.unexpected,
+            m.delivery.recovered,
+            m.delivery.redeliveries,
+            m.delivery.duplicates_stored
         ),
         (0, 0, 0, 0, 0)
     );
     assert_eq!(
-        (m.per_key_order_violations, m.skips, m.effective_duplicates),
+        (
+            m.delivery.per_key_order_violations,
+            m.delivery.skips,
+            m.delivery.effective_duplicates
+        ),
         (0, 0, 0)
     );
-    assert_eq!(m.availability, 1.0);
-    assert!(m.examples.is_empty());
+    assert_eq!(m.timing.availability, 1.0);
+    assert!(m.delivery.examples.is_empty());
 }
 
 #[test]
@@ -192,11 +199,21 @@ fn loss_counts_acknowledged_values_never_processed() {
     // The final read finds none of them: gone from the broker.
     h.final_read_done(FinalReadOutcome::Complete);
     let m = h.check();
-    assert_eq!((m.lost, m.unread, m.unverified), (4, 0, 0));
-    assert_eq!(m.received_not_processed, 1);
-    assert_eq!(m.delivered, 6);
-    assert_eq!(m.examples.iter().filter(|e| e.kind == "lost").count(), 4);
-    assert!(m.final_read.verified());
+    assert_eq!(
+        (m.delivery.lost, m.delivery.unread, m.delivery.unverified),
+        (4, 0, 0)
+    );
+    assert_eq!(m.delivery.received_not_processed, 1);
+    assert_eq!(m.delivery.delivered, 6);
+    assert_eq!(
+        m.delivery
+            .examples
+            .iter()
+            .filter(|e| e.kind == "lost")
+            .count(),
+        4
+    );
+    assert!(m.delivery.final_read.verified());
 }
 
 /// Values a wedged consumer never processed, still in the broker: unread, not lost.
@@ -216,13 +233,32 @@ fn values_the_final_read_finds_are_unread_not_lost() {
     h.final_read_done(FinalReadOutcome::Complete);
     let m = h.check();
     // seq 6..8 still stored and never processed; seq 9 is gone.
-    assert_eq!((m.lost, m.unread, m.unverified), (1, 3, 0));
-    assert_eq!(m.examples.iter().filter(|e| e.kind == "unread").count(), 3);
+    assert_eq!(
+        (m.delivery.lost, m.delivery.unread, m.delivery.unverified),
+        (1, 3, 0)
+    );
+    assert_eq!(
+        m.delivery
+            .examples
+            .iter()
+            .filter(|e| e.kind == "unread")
+            .count(),
+        3
+    );
     // The timeline places the unread by when they were meant to be sent (all in second 0).
-    assert_eq!(m.timeline[0].unread, 3);
+    assert_eq!(m.timing.timeline[0].unread, 3);
     // Reading the log is not a redelivery, and the stored log is in order.
-    assert_eq!((m.redeliveries, m.broker_redeliveries), (0, 0));
-    assert_eq!((m.duplicates_stored, m.final_read_order_violations), (0, 0));
+    assert_eq!(
+        (m.delivery.redeliveries, m.delivery.broker_redeliveries),
+        (0, 0)
+    );
+    assert_eq!(
+        (
+            m.delivery.duplicates_stored,
+            m.delivery.final_read_order_violations
+        ),
+        (0, 0)
+    );
 }
 
 /// Producers only (`consumers.count: 0`): what the final read finds was stored as meant; what it
@@ -242,9 +278,12 @@ fn with_no_consumers_stored_values_are_not_unread() {
     }
     h.final_read_done(FinalReadOutcome::Complete);
     let m = h.check();
-    assert_eq!((m.lost, m.unread, m.delivered), (1, 0, 0));
-    assert!(m.examples.iter().all(|e| e.kind != "unread"));
-    assert_eq!(m.timeline[0].unread, 0);
+    assert_eq!(
+        (m.delivery.lost, m.delivery.unread, m.delivery.delivered),
+        (1, 0, 0)
+    );
+    assert!(m.delivery.examples.iter().all(|e| e.kind != "unread"));
+    assert_eq!(m.timing.timeline[0].unread, 0);
     // No latency was measured end to end, and none is made up.
     assert_eq!(m.metric("p99_end_to_end"), None);
 }
@@ -266,13 +305,17 @@ fn without_a_complete_final_read_missing_values_are_unverified() {
             h.final_read_done(d);
         }
         let m = h.check();
-        assert_eq!((m.lost, m.unread, m.unverified), (0, 1, 3), "{done:?}");
-        assert!(!m.final_read.verified());
+        assert_eq!(
+            (m.delivery.lost, m.delivery.unread, m.delivery.unverified),
+            (0, 1, 3),
+            "{done:?}"
+        );
+        assert!(!m.delivery.final_read.verified());
         let expected = match done {
             None => FinalReadStatus::NotRun,
             Some(d) => FinalReadStatus::from(d),
         };
-        assert_eq!(m.final_read.outcome, expected);
+        assert_eq!(m.delivery.final_read.outcome, expected);
         // `lost: 0` cannot pass while three values are unaccounted for, and says why.
         let yaml =
             "name: t\nbrokers: [kafka]\nload: { rate: 1/s, duration: 1s }\nexpect: { lost: 0 }\n";
@@ -299,9 +342,9 @@ fn the_final_read_audits_the_stored_log_for_duplicates_and_order() {
     }
     h.final_read_done(FinalReadOutcome::Complete);
     let m = h.check();
-    assert_eq!(m.duplicates_stored, 1);
-    assert_eq!(m.final_read_order_violations, 1);
-    assert_eq!((m.lost, m.unread), (0, 4));
+    assert_eq!(m.delivery.duplicates_stored, 1);
+    assert_eq!(m.delivery.final_read_order_violations, 1);
+    assert_eq!((m.delivery.lost, m.delivery.unread), (0, 4));
 }
 
 #[test]
@@ -327,11 +370,11 @@ fn flagged_redeliveries_are_counted_and_their_reorders_kept_apart() {
         h.deliver_at(1, id(0, 0, 3), Position::Unknown);
         h.check()
     };
-    assert_eq!(m.per_key_order_violations, 1);
-    assert_eq!(m.per_key_order_violations_flagged, 1);
-    assert_eq!(m.per_key_order_violations_redelivered, 1);
-    assert_eq!(m.broker_redeliveries, 1);
-    assert_eq!(m.redeliveries, 1);
+    assert_eq!(m.delivery.per_key_order_violations, 1);
+    assert_eq!(m.delivery.per_key_order_violations_flagged, 1);
+    assert_eq!(m.delivery.per_key_order_violations_redelivered, 1);
+    assert_eq!(m.delivery.broker_redeliveries, 1);
+    assert_eq!(m.delivery.redeliveries, 1);
 }
 
 #[test]
@@ -341,7 +384,10 @@ fn an_offset_read_again_is_a_broker_redelivery() {
     h.deliver_at(0, id(0, 0, 0), kafka(0, 7));
     h.deliver_at(1, id(0, 0, 0), kafka(0, 7));
     let m = h.check();
-    assert_eq!((m.redeliveries, m.broker_redeliveries), (1, 1));
+    assert_eq!(
+        (m.delivery.redeliveries, m.delivery.broker_redeliveries),
+        (1, 1)
+    );
 }
 
 #[test]
@@ -354,11 +400,14 @@ fn failed_sends_are_not_lost_and_indeterminate_seen_are_recovered() {
     h.deliver(0, id(0, 0, 0));
     h.deliver(0, id(0, 0, 2));
     let m = h.check();
-    assert_eq!((m.acked, m.failed, m.indeterminate), (1, 1, 2));
-    assert_eq!((m.lost, m.recovered), (0, 1));
+    assert_eq!(
+        (m.counts.acked, m.counts.failed, m.counts.indeterminate),
+        (1, 1, 2)
+    );
+    assert_eq!((m.delivery.lost, m.delivery.recovered), (0, 1));
     // The gap at seq 1 is a failed send, not a skip.
-    assert_eq!(m.skips, 0);
-    assert_eq!(m.availability, 0.25);
+    assert_eq!(m.delivery.skips, 0);
+    assert_eq!(m.timing.availability, 0.25);
 }
 
 #[test]
@@ -371,8 +420,14 @@ fn sends_cut_off_by_a_producer_crash_are_indeterminate() {
     h.deliver(0, id(0, 0, 0));
     h.deliver(0, id(0, 0, 1));
     let m = h.check();
-    assert_eq!((m.sent, m.acked, m.indeterminate), (3, 1, 2));
-    assert_eq!((m.lost, m.recovered, m.unexpected), (0, 1, 0));
+    assert_eq!(
+        (m.counts.sent, m.counts.acked, m.counts.indeterminate),
+        (3, 1, 2)
+    );
+    assert_eq!(
+        (m.delivery.lost, m.delivery.recovered, m.delivery.unexpected),
+        (0, 1, 0)
+    );
 }
 
 #[test]
@@ -388,15 +443,15 @@ fn redeliveries_and_stored_duplicates_are_told_apart() {
     // The producer's retry stored seq 3 a second time, at offset 4.
     h.deliver_at(1, id(0, 0, 3), kafka(0, 4));
     let m = h.check();
-    assert_eq!(m.redeliveries, 3);
-    assert_eq!(m.duplicates_stored, 1);
-    assert_eq!(m.duplicate_rate, 3.0 / 4.0);
-    assert_eq!(m.effective_duplicates, 3);
+    assert_eq!(m.delivery.redeliveries, 3);
+    assert_eq!(m.delivery.duplicates_stored, 1);
+    assert_eq!(m.delivery.duplicate_rate, 3.0 / 4.0);
+    assert_eq!(m.delivery.effective_duplicates, 3);
     // Replaying seq 2 after seq 3 is a reorder among redeliveries, not among first deliveries.
     assert_eq!(
         (
-            m.per_key_order_violations,
-            m.per_key_order_violations_redelivered
+            m.delivery.per_key_order_violations,
+            m.delivery.per_key_order_violations_redelivered
         ),
         (0, 1)
     );
@@ -418,10 +473,11 @@ fn reorders_and_skips_are_counted_per_key() {
         h.deliver(1, id(1, 7, s));
     }
     let m = h.check();
-    assert_eq!(m.per_key_order_violations, 1);
-    assert_eq!(m.skips, 1);
-    assert_eq!(m.lost, 0);
+    assert_eq!(m.delivery.per_key_order_violations, 1);
+    assert_eq!(m.delivery.skips, 1);
+    assert_eq!(m.delivery.lost, 0);
     let ex: Vec<&Anomaly> = m
+        .delivery
         .examples
         .iter()
         .filter(|e| e.kind == "order-violation")
@@ -440,8 +496,8 @@ fn a_jump_after_a_consumer_change_is_not_a_skip() {
     h.deliver(1, id(0, 0, 2));
     h.deliver(0, id(0, 0, 1));
     let m = h.check();
-    assert_eq!(m.skips, 0);
-    assert_eq!(m.per_key_order_violations, 1);
+    assert_eq!(m.delivery.skips, 0);
+    assert_eq!(m.delivery.per_key_order_violations, 1);
 }
 
 #[test]
@@ -458,7 +514,7 @@ fn unexpected_counts_unsent_values_and_foreign_messages() {
         detail: "no envelope".into(),
     });
     let m = h.check();
-    assert_eq!(m.unexpected, 2);
+    assert_eq!(m.delivery.unexpected, 2);
 }
 
 #[test]
@@ -470,8 +526,12 @@ fn a_corrupt_sequence_number_is_unexpected_and_allocates_nothing() {
     h.deliver(0, id(0, 0, u64::MAX / 3));
     let m = h.check();
     // Its delivery and its processing each count once.
-    assert_eq!((m.unexpected, m.delivered, m.lost), (2, 1, 0));
+    assert_eq!(
+        (m.delivery.unexpected, m.delivery.delivered, m.delivery.lost),
+        (2, 1, 0)
+    );
     assert!(m
+        .delivery
         .examples
         .iter()
         .any(|e| e.kind == "unexpected" && e.detail.contains("implausible")));
@@ -492,12 +552,12 @@ fn rebalance_redeliveries_are_redeliveries_not_loss() {
         h.deliver_at(1, id(0, 0, s), kafka(0, s as i64));
     }
     let m = h.check();
-    assert_eq!(m.lost, 0);
-    assert_eq!(m.redeliveries, 3);
-    assert_eq!(m.duplicates_stored, 0);
-    assert_eq!(m.per_key_order_violations, 0);
-    assert_eq!(m.per_key_order_violations_redelivered, 2); // 3 and 4 replayed after 5
-    assert_eq!(m.skips, 0);
+    assert_eq!(m.delivery.lost, 0);
+    assert_eq!(m.delivery.redeliveries, 3);
+    assert_eq!(m.delivery.duplicates_stored, 0);
+    assert_eq!(m.delivery.per_key_order_violations, 0);
+    assert_eq!(m.delivery.per_key_order_violations_redelivered, 2); // 3 and 4 replayed after 5
+    assert_eq!(m.delivery.skips, 0);
 }
 
 #[test]
@@ -514,7 +574,11 @@ fn dedupe_skips_hide_redeliveries_from_processing() {
     });
     let m = h.check();
     assert_eq!(
-        (m.redeliveries, m.effective_duplicates, m.dedupe_skips),
+        (
+            m.delivery.redeliveries,
+            m.delivery.effective_duplicates,
+            m.delivery.dedupe_skips
+        ),
         (1, 0, 1)
     );
 }
@@ -545,7 +609,7 @@ fn events_out_of_arrival_order_are_checked_in_time_order() {
         receive_count: 1,
     });
     let m = h.check();
-    assert_eq!(m.per_key_order_violations, 0);
+    assert_eq!(m.delivery.per_key_order_violations, 0);
 }
 
 #[test]
@@ -591,20 +655,20 @@ fn latency_is_measured_from_the_intended_time_after_warmup() {
         });
     }
     let m = check_events(ev);
-    assert_eq!(m.publish_latency.count, 100);
+    assert_eq!(m.timing.publish_latency.count, 100);
     assert!(
-        (m.publish_latency.p99 - 0.030).abs() < 0.0001,
+        (m.timing.publish_latency.p99 - 0.030).abs() < 0.0001,
         "{:?}",
-        m.publish_latency
+        m.timing.publish_latency
     );
     assert!(
-        (m.end_to_end_latency.p50 - 0.050).abs() < 0.0001,
+        (m.timing.end_to_end_latency.p50 - 0.050).abs() < 0.0001,
         "{:?}",
-        m.end_to_end_latency
+        m.timing.end_to_end_latency
     );
-    assert!(!m.publish_histogram.is_empty());
+    assert!(!m.timing.publish_histogram.is_empty());
     let near = |ms: Option<f64>, want: f64| ms.is_some_and(|v| (v - want).abs() < want * 0.002);
-    let tl = &m.timeline;
+    let tl = &m.timing.timeline;
     assert!(near(tl[0].publish_p50_ms, 800.0), "{:?}", tl[0]);
     assert!(near(tl[1].publish_p50_ms, 30.0), "{:?}", tl[1]);
     assert!(near(tl[1].publish_p99_ms, 150.0), "{:?}", tl[1]);
@@ -655,14 +719,17 @@ fn recovery_time_runs_from_fault_end_to_first_success_on_both_sides() {
         id: id(0, 0, 0),
     });
     let m = check_events(ev);
-    assert_eq!(m.faults.len(), 1);
-    assert_eq!((m.faults[0].start_s, m.faults[0].end_s), (1.0, Some(2.0)));
-    assert!(
-        m.faults[0].detail.ends_with("; after it, leader n2"),
-        "{:?}",
-        m.faults[0]
+    assert_eq!(m.timing.faults.len(), 1);
+    assert_eq!(
+        (m.timing.faults[0].start_s, m.timing.faults[0].end_s),
+        (1.0, Some(2.0))
     );
-    let r = m.recovery_time.unwrap();
+    assert!(
+        m.timing.faults[0].detail.ends_with("; after it, leader n2"),
+        "{:?}",
+        m.timing.faults[0]
+    );
+    let r = m.timing.recovery_time.unwrap();
     assert!((r - 0.7).abs() < 1e-9, "{r}");
 }
 
@@ -705,16 +772,16 @@ fn a_fault_window_opens_at_its_invoke_and_a_failed_one_has_no_outage() {
         },
     ];
     let m = check_events(ev);
-    let f = &m.faults[0];
+    let f = &m.timing.faults[0];
     assert_eq!(
         (f.start_s, f.applied_s, f.end_s),
         (1.0, Some(8.0), Some(8.0))
     );
     assert!((f.send_outage_s.unwrap() - 11.5).abs() < 1e-9, "{f:?}");
     assert!(
-        m.faults[1].failed && m.faults[1].send_outage_s.is_none(),
+        m.timing.faults[1].failed && m.timing.faults[1].send_outage_s.is_none(),
         "{:?}",
-        m.faults[1]
+        m.timing.faults[1]
     );
 }
 
@@ -748,9 +815,9 @@ fn faults_recorded_out_of_index_order_keep_their_own_kinds() {
         fault(5_000, 1, "node-duplicate", FaultPhase::Stop),
     ];
     let m = check_events(ev);
-    let kinds: Vec<&str> = m.faults.iter().map(|f| f.kind.as_str()).collect();
+    let kinds: Vec<&str> = m.timing.faults.iter().map(|f| f.kind.as_str()).collect();
     assert_eq!(kinds, ["node-corrupt", "node-duplicate", "node-loss"]);
-    let applied: Vec<Option<f64>> = m.faults.iter().map(|f| f.applied_s).collect();
+    let applied: Vec<Option<f64>> = m.timing.faults.iter().map(|f| f.applied_s).collect();
     assert_eq!(applied, [Some(1.5), Some(1.3), Some(1.4)]);
 }
 
@@ -796,15 +863,15 @@ fn send_outage_is_the_longest_a_producer_went_unacknowledged_across_a_fault() {
         });
         check_events(ev)
     };
-    let secs = |m: &Metrics| m.faults[0].send_outage_s.unwrap();
+    let secs = |m: &Metrics| m.timing.faults[0].send_outage_s.unwrap();
     let m = history(Some(4_400));
-    assert!((secs(&m) - 3.5).abs() < 1e-9, "{:?}", m.faults[0]);
+    assert!((secs(&m) - 3.5).abs() < 1e-9, "{:?}", m.timing.faults[0]);
     // Never acknowledged again: out from its last acknowledgement until the load ended.
     let m = history(None);
-    assert!((secs(&m) - 5.1).abs() < 1e-9, "{:?}", m.faults[0]);
+    assert!((secs(&m) - 5.1).abs() < 1e-9, "{:?}", m.timing.faults[0]);
     // Nothing stalls: the outage is one producer's gap between sends.
     let m = history(Some(1_000));
-    assert!((secs(&m) - 0.1).abs() < 1e-6, "{:?}", m.faults[0]);
+    assert!((secs(&m) - 0.1).abs() < 1e-6, "{:?}", m.timing.faults[0]);
 }
 
 /// Which node each client used comes through as the history says, its time since the load
@@ -829,6 +896,7 @@ fn client_connections_are_kept_in_time_order_relative_to_the_load() {
         connected(23_700, 0, "10.77.0.13:5672"),
     ]);
     let seen: Vec<(&str, f64)> = m
+        .timing
         .connections
         .iter()
         .map(|c| (c.endpoint.as_str(), c.at_s))
@@ -935,14 +1003,14 @@ mod reference {
                     violations += 1;
                 }
             }
-            prop_assert_eq!(m.lost, lost);
-            prop_assert_eq!(m.unread, unread);
-            prop_assert_eq!(m.unverified, 0);
-            prop_assert_eq!(m.recovered, recovered);
-            prop_assert_eq!(m.unexpected, unexpected);
-            prop_assert_eq!(m.redeliveries, redeliveries);
-            prop_assert_eq!(m.delivered, processed.len() as u64);
-            prop_assert_eq!(m.per_key_order_violations, violations);
+            prop_assert_eq!(m.delivery.lost, lost);
+            prop_assert_eq!(m.delivery.unread, unread);
+            prop_assert_eq!(m.delivery.unverified, 0);
+            prop_assert_eq!(m.delivery.recovered, recovered);
+            prop_assert_eq!(m.delivery.unexpected, unexpected);
+            prop_assert_eq!(m.delivery.redeliveries, redeliveries);
+            prop_assert_eq!(m.delivery.delivered, processed.len() as u64);
+            prop_assert_eq!(m.delivery.per_key_order_violations, violations);
         }
     }
 }
@@ -1005,19 +1073,26 @@ fn a_row_in_the_consumers_store_counts_as_processed_by_its_consumer() {
     };
     // Without the store's evidence, the history alone calls it lost.
     let before = build(false);
-    assert_eq!((before.lost, before.delivered), (1, 0));
+    assert_eq!((before.delivery.lost, before.delivery.delivered), (1, 0));
     let m = build(true);
     assert_eq!(
         (
-            m.lost,
-            m.delivered,
-            m.effective_duplicates,
-            m.processed_per_store
+            m.delivery.lost,
+            m.delivery.delivered,
+            m.delivery.effective_duplicates,
+            m.delivery.processed_per_store
         ),
         (0, 1, 0, 1)
     );
-    assert_eq!((m.store_anomalies, m.store_read), (0, Some(true)));
-    assert!(m.examples.iter().any(|e| e.kind == "processed-per-store"));
+    assert_eq!(
+        (m.delivery.store_anomalies, m.delivery.store_read),
+        (0, Some(true))
+    );
+    assert!(m
+        .delivery
+        .examples
+        .iter()
+        .any(|e| e.kind == "processed-per-store"));
 }
 
 /// Where the store and the history disagree, each kind is counted once, with an example.
@@ -1041,23 +1116,26 @@ fn the_store_and_the_history_disagreeing_are_anomalies() {
     h.store_read(true, 2);
     h.final_read_done(FinalReadOutcome::Complete);
     let m = h.check();
-    assert_eq!(m.store_anomalies, 3, "{:?}", m.examples);
+    assert_eq!(m.delivery.store_anomalies, 3, "{:?}", m.delivery.examples);
     for kind in [
         "dedupe-skip-without-row",
         "processed-not-in-store",
         "store-row-undelivered",
     ] {
-        assert!(m.examples.iter().any(|e| e.kind == kind), "{kind}");
+        assert!(m.delivery.examples.iter().any(|e| e.kind == kind), "{kind}");
     }
     // The skipped value was never processed and the final read did not find it: lost.
-    assert_eq!(m.lost, 1);
+    assert_eq!(m.delivery.lost, 1);
     // Without a store read, nothing is said about the store.
     let mut h = H::new();
     h.ok(skipped);
     h.receive(0, skipped, Position::Unknown);
     h.skip(0, skipped);
     let m = h.check();
-    assert_eq!((m.store_anomalies, m.store_read), (0, None));
+    assert_eq!(
+        (m.delivery.store_anomalies, m.delivery.store_read),
+        (0, None)
+    );
 }
 
 mod trust {
@@ -1222,7 +1300,7 @@ mod trust {
     fn no_final_read_a_damaged_history_an_interruption_or_an_unread_store_are_reasons() {
         let none = plan(&[]);
         let m = measured().check();
-        assert_eq!(m.final_read.outcome, FinalReadStatus::NotRun);
+        assert_eq!(m.delivery.final_read.outcome, FinalReadStatus::NotRun);
         let why = reasons(&m, &none);
         assert_eq!(why.len(), 1);
         assert!(

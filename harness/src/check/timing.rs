@@ -88,24 +88,42 @@ pub struct NodeEffect {
 
 /// What the timing checker measured: latencies, throughput, availability, the faults and their
 /// recoveries, and the per-second timeline.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
 pub struct TimingSection {
     pub publish_latency: LatencySummary,
     pub end_to_end_latency: LatencySummary,
+    /// HdrHistogram V2 serialization (base64), microseconds.
     pub publish_histogram: String,
     pub end_to_end_histogram: String,
+    /// Acknowledged sends per second after warmup.
     pub throughput: f64,
     pub availability: f64,
     pub consumer_availability: f64,
+    /// Clients of the harness replaced by fresh ones (dead connection or stall watchdog).
     pub reconnects: u64,
+    /// The slowest recovery among the faults that recovered. The `recovery_time` metric (see
+    /// `metrics`) also counts a fault that never recovered, as forever.
     pub recovery_time: Option<f64>,
     pub faults: Vec<FaultWindow>,
     pub timeline: Vec<Window>,
+    /// When the load started (ns since the Unix epoch); every `*_s` figure counts from here.
     pub load_start_ns: u64,
     pub duration_s: f64,
+    /// How the consumers caught up on the backlog the workload built (`load.backlog`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catch_up: Option<CatchUp>,
+    /// The window (sends in flight per producer) `max_in_flight: auto` settled on; the largest
+    /// if producers differ. None for a fixed window, or one still growing when the load ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_flight_window: Option<u32>,
+    /// Which node each client of the harness connected to, and when, where clients choose among
+    /// several (RabbitMQ's `urls`); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connections: Vec<ClientConnection>,
+    /// The cluster over time, as the target's `view` command described it each time its answer
+    /// changed; empty without one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cluster: Vec<ClusterView>,
 }
 

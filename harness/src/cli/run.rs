@@ -516,7 +516,7 @@ fn write_run_dir(
 /// What run `run_id` left faulted on its broker: a fault whose undo failed.
 fn left_faulted_by(r: &BrokerResult, run_id: &str) -> Option<String> {
     let m = r.metrics.as_ref()?;
-    let f = m.faults.iter().find(|f| f.undo_failed())?;
+    let f = m.timing.faults.iter().find(|f| f.undo_failed())?;
     Some(format!(
         "run {run_id} left it faulted: fault #{} ({}): {}",
         f.index, f.kind, f.detail

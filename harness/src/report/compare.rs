@@ -335,6 +335,7 @@ fn side_by_side_plots(columns: &[Column]) -> Vec<minijinja::Value> {
                     c.label.clone(),
                     color(i),
                     c.metrics
+                        .timing
                         .timeline
                         .iter()
                         .filter_map(|w| f(w).map(|v| (w.second as f64 + 0.5, v)))
@@ -347,7 +348,7 @@ fn side_by_side_plots(columns: &[Column]) -> Vec<minijinja::Value> {
         .iter()
         .enumerate()
         .filter_map(|(i, c)| {
-            histogram(&c.metrics.end_to_end_histogram)
+            histogram(&c.metrics.timing.end_to_end_histogram)
                 .map(|h| Series::new(c.label.clone(), color(i), plots::quantile_curve(&h)))
         })
         .collect();
@@ -419,10 +420,16 @@ mod tests {
             })
             .collect();
         let metrics = Metrics {
-            throughput,
-            lost,
-            duration_s: 30.0,
-            timeline,
+            timing: crate::check::TimingSection {
+                throughput,
+                duration_s: 30.0,
+                timeline,
+                ..Default::default()
+            },
+            delivery: crate::check::DeliverySection {
+                lost,
+                ..Default::default()
+            },
             ..Default::default()
         };
         Column {

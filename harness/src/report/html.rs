@@ -82,6 +82,7 @@ fn series(
     f: impl Fn(&crate::check::Window) -> Option<f64>,
 ) -> Series {
     let pts = m
+        .timing
         .timeline
         .iter()
         .filter_map(|w| f(w).map(|v| (w.second as f64 + 0.5, v)))
@@ -157,9 +158,9 @@ fn cluster_table(views: &[crate::check::ClusterView]) -> Option<minijinja::Value
 /// after it.
 fn seconds(m: &Metrics) -> f64 {
     // Where the time plots end: their points sit mid-second.
-    let last = m.timeline.iter().map(|w| w.second as f64 + 0.5);
-    let ends = m.faults.iter().filter_map(|f| f.end_s);
-    let views = m.cluster.iter().map(|v| v.at_s);
+    let last = m.timing.timeline.iter().map(|w| w.second as f64 + 0.5);
+    let ends = m.timing.faults.iter().filter_map(|f| f.end_s);
+    let views = m.timing.cluster.iter().map(|v| v.at_s);
     last.chain(ends).chain(views).fold(1.0, f64::max)
 }
 
@@ -191,7 +192,7 @@ fn broker_plots(m: &Metrics) -> Vec<Plot> {
 
 /// Throughput and latency, second by second.
 fn traffic_plots(m: &Metrics) -> Vec<Plot> {
-    let faults = &m.faults;
+    let faults = &m.timing.faults;
     vec![
         Plot {
             title: "Throughput".into(),
@@ -230,14 +231,14 @@ fn traffic_plots(m: &Metrics) -> Vec<Plot> {
 /// The whole latency distribution after warmup.
 fn quantile_plot(m: &Metrics) -> Plot {
     let mut curves = Vec::new();
-    if let Some(h) = histogram(&m.publish_histogram) {
+    if let Some(h) = histogram(&m.timing.publish_histogram) {
         curves.push(Series::new(
             "publish",
             PALETTE[0],
             plots::quantile_curve(&h),
         ));
     }
-    if let Some(h) = histogram(&m.end_to_end_histogram) {
+    if let Some(h) = histogram(&m.timing.end_to_end_histogram) {
         curves.push(Series::new(
             "end-to-end",
             PALETTE[2],
@@ -254,7 +255,7 @@ fn quantile_plot(m: &Metrics) -> Plot {
 
 /// Availability, what is waiting, and the anomalies, second by second.
 fn health_plots(m: &Metrics) -> Vec<Plot> {
-    let faults = &m.faults;
+    let faults = &m.timing.faults;
     vec![
         Plot {
             title: "Availability".into(),
@@ -302,8 +303,8 @@ fn health_plots(m: &Metrics) -> Vec<Plot> {
 
 /// What the broker's own processes cost, when the target names them.
 fn cost_plot(m: &Metrics) -> Option<Plot> {
-    let faults = &m.faults;
-    let cost = m.broker_cost.as_ref()?;
+    let faults = &m.timing.faults;
+    let cost = m.cost.broker_cost.as_ref()?;
     let per_message = cost.cpu_us_per_message.map_or(String::new(), |us| {
         format!(", {us:.1} µs of CPU per message")
     });
@@ -405,33 +406,33 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
             let m = b.metrics.as_ref();
             let examples: Vec<_> = m
                 .map(|m| {
-                    m.examples
+                    m.delivery.examples
                         .iter()
                         .map(|e| {
-                            context! { kind => e.kind, id => e.id.clone().unwrap_or_default(), t => if e.t == 0 { "—".to_string() } else { format!("{:.3}", e.t.saturating_sub(m.load_start_ns) as f64 / 1e9) }, detail => e.detail }
+                            context! { kind => e.kind, id => e.id.clone().unwrap_or_default(), t => if e.t == 0 { "—".to_string() } else { format!("{:.3}", e.t.saturating_sub(m.timing.load_start_ns) as f64 / 1e9) }, detail => e.detail }
                         })
                         .collect()
                 })
                 .unwrap_or_default();
             let faults: Vec<_> = m
                 .map(|m| {
-                    m.faults
+                    m.timing.faults
                         .iter()
                         .map(|f| context! { index => f.index, kind => f.kind, start => started(f), end => f.end_s.map_or("—".into(), |e| format!("{e:.1}")), outage => f.send_outage_s.map_or("—".into(), |s| format!("{s:.2}")), producers => recovered(f.end_s, f.producers_recovered_s), consumers => recovered(f.end_s, f.consumers_recovered_s), detail => f.detail })
                         .collect()
                 })
                 .unwrap_or_default();
-            let clients = m.map(|m| clients_table(&m.connections)).unwrap_or_default();
+            let clients = m.map(|m| clients_table(&m.timing.connections)).unwrap_or_default();
             context! {
                 name => b.broker.to_string(),
                 product => b.product,
                 clients => clients,
-                cluster => m.and_then(|m| cluster_table(&m.cluster)),
-                lanes => m.and_then(|m| plots::lanes_plot(&m.faults, &m.cluster, seconds(m))),
+                cluster => m.and_then(|m| cluster_table(&m.timing.cluster)),
+                lanes => m.and_then(|m| plots::lanes_plot(&m.timing.faults, &m.timing.cluster, seconds(m))),
                 client_settings => b.client_settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>(),
                 shard_load => m.map(|m| shard_table(&m.shard_load)),
-                window => m.and_then(|m| m.in_flight_window),
-                catch_up => m.and_then(|m| m.catch_up.as_ref()).map(|c| context! {
+                window => m.and_then(|m| m.timing.in_flight_window),
+                catch_up => m.and_then(|m| m.timing.catch_up.as_ref()).map(|c| context! {
                     started => format!("{:.1}", c.started_s),
                     backlog => fmt_num(c.backlog as f64),
                     time => c.time_s.map(fmt_secs),
@@ -445,14 +446,14 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
                 examples => examples,
                 faults => faults,
                 final_read => m.map(|m| context! {
-                    outcome => format!("{:?}", m.final_read.outcome),
-                    verified => m.final_read.verified(),
-                    read => m.final_read.read,
-                    detail => m.final_read.detail,
-                    unread => m.unread,
-                    unverified => m.unverified,
+                    outcome => format!("{:?}", m.delivery.final_read.outcome),
+                    verified => m.delivery.final_read.verified(),
+                    read => m.delivery.final_read.read,
+                    detail => m.delivery.final_read.detail,
+                    unread => m.delivery.unread,
+                    unverified => m.delivery.unverified,
                 }),
-                reconnects => m.map_or(0, |m| m.reconnects),
+                reconnects => m.map_or(0, |m| m.timing.reconnects),
             }
         })
         .collect();
@@ -580,18 +581,27 @@ mod tests {
             })
             .collect();
         let metrics = Metrics {
-            timeline,
-            faults,
-            publish_histogram: hist.clone(),
-            end_to_end_histogram: hist,
-            acked: 600_000,
-            broker_cost: Some(crate::check::cost::BrokerCost {
-                samples: 600,
-                cpu_cores_mean: 0.5,
-                rss_peak_bytes: 150 << 20,
-                cpu_us_per_message: Some(500.0),
-                written_bytes_per_s: 1e6,
-            }),
+            timing: crate::check::TimingSection {
+                timeline,
+                faults,
+                publish_histogram: hist.clone(),
+                end_to_end_histogram: hist,
+                ..Default::default()
+            },
+            counts: crate::check::Counts {
+                acked: 600_000,
+                ..Default::default()
+            },
+            cost: crate::check::cost::CostSection {
+                broker_cost: Some(crate::check::cost::BrokerCost {
+                    samples: 600,
+                    cpu_cores_mean: 0.5,
+                    rss_peak_bytes: 150 << 20,
+                    cpu_us_per_message: Some(500.0),
+                    written_bytes_per_s: 1e6,
+                }),
+                ..Default::default()
+            },
             shard_load: (0..6)
                 .map(|s| crate::check::shards::ShardLoad {
                     shard: s,

@@ -185,9 +185,10 @@ pub fn judge(metric: &Metric, base: &[&Metrics], now: &[&Metrics], threshold: f6
 /// The metric's value in each whole second of the load (the first second, which starts part
 /// way, is left out), in the metric's unit.
 fn per_second(m: &Metrics, sample: fn(&crate::check::Window) -> Option<f64>) -> Vec<f64> {
-    m.timeline
+    m.timing
+        .timeline
         .iter()
-        .filter(|w| w.second >= 1 && (w.second + 1) as f64 <= m.duration_s)
+        .filter(|w| w.second >= 1 && (w.second + 1) as f64 <= m.timing.duration_s)
         .filter_map(sample)
         .filter(|v| v.is_finite())
         .collect()
@@ -302,16 +303,19 @@ mod tests {
         let n = |mean: f64| Normal::new(mean, mean * spread).unwrap();
         let (r, l) = (n(rate), n(p99_ms));
         Metrics {
-            duration_s: 60.0,
-            throughput: rate,
-            timeline: (0..62)
-                .map(|s| Window {
-                    second: s,
-                    acked: r.sample(&mut rng).max(0.0) as u64,
-                    e2e_p99_ms: Some(l.sample(&mut rng).max(0.1)),
-                    ..Default::default()
-                })
-                .collect(),
+            timing: crate::check::TimingSection {
+                duration_s: 60.0,
+                throughput: rate,
+                timeline: (0..62)
+                    .map(|s| Window {
+                        second: s,
+                        acked: r.sample(&mut rng).max(0.0) as u64,
+                        e2e_p99_ms: Some(l.sample(&mut rng).max(0.1)),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            },
             ..Default::default()
         }
     }
@@ -413,7 +417,7 @@ mod tests {
     #[test]
     fn correctness_counts_regress_on_any_increase() {
         let mut lost = run(1, 1000.0, 20.0, 0.2);
-        lost.lost = 1;
+        lost.delivery.lost = 1;
         let clean = run(2, 1000.0, 20.0, 0.2);
         assert_eq!(
             verdict(
@@ -445,8 +449,8 @@ mod tests {
             (0..3)
                 .map(|i| {
                     let mut m = run(i, 1000.0, 20.0, 0.2);
-                    m.end_to_end_latency.count = 1000;
-                    m.end_to_end_latency.p999 = p * (1.0 + 0.02 * i as f64);
+                    m.timing.end_to_end_latency.count = 1000;
+                    m.timing.end_to_end_latency.p999 = p * (1.0 + 0.02 * i as f64);
                     m
                 })
                 .collect()
@@ -463,7 +467,7 @@ mod tests {
     #[test]
     fn a_recovery_that_never_happens_regresses_even_from_one_run() {
         let mut never = run(1, 1000.0, 20.0, 0.2);
-        never.faults.push(crate::check::FaultWindow {
+        never.timing.faults.push(crate::check::FaultWindow {
             index: 0,
             kind: "partition".into(),
             start_s: 5.0,
@@ -471,7 +475,7 @@ mod tests {
             ..Default::default()
         });
         let mut fine = never.clone();
-        fine.faults[0].recovery_s = Some(1.0);
+        fine.timing.faults[0].recovery_s = Some(1.0);
         let j = verdict("recovery_time", &[fine], &[never]);
         assert_eq!(j.change, Change::Regressed, "{j:?}");
     }

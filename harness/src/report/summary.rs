@@ -41,19 +41,19 @@ pub fn render(r: &RunResult) -> String {
     for b in &r.brokers {
         match (&b.metrics, &b.error) {
             (Some(m), _) => {
-                let p = &m.publish_latency;
-                let e = &m.end_to_end_latency;
+                let p = &m.timing.publish_latency;
+                let e = &m.timing.end_to_end_latency;
                 let _ = writeln!(
                     out,
                     "{:<9} {:>8} {:>8} {:>7} {:>9} {:>6} {:>6.2}% {:>9.0}  {:<33}  {:<33}",
                     b.broker.as_str(),
-                    m.sent,
-                    m.acked,
-                    m.failed + m.indeterminate,
-                    m.delivered,
-                    m.lost,
-                    m.duplicate_rate * 100.0,
-                    m.throughput,
+                    m.counts.sent,
+                    m.counts.acked,
+                    m.counts.failed + m.counts.indeterminate,
+                    m.delivery.delivered,
+                    m.delivery.lost,
+                    m.delivery.duplicate_rate * 100.0,
+                    m.timing.throughput,
                     quantiles(p),
                     quantiles(e),
                 );

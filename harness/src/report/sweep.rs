@@ -94,15 +94,15 @@ impl Point {
             offered: r.step.as_ref().and_then(|s| s.offered),
             achieved: m.map_or(0.0, |m| acked_rate(m, warmup_s)),
             processed: m.map_or(0.0, |m| {
-                if m.acked == 0 {
+                if m.counts.acked == 0 {
                     1.0
                 } else {
-                    (m.delivered as f64 / m.acked as f64).min(1.0)
+                    (m.delivery.delivered as f64 / m.counts.acked as f64).min(1.0)
                 }
             }),
             sustained,
-            publish: m.and_then(|m| m.publish_latency.measured().cloned()),
-            end_to_end: m.and_then(|m| m.end_to_end_latency.measured().cloned()),
+            publish: m.and_then(|m| m.timing.publish_latency.measured().cloned()),
+            end_to_end: m.and_then(|m| m.timing.end_to_end_latency.measured().cloned()),
             error: b.error.clone(),
             inconclusive: b.inconclusive_because(),
         }

@@ -296,9 +296,15 @@ mod tests {
         digest: &str,
     ) -> PathBuf {
         let metrics = Metrics {
-            lost,
-            end_to_end_latency: crate::check::LatencySummary {
-                p99,
+            delivery: crate::check::DeliverySection {
+                lost,
+                ..Default::default()
+            },
+            timing: crate::check::TimingSection {
+                end_to_end_latency: crate::check::LatencySummary {
+                    p99,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             ..Default::default()
