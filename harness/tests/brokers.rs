@@ -524,6 +524,48 @@ fn ctrl_c_stops_cleanly_keeping_history_and_printing_the_summary() {
     assert_eq!(m.delivery.lost, 0);
 }
 
+/// A consumer group with more members than shards starts, as any group scaled past its shard
+/// count does: the extra members stand by (Kafka assigns them no partition, RabbitMQ's single
+/// active consumer keeps them waiting), the run page says so, and nothing is lost. A broker with
+/// one queue and no shards to give out (SQS) has its consumers compete: none counts as idle.
+#[test]
+fn a_group_with_more_members_than_shards_starts_and_the_extra_ones_stand_by() {
+    let _brokers = sharing_brokers();
+    for_every_broker(|broker| {
+        let yaml = format!(
+            "name: it-standby-{broker}
+brokers: [{broker}]
+topology: {{ partitions: 2 }}
+load: {{ rate: 100/s, keys: {{ count: 20 }}, duration: 4s }}
+consumers: {{ count: 4 }}
+expect: {{ lost: 0 }}
+"
+        );
+        let ran = run_ok(&yaml, broker);
+        let s = &ran.metrics.shards;
+        assert_eq!(ran.metrics.delivery.lost, 0, "{broker}");
+        if s.shard_load.is_empty() {
+            assert!(s.idle_consumers.is_empty(), "{broker}: {s:?}");
+            return;
+        }
+        let busy: std::collections::BTreeSet<u32> =
+            s.shard_load.iter().map(|l| l.consumer).collect();
+        assert_eq!(busy.len(), 2, "{broker}: one consumer per shard: {s:?}");
+        assert_eq!(s.idle_consumers.len(), 2, "{broker}: two standbys: {s:?}");
+        assert!(busy.iter().all(|c| !s.idle_consumers.contains(c)), "{s:?}");
+        let reports = ran.dir.path().join("reports");
+        let page = std::fs::read_to_string(only_run_dir(&reports).join("index.html")).unwrap();
+        let standbys = format!(
+            "Consumers {}, {} took no shard: they stood by",
+            s.idle_consumers[0], s.idle_consumers[1]
+        );
+        assert!(
+            page.contains(&standbys),
+            "{broker}: the run page does not say {standbys:?}"
+        );
+    });
+}
+
 #[test]
 fn rabbitmq_single_active_consumers_spread_over_the_shards() {
     // Consistent-hash shards with single active consumer: each consumer is active on its own
@@ -535,7 +577,7 @@ fn rabbitmq_single_active_consumers_spread_over_the_shards() {
         .replace("duration: 3s", "duration: 6s")
         .replace("count: 10 }", "count: 200 }");
     let ran = run_ok(&yaml, "rabbitmq");
-    let load = &ran.metrics.shard_load;
+    let load = &ran.metrics.shards.shard_load;
     let mut active: std::collections::BTreeMap<u32, Vec<i64>> = Default::default();
     for shard in 0..4 {
         let on: Vec<_> = load.iter().filter(|l| l.shard == shard).collect();

@@ -24,10 +24,8 @@ pub struct Metrics {
     pub timing: timing::TimingSection,
     #[serde(flatten)]
     pub cost: cost::CostSection,
-    /// Deliveries per shard (Kafka partition, RabbitMQ queue) and consumer: how the broker
-    /// spread the work. Empty for a broker with one queue (SQS).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub shard_load: Vec<shards::ShardLoad>,
+    #[serde(flatten)]
+    pub shards: shards::ShardSection,
     /// What the reader skipped at the end of a damaged history.
     pub history_warning: Option<String>,
     /// The history is damaged, not merely cut short at its tail: records the run wrote were
@@ -44,7 +42,7 @@ impl Metrics {
         mut delivery: delivery::DeliverySection,
         mut timing: timing::TimingSection,
         mut cost: cost::CostSection,
-        shard_load: Vec<shards::ShardLoad>,
+        shards: shards::ShardSection,
     ) -> Metrics {
         // Sends that timed out, and sends that never got an outcome at all.
         counts.indeterminate += std::mem::take(&mut delivery.no_outcome);
@@ -71,7 +69,7 @@ impl Metrics {
             delivery,
             timing,
             cost,
-            shard_load,
+            shards,
             history_warning: None,
             history_damaged: false,
         }

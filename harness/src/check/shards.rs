@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Checker, Facts};
-use crate::history::{Event, Position};
+use crate::history::{Event, Position, WorkerEvent};
 
 /// Deliveries one consumer received from one shard.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -17,35 +17,72 @@ pub struct ShardLoad {
     pub deliveries: u64,
 }
 
+/// How the broker spread the shards over the consumers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct ShardSection {
+    /// Deliveries per shard (Kafka partition, RabbitMQ queue) and consumer: how the broker
+    /// spread the work. Empty for a broker with one queue (SQS).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shard_load: Vec<ShardLoad>,
+    /// Consumers that were ready and received nothing from any shard: standbys, as a group with
+    /// more members than shards keeps them (a Kafka member assigned no partition, a RabbitMQ
+    /// single active consumer's waiting peers). Empty for a broker with one queue (SQS).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub idle_consumers: Vec<u32>,
+}
+
 #[derive(Default)]
 pub struct ShardChecker {
     counts: BTreeMap<(i64, u32), u64>,
+    ready: std::collections::BTreeSet<u32>,
 }
 
 impl Checker for ShardChecker {
-    type Section = Vec<ShardLoad>;
+    type Section = ShardSection;
 
     fn observe(&mut self, ev: &Event, _: &mut Facts) {
-        if let Event::Deliver { consumer, pos, .. } = ev {
-            let shard = match pos {
-                Position::Offset { shard, .. } => *shard as i64,
-                Position::Transient { queue, .. } => *queue as i64,
-                // One queue (SQS), or no position: nothing to spread.
-                Position::Id { .. } | Position::Unknown => return,
-            };
-            *self.counts.entry((shard, *consumer)).or_default() += 1;
+        match ev {
+            Event::Deliver { consumer, pos, .. } => {
+                let shard = match pos {
+                    Position::Offset { shard, .. } => *shard as i64,
+                    Position::Transient { queue, .. } => *queue as i64,
+                    // One queue (SQS), or no position: nothing to spread.
+                    Position::Id { .. } | Position::Unknown => return,
+                };
+                *self.counts.entry((shard, *consumer)).or_default() += 1;
+            }
+            Event::Worker {
+                consumer,
+                event: WorkerEvent::Ready { .. },
+                ..
+            } => {
+                self.ready.insert(*consumer);
+            }
+            _ => {}
         }
     }
 
-    fn finish(self) -> Vec<ShardLoad> {
-        self.counts
+    fn finish(self) -> ShardSection {
+        let busy: std::collections::BTreeSet<u32> = self.counts.keys().map(|k| k.1).collect();
+        let idle_consumers = if busy.is_empty() {
+            Vec::new() // no shards seen: nothing was spread
+        } else {
+            self.ready.difference(&busy).copied().collect()
+        };
+        let shard_load = self
+            .counts
             .into_iter()
             .map(|((shard, consumer), deliveries)| ShardLoad {
                 shard,
                 consumer,
                 deliveries,
             })
-            .collect()
+            .collect();
+        ShardSection {
+            shard_load,
+            idle_consumers,
+        }
     }
 }
 
@@ -88,14 +125,40 @@ mod tests {
         ] {
             c.observe(&deliver(consumer, pos), &mut f);
         }
+        // Consumers 0 to 3 were ready; 3 received nothing from a shard.
+        for consumer in 0..4 {
+            let ready = Event::Worker {
+                t: 0,
+                consumer,
+                event: WorkerEvent::Ready { pid: 1 },
+            };
+            c.observe(&ready, &mut f);
+        }
         let load = |shard, consumer, deliveries| ShardLoad {
             shard,
             consumer,
             deliveries,
         };
+        let section = c.finish();
         assert_eq!(
-            c.finish(),
+            section.shard_load,
             vec![load(0, 2, 1), load(1, 0, 2), load(3, 1, 1)]
         );
+        assert_eq!(section.idle_consumers, vec![3]);
+    }
+
+    /// Without shards (one SQS queue) no consumer counts as idle: nothing was there to spread.
+    #[test]
+    fn no_consumer_is_idle_where_there_are_no_shards() {
+        let mut c = ShardChecker::default();
+        let mut f = Facts::default();
+        let ready = Event::Worker {
+            t: 0,
+            consumer: 0,
+            event: WorkerEvent::Ready { pid: 1 },
+        };
+        c.observe(&ready, &mut f);
+        c.observe(&deliver(0, Position::Id { id: "m".into() }), &mut f);
+        assert_eq!(c.finish(), ShardSection::default());
     }
 }

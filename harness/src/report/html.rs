@@ -336,11 +336,14 @@ fn cost_plot(m: &Metrics) -> Option<Plot> {
 
 /// Deliveries by shard (rows) and consumer (columns), with each consumer's total, for the
 /// "who consumed what" table; None when no delivery had a shard.
-fn shard_table(load: &[crate::check::shards::ShardLoad]) -> Option<minijinja::Value> {
+/// Who consumed what: a row per shard, a column per consumer, the idle ones (standbys) too.
+fn shard_table(section: &crate::check::shards::ShardSection) -> Option<minijinja::Value> {
+    let load = &section.shard_load;
     if load.is_empty() {
         return None;
     }
-    let consumers: std::collections::BTreeSet<u32> = load.iter().map(|l| l.consumer).collect();
+    let mut consumers: std::collections::BTreeSet<u32> = load.iter().map(|l| l.consumer).collect();
+    consumers.extend(&section.idle_consumers);
     let shards: std::collections::BTreeSet<i64> = load.iter().map(|l| l.shard).collect();
     let count = |s: i64, c: u32| {
         load.iter()
@@ -368,7 +371,15 @@ fn shard_table(load: &[crate::check::shards::ShardLoad]) -> Option<minijinja::Va
                 .sum()
         })
         .collect();
-    Some(context! { consumers => consumers, rows => rows, totals => totals })
+    let idle = match section.idle_consumers.as_slice() {
+        [] => String::new(),
+        [one] => format!("Consumer {one} took no shard: it stood by (a group with more members than shards keeps the extra ones waiting)."),
+        many => format!(
+            "Consumers {} took no shard: they stood by (a group with more members than shards keeps the extra ones waiting).",
+            many.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    Some(context! { consumers => consumers, rows => rows, totals => totals, idle => idle })
 }
 
 /// `value` of the registry's metric `key`, formatted in its unit.
@@ -430,7 +441,7 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
                 cluster => m.and_then(|m| cluster_table(&m.timing.cluster)),
                 lanes => m.and_then(|m| plots::lanes_plot(&m.timing.faults, &m.timing.cluster, seconds(m))),
                 client_settings => b.client_settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>(),
-                shard_load => m.map(|m| shard_table(&m.shard_load)),
+                shard_load => m.map(|m| shard_table(&m.shards)),
                 window => m.and_then(|m| m.timing.in_flight_window),
                 catch_up => m.and_then(|m| m.timing.catch_up.as_ref()).map(|c| context! {
                     started => format!("{:.1}", c.started_s),
@@ -602,13 +613,16 @@ mod tests {
                 }),
                 ..Default::default()
             },
-            shard_load: (0..6)
-                .map(|s| crate::check::shards::ShardLoad {
-                    shard: s,
-                    consumer: (s % 3) as u32,
-                    deliveries: 100_000,
-                })
-                .collect(),
+            shards: crate::check::shards::ShardSection {
+                shard_load: (0..6)
+                    .map(|s| crate::check::shards::ShardLoad {
+                        shard: s,
+                        consumer: (s % 3) as u32,
+                        deliveries: 100_000,
+                    })
+                    .collect(),
+                idle_consumers: vec![3],
+            },
             ..Default::default()
         };
         let brokers = ["kafka", "rabbitmq", "sqs"]

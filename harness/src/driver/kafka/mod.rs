@@ -269,9 +269,9 @@ impl Driver for KafkaDriver {
 
     async fn consumer(&self, _consumer: u32) -> Result<Box<dyn Consumer>> {
         let auto = self.plan.workload.consumers.ack == AckMode::Auto;
-        let consumer: StreamConsumer<LogToStderr> = self
+        let consumer: StreamConsumer<GroupMember> = self
             .consumer_config()
-            .create_with_context(LogToStderr)
+            .create_with_context(GroupMember::default())
             .with_context(|| format!("kafka: creating consumer for {}", self.bootstrap))?;
         consumer
             .subscribe(&[&self.topic])
@@ -286,7 +286,7 @@ impl Driver for KafkaDriver {
 
     async fn final_reader(&self) -> Result<Box<dyn Consumer>> {
         self.check_reachable().await?;
-        let consumer: StreamConsumer<LogToStderr> = self
+        let consumer: StreamConsumer<GroupMember> = self
             .base_config()
             // A group of its own, so nothing the workload's consumers committed applies; the
             // partitions are assigned explicitly, so no rebalance can stall it.
@@ -296,7 +296,7 @@ impl Driver for KafkaDriver {
             )
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .create_with_context(LogToStderr)
+            .create_with_context(GroupMember::default())
             .with_context(|| format!("kafka: creating the final reader for {}", self.bootstrap))?;
         let timeout = self.timeout();
         let bootstrap = &self.bootstrap;
@@ -595,8 +595,55 @@ impl ClientContext for LogToStderr {
 
 impl ConsumerContext for LogToStderr {}
 
+/// A workload consumer's context: librdkafka's log on stderr, as `LogToStderr`, and what the
+/// group assigned it. A member is ready once it has an assignment, even an empty one: with more
+/// members than partitions the extra ones are standbys that own nothing until a rebalance gives
+/// them something, as in any consumer group scaled past its partition count.
+#[derive(Default)]
+struct GroupMember {
+    assigned: std::sync::atomic::AtomicBool,
+}
+
+impl ClientContext for GroupMember {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        LogToStderr.log(level, fac, log_message)
+    }
+}
+
+impl ConsumerContext for GroupMember {
+    fn post_rebalance(
+        &self,
+        _: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        use rdkafka::consumer::Rebalance;
+        let (what, partitions) = match rebalance {
+            Rebalance::Assign(tpl) => {
+                self.assigned
+                    .store(true, std::sync::atomic::Ordering::Release);
+                ("assigned", tpl.elements())
+            }
+            Rebalance::Revoke(tpl) => ("revoked", tpl.elements()),
+            Rebalance::Error(e) => {
+                eprintln!("kafka: rebalance failed: {e}");
+                return;
+            }
+        };
+        let ids: Vec<i32> = partitions.iter().map(|p| p.partition()).collect();
+        let standby = if what == "assigned" && ids.is_empty() {
+            " (a standby: the group has more members than partitions)"
+        } else {
+            ""
+        };
+        eprintln!(
+            "{} kafka: rebalance {what} partitions {ids:?}{standby}",
+            humantime::format_rfc3339_millis(std::time::SystemTime::now())
+        );
+    }
+}
+
 struct KafkaConsumer {
-    consumer: StreamConsumer<LogToStderr>,
+    consumer: StreamConsumer<GroupMember>,
     topic: String,
     auto: bool,
     /// Messages received while waiting for the assignment, handed out by the next poll.
@@ -655,12 +702,20 @@ impl KafkaConsumer {
 #[async_trait]
 impl Consumer for KafkaConsumer {
     async fn ready(&mut self, timeout: Duration) -> Result<()> {
-        // The group is joined from inside recv(); drive it until this member owns partitions.
+        // The group is joined from inside recv(); drive it until the group has assigned this
+        // member its partitions, none for a standby. (The final reader assigns its own.)
         let deadline = Instant::now() + timeout;
-        while self.consumer.assignment().map(|a| a.count()).unwrap_or(0) == 0 {
+        let assigned = || {
+            self.consumer
+                .context()
+                .assigned
+                .load(std::sync::atomic::Ordering::Acquire)
+                || self.consumer.assignment().is_ok_and(|a| a.count() > 0)
+        };
+        while !assigned() {
             anyhow::ensure!(
                 Instant::now() < deadline,
-                "kafka: no partitions assigned within {timeout:?} (consumer group did not form)"
+                "kafka: no assignment within {timeout:?} (the consumer group did not form)"
             );
             if let Ok(m) =
                 tokio::time::timeout(Duration::from_millis(100), self.consumer.recv()).await
