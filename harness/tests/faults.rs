@@ -610,3 +610,73 @@ run: { send_timeout: 2s, drain_quiet: 2s }
     // Given up on, not lost: what the broker stored after it resumed is found.
     assert_eq!(m.delivery.lost, 0, "{m:?}");
 }
+
+/// Consumers scaled out from 2 to 4 under load and back to 2 when the window ends, on every
+/// registered broker: nothing is lost; the new consumers join with fresh indices and leave
+/// gracefully (they exit by themselves: no SIGKILL); the history records both steps. Where the
+/// broker has shards to hand out, it says who took what: Kafka rebalances its partitions over
+/// the four, RabbitMQ's single active consumers keep the newcomers standing by.
+#[test]
+fn consumers_scaled_out_and_back_in_under_load_lose_nothing_and_leave_gracefully() {
+    let _brokers = sharing_brokers();
+    for_every_broker(|broker| {
+        let yaml = format!(
+            "name: it-scale-{broker}
+brokers: [{broker}]
+topology: {{ partitions: 4 }}
+load: {{ rate: 100/s, keys: {{ count: 40 }}, duration: 16s }}
+consumers: {{ count: 2, ack: after-process }}
+faults:
+  - {{ at: 4s, kind: consumer-scale, to: 4, duration: 6s }}
+run: {{ drain_quiet: 2s }}
+expect: {{ lost: 0 }}
+"
+        );
+        let ran = run_ok(&yaml, broker);
+        let m = &ran.metrics;
+        assert_eq!((m.delivery.lost, m.delivery.unverified), (0, 0), "{broker}");
+        let f = &m.timing.faults[0];
+        assert!(!f.failed, "{broker}: {f:?}");
+        assert!(
+            f.detail.contains("2 to 4: started consumer 2, consumer 3"),
+            "{broker}: {f:?}"
+        );
+        let said: Vec<String> = ran
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Fault {
+                    phase: FaultPhase::Stop,
+                    detail,
+                    ..
+                } => Some(detail.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            said.iter()
+                .any(|d| d.contains("stopped consumer 2 (pid") && d.contains("consumer 3 (pid")),
+            "{broker}: {said:?}"
+        );
+        assert_eq!(kills(&ran.events), 0, "{broker}: a consumer was SIGKILLed");
+        let ready: std::collections::BTreeSet<u32> = ran
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Worker {
+                    consumer,
+                    event: WorkerEvent::Ready { .. },
+                    ..
+                } => Some(*consumer),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ready, [0, 1, 2, 3].into(), "{broker}");
+        let took = |c: u32| m.shards.shard_load.iter().any(|l| l.consumer == c);
+        match broker {
+            "kafka" => assert!(took(2) && took(3), "{broker}: {:?}", m.shards),
+            "rabbitmq" => assert_eq!(m.shards.idle_consumers, [2, 3], "{broker}"),
+            _ => {}
+        }
+    });
+}

@@ -173,6 +173,33 @@ pub const KINDS: &[Kind] = &[
         Workers::Producers
     }),
     Kind {
+        takes: &["to"],
+        needs: &["to"],
+        check: |f| {
+            match f.to {
+            // Until the timing checker tells consumers taken away on purpose from unavailable
+            // ones, a scale to 0 would count against the broker's consumer availability.
+            Some(0) => Err("`to` is at least 1: a scale to 0 (the consumers taken away for a while) is not supported yet".into()),
+            Some(to) if to > crate::workload::MAX_CONSUMERS => Err(format!(
+                "`to` is at most {} consumers",
+                crate::workload::MAX_CONSUMERS
+            )),
+            _ => Ok(()),
+        }
+        },
+        build: |w, s| {
+            let to = w.spec.to.context("consumer-scale needs `to`")?;
+            Ok(Box::new(process::Scale::new(
+                fleet(w, s)?,
+                to,
+                w.stop.is_some(),
+            )))
+        },
+        ..process(FaultKind::ConsumerScale, "consumer-scale", |_| {
+            Workers::Consumers
+        })
+    },
+    Kind {
         takes: &["target", "workers"],
         needs_duration: true,
         build: |w, s| {

@@ -172,6 +172,7 @@ mod tests {
             corrupt: None,
             links: None,
             reorder: None,
+            to: None,
         }
     }
 

@@ -407,16 +407,23 @@ impl Fleet {
 
     /// SIGKILL one worker; returns its pid.
     pub fn crash(&mut self, index: u32) -> Result<i32> {
+        let p = self.take(index)?;
+        let pid = p.pid().as_raw();
+        p.crash(&self.home.recorder);
+        Ok(pid)
+    }
+
+    /// Take one worker out of the fleet (a producer's share of the schedule is freed for the
+    /// next one started).
+    fn take(&mut self, index: u32) -> Result<WorkerProc> {
         let at = self
             .procs
             .iter()
             .position(|p| p.index == index)
             .with_context(|| format!("{} {index} is not running", self.role.name()))?;
         let p = self.procs.remove(at);
-        let pid = p.pid().as_raw();
         self.free_slots.push(p.slot);
-        p.crash(&self.home.recorder);
-        Ok(pid)
+        Ok(p)
     }
 
     pub fn signal(&self, index: u32, sig: Signal) -> Result<i32> {
@@ -461,7 +468,21 @@ impl crate::chaos::process::Processes for std::sync::Mutex<Fleet> {
     fn signal(&self, index: u32, sig: Signal) -> Result<i32> {
         lock(self)?.signal(index, sig)
     }
+    fn retire(&self, index: u32) -> Result<i32> {
+        // Out of the fleet under its lock, stopped outside it: the stop waits for the worker.
+        let (p, recorder) = {
+            let mut f = lock(self)?;
+            (f.take(index)?, f.home.recorder.clone())
+        };
+        let pid = p.pid().as_raw();
+        p.stop(RETIRE_GRACE, &recorder);
+        Ok(pid)
+    }
 }
+
+/// How long a retired worker gets to finish its batch, acknowledge it and leave before SIGKILL:
+/// a Kafka member's leave and final commit take well under a second here.
+const RETIRE_GRACE: Duration = Duration::from_secs(10);
 
 /// Lock a fleet shared between the run and its faults. A poisoned lock (a panic while holding it)
 /// is an error for the caller, never a second panic.

@@ -12,6 +12,8 @@ pub use steps::{LoadRate, Steps};
 use units::Rate;
 
 /// Smallest message that still holds the envelope (see `message::envelope`).
+/// The most consumers a run may have at once, from the start or scaled out to.
+pub const MAX_CONSUMERS: u32 = 64;
 pub const MIN_MESSAGE_SIZE: u64 = crate::message::ENVELOPE_LEN as u64;
 const MAX_MESSAGE_SIZE: u64 = 1024 * 1024;
 
@@ -175,10 +177,10 @@ fn validate(w: &Workload) -> Vec<(At, String)> {
         ));
     }
     validate_load(w, &mut bad);
-    if w.consumers.count > 64 {
+    if w.consumers.count > MAX_CONSUMERS {
         bad.push(at(
             &["consumers", "count"],
-            "consumers.count must be between 0 (producers only) and 64",
+            format!("consumers.count must be between 0 (producers only) and {MAX_CONSUMERS}"),
         ));
     }
     for f in &w.faults {

@@ -362,6 +362,7 @@ impl Default for Consumers {
 #[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
     ConsumerCrash,
+    ConsumerScale,
     ProducerCrash,
     Pause,
     Partition,
@@ -499,6 +500,10 @@ pub struct Fault {
     /// (netem's `reorder`), e.g. 25%.
     #[serde(default)]
     pub reorder: Option<Percent>,
+    /// consumer-scale: how many consumers run from then on (1 to 64); with `duration`, the
+    /// count goes back to what it was when the window ends.
+    #[serde(default)]
+    pub to: Option<u32>,
 }
 
 /// The links of a node a packet fault acts on.
@@ -538,6 +543,7 @@ impl Fault {
             ("slice_delay", self.slice_delay.is_some()),
             ("bytes", self.bytes.is_some()),
             ("delay", self.delay.is_some()),
+            ("to", self.to.is_some()),
         ]
     }
 
