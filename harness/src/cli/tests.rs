@@ -16,8 +16,9 @@ fn parse_err(src: &str) -> WorkloadError {
 fn every_shipped_workload_is_valid() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workloads");
     let mut n = 0;
-    // The cluster's workloads (targets/local-cluster.yaml) are shipped too.
-    for d in [dir.clone(), dir.join("cluster")] {
+    // The cluster's workloads (targets/local-cluster.yaml) and the article's patterns are
+    // shipped too.
+    for d in [dir.clone(), dir.join("cluster"), dir.join("patterns")] {
         for entry in std::fs::read_dir(&d).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "yaml") {
