@@ -104,28 +104,13 @@ pub fn cuts(
     }
     let mut order = nodes.to_vec();
     order.shuffle(rng);
-    let across = |a: &[String], b: &[String]| -> Vec<(String, String)> {
-        a.iter()
-            .flat_map(|x| b.iter().map(move |y| (x.clone(), y.clone())))
-            .collect()
-    };
     let show = |g: &[String]| g.join(" ");
     Ok(match shape {
         Shape::Named(NamedShape::IsolateOne) => {
             let (one, rest) = order.split_at(1);
             (across(one, rest), format!("isolated {}", one[0]))
         }
-        Shape::Named(NamedShape::IsolateLeader) => {
-            let l = leader.ok_or("the leader is not known")?;
-            if !nodes.iter().any(|x| x == l) {
-                return Err(format!(
-                    "the leader {l:?} is not one of the nodes {nodes:?}"
-                ));
-            }
-            let one = vec![l.to_string()];
-            let rest: Vec<String> = nodes.iter().filter(|x| *x != l).cloned().collect();
-            (across(&one, &rest), format!("isolated the leader {l}"))
-        }
+        Shape::Named(NamedShape::IsolateLeader) => isolate_leader(nodes, leader)?,
         Shape::Named(NamedShape::Halves) => {
             let (a, b) = order.split_at(n / 2);
             (
@@ -144,49 +129,85 @@ pub fn cuts(
                 format!("[{}] | [{}], both reaching {bridge}", show(a), show(b)),
             )
         }
-        Shape::Named(NamedShape::MajoritiesRing) => {
-            if n < 5 {
-                return Err(format!(
-                    "majorities-ring needs five nodes or more: with {n}, no two nodes can keep different majorities"
-                ));
-            }
-            // Each node keeps its nearest neighbours on a ring, enough for a majority.
-            let keep = (n / 2).div_ceil(2);
-            let mut pairs = Vec::new();
-            for i in 0..n {
-                for j in i + 1..n {
-                    let d = (j - i).min(n - (j - i));
-                    if d > keep {
-                        pairs.push((order[i].clone(), order[j].clone()));
-                    }
-                }
-            }
-            (pairs, format!("majorities ring {}", show(&order)))
-        }
-        Shape::Groups(groups) => {
-            let mut seen: Vec<&String> = groups.iter().flatten().collect();
-            if let Some(x) = seen.iter().find(|x| !nodes.contains(x)) {
-                return Err(format!(
-                    "group member {x:?} is not one of the nodes {nodes:?}"
-                ));
-            }
-            seen.sort();
-            if seen.windows(2).any(|w| w[0] == w[1]) {
-                return Err("a node is in two groups".into());
-            }
-            if groups.iter().filter(|g| !g.is_empty()).count() < 2 {
-                return Err("a partition needs two groups or more".into());
-            }
-            let mut pairs = Vec::new();
-            for (i, a) in groups.iter().enumerate() {
-                for b in &groups[i + 1..] {
-                    pairs.extend(across(a, b));
-                }
-            }
-            let text: Vec<String> = groups.iter().map(|g| format!("[{}]", show(g))).collect();
-            (pairs, format!("groups {}", text.join(" | ")))
-        }
+        Shape::Named(NamedShape::MajoritiesRing) => majorities_ring(&order)?,
+        Shape::Groups(groups) => between_groups(groups, nodes)?,
     })
+}
+
+/// Every pair of a node of `a` and a node of `b`.
+fn across(a: &[String], b: &[String]) -> Vec<(String, String)> {
+    a.iter()
+        .flat_map(|x| b.iter().map(move |y| (x.clone(), y.clone())))
+        .collect()
+}
+
+/// The leader cut off from every other node.
+fn isolate_leader(
+    nodes: &[String],
+    leader: Option<&str>,
+) -> Result<(Vec<(String, String)>, String), String> {
+    let l = leader.ok_or("the leader is not known")?;
+    if !nodes.iter().any(|x| x == l) {
+        return Err(format!(
+            "the leader {l:?} is not one of the nodes {nodes:?}"
+        ));
+    }
+    let one = vec![l.to_string()];
+    let rest: Vec<String> = nodes.iter().filter(|x| *x != l).cloned().collect();
+    Ok((across(&one, &rest), format!("isolated the leader {l}")))
+}
+
+/// Each node keeps its nearest neighbours on a ring (in `order`), enough for a majority, and
+/// loses the rest: every node sees a majority, no two the same one.
+fn majorities_ring(order: &[String]) -> Result<(Vec<(String, String)>, String), String> {
+    let n = order.len();
+    if n < 5 {
+        return Err(format!(
+            "majorities-ring needs five nodes or more: with {n}, no two nodes can keep different majorities"
+        ));
+    }
+    let keep = (n / 2).div_ceil(2);
+    let mut pairs = Vec::new();
+    for i in 0..n {
+        for j in i + 1..n {
+            let d = (j - i).min(n - (j - i));
+            if d > keep {
+                pairs.push((order[i].clone(), order[j].clone()));
+            }
+        }
+    }
+    Ok((pairs, format!("majorities ring {}", order.join(" "))))
+}
+
+/// Explicit groups: every link between two groups is cut. Each node in one group at most.
+fn between_groups(
+    groups: &[Vec<String>],
+    nodes: &[String],
+) -> Result<(Vec<(String, String)>, String), String> {
+    let mut seen: Vec<&String> = groups.iter().flatten().collect();
+    if let Some(x) = seen.iter().find(|x| !nodes.contains(x)) {
+        return Err(format!(
+            "group member {x:?} is not one of the nodes {nodes:?}"
+        ));
+    }
+    seen.sort();
+    if seen.windows(2).any(|w| w[0] == w[1]) {
+        return Err("a node is in two groups".into());
+    }
+    if groups.iter().filter(|g| !g.is_empty()).count() < 2 {
+        return Err("a partition needs two groups or more".into());
+    }
+    let mut pairs = Vec::new();
+    for (i, a) in groups.iter().enumerate() {
+        for b in &groups[i + 1..] {
+            pairs.extend(across(a, b));
+        }
+    }
+    let text: Vec<String> = groups
+        .iter()
+        .map(|g| format!("[{}]", g.join(" ")))
+        .collect();
+    Ok((pairs, format!("groups {}", text.join(" | "))))
 }
 
 /// The links a packet fault on `hit` acts on: each to the clients (`clients`, as the profile's

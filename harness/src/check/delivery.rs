@@ -389,7 +389,6 @@ impl Checker for DeliveryChecker {
     type Section = DeliverySection;
 
     fn finish(mut self) -> DeliverySection {
-        let mut m = DeliverySection::default();
         for (t, consumer, id) in std::mem::take(&mut self.store_rows) {
             self.in_store(t, consumer, id);
         }
@@ -397,68 +396,30 @@ impl Checker for DeliveryChecker {
             .final_read
             .take()
             .unwrap_or_else(super::FinalRead::not_run);
-        let verified = final_read.verified();
+        let store_read = self.store_read == Some(true);
+        let c = self.fates(final_read.verified(), store_read);
+        let unbacked = self.unbacked_skips(store_read);
+        self.note_implausible();
+        self.section(c, unbacked, final_read)
+    }
+}
+
+impl DeliveryChecker {
+    /// Every value's fate from its flags, counted; examples of the lost ones and of processed
+    /// ones missing from the consumers' store.
+    fn fates(&mut self, verified: bool, store_read: bool) -> Outcomes {
         let mut c = Outcomes::default();
         let mut lost_examples = Vec::new();
-        let store_read = self.store_read == Some(true);
         let mut store_examples = Vec::new();
         for ((producer, key), st) in self.keys.iter() {
             for (seq, f) in self.slots.iter(&st.slots) {
-                let processed = f & PROCESSED != 0;
-                // With the store read, every processed value has its row.
-                if store_read && processed && f & IN_STORE == 0 {
-                    c.not_in_store += 1;
-                    if store_examples.len() < EXAMPLES_PER_KIND {
-                        store_examples.push(MsgId { producer, key, seq });
-                    }
+                let fate = c.count(f, verified, store_read, self.producers_only);
+                let id = MsgId { producer, key, seq };
+                if fate.not_in_store && store_examples.len() < EXAMPLES_PER_KIND {
+                    store_examples.push(id);
                 }
-                let stored = f & STORED != 0;
-                if processed {
-                    c.distinct += 1;
-                }
-                if f & DELIVERED != 0 && !processed {
-                    c.received_only += 1;
-                }
-                if f & (DELIVERED | PROCESSED | STORED) != 0 && f & INVOKED == 0 {
-                    c.unexpected += 1;
-                }
-                // Invoked with no outcome at all (its producer crashed mid-send): as
-                // indeterminate as a send that timed out.
-                let unresolved = f & INVOKED != 0 && f & (OK | FAILED | INDETERMINATE) == 0;
-                if unresolved {
-                    c.no_outcome += 1;
-                }
-                // An indeterminate send that was stored after all.
-                if (f & INDETERMINATE != 0 || unresolved) && (processed || stored) {
-                    c.recovered += 1;
-                }
-                if f & INVOKED != 0 && stored && !processed && !self.producers_only {
-                    c.unread += 1;
-                }
-                // Acknowledged, never processed, and not found where it should still be.
-                if f & OK != 0 && !processed && !stored {
-                    if !verified {
-                        c.unverified += 1;
-                        continue;
-                    }
-                    c.lost += 1;
-                    if lost_examples.len() < EXAMPLES_PER_KIND {
-                        let id = MsgId { producer, key, seq };
-                        let why = if f & DELIVERED != 0 {
-                            "acknowledged by the broker and received, but never processed, and \
-                             gone from the broker (acknowledged before processing?)"
-                        } else {
-                            "acknowledged by the broker, never delivered, and not found by the \
-                             final read"
-                        };
-                        lost_examples.push(Anomaly {
-                            kind: "lost".into(),
-                            t: 0,
-                            id: Some(id.dedupe_id()),
-                            key: Some(key),
-                            detail: why.into(),
-                        });
-                    }
+                if fate.lost && lost_examples.len() < EXAMPLES_PER_KIND {
+                    lost_examples.push(lost_example(id, f));
                 }
             }
         }
@@ -467,7 +428,12 @@ impl Checker for DeliveryChecker {
             let d = "processed, but the consumers' store has no row for it".to_string();
             self.example("processed-not-in-store", 0, Some(id), d);
         }
-        // A skip says "already processed": the store must hold the value it skipped.
+        c
+    }
+
+    /// Skips the store does not back: a skip says "already processed", so the store must hold
+    /// the value it skipped (judged only when the store was read completely).
+    fn unbacked_skips(&mut self, store_read: bool) -> u64 {
         let mut skipped: Vec<MsgId> = if store_read {
             self.dedupe_skipped.iter().copied().collect()
         } else {
@@ -487,7 +453,11 @@ impl Checker for DeliveryChecker {
                 self.example("dedupe-skip-without-row", 0, Some(id), d);
             }
         }
-        // Records whose sequence number no producer of this run could have reached.
+        unbacked
+    }
+
+    /// Records whose sequence number no producer of this run could have reached.
+    fn note_implausible(&mut self) {
         if let Some(seq) = self.slots.first_implausible {
             let detail = format!(
                 "{} record(s) with an implausible sequence number, e.g. {seq} (corrupt?)",
@@ -495,40 +465,45 @@ impl Checker for DeliveryChecker {
             );
             self.example("unexpected", 0, None, detail);
         }
-        m.delivered = c.distinct;
-        m.lost = c.lost;
-        m.unread = c.unread;
-        m.unverified = c.unverified;
-        m.unexpected = c.unexpected + self.foreign + self.slots.implausible;
-        m.recovered = c.recovered;
-        m.no_outcome = c.no_outcome;
-        m.received_not_processed = c.received_only;
-        m.redeliveries = self.redeliveries;
-        m.broker_redeliveries = self.broker_redeliveries;
-        m.duplicate_rate = if c.distinct > 0 {
-            self.redeliveries as f64 / c.distinct as f64
-        } else {
-            0.0
-        };
-        // The consumers see a stored duplicate when it is redelivered from its other position;
-        // the final read sees every copy still stored. The larger count, never their sum: both
-        // may have seen the same copy.
-        m.duplicates_stored = self.stored_dupes.max(self.stored_twice);
-        m.final_read_order_violations = self.stored_order;
-        m.per_key_order_violations = self.order_first;
-        m.per_key_order_violations_redelivered = self.order_redelivered;
-        m.per_key_order_violations_flagged = self.order_flagged;
-        m.skips = self.skips;
-        m.effective_duplicates = self.effective_dupes;
-        m.dedupe_skips = self.dedupe_skips;
-        m.processed_per_store = self.processed_per_store;
-        m.store_anomalies = c.not_in_store + unbacked + self.store_rows_undelivered;
-        m.store_read = self.store_read;
-        m.final_read = final_read;
-        m.examples = self.examples;
-        m.order_violations_per_second = self.violations_per_second.0;
-        m.unread_per_second = self.unread_per_second.0;
-        m
+    }
+
+    /// The section, from the per-value counts and the checker's running counts.
+    fn section(self, c: Outcomes, unbacked: u64, final_read: super::FinalRead) -> DeliverySection {
+        DeliverySection {
+            delivered: c.distinct,
+            lost: c.lost,
+            unread: c.unread,
+            unverified: c.unverified,
+            unexpected: c.unexpected + self.foreign + self.slots.implausible,
+            recovered: c.recovered,
+            no_outcome: c.no_outcome,
+            received_not_processed: c.received_only,
+            redeliveries: self.redeliveries,
+            broker_redeliveries: self.broker_redeliveries,
+            duplicate_rate: if c.distinct > 0 {
+                self.redeliveries as f64 / c.distinct as f64
+            } else {
+                0.0
+            },
+            // The consumers see a stored duplicate when it is redelivered from its other
+            // position; the final read sees every copy still stored. The larger count, never
+            // their sum: both may have seen the same copy.
+            duplicates_stored: self.stored_dupes.max(self.stored_twice),
+            final_read_order_violations: self.stored_order,
+            per_key_order_violations: self.order_first,
+            per_key_order_violations_redelivered: self.order_redelivered,
+            per_key_order_violations_flagged: self.order_flagged,
+            skips: self.skips,
+            effective_duplicates: self.effective_dupes,
+            dedupe_skips: self.dedupe_skips,
+            processed_per_store: self.processed_per_store,
+            store_anomalies: c.not_in_store + unbacked + self.store_rows_undelivered,
+            store_read: self.store_read,
+            final_read,
+            examples: self.examples,
+            order_violations_per_second: self.violations_per_second.0,
+            unread_per_second: self.unread_per_second.0,
+        }
     }
 }
 
@@ -603,4 +578,58 @@ struct Outcomes {
     received_only: u64,
     no_outcome: u64,
     not_in_store: u64,
+}
+
+/// What the counts of one value call for beyond themselves: an example.
+struct Fate {
+    lost: bool,
+    not_in_store: bool,
+}
+
+impl Outcomes {
+    /// Count one value by its flags `f`. `verified`: the final read completed, so a value
+    /// found nowhere is lost rather than unverified.
+    fn count(&mut self, f: u8, verified: bool, store_read: bool, producers_only: bool) -> Fate {
+        let processed = f & PROCESSED != 0;
+        let stored = f & STORED != 0;
+        // With the store read, every processed value has its row.
+        let not_in_store = store_read && processed && f & IN_STORE == 0;
+        self.not_in_store += u64::from(not_in_store);
+        self.distinct += u64::from(processed);
+        self.received_only += u64::from(f & DELIVERED != 0 && !processed);
+        self.unexpected += u64::from(f & (DELIVERED | PROCESSED | STORED) != 0 && f & INVOKED == 0);
+        // Invoked with no outcome at all (its producer crashed mid-send): as indeterminate as
+        // a send that timed out.
+        let unresolved = f & INVOKED != 0 && f & (OK | FAILED | INDETERMINATE) == 0;
+        self.no_outcome += u64::from(unresolved);
+        // An indeterminate send that was stored after all.
+        self.recovered +=
+            u64::from((f & INDETERMINATE != 0 || unresolved) && (processed || stored));
+        self.unread += u64::from(f & INVOKED != 0 && stored && !processed && !producers_only);
+        // Acknowledged, never processed, and not found where it should still be.
+        let gone = f & OK != 0 && !processed && !stored;
+        self.unverified += u64::from(gone && !verified);
+        self.lost += u64::from(gone && verified);
+        Fate {
+            lost: gone && verified,
+            not_in_store,
+        }
+    }
+}
+
+/// The example a lost value gives, saying how far it got.
+fn lost_example(id: MsgId, f: u8) -> Anomaly {
+    let why = if f & DELIVERED != 0 {
+        "acknowledged by the broker and received, but never processed, and gone from the broker \
+         (acknowledged before processing?)"
+    } else {
+        "acknowledged by the broker, never delivered, and not found by the final read"
+    };
+    Anomaly {
+        kind: "lost".into(),
+        t: 0,
+        id: Some(id.dedupe_id()),
+        key: Some(id.key),
+        detail: why.into(),
+    }
 }

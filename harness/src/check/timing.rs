@@ -552,42 +552,82 @@ impl Checker for TimingChecker {
     type Section = TimingSection;
 
     fn finish(mut self) -> TimingSection {
-        let mut m = TimingSection::default();
         // The last second is folded into the totals here.
         self.summarise();
-        m.publish_latency = LatencySummary::of(&self.publish.total);
-        m.end_to_end_latency = LatencySummary::of(&self.e2e.total);
-        m.publish_histogram = super::serialize_hist(&self.publish.total);
-        m.end_to_end_histogram = super::serialize_hist(&self.e2e.total);
+        self.count_unseen();
+        self.close_faults();
+        let start = self.start.unwrap_or(0);
+        TimingSection {
+            publish_latency: LatencySummary::of(&self.publish.total),
+            end_to_end_latency: LatencySummary::of(&self.e2e.total),
+            publish_histogram: super::serialize_hist(&self.publish.total),
+            end_to_end_histogram: super::serialize_hist(&self.e2e.total),
+            throughput: self.throughput(),
+            availability: self.availability(),
+            consumer_availability: self.consumer_availability(),
+            reconnects: self.reconnects,
+            recovery_time: self
+                .faults
+                .iter()
+                .filter_map(|f| f.recovery_s)
+                .reduce(f64::max),
+            catch_up: self
+                .consumers_start
+                .map(|(t, backlog)| catch_up(&self.windows, t.saturating_sub(start), backlog)),
+            in_flight_window: self.in_flight_window,
+            connections: self.connections,
+            cluster: self.cluster,
+            faults: self.faults,
+            timeline: self.windows,
+            load_start_ns: start,
+            duration_s: self
+                .load_end
+                .map(|e| e.saturating_sub(start) as f64 / 1e9)
+                .unwrap_or(0.0),
+        }
+    }
+}
+
+impl TimingChecker {
+    /// Acknowledged sends per second, after warmup until the load ended (or the last ack).
+    fn throughput(&self) -> f64 {
         let from = self.warmup_end.or(self.start).unwrap_or(0);
         let to = self
             .load_end
             .unwrap_or(self.last_ack_ns)
             .max(self.last_ack_ns);
-        m.throughput = if to > from {
+        if to > from {
             self.acked_in_measure as f64 / ((to - from) as f64 / 1e9)
         } else {
             0.0
-        };
+        }
+    }
 
-        // Unseen: cumulative acknowledged minus cumulative processed.
+    /// Each second's unseen: cumulative acknowledged minus cumulative processed.
+    fn count_unseen(&mut self) {
         let mut cum = 0i64;
         for w in self.windows.iter_mut() {
             cum += w.acked as i64 - w.delivered as i64;
             w.unseen = cum;
         }
-        // Availability: fraction of completed send attempts (by the second they completed) that succeeded;
-        // consumers: fraction of seconds with a backlog in which something was processed.
+    }
+
+    /// The share of completed send attempts (by the second they completed) that succeeded.
+    fn availability(&self) -> f64 {
         let (ok, attempts): (u64, u64) = self
             .windows
             .iter()
             .fold((0, 0), |(o, a), w| (o + w.acked, a + w.acked + w.failed));
-        m.availability = if attempts > 0 {
+        if attempts > 0 {
             ok as f64 / attempts as f64
         } else {
             1.0
-        };
-        // Consumers stopped on purpose (building a backlog) are not unavailable.
+        }
+    }
+
+    /// The share of seconds with a backlog in which something was processed. Consumers stopped
+    /// on purpose (building a backlog) are not unavailable.
+    fn consumer_availability(&self) -> f64 {
         let start = self.start.unwrap_or(0);
         let consumers_from = self
             .consumers_start
@@ -599,13 +639,15 @@ impl Checker for TimingChecker {
             .filter(|w| w.unseen > 0 || w.delivered > 0)
             .collect();
         let progressed = backlog.iter().filter(|w| w.delivered > 0).count();
-        m.consumer_availability = if backlog.is_empty() {
+        if backlog.is_empty() {
             1.0
         } else {
             progressed as f64 / backlog.len() as f64
-        };
+        }
+    }
 
-        let start = self.start.unwrap_or(0);
+    /// Each ended fault's recovery, and the send outages still open when the load ended.
+    fn close_faults(&mut self) {
         let since = |stop: u64, at: Option<u64>| at.map(|t| t.saturating_sub(stop) as f64 / 1e9);
         for (i, stop, sent, processed) in &self.ended {
             if let Some(f) = self.faults.get_mut(*i) {
@@ -626,28 +668,6 @@ impl Checker for TimingChecker {
                 }
             }
         }
-        m.reconnects = self.reconnects;
-        m.recovery_time = self
-            .faults
-            .iter()
-            .filter_map(|f| f.recovery_s)
-            .fold(None, |acc: Option<f64>, r| {
-                Some(acc.map_or(r, |a| a.max(r)))
-            });
-        m.catch_up = self
-            .consumers_start
-            .map(|(t, backlog)| catch_up(&self.windows, t.saturating_sub(start), backlog));
-        m.in_flight_window = self.in_flight_window;
-        m.connections = self.connections;
-        m.cluster = self.cluster;
-        m.faults = self.faults;
-        m.timeline = self.windows;
-        m.load_start_ns = start;
-        m.duration_s = self
-            .load_end
-            .map(|e| e.saturating_sub(start) as f64 / 1e9)
-            .unwrap_or(0.0);
-        m
     }
 }
 

@@ -392,8 +392,24 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
     env.add_template("run.html", RUN_TEMPLATE)
         .context("loading the report template")?;
-    let verdicts: Vec<VerdictRow> = r
-        .brokers
+    let brokers: Vec<_> = r.brokers.iter().map(broker_section).collect();
+    let refs: Vec<&BrokerResult> = r.brokers.iter().collect();
+    let tmpl = env.get_template("run.html")?;
+    Ok(tmpl.render(context! {
+        css => CSS,
+        run => r,
+        status => context! { label => r.status().label(), class => r.status().class() },
+        verdicts => verdict_rows(r),
+        summary => summary_rows(&refs),
+        brokers => brokers,
+        workload_yaml => workload_yaml,
+        target_json => target_json,
+    })?)
+}
+
+/// Every broker's verdicts, one row each, as the verdict table shows them.
+fn verdict_rows(r: &RunResult) -> Vec<VerdictRow> {
+    r.brokers
         .iter()
         .flat_map(|b| {
             b.verdicts.iter().map(move |v| {
@@ -409,77 +425,91 @@ pub fn render_run(r: &RunResult, workload_yaml: &str, target_json: &str) -> Resu
                 }
             })
         })
-        .collect();
-    let brokers: Vec<_> = r
-        .brokers
+        .collect()
+}
+
+/// The anomalies' examples, their times in seconds since the load started.
+fn example_rows(m: &Metrics) -> Vec<minijinja::Value> {
+    let at = |t: u64| {
+        if t == 0 {
+            "—".to_string()
+        } else {
+            format!(
+                "{:.3}",
+                t.saturating_sub(m.timing.load_start_ns) as f64 / 1e9
+            )
+        }
+    };
+    m.delivery
+        .examples
         .iter()
-        .map(|b| {
-            let m = b.metrics.as_ref();
-            let examples: Vec<_> = m
-                .map(|m| {
-                    m.delivery.examples
-                        .iter()
-                        .map(|e| {
-                            context! { kind => e.kind, id => e.id.clone().unwrap_or_default(), t => if e.t == 0 { "—".to_string() } else { format!("{:.3}", e.t.saturating_sub(m.timing.load_start_ns) as f64 / 1e9) }, detail => e.detail }
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let faults: Vec<_> = m
-                .map(|m| {
-                    m.timing.faults
-                        .iter()
-                        .map(|f| context! { index => f.index, kind => f.kind, start => started(f), end => f.end_s.map_or("—".into(), |e| format!("{e:.1}")), outage => f.send_outage_s.map_or("—".into(), |s| format!("{s:.2}")), producers => recovered(f.end_s, f.producers_recovered_s), consumers => recovered(f.end_s, f.consumers_recovered_s), detail => f.detail })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let clients = m.map(|m| clients_table(&m.timing.connections)).unwrap_or_default();
+        .map(|e| {
+            context! { kind => e.kind, id => e.id.clone().unwrap_or_default(), t => at(e.t), detail => e.detail }
+        })
+        .collect()
+}
+
+/// The faults table: when each fault ran, its send outage and how long each side took to
+/// recover.
+fn fault_rows(m: &Metrics) -> Vec<minijinja::Value> {
+    m.timing
+        .faults
+        .iter()
+        .map(|f| {
             context! {
-                name => b.broker.to_string(),
-                product => b.product,
-                clients => clients,
-                cluster => m.and_then(|m| cluster_table(&m.timing.cluster)),
-                lanes => m.and_then(|m| plots::lanes_plot(&m.timing.faults, &m.timing.cluster, seconds(m))),
-                client_settings => b.client_settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>(),
-                shard_load => m.map(|m| shard_table(&m.shards)),
-                window => m.and_then(|m| m.timing.in_flight_window),
-                catch_up => m.and_then(|m| m.timing.catch_up.as_ref()).map(|c| context! {
-                    started => format!("{:.1}", c.started_s),
-                    backlog => fmt_num(c.backlog as f64),
-                    time => c.time_s.map(fmt_secs),
-                    rate => c.rate.map(|r| format!("{r:.0}")),
-                }),
-                error => b.error,
-                preflight => b.preflight,
-                inconclusive => b.inconclusive_because(),
-                warning => m.and_then(|m| m.history_warning.clone()),
-                plots => m.map(broker_plots).unwrap_or_default(),
-                examples => examples,
-                faults => faults,
-                final_read => m.map(|m| context! {
-                    outcome => format!("{:?}", m.delivery.final_read.outcome),
-                    verified => m.delivery.final_read.verified(),
-                    read => m.delivery.final_read.read,
-                    detail => m.delivery.final_read.detail,
-                    unread => m.delivery.unread,
-                    unverified => m.delivery.unverified,
-                }),
-                reconnects => m.map_or(0, |m| m.timing.reconnects),
+                index => f.index,
+                kind => f.kind,
+                start => started(f),
+                end => f.end_s.map_or("—".into(), |e| format!("{e:.1}")),
+                outage => f.send_outage_s.map_or("—".into(), |s| format!("{s:.2}")),
+                producers => recovered(f.end_s, f.producers_recovered_s),
+                consumers => recovered(f.end_s, f.consumers_recovered_s),
+                detail => f.detail,
             }
         })
-        .collect();
-    let refs: Vec<&BrokerResult> = r.brokers.iter().collect();
-    let tmpl = env.get_template("run.html")?;
-    Ok(tmpl.render(context! {
-        css => CSS,
-        run => r,
-        status => context! { label => r.status().label(), class => r.status().class() },
-        verdicts => verdicts,
-        summary => summary_rows(&refs),
-        brokers => brokers,
-        workload_yaml => workload_yaml,
-        target_json => target_json,
-    })?)
+        .collect()
+}
+
+/// One broker's part of the run page.
+fn broker_section(b: &BrokerResult) -> minijinja::Value {
+    let m = b.metrics.as_ref();
+    let examples = m.map(example_rows).unwrap_or_default();
+    let faults = m.map(fault_rows).unwrap_or_default();
+    let clients = m
+        .map(|m| clients_table(&m.timing.connections))
+        .unwrap_or_default();
+    context! {
+        name => b.broker.to_string(),
+        product => b.product,
+        clients => clients,
+        cluster => m.and_then(|m| cluster_table(&m.timing.cluster)),
+        lanes => m.and_then(|m| plots::lanes_plot(&m.timing.faults, &m.timing.cluster, seconds(m))),
+        client_settings => b.client_settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>(),
+        shard_load => m.map(|m| shard_table(&m.shards)),
+        window => m.and_then(|m| m.timing.in_flight_window),
+        catch_up => m.and_then(|m| m.timing.catch_up.as_ref()).map(|c| context! {
+            started => format!("{:.1}", c.started_s),
+            backlog => fmt_num(c.backlog as f64),
+            time => c.time_s.map(fmt_secs),
+            rate => c.rate.map(|r| format!("{r:.0}")),
+        }),
+        error => b.error,
+        preflight => b.preflight,
+        inconclusive => b.inconclusive_because(),
+        warning => m.and_then(|m| m.history_warning.clone()),
+        plots => m.map(broker_plots).unwrap_or_default(),
+        examples => examples,
+        faults => faults,
+        final_read => m.map(|m| context! {
+            outcome => format!("{:?}", m.delivery.final_read.outcome),
+            verified => m.delivery.final_read.verified(),
+            read => m.delivery.final_read.read,
+            detail => m.delivery.final_read.detail,
+            unread => m.delivery.unread,
+            unverified => m.delivery.unverified,
+        }),
+        reconnects => m.map_or(0, |m| m.timing.reconnects),
+    }
 }
 
 /// Write index.html next to result.json, from the run directory's own files.

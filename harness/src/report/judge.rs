@@ -88,98 +88,105 @@ fn pct(x: f64) -> String {
 /// Judge `metric` from the baseline's runs and now's runs of one workload × broker, with the
 /// relative noise `threshold` (0.1 = 10%).
 pub fn judge(metric: &Metric, base: &[&Metrics], now: &[&Metrics], threshold: f64) -> Judgement {
-    let lower_better = metric.lower_is_better();
     match metric.judge {
-        Judge::AnyIncrease => {
-            let worst = |runs: &[&Metrics]| {
-                runs.iter()
-                    .filter_map(|m| (metric.get)(m))
-                    .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))))
-            };
-            let (Some(b), Some(n)) = (worst(base), worst(now)) else {
-                return Judgement::new(Change::NotJudged, "not measured");
-            };
-            let change = if n > b {
-                Change::Regressed
-            } else if n < b {
-                Change::Improved
-            } else {
-                Change::NoChange
-            };
-            let mut j = Judgement::new(change, "a correctness count: any increase regresses");
-            j.estimate = (b > 0.0).then(|| (n - b) / b);
-            j
-        }
-        Judge::PerSecond(sample) => {
-            // Grouped by run: repeats resample whole runs first, so the interval also holds
-            // the difference between runs, not only between seconds of one run.
-            let seconds = |runs: &[&Metrics]| -> Vec<Vec<f64>> {
-                runs.iter().map(|m| per_second(m, sample)).collect()
-            };
-            let (b, n) = (seconds(base), seconds(now));
-            let count = |g: &[Vec<f64>]| g.iter().map(Vec::len).sum::<usize>();
-            let basis = format!(
-                "medians of per-second samples, {} vs {} (runs: {} vs {})",
-                count(&b),
-                count(&n),
-                b.len(),
-                n.len()
-            );
-            if count(&b) < MIN_SECONDS || count(&n) < MIN_SECONDS {
-                return Judgement::new(Change::NotJudged, basis);
-            }
-            if b.len() < MIN_RUNS || n.len() < MIN_RUNS {
-                // The seconds of one run say nothing about how whole runs differ: the bar
-                // rises to what whole runs were seen to differ by.
-                let bar = threshold.max(metric.single_run_noise());
-                let basis = format!(
-                    "{basis}; from single runs a change must pass {:.0}%{} \
-                     (--repeat {MIN_RUNS} judges finer changes)",
-                    bar * 100.0,
-                    if metric.unit == Unit::Seconds {
-                        format!(" and {} ms", SINGLE_RUN_LATENCY_FLOOR_S * 1e3)
-                    } else {
-                        String::new()
-                    }
-                );
-                return decide(&b, &n, metric, bar, SINGLE_RUN_LATENCY_FLOOR_S, basis);
-            }
-            decide(&b, &n, metric, threshold, LATENCY_FLOOR_S, basis)
-        }
-        Judge::PerRun => {
-            let figures = |runs: &[&Metrics]| -> Vec<f64> {
-                runs.iter().filter_map(|m| (metric.get)(m)).collect()
-            };
-            let (b, n) = (figures(base), figures(now));
-            let basis = format!("one figure per run, {} vs {}", b.len(), n.len());
-            // A recovery that never happened is infinitely worse, whatever the noise.
-            let never = |v: &[f64]| v.iter().any(|x| x.is_infinite());
-            if never(&n) != never(&b) && !b.is_empty() && !n.is_empty() {
-                let worse = never(&n) == lower_better;
-                let change = if worse {
-                    Change::Regressed
-                } else {
-                    Change::Improved
-                };
-                return Judgement::new(change, format!("{basis}; one side never recovered"));
-            }
-            if b.len() < MIN_RUNS || n.len() < MIN_RUNS {
-                return Judgement::new(
-                    Change::NotJudged,
-                    format!("{basis}: needs {MIN_RUNS} runs on each side (--repeat {MIN_RUNS})"),
-                );
-            }
-            let one_each = |v: &[f64]| v.iter().map(|x| vec![*x]).collect::<Vec<_>>();
-            decide(
-                &one_each(&b),
-                &one_each(&n),
-                metric,
-                threshold,
-                LATENCY_FLOOR_S,
-                basis,
-            )
-        }
+        Judge::AnyIncrease => any_increase(metric, base, now),
+        Judge::PerSecond(sample) => per_second_medians(metric, sample, base, now, threshold),
+        Judge::PerRun => per_run(metric, base, now, threshold),
     }
+}
+
+/// A correctness count: the worst run of each side, and any increase regresses.
+fn any_increase(metric: &Metric, base: &[&Metrics], now: &[&Metrics]) -> Judgement {
+    let worst = |runs: &[&Metrics]| runs.iter().filter_map(|m| (metric.get)(m)).reduce(f64::max);
+    let (Some(b), Some(n)) = (worst(base), worst(now)) else {
+        return Judgement::new(Change::NotJudged, "not measured");
+    };
+    let change = if n > b {
+        Change::Regressed
+    } else if n < b {
+        Change::Improved
+    } else {
+        Change::NoChange
+    };
+    let mut j = Judgement::new(change, "a correctness count: any increase regresses");
+    j.estimate = (b > 0.0).then(|| (n - b) / b);
+    j
+}
+
+/// Per-second samples, grouped by run: repeats resample whole runs first, so the interval
+/// also holds the difference between runs, not only between seconds of one run.
+fn per_second_medians(
+    metric: &Metric,
+    sample: fn(&crate::check::Window) -> Option<f64>,
+    base: &[&Metrics],
+    now: &[&Metrics],
+    threshold: f64,
+) -> Judgement {
+    let seconds = |runs: &[&Metrics]| -> Vec<Vec<f64>> {
+        runs.iter().map(|m| per_second(m, sample)).collect()
+    };
+    let (b, n) = (seconds(base), seconds(now));
+    let count = |g: &[Vec<f64>]| g.iter().map(Vec::len).sum::<usize>();
+    let basis = format!(
+        "medians of per-second samples, {} vs {} (runs: {} vs {})",
+        count(&b),
+        count(&n),
+        b.len(),
+        n.len()
+    );
+    if count(&b) < MIN_SECONDS || count(&n) < MIN_SECONDS {
+        return Judgement::new(Change::NotJudged, basis);
+    }
+    if b.len() < MIN_RUNS || n.len() < MIN_RUNS {
+        // The seconds of one run say nothing about how whole runs differ: the bar rises to
+        // what whole runs were seen to differ by.
+        let bar = threshold.max(metric.single_run_noise());
+        let basis = format!(
+            "{basis}; from single runs a change must pass {:.0}%{} \
+             (--repeat {MIN_RUNS} judges finer changes)",
+            bar * 100.0,
+            if metric.unit == Unit::Seconds {
+                format!(" and {} ms", SINGLE_RUN_LATENCY_FLOOR_S * 1e3)
+            } else {
+                String::new()
+            }
+        );
+        return decide(&b, &n, metric, bar, SINGLE_RUN_LATENCY_FLOOR_S, basis);
+    }
+    decide(&b, &n, metric, threshold, LATENCY_FLOOR_S, basis)
+}
+
+/// One figure per run: judged only with repeats on both sides, except that a recovery that
+/// never happened is infinitely worse, whatever the noise.
+fn per_run(metric: &Metric, base: &[&Metrics], now: &[&Metrics], threshold: f64) -> Judgement {
+    let figures =
+        |runs: &[&Metrics]| -> Vec<f64> { runs.iter().filter_map(|m| (metric.get)(m)).collect() };
+    let (b, n) = (figures(base), figures(now));
+    let basis = format!("one figure per run, {} vs {}", b.len(), n.len());
+    let never = |v: &[f64]| v.iter().any(|x| x.is_infinite());
+    if never(&n) != never(&b) && !b.is_empty() && !n.is_empty() {
+        let change = if never(&n) == metric.lower_is_better() {
+            Change::Regressed
+        } else {
+            Change::Improved
+        };
+        return Judgement::new(change, format!("{basis}; one side never recovered"));
+    }
+    if b.len() < MIN_RUNS || n.len() < MIN_RUNS {
+        return Judgement::new(
+            Change::NotJudged,
+            format!("{basis}: needs {MIN_RUNS} runs on each side (--repeat {MIN_RUNS})"),
+        );
+    }
+    let one_each = |v: &[f64]| v.iter().map(|x| vec![*x]).collect::<Vec<_>>();
+    decide(
+        &one_each(&b),
+        &one_each(&n),
+        metric,
+        threshold,
+        LATENCY_FLOOR_S,
+        basis,
+    )
 }
 
 /// The metric's value in each whole second of the load (the first second, which starts part

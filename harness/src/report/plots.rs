@@ -359,56 +359,82 @@ pub fn lanes_plot(faults: &[FaultWindow], views: &[ClusterView], x_max: f64) -> 
             .label_style(("sans-serif", 11))
             .draw()
             .map_err(|e| e.to_string())?;
-        let font = ("sans-serif", 11).into_font();
         for (i, lane) in lanes.iter().enumerate() {
             let y = (n - 1 - i) as f64;
-            let row_height = 0.40 / most as f64;
-            for ((from, to, label, index, failed), row) in lane.faults.iter().zip(&rows[i]) {
-                // Row 0 at the top of the upper half.
-                let top = y + 0.42 - row_height * *row as f64;
-                let bottom = top - row_height + 0.01;
-                let color = if *failed {
-                    RGBColor(160, 160, 160)
-                } else {
-                    PALETTE[*index as usize % PALETTE.len()]
-                };
-                chart
-                    .draw_series([
-                        Rectangle::new([(*from, bottom), (*to, top)], color.mix(0.35).filled()),
-                        Rectangle::new([(*from, bottom), (*to, top)], color.stroke_width(1)),
-                    ])
-                    .map_err(|e| e.to_string())?;
-                chart
-                    .draw_series([Text::new(
-                        label.clone(),
-                        (*from + 0.2, top - row_height * 0.15),
-                        font.clone(),
-                    )])
-                    .map_err(|e| e.to_string())?;
-            }
-            for (from, to, state, changed) in &lane.states {
-                let fill = if *changed {
-                    RGBColor(255, 200, 90)
-                } else {
-                    RGBColor(225, 230, 235)
-                };
-                chart
-                    .draw_series([
-                        Rectangle::new([(*from, y - 0.42), (*to, y - 0.02)], fill.filled()),
-                        Rectangle::new([(*from, y - 0.42), (*to, y - 0.02)], WHITE.stroke_width(1)),
-                    ])
-                    .map_err(|e| e.to_string())?;
-                chart
-                    .draw_series([Text::new(
-                        state.clone(),
-                        (*from + 0.2, y - 0.08),
-                        font.clone(),
-                    )])
-                    .map_err(|e| e.to_string())?;
-            }
+            draw_lane_faults(&mut chart, lane, &rows[i], y, most)?;
+            draw_lane_states(&mut chart, lane, y)?;
         }
         Ok(())
     }))
+}
+
+type LanesChart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// A lane's faults in its upper half, each in its row (`rows`, of `most`), labelled; a failed
+/// one in grey.
+fn draw_lane_faults(
+    chart: &mut LanesChart<'_, '_>,
+    lane: &Lane,
+    rows: &[usize],
+    y: f64,
+    most: usize,
+) -> Result<(), String> {
+    let font = ("sans-serif", 11).into_font();
+    let row_height = 0.40 / most as f64;
+    for ((from, to, label, index, failed), row) in lane.faults.iter().zip(rows) {
+        // Row 0 at the top of the upper half.
+        let top = y + 0.42 - row_height * *row as f64;
+        let bottom = top - row_height + 0.01;
+        let color = if *failed {
+            RGBColor(160, 160, 160)
+        } else {
+            PALETTE[*index as usize % PALETTE.len()]
+        };
+        chart
+            .draw_series([
+                Rectangle::new([(*from, bottom), (*to, top)], color.mix(0.35).filled()),
+                Rectangle::new([(*from, bottom), (*to, top)], color.stroke_width(1)),
+            ])
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series([Text::new(
+                label.clone(),
+                (*from + 0.2, top - row_height * 0.15),
+                font.clone(),
+            )])
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// A lane's states over time in its lower half; a state other than the first one highlighted.
+fn draw_lane_states(chart: &mut LanesChart<'_, '_>, lane: &Lane, y: f64) -> Result<(), String> {
+    let font = ("sans-serif", 11).into_font();
+    for (from, to, state, changed) in &lane.states {
+        let fill = if *changed {
+            RGBColor(255, 200, 90)
+        } else {
+            RGBColor(225, 230, 235)
+        };
+        chart
+            .draw_series([
+                Rectangle::new([(*from, y - 0.42), (*to, y - 0.02)], fill.filled()),
+                Rectangle::new([(*from, y - 0.42), (*to, y - 0.02)], WHITE.stroke_width(1)),
+            ])
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series([Text::new(
+                state.clone(),
+                (*from + 0.2, y - 0.08),
+                font.clone(),
+            )])
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Points of a trend plot drawn apart: a night that regressed (a red ring), failed (a cross), or
