@@ -175,18 +175,7 @@ pub const KINDS: &[Kind] = &[
     Kind {
         takes: &["to"],
         needs: &["to"],
-        check: |f| {
-            match f.to {
-            // Until the timing checker tells consumers taken away on purpose from unavailable
-            // ones, a scale to 0 would count against the broker's consumer availability.
-            Some(0) => Err("`to` is at least 1: a scale to 0 (the consumers taken away for a while) is not supported yet".into()),
-            Some(to) if to > crate::workload::MAX_CONSUMERS => Err(format!(
-                "`to` is at most {} consumers",
-                crate::workload::MAX_CONSUMERS
-            )),
-            _ => Ok(()),
-        }
-        },
+        check: scale_target,
         build: |w, s| {
             let to = w.spec.to.context("consumer-scale needs `to`")?;
             Ok(Box::new(process::Scale::new(
@@ -504,6 +493,22 @@ fn fleet(w: &Window, s: &Scope) -> Result<std::sync::Arc<dyn process::Processes>
     match kind(w.kind()).workers.map(|of| of(w)) {
         Some(Workers::Producers) => s.producers(),
         _ => Ok(s.fleet.clone()),
+    }
+}
+
+/// consumer-scale's `to`: at least 1, at most the consumer limit. A scale to 0 waits until the
+/// timing checker tells consumers taken away on purpose from unavailable ones: it would count
+/// against the broker's consumer availability.
+fn scale_target(f: &FaultSpec) -> Result<(), String> {
+    let most = crate::workload::MAX_CONSUMERS;
+    match f.to {
+        Some(0) => Err(
+            "`to` is at least 1: a scale to 0 (the consumers taken away for a while) \
+                        is not supported yet"
+                .into(),
+        ),
+        Some(to) if to > most => Err(format!("`to` is at most {most} consumers")),
+        _ => Ok(()),
     }
 }
 
