@@ -109,23 +109,14 @@ fn whole() -> Result<(), String> {
 }
 
 fn node_whole(n: &str) -> Result<(), String> {
-    let o = brokers(&["ctl", n, "cluster_status", "--formatter", "json"]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-    let mut running: Vec<String> = v["running_nodes"]
-        .as_array()
-        .map(|r| {
-            r.iter()
-                .filter_map(|n| n.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    running.sort();
-    if running != names(&NODES) {
+    let status = cluster_status(n).ok_or_else(|| format!("{n} does not answer"))?;
+    let running = running_in(&status);
+    if running.as_deref() != Some(&names(&NODES)[..]) {
         return Err(format!("{n} sees {running:?} running"));
     }
-    match v["partitions"].as_object() {
+    match status["partitions"].as_object() {
         Some(p) if p.is_empty() => Ok(()),
-        _ => Err(format!("{n} reports partitions {}", v["partitions"])),
+        _ => Err(format!("{n} reports partitions {}", status["partitions"])),
     }
 }
 
@@ -146,12 +137,21 @@ fn reaches(a: &str, b: &str, port: &str) -> bool {
 /// The nodes `node` counts as running, from its own `cluster_status`; None when RabbitMQ on
 /// it does not answer (stopped, or paused as a minority).
 fn running_seen_by(node: &str) -> Option<Vec<String>> {
+    running_in(&cluster_status(node)?)
+}
+
+/// `node`'s own `cluster_status`, as JSON; None when RabbitMQ on it does not answer.
+fn cluster_status(node: &str) -> Option<serde_json::Value> {
     let o = brokers(&["ctl", node, "cluster_status", "--formatter", "json"]);
     if !o.status.success() {
         return None;
     }
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
-    let mut nodes: Vec<String> = v["running_nodes"]
+    serde_json::from_slice(&o.stdout).ok()
+}
+
+/// The running nodes a `cluster_status` lists, sorted.
+fn running_in(status: &serde_json::Value) -> Option<Vec<String>> {
+    let mut nodes: Vec<String> = status["running_nodes"]
         .as_array()?
         .iter()
         .filter_map(|n| n.as_str().map(String::from))
