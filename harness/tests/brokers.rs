@@ -451,7 +451,8 @@ fn run_resources_are_deleted_afterwards() {
     )
     .unwrap();
     let queue = format!("{}-q0", plan["resource_prefix"].as_str().unwrap());
-    let exists = tokio_test::block_on(async {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let exists = runtime.block_on(async {
         let conn = lapin::Connection::connect(
             "amqp://guest:guest@127.0.0.1:5672/%2f",
             lapin::ConnectionProperties::default(),
