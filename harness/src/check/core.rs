@@ -25,6 +25,9 @@ pub trait Checker {
 pub struct Facts {
     /// For a delivery: the first of this message (set by the delivery checker).
     pub first_delivery: bool,
+    /// For a delivery: a first delivery of its key out of order, counted in
+    /// `per_key_order_violations` (set by the delivery checker).
+    pub order_violation: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

@@ -329,7 +329,9 @@ impl Checker for DeliveryChecker {
                 ..
             } => {
                 let flagged = *redelivered || *receive_count > 1;
-                facts.first_delivery = self.deliver(*t, *consumer, *id, pos, flagged)
+                let violations = self.order_first;
+                facts.first_delivery = self.deliver(*t, *consumer, *id, pos, flagged);
+                facts.order_violation = self.order_first != violations;
             }
             Event::FinalRead {
                 t,

@@ -8,6 +8,7 @@ pub mod expect;
 pub mod inconclusive;
 pub mod metrics;
 mod order;
+pub mod rebalance;
 pub mod shards;
 mod slots;
 pub mod sustain;

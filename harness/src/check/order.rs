@@ -76,10 +76,11 @@ impl<I: Iterator<Item = Event>> Iterator for TimeOrdered<I> {
 }
 
 /// The records whose relative order a checker depends on: deliveries (per-key order, first
-/// delivery vs redelivery). Everything else is counted by its own timestamp or by identity, so it
-/// skips the buffer, which keeps the buffer small enough to stay in cache.
+/// delivery vs redelivery) and consumers' lives (a rebalance begins at a membership change and
+/// ends at the deliveries after it). Everything else is counted by its own timestamp or by
+/// identity, so it skips the buffer, which keeps the buffer small enough to stay in cache.
 fn needs_order(ev: &Event) -> bool {
-    matches!(ev, Event::Deliver { .. })
+    matches!(ev, Event::Deliver { .. } | Event::Worker { .. })
 }
 
 #[cfg(test)]

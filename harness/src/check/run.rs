@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use super::{cost, delivery, metrics, order, shards, timing};
+use super::{cost, delivery, metrics, order, rebalance, shards, timing};
 use super::{Checker, Facts};
 use crate::history::{self, Event, Stop};
 
@@ -26,6 +26,8 @@ pub struct Metrics {
     pub cost: cost::CostSection,
     #[serde(flatten)]
     pub shards: shards::ShardSection,
+    #[serde(flatten)]
+    pub rebalance: rebalance::RebalanceSection,
     /// What the reader skipped at the end of a damaged history.
     pub history_warning: Option<String>,
     /// The history is damaged, not merely cut short at its tail: records the run wrote were
@@ -43,6 +45,7 @@ impl Metrics {
         mut timing: timing::TimingSection,
         mut cost: cost::CostSection,
         shards: shards::ShardSection,
+        rebalance: rebalance::RebalanceSection,
     ) -> Metrics {
         // Sends that timed out, and sends that never got an outcome at all.
         counts.indeterminate += std::mem::take(&mut delivery.no_outcome);
@@ -70,6 +73,7 @@ impl Metrics {
             timing,
             cost,
             shards,
+            rebalance,
             history_warning: None,
             history_damaged: false,
         }
@@ -126,18 +130,21 @@ struct Checkers {
     timing: timing::TimingChecker,
     cost: cost::CostChecker,
     shards: shards::ShardChecker,
+    rebalance: rebalance::RebalanceChecker,
 }
 
 impl Checkers {
     #[inline]
     fn observe(&mut self, ev: &Event) {
-        // The delivery checker tells first deliveries from redeliveries for the timing checker.
+        // The delivery checker tells first deliveries from redeliveries, and which broke their
+        // key's order, for the timing and rebalance checkers.
         let mut facts = Facts::default();
         self.counts.observe(ev, &mut facts);
         self.delivery.observe(ev, &mut facts);
         self.timing.observe(ev, &mut facts);
         self.cost.observe(ev, &mut facts);
         self.shards.observe(ev, &mut facts);
+        self.rebalance.observe(ev, &mut facts);
     }
 
     fn finish(self) -> Metrics {
@@ -147,6 +154,7 @@ impl Checkers {
             self.timing.finish(),
             self.cost.finish(),
             self.shards.finish(),
+            self.rebalance.finish(),
         )
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Checker, Facts};
-use crate::history::{Event, Position, WorkerEvent};
+use crate::history::{Event, Phase, Position, WorkerEvent};
 
 /// Deliveries one consumer received from one shard.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -16,6 +16,22 @@ pub struct ShardLoad {
     pub consumer: u32,
     pub deliveries: u64,
 }
+
+/// A stretch of time in which one consumer consumed one shard: deliveries no more than
+/// `SPAN_GAP_NS` apart.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct ShardSpan {
+    pub shard: i64,
+    pub consumer: u32,
+    /// Seconds since the load started: the span's first and last delivery.
+    pub from: f64,
+    pub to: f64,
+}
+
+/// Deliveries of one shard to one consumer further apart than this start a new span: at the
+/// lowest rates a workload runs (a few messages per second per shard) a busy shard delivers
+/// more often, and a rebalance that moves a shard takes it away for longer.
+const SPAN_GAP_NS: u64 = 2_000_000_000;
 
 /// How the broker spread the shards over the consumers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -30,12 +46,25 @@ pub struct ShardSection {
     /// single active consumer's waiting peers). Empty for a broker with one queue (SQS).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub idle_consumers: Vec<u32>,
+    /// Who consumed which shard when, in the order of shard and consumer: the picture of the
+    /// rebalances. Empty for a broker with one queue (SQS).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shard_spans: Vec<ShardSpan>,
+}
+
+/// One consumer's deliveries from one shard.
+#[derive(Default)]
+struct Pair {
+    deliveries: u64,
+    /// (first, last) delivery of each span, ns since the Unix epoch.
+    spans: Vec<(u64, u64)>,
 }
 
 #[derive(Default)]
 pub struct ShardChecker {
-    counts: BTreeMap<(i64, u32), u64>,
+    pairs: BTreeMap<(i64, u32), Pair>,
     ready: std::collections::BTreeSet<u32>,
+    load_start: u64,
 }
 
 impl Checker for ShardChecker {
@@ -43,15 +72,26 @@ impl Checker for ShardChecker {
 
     fn observe(&mut self, ev: &Event, _: &mut Facts) {
         match ev {
-            Event::Deliver { consumer, pos, .. } => {
+            Event::Deliver {
+                t, consumer, pos, ..
+            } => {
                 let shard = match pos {
                     Position::Offset { shard, .. } => *shard as i64,
                     Position::Transient { queue, .. } => *queue as i64,
                     // One queue (SQS), or no position: nothing to spread.
                     Position::Id { .. } | Position::Unknown => return,
                 };
-                *self.counts.entry((shard, *consumer)).or_default() += 1;
+                let pair = self.pairs.entry((shard, *consumer)).or_default();
+                pair.deliveries += 1;
+                match pair.spans.last_mut() {
+                    Some((_, last)) if *t <= *last + SPAN_GAP_NS => *last = (*last).max(*t),
+                    _ => pair.spans.push((*t, *t)),
+                }
             }
+            Event::Phase {
+                t,
+                phase: Phase::LoadStart { .. },
+            } => self.load_start = *t,
             Event::Worker {
                 consumer,
                 event: WorkerEvent::Ready { .. },
@@ -64,24 +104,32 @@ impl Checker for ShardChecker {
     }
 
     fn finish(self) -> ShardSection {
-        let busy: std::collections::BTreeSet<u32> = self.counts.keys().map(|k| k.1).collect();
+        let busy: std::collections::BTreeSet<u32> = self.pairs.keys().map(|k| k.1).collect();
         let idle_consumers = if busy.is_empty() {
             Vec::new() // no shards seen: nothing was spread
         } else {
             self.ready.difference(&busy).copied().collect()
         };
-        let shard_load = self
-            .counts
-            .into_iter()
-            .map(|((shard, consumer), deliveries)| ShardLoad {
+        let since_start = |t: u64| t.saturating_sub(self.load_start) as f64 / 1e9;
+        let mut shard_load = Vec::new();
+        let mut shard_spans = Vec::new();
+        for ((shard, consumer), pair) in self.pairs {
+            shard_load.push(ShardLoad {
                 shard,
                 consumer,
-                deliveries,
-            })
-            .collect();
+                deliveries: pair.deliveries,
+            });
+            shard_spans.extend(pair.spans.into_iter().map(|(from, to)| ShardSpan {
+                shard,
+                consumer,
+                from: since_start(from),
+                to: since_start(to),
+            }));
+        }
         ShardSection {
             shard_load,
             idle_consumers,
+            shard_spans,
         }
     }
 }

@@ -36,6 +36,13 @@ pub enum WorkerEvent {
     Exited { detail: String },
     /// The harness killed the worker (a crash fault or the end of the run).
     Killed { signal: String },
+    /// The harness started the worker process (recorded as it starts; `Ready` follows once it
+    /// is connected). A consumer started mid-run joins the group: a membership change.
+    /// (Appended last, as are the next: older histories still read.)
+    Started { pid: u32 },
+    /// The harness asked the worker to finish and leave (a scale-in, or the end of the run):
+    /// a consumer stops taking new deliveries, acknowledges what it has, and leaves its group.
+    Stopping,
 }
 
 /// Which of the harness's clients an event is about.

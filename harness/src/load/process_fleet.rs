@@ -129,6 +129,9 @@ impl WorkerProc {
             .process_group(0);
         let mut child =
             spawn_bound(cmd).with_context(|| format!("starting a {name} worker process"))?;
+        if let Some(ev) = role.life(index, WorkerEvent::Started { pid: child.id() }) {
+            recorder.record(ev);
+        }
         let stdout = child.stdout.take().context("worker stdout")?;
         let stdin = child.stdin.take();
         let reader = std::thread::Builder::new()
@@ -181,6 +184,9 @@ impl WorkerProc {
 
     /// Ask the worker to finish (close its stdin), wait up to `grace`, then SIGKILL.
     pub fn stop(mut self, grace: Duration, recorder: &Recorder) {
+        if let Some(ev) = self.role.life(self.index, WorkerEvent::Stopping) {
+            recorder.record(ev);
+        }
         let _ = self.signal(Signal::SIGCONT);
         drop(self.stdin.take());
         let deadline = Instant::now() + grace;
@@ -200,15 +206,18 @@ impl WorkerProc {
         self.kill(recorder, "SIGKILL");
     }
 
+    /// Recorded before the signal, which cannot be refused: the kill's moment is when a
+    /// consumer group starts to miss the member, and the record precedes the `Exited` the
+    /// reader thread writes as the pipe closes.
     fn kill(&mut self, recorder: &Recorder, signal: &str) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         let killed = WorkerEvent::Killed {
             signal: signal.into(),
         };
         if let Some(ev) = self.role.life(self.index, killed) {
             recorder.record(ev);
         }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
         self.join_reader();
     }
 

@@ -382,6 +382,35 @@ fn shard_table(section: &crate::check::shards::ShardSection) -> Option<minijinja
     Some(context! { consumers => consumers, rows => rows, totals => totals, idle => idle })
 }
 
+/// When each rebalance ran, seconds since the load start (from, to).
+fn rebalance_windows(m: &Metrics) -> Vec<(f64, f64)> {
+    let since = |t: u64| t.saturating_sub(m.timing.load_start_ns) as f64 / 1e9;
+    m.rebalance
+        .rebalances
+        .iter()
+        .map(|r| (since(r.t), since(r.t) + r.lasted))
+        .collect()
+}
+
+/// The rebalances table: when each began, what changed, its pause and what it cost.
+fn rebalance_rows(m: &Metrics) -> Vec<minijinja::Value> {
+    m.rebalance
+        .rebalances
+        .iter()
+        .map(|r| {
+            context! {
+                start => format!("{:.1}", r.t.saturating_sub(m.timing.load_start_ns) as f64 / 1e9),
+                changes => r.changes.join(", "),
+                lasted => fmt_secs(r.lasted),
+                pause => if r.over { fmt_secs(r.pause) } else { format!("not over by the end (≥ {})", fmt_secs(r.pause)) },
+                shards => r.shards,
+                redeliveries => r.redeliveries,
+                order => r.order_violations,
+            }
+        })
+        .collect()
+}
+
 /// `value` of the registry's metric `key`, formatted in its unit.
 fn fmt_metric_key(key: &str, value: f64) -> String {
     crate::check::metrics::find(key).map_or_else(|| fmt_num(value), |m| fmt_metric(m, Some(value)))
@@ -486,6 +515,8 @@ fn broker_section(b: &BrokerResult) -> minijinja::Value {
         lanes => m.and_then(|m| plots::lanes_plot(&m.timing.faults, &m.timing.cluster, seconds(m))),
         client_settings => b.client_settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>(),
         shard_load => m.map(|m| shard_table(&m.shards)),
+        consumers_plot => m.and_then(|m| plots::consumers_plot(&m.shards.shard_spans, &rebalance_windows(m), seconds(m))),
+        rebalances => m.map(rebalance_rows).unwrap_or_default(),
         window => m.and_then(|m| m.timing.in_flight_window),
         catch_up => m.and_then(|m| m.timing.catch_up.as_ref()).map(|c| context! {
             started => format!("{:.1}", c.started_s),
@@ -652,6 +683,7 @@ mod tests {
                     })
                     .collect(),
                 idle_consumers: vec![3],
+                ..Default::default()
             },
             ..Default::default()
         };

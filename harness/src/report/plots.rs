@@ -4,6 +4,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use crate::check::shards::ShardSpan;
 use crate::check::{ClusterView, FaultWindow};
 
 /// Line colours, in order: enough that the nightly suite's eleven workload × broker lines on a
@@ -433,6 +434,114 @@ fn draw_lane_states(chart: &mut LanesChart<'_, '_>, lane: &Lane, y: f64) -> Resu
                 font.clone(),
             )])
             .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Who consumed which shard over time: a lane per consumer, and in it a thin band per shard,
+/// drawn in the shard's colour while the consumer received from it. Rebalances are shaded across
+/// every lane, from their first membership change until they were over (`rebalances`, seconds
+/// since the load start: from, to). None when no delivery had a shard.
+pub fn consumers_plot(
+    spans: &[ShardSpan],
+    rebalances: &[(f64, f64)],
+    x_max: f64,
+) -> Option<String> {
+    let consumers: std::collections::BTreeSet<u32> = spans.iter().map(|s| s.consumer).collect();
+    let shards: Vec<i64> = spans
+        .iter()
+        .map(|s| s.shard)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if consumers.is_empty() {
+        return None;
+    }
+    let lanes: Vec<u32> = consumers.into_iter().collect();
+    let n = lanes.len();
+    let key_height = 30 + 16 * shards.len().div_ceil(KEY_PER_ROW) as u32;
+    let height = 84 + key_height + 40 * n as u32;
+    Some(sized_svg((SIZE.0, height), |root| {
+        // The shards' colours in rows of their own under the caption, clear of the lanes.
+        let (key, root) = root.split_vertically(key_height);
+        shard_key(&key, &shards)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(80)
+            // The first consumer at the top: lane i is centred on y = n - 1 - i.
+            .build_cartesian_2d(0f64..x_max, -0.5f64..(n as f64 - 0.5))
+            .map_err(|e| e.to_string())?;
+        let names: Vec<String> = lanes.iter().map(|c| format!("consumer {c}")).collect();
+        chart
+            .configure_mesh()
+            .x_desc("seconds since load start")
+            .y_labels(n)
+            .y_label_formatter(&|y| {
+                let i = y.round();
+                let on_lane = (y - i).abs() < 1e-6 && i >= 0.0;
+                on_lane
+                    .then(|| names.get(n.wrapping_sub(1 + i as usize)).cloned())
+                    .flatten()
+                    .unwrap_or_default()
+            })
+            .disable_y_mesh()
+            .light_line_style(RGBColor(240, 240, 240))
+            .label_style(("sans-serif", 11))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let shade = RGBColor(255, 200, 90).mix(0.45).filled();
+        chart
+            .draw_series(rebalances.iter().map(|&(from, to)| {
+                Rectangle::new(
+                    [(from, -0.5), (to.max(from + x_max / 400.0), n as f64 - 0.5)],
+                    shade,
+                )
+            }))
+            .map_err(|e| e.to_string())?;
+        let band = 0.8 / shards.len() as f64;
+        for (k, &shard) in shards.iter().enumerate() {
+            let color = PALETTE[k % PALETTE.len()];
+            let rects = spans.iter().filter(|s| s.shard == shard).filter_map(|s| {
+                let lane = lanes.iter().position(|&c| c == s.consumer)?;
+                let top = (n - 1 - lane) as f64 + 0.4 - band * k as f64;
+                // A span of one delivery still shows, as a sliver.
+                let to = s.to.max(s.from + x_max / 800.0);
+                Some(Rectangle::new(
+                    [(s.from, top), (to, top - band * 0.85)],
+                    color.filled(),
+                ))
+            });
+            chart.draw_series(rects).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }))
+}
+
+const KEY_PER_ROW: usize = 10;
+
+/// The caption, and under it each shard's colour with its name, `KEY_PER_ROW` to a row.
+fn shard_key(area: &DrawingArea<SVGBackend<'_>, Shift>, shards: &[i64]) -> Result<(), String> {
+    let caption = ("sans-serif", 15).into_font();
+    let font = ("sans-serif", 11).into_font();
+    area.draw(&Text::new(
+        "who consumed which shard, over time",
+        (SIZE.0 as i32 / 2 - 120, 6),
+        caption,
+    ))
+    .map_err(|e| e.to_string())?;
+    for (k, shard) in shards.iter().enumerate() {
+        let x = 90 + 70 * (k % KEY_PER_ROW) as i32;
+        let y = 30 + 16 * (k / KEY_PER_ROW) as i32;
+        let color = PALETTE[k % PALETTE.len()];
+        area.draw(&Rectangle::new([(x, y), (x + 10, y + 8)], color.filled()))
+            .map_err(|e| e.to_string())?;
+        area.draw(&Text::new(
+            format!("shard {shard}"),
+            (x + 14, y - 2),
+            font.clone(),
+        ))
+        .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
