@@ -38,6 +38,7 @@ impl<I: Iterator<Item = Event>> TimeOrdered<I> {
         }
     }
 
+    #[inline]
     fn insert(&mut self, t: u64, ev: Event) {
         // After the last element not later than t: stable for ties, O(1) when in order.
         let at = match self.buf.back() {

@@ -90,10 +90,46 @@ struct Open {
 impl Open {
     /// The change at `t` is made, or `consumer`'s change finished: every shard must deliver
     /// again after this.
-    fn restart_wait(&mut self, t: u64, shards: &BTreeMap<i64, u64>) {
+    fn restart_wait(&mut self, t: u64, shards: &ShardTimes) {
         self.last_change = t;
-        self.waiting = shards.keys().copied().collect();
+        self.waiting = shards.shards().collect();
         self.rebalance.shards = self.rebalance.shards.max(self.waiting.len() as u32);
+    }
+}
+
+/// Each shard's latest delivery, looked up on every delivery: shards are small numbers
+/// (partitions, queues; SQS's one queue is -1), so most sit in a vector, the rest in a map.
+#[derive(Default)]
+struct ShardTimes {
+    /// Index shard + 1; 0 = no delivery yet.
+    dense: Vec<u64>,
+    sparse: BTreeMap<i64, u64>,
+}
+
+const DENSE_SHARDS: i64 = 4096;
+
+impl ShardTimes {
+    /// Record a delivery of `shard` at `t`; returns the one before, if any.
+    #[inline]
+    fn insert(&mut self, shard: i64, t: u64) -> Option<u64> {
+        if !(-1..DENSE_SHARDS).contains(&shard) {
+            return self.sparse.insert(shard, t);
+        }
+        let i = (shard + 1) as usize;
+        if self.dense.len() <= i {
+            self.dense.resize(i + 1, 0);
+        }
+        let before = std::mem::replace(&mut self.dense[i], t);
+        (before != 0).then_some(before)
+    }
+
+    /// Every shard that delivered.
+    fn shards(&self) -> impl Iterator<Item = i64> + '_ {
+        let dense = self.dense.iter().enumerate();
+        dense
+            .filter(|(_, t)| **t != 0)
+            .map(|(i, _)| i as i64 - 1)
+            .chain(self.sparse.keys().copied())
     }
 }
 
@@ -122,8 +158,9 @@ pub struct RebalanceChecker {
     /// pipe closing) is no change.
     gone: BTreeSet<u32>,
     /// Every shard's latest delivery.
-    last_delivery: BTreeMap<i64, u64>,
-    /// The latest time of any event: where a rebalance not over by the end is measured to.
+    last_delivery: ShardTimes,
+    /// The latest delivery, consumer record or phase (the drain's end): where a rebalance not
+    /// over by the end is measured to.
     last_t: u64,
     open: Option<Open>,
     done: Vec<Rebalance>,
@@ -198,6 +235,7 @@ impl RebalanceChecker {
         }
     }
 
+    #[inline]
     fn deliver(&mut self, t: u64, shard: i64, facts: &Facts) {
         let previous = self.last_delivery.insert(shard, t);
         self.formed |= self.load_started;
@@ -241,19 +279,25 @@ impl Checker for RebalanceChecker {
     type Section = RebalanceSection;
 
     fn observe(&mut self, ev: &Event, facts: &mut Facts) {
-        self.last_t = self.last_t.max(ev.time());
         match ev {
             Event::Deliver { t, pos, .. } => {
+                self.last_t = self.last_t.max(*t);
                 if let Some(shard) = shard_of(pos) {
                     self.deliver(*t, shard, facts);
                 }
             }
-            Event::Worker { t, consumer, event } => self.worker(*t, *consumer, event),
-            Event::Phase { t, phase } => match phase {
-                Phase::LoadStart { .. } => self.load_started = true,
-                Phase::LoadEnd => self.load_end = Some(*t),
-                _ => {}
-            },
+            Event::Worker { t, consumer, event } => {
+                self.last_t = self.last_t.max(*t);
+                self.worker(*t, *consumer, event)
+            }
+            Event::Phase { t, phase } => {
+                self.last_t = self.last_t.max(*t);
+                match phase {
+                    Phase::LoadStart { .. } => self.load_started = true,
+                    Phase::LoadEnd => self.load_end = Some(*t),
+                    _ => {}
+                }
+            }
             _ => {}
         }
     }

@@ -52,17 +52,63 @@ pub struct ShardSection {
     pub shard_spans: Vec<ShardSpan>,
 }
 
-/// One consumer's deliveries from one shard.
+/// One consumer's deliveries from one shard. The span under way is kept apart from the closed
+/// ones so that a delivery touches only the first three fields.
 #[derive(Default)]
 struct Pair {
     deliveries: u64,
-    /// (first, last) delivery of each span, ns since the Unix epoch.
-    spans: Vec<(u64, u64)>,
+    /// The span under way: its first and latest delivery, ns since the Unix epoch.
+    from: u64,
+    last: u64,
+    closed: Vec<(u64, u64)>,
+}
+
+/// Every (shard, consumer) pair's deliveries, looked up on every delivery: shards and consumers
+/// are small numbers, so most pairs sit in vectors indexed by both, the rest in a map.
+#[derive(Default)]
+struct Pairs {
+    /// Index [shard + 1][consumer].
+    dense: Vec<Vec<Pair>>,
+    sparse: BTreeMap<(i64, u32), Pair>,
+}
+
+const DENSE_SHARDS: i64 = 4096;
+const DENSE_CONSUMERS: u32 = 1024;
+
+impl Pairs {
+    #[inline]
+    fn get(&mut self, shard: i64, consumer: u32) -> &mut Pair {
+        if !(-1..DENSE_SHARDS).contains(&shard) || consumer >= DENSE_CONSUMERS {
+            return self.sparse.entry((shard, consumer)).or_default();
+        }
+        let (s, c) = ((shard + 1) as usize, consumer as usize);
+        if self.dense.len() <= s {
+            self.dense.resize_with(s + 1, Vec::new);
+        }
+        let consumers = &mut self.dense[s];
+        if consumers.len() <= c {
+            consumers.resize_with(c + 1, Pair::default);
+        }
+        &mut consumers[c]
+    }
+
+    /// The pairs that had deliveries, in (shard, consumer) order.
+    fn into_map(self) -> BTreeMap<(i64, u32), Pair> {
+        let mut map = self.sparse;
+        for (s, consumers) in self.dense.into_iter().enumerate() {
+            for (c, pair) in consumers.into_iter().enumerate() {
+                if pair.deliveries > 0 {
+                    map.insert((s as i64 - 1, c as u32), pair);
+                }
+            }
+        }
+        map
+    }
 }
 
 #[derive(Default)]
 pub struct ShardChecker {
-    pairs: BTreeMap<(i64, u32), Pair>,
+    pairs: Pairs,
     ready: std::collections::BTreeSet<u32>,
     load_start: u64,
 }
@@ -81,12 +127,15 @@ impl Checker for ShardChecker {
                     // One queue (SQS), or no position: nothing to spread.
                     Position::Id { .. } | Position::Unknown => return,
                 };
-                let pair = self.pairs.entry((shard, *consumer)).or_default();
-                pair.deliveries += 1;
-                match pair.spans.last_mut() {
-                    Some((_, last)) if *t <= *last + SPAN_GAP_NS => *last = (*last).max(*t),
-                    _ => pair.spans.push((*t, *t)),
+                let pair = self.pairs.get(shard, *consumer);
+                if pair.deliveries == 0 {
+                    pair.from = *t;
+                } else if *t > pair.last + SPAN_GAP_NS {
+                    pair.closed.push((pair.from, pair.last));
+                    pair.from = *t;
                 }
+                pair.last = pair.last.max(*t);
+                pair.deliveries += 1;
             }
             Event::Phase {
                 t,
@@ -104,7 +153,8 @@ impl Checker for ShardChecker {
     }
 
     fn finish(self) -> ShardSection {
-        let busy: std::collections::BTreeSet<u32> = self.pairs.keys().map(|k| k.1).collect();
+        let pairs = self.pairs.into_map();
+        let busy: std::collections::BTreeSet<u32> = pairs.keys().map(|k| k.1).collect();
         let idle_consumers = if busy.is_empty() {
             Vec::new() // no shards seen: nothing was spread
         } else {
@@ -113,13 +163,14 @@ impl Checker for ShardChecker {
         let since_start = |t: u64| t.saturating_sub(self.load_start) as f64 / 1e9;
         let mut shard_load = Vec::new();
         let mut shard_spans = Vec::new();
-        for ((shard, consumer), pair) in self.pairs {
+        for ((shard, consumer), pair) in pairs {
             shard_load.push(ShardLoad {
                 shard,
                 consumer,
                 deliveries: pair.deliveries,
             });
-            shard_spans.extend(pair.spans.into_iter().map(|(from, to)| ShardSpan {
+            let spans = pair.closed.into_iter().chain([(pair.from, pair.last)]);
+            shard_spans.extend(spans.map(|(from, to)| ShardSpan {
                 shard,
                 consumer,
                 from: since_start(from),
@@ -193,6 +244,36 @@ mod tests {
             vec![load(0, 2, 1), load(1, 0, 2), load(3, 1, 1)]
         );
         assert_eq!(section.idle_consumers, vec![3]);
+    }
+
+    #[test]
+    fn a_consumers_deliveries_from_a_shard_form_spans_split_by_long_gaps() {
+        let mut c = ShardChecker::default();
+        let mut f = Facts::default();
+        let start = Event::Phase {
+            t: 1_000_000_000,
+            phase: Phase::LoadStart {
+                warmup_ns: 0,
+                duration_ns: 0,
+            },
+        };
+        c.observe(&start, &mut f);
+        let s = 1_000_000_000;
+        // Consumer 0 on shard 2 at 2 s and 3 s, then after a 5 s gap at 8 s; consumer 1 at 4 s.
+        for (t, consumer) in [(2 * s, 0), (3 * s, 0), (4 * s, 1), (8 * s, 0)] {
+            let mut ev = deliver(consumer, Position::Transient { queue: 2, tag: t });
+            if let Event::Deliver { t: at, .. } = &mut ev {
+                *at = t;
+            }
+            c.observe(&ev, &mut f);
+        }
+        let spans: Vec<(u32, f64, f64)> = c
+            .finish()
+            .shard_spans
+            .iter()
+            .map(|x| (x.consumer, x.from, x.to))
+            .collect();
+        assert_eq!(spans, [(0, 1.0, 2.0), (0, 7.0, 7.0), (1, 3.0, 3.0)]);
     }
 
     /// Without shards (one SQS queue) no consumer counts as idle: nothing was there to spread.
