@@ -770,3 +770,60 @@ expect: { lost: 0 }
         "{r:?}"
     );
 }
+
+/// The article's "asynchronous messaging for availability": the consumers taken away for 10 s
+/// (a scale to 0) while the producers go on. The broker accepts everything meanwhile, the
+/// backlog it holds is about the rate times the outage, and the consumers drain it once back.
+#[test]
+fn with_the_consumers_away_the_producers_are_unaffected_and_the_backlog_drains() {
+    let _brokers = owning_brokers();
+    for_every_broker(|broker| {
+        let yaml = format!(
+            "name: it-outage-{broker}
+brokers: [{broker}]
+topology: {{ partitions: 2 }}
+load: {{ rate: 100/s, keys: {{ count: 20 }}, duration: 22s }}
+consumers: {{ count: 2, ack: after-process }}
+faults:
+  - {{ at: 5s, kind: consumer-scale, to: 0, duration: 10s }}
+run: {{ drain_quiet: 2s }}
+expect: {{ lost: 0 }}
+"
+        );
+        let ran = run_ok(&yaml, broker);
+        let m = &ran.metrics;
+        let d = &m.decoupling;
+        assert_eq!(d.consumer_outages.len(), 1, "{broker}: {d:?}");
+        let o = &d.consumer_outages[0];
+        // Out from the scale to 0 until the newcomers had joined and processed again.
+        assert!(o.from >= 4.0 && o.from <= 6.0, "{broker}: {o:?}");
+        assert!(o.to - o.from >= 9.0, "{broker}: {o:?}");
+        assert_eq!(o.producer_availability, Some(1.0), "{broker}: {o:?}");
+        assert!((800..=2_000).contains(&o.backlog), "{broker}: {o:?}");
+        // Every send in the outage succeeded; a synchronous caller's would all have failed.
+        assert_eq!(d.sync_failed_requests, o.accepted, "{broker}: {d:?}");
+        let chain = d.sync_chain_availability.expect("measured");
+        assert!(
+            chain < 0.75 && m.timing.availability == 1.0,
+            "{broker}: {d:?}"
+        );
+        if broker == "kafka" && m.delivery.unread > 0 {
+            // The local Kafka (tansu 0.6.0) sometimes never lets the fresh members in after
+            // every member before them left: their JoinGroup keeps naming a departed leader
+            // (seen 2026-12-08 in most trials under the test suite, rarely alone). Then nothing
+            // drained, and the section must say so.
+            assert!(o.drained_after.is_none(), "{broker}: {o:?}");
+            eprintln!("kafka: the group did not re-form after a scale to 0 (tansu)");
+            return;
+        }
+        assert_eq!(m.delivery.unread, 0, "{broker}");
+        assert!(o.drained_after.is_some_and(|s| s < 8.0), "{broker}: {o:?}");
+        // Taken away on purpose: the seconds nobody ran do not count against the broker (they
+        // would bring it to about 0.5; the newcomers' joining still counts: Kafka's took 3 s).
+        assert!(
+            m.timing.consumer_availability > 0.65,
+            "{broker}: {:?}",
+            m.timing.consumer_availability
+        );
+    });
+}

@@ -496,17 +496,12 @@ fn fleet(w: &Window, s: &Scope) -> Result<std::sync::Arc<dyn process::Processes>
     }
 }
 
-/// consumer-scale's `to`: at least 1, at most the consumer limit. A scale to 0 waits until the
-/// timing checker tells consumers taken away on purpose from unavailable ones: it would count
-/// against the broker's consumer availability.
+/// consumer-scale's `to`: at most the consumer limit. 0 takes every consumer away (the
+/// downstream is down): the timing checker does not count those seconds against the broker's
+/// consumer availability, and the run page's decoupling section shows what the producers saw.
 fn scale_target(f: &FaultSpec) -> Result<(), String> {
     let most = crate::workload::MAX_CONSUMERS;
     match f.to {
-        Some(0) => Err(
-            "`to` is at least 1: a scale to 0 (the consumers taken away for a while) \
-                        is not supported yet"
-                .into(),
-        ),
         Some(to) if to > most => Err(format!("`to` is at most {most} consumers")),
         _ => Ok(()),
     }

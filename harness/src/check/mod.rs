@@ -3,6 +3,7 @@
 //! event to each of them once, in a fixed order, and puts their sections together as `Metrics`.
 
 pub mod cost;
+pub mod decoupling;
 mod delivery;
 pub mod expect;
 pub mod inconclusive;

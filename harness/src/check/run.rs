@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use super::{cost, delivery, metrics, order, rebalance, shards, timing};
+use super::{cost, decoupling, delivery, metrics, order, rebalance, shards, timing};
 use super::{Checker, Facts};
 use crate::history::{self, Event, Stop};
 
@@ -28,6 +28,9 @@ pub struct Metrics {
     pub shards: shards::ShardSection,
     #[serde(flatten)]
     pub rebalance: rebalance::RebalanceSection,
+    /// Derived from the timing checker's seconds in `combine`.
+    #[serde(flatten)]
+    pub decoupling: decoupling::DecouplingSection,
     /// What the reader skipped at the end of a damaged history.
     pub history_warning: Option<String>,
     /// The history is damaged, not merely cut short at its tail: records the run wrote were
@@ -37,8 +40,9 @@ pub struct Metrics {
 
 impl Metrics {
     /// One broker's metrics from each checker's section. The one place where sections meet:
-    /// sends with no outcome count as indeterminate, and the per-second timeline takes the
-    /// broker's cost and the delivery checker's counts.
+    /// sends with no outcome count as indeterminate, the per-second timeline takes the
+    /// broker's cost and the delivery checker's counts, and the decoupling section is read off
+    /// the finished timeline.
     pub fn combine(
         mut counts: Counts,
         mut delivery: delivery::DeliverySection,
@@ -67,6 +71,7 @@ impl Metrics {
         for (w, n) in timeline.iter_mut().zip(unread) {
             w.unread = n;
         }
+        let decoupling = decoupling::of(&timing);
         Metrics {
             counts,
             delivery,
@@ -74,6 +79,7 @@ impl Metrics {
             cost,
             shards,
             rebalance,
+            decoupling,
             history_warning: None,
             history_damaged: false,
         }

@@ -4,7 +4,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::{Checker, Facts, LatencySummary};
-use crate::history::{ClientRole, Event, FaultPhase, Phase};
+use crate::history::{ClientRole, Event, FaultPhase, Phase, WorkerEvent};
 
 const NS_PER_S: u64 = 1_000_000_000;
 
@@ -203,7 +203,56 @@ pub struct TimingChecker {
     last_ok: Vec<u64>,
     /// Each fault's start and end (ns), to tell which outages overlap it.
     fault_ns: Vec<(u64, Option<u64>)>,
+    /// The consumers running, and when they were all taken away on purpose.
+    group: ConsumerGroup,
 }
+
+/// Which consumers run, from their records, and the stretches (ns) in which none ran because
+/// the last of them was asked to leave (a scale to 0): the downstream taken away on purpose,
+/// which is no failure of the broker's to deliver.
+#[derive(Default)]
+struct ConsumerGroup {
+    running: std::collections::BTreeSet<u32>,
+    away_since: Option<u64>,
+    away: Vec<(u64, u64)>,
+}
+
+impl ConsumerGroup {
+    fn observe(&mut self, t: u64, consumer: u32, event: &WorkerEvent) {
+        match event {
+            WorkerEvent::Started { .. } => {
+                self.running.insert(consumer);
+                if let Some(since) = self.away_since.take() {
+                    self.away.push((since, t));
+                }
+            }
+            WorkerEvent::Stopping => {
+                self.running.remove(&consumer);
+                if self.running.is_empty() {
+                    self.away_since = Some(t);
+                }
+            }
+            WorkerEvent::Killed { .. } | WorkerEvent::Exited { .. } => {
+                self.running.remove(&consumer);
+            }
+            WorkerEvent::Ready { .. } => {}
+        }
+    }
+
+    /// Whether second `second` of the load (starting at `start` ns) lies wholly inside a
+    /// stretch without consumers taken away on purpose (one still open runs to the end).
+    fn away_for(&self, start: u64, second: u64) -> bool {
+        let (from, to) = (start + second * NS, start + (second + 1) * NS);
+        let open = self.away_since.map(|since| (since, u64::MAX));
+        self.away
+            .iter()
+            .copied()
+            .chain(open)
+            .any(|(a, b)| a <= from && to <= b)
+    }
+}
+
+const NS: u64 = 1_000_000_000;
 
 /// Keep the earliest time seen: events from different pipes may arrive slightly out of order.
 fn earliest(slot: &mut Option<u64>, t: u64) {
@@ -522,6 +571,7 @@ impl TimingChecker {
 impl Checker for TimingChecker {
     fn observe(&mut self, ev: &Event, facts: &mut Facts) {
         match ev {
+            Event::Worker { t, consumer, event } => self.group.observe(*t, *consumer, event),
             Event::Phase { t, phase } => {
                 match phase {
                     Phase::LoadStart { warmup_ns, .. } => {
@@ -626,7 +676,7 @@ impl TimingChecker {
     }
 
     /// The share of seconds with a backlog in which something was processed. Consumers stopped
-    /// on purpose (building a backlog) are not unavailable.
+    /// on purpose (building a backlog, or all taken away by a scale to 0) are not unavailable.
     fn consumer_availability(&self) -> f64 {
         let start = self.start.unwrap_or(0);
         let consumers_from = self
@@ -636,6 +686,7 @@ impl TimingChecker {
             .windows
             .iter()
             .filter(|w| w.second >= consumers_from)
+            .filter(|w| !self.group.away_for(start, w.second))
             .filter(|w| w.unseen > 0 || w.delivered > 0)
             .collect();
         let progressed = backlog.iter().filter(|w| w.delivered > 0).count();

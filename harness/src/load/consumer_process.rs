@@ -113,8 +113,11 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
     let tag = run_tag(&plan.run_id);
     let w = &plan.workload;
     let driver = driver::driver(plan.clone())?;
+    let stop = super::stop_when_stdin_closes();
     let mut consumer = driver.consumer(index).await?;
-    consumer.ready(plan.ready_timeout()).await?;
+    if !joined(&mut *consumer, index, plan.ready_timeout(), &stop).await {
+        return Ok(());
+    }
     let mut store = match w.consumers.dedupe {
         Dedupe::ProcessedIds => {
             let dir = spec.parent().unwrap_or(Path::new("."));
@@ -122,8 +125,6 @@ pub async fn run(spec: &Path, index: u32) -> Result<()> {
         }
         Dedupe::None => None,
     };
-
-    let stop = super::stop_when_stdin_closes();
 
     let mut rec = Record {
         events: Events::new(std::io::stdout().lock()),
@@ -336,6 +337,28 @@ async fn process<W: Write>(
         Acknowledge::Before | Acknowledge::Never => {}
     }
     Ok(())
+}
+
+/// Wait until the broker counts the consumer in (for Kafka: the group gave it its partitions,
+/// or none as a standby). A deployed instance that cannot join yet keeps waiting rather than
+/// exit, and so does this one, saying so each `timeout`, until it is told to stop (false): the
+/// coordinator decides how long a run's start may take, and a consumer started mid-run (a
+/// scale-out, a replacement) must not give up on a group that is slow to rebalance. On
+/// 2026-12-08 the local Kafka (tansu) took over 16 s to let newcomers in after the members
+/// before them had all left.
+async fn joined(
+    consumer: &mut dyn driver::Consumer,
+    index: u32,
+    timeout: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+) -> bool {
+    loop {
+        match consumer.ready(timeout).await {
+            Ok(()) => return true,
+            Err(_) if stop.load(Ordering::Relaxed) => return false,
+            Err(e) => eprintln!("consumer {index}: {e:#}; still waiting"),
+        }
+    }
 }
 
 /// Replace the client with a fresh one, as an application's reconnect logic would. The old one

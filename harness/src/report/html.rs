@@ -382,6 +382,36 @@ fn shard_table(section: &crate::check::shards::ShardSection) -> Option<minijinja
     Some(context! { consumers => consumers, rows => rows, totals => totals, idle => idle })
 }
 
+/// The decoupling section: each consumer outage with what the producers saw, and the
+/// synchronous chain beside the asynchronous one; None when the consumers were never out.
+fn decoupling_view(m: &Metrics) -> Option<minijinja::Value> {
+    let d = &m.decoupling;
+    if d.consumer_outages.is_empty() {
+        return None;
+    }
+    let pct = |x: f64| format!("{:.1}%", x * 100.0);
+    let rows: Vec<_> = d
+        .consumer_outages
+        .iter()
+        .map(|o| {
+            context! {
+                from => format!("{:.0}", o.from),
+                to => format!("{:.0}", o.to),
+                producers => o.producer_availability.map_or("—".into(), pct),
+                accepted => fmt_num(o.accepted as f64),
+                backlog => fmt_num(o.backlog as f64),
+                drained => o.drained_after.map_or("not by the end".into(), fmt_secs),
+            }
+        })
+        .collect();
+    Some(context! {
+        rows => rows,
+        sync_failed => fmt_num(d.sync_failed_requests as f64),
+        chain => d.sync_chain_availability.map_or("—".into(), pct),
+        producers => pct(m.timing.availability),
+    })
+}
+
 /// When each rebalance ran, seconds since the load start (from, to).
 fn rebalance_windows(m: &Metrics) -> Vec<(f64, f64)> {
     let since = |t: u64| t.saturating_sub(m.timing.load_start_ns) as f64 / 1e9;
@@ -517,6 +547,7 @@ fn broker_section(b: &BrokerResult) -> minijinja::Value {
         shard_load => m.map(|m| shard_table(&m.shards)),
         consumers_plot => m.and_then(|m| plots::consumers_plot(&m.shards.shard_spans, &rebalance_windows(m), seconds(m))),
         rebalances => m.map(rebalance_rows).unwrap_or_default(),
+        decoupling => m.and_then(decoupling_view),
         window => m.and_then(|m| m.timing.in_flight_window),
         catch_up => m.and_then(|m| m.timing.catch_up.as_ref()).map(|c| context! {
             started => format!("{:.1}", c.started_s),

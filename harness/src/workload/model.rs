@@ -500,7 +500,7 @@ pub struct Fault {
     /// (netem's `reorder`), e.g. 25%.
     #[serde(default)]
     pub reorder: Option<Percent>,
-    /// consumer-scale: how many consumers run from then on (1 to 64); with `duration`, the
+    /// consumer-scale: how many consumers run from then on (0 to 64); with `duration`, the
     /// count goes back to what it was when the window ends.
     #[serde(default)]
     pub to: Option<u32>,

@@ -148,7 +148,12 @@ pub fn run_ok(yaml: &str, broker: &str) -> Ran {
     let dir = tempfile::tempdir().unwrap();
     let w = workload(dir.path(), "w", yaml);
     let (out, r) = run(dir.path(), &w, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stderr(&out),
+        String::from_utf8_lossy(&out.stdout)
+    );
     let metrics = r.brokers[0].metrics.clone().expect("metrics");
     let events = history_of(dir.path(), &r, broker);
     Ran {

@@ -613,7 +613,7 @@ impl ClientContext for GroupMember {
 impl ConsumerContext for GroupMember {
     fn post_rebalance(
         &self,
-        _: &rdkafka::consumer::BaseConsumer<Self>,
+        consumer: &rdkafka::consumer::BaseConsumer<Self>,
         rebalance: &rdkafka::consumer::Rebalance<'_>,
     ) {
         use rdkafka::consumer::Rebalance;
@@ -630,10 +630,17 @@ impl ConsumerContext for GroupMember {
             }
         };
         let ids: Vec<i32> = partitions.iter().map(|p| p.partition()).collect();
-        let standby = if what == "assigned" && ids.is_empty() {
-            " (a standby: the group has more members than partitions)"
-        } else {
-            ""
+        // Eager assignments are whole: an empty one makes a standby. Cooperative ones
+        // (cooperative-sticky) are increments: an empty one only means nothing was added.
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            rdkafka::consumer::RebalanceProtocol::Cooperative
+        );
+        let standby = match (what, ids.is_empty(), cooperative) {
+            ("assigned", true, false) => " (a standby: the group has more members than partitions)",
+            ("assigned", _, true) => " (incrementally: cooperative rebalancing)",
+            ("revoked", _, true) => " (incrementally: cooperative rebalancing)",
+            _ => "",
         };
         eprintln!(
             "{} kafka: rebalance {what} partitions {ids:?}{standby}",
