@@ -234,6 +234,21 @@ impl DeliveryChecker {
         first
     }
 
+    /// `consumer` finished processing `id`: a second time is an effective duplicate.
+    #[inline]
+    fn processed(&mut self, t: u64, consumer: u32, id: MsgId) {
+        let k = self.keys.get(id.producer, id.key);
+        let slot = self.slots.slot(&mut k.slots, id.seq);
+        let flags = self.slots.flags(slot);
+        let again = *flags & PROCESSED != 0;
+        *flags |= PROCESSED;
+        if again {
+            self.effective_dupes += 1;
+            let d = format!("processed twice (second time by consumer {consumer})");
+            self.example("effective-duplicate", t, Some(id), d);
+        }
+    }
+
     /// The consumers' store holds a row for `id`, committed by `consumer` with its effect: it
     /// was processed, whether or not its `Processed` record made it to the history.
     fn in_store(&mut self, t: u64, consumer: u32, id: MsgId) {
@@ -352,18 +367,7 @@ impl Checker for DeliveryChecker {
                     detail: detail.clone(),
                 })
             }
-            Event::Processed { t, id, consumer } => {
-                let k = self.keys.get(id.producer, id.key);
-                let slot = self.slots.slot(&mut k.slots, id.seq);
-                let flags = self.slots.flags(slot);
-                let again = *flags & PROCESSED != 0;
-                *flags |= PROCESSED;
-                if again {
-                    self.effective_dupes += 1;
-                    let d = format!("processed twice (second time by consumer {consumer})");
-                    self.example("effective-duplicate", *t, Some(*id), d);
-                }
-            }
+            Event::Processed { t, id, consumer } => self.processed(*t, *consumer, *id),
             Event::DedupeSkip { id, .. } => {
                 self.dedupe_skips += 1;
                 self.dedupe_skipped.insert(*id);
@@ -377,12 +381,8 @@ impl Checker for DeliveryChecker {
                 pos,
             } => {
                 self.foreign += 1;
-                self.example(
-                    "unexpected",
-                    *t,
-                    None,
-                    format!("consumer {consumer}: {detail} ({pos})"),
-                );
+                let d = format!("consumer {consumer}: {detail} ({pos})");
+                self.example("unexpected", *t, None, d);
             }
             _ => {}
         }
