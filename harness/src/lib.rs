@@ -19,6 +19,35 @@
 //! 9. `report`: result.json, the HTML report, compare and JUnit.
 //! 10. `cli`: the commands, which compose the stages.
 
+/// Print a line to stdout, as `println!` does, except that a closed pipe is no panic: a run
+/// piped into `head`, or whose log reader went away, carries on to its final read and report
+/// instead of dying mid-run and leaving its faults and resources behind.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!`, with a closed pipe ignored as by [`say!`].
+#[macro_export]
+macro_rules! say_part {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!`, with a closed pipe ignored as by [`say!`].
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod chaos;
 pub mod check;
 pub mod cli;

@@ -340,3 +340,22 @@ fn leftovers_on_brokers_that_are_down_name_each_and_go_on() {
     }
     assert!(said.contains("exit status: 7"), "{said}");
 }
+
+/// Output into a pipe nobody reads any more (`| head -1` once it has its line, a CI log
+/// collector gone) is no reason to stop: a run would otherwise die at its next line, leaving
+/// its faults and resources behind. `validate` prints as a run does.
+#[test]
+fn a_closed_output_pipe_is_no_panic() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_brokerbench"))
+        .args(["validate", "workloads/smoke.yaml"])
+        .current_dir(repo())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting brokerbench");
+    // Close the read ends before it writes anything.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().expect("brokerbench ends");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}

@@ -232,7 +232,7 @@ fn watch_owner() {
     std::thread::spawn(move || {
         while !STOP.load(Ordering::Relaxed) {
             if gone() {
-                eprintln!("packet-faults: the coordinator (pid {pid}) is gone; stopping");
+                crate::note!("packet-faults: the coordinator (pid {pid}) is gone; stopping");
                 STOP.store(true, Ordering::Relaxed);
             }
             std::thread::sleep(Duration::from_millis(500));

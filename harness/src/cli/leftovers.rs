@@ -46,7 +46,7 @@ pub async fn leftovers(profile: &TargetProfile, ask: &Ask) -> i32 {
         let control = crate::driver::control(profile, &kind);
         let busy = in_use.iter().any(|b| b == kind.as_str());
         if busy {
-            println!("{kind}: a live run uses it: its faults in force, if any, are that run's");
+            crate::say!("{kind}: a live run uses it: its faults in force, if any, are that run's");
         } else if !faults_left(profile, &kind, &control, ask.delete).await {
             code = super::EXIT_FAILED;
         }
@@ -64,7 +64,7 @@ pub async fn leftovers(profile: &TargetProfile, ask: &Ask) -> i32 {
                 }
             }
             Err(e) => {
-                eprintln!("{kind}: could not list what runs left: {e:#}");
+                crate::note!("{kind}: could not list what runs left: {e:#}");
                 code = super::EXIT_FAILED;
             }
         }
@@ -132,7 +132,7 @@ impl Janitor {
     /// Print `left` and, when asked, delete each; false when a deletion failed.
     async fn clean(&self, kind: &BrokerKind, left: Vec<Leftover>, delete: bool) -> bool {
         if left.is_empty() {
-            println!("{kind}: nothing left by earlier runs");
+            crate::say!("{kind}: nothing left by earlier runs");
             return true;
         }
         let mut ok = true;
@@ -148,13 +148,13 @@ impl Janitor {
                 l.resource.kind, l.resource.name, l.why
             );
             if !delete {
-                println!("{line}");
+                crate::say!("{line}");
                 continue;
             }
             match self.driver.delete_created(&l.resource).await {
-                Ok(()) => println!("{line}: deleted"),
+                Ok(()) => crate::say!("{line}: deleted"),
                 Err(e) => {
-                    println!("{line}: could not delete: {e:#}");
+                    crate::say!("{line}: could not delete: {e:#}");
                     ok = false;
                 }
             }
@@ -197,7 +197,7 @@ async fn faults_left(
             }
         }
         Err(e) => {
-            eprintln!("{kind}: could not list the faults in force: {e:#}");
+            crate::note!("{kind}: could not list the faults in force: {e:#}");
             ok = false;
         }
     }
@@ -213,20 +213,20 @@ async fn undo(
     delete: bool,
 ) -> bool {
     if !delete {
-        println!("{line}");
+        crate::say!("{line}");
         return true;
     }
     let Some(cmd) = control.command(name) else {
-        println!("{line}: cannot undo it: the target profile has no `{name}` command");
+        crate::say!("{line}: cannot undo it: the target profile has no `{name}` command");
         return false;
     };
     match crate::chaos::run_command(cmd, &profile.dir).await {
         Ok(_) => {
-            println!("{line}: undone (`{cmd}`)");
+            crate::say!("{line}: undone (`{cmd}`)");
             true
         }
         Err(e) => {
-            println!("{line}: `{cmd}` failed: {e:#}");
+            crate::say!("{line}: `{cmd}` failed: {e:#}");
             false
         }
     }

@@ -332,7 +332,7 @@ fn print_schema(result: bool, history: bool) -> i32 {
     } else {
         crate::driver::workload_schema()
     };
-    println!(
+    crate::say!(
         "{}",
         serde_json::to_string_pretty(&schema).unwrap_or_default()
     );
@@ -356,13 +356,13 @@ fn compare(
     let mut t = crate::report::compare::Thresholds::default();
     for arg in thresholds {
         if let Err(e) = t.set(arg, parse_percent) {
-            eprintln!("error: {e}");
+            crate::note!("error: {e}");
             return EXIT_INVALID;
         }
     }
     exit_code(
         crate::report::compare::compare(runs, baseline, &t, edited, out).map(|judged| {
-            println!("comparison: {}", out.join("index.html").display());
+            crate::say!("comparison: {}", out.join("index.html").display());
             print_judged(&judged, baseline.is_some())
         }),
     )
@@ -373,7 +373,7 @@ fn find_leftovers(target: &Path, ask: leftovers::Ask) -> i32 {
     let profile = match leftovers::profile(target) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            crate::note!("error: {e:#}");
             return EXIT_INVALID;
         }
     };
@@ -383,9 +383,11 @@ fn find_leftovers(target: &Path, ask: leftovers::Ask) -> i32 {
 /// `trend`: nights side by side; a view, not a gate (compare --baseline decides a night's exit).
 fn trend(runs: &[PathBuf], out: &Path) -> i32 {
     exit_code(crate::report::trend::trend(runs, out).map(|newest| {
-        println!("trend: {}", out.join("index.html").display());
+        crate::say!("trend: {}", out.join("index.html").display());
         if newest > 0 {
-            println!("the newest night regressed on {newest} metric(s) against the night before");
+            crate::say!(
+                "the newest night regressed on {newest} metric(s) against the night before"
+            );
         }
         true
     }))
@@ -396,7 +398,7 @@ fn packet_faults(queue: u16, mark: u32, spec: crate::chaos::packet_queue::Spec, 
     match crate::chaos::packet_queue::run(queue, mark, spec, seed) {
         Ok(()) => EXIT_PASS,
         Err(e) => {
-            eprintln!("packet-faults: {e:#}");
+            crate::note!("packet-faults: {e:#}");
             EXIT_INVALID
         }
     }
@@ -408,7 +410,7 @@ fn worker(args: crate::load::worker::Args) -> i32 {
         match args.run().await {
             (_, Ok(())) => EXIT_PASS,
             (who, Err(e)) => {
-                eprintln!("{who}: {e:#}");
+                crate::note!("{who}: {e:#}");
                 EXIT_INVALID
             }
         }
@@ -427,7 +429,7 @@ fn with_runtime_threads(threads: Option<usize>, f: impl std::future::Future<Outp
     match builder.enable_all().build() {
         Ok(rt) => rt.block_on(f),
         Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
+            crate::note!("error: starting the async runtime: {e}");
             EXIT_INVALID
         }
     }
@@ -440,7 +442,7 @@ pub fn exit_code(outcome: anyhow::Result<bool>) -> i32 {
         Ok(true) => EXIT_PASS,
         Ok(false) => EXIT_FAILED,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            crate::note!("error: {e:#}");
             EXIT_INVALID
         }
     }
@@ -492,7 +494,7 @@ fn print_judged(judged: &[crate::report::compare::Judged], baseline: bool) -> bo
     use crate::report::judge::Change;
     let count = |c: Change| judged.iter().filter(|j| j.judgement.change == c).count();
     if baseline {
-        println!(
+        crate::say!(
             "against the baseline: {} regressed, {} improved, {} no change, {} not judged",
             count(Change::Regressed),
             count(Change::Improved),
@@ -512,7 +514,7 @@ fn print_judged(judged: &[crate::report::compare::Judged], baseline: bool) -> bo
         } else {
             "judged anyway (--skip-edited leaves it unjudged)"
         };
-        println!(
+        crate::say!(
             "EDITED {subject}: {}; {what}",
             crate::report::WORKLOAD_CHANGED
         );
@@ -521,9 +523,13 @@ fn print_judged(judged: &[crate::report::compare::Judged], baseline: bool) -> bo
         .iter()
         .filter(|j| j.judgement.change == Change::Regressed)
     {
-        println!(
+        crate::say!(
             "REGRESSION {:<36} {:<36} {} -> {} ({})",
-            j.subject, j.metric, j.baseline, j.now, j.text
+            j.subject,
+            j.metric,
+            j.baseline,
+            j.now,
+            j.text
         );
     }
     count(Change::Regressed) == 0
@@ -545,7 +551,7 @@ fn history(
     for file in history_files(run, broker)? {
         let (_, warning) = crate::history::export::write_jsonl(&file, &mut out)?;
         if let Some(w) = warning {
-            eprintln!("warning: {w}");
+            crate::note!("warning: {w}");
         }
     }
     std::io::Write::flush(&mut out)?;
@@ -571,7 +577,7 @@ fn validate(files: &[PathBuf]) -> i32 {
     let mut code = EXIT_PASS;
     for f in files {
         match load_workload(f) {
-            Ok(w) => println!(
+            Ok(w) => crate::say!(
                 "{}: ok ({}; brokers: {})",
                 f.display(),
                 w.name,
@@ -582,7 +588,7 @@ fn validate(files: &[PathBuf]) -> i32 {
                     .join(", ")
             ),
             Err(e) => {
-                eprintln!("{e}");
+                crate::note!("{e}");
                 code = EXIT_INVALID;
             }
         }

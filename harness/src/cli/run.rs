@@ -84,7 +84,7 @@ pub async fn run(
         }
     }
     if done.suite.is_some() {
-        println!("suite: {}", dir.join("index.html").display());
+        crate::say!("suite: {}", dir.join("index.html").display());
     }
     if stop.requested() {
         done.exit = Exit::Interrupted(signalled.load(Ordering::SeqCst));
@@ -101,7 +101,7 @@ fn suite_dir(
 ) -> PathBuf {
     let Some(s) = suite else { return out };
     let dir = out.join(new_run_id(&s.suite));
-    eprintln!(
+    crate::note!(
         "suite {}: {} workloads × {} repeats, {runs} broker runs in all; output in {}",
         s.suite,
         job.workloads.len(),
@@ -119,11 +119,11 @@ fn validated(
     repeat: Option<u32>,
 ) -> Result<(super::suite::Job, TargetProfile), Exit> {
     let job = super::suite::expand(args, repeat).map_err(|e| {
-        eprintln!("{e}");
+        crate::note!("{e}");
         Exit::Invalid
     })?;
     let profile = TargetProfile::load(target, &[crate::driver::check_target]).map_err(|e| {
-        eprintln!("error: {e:#}");
+        crate::note!("error: {e:#}");
         Exit::Invalid
     })?;
     let problems: Vec<String> = job
@@ -132,7 +132,7 @@ fn validated(
         .flat_map(|(f, w)| pre_run_problems(f, w, &profile))
         .collect();
     if !problems.is_empty() {
-        eprintln!("{}", problems.join("\n"));
+        crate::note!("{}", problems.join("\n"));
         return Err(Exit::Invalid);
     }
     Ok((job, profile))
@@ -144,7 +144,7 @@ fn warn_of_leftovers(profile: TargetProfile) {
     tokio::spawn(async move {
         let n = super::leftovers::count(&profile).await;
         if n > 0 {
-            eprintln!(
+            crate::note!(
                 "warning: {n} topics, queues or groups left by earlier runs on target `{}`'s brokers (`brokerbench leftovers` lists them, `--delete` removes them)",
                 profile.name
             );
@@ -162,7 +162,7 @@ fn stop_on_signal() -> (StopSignal, Arc<AtomicI32>) {
         let Some(code) = interrupt().await else {
             return;
         };
-        eprintln!("\ninterrupted: stopping producers, draining briefly, keeping the history");
+        crate::note!("\ninterrupted: stopping producers, draining briefly, keeping the history");
         seen.store(code, Ordering::SeqCst);
         let _ = stop_tx.send(true);
     });
@@ -230,7 +230,7 @@ impl Done<'_> {
             }
         }
         let curve = stepper.curve();
-        print!("{}", summary::render_curve(&curve));
+        crate::say_part!("{}", summary::render_curve(&curve));
         self.exit = self.exit.max(Exit::of(curve.status()));
     }
 
@@ -238,14 +238,14 @@ impl Done<'_> {
     fn absorb(&mut self, name: &str, outcome: Result<RunResult>, curve: Option<(usize, Curve)>) {
         match outcome {
             Ok(result) => {
-                print!("{}", summary::render(&result));
+                crate::say_part!("{}", summary::render(&result));
                 // A broker that could not be reached measured nothing: inconclusive.
                 self.exit = self.exit.max(Exit::of(result.status()));
                 self.results.push(result);
             }
             Err(e) => {
                 // The harness could not run it (or write its results): nothing was judged.
-                eprintln!("error: {e:#}");
+                crate::note!("error: {e:#}");
                 self.exit = self.exit.max(Exit::Inconclusive);
                 if let Some(s) = &mut self.suite {
                     s.errors.push(format!("{name}: {e:#}"));
@@ -261,7 +261,7 @@ impl Done<'_> {
             }
             s.runs = self.results.iter().map(|r| r.run_id.clone()).collect();
             if let Err(e) = crate::report::suite::write(self.dir, s, &self.results) {
-                eprintln!("error: writing the suite's page: {e:#}");
+                crate::note!("error: writing the suite's page: {e:#}");
                 self.exit = self.exit.max(Exit::Inconclusive);
             }
         }
@@ -393,14 +393,16 @@ impl Done<'_> {
         let prefix = crate::driver::resource_prefix(&run_id);
         let _live = super::live::register(&prefix, w.run.keep, &self.profile.name, brokers)
             .map_err(|e| {
-                eprintln!("warning: {e:#}; `brokerbench leftovers` will not know this run is live")
+                crate::note!(
+                    "warning: {e:#}; `brokerbench leftovers` will not know this run is live"
+                )
             })
             .ok();
         let dir = self.dir.join(&run_id);
         write_run_dir(&dir, file, w, step.is_some(), self.profile)?;
         let seed = w.run.seed.unwrap_or_else(rand::random);
         let names: Vec<&str> = brokers.iter().map(|b| b.as_str()).collect();
-        eprintln!(
+        crate::note!(
             "run {run_id}: {} against {} (seed {seed}); output in {}",
             w.name,
             names.join(", "),
@@ -435,7 +437,7 @@ impl Done<'_> {
             Some(left) => match answers(self.profile, broker, &left).await {
                 Ok(said) => Some(said),
                 Err(e) => {
-                    eprintln!("{broker}: {e:#}");
+                    crate::note!("{broker}: {e:#}");
                     self.left_faulted.insert(broker.clone(), left);
                     return (BrokerResult::errored(broker, format!("{e:#}")), false);
                 }
@@ -475,7 +477,7 @@ impl Done<'_> {
             }
         };
         if let Some(said) = preflight {
-            eprintln!("{broker}: {said}");
+            crate::note!("{broker}: {said}");
             r.preflight = Some(said);
         }
         if let Some(left) = left_faulted_by(&r, run_id) {
@@ -588,11 +590,11 @@ fn broke_off(r: &mut BrokerResult, w: &Workload, error: String) {
 pub fn report(dir: &Path) -> i32 {
     match rebuild(dir) {
         Ok(result) => {
-            print!("{}", summary::render(&result));
+            crate::say_part!("{}", summary::render(&result));
             Exit::of(result.status()).code()
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            crate::note!("error: {e:#}");
             Exit::Invalid.code()
         }
     }

@@ -175,7 +175,7 @@ pub fn sample_stats(command: String, dir: PathBuf, recorder: Recorder) -> Beside
             .kill_on_drop(true)
             .spawn();
         let Ok(mut child) = child else {
-            eprintln!("warning: could not run the broker's stats command `{command}`");
+            crate::note!("warning: could not run the broker's stats command `{command}`");
             return;
         };
         let Some(out) = child.stdout.take() else {

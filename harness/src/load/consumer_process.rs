@@ -356,7 +356,7 @@ async fn joined(
         match consumer.ready(timeout).await {
             Ok(()) => return true,
             Err(_) if stop.load(Ordering::Relaxed) => return false,
-            Err(e) => eprintln!("consumer {index}: {e:#}; still waiting"),
+            Err(e) => crate::note!("consumer {index}: {e:#}; still waiting"),
         }
     }
 }

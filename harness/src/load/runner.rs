@@ -95,7 +95,7 @@ pub async fn run_broker(
     };
     if !plan.workload.run.keep {
         if let Err(e) = driver.teardown().await {
-            eprintln!(
+            crate::note!(
                 "warning: {}: could not delete the run's resources: {e:#}",
                 plan.broker
             );
@@ -469,9 +469,10 @@ impl Run<'_> {
                 break;
             }
             if drain_start.elapsed() >= run.drain_timeout.0 {
-                eprintln!(
+                crate::note!(
                     "warning: {}: drain stopped after drain_timeout ({})",
-                    self.plan.broker, run.drain_timeout
+                    self.plan.broker,
+                    run.drain_timeout
                 );
                 break;
             }
@@ -489,7 +490,7 @@ impl Run<'_> {
         if self.interrupted {
             fault_task.abort();
         } else if tokio::time::timeout(timeout, fault_task).await.is_err() {
-            eprintln!(
+            crate::note!(
                 "warning: {}: fault schedule still running after drain_timeout; abandoning it",
                 self.plan.broker
             );

@@ -213,7 +213,7 @@ async fn read_side(
                         Ok(d) => d,
                         Err(e) => {
                             // A stream we cannot follow would let clients bypass the proxy.
-                            eprintln!("warning: fault proxy: closing a connection it cannot follow: {e:#}");
+                            crate::note!("warning: fault proxy: closing a connection it cannot follow: {e:#}");
                             let _ = tx.send(Chunk::Failed).await;
                             return;
                         }

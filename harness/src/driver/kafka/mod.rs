@@ -586,7 +586,7 @@ fn log_level(n: &str) -> RDKafkaLogLevel {
 
 impl ClientContext for LogToStderr {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        eprintln!(
+        crate::note!(
             "{} librdkafka {level:?} {fac}: {log_message}",
             humantime::format_rfc3339_millis(std::time::SystemTime::now())
         );
@@ -625,7 +625,7 @@ impl ConsumerContext for GroupMember {
             }
             Rebalance::Revoke(tpl) => ("revoked", tpl.elements()),
             Rebalance::Error(e) => {
-                eprintln!("kafka: rebalance failed: {e}");
+                crate::note!("kafka: rebalance failed: {e}");
                 return;
             }
         };
@@ -642,7 +642,7 @@ impl ConsumerContext for GroupMember {
             ("revoked", _, true) => " (incrementally: cooperative rebalancing)",
             _ => "",
         };
-        eprintln!(
+        crate::note!(
             "{} kafka: rebalance {what} partitions {ids:?}{standby}",
             humantime::format_rfc3339_millis(std::time::SystemTime::now())
         );
