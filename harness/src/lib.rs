@@ -6,7 +6,8 @@
 //! ## Layers
 //!
 //! Each module may use only the modules listed above it; the `layering` test reads every
-//! `crate::` path in the sources and fails on one that points down this list.
+//! `crate::` path in the sources and fails on one that points down this list. The console
+//! macros defined here (`say!`, `say_part!`, `note!`) sit below them all.
 //!
 //! 1. `message`: the vocabulary every stage shares (message ids, the envelope, positions).
 //! 2. `workload`: workload files, parsed and checked; later stages add their rules.
