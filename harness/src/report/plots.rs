@@ -338,28 +338,8 @@ pub fn lanes_plot(faults: &[FaultWindow], views: &[ClusterView], x_max: f64) -> 
             // The first lane is at the top: lane i is centred on y = n - 1 - i.
             .build_cartesian_2d(0f64..x_max, -0.5f64..(n as f64 - 0.5))
             .map_err(|e| e.to_string())?;
-        let names: Vec<&str> = lanes.iter().map(|l| l.name.as_str()).collect();
-        chart
-            .configure_mesh()
-            .x_desc("seconds since load start")
-            .y_labels(n)
-            .y_label_formatter(&|y| {
-                let i = y.round();
-                let on_lane = (y - i).abs() < 1e-6 && i >= 0.0;
-                on_lane
-                    .then(|| {
-                        names
-                            .get(n.wrapping_sub(1 + i as usize))
-                            .map(|s| s.to_string())
-                    })
-                    .flatten()
-                    .unwrap_or_default()
-            })
-            .disable_y_mesh()
-            .light_line_style(RGBColor(240, 240, 240))
-            .label_style(("sans-serif", 11))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let names: Vec<String> = lanes.iter().map(|l| l.name.clone()).collect();
+        draw_lane_mesh(&mut chart, &names)?;
         for (i, lane) in lanes.iter().enumerate() {
             let y = (n - 1 - i) as f64;
             draw_lane_faults(&mut chart, lane, &rows[i], y, most)?;
@@ -367,6 +347,29 @@ pub fn lanes_plot(faults: &[FaultWindow], views: &[ClusterView], x_max: f64) -> 
         }
         Ok(())
     }))
+}
+
+/// The mesh of a chart of lanes: seconds across, and each lane's name beside it, the first
+/// lane at the top (lane i is centred on y = n - 1 - i).
+fn draw_lane_mesh(chart: &mut LanesChart<'_, '_>, names: &[String]) -> Result<(), String> {
+    let n = names.len();
+    chart
+        .configure_mesh()
+        .x_desc("seconds since load start")
+        .y_labels(n)
+        .y_label_formatter(&|y| {
+            let i = y.round();
+            let on_lane = (y - i).abs() < 1e-6 && i >= 0.0;
+            on_lane
+                .then(|| names.get(n.wrapping_sub(1 + i as usize)).cloned())
+                .flatten()
+                .unwrap_or_default()
+        })
+        .disable_y_mesh()
+        .light_line_style(RGBColor(240, 240, 240))
+        .label_style(("sans-serif", 11))
+        .draw()
+        .map_err(|e| e.to_string())
 }
 
 type LanesChart<'a, 'b> = ChartContext<
@@ -473,23 +476,7 @@ pub fn consumers_plot(
             .build_cartesian_2d(0f64..x_max, -0.5f64..(n as f64 - 0.5))
             .map_err(|e| e.to_string())?;
         let names: Vec<String> = lanes.iter().map(|c| format!("consumer {c}")).collect();
-        chart
-            .configure_mesh()
-            .x_desc("seconds since load start")
-            .y_labels(n)
-            .y_label_formatter(&|y| {
-                let i = y.round();
-                let on_lane = (y - i).abs() < 1e-6 && i >= 0.0;
-                on_lane
-                    .then(|| names.get(n.wrapping_sub(1 + i as usize)).cloned())
-                    .flatten()
-                    .unwrap_or_default()
-            })
-            .disable_y_mesh()
-            .light_line_style(RGBColor(240, 240, 240))
-            .label_style(("sans-serif", 11))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        draw_lane_mesh(&mut chart, &names)?;
         let shade = RGBColor(255, 200, 90).mix(0.45).filled();
         chart
             .draw_series(rebalances.iter().map(|&(from, to)| {
