@@ -347,7 +347,7 @@ fn leftovers_on_brokers_that_are_down_name_each_and_go_on() {
 #[test]
 fn a_closed_output_pipe_is_no_panic() {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_brokerbench"))
-        .args(["validate", "workloads/smoke.yaml"])
+        .args(["validate", "workloads/smoke.yaml", "workloads/patterns"])
         .current_dir(repo())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -358,4 +358,30 @@ fn a_closed_output_pipe_is_no_panic() {
     drop(child.stderr.take());
     let status = child.wait().expect("brokerbench ends");
     assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+/// `validate` reads its arguments as `run` does: a directory stands for its workload files.
+#[test]
+fn validate_takes_a_directory_as_run_does() {
+    let out = brokerbench(&["validate", "workloads/patterns"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    for f in [
+        "downstream-outage",
+        "scale-out-in",
+        "scale-out-in-cooperative",
+    ] {
+        assert!(
+            said.contains(&format!("workloads/patterns/{f}.yaml: ok")),
+            "{said}"
+        );
+    }
+    let empty = tempfile::tempdir().unwrap();
+    let out = brokerbench(&["validate", empty.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no workload files"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -115,7 +115,8 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
-    /// Check workload files without running anything.
+    /// Check workloads without running anything: files, directories of them, or suite files,
+    /// as `run` takes them.
     Validate {
         #[arg(required = true)]
         workloads: Vec<PathBuf>,
@@ -573,9 +574,15 @@ pub fn load_workload(
     crate::workload::load(path, RULES)
 }
 
-fn validate(files: &[PathBuf]) -> i32 {
+/// Check workloads as `run` would read them: files, directories of them, suite files.
+fn validate(args: &[PathBuf]) -> i32 {
+    let (files, problems) = suite::workload_paths(args);
     let mut code = EXIT_PASS;
-    for f in files {
+    for p in &problems {
+        crate::note!("{p}");
+        code = EXIT_INVALID;
+    }
+    for f in &files {
         match load_workload(f) {
             Ok(w) => crate::say!(
                 "{}: ok ({}; brokers: {})",

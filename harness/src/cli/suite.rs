@@ -90,6 +90,24 @@ pub fn expand(args: &[PathBuf], repeat: Option<u32>) -> Result<Job, String> {
     Ok(job)
 }
 
+/// The workload files `args` name, as `run` reads them (a directory's, a suite file's, or the
+/// file itself), with what is wrong with a directory or suite file on the way.
+pub fn workload_paths(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
+    let mut job = Job {
+        suite: None,
+        description: String::new(),
+        workloads: Vec::new(),
+        brokers: Vec::new(),
+        repeat: 1,
+    };
+    let mut problems = Vec::new();
+    let files = args
+        .iter()
+        .flat_map(|a| files_of(a, &mut job, &mut problems))
+        .collect();
+    (files, problems)
+}
+
 /// The workload files argument `arg` names: a directory's, a suite's (whose name, brokers and
 /// repeats go into `job`), or the file itself; problems go to `problems`.
 fn files_of(arg: &Path, job: &mut Job, problems: &mut Vec<String>) -> Vec<PathBuf> {
