@@ -358,6 +358,8 @@ async fn joined(
             Err(_) if stop.load(Ordering::Relaxed) => return false,
             Err(e) => crate::note!("consumer {index}: {e:#}; still waiting"),
         }
+        // An error that comes at once (not a timeout) must not become a busy loop.
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
