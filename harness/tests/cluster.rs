@@ -947,13 +947,21 @@ fn isolating_the_quorum_queues_leader_loses_nothing_and_moves_the_leader() {
         "json",
     ]);
     let queues: serde_json::Value = serde_json::from_str(&queues).unwrap();
+    // This run's queue only: the cluster is shared by the tests, and an earlier run may have
+    // left one of its own (seen in CI, 2026-12-08).
+    let run_id = only_run_dir(&dir.path().join("reports"))
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap();
+    let ours = brokerbench::driver::resource_prefix(&run_id);
     let leaders: Vec<&str> = queues
         .as_array()
         .unwrap()
         .iter()
+        .filter(|q| q["name"].as_str().is_some_and(|n| n.starts_with(&ours)))
         .filter_map(|q| q["leader"].as_str())
         .collect();
-    assert_eq!(leaders.len(), 1, "{queues}");
+    assert_eq!(leaders.len(), 1, "{ours}: {queues}");
     assert_ne!(
         leaders[0],
         format!("rabbit@10.77.0.1{}", &isolated[1..]),
