@@ -44,15 +44,22 @@ pub struct Job {
     pub repeat: u32,
 }
 
+impl Job {
+    /// A job before its arguments are read: one run of nothing, no suite, no broker limit.
+    fn nothing_yet() -> Job {
+        Job {
+            suite: None,
+            description: String::new(),
+            workloads: Vec::new(),
+            brokers: Vec::new(),
+            repeat: 1,
+        }
+    }
+}
+
 /// Expand `run`'s arguments. Every problem is an input error, with its file and position.
 pub fn expand(args: &[PathBuf], repeat: Option<u32>) -> Result<Job, String> {
-    let mut job = Job {
-        suite: None,
-        description: String::new(),
-        workloads: Vec::new(),
-        brokers: Vec::new(),
-        repeat: 1,
-    };
+    let mut job = Job::nothing_yet();
     let mut problems = Vec::new();
     for arg in args {
         for f in files_of(arg, &mut job, &mut problems) {
@@ -93,13 +100,7 @@ pub fn expand(args: &[PathBuf], repeat: Option<u32>) -> Result<Job, String> {
 /// The workload files `args` name, as `run` reads them (a directory's, a suite file's, or the
 /// file itself), with what is wrong with a directory or suite file on the way.
 pub fn workload_paths(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
-    let mut job = Job {
-        suite: None,
-        description: String::new(),
-        workloads: Vec::new(),
-        brokers: Vec::new(),
-        repeat: 1,
-    };
+    let mut job = Job::nothing_yet();
     let mut problems = Vec::new();
     let files = args
         .iter()
